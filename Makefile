@@ -1,0 +1,35 @@
+# Parlour: two commands on a fresh Debian machine with Python 3.11.
+#   make run   installs everything and starts the server on http://127.0.0.1:8080
+#   make test  installs what tests need and runs lint, types and the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+DATA_DIR ?= ./var
+
+.PHONY: setup run test check lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install
+	scripts/install
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/parlour serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+test: setup
+	scripts/check
+	scripts/test
+
+check: setup
+	scripts/check
+
+format: setup
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage

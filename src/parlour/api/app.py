@@ -1,0 +1,114 @@
+"""The REST application: the routes table, error mapping, and `/openapi.json`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from parlour import __version__
+from parlour.api import (
+    participants,
+    published_tracks,
+    recording_rules,
+    rooms,
+    subscribe_rules,
+    subscribed_tracks,
+)
+from parlour.api.context import ApiContext
+from parlour.api.errors import (
+    http_exception_handler,
+    twilio_error_handler,
+    unexpected_error_handler,
+)
+from parlour.domain.errors import TwilioError
+
+__all__ = ["build_api", "openapi_document"]
+
+REST_ROUTES: list[Route] = [
+    *rooms.routes,
+    *participants.routes,
+    *published_tracks.routes,
+    *subscribed_tracks.routes,
+    *subscribe_rules.routes,
+    *recording_rules.routes,
+]
+
+_PARAM_NAMES = {
+    "sid": "Sid",
+    "room": "RoomSid",
+    "participant": "ParticipantSid",
+}
+
+
+def openapi_document(routes: Sequence[Route], server_url: str) -> dict[str, Any]:
+    """An OpenAPI 3 description of the routes this server actually serves."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        path = re.sub(r"{(\w+)}", lambda m: "{" + _PARAM_NAMES.get(m[1], m[1]) + "}", route.path)
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", path)
+        ]
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            doc = (route.endpoint.__doc__ or route.name).strip()
+            paths.setdefault(path, {})[method.lower()] = {
+                "operationId": route.name,
+                "summary": doc.splitlines()[0],
+                "parameters": params,
+                "security": [{"basic": []}],
+                "responses": {"default": {"description": "Twilio Video v1 resource or error"}},
+            }
+    return {
+        "openapi": "3.0.1",
+        "info": {
+            "title": "Parlour Video v1 REST API",
+            "version": __version__,
+            "description": "Twilio Programmable Video v1 compatible REST API.",
+        },
+        "servers": [{"url": server_url}],
+        "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+        "paths": paths,
+    }
+
+
+def build_api(
+    ctx: ApiContext,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+) -> Starlette:
+    """The ASGI app for the REST API (plus whatever other routes the root adds)."""
+    document = openapi_document(REST_ROUTES, ctx.public_url)
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    app = Starlette(
+        routes=[
+            *REST_ROUTES,
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/healthz", health, methods=["GET"]),
+            *extra_routes,
+        ],
+        exception_handlers={
+            TwilioError: twilio_error_handler,
+            HTTPException: http_exception_handler,
+            Exception: unexpected_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.api = ctx
+    return app

@@ -1,0 +1,37 @@
+"""What handlers reach: the services and the public base URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from parlour.domain.sids import AccountSid
+from parlour.services.accounts import AccountService
+from parlour.services.participants import ParticipantService
+from parlour.services.rooms import RoomService
+
+__all__ = ["ApiContext", "context"]
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    accounts: AccountService
+    rooms: RoomService
+    participants: ParticipantService
+    public_url: str
+
+    def url(self, path: str) -> str:
+        """Absolute URL of a path on our own public base URL."""
+        return f"{self.public_url}{path}"
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.api
+    return ctx
+
+
+def account_of(request: Request) -> AccountSid:
+    """The account the request authenticated as (set by the auth middleware)."""
+    sid: AccountSid = request.state.account_sid
+    return sid

@@ -1,0 +1,116 @@
+"""The composition root: `build(config)` wires every part; nothing imports this module.
+
+::
+
+    Parlour
+    ├── SqlStore            (store/)       SQLite or PostgreSQL
+    ├── AccountService      (services/)
+    ├── RoomService         (services/)    + idle-room reaper task
+    ├── ParticipantService  (services/)
+    └── Starlette app       (api/)         REST v1, /openapi.json, /healthz
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+
+from parlour.api.app import build_api
+from parlour.api.context import ApiContext
+from parlour.config import Config, load_server_secret
+from parlour.domain.clock import Clock, SystemClock
+from parlour.domain.events import Event
+from parlour.domain.sids import ParticipantSid, RoomSid
+from parlour.services.accounts import AccountService
+from parlour.services.participants import ParticipantService
+from parlour.services.rooms import RoomService
+from parlour.store.sql import SqlStore
+
+__all__ = ["LoggingEventSink", "NoSessions", "Parlour", "build", "open_store"]
+
+log = logging.getLogger(__name__)
+
+
+class LoggingEventSink:
+    """Logs each domain event with its SIDs (no identities or other personal data)."""
+
+    async def emit(self, event: Event) -> None:
+        log.info(
+            "event %s room=%s participant=%s track=%s",
+            event.name,
+            event.room_sid,
+            event.participant_sid or "-",
+            event.track_sid or "-",
+        )
+
+
+class NoSessions:
+    """Session control while no signaling server is attached: nothing is live to close."""
+
+    async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
+        return None
+
+    async def end_room(self, room_sid: RoomSid, code: int) -> None:
+        return None
+
+    async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
+        return None
+
+
+@dataclass
+class Parlour:
+    """Every wired part of one server."""
+
+    config: Config
+    store: SqlStore
+    accounts: AccountService
+    rooms: RoomService
+    participants: ParticipantService
+    asgi: Starlette
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+async def open_store(config: Config) -> SqlStore:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return await SqlStore.open(config.db_url)
+
+
+async def build(config: Config, *, clock: Clock | None = None) -> Parlour:
+    """Open the store (migrating it) and wire the services and the ASGI app."""
+    clock = clock or SystemClock()
+    store = await open_store(config)
+    secret = load_server_secret(config)
+    events = LoggingEventSink()
+    sessions = NoSessions()
+    accounts = AccountService(store, clock, secret)
+    rooms = RoomService(
+        store, clock, events, sessions, timeout_minute=config.timeout_minute_seconds
+    )
+    participants = ParticipantService(store, clock, events, sessions)
+    await accounts.default_account()
+    ctx = ApiContext(
+        accounts=accounts,
+        rooms=rooms,
+        participants=participants,
+        public_url=config.base_url,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+
+    asgi = build_api(ctx, lifespan=lifespan)
+    return Parlour(config, store, accounts, rooms, participants, asgi)

@@ -1,0 +1,73 @@
+"""Participants: the record, their status, and identity rules.
+
+A participant exists from the moment a client connects with an Access Token; there is no
+REST create. `connected` → (`reconnecting` ↔ `connected`) → `disconnected`, which is final.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, replace
+
+from parlour.domain import errors
+from parlour.domain.rules import Rule
+from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid
+
+__all__ = [
+    "MAX_IDENTITY_LENGTH",
+    "Participant",
+    "ParticipantStatus",
+    "parse_participant_status_update",
+]
+
+MAX_IDENTITY_LENGTH = 128
+
+
+class ParticipantStatus(enum.StrEnum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A participant as stored and served (`video.v1.room.room_participant`)."""
+
+    sid: ParticipantSid
+    room_sid: RoomSid
+    account_sid: AccountSid
+    identity: str
+    status: ParticipantStatus
+    date_created: dt.datetime
+    date_updated: dt.datetime
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    duration: int | None = None
+    subscribe_rules: tuple[Rule, ...] | None = None
+    subscribe_rules_created: dt.datetime | None = None
+    subscribe_rules_updated: dt.datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status is not ParticipantStatus.DISCONNECTED
+
+    def disconnected(self, now: dt.datetime) -> Participant:
+        """This participant left at `now` (no-op if it already had)."""
+        if not self.active:
+            return self
+        start = self.start_time or self.date_created
+        return replace(
+            self,
+            status=ParticipantStatus.DISCONNECTED,
+            end_time=now,
+            duration=max(0, int((now - start).total_seconds())),
+            date_updated=now,
+        )
+
+
+def parse_participant_status_update(value: str | None) -> ParticipantStatus:
+    """REST may only set `Status=disconnected` (53209 otherwise)."""
+    if value != ParticipantStatus.DISCONNECTED.value:
+        raise errors.ParticipantStatusError()
+    return ParticipantStatus.DISCONNECTED

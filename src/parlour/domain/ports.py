@@ -1,0 +1,121 @@
+"""The ports that services call: storage, live sessions, events.
+
+Adapters implement these (`parlour.store.sql.SqlStore`, the signaling layer, the webhook
+sender); services only know the Protocols.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from parlour.domain.accounts import Account, ApiKey
+from parlour.domain.events import Event
+from parlour.domain.paging import Page, PageRequest
+from parlour.domain.participants import Participant, ParticipantStatus
+from parlour.domain.rooms import Room, RoomStatus
+from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
+from parlour.domain.tracks import PublishedTrack, SubscribedTrack
+
+__all__ = [
+    "EventSink",
+    "ParticipantFilter",
+    "RoomFilter",
+    "SessionControl",
+    "Store",
+]
+
+
+@dataclass(frozen=True)
+class RoomFilter:
+    status: RoomStatus | None = None
+    unique_name: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantFilter:
+    statuses: Sequence[ParticipantStatus] | None = None
+    identity: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+class Store(Protocol):
+    """Persistent records. Every method is scoped by the caller (account or room SID)."""
+
+    async def close(self) -> None: ...
+
+    async def get_instance_value(self, key: str) -> str | None: ...
+    async def set_instance_value_once(self, key: str, value: str) -> str: ...
+
+    async def insert_account(self, account: Account) -> None: ...
+    async def delete_account(self, sid: AccountSid) -> None: ...
+    async def get_account(self, sid: str) -> Account | None: ...
+    async def insert_api_key(self, key: ApiKey) -> None: ...
+    async def get_api_key(self, sid: str) -> ApiKey | None: ...
+    async def list_api_keys(self, account_sid: AccountSid) -> list[ApiKey]: ...
+    async def delete_api_key(self, account_sid: AccountSid, sid: str) -> bool: ...
+
+    async def insert_room(self, room: Room) -> None: ...
+    async def update_room(self, room: Room) -> None: ...
+    async def get_room(self, account_sid: AccountSid, sid_or_name: str) -> Room | None: ...
+    async def list_rooms(
+        self, account_sid: AccountSid, flt: RoomFilter, req: PageRequest
+    ) -> Page[Room]: ...
+    async def idle_rooms(self) -> list[Room]: ...
+
+    async def insert_participant(self, participant: Participant) -> None: ...
+    async def update_participant(self, participant: Participant) -> None: ...
+    async def get_participant(
+        self, room_sid: RoomSid, sid_or_identity: str
+    ) -> Participant | None: ...
+    async def list_participants(
+        self, room_sid: RoomSid, flt: ParticipantFilter, req: PageRequest
+    ) -> Page[Participant]: ...
+    async def active_participants(self, room_sid: RoomSid) -> list[Participant]: ...
+
+    async def insert_published_track(self, track: PublishedTrack) -> None: ...
+    async def update_published_track(self, track: PublishedTrack) -> None: ...
+    async def get_published_track(
+        self, participant_sid: ParticipantSid, sid_or_name: str
+    ) -> PublishedTrack | None: ...
+    async def list_published_tracks(
+        self, participant_sid: ParticipantSid, req: PageRequest
+    ) -> Page[PublishedTrack]: ...
+    async def insert_subscribed_track(self, track: SubscribedTrack) -> None: ...
+    async def end_subscribed_track(
+        self, participant_sid: ParticipantSid, sid: TrackSid, now: dt.datetime
+    ) -> None: ...
+    async def get_subscribed_track(
+        self, participant_sid: ParticipantSid, sid: str
+    ) -> SubscribedTrack | None: ...
+    async def list_subscribed_tracks(
+        self, participant_sid: ParticipantSid, req: PageRequest
+    ) -> Page[SubscribedTrack]: ...
+    async def end_tracks_of(self, participant_sid: ParticipantSid, now: dt.datetime) -> None: ...
+
+
+class SessionControl(Protocol):
+    """Live connections: lets REST actions reach connected clients (signaling implements it)."""
+
+    async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
+        """Close one participant's session with a Twilio error code."""
+        ...
+
+    async def end_room(self, room_sid: RoomSid, code: int) -> None:
+        """Close every session in a room that ended."""
+        ...
+
+    async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
+        """Re-evaluate a participant's subscriptions."""
+        ...
+
+
+class EventSink(Protocol):
+    """Where domain events go (logs now; webhooks and recordings later)."""
+
+    async def emit(self, event: Event) -> None: ...

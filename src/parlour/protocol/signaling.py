@@ -1,0 +1,2269 @@
+"""Wire contract of the `twilio-video` JavaScript SDK's signaling protocol.
+
+Two layers travel as JSON text frames over one WebSocket:
+
+- **TCMP** (``lib/twilioconnection.js``): the framing: ``hello``/``welcome``, ``msg``,
+  ``heartbeat``, ``bye``, plus the server-only ``busy`` and ``bad``.
+- **RSP v2**, the Room Signaling Protocol (``lib/signaling/v2/*``), carried in
+  ``hello.body`` and ``msg.body``. Client messages: ``ice``, ``connect``, ``update``,
+  ``sync``, ``disconnect``. Server messages: ``iced``, ``connected``, ``update``, ``synced``,
+  ``disconnected``, ``error``, ``warning``.
+
+Every frame and message body is a frozen dataclass with a symmetric ``parse(obj)`` /
+``to_json()`` pair; `parse_message` and `encode_message` handle whole text frames. Parsing
+validates untrusted input and raises only `SignalingProtocolError` (a `ValueError`). Members
+this module does not model are kept, untouched, in each object's ``extra`` dict, because real
+clients send more than we read; ``to_json()`` writes them back.
+
+``update`` has a different shape in each direction, so the parsers take a ``sender``
+(``"client"`` or ``"server"``): the server parses what clients send, the Python SDK what the
+server sends.
+
+This module is pure: stdlib only, no I/O. Field names follow the wire (snake_case already,
+except TCMP's ``negotiatedTimeout``/``retryAfter``/``keepAlive`` and the W3C ICE candidate
+members). See ``docs`` and ``shared/reference/signaling-protocol.md`` §2–3 and §5.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar, Final, Literal, Self, TypeAlias, TypeVar, cast, overload
+
+__all__ = [
+    "ERROR_MESSAGES",
+    "ICE_VERSION",
+    "RSP_VERSION",
+    "TCMP_VERSION",
+    "Bad",
+    "Busy",
+    "Bye",
+    "ClientFrame",
+    "ClientRspMessage",
+    "ClientUpdate",
+    "Connect",
+    "Connected",
+    "ConnectedOptions",
+    "Disconnect",
+    "Disconnected",
+    "ErrorCode",
+    "ErrorInfo",
+    "ErrorMessage",
+    "Heartbeat",
+    "Hello",
+    "Ice",
+    "IceCandidate",
+    "IceServer",
+    "IceState",
+    "Iced",
+    "JsonObject",
+    "LocalParticipantState",
+    "LocalTrackState",
+    "MediaSignalingChannel",
+    "MediaSignalingRequest",
+    "MediaSignalingTransport",
+    "MediaStates",
+    "Msg",
+    "MspChannel",
+    "ParticipantInfo",
+    "ParticipantState",
+    "PeerConnectionState",
+    "Published",
+    "PublishedTrack",
+    "PublishedTrackState",
+    "Publisher",
+    "Recording",
+    "RemoteParticipantState",
+    "RemoteTrackState",
+    "RspMessage",
+    "SdpType",
+    "Sender",
+    "ServerFrame",
+    "ServerRspMessage",
+    "ServerUpdate",
+    "SessionDescription",
+    "SignalingProtocolError",
+    "SubscribeRule",
+    "Subscribed",
+    "SubscribedTrack",
+    "Subscriptions",
+    "Sync",
+    "Synced",
+    "TcmpFrame",
+    "TrackKind",
+    "TrackPriority",
+    "UnknownMessageTypeError",
+    "WarningMessage",
+    "Welcome",
+    "encode_message",
+    "parse_frame",
+    "parse_message",
+    "parse_rsp",
+]
+
+TCMP_VERSION: Final = 2
+"""``hello.version``: TCMP has been version 2 throughout twilio-video 2.x."""
+RSP_VERSION: Final = 2
+"""``version`` of every RSP message except ``ice``/``iced``."""
+ICE_VERSION: Final = 1
+"""``version`` of ``ice``/``iced``. Preflight's ``ice`` leaves it out (an SDK bug)."""
+
+JsonObject: TypeAlias = dict[str, Any]
+"""A decoded JSON object."""
+
+Sender: TypeAlias = Literal["client", "server"]
+"""Which side sent a frame; picks the ``update`` shape and the allowed types."""
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class SignalingProtocolError(ValueError):
+    """A frame or message that does not follow the protocol.
+
+    The only exception the parsers raise for bad input. The message names the offending
+    member by path, e.g. ``connect.participant.tracks[1].kind: expected one of …``.
+    """
+
+
+class UnknownMessageTypeError(SignalingProtocolError):
+    """A well-formed frame or message whose ``type`` this side does not handle.
+
+    The SDK silently ignores unknown RSP types from the server (``default: // Do nothing``
+    in ``twilioconnectiontransport.js``), so a client may choose to skip these rather than
+    fail. ``message_type`` is the ``type`` member as received (a string).
+    """
+
+    def __init__(self, message: str, message_type: str) -> None:
+        super().__init__(message)
+        self.message_type = message_type
+
+
+class ErrorCode(IntEnum):
+    """Twilio Video error codes, named after the SDK's error classes.
+
+    From ``lib/util/twilio-video-errors.js`` (twilio-video 2.35.0/2.36.0). The server sends
+    the 201xx (token), 530xx/531xx (room), 532xx (participant), 533xx (track), 53401/53403/
+    53404 (media) and 535xx (configuration) codes; the rest are raised by the client itself
+    and are listed so that the table is complete.
+    """
+
+    ACCESS_TOKEN_INVALID = 20101
+    ACCESS_TOKEN_HEADER_INVALID = 20102
+    ACCESS_TOKEN_ISSUER_INVALID = 20103
+    ACCESS_TOKEN_EXPIRED = 20104
+    ACCESS_TOKEN_NOT_YET_VALID = 20105
+    ACCESS_TOKEN_GRANTS_INVALID = 20106
+    ACCESS_TOKEN_SIGNATURE_INVALID = 20107
+    SIGNALING_CONNECTION_ERROR = 53000
+    SIGNALING_CONNECTION_DISCONNECTED = 53001
+    SIGNALING_CONNECTION_TIMEOUT = 53002
+    SIGNALING_INCOMING_MESSAGE_INVALID = 53003
+    SIGNALING_OUTGOING_MESSAGE_INVALID = 53004
+    SIGNALING_SERVER_BUSY = 53006
+    ROOM_NAME_INVALID = 53100
+    ROOM_NAME_TOO_LONG = 53101
+    ROOM_NAME_CHARS_INVALID = 53102
+    ROOM_CREATE_FAILED = 53103
+    ROOM_CONNECT_FAILED = 53104
+    ROOM_MAX_PARTICIPANTS_EXCEEDED = 53105
+    ROOM_NOT_FOUND = 53106
+    ROOM_MAX_PARTICIPANTS_OUT_OF_RANGE = 53107
+    ROOM_TYPE_INVALID = 53108
+    ROOM_TIMEOUT_OUT_OF_RANGE = 53109
+    ROOM_STATUS_CALLBACK_METHOD_INVALID = 53110
+    ROOM_STATUS_CALLBACK_INVALID = 53111
+    ROOM_STATUS_INVALID = 53112
+    ROOM_EXISTS = 53113
+    ROOM_INVALID_PARAMETERS = 53114
+    ROOM_MEDIA_REGION_INVALID = 53115
+    ROOM_MEDIA_REGION_UNAVAILABLE = 53116
+    ROOM_SUBSCRIPTION_OPERATION_NOT_SUPPORTED = 53117
+    ROOM_COMPLETED = 53118
+    ROOM_AUDIO_ONLY_FLAG_NOT_SUPPORTED = 53124
+    ROOM_TRACK_KIND_NOT_SUPPORTED = 53125
+    PARTICIPANT_IDENTITY_INVALID = 53200
+    PARTICIPANT_IDENTITY_TOO_LONG = 53201
+    PARTICIPANT_IDENTITY_CHARS_INVALID = 53202
+    PARTICIPANT_MAX_TRACKS_EXCEEDED = 53203
+    PARTICIPANT_NOT_FOUND = 53204
+    PARTICIPANT_DUPLICATE_IDENTITY = 53205
+    TRACK_INVALID = 53300
+    TRACK_NAME_INVALID = 53301
+    TRACK_NAME_TOO_LONG = 53302
+    TRACK_NAME_CHARS_INVALID = 53303
+    TRACK_NAME_IS_DUPLICATED = 53304
+    TRACK_SERVER_TRACK_CAPACITY_REACHED = 53305
+    MEDIA_CLIENT_LOCAL_DESC_FAILED = 53400
+    MEDIA_SERVER_LOCAL_DESC_FAILED = 53401
+    MEDIA_CLIENT_REMOTE_DESC_FAILED = 53402
+    MEDIA_SERVER_REMOTE_DESC_FAILED = 53403
+    MEDIA_NO_SUPPORTED_CODEC = 53404
+    MEDIA_CONNECTION_ERROR = 53405
+    MEDIA_DTLS_TRANSPORT_FAILED = 53407
+    CONFIGURATION_ACQUIRE_FAILED = 53500
+    CONFIGURATION_ACQUIRE_TURN_FAILED = 53501
+
+
+ERROR_MESSAGES: Final[Mapping[int, str]] = {
+    20101: "Invalid Access Token",
+    20102: "Invalid Access Token header",
+    20103: "Invalid Access Token issuer/subject",
+    20104: "Access Token expired or expiration date invalid",
+    20105: "Access Token not yet valid",
+    20106: "Invalid Access Token grants",
+    20107: "Invalid Access Token signature",
+    53000: "Signaling connection error",
+    53001: "Signaling connection disconnected",
+    53002: "Signaling connection timed out",
+    53003: "Client received an invalid signaling message",
+    53004: "Client sent an invalid signaling message",
+    53006: "Video server is busy",
+    53100: "Room name is invalid",
+    53101: "Room name is too long",
+    53102: "Room name contains invalid characters",
+    53103: "Unable to create Room",
+    53104: "Unable to connect to Room",
+    53105: "Room contains too many Participants",
+    53106: "Room not found",
+    53107: "MaxParticipants is out of range",
+    53108: "RoomType is not valid",
+    53109: "Timeout is out of range",
+    53110: "StatusCallbackMethod is invalid",
+    53111: "StatusCallback is invalid",
+    53112: "Status is invalid",
+    53113: "Room exists",
+    53114: "Room creation parameter(s) incompatible with the Room type",
+    53115: "MediaRegion is invalid",
+    53116: "There are no media servers available in the MediaRegion",
+    53117: "The subscription operation requested is not supported for the Room type",
+    53118: "Room completed",
+    53124: "The AudioOnly flag is not supported for the Room type",
+    53125: "The track kind is not supported by the Room",
+    53200: "Participant identity is invalid",
+    53201: "Participant identity is too long",
+    53202: "Participant identity contains invalid characters",
+    53203: (
+        "The maximum number of published tracks allowed in the Room at the same time "
+        "has been reached"
+    ),
+    53204: "Participant not found",
+    53205: "Participant disconnected because of duplicate identity",
+    53300: "Track is invalid",
+    53301: "Track name is invalid",
+    53302: "Track name is too long",
+    53303: "Track name contains invalid characters",
+    53304: "Track name is duplicated",
+    53305: "The server has reached capacity and cannot fulfill this request",
+    53400: "Client is unable to create or apply a local media description",
+    53401: "Server is unable to create or apply a local media description",
+    53402: "Client is unable to apply a remote media description",
+    53403: "Server is unable to apply a remote media description",
+    53404: "No supported codec",
+    53405: "Media connection failed or Media activity ceased",
+    53407: "Media connection failed due to DTLS handshake failure",
+    53500: "Unable to acquire configuration",
+    53501: "Unable to acquire TURN credentials",
+}
+"""Canonical message per code, as the SDK's ``createTwilioError`` shows it to apps.
+
+For a known code the SDK ignores the server's ``message`` and uses this text; for an unknown
+code it shows the server's message.
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Enumerations
+
+
+class TrackKind(StrEnum):
+    """``tracks[].kind``."""
+
+    AUDIO = "audio"
+    VIDEO = "video"
+    DATA = "data"
+
+
+class TrackPriority(StrEnum):
+    """``tracks[].priority``: the publisher's priority for a track."""
+
+    LOW = "low"
+    STANDARD = "standard"
+    HIGH = "high"
+
+
+class ParticipantState(StrEnum):
+    """``participants[].state`` of a remote participant."""
+
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTED = "disconnected"
+
+
+class SdpType(StrEnum):
+    """``peer_connections[].description.type``.
+
+    Clients send ``offer``, ``answer`` or ``close``; the server may also send ``pranswer``
+    and ``create-offer`` (ask the client to offer at ``revision + 1``).
+    """
+
+    OFFER = "offer"
+    ANSWER = "answer"
+    PRANSWER = "pranswer"
+    CREATE_OFFER = "create-offer"
+    CLOSE = "close"
+
+
+class PublishedTrackState(StrEnum):
+    """``published.tracks[].state``: ``ready`` resolves ``publishTrack()``, ``failed`` rejects
+    it; anything else (``created``) means still pending."""
+
+    CREATED = "created"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class MspChannel(StrEnum):
+    """Known ``media_signaling`` keys (Media Signaling Protocol data channels, all optional).
+
+    Keys are kept as plain strings on the wire objects, so unknown channels survive parsing.
+    """
+
+    ACTIVE_SPEAKER = "active_speaker"
+    NETWORK_QUALITY = "network_quality"
+    TRACK_PRIORITY = "track_priority"
+    TRACK_SWITCH_OFF = "track_switch_off"
+    RENDER_HINTS = "render_hints"
+    PUBLISHER_HINTS = "publisher_hints"
+    EXTENSION_TRANSCRIPTIONS = "extension_transcriptions"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading untrusted JSON
+
+_MISSING: Final = object()
+_E = TypeVar("_E", bound=StrEnum)
+_T = TypeVar("_T")
+
+
+def _describe(value: object) -> str:
+    """A short description of a JSON value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class _Fields:
+    """Typed, path-aware access to the members of one untrusted JSON object.
+
+    Remembers which members were read, so that the rest become the object's ``extra``.
+    """
+
+    __slots__ = ("_obj", "_seen", "where")
+
+    def __init__(self, value: object, where: str) -> None:
+        if not isinstance(value, dict):
+            raise SignalingProtocolError(f"{where}: expected an object, got {_describe(value)}")
+        self._obj = cast(JsonObject, value)
+        self._seen: set[str] = set()
+        self.where = where
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}"
+
+    def _fail(self, key: str, expected: str, value: object) -> SignalingProtocolError:
+        got = "nothing" if value is _MISSING else _describe(value)
+        return SignalingProtocolError(f"{self._path(key)}: expected {expected}, got {got}")
+
+    def _get(self, key: str) -> object:
+        self._seen.add(key)
+        return self._obj.get(key, _MISSING)
+
+    def has(self, key: str) -> bool:
+        """Whether the member is present and not null."""
+        return self._obj.get(key) is not None
+
+    def extra(self) -> JsonObject:
+        """The members that were not read."""
+        return {k: v for k, v in self._obj.items() if k not in self._seen}
+
+    def req_str(self, key: str, *, nonempty: bool = False) -> str:
+        value = self._get(key)
+        if not isinstance(value, str) or (nonempty and not value):
+            raise self._fail(key, "a non-empty string" if nonempty else "a string", value)
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        if not self.has(key):
+            self._get(key)
+            return None
+        return self.req_str(key)
+
+    def req_int(self, key: str) -> int:
+        value = self._get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._fail(key, "an integer", value)
+        return value
+
+    def opt_int(self, key: str) -> int | None:
+        if not self.has(key):
+            self._get(key)
+            return None
+        return self.req_int(key)
+
+    def req_number(self, key: str) -> float:
+        value = self._get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self._fail(key, "a number", value)
+        return value
+
+    def req_bool(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise self._fail(key, "a boolean", value)
+        return value
+
+    def opt_bool(self, key: str) -> bool | None:
+        if not self.has(key):
+            self._get(key)
+            return None
+        return self.req_bool(key)
+
+    def req_enum(self, key: str, enum: type[_E]) -> _E:
+        value = self._get(key)
+        if isinstance(value, str):
+            try:
+                return enum(value)
+            except ValueError:
+                pass
+        choices = ", ".join(repr(member.value) for member in enum)
+        raise self._fail(key, f"one of {choices}", value) from None
+
+    def req_obj(self, key: str) -> _Fields:
+        value = self._get(key)
+        if not isinstance(value, dict):
+            raise self._fail(key, "an object", value)
+        return _Fields(value, self._path(key))
+
+    def opt_obj(self, key: str) -> _Fields | None:
+        if not self.has(key):
+            self._get(key)
+            return None
+        return self.req_obj(key)
+
+    def opt_raw_obj(self, key: str) -> JsonObject | None:
+        """An object kept as decoded JSON (for parts we pass through without modelling)."""
+        fields = self.opt_obj(key)
+        return None if fields is None else fields._obj
+
+    def req_list(self, key: str) -> Iterator[tuple[object, str]]:
+        """The items of an array member, each with its path."""
+        value = self._get(key)
+        if not isinstance(value, list):
+            raise self._fail(key, "an array", value)
+        path = self._path(key)
+        return ((item, f"{path}[{i}]") for i, item in enumerate(value))
+
+    def opt_list(self, key: str) -> Iterator[tuple[object, str]] | None:
+        if not self.has(key):
+            self._get(key)
+            return None
+        return self.req_list(key)
+
+    def req_objs(self, key: str, parse: Callable[[_Fields], _T]) -> tuple[_T, ...]:
+        """An array of objects, each parsed with ``parse``."""
+        return tuple(parse(_Fields(item, path)) for item, path in self.req_list(key))
+
+    def opt_objs(self, key: str, parse: Callable[[_Fields], _T]) -> tuple[_T, ...] | None:
+        if not self.has(key):
+            self._get(key)
+            return None
+        return self.req_objs(key, parse)
+
+    def req_strs(self, key: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for item, path in self.req_list(key):
+            if not isinstance(item, str):
+                raise SignalingProtocolError(f"{path}: expected a string, got {_describe(item)}")
+            out.append(item)
+        return tuple(out)
+
+    def opt_strs(self, key: str) -> tuple[str, ...] | None:
+        if not self.has(key):
+            self._get(key)
+            return None
+        return self.req_strs(key)
+
+    def opt_obj_map(self, key: str, parse: Callable[[_Fields], _T]) -> dict[str, _T] | None:
+        """An object whose every member is an object parsed with ``parse``."""
+        fields = self.opt_obj(key)
+        if fields is None:
+            return None
+        return {k: parse(_Fields(v, f"{fields.where}.{k}")) for k, v in fields._obj.items()}
+
+    def version(self) -> int | None:
+        """The optional ``version`` member."""
+        return self.opt_int("version")
+
+    def expect_type(self, wire_type: str) -> None:
+        """Check the ``type`` member."""
+        value = self._get("type")
+        if value != wire_type:
+            raise self._fail("type", repr(wire_type), value)
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise SignalingProtocolError(f"{where}: {message}")
+
+
+def _check_revision(revision: int, where: str) -> None:
+    _check(revision >= 0, f"{where}.revision", f"must not be negative, got {revision}")
+
+
+def _emit(out: JsonObject, key: str, value: object) -> None:
+    """Set ``out[key]`` unless the value is None (an omitted optional member)."""
+    if value is not None:
+        out[key] = value
+
+
+def _json_of(value: Any) -> Any:
+    """The JSON form of a nested wire object, tuple of them, or mapping of them."""
+    if isinstance(value, _Wire):
+        return value.to_json()
+    if isinstance(value, tuple):
+        return [_json_of(item) for item in value]
+    if isinstance(value, Mapping):
+        return {k: _json_of(v) for k, v in value.items()}
+    return value
+
+
+def _extra_field() -> Any:
+    return field(default_factory=dict, hash=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Base
+
+
+class _Wire:
+    """Base of every wire object: ``parse`` from decoded JSON, ``to_json`` back."""
+
+    __slots__ = ()
+
+    _WHERE: ClassVar[str] = ""
+
+    @classmethod
+    def parse(cls, obj: object) -> Self:
+        """Build the object from decoded JSON, validating it.
+
+        Args:
+            obj: The decoded JSON value (normally a dict).
+
+        Returns:
+            The parsed object; unknown members are kept in its ``extra``.
+
+        Raises:
+            SignalingProtocolError: If ``obj`` does not have the required shape.
+        """
+        return cls._parse(_Fields(obj, cls._WHERE or cls.__name__))
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        raise NotImplementedError
+
+    def _members(self) -> JsonObject:
+        raise NotImplementedError
+
+    def to_json(self) -> JsonObject:
+        """The JSON object for this value, ready for `json.dumps`.
+
+        Returns:
+            A new dict: ``extra`` members first, then the modelled ones (which win).
+        """
+        extra: Mapping[str, Any] = getattr(self, "extra", {})
+        return {**extra, **self._members()}
+
+
+class _Message(_Wire):
+    """A TCMP frame or RSP message: a wire object with a ``type`` member."""
+
+    __slots__ = ()
+
+    TYPE: ClassVar[str] = ""
+
+    @classmethod
+    def parse(cls, obj: object) -> Self:
+        """Build the message from decoded JSON, validating it (``type`` included).
+
+        Args:
+            obj: The decoded JSON value (normally a dict).
+
+        Returns:
+            The parsed message; unknown members are kept in its ``extra``.
+
+        Raises:
+            SignalingProtocolError: If ``obj`` is not a valid message of this type.
+        """
+        f = _Fields(obj, cls.TYPE)
+        f.expect_type(cls.TYPE)
+        return cls._parse(f)
+
+    def to_json(self) -> JsonObject:
+        """The JSON object for this message, ``type`` first, ready for `json.dumps`.
+
+        Returns:
+            A new dict with ``type``, then the ``extra`` members, then the modelled ones.
+        """
+        return {"type": self.TYPE, **super().to_json()}
+
+
+# --------------------------------------------------------------------------------------------
+# Shared parts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorInfo(_Wire):
+    """``{code, message}`` in ``published.tracks[].error`` and ``subscribed.tracks[].error``."""
+
+    code: int
+    message: str
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "error"
+
+    @classmethod
+    def for_code(cls, code: int, message: str | None = None) -> Self:
+        """An error with the canonical message for ``code`` unless one is given.
+
+        Args:
+            code: A Twilio error code (see `ErrorCode`).
+            message: Overrides the canonical text from `ERROR_MESSAGES`.
+
+        Returns:
+            The error object.
+        """
+        return cls(code=code, message=_message_for(code, message))
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        code = f.req_int("code")
+        return cls(code=code, message=_message_for(code, f.opt_str("message")), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        return {"code": self.code, "message": self.message}
+
+
+def _message_for(code: int, message: str | None) -> str:
+    if message is not None:
+        return message
+    return ERROR_MESSAGES.get(code, "Unknown error")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalTrackState(_Wire):
+    """A track the client publishes, as it describes it (``participant.tracks[]``).
+
+    ``id`` is the track's identity on the wire: the appdata of the ``a=msid`` line of its
+    m-section, or the label of its data channel. ``name`` usually differs from ``id``.
+    """
+
+    id: str
+    kind: TrackKind
+    name: str
+    enabled: bool
+    priority: TrackPriority
+    audio_processor: str | None = None
+    """``"krisp"``/``"rnnoise"`` when client-side noise cancellation is on."""
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "track"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.id), f"{self._WHERE}.id", "must not be empty")
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            id=f.req_str("id", nonempty=True),
+            kind=f.req_enum("kind", TrackKind),
+            name=f.req_str("name"),
+            enabled=f.req_bool("enabled"),
+            priority=f.req_enum("priority", TrackPriority),
+            audio_processor=f.opt_str("audio_processor"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {
+            "enabled": self.enabled,
+            "id": self.id,
+            "kind": self.kind.value,
+            "name": self.name,
+            "priority": self.priority.value,
+        }
+        _emit(out, "audio_processor", self.audio_processor)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalParticipantState(_Wire):
+    """The client's own state, sent in every ``connect``/``update``/``sync``.
+
+    ``revision`` starts at 1 and grows on every track add/remove/enable/priority change.
+    """
+
+    revision: int
+    tracks: tuple[LocalTrackState, ...] = ()
+    media_warnings: tuple[str, ...] | None = None
+    """``["recordings"]`` when the app asked for ``recording-media-lost`` warnings."""
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "participant"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            revision=f.req_int("revision"),
+            tracks=f.req_objs("tracks", LocalTrackState._parse),
+            media_warnings=f.opt_strs("media_warnings"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"revision": self.revision, "tracks": _json_of(self.tracks)}
+        _emit(out, "media_warnings", _json_of(self.media_warnings))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteTrackState(_Wire):
+    """A track of another participant, as the server announces it (``participants[].tracks[]``)."""
+
+    sid: str
+    kind: TrackKind
+    name: str
+    enabled: bool = True
+    priority: TrackPriority = TrackPriority.STANDARD
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "track"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.sid), f"{self._WHERE}.sid", "must not be empty")
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            sid=f.req_str("sid", nonempty=True),
+            kind=f.req_enum("kind", TrackKind),
+            name=f.req_str("name"),
+            enabled=f.req_bool("enabled"),
+            priority=f.req_enum("priority", TrackPriority),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {
+            "enabled": self.enabled,
+            "kind": self.kind.value,
+            "name": self.name,
+            "priority": self.priority.value,
+            "sid": self.sid,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteParticipantState(_Wire):
+    """One entry of ``participants``: another participant's full state.
+
+    The client applies an entry only if ``revision`` is above the last one it applied for
+    that SID, so bump it on every change. Leaving is ``state="disconnected"`` with a higher
+    revision; omitting the entry from an ``update`` does not remove the participant.
+    ``tracks`` is the full list: tracks missing from it are unpublished.
+    """
+
+    sid: str
+    identity: str
+    state: ParticipantState
+    revision: int
+    tracks: tuple[RemoteTrackState, ...] = ()
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "participants[]"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.sid), f"{self._WHERE}.sid", "must not be empty")
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            sid=f.req_str("sid", nonempty=True),
+            identity=f.req_str("identity"),
+            state=f.req_enum("state", ParticipantState),
+            revision=f.req_int("revision"),
+            tracks=f.req_objs("tracks", RemoteTrackState._parse),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {
+            "identity": self.identity,
+            "revision": self.revision,
+            "sid": self.sid,
+            "state": self.state.value,
+            "tracks": _json_of(self.tracks),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantInfo(_Wire):
+    """``connected.participant``: how the client learns its own SID and identity.
+
+    Mandatory in ``connected``: without it ``connect()`` rejects with 53003.
+    """
+
+    sid: str
+    identity: str
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "participant"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.sid), f"{self._WHERE}.sid", "must not be empty")
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            sid=f.req_str("sid", nonempty=True), identity=f.req_str("identity"), extra=f.extra()
+        )
+
+    def _members(self) -> JsonObject:
+        return {"identity": self.identity, "sid": self.sid}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionDescription(_Wire):
+    """``peer_connections[].description``: an SDP with an explicit negotiation revision.
+
+    An answer echoes the revision of the offer it answers; the next offer from either side
+    uses the last revision + 1. ``offer``/``answer``/``pranswer`` carry ``sdp``;
+    ``create-offer`` and ``close`` do not.
+    """
+
+    type: SdpType
+    revision: int
+    sdp: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "description"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+        needs_sdp = self.type in (SdpType.OFFER, SdpType.ANSWER, SdpType.PRANSWER)
+        _check(
+            self.sdp is not None or not needs_sdp,
+            f"{self._WHERE}.sdp",
+            f"required for type {self.type.value!r}",
+        )
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            type=f.req_enum("type", SdpType),
+            revision=f.req_int("revision"),
+            sdp=f.opt_str("sdp"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"type": self.type.value, "revision": self.revision}
+        _emit(out, "sdp", self.sdp)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceCandidate(_Wire):
+    """One trickled ICE candidate, as W3C ``RTCIceCandidate.toJSON()`` writes it.
+
+    The members keep their W3C camelCase names on the wire (``sdpMid``, ``sdpMLineIndex``,
+    ``usernameFragment``); all four are always written, null when unknown.
+    """
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_m_line_index: int | None = None
+    username_fragment: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "candidate"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            candidate=f.req_str("candidate"),
+            sdp_mid=f.opt_str("sdpMid"),
+            sdp_m_line_index=f.opt_int("sdpMLineIndex"),
+            username_fragment=f.opt_str("usernameFragment"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {
+            "candidate": self.candidate,
+            "sdpMid": self.sdp_mid,
+            "sdpMLineIndex": self.sdp_m_line_index,
+            "usernameFragment": self.username_fragment,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceState(_Wire):
+    """``peer_connections[].ice``: trickled candidates, in both directions.
+
+    ``candidates`` is cumulative per ``ufrag`` (a receiver applies only the entries beyond
+    those it has seen) and ``revision`` grows with each message. ``complete`` marks the end
+    of gathering; it is written only when true. A server ufrag must match
+    ``[A-Za-z0-9+/]+``, the pattern the SDK reads from the SDP.
+    """
+
+    revision: int
+    candidates: tuple[IceCandidate, ...] = ()
+    ufrag: str | None = None
+    complete: bool = False
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "ice"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        # The SDK itself tolerates a missing `candidates` ("The Server sometimes does not set
+        # the candidates property", icebox.js), so we do too.
+        candidates = f.opt_objs("candidates", IceCandidate._parse)
+        return cls(
+            revision=f.req_int("revision"),
+            candidates=candidates or (),
+            ufrag=f.opt_str("ufrag"),
+            complete=bool(f.opt_bool("complete")),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"candidates": _json_of(self.candidates), "revision": self.revision}
+        _emit(out, "ufrag", self.ufrag)
+        if self.complete:
+            out["complete"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerConnectionState(_Wire):
+    """One entry of ``peer_connections``: a description, trickled ICE, or both, for one PC.
+
+    ``id`` is chosen by the client for its first PC (a UUID); an id the client does not
+    know makes it open a new PC.
+    """
+
+    id: str
+    description: SessionDescription | None = None
+    ice: IceState | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "peer_connections[]"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.id), f"{self._WHERE}.id", "must not be empty")
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        description = f.opt_obj("description")
+        ice = f.opt_obj("ice")
+        return cls(
+            id=f.req_str("id", nonempty=True),
+            description=None if description is None else SessionDescription._parse(description),
+            ice=None if ice is None else IceState._parse(ice),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"id": self.id}
+        _emit(out, "description", _json_of(self.description))
+        _emit(out, "ice", _json_of(self.ice))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedTrack(_Wire):
+    """``published.tracks[]``: the server's answer to one of the client's tracks, by ``id``."""
+
+    id: str
+    state: PublishedTrackState
+    sid: str | None = None
+    error: ErrorInfo | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "published.tracks[]"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.id), f"{self._WHERE}.id", "must not be empty")
+        _check(
+            self.state is not PublishedTrackState.READY or bool(self.sid),
+            f"{self._WHERE}.sid",
+            "required when state is 'ready'",
+        )
+        _check(
+            self.state is not PublishedTrackState.FAILED or self.error is not None,
+            f"{self._WHERE}.error",
+            "required when state is 'failed'",
+        )
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        error = f.opt_obj("error")
+        return cls(
+            id=f.req_str("id", nonempty=True),
+            state=f.req_enum("state", PublishedTrackState),
+            sid=f.opt_str("sid"),
+            error=None if error is None else ErrorInfo._parse(error),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"id": self.id, "state": self.state.value}
+        _emit(out, "sid", self.sid)
+        _emit(out, "error", _json_of(self.error))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published(_Wire):
+    """``published``: publish acknowledgements. ``revision`` must grow with each change."""
+
+    revision: int
+    tracks: tuple[PublishedTrack, ...] = ()
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "published"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            revision=f.req_int("revision"),
+            tracks=f.req_objs("tracks", PublishedTrack._parse),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {"revision": self.revision, "tracks": _json_of(self.tracks)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscribedTrack(_Wire):
+    """``subscribed.tracks[]``: maps a remote Track SID to its on-the-wire ``id``.
+
+    ``id`` is the msid appdata of the m-section (or the data channel label) the server sends
+    the track on. An entry with ``error`` and no ``id`` reports a failed subscription.
+    """
+
+    sid: str
+    id: str | None = None
+    error: ErrorInfo | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "subscribed.tracks[]"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.sid), f"{self._WHERE}.sid", "must not be empty")
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        error = f.opt_obj("error")
+        return cls(
+            sid=f.req_str("sid", nonempty=True),
+            id=f.opt_str("id"),
+            error=None if error is None else ErrorInfo._parse(error),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"sid": self.sid}
+        _emit(out, "id", self.id)
+        _emit(out, "error", _json_of(self.error))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscribed(_Wire):
+    """``subscribed``: the authoritative list of the client's subscriptions.
+
+    SIDs missing from a newer list become unsubscribed; ``revision`` must grow.
+    """
+
+    revision: int
+    tracks: tuple[SubscribedTrack, ...] = ()
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "subscribed"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            revision=f.req_int("revision"),
+            tracks=f.req_objs("tracks", SubscribedTrack._parse),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {"revision": self.revision, "tracks": _json_of(self.tracks)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recording(_Wire):
+    """``recording``: drives ``room.isRecording``. Ignored if ``revision`` went down."""
+
+    is_recording: bool
+    revision: int
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "recording"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            is_recording=f.req_bool("is_recording"),
+            revision=f.req_int("revision"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {"is_recording": self.is_recording, "revision": self.revision}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaSignalingTransport(_Wire):
+    """How an MSP channel travels: ``{"type": "data-channel", "label": …}``.
+
+    The client's request has no label; the server's grant names the data channel it opens.
+    """
+
+    type: str = "data-channel"
+    label: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "transport"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(type=f.req_str("type"), label=f.opt_str("label"), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"type": self.type}
+        _emit(out, "label", self.label)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaSignalingRequest(_Wire):
+    """Client side of ``connect.media_signaling.<channel>``: ``{"transports": [...]}``."""
+
+    transports: tuple[MediaSignalingTransport, ...] = (MediaSignalingTransport(),)
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "media_signaling"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            transports=f.req_objs("transports", MediaSignalingTransport._parse),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {"transports": _json_of(self.transports)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaSignalingChannel(_Wire):
+    """Server side of ``media_signaling.<channel>``: ``{"transport": {type, label}}``.
+
+    The client then waits for an incoming data channel with that label.
+    """
+
+    transport: MediaSignalingTransport | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "media_signaling"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        transport = f.opt_obj("transport")
+        return cls(
+            transport=None if transport is None else MediaSignalingTransport._parse(transport),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {}
+        _emit(out, "transport", _json_of(self.transport))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscribeRule(_Wire):
+    """One ``subscribe.rules[]`` entry. The SDK only sends ``{type, all: true}``."""
+
+    type: Literal["include", "exclude"]
+    all: bool | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "subscribe.rules[]"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.type in ("include", "exclude"),
+            f"{self._WHERE}.type",
+            f"expected 'include' or 'exclude', got {self.type!r}",
+        )
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        rule_type = f.req_str("type")
+        if rule_type not in ("include", "exclude"):
+            raise SignalingProtocolError(
+                f"{f.where}.type: expected 'include' or 'exclude', got {rule_type!r}"
+            )
+        return cls(type=rule_type, all=f.opt_bool("all"), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"type": self.type}
+        _emit(out, "all", self.all)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscriptions(_Wire):
+    """``connect.subscribe``: the client's initial subscribe rules.
+
+    Always ``include all`` or (``automaticSubscription: false``) ``exclude all``.
+    """
+
+    rules: tuple[SubscribeRule, ...]
+    revision: int = 1
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "subscribe"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            rules=f.req_objs("rules", SubscribeRule._parse),
+            revision=f.req_int("revision"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        return {"rules": _json_of(self.rules), "revision": self.revision}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publisher(_Wire):
+    """``connect.publisher``: the SDK's name, version and user agent (informational)."""
+
+    name: str | None = None
+    sdk_version: str | None = None
+    user_agent: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "publisher"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            name=f.opt_str("name"),
+            sdk_version=f.opt_str("sdk_version"),
+            user_agent=f.opt_str("user_agent"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {}
+        _emit(out, "name", self.name)
+        _emit(out, "sdk_version", self.sdk_version)
+        _emit(out, "user_agent", self.user_agent)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceServer(_Wire):
+    """A W3C ``RTCIceServer`` dict, as ``iced.ice_servers[]`` carries it."""
+
+    urls: str | tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "ice_servers[]"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.urls), f"{self._WHERE}.urls", "must not be empty")
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        urls: str | tuple[str, ...]
+        if isinstance(f._obj.get("urls"), str):
+            urls = f.req_str("urls")
+        else:
+            urls = f.req_strs("urls")
+        return cls(
+            urls=urls,
+            username=f.opt_str("username"),
+            credential=f.opt_str("credential"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"urls": self.urls if isinstance(self.urls, str) else list(self.urls)}
+        _emit(out, "username", self.username)
+        _emit(out, "credential", self.credential)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectedOptions(_Wire):
+    """``connected.options``. Mandatory: the SDK reads ``options.session_timeout`` unguarded.
+
+    ``session_timeout`` (seconds) bounds signaling resumption, ICE restarts and the Room's
+    ``reconnecting`` state. Real Twilio also sent ``signaling_edge`` (kept in ``extra``).
+    """
+
+    session_timeout: float
+    media_region: str | None = None
+    signaling_region: str | None = None
+    audio_processors: tuple[str, ...] | None = None
+    """Allowed client-side noise cancellation vendors; send ``("krisp",)`` to keep it on."""
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "options"
+
+    def __post_init__(self) -> None:
+        _check(
+            math.isfinite(self.session_timeout) and self.session_timeout >= 0,
+            f"{self._WHERE}.session_timeout",
+            f"must be a finite number >= 0, got {self.session_timeout!r}",
+        )
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            session_timeout=f.req_number("session_timeout"),
+            media_region=f.opt_str("media_region"),
+            signaling_region=f.opt_str("signaling_region"),
+            audio_processors=f.opt_strs("audio_processors"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"session_timeout": self.session_timeout}
+        _emit(out, "media_region", self.media_region)
+        _emit(out, "signaling_region", self.signaling_region)
+        _emit(out, "audio_processors", _json_of(self.audio_processors))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaStates(_Wire):
+    """``warning.states``: per-track media warnings, e.g. ``{"MT…": {"recordings": "NO_MEDIA"}}``.
+
+    ``"NO_MEDIA"`` makes the publication emit ``recording-media-lost``; ``"OK"`` clears it.
+    """
+
+    revision: int
+    tracks: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
+    extra: Mapping[str, Any] = _extra_field()
+
+    _WHERE: ClassVar[str] = "states"
+
+    def __post_init__(self) -> None:
+        _check_revision(self.revision, self._WHERE)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        revision = f.req_int("revision")
+        tracks_fields = f.req_obj("tracks")
+        tracks: dict[str, dict[str, str]] = {}
+        for sid, states in tracks_fields._obj.items():
+            where = f"{tracks_fields.where}.{sid}"
+            entry = _Fields(states, where)
+            tracks[sid] = {name: entry.req_str(name) for name in list(entry._obj)}
+        return cls(revision=revision, tracks=tracks, extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        return {
+            "revision": self.revision,
+            "tracks": {sid: dict(states) for sid, states in self.tracks.items()},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# RSP messages: client -> server
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ice(_Message):
+    """``ice``: ask for ICE servers; the usual ``hello.body`` on first connect.
+
+    Answer with `Iced`, or with an `ErrorMessage` (20101…) if the token is bad. Preflight
+    sends ``preflight: true`` and no ``version``.
+    """
+
+    token: str
+    edge: str | None = "roaming"
+    """``"roaming"``: the same edge as signaling."""
+    preflight: bool | None = None
+    version: int | None = ICE_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "ice"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            token=f.req_str("token"),
+            edge=f.opt_str("edge"),
+            preflight=f.opt_bool("preflight"),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"token": self.token}
+        _emit(out, "edge", self.edge)
+        _emit(out, "preflight", self.preflight)
+        _emit(out, "version", self.version)
+        return out
+
+
+def _peer_connections(f: _Fields) -> tuple[PeerConnectionState, ...]:
+    return f.opt_objs("peer_connections", PeerConnectionState._parse) or ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connect(_Message):
+    """``connect``: join a Room, with the client's tracks and first SDP offer.
+
+    ``name`` is null when the app gave none (take the room from the token's grant); it is
+    always written, like the SDK does. ``bandwidth_profile`` is passed through unmodelled.
+    """
+
+    token: str
+    name: str | None
+    participant: LocalParticipantState
+    peer_connections: tuple[PeerConnectionState, ...] = ()
+    ice_servers: str | None = None
+    """``"acquire"`` or ``"overrode"`` (informational)."""
+    publisher: Publisher | None = None
+    media_signaling: Mapping[str, MediaSignalingRequest] | None = field(
+        default=None, hash=False
+    )
+    subscribe: Subscriptions | None = None
+    format: str | None = None
+    """``"unified"`` (always, since 2.35.0)."""
+    bandwidth_profile: Mapping[str, Any] | None = field(default=None, hash=False)
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "connect"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        publisher = f.opt_obj("publisher")
+        subscribe = f.opt_obj("subscribe")
+        return cls(
+            token=f.req_str("token"),
+            name=f.opt_str("name"),
+            participant=LocalParticipantState._parse(f.req_obj("participant")),
+            peer_connections=_peer_connections(f),
+            ice_servers=f.opt_str("ice_servers"),
+            publisher=None if publisher is None else Publisher._parse(publisher),
+            media_signaling=f.opt_obj_map("media_signaling", MediaSignalingRequest._parse),
+            subscribe=None if subscribe is None else Subscriptions._parse(subscribe),
+            format=f.opt_str("format"),
+            bandwidth_profile=f.opt_raw_obj("bandwidth_profile"),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {
+            "token": self.token,
+            "name": self.name,
+            "participant": self.participant.to_json(),
+            "peer_connections": _json_of(self.peer_connections),
+        }
+        _emit(out, "ice_servers", self.ice_servers)
+        _emit(out, "publisher", _json_of(self.publisher))
+        _emit(out, "media_signaling", _json_of(self.media_signaling))
+        _emit(out, "subscribe", _json_of(self.subscribe))
+        _emit(out, "format", self.format)
+        _emit(out, "bandwidth_profile", _json_of(self.bandwidth_profile))
+        _emit(out, "version", self.version)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientUpdate(_Message):
+    """``update`` from the client: its full participant state and/or new PC states.
+
+    ``peer_connections`` is None when absent (nothing new), as opposed to empty.
+    """
+
+    session: str
+    participant: LocalParticipantState | None = None
+    peer_connections: tuple[PeerConnectionState, ...] | None = None
+    bandwidth_profile: Mapping[str, Any] | None = field(default=None, hash=False)
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "update"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        participant = f.opt_obj("participant")
+        return cls(
+            session=f.req_str("session"),
+            participant=None if participant is None else LocalParticipantState._parse(participant),
+            peer_connections=f.opt_objs("peer_connections", PeerConnectionState._parse),
+            bandwidth_profile=f.opt_raw_obj("bandwidth_profile"),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"session": self.session}
+        _emit(out, "participant", _json_of(self.participant))
+        _emit(out, "peer_connections", _json_of(self.peer_connections))
+        _emit(out, "bandwidth_profile", _json_of(self.bandwidth_profile))
+        _emit(out, "version", self.version)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sync(_Message):
+    """``sync``: resume a session on a new WebSocket (the ``hello.body`` after a drop).
+
+    Carries the latest local description per PC; answer with `Synced`, or an
+    `ErrorMessage`/`Disconnected` if the session is unknown or expired.
+    """
+
+    session: str
+    token: str
+    participant: LocalParticipantState
+    name: str | None = None
+    peer_connections: tuple[PeerConnectionState, ...] = ()
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "sync"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            session=f.req_str("session"),
+            token=f.req_str("token"),
+            participant=LocalParticipantState._parse(f.req_obj("participant")),
+            name=f.opt_str("name"),
+            peer_connections=_peer_connections(f),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {
+            "session": self.session,
+            "token": self.token,
+            "name": self.name,
+            "participant": self.participant.to_json(),
+            "peer_connections": _json_of(self.peer_connections),
+        }
+        _emit(out, "version", self.version)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Disconnect(_Message):
+    """``disconnect``: the client leaves (then sends ``bye`` and closes with 1000).
+
+    ``session`` is null when the client leaves before ``connected`` (seen in the real
+    transcript after an ``error``); it is always written.
+    """
+
+    session: str | None = None
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "disconnect"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(session=f.opt_str("session"), version=f.version(), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"session": self.session}
+        _emit(out, "version", self.version)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# RSP messages: server -> client
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Iced(_Message):
+    """``iced``: the ICE servers for the client's PeerConnection (may be empty)."""
+
+    ice_servers: tuple[IceServer, ...] = ()
+    version: int | None = ICE_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "iced"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            ice_servers=f.req_objs("ice_servers", IceServer._parse),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"ice_servers": _json_of(self.ice_servers)}
+        _emit(out, "version", self.version)
+        return out
+
+
+def _media_signaling(f: _Fields) -> dict[str, MediaSignalingChannel] | None:
+    return f.opt_obj_map("media_signaling", MediaSignalingChannel._parse)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connected(_Message):
+    """``connected``: the client is in the Room.
+
+    ``session`` is an opaque resume token that must stay stable. ``participant`` (the
+    client itself) and ``options.session_timeout`` are mandatory for the SDK.
+    ``participants`` must not include the client itself. The answer in ``peer_connections``
+    carries the offer's id and revision.
+    """
+
+    session: str
+    sid: str
+    name: str
+    participant: ParticipantInfo
+    options: ConnectedOptions
+    participants: tuple[RemoteParticipantState, ...] = ()
+    peer_connections: tuple[PeerConnectionState, ...] = ()
+    published: Published | None = None
+    subscribed: Subscribed | None = None
+    recording: Recording | None = None
+    media_signaling: Mapping[str, MediaSignalingChannel] | None = field(
+        default=None, hash=False
+    )
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "connected"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        published = f.opt_obj("published")
+        subscribed = f.opt_obj("subscribed")
+        recording = f.opt_obj("recording")
+        return cls(
+            session=f.req_str("session"),
+            sid=f.req_str("sid"),
+            name=f.req_str("name"),
+            participant=ParticipantInfo._parse(f.req_obj("participant")),
+            options=ConnectedOptions._parse(f.req_obj("options")),
+            participants=f.opt_objs("participants", RemoteParticipantState._parse) or (),
+            peer_connections=_peer_connections(f),
+            published=None if published is None else Published._parse(published),
+            subscribed=None if subscribed is None else Subscribed._parse(subscribed),
+            recording=None if recording is None else Recording._parse(recording),
+            media_signaling=_media_signaling(f),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {
+            "session": self.session,
+            "sid": self.sid,
+            "name": self.name,
+            "participant": self.participant.to_json(),
+            "participants": _json_of(self.participants),
+            "peer_connections": _json_of(self.peer_connections),
+        }
+        _emit(out, "published", _json_of(self.published))
+        _emit(out, "subscribed", _json_of(self.subscribed))
+        _emit(out, "recording", _json_of(self.recording))
+        _emit(out, "media_signaling", _json_of(self.media_signaling))
+        out["options"] = self.options.to_json()
+        _emit(out, "version", self.version)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RoomState(_Message):
+    """The fields shared by server ``update`` and ``synced``; None means "absent"."""
+
+    participant: ParticipantInfo | None = None
+    participants: tuple[RemoteParticipantState, ...] | None = None
+    peer_connections: tuple[PeerConnectionState, ...] | None = None
+    published: Published | None = None
+    subscribed: Subscribed | None = None
+    recording: Recording | None = None
+    media_signaling: Mapping[str, MediaSignalingChannel] | None = field(
+        default=None, hash=False
+    )
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        participant = f.opt_obj("participant")
+        published = f.opt_obj("published")
+        subscribed = f.opt_obj("subscribed")
+        recording = f.opt_obj("recording")
+        return cls(
+            participant=None if participant is None else ParticipantInfo._parse(participant),
+            participants=f.opt_objs("participants", RemoteParticipantState._parse),
+            peer_connections=f.opt_objs("peer_connections", PeerConnectionState._parse),
+            published=None if published is None else Published._parse(published),
+            subscribed=None if subscribed is None else Subscribed._parse(subscribed),
+            recording=None if recording is None else Recording._parse(recording),
+            media_signaling=_media_signaling(f),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {}
+        _emit(out, "participant", _json_of(self.participant))
+        _emit(out, "participants", _json_of(self.participants))
+        _emit(out, "peer_connections", _json_of(self.peer_connections))
+        _emit(out, "published", _json_of(self.published))
+        _emit(out, "subscribed", _json_of(self.subscribed))
+        _emit(out, "recording", _json_of(self.recording))
+        _emit(out, "media_signaling", _json_of(self.media_signaling))
+        _emit(out, "version", self.version)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerUpdate(_RoomState):
+    """``update`` from the server: any subset of the Room state, each part with a revision.
+
+    Omitting a participant does not remove it; send it with ``state="disconnected"``.
+    """
+
+    TYPE: ClassVar[str] = "update"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Synced(_RoomState):
+    """``synced``: the full snapshot that ends a resume (answer to `Sync`).
+
+    Unlike in `ServerUpdate`, absence matters: participants missing from ``participants``
+    are disconnected, and PCs missing from a present ``peer_connections`` are closed.
+    """
+
+    TYPE: ClassVar[str] = "synced"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Disconnected(_Message):
+    """``disconnected``: the server ends the session.
+
+    ``status="completed"`` surfaces as ``RoomCompletedError`` (53118); any other or no
+    status is a clean disconnect without error (a kick).
+    """
+
+    status: str | None = None
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "disconnected"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(status=f.opt_str("status"), version=f.version(), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {}
+        _emit(out, "status", self.status)
+        _emit(out, "version", self.version)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorMessage(_Message):
+    """``error``: fails ``connect()``, or disconnects the Room with that Twilio error.
+
+    The SDK replaces ``message`` with its canonical text for known codes (see
+    `ERROR_MESSAGES`). A missing ``message`` parses as the canonical text.
+    """
+
+    code: int
+    message: str
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "error"
+
+    @classmethod
+    def for_code(cls, code: int, message: str | None = None) -> Self:
+        """An ``error`` message with the canonical text for ``code`` unless one is given.
+
+        Args:
+            code: A Twilio error code, e.g. ``ErrorCode.PARTICIPANT_DUPLICATE_IDENTITY``.
+            message: Overrides the canonical text from `ERROR_MESSAGES`.
+
+        Returns:
+            The message, ready to send in a `Msg`.
+        """
+        return cls(code=int(code), message=_message_for(code, message))
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        code = f.req_int("code")
+        return cls(
+            code=code,
+            message=_message_for(code, f.opt_str("message")),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"code": self.code, "message": self.message}
+        _emit(out, "version", self.version)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WarningMessage(_Message):
+    """``warning``: media warnings (recording media lost), only if the client asked for them
+    via ``participant.media_warnings``."""
+
+    states: MediaStates | None = None
+    version: int | None = RSP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "warning"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        states = f.opt_obj("states")
+        return cls(
+            states=None if states is None else MediaStates._parse(states),
+            version=f.version(),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {}
+        _emit(out, "states", _json_of(self.states))
+        _emit(out, "version", self.version)
+        return out
+
+
+ClientRspMessage: TypeAlias = Ice | Connect | ClientUpdate | Sync | Disconnect
+"""An RSP message a client sends."""
+ServerRspMessage: TypeAlias = (
+    Iced | Connected | ServerUpdate | Synced | Disconnected | ErrorMessage | WarningMessage
+)
+"""An RSP message the server sends."""
+RspMessage: TypeAlias = ClientRspMessage | ServerRspMessage
+"""Any RSP message body."""
+
+_CLIENT_RSP: Final[Mapping[str, type[ClientRspMessage]]] = {
+    cls.TYPE: cls for cls in (Ice, Connect, ClientUpdate, Sync, Disconnect)
+}
+_SERVER_RSP: Final[Mapping[str, type[ServerRspMessage]]] = {
+    cls.TYPE: cls
+    for cls in (Iced, Connected, ServerUpdate, Synced, Disconnected, ErrorMessage, WarningMessage)
+}
+_HELLO_BODIES: Final = (Ice, Connect, Sync)
+
+
+def _read_type(f: _Fields, sender: Sender, allowed: Mapping[str, type[_T]], kind: str) -> type[_T]:
+    wire_type = f.req_str("type")
+    cls = allowed.get(wire_type)
+    if cls is None:
+        raise UnknownMessageTypeError(
+            f"{f._path('type')}: unknown {kind} type {wire_type!r} from a {sender}"
+            f" (expected one of {', '.join(map(repr, allowed))})",
+            wire_type,
+        )
+    return cls
+
+
+def _parse_rsp(f: _Fields, sender: Sender) -> RspMessage:
+    table: Mapping[str, type[RspMessage]] = _CLIENT_RSP if sender == "client" else _SERVER_RSP
+    return _read_type(f, sender, table, "RSP message")._parse(f)
+
+
+# --------------------------------------------------------------------------------------------
+# TCMP frames
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello(_Message):
+    """``hello``: the client's handshake, re-sent on the same socket if no `Welcome` in 5 s.
+
+    ``timeout`` is the requested heartbeat interval in ms. ``body`` is `Ice` on a first
+    connect, `Connect` when the app passed ``iceServers``, `Sync` on a resume. ``cookie``
+    echoes the one from a previous `Busy`.
+    """
+
+    id: str
+    timeout: int
+    body: Ice | Connect | Sync | None = None
+    cookie: str | None = None
+    version: int = TCMP_VERSION
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "hello"
+
+    def __post_init__(self) -> None:
+        _check(self.timeout >= 0, "hello.timeout", f"must not be negative, got {self.timeout}")
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        fields = f.opt_obj("body")
+        body: Ice | Connect | Sync | None = None
+        if fields is not None:
+            body_cls = _read_type(
+                fields, "client", {c.TYPE: c for c in _HELLO_BODIES}, "hello body"
+            )
+            body = body_cls._parse(fields)
+        return cls(
+            id=f.req_str("id"),
+            timeout=f.req_int("timeout"),
+            body=body,
+            cookie=f.opt_str("cookie"),
+            version=f.req_int("version"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"id": self.id, "timeout": self.timeout, "version": self.version}
+        _emit(out, "body", _json_of(self.body))
+        _emit(out, "cookie", self.cookie)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcome(_Message):
+    """``welcome``: accept a `Hello`. ``negotiated_timeout`` (ms, wire ``negotiatedTimeout``)
+    is required: without it the client's heartbeat timer fires at once.
+
+    Send a ``heartbeat`` (or any ``msg``) at least every ``negotiated_timeout`` ms; the client
+    gives up after 3 × that without one.
+    """
+
+    negotiated_timeout: int
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "welcome"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.negotiated_timeout > 0,
+            "welcome.negotiatedTimeout",
+            f"must be positive, got {self.negotiated_timeout}",
+        )
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(negotiated_timeout=f.req_int("negotiatedTimeout"), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        return {"negotiatedTimeout": self.negotiated_timeout}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Msg(_Message):
+    """``msg``: carries one RSP message in ``body``. Also counts as a heartbeat."""
+
+    body: RspMessage
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "msg"
+
+    @classmethod
+    def parse(cls, obj: object, *, sender: Sender = "client") -> Self:
+        """Build a ``msg`` frame from decoded JSON, parsing its body as ``sender`` sent it.
+
+        Args:
+            obj: The decoded JSON value.
+            sender: ``"client"`` (the default, for the server side) or ``"server"``.
+
+        Returns:
+            The frame, with ``body`` parsed into its RSP message class.
+
+        Raises:
+            SignalingProtocolError: If the frame or its body is invalid.
+        """
+        f = _Fields(obj, cls.TYPE)
+        f.expect_type(cls.TYPE)
+        return cls._parse_from(f, sender)
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls._parse_from(f, "client")
+
+    @classmethod
+    def _parse_from(cls, f: _Fields, sender: Sender) -> Self:
+        return cls(body=_parse_rsp(f.req_obj("body"), sender), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        return {"body": self.body.to_json()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(_Message):
+    """``heartbeat``: keep-alive, both ways."""
+
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "heartbeat"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        return {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bye(_Message):
+    """``bye``: the sender is closing the connection (the client ignores one from the server)."""
+
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "bye"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        return {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Busy(_Message):
+    """``busy``: the server cannot take the client now.
+
+    ``retry_after < 0`` is terminal (53006). With ``keep_alive`` the client re-sends
+    ``hello`` on the same socket after ``retry_after`` ms; otherwise it reconnects then,
+    echoing ``cookie``.
+    """
+
+    retry_after: int
+    keep_alive: bool = False
+    cookie: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "busy"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(
+            retry_after=f.req_int("retryAfter"),
+            keep_alive=bool(f.opt_bool("keepAlive")),
+            cookie=f.opt_str("cookie"),
+            extra=f.extra(),
+        )
+
+    def _members(self) -> JsonObject:
+        out: JsonObject = {"retryAfter": self.retry_after, "keepAlive": self.keep_alive}
+        _emit(out, "cookie", self.cookie)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bad(_Message):
+    """``bad``: reject a malformed frame. Only safe during the handshake (close 3002);
+    once open, the SDK throws on it, so a server should not send it then."""
+
+    reason: str
+    extra: Mapping[str, Any] = _extra_field()
+
+    TYPE: ClassVar[str] = "bad"
+
+    @classmethod
+    def _parse(cls, f: _Fields) -> Self:
+        return cls(reason=f.req_str("reason"), extra=f.extra())
+
+    def _members(self) -> JsonObject:
+        return {"reason": self.reason}
+
+
+ClientFrame: TypeAlias = Hello | Msg | Heartbeat | Bye
+"""A TCMP frame a client sends."""
+ServerFrame: TypeAlias = Welcome | Msg | Heartbeat | Bye | Busy | Bad
+"""A TCMP frame the server sends."""
+TcmpFrame: TypeAlias = ClientFrame | ServerFrame
+"""Any TCMP frame."""
+
+_CLIENT_FRAMES: Final[Mapping[str, type[ClientFrame]]] = {
+    cls.TYPE: cls for cls in (Hello, Msg, Heartbeat, Bye)
+}
+_SERVER_FRAMES: Final[Mapping[str, type[ServerFrame]]] = {
+    cls.TYPE: cls for cls in (Welcome, Msg, Heartbeat, Bye, Busy, Bad)
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+
+
+@overload
+def parse_rsp(obj: object, *, sender: Literal["client"] = ...) -> ClientRspMessage: ...
+@overload
+def parse_rsp(obj: object, *, sender: Literal["server"]) -> ServerRspMessage: ...
+def parse_rsp(obj: object, *, sender: Sender = "client") -> RspMessage:
+    """Parse a decoded RSP message body (the ``body`` of ``hello``/``msg``).
+
+    Args:
+        obj: The decoded JSON value.
+        sender: Who sent it: ``"client"`` (the default) or ``"server"``. Decides the
+            ``update`` shape and which types are allowed.
+
+    Returns:
+        The message as its dataclass, e.g. `Connect` or `Connected`.
+
+    Raises:
+        UnknownMessageTypeError: If ``type`` is not one ``sender`` may send.
+        SignalingProtocolError: If the message is otherwise invalid.
+    """
+    return _parse_rsp(_Fields(obj, "body"), sender)
+
+
+@overload
+def parse_frame(obj: object, *, sender: Literal["client"] = ...) -> ClientFrame: ...
+@overload
+def parse_frame(obj: object, *, sender: Literal["server"]) -> ServerFrame: ...
+def parse_frame(obj: object, *, sender: Sender = "client") -> TcmpFrame:
+    """Parse a decoded TCMP frame, including its RSP body.
+
+    Args:
+        obj: The decoded JSON value.
+        sender: Who sent it: ``"client"`` (the default) or ``"server"``.
+
+    Returns:
+        The frame as its dataclass, e.g. `Hello` or `Msg`.
+
+    Raises:
+        UnknownMessageTypeError: If ``type`` is not a frame type ``sender`` may send.
+        SignalingProtocolError: If the frame is otherwise invalid.
+    """
+    f = _Fields(obj, "frame")
+    table: Mapping[str, type[TcmpFrame]] = _CLIENT_FRAMES if sender == "client" else _SERVER_FRAMES
+    cls = _read_type(f, sender, table, "TCMP frame")
+    f.where = cls.TYPE
+    if cls is Msg:
+        return Msg._parse_from(f, sender)
+    return cls._parse(f)
+
+
+def _reject_constant(name: str) -> float:
+    raise SignalingProtocolError(f"frame: {name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise SignalingProtocolError(f"frame: number {text[:20]!r} is out of range")
+    return value
+
+
+@overload
+def parse_message(raw: str | bytes, *, sender: Literal["client"] = ...) -> ClientFrame: ...
+@overload
+def parse_message(raw: str | bytes, *, sender: Literal["server"]) -> ServerFrame: ...
+def parse_message(raw: str | bytes, *, sender: Sender = "client") -> TcmpFrame:
+    """Parse one WebSocket text frame: JSON, then TCMP, then the RSP body.
+
+    This is the entry point for untrusted input: any failure is a
+    `SignalingProtocolError`, never another exception.
+
+    Args:
+        raw: The frame payload; bytes must be UTF-8.
+        sender: Who sent it: ``"client"`` (the default, for the server) or ``"server"``
+            (for the Python SDK).
+
+    Returns:
+        The frame as its dataclass.
+
+    Raises:
+        UnknownMessageTypeError: If a ``type`` is not one ``sender`` may send.
+        SignalingProtocolError: If the frame is not UTF-8 JSON or is invalid.
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except SignalingProtocolError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, …
+        raise SignalingProtocolError(f"frame: not a UTF-8 JSON text: {exc}") from None
+    if sender == "client":
+        return parse_frame(obj, sender="client")
+    return parse_frame(obj, sender="server")
+
+
+def encode_message(frame: TcmpFrame) -> str:
+    """Serialize a frame to the compact JSON text the SDK expects.
+
+    Args:
+        frame: Any TCMP frame, e.g. ``Msg(body=Connected(...))``.
+
+    Returns:
+        The JSON text for one WebSocket text frame.
+    """
+    return json.dumps(frame.to_json(), separators=(",", ":"), allow_nan=False)

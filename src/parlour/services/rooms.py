@@ -1,0 +1,133 @@
+"""Rooms: create, fetch, list, end, and the empty/unused-room timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from parlour.domain import errors
+from parlour.domain.clock import Clock
+from parlour.domain.events import Event
+from parlour.domain.paging import Page, PageRequest
+from parlour.domain.ports import EventSink, RoomFilter, SessionControl, Store
+from parlour.domain.rooms import Room, RoomSpec, RoomStatus, validate_room_spec
+from parlour.domain.rules import Rule, parse_rules
+from parlour.domain.sids import AccountSid, RoomSid, new_sid
+
+__all__ = ["RoomService"]
+
+log = logging.getLogger(__name__)
+
+#: Code sent to clients when their room is ended ("Room completed").
+ROOM_COMPLETED_CODE = errors.ROOM_COMPLETED
+
+
+class RoomService:
+    """Room use cases.
+
+    Args:
+        timeout_minute: seconds per minute of Empty/UnusedRoomTimeout (60; tests shrink it).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        events: EventSink,
+        sessions: SessionControl,
+        *,
+        timeout_minute: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._sessions = sessions
+        self._minute = timeout_minute
+
+    async def create(self, account_sid: AccountSid, spec: RoomSpec) -> Room:
+        room = validate_room_spec(
+            spec,
+            sid=RoomSid(new_sid("RM")),
+            account_sid=account_sid,
+            now=self._clock.now(),
+        )
+        await self._store.insert_room(room)
+        log.info("room created sid=%s account=%s type=%s", room.sid, account_sid, room.type)
+        await self._emit("room-created", room)
+        return room
+
+    async def get(self, account_sid: AccountSid, sid_or_name: str) -> Room:
+        """A room by SID or (in-progress) UniqueName; 20404 if this account has none."""
+        room = await self._store.get_room(account_sid, sid_or_name)
+        if room is None:
+            raise errors.NotFoundError.for_path(f"/Rooms/{sid_or_name}")
+        return room
+
+    async def find(self, account_sid: AccountSid, flt: RoomFilter, req: PageRequest) -> Page[Room]:
+        return await self._store.list_rooms(account_sid, flt, req)
+
+    async def update_status(self, account_sid: AccountSid, sid_or_name: str, status: str) -> Room:
+        """REST `Status=completed` ends the room; anything else is 53112."""
+        room = await self.get(account_sid, sid_or_name)
+        if status != RoomStatus.COMPLETED.value or not room.in_progress:
+            raise errors.RoomError("Status is invalid", code=errors.ROOM_STATUS_INVALID)
+        return await self.end(room)
+
+    async def end(self, room: Room) -> Room:
+        """Complete a room: disconnect everyone, record end time and duration."""
+        now = self._clock.now()
+        for participant in await self._store.active_participants(room.sid):
+            left = participant.disconnected(now)
+            await self._store.update_participant(left)
+            await self._store.end_tracks_of(participant.sid, now)
+        ended = replace(room.completed(now), empty_since=None)
+        await self._store.update_room(ended)
+        await self._sessions.end_room(room.sid, ROOM_COMPLETED_CODE)
+        log.info("room ended sid=%s duration=%s", room.sid, ended.duration)
+        await self._emit("room-ended", ended, RoomDuration=str(ended.duration))
+        return ended
+
+    async def update_recording_rules(
+        self, account_sid: AccountSid, sid_or_name: str, rules_json: str | None
+    ) -> Room:
+        """Replace the room's recording rules (53120 if invalid; the old rules stay)."""
+        room = await self.get(account_sid, sid_or_name)
+        if rules_json is None:
+            raise errors.RecordingRulesError("Invalid Recording Rule(s): Rules is required")
+        rules: tuple[Rule, ...] = parse_rules(rules_json, kind="recording")
+        if not room.in_progress:
+            raise errors.RoomError("Room completed", code=errors.ROOM_COMPLETED)
+        updated = replace(room, recording_rules=rules, recording_rules_updated=self._clock.now())
+        await self._store.update_room(updated)
+        return updated
+
+    async def sweep_idle(self) -> list[Room]:
+        """End every in-progress room whose empty or unused timeout has passed."""
+        now = self._clock.now()
+        ended = []
+        for room in await self._store.idle_rooms():
+            deadline = room.idle_deadline(self._minute)
+            if deadline is not None and now >= deadline:
+                ended.append(await self.end(room))
+        return ended
+
+    async def run_reaper(self, interval: float) -> None:
+        """Call `sweep_idle` every `interval` seconds until cancelled; errors are logged."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep_idle()
+            except Exception:
+                log.exception("idle-room sweep failed")
+
+    async def _emit(self, name: str, room: Room, **data: str) -> None:
+        await self._events.emit(
+            Event(
+                name=name,
+                account_sid=room.account_sid,
+                room_sid=room.sid,
+                timestamp=self._clock.now(),
+                data=data,
+            )
+        )

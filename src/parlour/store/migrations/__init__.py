@@ -1,0 +1,1 @@
+"""Alembic migrations for the Parlour store (run by `parlour.store.migrate`)."""

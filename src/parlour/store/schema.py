@@ -1,0 +1,158 @@
+"""Tables. Changes go through a new Alembic revision in `migrations/versions/`.
+
+Nothing here is SQLite-only: the same schema runs on PostgreSQL. Each listable table has an
+integer `seq` primary key that orders lists and backs keyset paging.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "accounts",
+    "api_keys",
+    "instance",
+    "metadata",
+    "participants",
+    "published_tracks",
+    "rooms",
+    "subscribed_tracks",
+]
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stored as naive UTC (portable), returned timezone-aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None)  # type: ignore[no-any-return]
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+
+
+metadata = sa.MetaData()
+
+SID = sa.String(34)
+
+instance = sa.Table(
+    "instance",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("sid", SID, primary_key=True),
+    sa.Column("friendly_name", sa.String(256), nullable=False),
+    sa.Column("auth_token_hash", sa.String(64), nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("sid", SID, primary_key=True),
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), nullable=False, index=True),
+    sa.Column("friendly_name", sa.String(256), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+)
+
+rooms = sa.Table(
+    "rooms",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False, unique=True),
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), nullable=False),
+    sa.Column("unique_name", sa.String(256), nullable=False),
+    # Equal to unique_name while in progress, NULL after: a unique index on it makes
+    # UniqueName unique among in-progress rooms on any database.
+    sa.Column("active_name", sa.String(256), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Column("end_time", UTCDateTime, nullable=True),
+    sa.Column("duration", sa.Integer, nullable=True),
+    sa.Column("empty_since", UTCDateTime, nullable=True),
+    sa.Column("ever_joined", sa.Boolean, nullable=False, default=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("recording_rules", sa.JSON, nullable=False),
+    sa.Column("recording_rules_updated", UTCDateTime, nullable=True),
+    sa.Index("ix_rooms_account_seq", "account_sid", "seq"),
+    sa.Index("ix_rooms_active_name", "account_sid", "active_name", unique=True),
+    sa.Index("ix_rooms_status_empty", "status", "empty_since"),
+)
+
+participants = sa.Table(
+    "participants",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False, unique=True),
+    sa.Column("room_sid", SID, sa.ForeignKey("rooms.sid"), nullable=False),
+    sa.Column("account_sid", SID, nullable=False),
+    sa.Column("identity", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Column("start_time", UTCDateTime, nullable=True),
+    sa.Column("end_time", UTCDateTime, nullable=True),
+    sa.Column("duration", sa.Integer, nullable=True),
+    sa.Column("subscribe_rules", sa.JSON, nullable=True),
+    sa.Column("subscribe_rules_created", UTCDateTime, nullable=True),
+    sa.Column("subscribe_rules_updated", UTCDateTime, nullable=True),
+    sa.Index("ix_participants_room_seq", "room_sid", "seq"),
+    sa.Index("ix_participants_room_identity", "room_sid", "identity"),
+)
+
+published_tracks = sa.Table(
+    "published_tracks",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False, unique=True),
+    sa.Column("room_sid", SID, nullable=False),
+    sa.Column("participant_sid", SID, sa.ForeignKey("participants.sid"), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Index("ix_published_participant_seq", "participant_sid", "seq"),
+)
+
+subscribed_tracks = sa.Table(
+    "subscribed_tracks",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False),
+    sa.Column("room_sid", SID, nullable=False),
+    sa.Column("participant_sid", SID, sa.ForeignKey("participants.sid"), nullable=False),
+    sa.Column("publisher_sid", SID, nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Index("ix_subscribed_participant_seq", "participant_sid", "seq"),
+    sa.Index("ix_subscribed_participant_sid", "participant_sid", "sid"),
+)

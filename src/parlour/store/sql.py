@@ -1,0 +1,537 @@
+"""The SQL store: SQLAlchemy Core over an async engine (aiosqlite or asyncpg).
+
+SQLite runs in WAL mode with a busy timeout, so the `parlour` CLI can write while
+`parlour serve` runs on the same data dir.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from parlour.domain import errors
+from parlour.domain.accounts import Account, ApiKey
+from parlour.domain.paging import Page, PageRequest
+from parlour.domain.participants import Participant, ParticipantStatus
+from parlour.domain.ports import ParticipantFilter, RoomFilter
+from parlour.domain.rooms import Room, RoomStatus, RoomType
+from parlour.domain.rules import Rule
+from parlour.domain.sids import (
+    AccountSid,
+    ApiKeySid,
+    ParticipantSid,
+    RoomSid,
+    TrackSid,
+    is_sid,
+)
+from parlour.domain.tracks import PublishedTrack, SubscribedTrack, TrackKind
+from parlour.store import migrate
+from parlour.store.schema import (
+    accounts,
+    api_keys,
+    instance,
+    participants,
+    published_tracks,
+    rooms,
+    subscribed_tracks,
+)
+
+__all__ = ["SqlStore", "create_engine"]
+
+log = logging.getLogger(__name__)
+
+_ROOM_SETTINGS = (
+    "status_callback",
+    "status_callback_method",
+    "max_participants",
+    "max_participant_duration",
+    "max_concurrent_published_tracks",
+    "record_participants_on_connect",
+    "transcribe_participants_on_connect",
+    "transcriptions_configuration",
+    "video_codecs",
+    "media_region",
+    "audio_only",
+    "empty_room_timeout",
+    "unused_room_timeout",
+    "large_room",
+)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite connections get WAL, a busy timeout and foreign keys."""
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+def _rule_rows(rules: Sequence[Rule]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in vars(r).items() if v is not None and v is not False} for r in rules]
+
+
+def _rules(data: list[dict[str, Any]] | None) -> tuple[Rule, ...]:
+    return tuple(Rule(**item) for item in data or ())
+
+
+def _room(row: Row[Any]) -> Room:
+    settings = dict(row.settings)
+    settings["video_codecs"] = tuple(settings.get("video_codecs", ()))
+    return Room(
+        sid=RoomSid(row.sid),
+        account_sid=AccountSid(row.account_sid),
+        unique_name=row.unique_name,
+        status=RoomStatus(row.status),
+        type=RoomType(row.type),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        end_time=row.end_time,
+        duration=row.duration,
+        empty_since=row.empty_since,
+        ever_joined=bool(row.ever_joined),
+        recording_rules=_rules(row.recording_rules),
+        recording_rules_updated=row.recording_rules_updated,
+        **settings,
+    )
+
+
+def _room_values(room: Room) -> dict[str, Any]:
+    settings = {name: getattr(room, name) for name in _ROOM_SETTINGS}
+    settings["video_codecs"] = list(room.video_codecs)
+    return {
+        "sid": room.sid,
+        "account_sid": room.account_sid,
+        "unique_name": room.unique_name,
+        "active_name": room.unique_name if room.in_progress else None,
+        "status": room.status.value,
+        "type": room.type.value,
+        "date_created": room.date_created,
+        "date_updated": room.date_updated,
+        "end_time": room.end_time,
+        "duration": room.duration,
+        "empty_since": room.empty_since,
+        "ever_joined": room.ever_joined,
+        "settings": settings,
+        "recording_rules": _rule_rows(room.recording_rules),
+        "recording_rules_updated": room.recording_rules_updated,
+    }
+
+
+def _participant(row: Row[Any]) -> Participant:
+    return Participant(
+        sid=ParticipantSid(row.sid),
+        room_sid=RoomSid(row.room_sid),
+        account_sid=AccountSid(row.account_sid),
+        identity=row.identity,
+        status=ParticipantStatus(row.status),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        duration=row.duration,
+        subscribe_rules=(_rules(row.subscribe_rules) if row.subscribe_rules is not None else None),
+        subscribe_rules_created=row.subscribe_rules_created,
+        subscribe_rules_updated=row.subscribe_rules_updated,
+    )
+
+
+def _participant_values(p: Participant) -> dict[str, Any]:
+    return {
+        "sid": p.sid,
+        "room_sid": p.room_sid,
+        "account_sid": p.account_sid,
+        "identity": p.identity,
+        "status": p.status.value,
+        "date_created": p.date_created,
+        "date_updated": p.date_updated,
+        "start_time": p.start_time,
+        "end_time": p.end_time,
+        "duration": p.duration,
+        "subscribe_rules": (
+            _rule_rows(p.subscribe_rules) if p.subscribe_rules is not None else None
+        ),
+        "subscribe_rules_created": p.subscribe_rules_created,
+        "subscribe_rules_updated": p.subscribe_rules_updated,
+    }
+
+
+def _published(row: Row[Any]) -> PublishedTrack:
+    return PublishedTrack(
+        sid=TrackSid(row.sid),
+        room_sid=RoomSid(row.room_sid),
+        participant_sid=ParticipantSid(row.participant_sid),
+        name=row.name,
+        kind=TrackKind(row.kind),
+        enabled=bool(row.enabled),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        ended_at=row.ended_at,
+    )
+
+
+def _subscribed(row: Row[Any]) -> SubscribedTrack:
+    return SubscribedTrack(
+        sid=TrackSid(row.sid),
+        room_sid=RoomSid(row.room_sid),
+        participant_sid=ParticipantSid(row.participant_sid),
+        publisher_sid=ParticipantSid(row.publisher_sid),
+        name=row.name,
+        kind=TrackKind(row.kind),
+        enabled=bool(row.enabled),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        ended_at=row.ended_at,
+    )
+
+
+class SqlStore:
+    """Every persistent record of Parlour, on one SQL database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> SqlStore:
+        """Connect and migrate to the newest schema."""
+        engine = create_engine(url)
+        await migrate.upgrade(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- paging ---------------------------------------------------------------------------
+
+    async def _page(
+        self,
+        query: sa.Select[Any],
+        seq: sa.ColumnElement[int],
+        req: PageRequest,
+        *,
+        descending: bool,
+    ) -> tuple[list[Row[Any]], str | None, str | None]:
+        """Run a keyset-paged query; returns rows and the next/previous page tokens."""
+        forward = req.before is None
+        if req.after is not None:
+            query = query.where(seq < req.after if descending else seq > req.after)
+        if req.before is not None:
+            query = query.where(seq > req.before if descending else seq < req.before)
+        ascending = descending != forward
+        query = query.order_by(seq.asc() if ascending else seq.desc())
+        query = query.offset(req.offset).limit(req.page_size + 1)
+        query = query.add_columns(seq.label("_seq"))
+        async with self.engine.connect() as conn:
+            rows = list((await conn.execute(query)).all())
+        more = len(rows) > req.page_size
+        rows = rows[: req.page_size]
+        if not forward:
+            rows.reverse()
+        if not rows:
+            return rows, None, None
+        first, last = rows[0]._seq, rows[-1]._seq
+        has_next = more if forward else True
+        has_prev = (req.page > 0 or req.offset > 0 or req.after is not None) if forward else more
+        return (
+            rows,
+            f"PA{last}" if has_next else None,
+            f"PB{first}" if has_prev else None,
+        )
+
+    # -- instance / accounts / keys -------------------------------------------------------
+
+    async def get_instance_value(self, key: str) -> str | None:
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(sa.select(instance.c.value).where(instance.c.key == key))
+        return value
+
+    async def set_instance_value_once(self, key: str, value: str) -> str:
+        """Set `key` unless already set; returns the value that won."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.insert(instance).values(key=key, value=value))
+            return value
+        except IntegrityError:
+            existing = await self.get_instance_value(key)
+            assert existing is not None
+            return existing
+
+    async def insert_account(self, account: Account) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(accounts).values(**vars(account)))
+
+    async def delete_account(self, sid: AccountSid) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(accounts).where(accounts.c.sid == sid))
+
+    async def get_account(self, sid: str) -> Account | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(accounts).where(accounts.c.sid == sid))).first()
+        if row is None:
+            return None
+        return Account(
+            sid=AccountSid(row.sid),
+            friendly_name=row.friendly_name,
+            auth_token_hash=row.auth_token_hash,
+            date_created=row.date_created,
+            date_updated=row.date_updated,
+        )
+
+    async def insert_api_key(self, key: ApiKey) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(api_keys).values(**vars(key)))
+
+    @staticmethod
+    def _api_key(row: Row[Any]) -> ApiKey:
+        return ApiKey(
+            sid=ApiKeySid(row.sid),
+            account_sid=AccountSid(row.account_sid),
+            friendly_name=row.friendly_name,
+            secret_hash=row.secret_hash,
+            date_created=row.date_created,
+            date_updated=row.date_updated,
+        )
+
+    async def get_api_key(self, sid: str) -> ApiKey | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(api_keys).where(api_keys.c.sid == sid))).first()
+        return None if row is None else self._api_key(row)
+
+    async def list_api_keys(self, account_sid: AccountSid) -> list[ApiKey]:
+        query = (
+            sa.select(api_keys)
+            .where(api_keys.c.account_sid == account_sid)
+            .order_by(api_keys.c.date_created, api_keys.c.sid)
+        )
+        async with self.engine.connect() as conn:
+            return [self._api_key(r) for r in (await conn.execute(query)).all()]
+
+    async def delete_api_key(self, account_sid: AccountSid, sid: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(api_keys).where(
+                    api_keys.c.sid == sid, api_keys.c.account_sid == account_sid
+                )
+            )
+        return bool(result.rowcount)
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    async def insert_room(self, room: Room) -> None:
+        """Insert a new room.
+
+        Raises:
+            RoomError: 53113 when an in-progress room of the account has its UniqueName.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.insert(rooms).values(**_room_values(room)))
+        except IntegrityError:
+            raise errors.RoomError("Room exists", code=errors.ROOM_EXISTS) from None
+
+    async def update_room(self, room: Room) -> None:
+        values = _room_values(room)
+        del values["sid"]
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.update(rooms).where(rooms.c.sid == room.sid).values(**values))
+
+    async def get_room(self, account_sid: AccountSid, sid_or_name: str) -> Room | None:
+        """A room by SID (any status) or by UniqueName (in-progress rooms only)."""
+        query = sa.select(rooms).where(rooms.c.account_sid == account_sid)
+        if is_sid(sid_or_name, "RM"):
+            query = query.where(rooms.c.sid == sid_or_name)
+        else:
+            query = query.where(rooms.c.active_name == sid_or_name)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _room(row)
+
+    async def list_rooms(
+        self, account_sid: AccountSid, flt: RoomFilter, req: PageRequest
+    ) -> Page[Room]:
+        query = sa.select(rooms).where(rooms.c.account_sid == account_sid)
+        if flt.status is not None:
+            query = query.where(rooms.c.status == flt.status.value)
+        if flt.unique_name is not None:
+            query = query.where(rooms.c.unique_name == flt.unique_name)
+        if flt.created_after is not None:
+            query = query.where(rooms.c.date_created >= flt.created_after)
+        if flt.created_before is not None:
+            query = query.where(rooms.c.date_created < flt.created_before)
+        rows, nxt, prev = await self._page(query, rooms.c.seq, req, descending=True)
+        return Page([_room(r) for r in rows], nxt, prev)
+
+    async def idle_rooms(self) -> list[Room]:
+        """In-progress rooms that nobody is in (candidates for the idle timeouts)."""
+        query = sa.select(rooms).where(
+            rooms.c.status == RoomStatus.IN_PROGRESS.value, rooms.c.empty_since.is_not(None)
+        )
+        async with self.engine.connect() as conn:
+            return [_room(r) for r in (await conn.execute(query)).all()]
+
+    # -- participants ---------------------------------------------------------------------
+
+    async def insert_participant(self, participant: Participant) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(participants).values(**_participant_values(participant)))
+
+    async def update_participant(self, participant: Participant) -> None:
+        values = _participant_values(participant)
+        del values["sid"]
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(participants)
+                .where(participants.c.sid == participant.sid)
+                .values(**values)
+            )
+
+    async def get_participant(self, room_sid: RoomSid, sid_or_identity: str) -> Participant | None:
+        """By PA SID, or by identity (the connected one first, else the latest)."""
+        query = sa.select(participants).where(participants.c.room_sid == room_sid)
+        if is_sid(sid_or_identity, "PA"):
+            query = query.where(participants.c.sid == sid_or_identity)
+        else:
+            query = query.where(participants.c.identity == sid_or_identity).order_by(
+                (participants.c.status == ParticipantStatus.DISCONNECTED.value).asc(),
+                participants.c.seq.desc(),
+            )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query.limit(1))).first()
+        return None if row is None else _participant(row)
+
+    async def list_participants(
+        self, room_sid: RoomSid, flt: ParticipantFilter, req: PageRequest
+    ) -> Page[Participant]:
+        query = sa.select(participants).where(participants.c.room_sid == room_sid)
+        if flt.statuses is not None:
+            query = query.where(participants.c.status.in_([s.value for s in flt.statuses]))
+        if flt.identity is not None:
+            query = query.where(participants.c.identity == flt.identity)
+        if flt.created_after is not None:
+            query = query.where(participants.c.date_created >= flt.created_after)
+        if flt.created_before is not None:
+            query = query.where(participants.c.date_created < flt.created_before)
+        rows, nxt, prev = await self._page(query, participants.c.seq, req, descending=False)
+        return Page([_participant(r) for r in rows], nxt, prev)
+
+    async def active_participants(self, room_sid: RoomSid) -> list[Participant]:
+        query = (
+            sa.select(participants)
+            .where(
+                participants.c.room_sid == room_sid,
+                participants.c.status != ParticipantStatus.DISCONNECTED.value,
+            )
+            .order_by(participants.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            return [_participant(r) for r in (await conn.execute(query)).all()]
+
+    # -- tracks ---------------------------------------------------------------------------
+
+    async def insert_published_track(self, track: PublishedTrack) -> None:
+        values = vars(track) | {"kind": track.kind.value}
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(published_tracks).values(**values))
+
+    async def update_published_track(self, track: PublishedTrack) -> None:
+        values = vars(track) | {"kind": track.kind.value}
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(published_tracks)
+                .where(published_tracks.c.sid == track.sid)
+                .values(**values)
+            )
+
+    async def get_published_track(
+        self, participant_sid: ParticipantSid, sid_or_name: str
+    ) -> PublishedTrack | None:
+        """A currently published track by MT SID or name."""
+        column = published_tracks.c.sid if is_sid(sid_or_name, "MT") else published_tracks.c.name
+        query = sa.select(published_tracks).where(
+            published_tracks.c.participant_sid == participant_sid,
+            published_tracks.c.ended_at.is_(None),
+            column == sid_or_name,
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _published(row)
+
+    async def list_published_tracks(
+        self, participant_sid: ParticipantSid, req: PageRequest
+    ) -> Page[PublishedTrack]:
+        query = sa.select(published_tracks).where(
+            published_tracks.c.participant_sid == participant_sid,
+            published_tracks.c.ended_at.is_(None),
+        )
+        rows, nxt, prev = await self._page(query, published_tracks.c.seq, req, descending=False)
+        return Page([_published(r) for r in rows], nxt, prev)
+
+    async def insert_subscribed_track(self, track: SubscribedTrack) -> None:
+        values = vars(track) | {"kind": track.kind.value}
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(subscribed_tracks).values(**values))
+
+    async def end_subscribed_track(
+        self, participant_sid: ParticipantSid, sid: TrackSid, now: dt.datetime
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(subscribed_tracks)
+                .where(
+                    subscribed_tracks.c.participant_sid == participant_sid,
+                    subscribed_tracks.c.sid == sid,
+                    subscribed_tracks.c.ended_at.is_(None),
+                )
+                .values(ended_at=now, date_updated=now)
+            )
+
+    async def get_subscribed_track(
+        self, participant_sid: ParticipantSid, sid: str
+    ) -> SubscribedTrack | None:
+        query = (
+            sa.select(subscribed_tracks)
+            .where(
+                subscribed_tracks.c.participant_sid == participant_sid,
+                subscribed_tracks.c.sid == sid,
+                subscribed_tracks.c.ended_at.is_(None),
+            )
+            .order_by(subscribed_tracks.c.seq.desc())
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query.limit(1))).first()
+        return None if row is None else _subscribed(row)
+
+    async def list_subscribed_tracks(
+        self, participant_sid: ParticipantSid, req: PageRequest
+    ) -> Page[SubscribedTrack]:
+        query = sa.select(subscribed_tracks).where(
+            subscribed_tracks.c.participant_sid == participant_sid,
+            subscribed_tracks.c.ended_at.is_(None),
+        )
+        rows, nxt, prev = await self._page(query, subscribed_tracks.c.seq, req, descending=False)
+        return Page([_subscribed(r) for r in rows], nxt, prev)
+
+    async def end_tracks_of(self, participant_sid: ParticipantSid, now: dt.datetime) -> None:
+        """End every published and subscribed track of a participant that left."""
+        async with self.engine.begin() as conn:
+            for table in (published_tracks, subscribed_tracks):
+                await conn.execute(
+                    sa.update(table)
+                    .where(table.c.participant_sid == participant_sid, table.c.ended_at.is_(None))
+                    .values(ended_at=now, date_updated=now)
+                )
