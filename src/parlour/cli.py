@@ -240,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command != "serve":
         logging.getLogger().setLevel(logging.WARNING)
     if args.command == "serve":

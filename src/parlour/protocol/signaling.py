@@ -531,6 +531,11 @@ def _check(ok: bool, where: str, message: str) -> None:
         raise SignalingProtocolError(f"{where}: {message}")
 
 
+def _is_finite(number: float) -> bool:
+    # math.isfinite() raises OverflowError on ints too big for a float; ints are finite.
+    return isinstance(number, int) or math.isfinite(number)
+
+
 def _check_revision(revision: int, where: str) -> None:
     _check(revision >= 0, f"{where}.revision", f"must not be negative, got {revision}")
 
@@ -542,13 +547,17 @@ def _emit(out: JsonObject, key: str, value: object) -> None:
 
 
 def _json_of(value: Any) -> Any:
-    """The JSON form of a nested wire object, tuple of them, or mapping of them."""
+    """The JSON form of a wire object, or of a tuple or mapping of wire objects or strings.
+
+    Deliberately shallow below that: pass-through JSON (``extra``, ``bandwidth_profile``)
+    is copied, not walked, so that deeply nested input cannot exhaust the stack here.
+    """
     if isinstance(value, _Wire):
         return value.to_json()
     if isinstance(value, tuple):
         return [_json_of(item) for item in value]
     if isinstance(value, Mapping):
-        return {k: _json_of(v) for k, v in value.items()}
+        return {k: v.to_json() if isinstance(v, _Wire) else v for k, v in value.items()}
     return value
 
 
@@ -629,7 +638,9 @@ class _Message(_Wire):
         Returns:
             A new dict with ``type``, then the ``extra`` members, then the modelled ones.
         """
-        return {"type": self.TYPE, **super().to_json()}
+        members = super().to_json()
+        members.pop("type", None)
+        return {"type": self.TYPE, **members}
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,7 +668,7 @@ class ErrorInfo(_Wire):
         Returns:
             The error object.
         """
-        return cls(code=code, message=_message_for(code, message))
+        return cls(code=int(code), message=_message_for(code, message))
 
     @classmethod
     def _parse(cls, f: _Fields) -> Self:
@@ -1262,7 +1273,11 @@ class SubscribeRule(_Wire):
             raise SignalingProtocolError(
                 f"{f.where}.type: expected 'include' or 'exclude', got {rule_type!r}"
             )
-        return cls(type=rule_type, all=f.opt_bool("all"), extra=f.extra())
+        return cls(
+            type=cast(Literal["include", "exclude"], rule_type),
+            all=f.opt_bool("all"),
+            extra=f.extra(),
+        )
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"type": self.type}
@@ -1380,7 +1395,7 @@ class ConnectedOptions(_Wire):
 
     def __post_init__(self) -> None:
         _check(
-            math.isfinite(self.session_timeout) and self.session_timeout >= 0,
+            _is_finite(self.session_timeout) and self.session_timeout >= 0,
             f"{self._WHERE}.session_timeout",
             f"must be a finite number >= 0, got {self.session_timeout!r}",
         )
@@ -1495,9 +1510,7 @@ class Connect(_Message):
     ice_servers: str | None = None
     """``"acquire"`` or ``"overrode"`` (informational)."""
     publisher: Publisher | None = None
-    media_signaling: Mapping[str, MediaSignalingRequest] | None = field(
-        default=None, hash=False
-    )
+    media_signaling: Mapping[str, MediaSignalingRequest] | None = field(default=None, hash=False)
     subscribe: Subscriptions | None = None
     format: str | None = None
     """``"unified"`` (always, since 2.35.0)."""
@@ -1698,9 +1711,7 @@ class Connected(_Message):
     published: Published | None = None
     subscribed: Subscribed | None = None
     recording: Recording | None = None
-    media_signaling: Mapping[str, MediaSignalingChannel] | None = field(
-        default=None, hash=False
-    )
+    media_signaling: Mapping[str, MediaSignalingChannel] | None = field(default=None, hash=False)
     version: int | None = RSP_VERSION
     extra: Mapping[str, Any] = _extra_field()
 
@@ -1755,9 +1766,7 @@ class _RoomState(_Message):
     published: Published | None = None
     subscribed: Subscribed | None = None
     recording: Recording | None = None
-    media_signaling: Mapping[str, MediaSignalingChannel] | None = field(
-        default=None, hash=False
-    )
+    media_signaling: Mapping[str, MediaSignalingChannel] | None = field(default=None, hash=False)
     version: int | None = RSP_VERSION
     extra: Mapping[str, Any] = _extra_field()
 
@@ -1919,13 +1928,26 @@ RspMessage: TypeAlias = ClientRspMessage | ServerRspMessage
 """Any RSP message body."""
 
 _CLIENT_RSP: Final[Mapping[str, type[ClientRspMessage]]] = {
-    cls.TYPE: cls for cls in (Ice, Connect, ClientUpdate, Sync, Disconnect)
+    "ice": Ice,
+    "connect": Connect,
+    "update": ClientUpdate,
+    "sync": Sync,
+    "disconnect": Disconnect,
 }
 _SERVER_RSP: Final[Mapping[str, type[ServerRspMessage]]] = {
-    cls.TYPE: cls
-    for cls in (Iced, Connected, ServerUpdate, Synced, Disconnected, ErrorMessage, WarningMessage)
+    "iced": Iced,
+    "connected": Connected,
+    "update": ServerUpdate,
+    "synced": Synced,
+    "disconnected": Disconnected,
+    "error": ErrorMessage,
+    "warning": WarningMessage,
 }
-_HELLO_BODIES: Final = (Ice, Connect, Sync)
+_HELLO_BODIES: Final[Mapping[str, type[Ice | Connect | Sync]]] = {
+    "ice": Ice,
+    "connect": Connect,
+    "sync": Sync,
+}
 
 
 def _read_type(f: _Fields, sender: Sender, allowed: Mapping[str, type[_T]], kind: str) -> type[_T]:
@@ -1975,10 +1997,7 @@ class Hello(_Message):
         fields = f.opt_obj("body")
         body: Ice | Connect | Sync | None = None
         if fields is not None:
-            body_cls = _read_type(
-                fields, "client", {c.TYPE: c for c in _HELLO_BODIES}, "hello body"
-            )
-            body = body_cls._parse(fields)
+            body = _read_type(fields, "client", _HELLO_BODIES, "hello body")._parse(fields)
         return cls(
             id=f.req_str("id"),
             timeout=f.req_int("timeout"),
@@ -2152,10 +2171,18 @@ TcmpFrame: TypeAlias = ClientFrame | ServerFrame
 """Any TCMP frame."""
 
 _CLIENT_FRAMES: Final[Mapping[str, type[ClientFrame]]] = {
-    cls.TYPE: cls for cls in (Hello, Msg, Heartbeat, Bye)
+    "hello": Hello,
+    "msg": Msg,
+    "heartbeat": Heartbeat,
+    "bye": Bye,
 }
 _SERVER_FRAMES: Final[Mapping[str, type[ServerFrame]]] = {
-    cls.TYPE: cls for cls in (Welcome, Msg, Heartbeat, Bye, Busy, Bad)
+    "welcome": Welcome,
+    "msg": Msg,
+    "heartbeat": Heartbeat,
+    "bye": Bye,
+    "busy": Busy,
+    "bad": Bad,
 }
 
 

@@ -1,0 +1,35 @@
+"""Shared fixtures: a real Parlour server on 127.0.0.1 (port 0) and fresh accounts on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from parlour.testing import ServerThread
+from tests.helpers import Account, new_account
+
+# twilio-python rewrites hosts when these are set; never let them leak into tests.
+for _var in ("TWILIO_EDGE", "TWILIO_REGION"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    data_dir: Path = tmp_path_factory.mktemp("parlour-data")
+    with ServerThread(data_dir, idle_sweep_seconds=0.05) as srv:
+        yield srv
+
+
+@pytest.fixture
+def account(server: ServerThread) -> Account:
+    return new_account(server)
+
+
+@pytest.fixture
+def http(server: ServerThread, account: Account) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, auth=(account.sid, account.auth_token)) as c:
+        yield c
