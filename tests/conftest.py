@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.helpers import Account, new_account
 
 from parlour.testing import ServerThread
-from tests.helpers import Account, new_account
 
 # twilio-python rewrites hosts when these are set; never let them leak into tests.
 for _var in ("TWILIO_EDGE", "TWILIO_REGION"):
@@ -20,7 +20,9 @@ for _var in ("TWILIO_EDGE", "TWILIO_REGION"):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     data_dir: Path = tmp_path_factory.mktemp("parlour-data")
-    with ServerThread(data_dir, idle_sweep_seconds=0.05) as srv:
+    # PARLOUR_TEST_DATABASE_URL runs the integration suites on another database (PostgreSQL).
+    database_url = os.environ.get("PARLOUR_TEST_DATABASE_URL") or None
+    with ServerThread(data_dir, idle_sweep_seconds=0.05, database_url=database_url) as srv:
         yield srv
 
 

@@ -7,11 +7,11 @@ import json
 
 import httpx
 import pytest
+from tests.helpers import Account, new_account
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from parlour.testing import ServerThread
-from tests.helpers import Account, new_account
 
 pytestmark = pytest.mark.integration
 
@@ -139,9 +139,9 @@ def test_list_filters(client: Client) -> None:
     assert {r.sid for r in client.video.v1.rooms.list()} == {a.sid, b.sid}  # default in-progress
     assert [r.sid for r in client.video.v1.rooms.list(status="completed")] == [c.sid]
     assert [r.sid for r in client.video.v1.rooms.list(unique_name="beta")] == [b.sid]
-    assert [
-        r.sid for r in client.video.v1.rooms.list(unique_name="gamma", status="completed")
-    ] == [c.sid]
+    assert [r.sid for r in client.video.v1.rooms.list(unique_name="gamma", status="completed")] == [
+        c.sid
+    ]
 
     created = a.date_created
     later = created + dt.timedelta(days=1)

@@ -52,7 +52,5 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
-    log.error(
-        "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
-    )
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(errors.TwilioError())

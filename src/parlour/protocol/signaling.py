@@ -21,7 +21,8 @@ server sends.
 
 This module is pure: stdlib only, no I/O. Field names follow the wire (snake_case already,
 except TCMP's ``negotiatedTimeout``/``retryAfter``/``keepAlive`` and the W3C ICE candidate
-members). See ``docs`` and ``shared/reference/signaling-protocol.md`` §2–3 and §5.
+members). Reference: ``shared/reference/signaling-protocol.md`` §2–3 and §5, and the real
+SDK transcript in ``shared/reference/transcripts/``; where they differ, the transcript wins.
 """
 
 from __future__ import annotations
@@ -373,14 +374,16 @@ class _Fields:
     Remembers which members were read, so that the rest become the object's ``extra``.
     """
 
-    __slots__ = ("_obj", "_seen", "where")
+    __slots__ = ("_obj", "_seen", "sender", "where")
 
-    def __init__(self, value: object, where: str) -> None:
+    def __init__(self, value: object, where: str, sender: Sender = "client") -> None:
         if not isinstance(value, dict):
             raise SignalingProtocolError(f"{where}: expected an object, got {_describe(value)}")
         self._obj = cast(JsonObject, value)
         self._seen: set[str] = set()
         self.where = where
+        self.sender: Sender = sender
+        """Who sent the frame; only ``msg`` reads it, to pick the body's shape."""
 
     def _path(self, key: str) -> str:
         return f"{self.where}.{key}"
@@ -477,12 +480,6 @@ class _Fields:
             raise self._fail(key, "an array", value)
         path = self._path(key)
         return ((item, f"{path}[{i}]") for i, item in enumerate(value))
-
-    def opt_list(self, key: str) -> Iterator[tuple[object, str]] | None:
-        if not self.has(key):
-            self._get(key)
-            return None
-        return self.req_list(key)
 
     def req_objs(self, key: str, parse: Callable[[_Fields], _T]) -> tuple[_T, ...]:
         """An array of objects, each parsed with ``parse``."""
@@ -592,10 +589,10 @@ class _Wire:
         return cls._parse(_Fields(obj, cls._WHERE or cls.__name__))
 
     @classmethod
-    def _parse(cls, f: _Fields) -> Self:
+    def _parse(cls, f: _Fields) -> Self:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
 
-    def _members(self) -> JsonObject:
+    def _members(self) -> JsonObject:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
 
     def to_json(self) -> JsonObject:
@@ -2066,17 +2063,13 @@ class Msg(_Message):
         Raises:
             SignalingProtocolError: If the frame or its body is invalid.
         """
-        f = _Fields(obj, cls.TYPE)
+        f = _Fields(obj, cls.TYPE, sender)
         f.expect_type(cls.TYPE)
-        return cls._parse_from(f, sender)
+        return cls._parse(f)
 
     @classmethod
     def _parse(cls, f: _Fields) -> Self:
-        return cls._parse_from(f, "client")
-
-    @classmethod
-    def _parse_from(cls, f: _Fields, sender: Sender) -> Self:
-        return cls(body=_parse_rsp(f.req_obj("body"), sender), extra=f.extra())
+        return cls(body=_parse_rsp(f.req_obj("body"), f.sender), extra=f.extra())
 
     def _members(self) -> JsonObject:
         return {"body": self.body.to_json()}
@@ -2230,12 +2223,10 @@ def parse_frame(obj: object, *, sender: Sender = "client") -> TcmpFrame:
         UnknownMessageTypeError: If ``type`` is not a frame type ``sender`` may send.
         SignalingProtocolError: If the frame is otherwise invalid.
     """
-    f = _Fields(obj, "frame")
+    f = _Fields(obj, "frame", sender)
     table: Mapping[str, type[TcmpFrame]] = _CLIENT_FRAMES if sender == "client" else _SERVER_FRAMES
     cls = _read_type(f, sender, table, "TCMP frame")
     f.where = cls.TYPE
-    if cls is Msg:
-        return Msg._parse_from(f, sender)
     return cls._parse(f)
 
 

@@ -12,10 +12,9 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
-
-from parlour.domain.sids import is_sid
 
 __all__ = [
     "CTY",
@@ -29,6 +28,7 @@ __all__ = [
 
 CTY = "twilio-fpa;v=1"
 CLOCK_SKEW = 60
+_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
 
 
 class TokenError(ValueError):
@@ -158,7 +158,7 @@ def verify_token(token: str, *, secret: str, now: int, account_sid: str) -> Acce
     if not hmac.compare_digest(expected, signature):
         raise TokenError(SIGNATURE_INVALID, "Invalid Access Token signature")
     iss, sub = claims.get("iss"), claims.get("sub")
-    if not isinstance(iss, str) or not is_sid(iss, "SK") or sub != account_sid:
+    if not isinstance(iss, str) or not _KEY_SID.match(iss) or sub != account_sid:
         raise TokenError(ISSUER_INVALID, "Invalid Access Token issuer/subject")
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if not isinstance(exp, int) or isinstance(exp, bool):

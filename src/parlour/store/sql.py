@@ -527,11 +527,16 @@ class SqlStore:
         return Page([_subscribed(r) for r in rows], nxt, prev)
 
     async def end_tracks_of(self, participant_sid: ParticipantSid, now: dt.datetime) -> None:
-        """End every published and subscribed track of a participant that left."""
+        """End a departed participant's tracks, its subscriptions, and others' to its tracks."""
+        targets = [
+            (published_tracks, published_tracks.c.participant_sid == participant_sid),
+            (subscribed_tracks, subscribed_tracks.c.participant_sid == participant_sid),
+            (subscribed_tracks, subscribed_tracks.c.publisher_sid == participant_sid),
+        ]
         async with self.engine.begin() as conn:
-            for table in (published_tracks, subscribed_tracks):
+            for table, condition in targets:
                 await conn.execute(
                     sa.update(table)
-                    .where(table.c.participant_sid == participant_sid, table.c.ended_at.is_(None))
+                    .where(condition, table.c.ended_at.is_(None))
                     .values(ended_at=now, date_updated=now)
                 )

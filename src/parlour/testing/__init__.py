@@ -101,9 +101,9 @@ class ServerThread:
                         http="httptools",
                     )
                 )
-                self._server.config.setup_event_loop = lambda: None
                 serve = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-                while not self._server.started and not serve.done():
+                # uvicorn offers no "started" event to await.
+                while not self._server.started and not serve.done():  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
                 self._ready.set()
                 await serve
@@ -118,5 +118,5 @@ class ServerThread:
 
         try:
             uvloop.run(main())
-        except BaseException:  # noqa: S110 - reported through self._error
+        except BaseException:
             pass

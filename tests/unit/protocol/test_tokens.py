@@ -25,7 +25,11 @@ NOW = 1700000000
 
 def mint(**kw: object) -> str:
     args: dict[str, object] = dict(
-        account_sid=ACCOUNT, key_sid=KEY, secret=SECRET, identity="alice", now=NOW,
+        account_sid=ACCOUNT,
+        key_sid=KEY,
+        secret=SECRET,
+        identity="alice",
+        now=NOW,
         room="DailyStandup",
     )
     args.update(kw)
@@ -74,7 +78,9 @@ def test_verify_accepts_pyjwt_reading() -> None:
         (mint(identity=""), {}, tokens.GRANTS_INVALID),
     ],
 )
-def test_verify_failures_have_twilio_codes(token: str, kwargs: dict[str, object], code: int) -> None:
+def test_verify_failures_have_twilio_codes(
+    token: str, kwargs: dict[str, object], code: int
+) -> None:
     args: dict[str, object] = {"secret": SECRET, "now": NOW, "account_sid": ACCOUNT}
     args.update(kwargs)
     with pytest.raises(tokens.TokenError) as err:

@@ -1,0 +1,163 @@
+"""The `parlour` command line, run as a real subprocess, also while a server runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PARLOUR = [sys.executable, "-m", "parlour"]
+
+
+def run(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
+    return subprocess.run(
+        [*PARLOUR, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=check,
+        env=env,
+        timeout=60,
+    )
+
+
+def run_json(*args: str, data_dir: Path) -> Any:
+    return json.loads(run(*args, "--json", data_dir=data_dir).stdout)
+
+
+def test_account_is_created_once_and_printed(tmp_path: Path) -> None:
+    first = run_json("account", data_dir=tmp_path)
+    assert set(first) == {"account_sid", "auth_token"}
+    assert re.fullmatch(r"AC[0-9a-f]{32}", first["account_sid"])
+    assert re.fullmatch(r"[0-9a-f]{32}", first["auth_token"])
+    assert run_json("account", data_dir=tmp_path) == first
+    text = run("account", data_dir=tmp_path).stdout
+    assert first["account_sid"] in text and first["auth_token"] in text
+    other = run_json("account", "create", "--friendly-name", "Other", data_dir=tmp_path)
+    assert other["account_sid"] != first["account_sid"]
+    assert run_json("account", data_dir=tmp_path) == first
+
+
+def test_keys_create_list_delete(tmp_path: Path) -> None:
+    account = run_json("account", data_dir=tmp_path)
+    key = run_json("keys", "create", "--friendly-name", "backend", data_dir=tmp_path)
+    assert set(key) == {"sid", "secret", "account_sid"}
+    assert key["account_sid"] == account["account_sid"]
+    assert re.fullmatch(r"SK[0-9a-f]{32}", key["sid"])
+    listed = run_json("keys", "list", data_dir=tmp_path)
+    assert [k["sid"] for k in listed] == [key["sid"]]
+    assert "secret" not in listed[0] and listed[0]["friendly_name"] == "backend"
+    # Only a hash of the secret is stored.
+    db = (tmp_path / "parlour.db").read_bytes()
+    assert key["secret"].encode() not in db and account["auth_token"].encode() not in db
+    assert run_json("keys", "delete", key["sid"], data_dir=tmp_path) == {"deleted": key["sid"]}
+    assert run_json("keys", "list", data_dir=tmp_path) == []
+    missing = run("keys", "delete", key["sid"], data_dir=tmp_path, check=False)
+    assert missing.returncode == 1
+
+
+def test_token_verifies_with_pyjwt_and_has_twilio_claims(tmp_path: Path) -> None:
+    account = run_json("account", data_dir=tmp_path)
+    before = int(time.time())
+    token = run(
+        "token", "--identity", "alice", "--room", "standup", "--ttl", "600", data_dir=tmp_path
+    ).stdout.strip()
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": "HS256", "cty": "twilio-fpa;v=1", "typ": "JWT"}
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert list(claims) == ["jti", "grants", "iss", "exp", "nbf", "sub"]
+    assert claims["sub"] == account["account_sid"]
+    assert claims["grants"] == {"video": {"room": "standup"}, "identity": "alice"}
+    assert claims["jti"] == f"{claims['iss']}-{claims['nbf']}"
+    assert before <= claims["nbf"] <= before + 5 and claims["exp"] == claims["nbf"] + 600
+    # The key it made is reused and listed; no secret is printed by `keys list`.
+    second = run("token", "--identity", "bob", data_dir=tmp_path).stdout.strip()
+    assert jwt.decode(second, options={"verify_signature": False})["iss"] == claims["iss"]
+    assert [k["sid"] for k in run_json("keys", "list", data_dir=tmp_path)] == [claims["iss"]]
+
+
+def test_token_signature_verifies_with_the_key_secret(tmp_path: Path) -> None:
+    # Mint through the service API so the secret is known, then check with PyJWT.
+    import asyncio
+
+    from parlour.config import Config, load_server_secret
+    from parlour.domain.clock import SystemClock
+    from parlour.services.accounts import AccountService
+    from parlour.store.sql import SqlStore
+
+    async def go() -> tuple[str, str]:
+        config = Config(data_dir=tmp_path)
+        store = await SqlStore.open(config.db_url)
+        try:
+            svc = AccountService(store, SystemClock(), load_server_secret(config))
+            token = await svc.mint_token("carol", ttl=60)
+            key = await svc.cli_key((await svc.default_account()).account_sid)
+            return token, key.secret
+        finally:
+            await store.close()
+
+    token, secret = asyncio.run(go())
+    cli_token = run("token", "--identity", "carol", data_dir=tmp_path).stdout.strip()
+    for t in (token, cli_token):
+        claims = jwt.decode(t, secret, algorithms=["HS256"])
+        assert claims["grants"] == {"video": {}, "identity": "carol"}
+
+
+def test_cli_works_while_the_server_runs(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
+    proc = subprocess.Popen(
+        [*PARLOUR, "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            match = re.search(r"listening on (http://\S+)", line)
+            url = match.group(1) if match else None
+        assert url, "server did not report its URL"
+        account = run_json("account", data_dir=tmp_path)
+        key = run_json("keys", "create", data_dir=tmp_path)
+        with httpx.Client(base_url=url) as c:
+            created = c.post(
+                "/v1/Rooms", auth=(key["sid"], key["secret"]), data={"UniqueName": "x"}
+            )
+            assert created.status_code == 201
+            assert created.json()["account_sid"] == account["account_sid"]
+            other = run_json("account", "create", data_dir=tmp_path)
+            r = c.get("/v1/Rooms/x", auth=(other["account_sid"], other["auth_token"]))
+            assert r.status_code == 404
+        token = run("token", "--identity", "dave", data_dir=tmp_path).stdout.strip()
+        assert token.count(".") == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    out = subprocess.run([*PARLOUR, "--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in ("serve", "account", "keys", "token", "migrate"):
+        assert cmd in out
+    serve = subprocess.run(
+        [*PARLOUR, "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--host", "--port", "--data-dir", "--public-url"):
+        assert flag in serve
