@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import Account, new_account
 
 from parlour.testing import ServerThread
+from tests.helpers import Account, new_account
 
 # twilio-python rewrites hosts when these are set; never let them leak into tests.
 for _var in ("TWILIO_EDGE", "TWILIO_REGION"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from tests.helpers import Account
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
@@ -17,6 +16,7 @@ from parlour.domain.participants import Participant
 from parlour.domain.rooms import Room
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.testing import ServerThread
+from tests.helpers import Account
 
 pytestmark = pytest.mark.integration
 

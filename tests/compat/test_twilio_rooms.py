@@ -7,11 +7,11 @@ import json
 
 import httpx
 import pytest
-from tests.helpers import Account, new_account
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from parlour.testing import ServerThread
+from tests.helpers import Account, new_account
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import Account, new_account
 
 from parlour.testing import ServerThread
+from tests.helpers import Account, new_account
 
 pytestmark = pytest.mark.integration
 
