@@ -7,7 +7,8 @@
     ├── AccountService      (services/)
     ├── RoomService         (services/)    + idle-room reaper task
     ├── ParticipantService  (services/)
-    └── Starlette app       (api/)         REST v1, /openapi.json, /healthz
+    ├── SignalingHub        (signaling/)   live sessions; implements SessionControl
+    └── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
+from parlour.signaling.endpoint import signaling_routes
+from parlour.signaling.hub import NullMediaPlane, SignalingHub
 from parlour.store.sql import SqlStore
 
-__all__ = ["LoggingEventSink", "NoSessions", "Parlour", "build", "open_store"]
+__all__ = ["LoggingEventSink", "Parlour", "SessionsProxy", "build", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +52,23 @@ class LoggingEventSink:
         )
 
 
-class NoSessions:
-    """Session control while no signaling server is attached: nothing is live to close."""
+class SessionsProxy:
+    """The `SessionControl` port, bound to the signaling hub once both exist."""
+
+    def __init__(self) -> None:
+        self.hub: SignalingHub | None = None
 
     async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
-        return None
+        if self.hub is not None:
+            await self.hub.disconnect_participant(participant_sid, code)
 
     async def end_room(self, room_sid: RoomSid, code: int) -> None:
-        return None
+        if self.hub is not None:
+            await self.hub.end_room(room_sid, code)
 
     async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
-        return None
+        if self.hub is not None:
+            await self.hub.subscribe_rules_changed(participant_sid)
 
 
 @dataclass
@@ -71,9 +80,11 @@ class Parlour:
     accounts: AccountService
     rooms: RoomService
     participants: ParticipantService
+    hub: SignalingHub
     asgi: Starlette
 
     async def close(self) -> None:
+        await self.hub.close()
         await self.store.close()
 
 
@@ -88,12 +99,21 @@ async def build(config: Config, *, clock: Clock | None = None) -> Parlour:
     store = await open_store(config)
     secret = load_server_secret(config)
     events = LoggingEventSink()
-    sessions = NoSessions()
+    sessions = SessionsProxy()
     accounts = AccountService(store, clock, secret)
     rooms = RoomService(
         store, clock, events, sessions, timeout_minute=config.timeout_minute_seconds
     )
     participants = ParticipantService(store, clock, events, sessions)
+    hub = SignalingHub(
+        accounts,
+        rooms,
+        participants,
+        NullMediaPlane(),
+        session_timeout=config.session_timeout_seconds,
+        auto_create_rooms=config.auto_create_rooms,
+    )
+    sessions.hub = hub
     await accounts.default_account()
     ctx = ApiContext(
         accounts=accounts,
@@ -112,5 +132,5 @@ async def build(config: Config, *, clock: Clock | None = None) -> Parlour:
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
 
-    asgi = build_api(ctx, lifespan=lifespan)
-    return Parlour(config, store, accounts, rooms, participants, asgi)
+    asgi = build_api(ctx, lifespan=lifespan, extra_routes=signaling_routes(hub))
+    return Parlour(config, store, accounts, rooms, participants, hub, asgi)

@@ -11,6 +11,8 @@
 | log level | `--log-level` | `PARLOUR_LOG_LEVEL` | `info` |
 | timeout minute | | `PARLOUR_TIMEOUT_MINUTE_SECONDS` | `60` |
 | idle sweep | | `PARLOUR_IDLE_SWEEP_SECONDS` | `5` |
+| session timeout | | `PARLOUR_SESSION_TIMEOUT_SECONDS` | `30` |
+| auto-create rooms | | `PARLOUR_AUTO_CREATE_ROOMS` | `true` |
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class Config:
     timeout_minute_seconds: float = 60.0
     #: How often idle rooms are checked against their timeouts.
     idle_sweep_seconds: float = 5.0
+    #: Seconds a signaling session survives a dropped socket (sent to clients as
+    #: `session_timeout`).
+    session_timeout_seconds: float = 30.0
+    #: Create a room when a client connects to a name that has none (Twilio's default).
+    auto_create_rooms: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -60,9 +67,16 @@ class Config:
         for name, key in (
             ("timeout_minute_seconds", "PARLOUR_TIMEOUT_MINUTE_SECONDS"),
             ("idle_sweep_seconds", "PARLOUR_IDLE_SWEEP_SECONDS"),
+            ("session_timeout_seconds", "PARLOUR_SESSION_TIMEOUT_SECONDS"),
         ):
             if env.get(key):
                 values[name] = float(env[key])
+        if env.get("PARLOUR_AUTO_CREATE_ROOMS"):
+            values["auto_create_rooms"] = env["PARLOUR_AUTO_CREATE_ROOMS"].lower() in (
+                "1",
+                "true",
+                "yes",
+            )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"]))

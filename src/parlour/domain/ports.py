@@ -21,6 +21,8 @@ from parlour.domain.tracks import PublishedTrack, SubscribedTrack
 
 __all__ = [
     "EventSink",
+    "MediaPlane",
+    "MediaSession",
     "ParticipantFilter",
     "RoomFilter",
     "SessionControl",
@@ -90,6 +92,7 @@ class Store(Protocol):
     async def end_subscribed_track(
         self, participant_sid: ParticipantSid, sid: TrackSid, now: dt.datetime
     ) -> None: ...
+    async def end_subscriptions_to(self, sid: TrackSid, now: dt.datetime) -> None: ...
     async def get_subscribed_track(
         self, participant_sid: ParticipantSid, sid: str
     ) -> SubscribedTrack | None: ...
@@ -113,6 +116,24 @@ class SessionControl(Protocol):
     async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
         """Re-evaluate a participant's subscriptions."""
         ...
+
+
+class MediaSession(Protocol):
+    """One participant's peer connection on the media plane (the SFU)."""
+
+    async def client_description(
+        self, pc_id: str, kind: str, revision: int, sdp: str, track_ids: Sequence[str]
+    ) -> str | None:
+        """Apply a client offer or answer; returns the SDP answer to an offer, if any."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MediaPlane(Protocol):
+    """The SFU, behind one port so it can run in this process or in workers."""
+
+    def open_session(self, room_sid: RoomSid, participant_sid: ParticipantSid) -> MediaSession: ...
 
 
 class EventSink(Protocol):

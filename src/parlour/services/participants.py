@@ -30,8 +30,8 @@ MAX_PARTICIPANTS_EXCEEDED = 53105
 IDENTITY_INVALID = 53200
 IDENTITY_TOO_LONG = 53201
 DUPLICATE_IDENTITY = 53205
-#: Sent to a participant removed through REST (`Status=disconnected`).
-REMOVED_BY_REST = 53205
+#: Sent to a participant removed through REST (`Status=disconnected`): "Participant not found".
+REMOVED_BY_REST = 53204
 
 
 class ParticipantService:
@@ -225,6 +225,42 @@ class ParticipantService:
         await self._store.insert_published_track(track)
         await self._emit("track-added", participant, track_sid=track.sid, TrackKind=kind.value)
         return track
+
+    async def set_status(self, participant: Participant, status: ParticipantStatus) -> Participant:
+        """`connected` ↔ `reconnecting` while a client's signaling connection is resumed."""
+        if not participant.active or participant.status is status:
+            return participant
+        updated = replace(participant, status=status, date_updated=self._clock.now())
+        await self._store.update_participant(updated)
+        return updated
+
+    async def unpublish(self, participant: Participant, track: PublishedTrack) -> None:
+        """The client stopped publishing a track: it leaves the lists, subscriptions end."""
+        now = self._clock.now()
+        await self._store.update_published_track(replace(track, ended_at=now, date_updated=now))
+        await self._store.end_subscriptions_to(track.sid, now)
+        await self._emit(
+            "track-removed", participant, track_sid=track.sid, TrackKind=track.kind.value
+        )
+
+    async def set_track_enabled(
+        self, participant: Participant, track: PublishedTrack, enabled: bool
+    ) -> PublishedTrack:
+        """`track-enabled` / `track-disabled`."""
+        if track.enabled == enabled:
+            return track
+        updated = replace(track, enabled=enabled, date_updated=self._clock.now())
+        await self._store.update_published_track(updated)
+        await self._emit(
+            "track-enabled" if enabled else "track-disabled",
+            participant,
+            track_sid=track.sid,
+            TrackKind=track.kind.value,
+        )
+        return updated
+
+    async def unsubscribe(self, subscriber: Participant, track_sid: TrackSid) -> None:
+        await self._store.end_subscribed_track(subscriber.sid, track_sid, self._clock.now())
 
     async def subscribe(self, subscriber: Participant, track: PublishedTrack) -> SubscribedTrack:
         now = self._clock.now()

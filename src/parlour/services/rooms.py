@@ -13,7 +13,7 @@ from parlour.domain.paging import Page, PageRequest
 from parlour.domain.ports import EventSink, RoomFilter, SessionControl, Store
 from parlour.domain.rooms import Room, RoomSpec, RoomStatus, validate_room_spec
 from parlour.domain.rules import Rule, parse_rules
-from parlour.domain.sids import AccountSid, RoomSid, new_sid
+from parlour.domain.sids import AccountSid, RoomSid, is_sid, new_sid
 
 __all__ = ["RoomService"]
 
@@ -62,6 +62,32 @@ class RoomService:
         room = await self._store.get_room(account_sid, sid_or_name)
         if room is None:
             raise errors.NotFoundError.for_path(f"/Rooms/{sid_or_name}")
+        return room
+
+    async def for_join(
+        self, account_sid: AccountSid, name: str, *, auto_create: bool = True
+    ) -> Room:
+        """The in-progress room a client joins by name or SID, created ad hoc if allowed.
+
+        Raises:
+            RoomError: 53106 no such room (and creation not allowed), 53118 room completed,
+                or the create validation codes (53100–53102) for a bad ad-hoc name.
+        """
+        room = await self._store.get_room(account_sid, name)
+        if room is not None:
+            if not room.in_progress:
+                raise errors.RoomError("Room completed", code=errors.ROOM_COMPLETED)
+            return room
+        if is_sid(name, "RM") or not auto_create:
+            raise errors.RoomError("Room not found", code=errors.ROOM_NOT_FOUND)
+        try:
+            return await self.create(account_sid, RoomSpec(unique_name=name))
+        except errors.RoomError as exc:
+            if exc.code != errors.ROOM_EXISTS:
+                raise
+        room = await self._store.get_room(account_sid, name)  # created concurrently
+        if room is None:  # pragma: no cover - ended in between
+            raise errors.RoomError("Room not found", code=errors.ROOM_NOT_FOUND)
         return room
 
     async def find(self, account_sid: AccountSid, flt: RoomFilter, req: PageRequest) -> Page[Room]:

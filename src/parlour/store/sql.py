@@ -500,6 +500,15 @@ class SqlStore:
                 .values(ended_at=now, date_updated=now)
             )
 
+    async def end_subscriptions_to(self, sid: TrackSid, now: dt.datetime) -> None:
+        """End every subscription to a track that was unpublished."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(subscribed_tracks)
+                .where(subscribed_tracks.c.sid == sid, subscribed_tracks.c.ended_at.is_(None))
+                .values(ended_at=now, date_updated=now)
+            )
+
     async def get_subscribed_track(
         self, participant_sid: ParticipantSid, sid: str
     ) -> SubscribedTrack | None:

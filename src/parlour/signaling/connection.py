@@ -1,0 +1,189 @@
+"""One signaling WebSocket: TCMP framing, heartbeats, and dispatch of RSP messages.
+
+TCMP (signaling-protocol.md §2): the client says `hello` (with an `ice`, `connect` or `sync`
+body), we answer `welcome{negotiatedTimeout}`; then `msg` frames carry RSP both ways. We send
+a `heartbeat` every negotiated timeout and treat 3 timeouts of silence as a dead socket.
+A close with code 1000 ends the client's Room cleanly; any other code makes it resume.
+
+Bad input never crashes the server: a malformed frame during the handshake gets `bad`
+(the client closes with 3002); afterwards an invalid message gets an `error` with 53004 and
+the socket is closed; unknown message types are ignored, as the SDK itself does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from parlour.protocol import signaling as sig
+from parlour.signaling.hub import ParticipantSession, SignalingError, SignalingHub
+
+__all__ = ["SignalingConnection"]
+
+log = logging.getLogger(__name__)
+
+MIN_HEARTBEAT_MS = 1000
+MAX_HEARTBEAT_MS = 30000
+INVALID_MESSAGE = 53004
+
+
+class SignalingConnection:
+    """Drives one client WebSocket until it closes.
+
+    Args:
+        receive: returns the next text frame; raises `ConnectionError` when the peer is gone.
+        send: sends one text frame.
+        close: closes the socket with a code.
+    """
+
+    def __init__(
+        self,
+        hub: SignalingHub,
+        receive: Callable[[], Awaitable[str]],
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[int], Awaitable[None]],
+    ) -> None:
+        self._hub = hub
+        self._receive = receive
+        self._send = send
+        self._close = close
+        self._queue: asyncio.Queue[str | int] = asyncio.Queue()
+        self._session: ParticipantSession | None = None
+        self._open = False
+        self._timeout_ms = 5000
+        self._closing = False
+        self.id = uuid.uuid4().hex[:8]
+
+    # -- Outbox ---------------------------------------------------------------------------
+
+    def send(self, message: sig.RspMessage) -> None:
+        if not self._closing:
+            self._queue.put_nowait(sig.encode_message(sig.Msg(body=message)))
+
+    def close(self, code: int) -> None:
+        if not self._closing:
+            self._closing = True
+            self._queue.put_nowait(code)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the socket until it closes; the session survives a drop (see the hub)."""
+        writer = asyncio.create_task(self._write_loop())
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            while not self._closing:
+                timeout = 3 * self._timeout_ms / 1000 if self._open else 30.0
+                try:
+                    raw = await asyncio.wait_for(self._receive(), timeout)
+                except TimeoutError:
+                    log.info("signaling socket %s silent too long; closing", self.id)
+                    self.close(4001)
+                    break
+                if not await self._handle(raw):
+                    break
+                if self._open and heartbeat is None:
+                    heartbeat = asyncio.create_task(self._heartbeat_loop())
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if self._session is not None:
+                await self._hub.connection_lost(self._session, self)
+            self.close(1001)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, 5)
+            if not writer.done():
+                writer.cancel()
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, int):
+                    with contextlib.suppress(Exception):
+                        await self._close(item)
+                    return
+                await self._send(item)
+        except Exception:  # the socket is gone; the reader notices too
+            return
+
+    async def _heartbeat_loop(self) -> None:
+        frame = sig.encode_message(sig.Heartbeat())
+        while not self._closing:
+            await asyncio.sleep(self._timeout_ms / 1000)
+            self._queue.put_nowait(frame)
+
+    # -- frames ---------------------------------------------------------------------------
+
+    async def _handle(self, raw: str) -> bool:
+        """Handle one frame; False ends the connection."""
+        try:
+            frame = sig.parse_message(raw, sender="client")
+        except sig.UnknownMessageTypeError as exc:
+            log.info("signaling socket %s: ignoring %s", self.id, exc.message_type)
+            return True
+        except sig.SignalingProtocolError as exc:
+            return self._protocol_error(str(exc))
+        if isinstance(frame, sig.Hello):
+            return await self._hello(frame)
+        if not self._open:
+            return self._protocol_error("expected hello")
+        if isinstance(frame, sig.Msg):
+            return await self._rsp(frame.body)
+        if isinstance(frame, sig.Bye):
+            return False
+        return True  # heartbeat: receiving it already reset the timer
+
+    def _protocol_error(self, reason: str) -> bool:
+        log.info("signaling socket %s: protocol error: %s", self.id, reason[:200])
+        if not self._open:
+            self._queue.put_nowait(sig.encode_message(sig.Bad(reason=reason[:200])))
+            self.close(1002)
+        else:
+            self.send(sig.ErrorMessage(code=INVALID_MESSAGE, message=reason[:200]))
+            self.close(1000)
+        return False
+
+    async def _hello(self, hello: sig.Hello) -> bool:
+        if self._open:
+            return self._protocol_error("unexpected hello")
+        self._timeout_ms = max(MIN_HEARTBEAT_MS, min(MAX_HEARTBEAT_MS, hello.timeout))
+        self._open = True
+        self._queue.put_nowait(sig.encode_message(sig.Welcome(negotiated_timeout=self._timeout_ms)))
+        if hello.body is not None:
+            return await self._rsp(hello.body)
+        return True
+
+    async def _rsp(self, body: sig.RspMessage) -> bool:
+        try:
+            if isinstance(body, sig.Ice):
+                await self._hub.verify(body.token)
+                self.send(sig.Iced(ice_servers=()))
+            elif isinstance(body, sig.Connect):
+                if self._session is not None:
+                    raise SignalingError(INVALID_MESSAGE, "already connected")
+                connected = await self._hub.connect(self, body)
+                self._session = self._hub.session(connected.session)
+                self.send(connected)
+            elif isinstance(body, sig.Sync):
+                self._session, synced = await self._hub.sync(self, body)
+                self.send(synced)
+            elif isinstance(body, sig.ClientUpdate):
+                if self._session is not None and body.session == self._session.token:
+                    await self._hub.update(self._session, body)
+            elif isinstance(body, sig.Disconnect):
+                if self._session is not None:
+                    session, self._session = self._session, None
+                    await self._hub.disconnect(session)
+                return False
+            return True
+        except SignalingError as exc:
+            log.info("signaling socket %s: error %s", self.id, exc.code)
+            self.send(sig.ErrorMessage(code=exc.code, message=exc.message))
+            self.close(1000)
+            return False

@@ -1,0 +1,343 @@
+"""Signaling end to end: the Python SDK against a real server on 127.0.0.1.
+
+Covers TCMP/RSP connect, participants and track publications seen by others and by REST,
+token errors with Twilio's codes, REST kick and room end reaching clients, duplicate
+identity, limits, session resume after a dropped socket, and protocol errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from parlour.client.video import LocalTrackInfo, Room, SignalingClientError, connect
+from parlour.protocol.tokens import encode_token
+from parlour.testing import ServerThread
+from tests.helpers import Account, new_account
+
+pytestmark = pytest.mark.integration
+
+SESSION_TIMEOUT = 1.5
+
+
+@pytest.fixture(scope="module")
+def sig_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    data_dir: Path = tmp_path_factory.mktemp("signaling")
+    with ServerThread(data_dir, session_timeout_seconds=SESSION_TIMEOUT) as srv:
+        yield srv
+
+
+@pytest.fixture
+def acct(sig_server: ServerThread) -> Account:
+    return new_account(sig_server)
+
+
+@pytest.fixture
+def rest(sig_server: ServerThread, acct: Account) -> Iterator[httpx.Client]:
+    auth = (acct.sid, acct.auth_token)
+    with httpx.Client(base_url=sig_server.base_url, auth=auth) as c:
+        yield c
+
+
+def ws_url(server: ServerThread) -> str:
+    return server.base_url.replace("http://", "ws://") + "/signaling"
+
+
+def token(acct: Account, identity: str, room: str | None = None, **kw: object) -> str:
+    args: dict[str, object] = {
+        "account_sid": acct.sid,
+        "key_sid": acct.key_sid,
+        "secret": acct.key_secret,
+        "identity": identity,
+        "now": int(time.time()),
+        "room": room,
+    }
+    args.update(kw)
+    return encode_token(**args)  # type: ignore[arg-type]
+
+
+async def join(server: ServerThread, acct: Account, identity: str, room: str, **kw: object) -> Room:
+    return await connect(ws_url(server), token(acct, identity), name=room, **kw)  # type: ignore[arg-type]
+
+
+async def events_until(room: Room, name: str) -> list[str]:
+    seen = []
+    while True:
+        event = await room.next_event(10)
+        seen.append(event.name)
+        if event.name == name:
+            return seen
+
+
+async def test_two_participants_see_each_other(
+    sig_server: ServerThread, acct: Account, rest: httpx.Client
+) -> None:
+    alice = await join(sig_server, acct, "alice", "standup")
+    assert alice.name == "standup" and alice.sid.startswith("RM")
+    assert alice.local_identity == "alice" and alice.local_sid.startswith("PA")
+    bob = await join(sig_server, acct, "bob", "standup")
+    assert [p.identity for p in bob.participants.values()] == ["alice"]
+    await alice.wait_for(lambda: any(p.identity == "bob" for p in alice.participants.values()))
+
+    room = rest.get("/v1/Rooms/standup").json()
+    assert room["sid"] == alice.sid == bob.sid
+    listed = rest.get(f"/v1/Rooms/{alice.sid}/Participants").json()["participants"]
+    assert {(p["identity"], p["status"]) for p in listed} == {
+        ("alice", "connected"),
+        ("bob", "connected"),
+    }
+
+    await bob.disconnect()
+    await alice.wait_for(lambda: not alice.participants)
+    bob_rest = rest.get(f"/v1/Rooms/{alice.sid}/Participants/{bob.local_sid}").json()
+    assert bob_rest["status"] == "disconnected" and bob_rest["duration"] is not None
+    await alice.disconnect()
+
+
+async def test_tracks_published_enabled_unpublished(
+    sig_server: ServerThread, acct: Account, rest: httpx.Client
+) -> None:
+    chat = LocalTrackInfo(name="chat", kind="data")
+    alice = await join(sig_server, acct, "alice", "tracks", tracks=(chat,))
+    await alice.wait_for(lambda: chat.id in alice.published)
+    chat_sid = alice.published[chat.id]
+    assert chat_sid.startswith("MT")
+    bob = await join(sig_server, acct, "bob", "tracks")
+    [remote] = bob.participants.values()
+    assert [(t.sid, t.name, t.kind) for t in remote.tracks.values()] == [(chat_sid, "chat", "data")]
+
+    mic = LocalTrackInfo(name="mic", kind="audio")
+    await alice.publish_track(mic)
+    await alice.wait_for(lambda: mic.id in alice.published)
+    await bob.wait_for(lambda: len(remote.tracks) == 2)
+    published = rest.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks").json()[
+        "published_tracks"
+    ]
+    assert {(t["name"], t["kind"], t["enabled"]) for t in published} == {
+        ("chat", "data", True),
+        ("mic", "audio", True),
+    }
+
+    await alice.set_track_enabled(mic.id, False)
+    await bob.wait_for(lambda: not remote.tracks[alice.published[mic.id]].enabled)
+    track = rest.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks/mic").json()
+    assert track["enabled"] is False
+
+    await alice.unpublish_track(chat.id)
+    await bob.wait_for(lambda: chat_sid not in remote.tracks)
+    names = [
+        t["name"]
+        for t in rest.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks").json()[
+            "published_tracks"
+        ]
+    ]
+    assert names == ["mic"]
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_publication_errors(
+    sig_server: ServerThread, acct: Account, rest: httpx.Client
+) -> None:
+    rest.post("/v1/Rooms", data={"UniqueName": "audio-only", "AudioOnly": "true"})
+    a = LocalTrackInfo(name="same", kind="audio")
+    b = LocalTrackInfo(name="same", kind="data")
+    cam = LocalTrackInfo(name="cam", kind="video")
+    room = await join(sig_server, acct, "alice", "audio-only", tracks=(a, b, cam))
+    await room.wait_for(lambda: len(room.failed) == 2)
+    assert room.failed[b.id].code == 53304
+    assert room.failed[cam.id].code == 53125
+    assert list(room.published) == [a.id]
+    await room.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda a: "garbage", 20101),
+        (lambda a: token(a, "x", now=int(time.time()) - 7200), 20104),
+        (lambda a: token(a, "x", now=int(time.time()) + 3600), 20105),
+        (lambda a: token(a, "x", secret="wrong-secret"), 20107),
+        (lambda a: token(a, "x", key_sid="SK" + "0" * 32), 20103),
+        (lambda a: token(a, ""), 20106),
+    ],
+)
+async def test_token_errors(sig_server: ServerThread, acct: Account, make, code: int) -> None:
+    with pytest.raises(SignalingClientError) as err:
+        await connect(ws_url(sig_server), make(acct), name="tokens")
+    assert err.value.code == code
+
+
+async def test_token_room_grant_is_enforced(sig_server: ServerThread, acct: Account) -> None:
+    with pytest.raises(SignalingClientError) as err:
+        await connect(ws_url(sig_server), token(acct, "x", room="allowed"), name="other")
+    assert err.value.code == 20106
+    room = await connect(ws_url(sig_server), token(acct, "x", room="allowed"))
+    assert room.name == "allowed"
+    await room.disconnect()
+
+
+async def test_rest_kick_and_room_end_reach_clients(
+    sig_server: ServerThread, acct: Account, rest: httpx.Client
+) -> None:
+    alice = await join(sig_server, acct, "alice", "kick")
+    bob = await join(sig_server, acct, "bob", "kick")
+    carol = await join(sig_server, acct, "carol", "kick")
+    r = rest.post("/v1/Rooms/kick/Participants/bob", data={"Status": "disconnected"})
+    assert r.status_code == 202 and r.json()["status"] == "disconnected"
+    await bob.wait_for(lambda: bob.state == "disconnected")
+    assert bob.disconnect_error is not None and bob.disconnect_error.code == 53204
+    await alice.wait_for(lambda: len(alice.participants) == 1)
+
+    assert rest.post("/v1/Rooms/kick", data={"Status": "completed"}).status_code == 202
+    for room in (alice, carol):
+        await room.wait_for(lambda room=room: room.state == "disconnected")
+        assert room.disconnect_error is not None and room.disconnect_error.code == 53118
+    with pytest.raises(SignalingClientError) as err:
+        await connect(ws_url(sig_server), token(acct, "dave"), name=alice.sid)
+    assert err.value.code == 53118
+    # The name is free again: a new room starts.
+    again = await join(sig_server, acct, "dave", "kick")
+    assert again.sid != alice.sid
+    await again.disconnect()
+
+
+async def test_duplicate_identity_disconnects_the_older(
+    sig_server: ServerThread, acct: Account
+) -> None:
+    first = await join(sig_server, acct, "erin", "dupe")
+    watcher = await join(sig_server, acct, "watcher", "dupe")
+    second = await join(sig_server, acct, "erin", "dupe")
+    await first.wait_for(lambda: first.state == "disconnected")
+    assert first.disconnect_error is not None and first.disconnect_error.code == 53205
+    await watcher.wait_for(
+        lambda: [p.sid for p in watcher.participants.values()] == [second.local_sid]
+    )
+    await second.disconnect()
+    await watcher.disconnect()
+
+
+async def test_max_participants(
+    sig_server: ServerThread, acct: Account, rest: httpx.Client
+) -> None:
+    rest.post("/v1/Rooms", data={"UniqueName": "pair", "MaxParticipants": "2", "Type": "go"})
+    a = await join(sig_server, acct, "a", "pair")
+    b = await join(sig_server, acct, "b", "pair")
+    with pytest.raises(SignalingClientError) as err:
+        await join(sig_server, acct, "c", "pair")
+    assert err.value.code == 53105
+    await a.disconnect()
+    await b.disconnect()
+
+
+async def test_resume_after_dropped_socket(
+    sig_server: ServerThread, acct: Account, rest: httpx.Client
+) -> None:
+    alice = await join(sig_server, acct, "alice", "blip")
+    bob = await join(sig_server, acct, "bob", "blip")
+    await alice.drop_connection()
+    seen = await events_until(alice, "reconnected")
+    assert "reconnecting" in seen
+    names = await events_until(bob, "participantReconnected")
+    assert "participantReconnecting" in names
+    assert alice.state == "connected"
+    participant = rest.get(f"/v1/Rooms/blip/Participants/{alice.local_sid}").json()
+    assert participant["status"] == "connected"
+    # Still fully working after the resume.
+    mic = LocalTrackInfo(name="mic", kind="audio")
+    await alice.publish_track(mic)
+    await bob.wait_for(lambda: any(p.tracks for p in bob.participants.values()))
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_session_expires_when_not_resumed(
+    sig_server: ServerThread, acct: Account, rest: httpx.Client
+) -> None:
+    watcher = await join(sig_server, acct, "watcher", "expire")
+    ws = await websockets.connect(ws_url(sig_server))
+    hello = {
+        "type": "hello",
+        "id": "x",
+        "timeout": 5000,
+        "version": 2,
+        "body": {"type": "ice", "token": token(acct, "ghost"), "version": 1},
+    }
+    await ws.send(json.dumps(hello))
+    assert json.loads(await ws.recv())["type"] == "welcome"
+    assert json.loads(await ws.recv())["body"]["type"] == "iced"
+    connect_msg = {
+        "type": "msg",
+        "body": {
+            "type": "connect",
+            "version": 2,
+            "token": token(acct, "ghost"),
+            "name": "expire",
+            "participant": {"revision": 1, "tracks": []},
+        },
+    }
+    await ws.send(json.dumps(connect_msg))
+    connected = json.loads(await ws.recv())["body"]
+    assert (
+        connected["type"] == "connected"
+        and connected["options"]["session_timeout"] == SESSION_TIMEOUT
+    )
+    await watcher.wait_for(lambda: len(watcher.participants) == 1)
+    await ws.close(4000)  # gone without `disconnect`
+    ghost = connected["participant"]["sid"]
+    await watcher.wait_for(
+        lambda: all(p.state == "reconnecting" for p in watcher.participants.values())
+    )
+    assert rest.get(f"/v1/Rooms/expire/Participants/{ghost}").json()["status"] == "reconnecting"
+    await watcher.wait_for(lambda: not watcher.participants, within=SESSION_TIMEOUT + 5)
+    assert rest.get(f"/v1/Rooms/expire/Participants/{ghost}").json()["status"] == "disconnected"
+    await watcher.disconnect()
+
+
+async def test_protocol_errors_do_not_hurt_others(sig_server: ServerThread, acct: Account) -> None:
+    bystander = await join(sig_server, acct, "bystander", "errors")
+    async with websockets.connect(ws_url(sig_server)) as ws:
+        await ws.send("not json")
+        bad = json.loads(await ws.recv())
+        assert bad["type"] == "bad" and bad["reason"]
+    async with websockets.connect(ws_url(sig_server)) as ws:
+        await ws.send(json.dumps({"type": "hello", "id": "x", "timeout": 2000, "version": 2}))
+        assert json.loads(await ws.recv()) == {"type": "welcome", "negotiatedTimeout": 2000}
+        await ws.send(json.dumps({"type": "msg", "body": {"type": "connect", "token": 5}}))
+        error = json.loads(await ws.recv())
+        assert error["type"] == "msg" and error["body"]["type"] == "error"
+        assert error["body"]["code"] == 53004
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    other = await join(sig_server, acct, "other", "errors")
+    await bystander.wait_for(lambda: len(bystander.participants) == 1)
+    await other.disconnect()
+    await bystander.disconnect()
+
+
+async def test_server_sends_heartbeats(sig_server: ServerThread, acct: Account) -> None:
+    async with websockets.connect(ws_url(sig_server)) as ws:
+        await ws.send(json.dumps({"type": "hello", "id": "x", "timeout": 1000, "version": 2}))
+        assert json.loads(await ws.recv())["negotiatedTimeout"] == 1000
+        started = time.monotonic()
+        assert json.loads(await asyncio.wait_for(ws.recv(), 3)) == {"type": "heartbeat"}
+        assert time.monotonic() - started < 2.5
+
+
+async def test_auto_create_can_be_disabled(tmp_path: Path) -> None:
+    with ServerThread(tmp_path, auto_create_rooms=False) as srv:
+        acct = new_account(srv)
+        with pytest.raises(SignalingClientError) as err:
+            await connect(ws_url(srv), token(acct, "x"), name="nope")
+        assert err.value.code == 53106
+        with httpx.Client(base_url=srv.base_url, auth=(acct.sid, acct.auth_token)) as c:
+            c.post("/v1/Rooms", data={"UniqueName": "made"})
+        room = await connect(ws_url(srv), token(acct, "x"), name="made")
+        await room.disconnect()
