@@ -26,6 +26,7 @@ from parlour.api.context import ApiContext
 from parlour.config import Config, load_server_secret
 from parlour.domain.clock import Clock, SystemClock
 from parlour.domain.events import Event
+from parlour.domain.ports import MediaPlane
 from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
@@ -93,8 +94,14 @@ async def open_store(config: Config) -> SqlStore:
     return await SqlStore.open(config.db_url)
 
 
-async def build(config: Config, *, clock: Clock | None = None) -> Parlour:
-    """Open the store (migrating it) and wire the services and the ASGI app."""
+async def build(
+    config: Config, *, clock: Clock | None = None, media: MediaPlane | None = None
+) -> Parlour:
+    """Open the store (migrating it) and wire the services and the ASGI app.
+
+    Args:
+        media: the SFU to attach; without one, signaling works but no media flows.
+    """
     clock = clock or SystemClock()
     store = await open_store(config)
     secret = load_server_secret(config)
@@ -109,7 +116,7 @@ async def build(config: Config, *, clock: Clock | None = None) -> Parlour:
         accounts,
         rooms,
         participants,
-        NullMediaPlane(),
+        media or NullMediaPlane(),
         session_timeout=config.session_timeout_seconds,
         auto_create_rooms=config.auto_create_rooms,
     )

@@ -125,6 +125,9 @@ class Room:
         self.local_tracks: dict[str, LocalTrackInfo] = {}
         self.published: dict[str, str] = {}  # track id -> MT sid
         self.failed: dict[str, SignalingClientError] = {}
+        self.subscribed: dict[str, str] = {}  # remote track SID -> on-the-wire id
+        self.subscribe_all = True
+        self._subscribed_revision = 0
         self._revision = 1
         self._published_revision = 0
         self._events: asyncio.Queue[RoomEvent] = asyncio.Queue()
@@ -199,7 +202,13 @@ class Room:
             ice_servers="acquire",
             publisher=sig.Publisher(name="parlour-python", sdk_version="0.1.0"),
             media_signaling={},
-            subscribe=sig.Subscriptions(rules=(sig.SubscribeRule(type="include", all=True),)),
+            subscribe=sig.Subscriptions(
+                rules=(
+                    sig.SubscribeRule(
+                        type="include" if self.subscribe_all else "exclude", all=True
+                    ),
+                )
+            ),
             format="unified",
         )
 
@@ -310,18 +319,18 @@ class Room:
             self.local_sid, self.local_identity = body.participant.sid, body.participant.identity
             self.session_timeout = body.options.session_timeout
             self.state = "connected"
-            self._apply(body.participants or (), body.published)
+            self._apply(body.participants or (), body.published, body.subscribed)
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(body)
         elif isinstance(body, sig.Synced):
             present = {p.sid for p in body.participants or ()}
             for sid in [s for s in self.participants if s not in present]:
                 self._emit(RoomEvent("participantDisconnected", self.participants.pop(sid)))
-            self._apply(body.participants or (), body.published)
+            self._apply(body.participants or (), body.published, body.subscribed)
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(body)
         elif isinstance(body, sig.ServerUpdate):
-            self._apply(body.participants or (), body.published)
+            self._apply(body.participants or (), body.published, body.subscribed)
         elif isinstance(body, sig.Disconnected):
             if body.status == "completed":
                 self.disconnect_error = SignalingClientError(53118, "Room completed")
@@ -340,8 +349,14 @@ class Room:
         self._changed.set()
 
     def _apply(
-        self, states: tuple[sig.RemoteParticipantState, ...], published: sig.Published | None
+        self,
+        states: tuple[sig.RemoteParticipantState, ...],
+        published: sig.Published | None,
+        subscribed: sig.Subscribed | None = None,
     ) -> None:
+        if subscribed is not None and subscribed.revision > self._subscribed_revision:
+            self._subscribed_revision = subscribed.revision
+            self.subscribed = {t.sid: t.id for t in subscribed.tracks if t.id is not None}
         for state in states:
             if state.sid == self.local_sid:
                 continue
@@ -413,6 +428,7 @@ async def connect(
     name: str | None = None,
     tracks: tuple[LocalTrackInfo, ...] = (),
     heartbeat_ms: int = 5000,
+    subscribe_all: bool = True,
 ) -> Room:
     """Join a room, as `Video.connect(token, {name, tracks, wsServer: url})` does.
 
@@ -421,6 +437,7 @@ async def connect(
     """
     room = Room(url, token, heartbeat_ms)
     room.name = name or ""
+    room.subscribe_all = subscribe_all
     for track in tracks:
         room.local_tracks[track.id] = track
     try:

@@ -21,8 +21,10 @@ from parlour.domain.tracks import PublishedTrack, SubscribedTrack
 
 __all__ = [
     "EventSink",
+    "MediaListener",
     "MediaPlane",
     "MediaSession",
+    "TrackDescriptor",
     "ParticipantFilter",
     "RoomFilter",
     "SessionControl",
@@ -118,6 +120,28 @@ class SessionControl(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TrackDescriptor:
+    """A published track the media plane can forward to subscribers."""
+
+    sid: TrackSid
+    id: str  # the publisher's on-the-wire track id (msid appdata / data channel label)
+    kind: str
+    publisher_sid: ParticipantSid
+
+
+class MediaListener(Protocol):
+    """How a media session talks back to its participant's signaling session."""
+
+    def send_offer(self, pc_id: str, revision: int, sdp: str) -> None:
+        """Send a server-initiated offer (renegotiation)."""
+        ...
+
+    def subscriptions_changed(self, subscribed: Sequence[tuple[TrackSid, str]]) -> None:
+        """The tracks now delivered to this participant, as (track SID, on-the-wire id)."""
+        ...
+
+
 class MediaSession(Protocol):
     """One participant's peer connection on the media plane (the SFU)."""
 
@@ -127,13 +151,19 @@ class MediaSession(Protocol):
         """Apply a client offer or answer; returns the SDP answer to an offer, if any."""
         ...
 
+    def set_subscriptions(self, tracks: Sequence[TrackDescriptor]) -> None:
+        """The tracks this participant should receive (the rules already applied)."""
+        ...
+
     def close(self) -> None: ...
 
 
 class MediaPlane(Protocol):
     """The SFU, behind one port so it can run in this process or in workers."""
 
-    def open_session(self, room_sid: RoomSid, participant_sid: ParticipantSid) -> MediaSession: ...
+    def open_session(
+        self, room_sid: RoomSid, participant_sid: ParticipantSid, listener: MediaListener
+    ) -> MediaSession: ...
 
 
 class EventSink(Protocol):

@@ -20,9 +20,10 @@ from typing import Protocol
 
 from parlour.domain import errors
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import MediaPlane, MediaSession
+from parlour.domain.ports import MediaListener, MediaPlane, MediaSession, TrackDescriptor
 from parlour.domain.rooms import Room
-from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid
+from parlour.domain.rules import DEFAULT_SUBSCRIBE_RULES, Rule, TrackRef, evaluate
+from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.protocol import signaling as sig
 from parlour.protocol.tokens import AccessToken, TokenError
@@ -73,14 +74,19 @@ class _NullSession:
     ) -> str | None:
         return None
 
+    def set_subscriptions(self, tracks: Iterable[TrackDescriptor]) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
 
 class NullMediaPlane:
-    """No SFU attached: descriptions are accepted and left unanswered."""
+    """No SFU attached: descriptions are accepted and left unanswered, nothing is delivered."""
 
-    def open_session(self, room_sid: RoomSid, participant_sid: ParticipantSid) -> MediaSession:
+    def open_session(
+        self, room_sid: RoomSid, participant_sid: ParticipantSid, listener: MediaListener
+    ) -> MediaSession:
         return _NullSession()
 
 
@@ -118,6 +124,8 @@ class ParticipantSession:
     failed_tracks: dict[str, sig.ErrorInfo] = field(default_factory=dict)
     published_revision: int = 0
     subscribed_revision: int = 1
+    subscribed: dict[TrackSid, str] = field(default_factory=dict)
+    client_rules: tuple[Rule, ...] = DEFAULT_SUBSCRIBE_RULES
     expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -151,6 +159,33 @@ class ParticipantSession:
     def send(self, message: sig.RspMessage) -> None:
         if self.outbox is not None:
             self.outbox.send(message)
+
+    def subscribed_message(self) -> sig.Subscribed:
+        return sig.Subscribed(
+            revision=self.subscribed_revision,
+            tracks=tuple(sig.SubscribedTrack(sid=s, id=i) for s, i in self.subscribed.items()),
+        )
+
+
+class _Listener:
+    """The media plane's way back to one participant's signaling session."""
+
+    def __init__(self, hub: SignalingHub, session_ref: list[ParticipantSession]) -> None:
+        self._hub = hub
+        self._ref = session_ref
+
+    def send_offer(self, pc_id: str, revision: int, sdp: str) -> None:
+        if self._ref:
+            desc = sig.SessionDescription(type=sig.SdpType.OFFER, revision=revision, sdp=sdp)
+            self._ref[0].send(
+                sig.ServerUpdate(
+                    peer_connections=(sig.PeerConnectionState(id=pc_id, description=desc),)
+                )
+            )
+
+    def subscriptions_changed(self, subscribed: Iterable[tuple[TrackSid, str]]) -> None:
+        if self._ref:
+            self._hub._subscriptions_changed(self._ref[0], dict(subscribed))
 
 
 @dataclass
@@ -232,13 +267,20 @@ class SignalingHub:
                 participant = await self._participants.join(room, identity)
             except errors.TwilioError as exc:
                 raise SignalingError.of(exc) from None
+            ref: list[ParticipantSession] = []
             session = ParticipantSession(
                 token="SE" + secrets.token_hex(16),
                 room=room,
                 participant=participant,
-                media=self._media.open_session(room.sid, participant.sid),
+                media=self._media.open_session(room.sid, participant.sid, _Listener(self, ref)),
                 outbox=outbox,
             )
+            ref.append(session)
+            if msg.subscribe is not None and msg.subscribe.rules:
+                session.client_rules = (
+                    tuple(Rule(type=r.type, all=True) for r in msg.subscribe.rules if r.all)
+                    or DEFAULT_SUBSCRIBE_RULES
+                )
             others = list(live.members.values())
             live.members[participant.sid] = session
             self._sessions[session.token] = session
@@ -247,6 +289,7 @@ class SignalingHub:
             answers = await self._descriptions(session, msg.peer_connections)
             for other in others:
                 other.send(sig.ServerUpdate(participants=(session.remote_state(),)))
+            self._refresh_subscriptions(live)
         log.info("signaling connected participant=%s room=%s", participant.sid, room.sid)
         return sig.Connected(
             session=session.token,
@@ -262,7 +305,7 @@ class SignalingHub:
             participants=tuple(o.remote_state() for o in others),
             peer_connections=answers,
             published=session.published(),
-            subscribed=sig.Subscribed(revision=session.subscribed_revision, tracks=()),
+            subscribed=session.subscribed_message(),
             recording=sig.Recording(is_recording=False, revision=1),
             media_signaling={},
         )
@@ -282,6 +325,7 @@ class SignalingHub:
             if changed:
                 session.send(sig.ServerUpdate(published=session.published()))
                 self._broadcast(live, session)
+                self._refresh_subscriptions(live)
             if answers:
                 session.send(sig.ServerUpdate(peer_connections=answers))
 
@@ -386,6 +430,7 @@ class SignalingHub:
         if live is not None:
             async with live.lock:
                 self._broadcast(live, session)
+                self._refresh_subscriptions(live)
         log.info("signaling disconnected participant=%s room=%s", session.sid, session.room.sid)
 
     def _drop(self, session: ParticipantSession) -> None:
@@ -468,7 +513,7 @@ class SignalingHub:
                 participants=tuple(o.remote_state() for o in others),
                 peer_connections=answers,
                 published=session.published(),
-                subscribed=sig.Subscribed(revision=session.subscribed_revision, tracks=()),
+                subscribed=session.subscribed_message(),
                 recording=sig.Recording(is_recording=False, revision=1),
             )
         log.info("signaling resumed participant=%s", session.sid)
@@ -488,6 +533,7 @@ class SignalingHub:
         self._drop(session)
         if live is not None:
             self._broadcast(live, session)
+            self._refresh_subscriptions(live)
         log.info("signaling removed participant=%s code=%s", participant_sid, code)
 
     async def end_room(self, room_sid: RoomSid, code: int) -> None:
@@ -502,8 +548,85 @@ class SignalingHub:
             self._drop(session)
 
     async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
-        """Subscriptions are evaluated by the media plane (not attached yet)."""
-        return None
+        """REST changed a participant's Subscribe Rules: re-evaluate them now."""
+        session = self._by_participant.get(participant_sid)
+        if session is None:
+            return
+        fresh = await self._participants.get(session.room, participant_sid)
+        session.participant = fresh
+        live = self._live.get(session.room.sid)
+        if live is not None:
+            self._refresh_subscriptions(live)
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def _refresh_subscriptions(self, live: LiveRoom) -> None:
+        """Tell the media plane what each member should receive under its rules.
+
+        REST Subscribe Rules win when set; otherwise the client's own `subscribe` rules
+        (include/exclude all) apply. A participant never receives its own tracks.
+        """
+        members = [
+            m for m in live.members.values() if m.state is not sig.ParticipantState.DISCONNECTED
+        ]
+        for member in members:
+            refs: list[TrackRef] = []
+            descriptors: dict[str, TrackDescriptor] = {}
+            for other in members:
+                if other is member:
+                    continue
+                for track in other.tracks.values():
+                    refs.append(
+                        TrackRef(
+                            sid=track.record.sid,
+                            name=track.record.name,
+                            kind=track.record.kind.value,
+                            publisher_sid=other.sid,
+                            publisher_identity=other.participant.identity,
+                        )
+                    )
+                    descriptors[track.record.sid] = TrackDescriptor(
+                        sid=track.record.sid,
+                        id=track.id,
+                        kind=track.record.kind.value,
+                        publisher_sid=other.sid,
+                    )
+            rules = member.participant.subscribe_rules or member.client_rules
+            chosen = evaluate(rules, refs)
+            member.media.set_subscriptions(
+                [descriptors[sid] for sid in descriptors if sid in chosen]
+            )
+
+    def _subscriptions_changed(
+        self, session: ParticipantSession, subscribed: dict[TrackSid, str]
+    ) -> None:
+        """The media plane now delivers `subscribed`: tell the client and record it for REST."""
+        if subscribed == session.subscribed:
+            return
+        added = [sid for sid in subscribed if sid not in session.subscribed]
+        removed = [sid for sid in session.subscribed if sid not in subscribed]
+        session.subscribed = subscribed
+        session.subscribed_revision += 1
+        session.send(sig.ServerUpdate(subscribed=session.subscribed_message()))
+        records = {
+            t.record.sid: t.record
+            for m in self.live_participants(session.room.sid)
+            for t in m.tracks.values()
+        }
+        task = asyncio.get_running_loop().create_task(
+            self._record_subscriptions(
+                session, [records[s] for s in added if s in records], removed
+            )
+        )
+        task.add_done_callback(_log_failure)
+
+    async def _record_subscriptions(
+        self, session: ParticipantSession, added: list[PublishedTrack], removed: list[TrackSid]
+    ) -> None:
+        for track in added:
+            await self._participants.subscribe(session.participant, track)
+        for sid in removed:
+            await self._participants.unsubscribe(session.participant, sid)
 
     async def close(self) -> None:
         """Server shutdown: close sockets with 1012 so clients resume elsewhere/later."""

@@ -47,7 +47,7 @@ class ServerThread:
     coroutine on the server's loop (to drive services the way signaling will).
     """
 
-    def __init__(self, data_dir: Path, **config: Any) -> None:
+    def __init__(self, data_dir: Path, *, media: Any = None, **config: Any) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -59,6 +59,7 @@ class ServerThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Any = None
         self.parlour: Any = None
+        self._media = media
         self._thread = threading.Thread(target=self._run, name="parlour-server", daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -91,7 +92,7 @@ class ServerThread:
 
             self._loop = asyncio.get_running_loop()
             try:
-                self.parlour = await build(self.config)
+                self.parlour = await build(self.config, media=self._media)
                 self._server = uvicorn.Server(
                     uvicorn.Config(
                         self.parlour.asgi,

@@ -1,0 +1,118 @@
+"""Subscription rules evaluated live by the signaling hub, reported to clients and REST.
+
+The media plane here is a test double that "delivers" whatever it is asked to at once, so
+these tests exercise the hub's rule logic and bookkeeping; real forwarding is tested with
+the SFU itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from parlour.client.video import LocalTrackInfo, Room, connect
+from parlour.domain.ports import MediaListener, TrackDescriptor
+from parlour.protocol.tokens import encode_token
+from parlour.testing import ServerThread
+from tests.helpers import Account, new_account
+
+pytestmark = pytest.mark.integration
+
+
+class InstantSession:
+    def __init__(self, listener: MediaListener) -> None:
+        self.listener = listener
+
+    async def client_description(self, *args: object) -> str | None:
+        return None
+
+    def set_subscriptions(self, tracks: Sequence[TrackDescriptor]) -> None:
+        self.listener.subscriptions_changed([(t.sid, t.id) for t in tracks])
+
+    def close(self) -> None:
+        return None
+
+
+class InstantMedia:
+    def open_session(self, room_sid: str, participant_sid: str, listener: MediaListener):
+        return InstantSession(listener)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    data_dir: Path = tmp_path_factory.mktemp("subs")
+    with ServerThread(data_dir, media=InstantMedia()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def acct(server: ServerThread) -> Account:
+    return new_account(server)
+
+
+async def join(server: ServerThread, acct: Account, identity: str, **kw: object) -> Room:
+    token = encode_token(
+        account_sid=acct.sid,
+        key_sid=acct.key_sid,
+        secret=acct.key_secret,
+        identity=identity,
+        now=int(time.time()),
+    )
+    url = server.base_url.replace("http://", "ws://") + "/signaling"
+    return await connect(url, token, name="subs", **kw)  # type: ignore[arg-type]
+
+
+def subscribed(rest: httpx.Client, room: str, who: str) -> set[str]:
+    body = rest.get(f"/v1/Rooms/{room}/Participants/{who}/SubscribedTracks").json()
+    return {t["name"] for t in body["subscribed_tracks"]}
+
+
+async def test_rules_drive_subscriptions(server: ServerThread, acct: Account) -> None:
+    rest = httpx.Client(base_url=server.base_url, auth=(acct.sid, acct.auth_token))
+    try:
+        mic, cam, chat = (
+            LocalTrackInfo(name=n, kind=k)
+            for n, k in (("mic", "audio"), ("cam", "video"), ("chat", "data"))
+        )
+        alice = await join(server, acct, "alice", tracks=(mic, cam, chat))
+        bob = await join(server, acct, "bob")
+        await bob.wait_for(lambda: len(bob.subscribed) == 3)
+        assert set(bob.subscribed.values()) == {mic.id, cam.id, chat.id}
+        assert subscribed(rest, "subs", "bob") == {"mic", "cam", "chat"}
+        assert subscribed(rest, "subs", "alice") == set()  # never its own tracks
+
+        r = rest.post(
+            "/v1/Rooms/subs/Participants/bob/SubscribeRules",
+            data={"Rules": json.dumps([{"type": "include", "kind": "audio"}])},
+        )
+        assert r.status_code == 200
+        await bob.wait_for(lambda: set(bob.subscribed.values()) == {mic.id})
+        assert subscribed(rest, "subs", "bob") == {"mic"}
+
+        extra = LocalTrackInfo(name="mic2", kind="audio")
+        await alice.publish_track(extra)
+        await bob.wait_for(lambda: set(bob.subscribed.values()) == {mic.id, extra.id})
+
+        await alice.unpublish_track(mic.id)
+        await bob.wait_for(lambda: set(bob.subscribed.values()) == {extra.id})
+        assert subscribed(rest, "subs", "bob") == {"mic2"}
+
+        await alice.disconnect()
+        await bob.wait_for(lambda: not bob.subscribed)
+        await bob.disconnect()
+    finally:
+        rest.close()
+
+
+async def test_client_exclude_all(server: ServerThread, acct: Account) -> None:
+    alice = await join(server, acct, "alice", tracks=(LocalTrackInfo(name="m", kind="audio"),))
+    bob = await join(server, acct, "bob", subscribe_all=False)
+    await bob.wait_for(lambda: len(bob.participants) == 1)
+    assert bob.subscribed == {}
+    await alice.disconnect()
+    await bob.disconnect()
