@@ -26,8 +26,10 @@ from dataclasses import dataclass, field, replace
 from typing import cast
 
 import websockets
+from aiortc import MediaStreamTrack, RTCDataChannel
 from websockets.asyncio.client import ClientConnection
 
+from parlour.client.peer import ClientPeer
 from parlour.protocol import signaling as sig
 
 __all__ = [
@@ -54,13 +56,27 @@ class SignalingClientError(Exception):
 
 @dataclass(frozen=True)
 class LocalTrackInfo:
-    """A track this participant publishes (`id` is its on-the-wire identity)."""
+    """A track this participant publishes (`id` is its on-the-wire identity).
+
+    Audio/video tracks carry their aiortc `media` track (whose id is the wire id); data
+    tracks are sent over a data channel labelled with the id, with these reliability options.
+    Without `media`, an audio/video track is announced but sends nothing.
+    """
 
     name: str
     kind: str
     enabled: bool = True
     priority: str = "standard"
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    media: MediaStreamTrack | None = field(default=None, compare=False, repr=False)
+    ordered: bool = True
+    max_retransmits: int | None = None
+    max_packet_life_time: int | None = None
+
+    @classmethod
+    def from_track(cls, media: MediaStreamTrack, name: str | None = None) -> LocalTrackInfo:
+        """Publish an aiortc track (audio or video) under its own id."""
+        return cls(name=name or media.id, kind=media.kind, id=media.id, media=media)
 
     def state(self) -> sig.LocalTrackState:
         return sig.LocalTrackState(
@@ -105,6 +121,8 @@ class RoomEvent:
     track: RemoteTrackPublication | None = None
     track_id: str | None = None
     error: SignalingClientError | None = None
+    media: MediaStreamTrack | None = None
+    channel: RTCDataChannel | None = None
 
 
 class Room:
@@ -137,6 +155,11 @@ class Room:
         self._connected: asyncio.Future[sig.Connected | sig.Synced] | None = None
         self._changed = asyncio.Event()
         self.disconnect_error: SignalingClientError | None = None
+        self.peer: ClientPeer | None = None
+        self.local_channels: dict[str, RTCDataChannel] = {}
+        self.remote_media: dict[str, MediaStreamTrack] = {}  # remote track SID -> track
+        self.remote_data: dict[str, RTCDataChannel] = {}  # remote track SID -> channel
+        self._incoming: dict[str, MediaStreamTrack | RTCDataChannel] = {}  # wire id -> it
 
     # -- public API -----------------------------------------------------------------------
 
@@ -152,13 +175,24 @@ class Room:
                 await self._changed.wait()
 
     async def publish_track(self, track: LocalTrackInfo) -> None:
+        """Publish a track; media tracks and data channels are negotiated with the SFU."""
         self.local_tracks[track.id] = track
-        await self._send_state()
+        self._attach(track)
+        await self._send_state(renegotiate=self.peer is not None)
 
     async def unpublish_track(self, track_id: str) -> None:
         self.local_tracks.pop(track_id, None)
         self.published.pop(track_id, None)
-        await self._send_state()
+        channel = self.local_channels.pop(track_id, None)
+        if channel is not None:
+            channel.close()
+        if self.peer is not None:
+            self.peer.stop_track(track_id)
+        await self._send_state(renegotiate=self.peer is not None)
+
+    def send_data(self, track_id: str, message: str | bytes) -> None:
+        """Send a message on one of our data tracks."""
+        self.local_channels[track_id].send(message)
 
     async def set_track_enabled(self, track_id: str, enabled: bool) -> None:
         self.local_tracks[track_id] = replace(self.local_tracks[track_id], enabled=enabled)
@@ -176,7 +210,13 @@ class Room:
                 await ws.send(sig.encode_message(sig.Bye()))
                 await ws.close(1000)
         await self._stop_tasks()
+        await self._close_peer()
         self._emit(RoomEvent("disconnected"))
+
+    async def _close_peer(self) -> None:
+        if self.peer is not None:
+            peer, self.peer = self.peer, None
+            await peer.close()
 
     async def drop_connection(self) -> None:
         """Cut the signaling socket without leaving (tests use it to simulate a network blip)."""
@@ -217,12 +257,117 @@ class Room:
             revision=self._revision, tracks=tuple(t.state() for t in self.local_tracks.values())
         )
 
-    async def _send_state(self) -> None:
+    async def _send_state(self, renegotiate: bool = False) -> None:
         self._revision += 1
         if self.state == "connected":
+            pcs = await self._offer() if renegotiate else ()
             await self._send_msg(
-                sig.ClientUpdate(session=self.session, participant=self._local_state())
+                sig.ClientUpdate(
+                    session=self.session,
+                    participant=self._local_state(),
+                    peer_connections=pcs or None,
+                )
             )
+
+    # -- media ----------------------------------------------------------------------------
+
+    def _attach(self, track: LocalTrackInfo) -> None:
+        if self.peer is None:
+            return
+        if track.kind == "data":
+            options: dict[str, object] = {"ordered": track.ordered}
+            if track.max_retransmits is not None:
+                options["maxRetransmits"] = track.max_retransmits
+            if track.max_packet_life_time is not None:
+                options["maxPacketLifeTime"] = track.max_packet_life_time
+            self.local_channels[track.id] = self.peer.add_data_channel(track.id, **options)
+        elif track.media is not None:
+            self.peer.add_track(track.media)
+
+    async def _offer(self) -> tuple[sig.PeerConnectionState, ...]:
+        if self.peer is None:
+            return ()
+        made = await self.peer.create_offer()
+        if made is None:
+            return ()
+        revision, sdp = made
+        desc = sig.SessionDescription(type=sig.SdpType.OFFER, revision=revision, sdp=sdp)
+        return (sig.PeerConnectionState(id=self.peer.id, description=desc),)
+
+    async def _apply_descriptions(self, pcs: tuple[sig.PeerConnectionState, ...]) -> None:
+        if self.peer is None:
+            return
+        for pc in pcs:
+            if pc.id != self.peer.id or pc.description is None:
+                continue
+            desc = pc.description
+            answer = await self.peer.apply(desc.type.value, desc.revision, desc.sdp)
+            if answer is not None:
+                rev, sdp = answer
+                out = sig.SessionDescription(type=sig.SdpType.ANSWER, revision=rev, sdp=sdp)
+                await self._send_msg(
+                    sig.ClientUpdate(
+                        session=self.session,
+                        participant=self._local_state(),
+                        peer_connections=(
+                            sig.PeerConnectionState(id=self.peer.id, description=out),
+                        ),
+                    )
+                )
+            if not self.peer.awaiting_answer and self._needs_reoffer():
+                pcs_out = await self._offer()
+                if pcs_out:
+                    await self._send_msg(
+                        sig.ClientUpdate(
+                            session=self.session,
+                            participant=self._local_state(),
+                            peer_connections=pcs_out,
+                        )
+                    )
+
+    def _needs_reoffer(self) -> bool:
+        """Local tracks or channels not yet in a negotiated description (e.g. after glare)."""
+        if self.peer is None or self.peer.pc.localDescription is None:
+            return False
+        sdp = self.peer.pc.localDescription.sdp
+        media_ids = [t.id for t in self.local_tracks.values() if t.media is not None]
+        if any(f" {track_id}\r\n" not in sdp for track_id in media_ids):
+            return True
+        return bool(self.local_channels) and "m=application" not in sdp
+
+    def _remote_track(self, media: MediaStreamTrack, wire_id: str) -> None:
+        self._incoming[wire_id] = media
+        self._match_incoming()
+
+    def _remote_channel(self, channel: RTCDataChannel) -> None:
+        self._incoming[channel.label] = channel
+        self._match_incoming()
+
+    def _match_incoming(self) -> None:
+        for sid, wire_id in self.subscribed.items():
+            item = self._incoming.get(wire_id)
+            if item is None or sid in self.remote_media or sid in self.remote_data:
+                continue
+            owner, publication = self._publication(sid)
+            if isinstance(item, RTCDataChannel):
+                self.remote_data[sid] = item
+                self._emit(RoomEvent("trackSubscribed", owner, publication, channel=item))
+            else:
+                self.remote_media[sid] = item
+                self._emit(RoomEvent("trackSubscribed", owner, publication, media=item))
+        for sid in [s for s in (*self.remote_media, *self.remote_data) if s not in self.subscribed]:
+            self.remote_media.pop(sid, None)
+            self.remote_data.pop(sid, None)
+            owner, publication = self._publication(sid)
+            self._emit(RoomEvent("trackUnsubscribed", owner, publication))
+
+    def _publication(
+        self, sid: str
+    ) -> tuple[RemoteParticipant | None, RemoteTrackPublication | None]:
+        for participant in self.participants.values():
+            if sid in participant.tracks:
+                return participant, participant.tracks[sid]
+        return None, None
 
     async def _send_msg(self, body: sig.ClientRspMessage) -> None:
         if self._ws is not None:
@@ -266,8 +411,7 @@ class Room:
         if self.state != "connected":
             return
         if code == 1000 or self.disconnect_error is not None:
-            self.state = "disconnected"
-            self._emit(RoomEvent("disconnected", error=self.disconnect_error))
+            self._ended(self.disconnect_error)
             return
         self.state = "reconnecting"
         self._emit(RoomEvent("reconnecting"))
@@ -291,8 +435,16 @@ class Room:
             self.state = "connected"
             self._emit(RoomEvent("reconnected"))
             return
+        self._ended(self.disconnect_error)
+
+    def _ended(self, error: SignalingClientError | None) -> None:
+        """The server ended the room for us: report it once and release the media."""
+        if self.state == "disconnected":
+            return
         self.state = "disconnected"
-        self._emit(RoomEvent("disconnected", error=self.disconnect_error))
+        self._emit(RoomEvent("disconnected", error=error))
+        if self.peer is not None:
+            asyncio.get_running_loop().create_task(self._close_peer())
 
     async def _stop_tasks(self) -> None:
         """Stop the heartbeat; let the reader end with its (closed) socket."""
@@ -313,7 +465,10 @@ class Room:
 
     async def _handle(self, body: sig.ServerRspMessage) -> None:
         if isinstance(body, sig.Iced):
-            await self._send_msg(self._connect_message(self.name or None))
+            message = self._connect_message(self.name or None)
+            if self.peer is not None:
+                message = replace(message, peer_connections=await self._offer())
+            await self._send_msg(message)
         elif isinstance(body, sig.Connected):
             self.sid, self.name, self.session = body.sid, body.name, body.session
             self.local_sid, self.local_identity = body.participant.sid, body.participant.identity
@@ -322,6 +477,7 @@ class Room:
             self._apply(body.participants or (), body.published, body.subscribed)
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(body)
+            await self._apply_descriptions(body.peer_connections)
         elif isinstance(body, sig.Synced):
             present = {p.sid for p in body.participants or ()}
             for sid in [s for s in self.participants if s not in present]:
@@ -331,21 +487,23 @@ class Room:
                 self._connected.set_result(body)
         elif isinstance(body, sig.ServerUpdate):
             self._apply(body.participants or (), body.published, body.subscribed)
+            await self._apply_descriptions(body.peer_connections or ())
         elif isinstance(body, sig.Disconnected):
             if body.status == "completed":
                 self.disconnect_error = SignalingClientError(53118, "Room completed")
-            self.state = (
-                "disconnected" if self._connected and self._connected.done() else self.state
-            )
-            self._emit(RoomEvent("disconnected", error=self.disconnect_error))
+            if self._connected is not None and not self._connected.done():
+                self._connected.set_exception(
+                    self.disconnect_error or SignalingClientError(53000, "Disconnected")
+                )
+            else:
+                self._ended(self.disconnect_error)
         elif isinstance(body, sig.ErrorMessage):
             error = SignalingClientError(body.code, body.message)
             self.disconnect_error = error
             if self._connected is not None and not self._connected.done():
                 self._connected.set_exception(error)
-            elif self.state != "disconnected":
-                self.state = "disconnected"
-                self._emit(RoomEvent("disconnected", error=error))
+            else:
+                self._ended(error)
         self._changed.set()
 
     def _apply(
@@ -357,6 +515,7 @@ class Room:
         if subscribed is not None and subscribed.revision > self._subscribed_revision:
             self._subscribed_revision = subscribed.revision
             self.subscribed = {t.sid: t.id for t in subscribed.tracks if t.id is not None}
+            self._match_incoming()
         for state in states:
             if state.sid == self.local_sid:
                 continue
@@ -429,6 +588,7 @@ async def connect(
     tracks: tuple[LocalTrackInfo, ...] = (),
     heartbeat_ms: int = 5000,
     subscribe_all: bool = True,
+    media: bool = True,
 ) -> Room:
     """Join a room, as `Video.connect(token, {name, tracks, wsServer: url})` does.
 
@@ -438,12 +598,16 @@ async def connect(
     room = Room(url, token, heartbeat_ms)
     room.name = name or ""
     room.subscribe_all = subscribe_all
+    if media:
+        room.peer = ClientPeer(str(uuid.uuid4()), room._remote_track, room._remote_channel)
     for track in tracks:
         room.local_tracks[track.id] = track
+        room._attach(track)
     try:
         await room._open(sig.Ice(token=token))
     except BaseException:
         await room._stop_tasks()
+        await room._close_peer()
         if room._ws is not None:
             await room._ws.close()
         raise
