@@ -1,0 +1,415 @@
+"""One UDP socket for many endpoints: RFC 7983 demultiplexing and an ICE-lite responder.
+
+Role: the media plane's network edge. A `MediaSocket` is one asyncio datagram endpoint (one per
+media worker). Every datagram is classified by its first byte (RFC 7983 §7):
+
+- 0–3: STUN. Binding Requests are answered as an ICE-lite agent (RFC 8445 §2.5, RFC 5389):
+  the USERNAME `<local_ufrag>:<remote_ufrag>` picks the endpoint, MESSAGE-INTEGRITY must verify
+  with that endpoint's password, FINGERPRINT must be present. A valid check makes its source
+  address valid for the endpoint and refreshes its consent timestamp (RFC 7675).
+- 20–63 (DTLS) and 128–191 (SRTP/SRTCP): handed, unparsed, to the `EndpointHandler` that owns
+  the source address. This is the hot path: one dict lookup and one call, no awaits.
+- anything else, or anything from an address no valid check came from: dropped.
+
+The server never sends checks (ICE-lite), so there are no timers here. Consent freshness is
+tracked (`last_consent`) but enforced by the owner of the endpoint.
+
+May import: the standard library and `aioice.stun` (STUN message codec). Must not import other
+`parlour` modules except `parlour.domain`; `peer.py` and `plane.py` use this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Callable
+from typing import Any, Final, Protocol, cast
+
+from aioice import stun
+
+__all__ = ["Address", "EndpointHandler", "MediaSocket"]
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+"""A UDP peer address as asyncio reports it (IPv6 addresses may carry more fields)."""
+
+_STUN_COOKIE: Final = struct.pack("!I", stun.COOKIE)
+_BINDING_REQUEST: Final = b"\x00\x01"
+_WILDCARD_HOSTS: Final = frozenset({"", "0.0.0.0", "::"})
+_MAX_ADDRESSES_PER_ENDPOINT: Final = 16
+
+
+class EndpointHandler(Protocol):
+    """What a `MediaSocket` delivers to for one registered endpoint (a `Peer`)."""
+
+    def ice_connected(self, addr: Address) -> None:
+        """The selected address was set or changed: send media to `addr` from now on."""
+        ...
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        """A DTLS or SRTP/SRTCP datagram from a validated address of this endpoint."""
+        ...
+
+
+class _Endpoint:
+    """ICE-lite state of one registered endpoint (one local ufrag)."""
+
+    __slots__ = ("consent", "handler", "nominated", "pwd", "selected", "ufrag")
+
+    def __init__(self, ufrag: str, pwd: bytes, handler: EndpointHandler) -> None:
+        self.ufrag = ufrag
+        self.pwd = pwd
+        self.handler = handler
+        # Valid remote addresses → monotonic time of their last valid check.
+        self.consent: dict[Address, float] = {}
+        self.selected: Address | None = None
+        self.nominated = False
+
+
+class MediaSocket(asyncio.DatagramProtocol):
+    """One UDP endpoint shared by many ICE-lite endpoints, demultiplexed per RFC 7983.
+
+    Create it with `await MediaSocket.bind(...)`. Endpoints are registered by their local ICE
+    ufrag/pwd; their remote addresses are learnt from valid STUN checks.
+
+    Attributes:
+        candidate_address: `(host, port)` to advertise in SDP `a=candidate` lines.
+        dropped: datagrams dropped because of their source address or first byte.
+        send_dropped: datagrams not sent because the socket was closed or its send
+            buffer was full (asyncio paused writing): media is dropped, never queued.
+        stun_errors: STUN requests answered with an error or discarded as malformed.
+        handler_errors: exceptions raised while handling a datagram, e.g. by an endpoint
+            handler (logged, never propagated).
+    """
+
+    def __init__(
+        self,
+        *,
+        advertised_host: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Make an unbound socket protocol; use `bind()` unless testing without sockets.
+
+        Args:
+            advertised_host: host for `candidate_address`; defaults to the bound host.
+            clock: monotonic seconds, used for consent timestamps.
+        """
+        self._advertised_host = advertised_host
+        self._clock = clock
+        self._transport: asyncio.DatagramTransport | None = None
+        # transport.sendto while writable; None while paused (kernel buffer full) or closed.
+        self._send_to: Callable[[bytes, Address], None] | None = None
+        self._closed = False
+        self._closed_future: asyncio.Future[None] | None = None
+        self._endpoints: dict[str, _Endpoint] = {}
+        # Hot path: remote address → the owner's datagram_received bound method.
+        self._routes: dict[Address, Callable[[bytes, Address], None]] = {}
+        self._owners: dict[Address, _Endpoint] = {}
+        self.candidate_address: Address = (advertised_host or "", 0)
+        self.dropped = 0
+        self.send_dropped = 0
+        self.stun_errors = 0
+        self.handler_errors = 0
+
+    @classmethod
+    async def bind(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        advertised_host: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> MediaSocket:
+        """Bind a UDP socket and return the `MediaSocket` serving it.
+
+        Args:
+            host: local address to bind; a wildcard needs `advertised_host`.
+            port: local port; 0 picks a free one.
+            advertised_host: the address clients should send to (e.g. a public IP).
+            clock: monotonic seconds, used for consent timestamps.
+
+        Returns:
+            The bound socket; `candidate_address` holds the advertised host and bound port.
+
+        Raises:
+            ValueError: `host` is a wildcard and no `advertised_host` was given.
+            OSError: the address could not be bound.
+        """
+        if host in _WILDCARD_HOSTS and advertised_host is None:
+            raise ValueError("binding a wildcard address needs an advertised_host")
+        loop = asyncio.get_running_loop()
+        sock = cls(advertised_host=advertised_host, clock=clock)
+        await loop.create_datagram_endpoint(lambda: sock, local_addr=(host, port))
+        return sock
+
+    # -- endpoint table ---------------------------------------------------------------------
+
+    def register(self, local_ufrag: str, local_pwd: str, handler: EndpointHandler) -> None:
+        """Accept ICE checks for `local_ufrag`, authenticated with `local_pwd`.
+
+        Raises:
+            ValueError: the ufrag is empty, contains ':' or is already registered.
+        """
+        if not local_ufrag or ":" in local_ufrag:
+            raise ValueError("invalid ICE ufrag")
+        if local_ufrag in self._endpoints:
+            raise ValueError("ICE ufrag already registered")
+        self._endpoints[local_ufrag] = _Endpoint(local_ufrag, local_pwd.encode(), handler)
+
+    def unregister(self, local_ufrag: str) -> None:
+        """Forget an endpoint and all its remote addresses. Unknown ufrags are ignored."""
+        endpoint = self._endpoints.pop(local_ufrag, None)
+        if endpoint is None:
+            return
+        for addr in endpoint.consent:
+            if self._owners.get(addr) is endpoint:
+                del self._owners[addr]
+                del self._routes[addr]
+        endpoint.consent.clear()
+
+    def selected_address(self, local_ufrag: str) -> Address | None:
+        """The address the endpoint's media goes to, or None before its first valid check."""
+        endpoint = self._endpoints.get(local_ufrag)
+        return endpoint.selected if endpoint is not None else None
+
+    def valid_addresses(self, local_ufrag: str) -> dict[Address, float]:
+        """A copy of the endpoint's valid remote addresses → time of their last valid check."""
+        endpoint = self._endpoints.get(local_ufrag)
+        return dict(endpoint.consent) if endpoint is not None else {}
+
+    def last_consent(self, local_ufrag: str, addr: Address | None = None) -> float | None:
+        """When `addr` (default: the selected address) last sent a valid check (RFC 7675).
+
+        Returns:
+            A `clock()` value, or None if there is no such endpoint or valid address.
+        """
+        endpoint = self._endpoints.get(local_ufrag)
+        if endpoint is None:
+            return None
+        if addr is None:
+            addr = endpoint.selected
+            if addr is None:
+                return None
+        return endpoint.consent.get(addr)
+
+    def forget_address(self, local_ufrag: str, addr: Address) -> None:
+        """Invalidate one remote address of an endpoint (e.g. its consent expired).
+
+        Datagrams from it are dropped until it passes a check again. If it was the selected
+        address, nothing is selected until the next valid check.
+        """
+        endpoint = self._endpoints.get(local_ufrag)
+        if endpoint is not None:
+            self._forget(endpoint, addr)
+
+    def _forget(self, endpoint: _Endpoint, addr: Address) -> None:
+        endpoint.consent.pop(addr, None)
+        if endpoint.selected == addr:
+            endpoint.selected = None
+            endpoint.nominated = False
+        if self._owners.get(addr) is endpoint:
+            del self._owners[addr]
+            del self._routes[addr]
+
+    # -- sending and lifecycle ----------------------------------------------------------------
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        """Send one datagram (no await). Dropped, and counted, if closed or congested."""
+        send_to = self._send_to
+        if send_to is not None:
+            send_to(data, addr)
+        else:
+            self.send_dropped += 1
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called or the socket was lost."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the socket and forget every endpoint. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        transport, self._transport = self._transport, None
+        self._send_to = None
+        self._endpoints.clear()
+        self._routes.clear()
+        self._owners.clear()
+        if transport is not None:
+            transport.close()
+        elif self._closed_future is not None and not self._closed_future.done():
+            self._closed_future.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Wait until the underlying socket is really closed (after `close()`)."""
+        if self._closed_future is None or self._closed_future.done():
+            return
+        await asyncio.shield(self._closed_future)
+
+    # -- asyncio.DatagramProtocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Neither asyncio's (3.11) nor uvloop's UDP transport subclasses DatagramTransport.
+        transport = cast(asyncio.DatagramTransport, transport)
+        self._closed_future = asyncio.get_running_loop().create_future()
+        if self._closed:
+            transport.close()
+            return
+        self._transport = transport
+        self._send_to = transport.sendto
+        sockname = transport.get_extra_info("sockname")
+        if sockname is not None:
+            host = self._advertised_host or sockname[0]
+            self.candidate_address = (host, sockname[1])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            logger.warning("media socket %s lost: %s", self.candidate_address, exc)
+        self._closed = True
+        self._transport = None
+        self._send_to = None
+        if self._closed_future is not None and not self._closed_future.done():
+            self._closed_future.set_result(None)
+
+    def pause_writing(self) -> None:
+        # The transport's buffer passed its high-water mark: drop rather than queue media.
+        self._send_to = None
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._send_to = self._transport.sendto
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (e.g. port unreachable after a client left) are normal for UDP.
+        logger.debug("media socket %s: %s", self.candidate_address, exc)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        # Never let anything escape: asyncio would log it, uvloop would close the socket.
+        if not data:
+            self.dropped += 1
+            return
+        try:
+            first = data[0]
+            if first > 19:
+                deliver = self._routes.get(addr)
+                if deliver is not None and (first < 64 or 127 < first < 192):
+                    deliver(data, addr)
+                else:
+                    self.dropped += 1
+            elif first < 4:
+                self._stun_received(data, addr)
+            else:
+                self.dropped += 1
+        except Exception:
+            self.handler_errors += 1
+            n = self.handler_errors
+            if n & (n - 1) == 0:  # log the 1st, 2nd, 4th, 8th… failure, not a flood
+                logger.exception("media socket: datagram handling failed (%d so far)", n)
+
+    # -- ICE-lite responder -------------------------------------------------------------------
+
+    def _stun_received(self, data: bytes, addr: Address) -> None:
+        if len(data) < stun.HEADER_LENGTH or data[4:8] != _STUN_COOKIE:
+            self.stun_errors += 1
+            logger.debug("STUN from %s: not a STUN message (%d bytes)", addr, len(data))
+            return
+        if data[0:2] != _BINDING_REQUEST:
+            # Indications (keepalives) and responses: an ICE-lite agent sends no requests.
+            return
+        transaction_id = data[8:20]
+        try:
+            message = stun.parse_message(data)
+        except (ValueError, struct.error) as exc:
+            logger.debug("STUN from %s: malformed Binding request (%s)", addr, exc)
+            self._send_error(transaction_id, 400, "Bad Request", addr)
+            return
+        attributes = message.attributes
+        username = attributes.get("USERNAME")
+        if (
+            username is None
+            or "MESSAGE-INTEGRITY" not in attributes
+            or "FINGERPRINT" not in attributes
+        ):
+            logger.debug("STUN from %s: check without USERNAME/INTEGRITY/FINGERPRINT", addr)
+            self._send_error(transaction_id, 400, "Bad Request", addr)
+            return
+        local_ufrag, sep, _ = username.partition(":")
+        endpoint = self._endpoints.get(local_ufrag) if sep else None
+        if endpoint is None or not message.check_message_integrity(endpoint.pwd):
+            logger.debug("STUN from %s: unauthorized check", addr)
+            self._send_error(transaction_id, 401, "Unauthorized", addr)
+            return
+        if "ICE-CONTROLLED" in attributes:
+            # RFC 8445 §7.3.1.1: a lite agent is always controlled, so the full agent must
+            # switch to controlling; tell it with 487 Role Conflict.
+            self._send_error(transaction_id, 487, "Role Conflict", addr, endpoint.pwd)
+            return
+
+        response = stun.Message(
+            message_method=stun.Method.BINDING,
+            message_class=stun.Class.RESPONSE,
+            transaction_id=transaction_id,
+        )
+        response.attributes["XOR-MAPPED-ADDRESS"] = (_strip_scope(addr[0]), addr[1])
+        response.add_message_integrity(endpoint.pwd)
+        self.sendto(bytes(response), addr)
+        self._check_succeeded(endpoint, addr, "USE-CANDIDATE" in attributes)
+
+    def _send_error(
+        self,
+        transaction_id: bytes,
+        code: int,
+        reason: str,
+        addr: Address,
+        key: bytes | None = None,
+    ) -> None:
+        self.stun_errors += 1
+        response = stun.Message(
+            message_method=stun.Method.BINDING,
+            message_class=stun.Class.ERROR,
+            transaction_id=transaction_id,
+        )
+        response.attributes["ERROR-CODE"] = (code, reason)
+        if key is not None:
+            response.add_message_integrity(key)
+        else:
+            response.add_fingerprint()
+        self.sendto(bytes(response), addr)
+
+    def _check_succeeded(self, endpoint: _Endpoint, addr: Address, use_candidate: bool) -> None:
+        owner = self._owners.get(addr)
+        if owner is not endpoint:
+            if owner is not None:
+                # The address moved to another endpoint (e.g. a NAT binding was reused).
+                self._forget(owner, addr)
+            self._owners[addr] = endpoint
+            self._routes[addr] = endpoint.handler.datagram_received
+        endpoint.consent[addr] = self._clock()
+        if len(endpoint.consent) > _MAX_ADDRESSES_PER_ENDPOINT:
+            stale = min(
+                (a for a in endpoint.consent if a != endpoint.selected and a != addr),
+                key=endpoint.consent.__getitem__,
+            )
+            self._forget(endpoint, stale)
+
+        if use_candidate:
+            changed = endpoint.selected != addr
+            endpoint.selected = addr
+            endpoint.nominated = True
+        else:
+            # Until the controlling agent nominates, use the first address that validated.
+            changed = endpoint.selected is None
+            if changed:
+                endpoint.selected = addr
+        if changed:
+            logger.debug("ICE endpoint %s: selected %s", endpoint.ufrag, addr)
+            endpoint.handler.ice_connected(addr)
+
+
+def _strip_scope(host: str) -> str:
+    # IPv6 link-local addresses come as "fe80::1%eth0"; STUN carries only the address.
+    return host.partition("%")[0]
