@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +18,22 @@ for _var in ("TWILIO_EDGE", "TWILIO_REGION"):
     os.environ.pop(_var, None)
 
 
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect after each test, so a leaked resource fails the test that leaked it."""
+    yield
+    gc.collect()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     data_dir: Path = tmp_path_factory.mktemp("parlour-data")
     # PARLOUR_TEST_DATABASE_URL runs the integration suites on another database (PostgreSQL).
     database_url = os.environ.get("PARLOUR_TEST_DATABASE_URL") or None
-    with ServerThread(data_dir, idle_sweep_seconds=0.05, database_url=database_url) as srv:
+    # Loopback callback targets (port 9, nothing listening) keep every delivery on this host.
+    with ServerThread(
+        data_dir, idle_sweep_seconds=0.05, database_url=database_url, webhook_allow_private=True
+    ) as srv:
         yield srv
 
 

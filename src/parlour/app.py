@@ -8,6 +8,8 @@
     ├── RoomService         (services/)    + idle-room reaper task
     ├── ParticipantService  (services/)
     ├── SignalingHub        (signaling/)   live sessions; implements SessionControl
+    ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
+    ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
     └── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
 """
 
@@ -21,19 +23,22 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
+from parlour import __version__
 from parlour.api.app import build_api
 from parlour.api.context import ApiContext
 from parlour.config import Config, load_server_secret
 from parlour.domain.clock import Clock, SystemClock
 from parlour.domain.events import Event
-from parlour.domain.ports import MediaPlane
+from parlour.domain.ports import FanOutEventSink, MediaPlane
 from parlour.domain.sids import ParticipantSid, RoomSid
+from parlour.media.plane import SfuMediaPlane
 from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
 from parlour.signaling.endpoint import signaling_routes
-from parlour.signaling.hub import NullMediaPlane, SignalingHub
+from parlour.signaling.hub import SignalingHub
 from parlour.store.sql import SqlStore
+from parlour.webhooks import TargetPolicy, WebhookSender, WebhookSettings
 
 __all__ = ["LoggingEventSink", "Parlour", "SessionsProxy", "build", "open_store"]
 
@@ -84,8 +89,12 @@ class Parlour:
     hub: SignalingHub
     asgi: Starlette
 
+    sfu: SfuMediaPlane | None = None
+
     async def close(self) -> None:
         await self.hub.close()
+        if self.sfu is not None:
+            self.sfu.close()
         await self.store.close()
 
 
@@ -100,23 +109,56 @@ async def build(
     """Open the store (migrating it) and wire the services and the ASGI app.
 
     Args:
-        media: the SFU to attach; without one, signaling works but no media flows.
+        media: the media plane to attach; by default Parlour's own SFU on a UDP socket.
     """
     clock = clock or SystemClock()
     store = await open_store(config)
     secret = load_server_secret(config)
-    events = LoggingEventSink()
     sessions = SessionsProxy()
     accounts = AccountService(store, clock, secret)
+    bind_host = f"[{config.host}]" if ":" in config.host else config.host
+    callback_policy = TargetPolicy(
+        allow_private=config.webhook_allow_private,
+        own_urls=(config.base_url, f"http://{bind_host}:{config.port}"),
+    )
+    webhooks = WebhookSender(
+        store,
+        clock,
+        accounts.auth_token,
+        callback_policy,
+        WebhookSettings(
+            timeout=config.webhook_timeout_seconds,
+            max_attempts=config.webhook_max_attempts,
+            retry_initial=config.webhook_retry_initial_seconds,
+            retry_max=config.webhook_retry_max_seconds,
+            user_agent=f"Parlour/{__version__}",
+        ),
+    )
+    events = FanOutEventSink(LoggingEventSink(), webhooks)
     rooms = RoomService(
-        store, clock, events, sessions, timeout_minute=config.timeout_minute_seconds
+        store,
+        clock,
+        events,
+        sessions,
+        timeout_minute=config.timeout_minute_seconds,
+        callback_policy=callback_policy,
     )
     participants = ParticipantService(store, clock, events, sessions)
+    sfu: SfuMediaPlane | None = None
+    if media is None:
+        media_host = config.media_host or config.host
+        sfu = await SfuMediaPlane.start(
+            media_host,
+            config.media_port,
+            advertised_host=config.media_advertised_address
+            or (None if media_host not in ("0.0.0.0", "::", "") else "127.0.0.1"),
+        )
+        media = sfu
     hub = SignalingHub(
         accounts,
         rooms,
         participants,
-        media or NullMediaPlane(),
+        media,
         session_timeout=config.session_timeout_seconds,
         auto_create_rooms=config.auto_create_rooms,
     )
@@ -131,6 +173,7 @@ async def build(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await webhooks.start()
         reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
         try:
             yield
@@ -138,6 +181,7 @@ async def build(
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
+            await webhooks.close()
 
     asgi = build_api(ctx, lifespan=lifespan, extra_routes=signaling_routes(hub))
-    return Parlour(config, store, accounts, rooms, participants, hub, asgi)
+    return Parlour(config, store, accounts, rooms, participants, hub, asgi, sfu)

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         help="externally visible base URL used in every url, links and paging URL "
         "(default http://HOST:PORT)",
     )
+    serve.add_argument("--media-host", help="UDP address of the SFU (default: --host)")
+    serve.add_argument("--media-port", type=int, help="UDP port of the SFU (default 0 = any)")
+    serve.add_argument(
+        "--advertised-address",
+        help="address put in ICE candidates, for a server behind NAT (default: media host)",
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default)"
@@ -99,6 +105,9 @@ def _config(args: argparse.Namespace) -> Config:
         port=getattr(args, "port", None),
         public_url=getattr(args, "public_url", None),
         log_level=getattr(args, "log_level", None),
+        media_host=getattr(args, "media_host", None),
+        media_port=getattr(args, "media_port", None),
+        media_advertised_address=getattr(args, "advertised_address", None),
     )
 
 

@@ -13,6 +13,14 @@
 | idle sweep | | `PARLOUR_IDLE_SWEEP_SECONDS` | `5` |
 | session timeout | | `PARLOUR_SESSION_TIMEOUT_SECONDS` | `30` |
 | auto-create rooms | | `PARLOUR_AUTO_CREATE_ROOMS` | `true` |
+| media (UDP) host | `--media-host` | `PARLOUR_MEDIA_HOST` | the HTTP host |
+| media (UDP) port | `--media-port` | `PARLOUR_MEDIA_PORT` | `0` (any free port) |
+| ICE address | `--advertised-address` | `PARLOUR_MEDIA_ADVERTISED_ADDRESS` | media host |
+| webhooks to private addresses | | `PARLOUR_WEBHOOK_ALLOW_PRIVATE` | `false` |
+| webhook request timeout | | `PARLOUR_WEBHOOK_TIMEOUT_SECONDS` | `10` |
+| webhook attempts per callback | | `PARLOUR_WEBHOOK_MAX_ATTEMPTS` | `6` |
+| first webhook retry delay | | `PARLOUR_WEBHOOK_RETRY_INITIAL_SECONDS` | `1` |
+| longest webhook retry delay | | `PARLOUR_WEBHOOK_RETRY_MAX_SECONDS` | `60` |
 """
 
 from __future__ import annotations
@@ -45,6 +53,22 @@ class Config:
     session_timeout_seconds: float = 30.0
     #: Create a room when a client connects to a name that has none (Twilio's default).
     auto_create_rooms: bool = True
+    #: UDP address of the SFU (host defaults to `host`; port 0 picks a free one).
+    media_host: str | None = None
+    media_port: int = 0
+    #: Address put in ICE candidates, for a server behind NAT (defaults to the media host).
+    media_advertised_address: str | None = None
+    #: Let status callbacks reach loopback, private and link-local addresses (tests, closed
+    #: networks). Off in production: a StatusCallback must not probe the server's network.
+    webhook_allow_private: bool = False
+    #: Seconds for one status callback request (resolve, connect, send, response head).
+    webhook_timeout_seconds: float = 10.0
+    #: Attempts per status callback before it is marked failed (retries: 5xx, 429, network).
+    webhook_max_attempts: int = 6
+    #: Seconds before the first retry; each further retry waits twice as long…
+    webhook_retry_initial_seconds: float = 1.0
+    #: …up to this many seconds.
+    webhook_retry_max_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -59,24 +83,33 @@ class Config:
             ("database_url", "PARLOUR_DATABASE_URL"),
             ("secret_key", "PARLOUR_SECRET_KEY"),
             ("log_level", "PARLOUR_LOG_LEVEL"),
+            ("media_host", "PARLOUR_MEDIA_HOST"),
+            ("media_advertised_address", "PARLOUR_MEDIA_ADVERTISED_ADDRESS"),
         ):
             if env.get(key):
                 values[name] = env[key]
         if env.get("PARLOUR_PORT"):
             values["port"] = int(env["PARLOUR_PORT"])
+        if env.get("PARLOUR_MEDIA_PORT"):
+            values["media_port"] = int(env["PARLOUR_MEDIA_PORT"])
         for name, key in (
             ("timeout_minute_seconds", "PARLOUR_TIMEOUT_MINUTE_SECONDS"),
             ("idle_sweep_seconds", "PARLOUR_IDLE_SWEEP_SECONDS"),
             ("session_timeout_seconds", "PARLOUR_SESSION_TIMEOUT_SECONDS"),
+            ("webhook_timeout_seconds", "PARLOUR_WEBHOOK_TIMEOUT_SECONDS"),
+            ("webhook_retry_initial_seconds", "PARLOUR_WEBHOOK_RETRY_INITIAL_SECONDS"),
+            ("webhook_retry_max_seconds", "PARLOUR_WEBHOOK_RETRY_MAX_SECONDS"),
         ):
             if env.get(key):
                 values[name] = float(env[key])
-        if env.get("PARLOUR_AUTO_CREATE_ROOMS"):
-            values["auto_create_rooms"] = env["PARLOUR_AUTO_CREATE_ROOMS"].lower() in (
-                "1",
-                "true",
-                "yes",
-            )
+        if env.get("PARLOUR_WEBHOOK_MAX_ATTEMPTS"):
+            values["webhook_max_attempts"] = int(env["PARLOUR_WEBHOOK_MAX_ATTEMPTS"])
+        for name, key in (
+            ("auto_create_rooms", "PARLOUR_AUTO_CREATE_ROOMS"),
+            ("webhook_allow_private", "PARLOUR_WEBHOOK_ALLOW_PRIVATE"),
+        ):
+            if env.get(key):
+                values[name] = env[key].lower() in ("1", "true", "yes")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"]))

@@ -34,7 +34,7 @@ def test_create_returns_every_field_typed(client: Client, server: ServerThread) 
     room = client.video.v1.rooms.create(
         unique_name="DailyStandup",
         type="group",
-        status_callback="https://example.com/cb",
+        status_callback="http://127.0.0.1:9/cb",
         status_callback_method="GET",
         max_participants=10,
         record_participants_on_connect=True,
@@ -53,7 +53,7 @@ def test_create_returns_every_field_typed(client: Client, server: ServerThread) 
     assert isinstance(room.date_created, dt.datetime)
     assert isinstance(room.date_updated, dt.datetime)
     assert room.end_time is None and room.duration is None
-    assert room.status_callback == "https://example.com/cb"
+    assert room.status_callback == "http://127.0.0.1:9/cb"
     assert room.status_callback_method == "GET"
     assert room.max_participants == 10
     assert room.max_participant_duration == 3600

@@ -88,10 +88,8 @@ def test_token_verifies_with_pyjwt_and_has_twilio_claims(tmp_path: Path) -> None
     assert [k["sid"] for k in run_json("keys", "list", data_dir=tmp_path)] == [claims["iss"]]
 
 
-def test_token_signature_verifies_with_the_key_secret(tmp_path: Path) -> None:
+async def test_token_signature_verifies_with_the_key_secret(tmp_path: Path) -> None:
     # Mint through the service API so the secret is known, then check with PyJWT.
-    import asyncio
-
     from parlour.config import Config, load_server_secret
     from parlour.domain.clock import SystemClock
     from parlour.services.accounts import AccountService
@@ -108,7 +106,7 @@ def test_token_signature_verifies_with_the_key_secret(tmp_path: Path) -> None:
         finally:
             await store.close()
 
-    token, secret = asyncio.run(go())
+    token, secret = await go()
     cli_token = run("token", "--identity", "carol", data_dir=tmp_path).stdout.strip()
     for t in (token, cli_token):
         claims = jwt.decode(t, secret, algorithms=["HS256"])

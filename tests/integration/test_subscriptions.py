@@ -39,7 +39,7 @@ class InstantSession:
 
 
 class InstantMedia:
-    def open_session(self, room_sid: str, participant_sid: str, listener: MediaListener):
+    def open_session(self, room_sid: str, participant_sid: str, listener: MediaListener, codecs):
         return InstantSession(listener)
 
 

@@ -603,6 +603,10 @@ async def connect(
     for track in tracks:
         room.local_tracks[track.id] = track
         room._attach(track)
+    if room.peer is not None and not any(t.media is not None for t in tracks):
+        # Like browsers without local tracks: offer to receive audio and video.
+        room.peer.pc.addTransceiver("audio", direction="recvonly")
+        room.peer.pc.addTransceiver("video", direction="recvonly")
     try:
         await room._open(sig.Ice(token=token))
     except BaseException:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from parlour.domain.accounts import Account, ApiKey
-from parlour.domain.events import Event
+from parlour.domain.events import CallbackDelivery, Event
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.rooms import Room, RoomStatus
@@ -21,6 +21,7 @@ from parlour.domain.tracks import PublishedTrack, SubscribedTrack
 
 __all__ = [
     "EventSink",
+    "FanOutEventSink",
     "MediaListener",
     "MediaPlane",
     "MediaSession",
@@ -28,6 +29,7 @@ __all__ = [
     "ParticipantFilter",
     "RoomFilter",
     "SessionControl",
+    "StatusCallbackPolicy",
     "Store",
 ]
 
@@ -102,6 +104,21 @@ class Store(Protocol):
         self, participant_sid: ParticipantSid, req: PageRequest
     ) -> Page[SubscribedTrack]: ...
     async def end_tracks_of(self, participant_sid: ParticipantSid, now: dt.datetime) -> None: ...
+    async def active_published_tracks(
+        self, participant_sid: ParticipantSid
+    ) -> list[PublishedTrack]: ...
+
+    async def insert_callback_delivery(self, delivery: CallbackDelivery) -> CallbackDelivery:
+        """Store a new pending callback; returns it with its `id` and the next
+        `sequence_number` of its resource (0 for the first)."""
+        ...
+
+    async def update_callback_delivery(self, delivery: CallbackDelivery) -> None: ...
+    async def pending_callback_deliveries(self) -> list[CallbackDelivery]:
+        """Every pending callback, by resource and then sequence number."""
+        ...
+
+    async def list_callback_deliveries(self, resource_sid: str) -> list[CallbackDelivery]: ...
 
 
 class SessionControl(Protocol):
@@ -162,11 +179,40 @@ class MediaPlane(Protocol):
     """The SFU, behind one port so it can run in this process or in workers."""
 
     def open_session(
-        self, room_sid: RoomSid, participant_sid: ParticipantSid, listener: MediaListener
-    ) -> MediaSession: ...
+        self,
+        room_sid: RoomSid,
+        participant_sid: ParticipantSid,
+        listener: MediaListener,
+        video_codecs: Sequence[str],
+    ) -> MediaSession:
+        """A peer connection for a participant; `video_codecs` is the room's setting."""
+        ...
 
 
 class EventSink(Protocol):
-    """Where domain events go (logs now; webhooks and recordings later)."""
+    """Where domain events go (logs and status callbacks; recordings later)."""
 
     async def emit(self, event: Event) -> None: ...
+
+
+class FanOutEventSink:
+    """Hands every event to several sinks, in the order given (logs first, then webhooks)."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self._sinks = sinks
+
+    async def emit(self, event: Event) -> None:
+        for sink in self._sinks:
+            await sink.emit(event)
+
+
+class StatusCallbackPolicy(Protocol):
+    """Which StatusCallback URLs a room may be created with (the webhook sender knows)."""
+
+    def check(self, url: str) -> None:
+        """Refuse a URL that can be refused without network access (IP literals, this server).
+
+        Raises:
+            RoomError: 53111 StatusCallback is invalid.
+        """
+        ...

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
-from parlour.domain.events import Event
+from parlour.domain.events import participant_event
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import (
     MAX_IDENTITY_LENGTH,
@@ -184,17 +184,31 @@ class ParticipantService:
                 replace(current, empty_since=None, ever_joined=True, date_updated=now)
             )
         log.info("participant connected sid=%s room=%s", participant.sid, room.sid)
-        await self._emit("participant-connected", participant)
+        await self._emit("participant-connected", participant, room=room)
         return participant
 
     async def leave(self, room: Room, participant: Participant) -> Participant:
-        """A participant is gone: its tracks end, and an emptied room starts its timeout."""
+        """A participant is gone: its tracks end, and an emptied room starts its timeout.
+
+        Tracks still published are removed first (`track-removed` each), then
+        `participant-disconnected`.
+        """
         now = self._clock.now()
         left = participant.disconnected(now)
         if left is participant:
             return participant
+        tracks = await self._store.active_published_tracks(participant.sid)
         await self._store.update_participant(left)
         await self._store.end_tracks_of(participant.sid, now)
+        # Events first: a room ending meanwhile then reports this departure before its end.
+        for track in tracks:
+            await self._emit("track-removed", participant, room=room, track=track)
+        await self._emit(
+            "participant-disconnected",
+            left,
+            room=room,
+            ParticipantDuration=str(left.duration),
+        )
         current = await self._store.get_room(room.account_sid, room.sid)
         if current is not None and current.in_progress:
             if not await self._store.active_participants(room.sid):
@@ -205,7 +219,6 @@ class ParticipantService:
             room.sid,
             left.duration,
         )
-        await self._emit("participant-disconnected", left, ParticipantDuration=str(left.duration))
         return left
 
     async def publish(
@@ -223,7 +236,7 @@ class ParticipantService:
             date_updated=now,
         )
         await self._store.insert_published_track(track)
-        await self._emit("track-added", participant, track_sid=track.sid, TrackKind=kind.value)
+        await self._emit("track-added", participant, track=track)
         return track
 
     async def set_status(self, participant: Participant, status: ParticipantStatus) -> Participant:
@@ -239,9 +252,7 @@ class ParticipantService:
         now = self._clock.now()
         await self._store.update_published_track(replace(track, ended_at=now, date_updated=now))
         await self._store.end_subscriptions_to(track.sid, now)
-        await self._emit(
-            "track-removed", participant, track_sid=track.sid, TrackKind=track.kind.value
-        )
+        await self._emit("track-removed", participant, track=track)
 
     async def set_track_enabled(
         self, participant: Participant, track: PublishedTrack, enabled: bool
@@ -252,10 +263,7 @@ class ParticipantService:
         updated = replace(track, enabled=enabled, date_updated=self._clock.now())
         await self._store.update_published_track(updated)
         await self._emit(
-            "track-enabled" if enabled else "track-disabled",
-            participant,
-            track_sid=track.sid,
-            TrackKind=track.kind.value,
+            "track-enabled" if enabled else "track-disabled", participant, track=updated
         )
         return updated
 
@@ -279,16 +287,14 @@ class ParticipantService:
         return sub
 
     async def _emit(
-        self, name: str, participant: Participant, track_sid: str | None = None, **data: str
+        self,
+        name: str,
+        participant: Participant,
+        *,
+        room: Room | None = None,
+        track: PublishedTrack | None = None,
+        **data: str,
     ) -> None:
         await self._events.emit(
-            Event(
-                name=name,
-                account_sid=participant.account_sid,
-                room_sid=participant.room_sid,
-                participant_sid=participant.sid,
-                track_sid=track_sid,
-                timestamp=self._clock.now(),
-                data=data,
-            )
+            participant_event(name, participant, self._clock.now(), room=room, track=track, **data)
         )

@@ -8,9 +8,15 @@ from dataclasses import replace
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
-from parlour.domain.events import Event
+from parlour.domain.events import participant_event, room_event
 from parlour.domain.paging import Page, PageRequest
-from parlour.domain.ports import EventSink, RoomFilter, SessionControl, Store
+from parlour.domain.ports import (
+    EventSink,
+    RoomFilter,
+    SessionControl,
+    StatusCallbackPolicy,
+    Store,
+)
 from parlour.domain.rooms import Room, RoomSpec, RoomStatus, validate_room_spec
 from parlour.domain.rules import Rule, parse_rules
 from parlour.domain.sids import AccountSid, RoomSid, is_sid, new_sid
@@ -28,6 +34,7 @@ class RoomService:
 
     Args:
         timeout_minute: seconds per minute of Empty/UnusedRoomTimeout (60; tests shrink it).
+        callback_policy: refuses StatusCallback URLs that webhooks must never reach (53111).
     """
 
     def __init__(
@@ -38,12 +45,14 @@ class RoomService:
         sessions: SessionControl,
         *,
         timeout_minute: float = 60.0,
+        callback_policy: StatusCallbackPolicy | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
         self._sessions = sessions
         self._minute = timeout_minute
+        self._callback_policy = callback_policy
 
     async def create(self, account_sid: AccountSid, spec: RoomSpec) -> Room:
         room = validate_room_spec(
@@ -52,6 +61,8 @@ class RoomService:
             account_sid=account_sid,
             now=self._clock.now(),
         )
+        if room.status_callback is not None and self._callback_policy is not None:
+            self._callback_policy.check(room.status_callback)
         await self._store.insert_room(room)
         log.info("room created sid=%s account=%s type=%s", room.sid, account_sid, room.type)
         await self._emit("room-created", room)
@@ -101,12 +112,30 @@ class RoomService:
         return await self.end(room)
 
     async def end(self, room: Room) -> Room:
-        """Complete a room: disconnect everyone, record end time and duration."""
+        """Complete a room: disconnect everyone, record end time and duration.
+
+        Everyone still in the room leaves first, as they would on their own: `track-removed`
+        for each published track, then `participant-disconnected`, then `room-ended`.
+        """
         now = self._clock.now()
         for participant in await self._store.active_participants(room.sid):
+            tracks = await self._store.active_published_tracks(participant.sid)
             left = participant.disconnected(now)
             await self._store.update_participant(left)
             await self._store.end_tracks_of(participant.sid, now)
+            for track in tracks:
+                await self._events.emit(
+                    participant_event("track-removed", participant, now, room=room, track=track)
+                )
+            await self._events.emit(
+                participant_event(
+                    "participant-disconnected",
+                    left,
+                    now,
+                    room=room,
+                    ParticipantDuration=str(left.duration),
+                )
+            )
         ended = replace(room.completed(now), empty_since=None)
         await self._store.update_room(ended)
         await self._sessions.end_room(room.sid, ROOM_COMPLETED_CODE)
@@ -148,12 +177,4 @@ class RoomService:
                 log.exception("idle-room sweep failed")
 
     async def _emit(self, name: str, room: Room, **data: str) -> None:
-        await self._events.emit(
-            Event(
-                name=name,
-                account_sid=room.account_sid,
-                room_sid=room.sid,
-                timestamp=self._clock.now(),
-                data=data,
-            )
-        )
+        await self._events.emit(room_event(name, room, self._clock.now(), **data))

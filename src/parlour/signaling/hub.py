@@ -85,7 +85,11 @@ class NullMediaPlane:
     """No SFU attached: descriptions are accepted and left unanswered, nothing is delivered."""
 
     def open_session(
-        self, room_sid: RoomSid, participant_sid: ParticipantSid, listener: MediaListener
+        self,
+        room_sid: RoomSid,
+        participant_sid: ParticipantSid,
+        listener: MediaListener,
+        video_codecs: Iterable[str],
     ) -> MediaSession:
         return _NullSession()
 
@@ -272,7 +276,9 @@ class SignalingHub:
                 token="SE" + secrets.token_hex(16),
                 room=room,
                 participant=participant,
-                media=self._media.open_session(room.sid, participant.sid, _Listener(self, ref)),
+                media=self._media.open_session(
+                    room.sid, participant.sid, _Listener(self, ref), room.video_codecs
+                ),
                 outbox=outbox,
             )
             ref.append(session)

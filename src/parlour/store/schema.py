@@ -16,6 +16,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "accounts",
     "api_keys",
+    "callback_deliveries",
     "instance",
     "metadata",
     "participants",
@@ -155,4 +156,33 @@ subscribed_tracks = sa.Table(
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Index("ix_subscribed_participant_seq", "participant_sid", "seq"),
     sa.Index("ix_subscribed_participant_sid", "participant_sid", "sid"),
+)
+
+# Status callbacks waiting to be delivered, and the record of those that were (or failed).
+# `sequence_number` counts per resource (room) from 0 and orders delivery.
+callback_deliveries = sa.Table(
+    "callback_deliveries",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("account_sid", SID, nullable=False),
+    sa.Column("resource_sid", SID, nullable=False),
+    sa.Column("sequence_number", sa.Integer, nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("url", sa.String(1024), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(512), nullable=True),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Index(
+        "ix_callback_deliveries_resource_sequence",
+        "resource_sid",
+        "sequence_number",
+        unique=True,
+    ),
+    sa.Index("ix_callback_deliveries_status", "status", "resource_sid", "sequence_number"),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parlour.domain import errors
 from parlour.domain.accounts import Account, ApiKey
+from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import ParticipantFilter, RoomFilter
@@ -36,6 +38,7 @@ from parlour.store import migrate
 from parlour.store.schema import (
     accounts,
     api_keys,
+    callback_deliveries,
     instance,
     participants,
     published_tracks,
@@ -197,6 +200,26 @@ def _subscribed(row: Row[Any]) -> SubscribedTrack:
         date_created=row.date_created,
         date_updated=row.date_updated,
         ended_at=row.ended_at,
+    )
+
+
+def _delivery(row: Row[Any]) -> CallbackDelivery:
+    return CallbackDelivery(
+        id=row.seq,
+        account_sid=row.account_sid,
+        resource_sid=row.resource_sid,
+        sequence_number=row.sequence_number,
+        event=row.event,
+        url=row.url,
+        method=row.method,
+        params=dict(row.params),
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
+        date_created=row.date_created,
+        date_updated=row.date_updated,
     )
 
 
@@ -549,3 +572,92 @@ class SqlStore:
                     .where(condition, table.c.ended_at.is_(None))
                     .values(ended_at=now, date_updated=now)
                 )
+
+    async def active_published_tracks(
+        self, participant_sid: ParticipantSid
+    ) -> list[PublishedTrack]:
+        """A participant's currently published tracks, in publication order."""
+        query = (
+            sa.select(published_tracks)
+            .where(
+                published_tracks.c.participant_sid == participant_sid,
+                published_tracks.c.ended_at.is_(None),
+            )
+            .order_by(published_tracks.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            return [_published(r) for r in (await conn.execute(query)).all()]
+
+    # -- status callbacks -----------------------------------------------------------------
+
+    async def insert_callback_delivery(self, delivery: CallbackDelivery) -> CallbackDelivery:
+        """Store a pending callback with the next sequence number of its resource.
+
+        The number is taken inside the insert statement itself, so it is atomic on SQLite;
+        callers serialise the callbacks of one resource (the unique index catches the rest).
+        """
+        t = callback_deliveries
+        next_number = (
+            sa.select(sa.func.coalesce(sa.func.max(t.c.sequence_number) + 1, 0))
+            .where(t.c.resource_sid == delivery.resource_sid)
+            .scalar_subquery()
+        )
+        updated = delivery.date_updated or delivery.date_created
+        values = {
+            "account_sid": delivery.account_sid,
+            "resource_sid": delivery.resource_sid,
+            "sequence_number": next_number,
+            "event": delivery.event,
+            "url": delivery.url,
+            "method": delivery.method,
+            "params": delivery.params,
+            "status": delivery.status.value,
+            "attempts": delivery.attempts,
+            "last_status": delivery.last_status,
+            "last_error": delivery.last_error,
+            "next_attempt_at": delivery.next_attempt_at,
+            "date_created": delivery.date_created,
+            "date_updated": updated,
+        }
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.insert(t).values(**values).returning(t.c.seq, t.c.sequence_number)
+            )
+            row = result.one()
+        return replace(
+            delivery, id=row.seq, sequence_number=row.sequence_number, date_updated=updated
+        )
+
+    async def update_callback_delivery(self, delivery: CallbackDelivery) -> None:
+        """Record an attempt: status, attempts, last status/error and the next attempt time."""
+        t = callback_deliveries
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.seq == delivery.id)
+                .values(
+                    status=delivery.status.value,
+                    attempts=delivery.attempts,
+                    last_status=delivery.last_status,
+                    last_error=delivery.last_error[:512] if delivery.last_error else None,
+                    next_attempt_at=delivery.next_attempt_at,
+                    date_updated=delivery.date_updated or delivery.date_created,
+                )
+            )
+
+    async def pending_callback_deliveries(self) -> list[CallbackDelivery]:
+        t = callback_deliveries
+        query = (
+            sa.select(t)
+            .where(t.c.status == DeliveryStatus.PENDING.value)
+            .order_by(t.c.resource_sid, t.c.sequence_number)
+        )
+        async with self.engine.connect() as conn:
+            return [_delivery(r) for r in (await conn.execute(query)).all()]
+
+    async def list_callback_deliveries(self, resource_sid: str) -> list[CallbackDelivery]:
+        """Every callback of one resource (room), in sequence order."""
+        t = callback_deliveries
+        query = sa.select(t).where(t.c.resource_sid == resource_sid).order_by(t.c.sequence_number)
+        async with self.engine.connect() as conn:
+            return [_delivery(r) for r in (await conn.execute(query)).all()]

@@ -1,0 +1,458 @@
+"""One participant's peer connection with the SFU (mediasoup's "transport").
+
+A `Peer` is the `MediaSession` the signaling hub talks to and the `EndpointHandler` the
+UDP socket delivers to. It owns the negotiation state (`PeerNegotiator`), the DTLS-SRTP
+transport, the data channels, the producers its client publishes and the consumers it
+receives, and it drives server-initiated renegotiation when subscriptions change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from parlour.domain.ports import MediaListener, TrackDescriptor
+from parlour.domain.sids import TrackSid
+from parlour.media import rtp
+from parlour.media.dtls import Certificate, DtlsSrtpTransport
+from parlour.media.negotiation import (
+    LocalTransport,
+    NegotiationError,
+    NegotiationResult,
+    PeerNegotiator,
+    PublishedTrackInfo,
+    ServerCapabilities,
+)
+from parlour.media.router import Consumer, DataProducer, Producer, Router
+from parlour.media.sctp import ChannelInfo, DataChannels
+from parlour.media.udp import Address, MediaSocket
+
+__all__ = ["Peer"]
+
+log = logging.getLogger(__name__)
+
+RTCP_INTERVAL = 1.0
+REMB_BITRATE = 2_500_000
+
+
+class Peer:
+    """The SFU side of one participant's single bidirectional peer connection."""
+
+    def __init__(
+        self,
+        *,
+        room_sid: str,
+        participant_sid: str,
+        router: Router,
+        socket: MediaSocket,
+        certificate: Certificate,
+        listener: MediaListener,
+        capabilities: ServerCapabilities,
+        on_close: Callable[[Peer], None],
+    ) -> None:
+        self.room_sid = room_sid
+        self.participant_sid = participant_sid
+        self.router = router
+        self._socket = socket
+        self._certificate = certificate
+        self._listener = listener
+        self._on_close = on_close
+        host, port = socket.candidate_address
+        self.local = LocalTransport.generate(certificate.fingerprint(), host, port)
+        self.negotiator = PeerNegotiator(self.local, capabilities)
+        self.pc_id: str | None = None
+        self.addr: Address | None = None
+        self.dtls: DtlsSrtpTransport | None = None
+        self.channels: DataChannels | None = None
+        self.rtcp_ssrc = random.getrandbits(32)
+        # Publishing side: SSRC → producer; RTX SSRC → producer.
+        self._by_ssrc: dict[int, Producer] = {}
+        self._by_rtx: dict[int, Producer] = {}
+        self.producers: dict[str, Producer] = {}
+        self.data_producers: dict[str, DataProducer] = {}
+        # Receiving side.
+        self._wanted: dict[TrackSid, TrackDescriptor] = {}
+        self._consumers: dict[str, Consumer] = {}  # by track id
+        self._consumer_by_ssrc: dict[int, Consumer] = {}
+        self._data_wanted: dict[str, DataProducer] = {}  # label → producer we relay from
+        self._reported: dict[TrackSid, str] = {}
+        self._closed = False
+        self._offer_scheduled = False
+        self._rtcp_task: asyncio.Task[None] | None = None
+        socket.register(self.local.ice_ufrag, self.local.ice_pwd, self)
+        router.listeners.append(self._router_changed)
+
+    # -- MediaSession ---------------------------------------------------------------------
+
+    async def client_description(
+        self, pc_id: str, kind: str, revision: int, sdp: str, track_ids: Sequence[str]
+    ) -> str | None:
+        if self._closed:
+            return None
+        if self.pc_id is None:
+            self.pc_id = pc_id
+        elif pc_id != self.pc_id:
+            return None  # one peer connection per participant
+        try:
+            if kind == "offer":
+                answer = self.negotiator.apply_client_offer(sdp, revision, track_ids=track_ids)
+                if answer is None:
+                    return None
+                self._start_transport(answer)
+                self._apply_publications(answer)
+                self._schedule_offer()
+                return answer.sdp
+            if kind == "answer":
+                result = self.negotiator.apply_client_answer(sdp, revision, track_ids=track_ids)
+                self._apply_publications(result)
+                self._apply_sending(result)
+                self._schedule_offer()
+        except NegotiationError as exc:
+            log.warning("peer %s: negotiation failed: %s", self.participant_sid, exc)
+        return None
+
+    def set_subscriptions(self, tracks: Sequence[TrackDescriptor]) -> None:
+        self._wanted = {t.sid: t for t in tracks}
+        self._sync_wanted()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._socket.unregister(self.local.ice_ufrag)
+        if self._router_changed in self.router.listeners:
+            self.router.listeners.remove(self._router_changed)
+        for track_id in list(self.producers):
+            self._remove_producer(track_id)
+        for label in list(self.data_producers):
+            self.router.remove_data_producer(self.participant_sid, label)
+        self.data_producers.clear()
+        for consumer in self._consumers.values():
+            if consumer in consumer.producer.consumers:
+                consumer.producer.consumers.remove(consumer)
+        self._consumers.clear()
+        for producer in self._data_wanted.values():
+            producer.subscribers.pop(self.participant_sid, None)
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+        channels, dtls = self.channels, self.dtls
+        self.channels = None
+        self._on_close(self)
+        asyncio.get_running_loop().create_task(_shutdown(channels, dtls)).add_done_callback(
+            _log_failure
+        )
+
+    # -- EndpointHandler ------------------------------------------------------------------
+
+    def ice_connected(self, addr: Address) -> None:
+        self.addr = addr
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        dtls = self.dtls
+        if dtls is not None:
+            dtls.datagram_received(data)
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        if self.addr is not None:
+            self._socket.sendto(data, self.addr)
+
+    def _start_transport(self, result: NegotiationResult) -> None:
+        if self.dtls is not None:
+            return
+        self.dtls = DtlsSrtpTransport(
+            self._certificate,
+            is_server=True,
+            remote_fingerprints=list(result.remote.fingerprints),
+            send=self._send,
+            on_rtp=self._on_rtp,
+            on_rtcp=self._on_rtcp,
+            on_data=self._on_data,
+            on_state=self._on_dtls_state,
+            label=self.participant_sid,
+        )
+        self.dtls.start()
+
+    def _on_dtls_state(self, state: str) -> None:
+        log.info("peer %s: dtls %s", self.participant_sid, state)
+        if state == "connected":
+            assert self.dtls is not None
+            self.channels = DataChannels(
+                self.dtls,
+                on_channel=self._on_channel,
+                on_message=self._on_message,
+                on_closed=self._on_channel_closed,
+            )
+            self.channels.start()
+            self._rtcp_task = asyncio.get_running_loop().create_task(self._rtcp_loop())
+            self._sync_wanted()
+            for producer in self.producers.values():
+                producer.request_keyframe(time.monotonic())
+        elif state in ("failed", "closed") and not self._closed:
+            log.info("peer %s: media transport %s", self.participant_sid, state)
+
+    def _on_data(self, data: bytes) -> None:
+        if self.channels is not None:
+            self.channels.data_received(data)
+
+    # -- publishing side ------------------------------------------------------------------
+
+    def _apply_publications(self, result: NegotiationResult) -> None:
+        for info in result.ended:
+            self._remove_producer(info.track_id)
+        for info in (*result.added, *result.updated):
+            self._remove_producer(info.track_id, notify=False)
+            self._add_producer(info)
+        if result.ended or result.added or result.updated:
+            self.router.changed()
+
+    def _add_producer(self, info: PublishedTrackInfo) -> None:
+        producer = Producer(self.participant_sid, info, self._send_pli)
+        self.producers[info.track_id] = producer
+        for ssrc in info.ssrcs:
+            self._by_ssrc[ssrc] = producer
+        for _media, rtx_ssrc in info.rtx_ssrcs:
+            self._by_rtx[rtx_ssrc] = producer
+        self.router.producers[(self.participant_sid, info.track_id)] = producer
+
+    def _remove_producer(self, track_id: str, notify: bool = True) -> None:
+        producer = self.producers.pop(track_id, None)
+        if producer is None:
+            return
+        for ssrc in producer.info.ssrcs:
+            self._by_ssrc.pop(ssrc, None)
+        for _media, rtx_ssrc in producer.info.rtx_ssrcs:
+            self._by_rtx.pop(rtx_ssrc, None)
+        if notify:
+            self.router.remove_producer(self.participant_sid, track_id)
+        else:
+            self.router.producers.pop((self.participant_sid, track_id), None)
+            producer.consumers.clear()
+
+    def _on_rtp(self, packet: bytes) -> None:
+        """Hot path: a decrypted RTP packet from this participant."""
+        ssrc = int.from_bytes(packet[8:12], "big")
+        producer = self._by_ssrc.get(ssrc)
+        if producer is not None:
+            tracker = producer.tracker.get(ssrc)
+            if tracker is not None:
+                tracker.update(rtp.seq(packet), rtp.timestamp(packet), 0)
+            producer.forward(packet)
+            return
+        producer = self._by_rtx.get(ssrc)
+        if producer is not None:
+            producer.forward_rtx(packet)
+
+    def _send_pli(self, media_ssrc: int) -> None:
+        if self.dtls is not None:
+            self.dtls.send_rtcp(rtp.pli(self.rtcp_ssrc, media_ssrc))
+
+    async def _rtcp_loop(self) -> None:
+        """Receiver reports, REMB and NACKs to the publisher; keyframes after heavy loss."""
+        while not self._closed:
+            await asyncio.sleep(RTCP_INTERVAL)
+            dtls = self.dtls
+            if dtls is None or dtls.state != "connected":
+                continue
+            now = time.monotonic()
+            video_ssrcs = []
+            for producer in self.producers.values():
+                for ssrc, tracker in producer.tracker.items():
+                    missing = tracker.nacks()
+                    if missing:
+                        dtls.send_rtcp(rtp.nack(self.rtcp_ssrc, ssrc, missing))
+                    if tracker.take_keyframe_request():
+                        producer.request_keyframe(now)
+                if producer.kind == "video" and producer.info.ssrc is not None:
+                    video_ssrcs.append(producer.info.ssrc)
+            if video_ssrcs:
+                dtls.send_rtcp(rtp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs))
+
+    # -- receiving side -------------------------------------------------------------------
+
+    def _router_changed(self) -> None:
+        self._sync_wanted()
+
+    def _sync_wanted(self) -> None:
+        """Match wanted tracks with producers; ask for renegotiation when that changes."""
+        if self._closed:
+            return
+        want_media: dict[str, Producer] = {}
+        want_data: dict[str, DataProducer] = {}
+        for desc in self._wanted.values():
+            key = (desc.publisher_sid, desc.id)
+            if desc.kind == "data":
+                data = self.router.data_producers.get(key)
+                if data is not None:
+                    want_data[desc.id] = data
+            else:
+                producer = self.router.producers.get(key)
+                if producer is not None and producer.info.codec is not None:
+                    want_media[desc.id] = producer
+        sending = {s.track_id for s in self.negotiator.sending}
+        for track_id, producer in want_media.items():
+            consumer = self._consumers.get(track_id)
+            if consumer is not None and consumer.producer is not producer:
+                self._drop_consumer(track_id)
+            if track_id not in sending or track_id not in self._consumers:
+                codec = producer.info.codec
+                assert codec is not None
+                self.negotiator.send_track(track_id, producer.publisher_sid, producer.kind, codec)
+            if track_id in sending and track_id not in self._consumers:
+                self._attach_consumer(track_id, producer)
+        for track_id in [t for t in self._consumers if t not in want_media]:
+            self._drop_consumer(track_id)
+            self.negotiator.stop_sending(track_id)
+        for track_id in [t for t in sending if t not in want_media]:
+            self.negotiator.stop_sending(track_id)
+        self._sync_data(want_data)
+        self._report()
+        self._schedule_offer()
+
+    def _sync_data(self, want: dict[str, DataProducer]) -> None:
+        if want:
+            self.negotiator.need_data_channel()
+        channels = self.channels
+        for label, producer in want.items():
+            if label in self._data_wanted:
+                continue
+            if channels is None or self.negotiator.data_mid is None:
+                continue
+            channels.open_channel(
+                label,
+                ordered=producer.ordered,
+                max_retransmits=producer.max_retransmits,
+                max_packet_life_time=producer.max_packet_life_time,
+            )
+            self._data_wanted[label] = producer
+            producer.subscribers[self.participant_sid] = self._relay_to(label)
+        for label in [x for x in self._data_wanted if x not in want]:
+            producer = self._data_wanted.pop(label)
+            producer.subscribers.pop(self.participant_sid, None)
+            if channels is not None:
+                channels.close_channel(label)
+
+    def _relay_to(self, label: str) -> Callable[[str | bytes], None]:
+        def deliver(message: str | bytes) -> None:
+            if self.channels is not None:
+                self.channels.send(label, message)
+
+        return deliver
+
+    def _attach_consumer(self, track_id: str, producer: Producer) -> None:
+        info = next((s for s in self.negotiator.sending if s.track_id == track_id), None)
+        if info is None or self.dtls is None:
+            return
+        consumer = Consumer(producer, info, self.dtls)
+        self._consumers[track_id] = consumer
+        self._consumer_by_ssrc[info.ssrc] = consumer
+        producer.consumers.append(consumer)
+        producer.request_keyframe(time.monotonic())
+
+    def _drop_consumer(self, track_id: str) -> None:
+        consumer = self._consumers.pop(track_id, None)
+        if consumer is None:
+            return
+        self._consumer_by_ssrc.pop(consumer.info.ssrc, None)
+        if consumer in consumer.producer.consumers:
+            consumer.producer.consumers.remove(consumer)
+
+    def _apply_sending(self, result: NegotiationResult) -> None:
+        for info in result.stopped:
+            self._drop_consumer(info.track_id)
+        self._sync_wanted()
+
+    def _report(self) -> None:
+        """Tell signaling which wanted tracks are now actually delivered."""
+        delivered: dict[TrackSid, str] = {}
+        sending = {s.track_id for s in self.negotiator.sending}
+        for sid, desc in self._wanted.items():
+            if desc.kind == "data":
+                if desc.id in self._data_wanted:
+                    delivered[sid] = desc.id
+            elif desc.id in sending and desc.id in self._consumers:
+                delivered[sid] = desc.id
+        if delivered != self._reported:
+            self._reported = delivered
+            self._listener.subscriptions_changed(list(delivered.items()))
+
+    def _schedule_offer(self) -> None:
+        if self._offer_scheduled or self._closed:
+            return
+        self._offer_scheduled = True
+        asyncio.get_running_loop().call_soon(self._maybe_offer)
+
+    def _maybe_offer(self) -> None:
+        self._offer_scheduled = False
+        negotiator = self.negotiator
+        if self._closed or self.pc_id is None or negotiator.remote is None:
+            return
+        if not negotiator.is_stable or not negotiator.needs_negotiation:
+            return
+        revision = negotiator.next_offer_revision
+        try:
+            sdp = negotiator.create_offer(revision)
+        except NegotiationError as exc:
+            log.warning("peer %s: cannot make an offer: %s", self.participant_sid, exc)
+            return
+        self._listener.send_offer(self.pc_id, revision, sdp)
+
+    def _on_rtcp(self, packet: bytes) -> None:
+        now = time.monotonic()
+        for item in rtp.parse_rtcp(packet):
+            if isinstance(item, rtp.Pli | rtp.Fir):
+                media = item.media_ssrc if isinstance(item, rtp.Pli) else None
+                targets = (
+                    [self._consumer_by_ssrc[media]]
+                    if media is not None and media in self._consumer_by_ssrc
+                    else list(self._consumers.values())
+                )
+                for consumer in targets:
+                    consumer.producer.request_keyframe(now)
+            elif isinstance(item, rtp.Nack):
+                nacked = self._consumer_by_ssrc.get(item.media_ssrc)
+                if nacked is not None:
+                    nacked.retransmit(list(item.seqs))
+            elif isinstance(item, rtp.SenderReport):
+                producer = self._by_ssrc.get(item.ssrc)
+                if producer is not None:
+                    producer.sender_report(item)
+
+    # -- data channels --------------------------------------------------------------------
+
+    def _on_channel(self, label: str, info: ChannelInfo) -> None:
+        producer = DataProducer(
+            self.participant_sid,
+            label,
+            info.ordered,
+            info.max_retransmits,
+            info.max_packet_life_time,
+        )
+        self.data_producers[label] = producer
+        self.router.add_data_producer(producer)
+
+    def _on_message(self, label: str, message: str | bytes) -> None:
+        producer = self.data_producers.get(label)
+        if producer is not None:
+            producer.forward(message)
+
+    def _on_channel_closed(self, label: str) -> None:
+        if self.data_producers.pop(label, None) is not None:
+            self.router.remove_data_producer(self.participant_sid, label)
+
+
+async def _shutdown(channels: DataChannels | None, dtls: DtlsSrtpTransport | None) -> None:
+    """SCTP ABORT first, so it still gets out, then DTLS close_notify."""
+    if channels is not None:
+        await channels.close()
+    if dtls is not None:
+        dtls.close()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("media task failed", exc_info=task.exception())

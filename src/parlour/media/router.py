@@ -1,0 +1,251 @@
+"""A room's media router: producers (published tracks) fan out to consumers (subscriptions).
+
+Named after mediasoup's objects. The forwarding path is synchronous and allocation-light:
+
+    Peer.on_rtp(pkt) → Producer.forward(pkt) → for each Consumer: rewrite → history → send
+
+A consumer rewrites SSRC, payload type, sequence number, timestamp and header-extension ids
+(`rtp.RtpRewriter`) and keeps the bytes it sent for NACK answers. The payload is never
+touched: no decoding, no re-packetization.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from parlour.media import rtp
+from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
+
+__all__ = ["Consumer", "DataProducer", "Producer", "Router", "RtpSink"]
+
+log = logging.getLogger(__name__)
+
+KEYFRAME_INTERVAL = 0.3  # at most one PLI per producer per 300 ms
+VIDEO_HISTORY = 1024
+AUDIO_HISTORY = 128
+
+
+class RtpSink(Protocol):
+    """What a consumer sends through: its subscriber's SRTP transport."""
+
+    def send_rtp(self, packet: bytes) -> None: ...
+    def send_rtcp(self, packet: bytes) -> None: ...
+
+
+def _extension_map(track: PublishedTrackInfo | SentTrackInfo) -> dict[str, int]:
+    return {e.uri: e.id for e in track.header_extensions}
+
+
+class Consumer:
+    """One subscriber's copy of one producer."""
+
+    __slots__ = (
+        "_rtx_seq",
+        "history",
+        "info",
+        "keyframe_requests",
+        "pt_map",
+        "producer",
+        "rewriter",
+        "sink",
+    )
+
+    def __init__(self, producer: Producer, info: SentTrackInfo, sink: RtpSink) -> None:
+        self.producer = producer
+        self.info = info
+        self.sink = sink
+        extensions = rtp.ExtensionRewriter(
+            _extension_map(producer.info), _extension_map(info), mid=info.mid
+        )
+        clock = info.codec.clock_rate or 90000
+        self.rewriter = rtp.RtpRewriter(
+            info.ssrc, info.codec.payload_type, extensions=extensions, clock_rate=clock
+        )
+        # Publisher payload type → ours; only the forwarded codec maps.
+        self.pt_map: dict[int, int] = {}
+        for codec in producer.info.codecs:
+            if not codec.is_rtx and codec.name.lower() == info.codec.name.lower():
+                self.pt_map[codec.payload_type] = info.codec.payload_type
+        size = VIDEO_HISTORY if info.kind == "video" else AUDIO_HISTORY
+        self.history = rtp.PacketHistory(size)
+        self._rtx_seq = 0
+        self.keyframe_requests = 0
+
+    def forward(self, packet: bytes, payload_type: int) -> None:
+        """Send one publisher packet to this subscriber (hot path)."""
+        out_pt = self.pt_map.get(payload_type)
+        if out_pt is None:
+            return
+        rewriter = self.rewriter
+        rewriter.payload_type = out_pt
+        try:
+            out = rewriter.rewrite(packet)
+        except rtp.RtpError:
+            return
+        self.history.put(out)
+        self.sink.send_rtp(out)
+
+    def retransmit(self, seqs: list[int]) -> None:
+        """Answer a subscriber NACK from the history (RTX-wrapped when negotiated)."""
+        info = self.info
+        for seq in seqs:
+            packet = self.history.get(seq)
+            if packet is None:
+                continue
+            if info.rtx_ssrc is not None and info.rtx_payload_type is not None:
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                packet = rtp.wrap_rtx(
+                    packet,
+                    ssrc=info.rtx_ssrc,
+                    payload_type=info.rtx_payload_type,
+                    seq=self._rtx_seq,
+                )
+            self.sink.send_rtp(packet)
+
+    def sender_report(self, report: rtp.SenderReport) -> None:
+        """Relay the publisher's SR, translated, so the subscriber can sync audio and video."""
+        translated = self.rewriter.translate_sr(report)
+        if translated is not None:
+            self.sink.send_rtcp(bytes(translated))
+
+
+class Producer:
+    """One published audio/video track, as negotiated with its publisher."""
+
+    __slots__ = (
+        "consumers",
+        "info",
+        "last_keyframe_request",
+        "publisher_sid",
+        "request_keyframe_cb",
+        "rtx",
+        "ssrcs",
+        "tracker",
+    )
+
+    def __init__(
+        self,
+        publisher_sid: str,
+        info: PublishedTrackInfo,
+        request_keyframe: Callable[[int], None],
+    ) -> None:
+        self.publisher_sid = publisher_sid
+        self.info = info
+        self.consumers: list[Consumer] = []
+        self.request_keyframe_cb = request_keyframe
+        self.last_keyframe_request = -1e9
+        self.ssrcs = set(info.ssrcs)
+        # RTX ssrc → (media ssrc, RTX payload type → media payload type).
+        self.rtx: dict[int, int] = {rtx_ssrc: media for media, rtx_ssrc in info.rtx_ssrcs}
+        self.tracker: dict[int, rtp.LossTracker] = {s: rtp.LossTracker(s) for s in info.ssrcs}
+
+    @property
+    def track_id(self) -> str:
+        return self.info.track_id
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    def forward(self, packet: bytes) -> None:
+        """Fan one publisher packet out to every consumer (hot path)."""
+        payload_type = packet[1] & 0x7F
+        for consumer in self.consumers:
+            consumer.forward(packet, payload_type)
+
+    def forward_rtx(self, packet: bytes) -> None:
+        """A retransmission from the publisher: unwrap and forward it like the original."""
+        media_ssrc = self.rtx.get(rtp.ssrc(packet))
+        if media_ssrc is None:
+            return
+        rtx_pt = packet[1] & 0x7F
+        media_pt = next(
+            (
+                int(c.apt)
+                for c in self.info.codecs
+                if c.is_rtx and c.payload_type == rtx_pt and c.apt is not None
+            ),
+            None,
+        )
+        if media_pt is None:
+            return
+        try:
+            original = rtp.unwrap_rtx(packet, ssrc=media_ssrc, payload_type=media_pt)
+        except rtp.RtpError:
+            return
+        if original is not None:
+            self.forward(original)
+
+    def request_keyframe(self, now: float) -> bool:
+        """Ask the publisher for a keyframe, at most every KEYFRAME_INTERVAL."""
+        if self.kind != "video" or now - self.last_keyframe_request < KEYFRAME_INTERVAL:
+            return False
+        self.last_keyframe_request = now
+        ssrc = self.info.ssrc
+        if ssrc is not None:
+            self.request_keyframe_cb(ssrc)
+        return True
+
+    def sender_report(self, report: rtp.SenderReport) -> None:
+        for consumer in self.consumers:
+            consumer.sender_report(report)
+
+
+class DataProducer:
+    """A published data track: the publisher's data channel (label = track id)."""
+
+    def __init__(
+        self,
+        publisher_sid: str,
+        label: str,
+        ordered: bool,
+        max_retransmits: int | None,
+        max_packet_life_time: int | None,
+    ) -> None:
+        self.publisher_sid = publisher_sid
+        self.label = label
+        self.ordered = ordered
+        self.max_retransmits = max_retransmits
+        self.max_packet_life_time = max_packet_life_time
+        # Subscriber participant SID → how to deliver to it.
+        self.subscribers: dict[str, Callable[[str | bytes], None]] = {}
+
+    def forward(self, message: str | bytes) -> None:
+        for deliver in self.subscribers.values():
+            deliver(message)
+
+
+class Router:
+    """All producers of one room, by (publisher participant SID, track id)."""
+
+    def __init__(self, room_sid: str) -> None:
+        self.room_sid = room_sid
+        self.producers: dict[tuple[str, str], Producer] = {}
+        self.data_producers: dict[tuple[str, str], DataProducer] = {}
+        self.listeners: list[Callable[[], None]] = []
+
+    def changed(self) -> None:
+        """Producers appeared or went: subscribers re-check their wanted tracks."""
+        for listener in list(self.listeners):
+            listener()
+
+    def add_producer(self, producer: Producer) -> None:
+        self.producers[(producer.publisher_sid, producer.track_id)] = producer
+        self.changed()
+
+    def remove_producer(self, publisher_sid: str, track_id: str) -> Producer | None:
+        producer = self.producers.pop((publisher_sid, track_id), None)
+        if producer is not None:
+            producer.consumers.clear()
+            self.changed()
+        return producer
+
+    def add_data_producer(self, producer: DataProducer) -> None:
+        self.data_producers[(producer.publisher_sid, producer.label)] = producer
+        self.changed()
+
+    def remove_data_producer(self, publisher_sid: str, label: str) -> None:
+        if self.data_producers.pop((publisher_sid, label), None) is not None:
+            self.changed()

@@ -1,0 +1,107 @@
+"""The SFU end to end: Python SDK participants (aiortc) publish audio, video and data through
+Parlour's own forwarding plane and receive each other's media, decodable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aioice.ice
+import httpx
+import pytest
+from aiortc import AudioStreamTrack, VideoStreamTrack
+
+from parlour.client.video import LocalTrackInfo, Room, connect
+from parlour.protocol.tokens import encode_token
+from parlour.testing import ServerThread
+from tests.helpers import Account, eventually, new_account
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # aioice never gathers 127.0.0.1; the server is on loopback here.
+    monkeypatch.setattr(
+        aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
+    )
+
+
+@pytest.fixture(scope="module")
+def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    data_dir: Path = tmp_path_factory.mktemp("sfu")
+    with ServerThread(data_dir) as srv:
+        yield srv
+
+
+@pytest.fixture
+def acct(sfu: ServerThread) -> Account:
+    return new_account(sfu)
+
+
+async def join(server: ServerThread, acct: Account, identity: str, room: str, **kw: object) -> Room:
+    token = encode_token(
+        account_sid=acct.sid,
+        key_sid=acct.key_sid,
+        secret=acct.key_secret,
+        identity=identity,
+        now=int(time.time()),
+    )
+    url = server.base_url.replace("http://", "ws://") + "/signaling"
+    return await connect(url, token, name=room, **kw)  # type: ignore[arg-type]
+
+
+async def test_audio_video_and_data_flow_between_two_participants(
+    sfu: ServerThread, acct: Account
+) -> None:
+    a_mic, a_cam = AudioStreamTrack(), VideoStreamTrack()
+    b_mic, b_cam = AudioStreamTrack(), VideoStreamTrack()
+    chat = LocalTrackInfo(name="chat", kind="data")
+    alice = await join(
+        sfu,
+        acct,
+        "alice",
+        "sfu",
+        tracks=(
+            LocalTrackInfo.from_track(a_mic, "mic"),
+            LocalTrackInfo.from_track(a_cam, "cam"),
+            chat,
+        ),
+    )
+    bob = await join(
+        sfu,
+        acct,
+        "bob",
+        "sfu",
+        tracks=(LocalTrackInfo.from_track(b_mic, "mic"), LocalTrackInfo.from_track(b_cam, "cam")),
+    )
+    try:
+        await bob.wait_for(lambda: len(bob.remote_media) == 2 and len(bob.remote_data) == 1, 20)
+        await alice.wait_for(lambda: len(alice.remote_media) == 2, 20)
+
+        for room in (alice, bob):
+            kinds = set()
+            for track in room.remote_media.values():
+                frame = await asyncio.wait_for(track.recv(), 10)
+                kinds.add(track.kind)
+                if track.kind == "video":
+                    assert (frame.width, frame.height) == (640, 480)
+            assert kinds == {"audio", "video"}
+
+        received: list[str] = []
+        [channel] = bob.remote_data.values()
+        channel.on("message", received.append)
+        await eventually(lambda: alice.local_channels[chat.id].readyState == "open")
+        for i in range(20):
+            alice.send_data(chat.id, f"msg-{i}")
+        await eventually(lambda: len(received) == 20)
+        assert received == [f"msg-{i}" for i in range(20)]
+
+        with httpx.Client(base_url=sfu.base_url, auth=(acct.sid, acct.auth_token)) as rest:
+            subs = rest.get("/v1/Rooms/sfu/Participants/bob/SubscribedTracks").json()
+            assert {t["name"] for t in subs["subscribed_tracks"]} == {"mic", "cam", "chat"}
+    finally:
+        await alice.disconnect()
+        await bob.disconnect()
