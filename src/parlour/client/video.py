@@ -33,6 +33,7 @@ from parlour.client.peer import ClientPeer
 from parlour.protocol import signaling as sig
 
 __all__ = [
+    "LocalParticipant",
     "LocalTrackInfo",
     "RemoteParticipant",
     "RemoteTrackPublication",
@@ -106,14 +107,25 @@ class RemoteParticipant:
     tracks: dict[str, RemoteTrackPublication] = field(default_factory=dict)
 
 
+@dataclass
+class LocalParticipant:
+    """This client in the room (`room.local_participant`)."""
+
+    sid: str
+    identity: str
+    tracks: dict[str, LocalTrackInfo]
+    published: dict[str, str]  # track id -> MT sid once the server acknowledged it
+
+
 @dataclass(frozen=True)
 class RoomEvent:
     """What happened, named like twilio-video's events.
 
-    `participantConnected`, `participantDisconnected`, `participantReconnecting`,
-    `participantReconnected`, `trackPublished`, `trackUnpublished`, `trackEnabled`,
-    `trackDisabled`, `localTrackPublished`, `localTrackPublicationFailed`, `reconnecting`,
-    `reconnected`, `disconnected`.
+    `trackSubscribed` (with `media` or `channel`), `trackUnsubscribed`, `trackMessage`
+    (a data message, in `message`), `participantConnected`, `participantDisconnected`,
+    `participantReconnecting`, `participantReconnected`, `trackPublished`,
+    `trackUnpublished`, `trackEnabled`, `trackDisabled`, `localTrackPublished`,
+    `localTrackPublicationFailed`, `reconnecting`, `reconnected`, `disconnected`.
     """
 
     name: str
@@ -123,6 +135,7 @@ class RoomEvent:
     error: SignalingClientError | None = None
     media: MediaStreamTrack | None = None
     channel: RTCDataChannel | None = None
+    message: str | bytes | None = None
 
 
 class Room:
@@ -162,6 +175,12 @@ class Room:
         self._incoming: dict[str, MediaStreamTrack | RTCDataChannel] = {}  # wire id -> it
 
     # -- public API -----------------------------------------------------------------------
+
+    @property
+    def local_participant(self) -> LocalParticipant:
+        return LocalParticipant(
+            self.local_sid, self.local_identity, self.local_tracks, self.published
+        )
 
     async def next_event(self, within: float = 10.0) -> RoomEvent:
         """The next event, waiting at most `within` seconds."""
@@ -352,6 +371,15 @@ class Room:
             if isinstance(item, RTCDataChannel):
                 self.remote_data[sid] = item
                 self._emit(RoomEvent("trackSubscribed", owner, publication, channel=item))
+
+                def on_message(
+                    message: str | bytes,
+                    owner: RemoteParticipant | None = owner,
+                    publication: RemoteTrackPublication | None = publication,
+                ) -> None:
+                    self._emit(RoomEvent("trackMessage", owner, publication, message=message))
+
+                item.on("message", on_message)
             else:
                 self.remote_media[sid] = item
                 self._emit(RoomEvent("trackSubscribed", owner, publication, media=item))

@@ -11,6 +11,7 @@ translate them in one place. Never build an HTTP response inside a service.
     ├── MethodNotAllowedError      20004 / 405
     ├── InvalidParameterError      20001 / 400  (generic validation)
     ├── RoomError                  531xx / 400  (room create / update validation)
+    ├── MediaDescriptionError      53403 / 400  (a client SDP the SFU cannot apply)
     ├── RecordingRulesError        53120 / 400
     ├── ParticipantStatusError     53209 / 400
     └── SubscribeRulesError        53215 / 400
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "InvalidParameterError",
+    "MediaDescriptionError",
     "MethodNotAllowedError",
     "NotFoundError",
     "ParticipantStatusError",
@@ -105,6 +107,14 @@ STATUS_CALLBACK_INVALID = 53111
 ROOM_STATUS_INVALID = 53112
 ROOM_EXISTS = 53113
 ROOM_COMPLETED = 53118
+
+
+class MediaDescriptionError(TwilioError):
+    """The server cannot apply a client's session description (bad or unsupported SDP)."""
+
+    code = 53403
+    status = 400
+    default_message = "Server is unable to apply a remote media description"
 
 
 class RecordingRulesError(TwilioError):

@@ -165,7 +165,11 @@ class MediaSession(Protocol):
     async def client_description(
         self, pc_id: str, kind: str, revision: int, sdp: str, track_ids: Sequence[str]
     ) -> str | None:
-        """Apply a client offer or answer; returns the SDP answer to an offer, if any."""
+        """Apply a client offer or answer; returns the SDP answer to an offer, if any.
+
+        Raises:
+            MediaDescriptionError: 53403 when the description cannot be applied.
+        """
         ...
 
     def set_subscriptions(self, tracks: Sequence[TrackDescriptor]) -> None:

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+from parlour.domain import errors
 from parlour.domain.ports import MediaListener, TrackDescriptor
 from parlour.domain.sids import TrackSid
 from parlour.media import rtp
@@ -110,8 +111,9 @@ class Peer:
                 self._apply_publications(result)
                 self._apply_sending(result)
                 self._schedule_offer()
-        except NegotiationError as exc:
-            log.warning("peer %s: negotiation failed: %s", self.participant_sid, exc)
+        except ValueError as exc:  # NegotiationError, SdpError: bad or unsupported SDP
+            log.info("peer %s: cannot apply %s: %s", self.participant_sid, kind, str(exc)[:200])
+            raise errors.MediaDescriptionError() from None
         return None
 
     def set_subscriptions(self, tracks: Sequence[TrackDescriptor]) -> None:

@@ -175,7 +175,13 @@ class SignalingConnection:
                 self.send(synced)
             elif isinstance(body, sig.ClientUpdate):
                 if self._session is not None and body.session == self._session.token:
-                    await self._hub.update(self._session, body)
+                    try:
+                        await self._hub.update(self._session, body)
+                    except SignalingError:
+                        # The session cannot go on: it leaves the room, others are told.
+                        session, self._session = self._session, None
+                        await self._hub.disconnect(session)
+                        raise
             elif isinstance(body, sig.Disconnect):
                 if self._session is not None:
                     session, self._session = self._session, None
@@ -186,4 +192,10 @@ class SignalingConnection:
             log.info("signaling socket %s: error %s", self.id, exc.code)
             self.send(sig.ErrorMessage(code=exc.code, message=exc.message))
             self.close(1000)
+            return False
+        except Exception:
+            # A bug must not take the server down: this client is told, others go on.
+            log.exception("signaling socket %s: internal error", self.id)
+            self.send(sig.ErrorMessage.for_code(53000))
+            self.close(1011)
             return False

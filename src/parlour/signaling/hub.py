@@ -292,7 +292,12 @@ class SignalingHub:
             self._sessions[session.token] = session
             self._by_participant[participant.sid] = session
             await self._apply_tracks(session, msg.participant)
-            answers = await self._descriptions(session, msg.peer_connections)
+            try:
+                answers = await self._descriptions(session, msg.peer_connections)
+            except errors.TwilioError as exc:
+                self._drop(session)
+                await self._participants.leave(room, participant)
+                raise SignalingError.of(exc) from None
             for other in others:
                 other.send(sig.ServerUpdate(participants=(session.remote_state(),)))
             self._refresh_subscriptions(live)
@@ -327,7 +332,10 @@ class SignalingHub:
             changed = False
             if msg.participant is not None:
                 changed = await self._apply_tracks(session, msg.participant)
-            answers = await self._descriptions(session, msg.peer_connections or ())
+            try:
+                answers = await self._descriptions(session, msg.peer_connections or ())
+            except errors.TwilioError as exc:
+                raise SignalingError.of(exc) from None
             if changed:
                 session.send(sig.ServerUpdate(published=session.published()))
                 self._broadcast(live, session)
