@@ -105,3 +105,25 @@ async def test_audio_video_and_data_flow_between_two_participants(
     finally:
         await alice.disconnect()
         await bob.disconnect()
+
+
+async def test_pre_encoded_video_is_forwarded_and_decodes(sfu: ServerThread, acct: Account) -> None:
+    from parlour.client.media import PreEncodedVideoTrack, encode_test_clip
+
+    clip = encode_test_clip(width=320, height=240, frames=30, gop=15)
+    bot = await join(
+        sfu,
+        acct,
+        "bot",
+        "pre",
+        tracks=(LocalTrackInfo.from_track(PreEncodedVideoTrack(clip), "loop"),),
+    )
+    viewer = await join(sfu, acct, "viewer", "pre")
+    try:
+        await viewer.wait_for(lambda: len(viewer.remote_media) == 1, 20)
+        [track] = viewer.remote_media.values()
+        frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(10)]
+        assert {(f.width, f.height) for f in frames} == {(320, 240)}
+    finally:
+        await bot.disconnect()
+        await viewer.disconnect()
