@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from parlour.client.video import Room, connect
+from parlour.protocol.tokens import encode_token
 from parlour.services.accounts import Credentials
 from parlour.testing import ServerThread
 
@@ -35,3 +39,29 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def ws_url(server: ServerThread) -> str:
+    """The `wsServer` URL of a test server."""
+    return server.base_url.replace("http://", "ws://") + "/signaling"
+
+
+def access_token(acct: Account, identity: str, room: str | None = None, **claims: Any) -> str:
+    """An Access Token for `identity`, signed with the account's API key (overridable)."""
+    args: dict[str, Any] = {
+        "account_sid": acct.sid,
+        "key_sid": acct.key_sid,
+        "secret": acct.key_secret,
+        "identity": identity,
+        "now": int(time.time()),
+        "room": room,
+    }
+    args.update(claims)
+    return encode_token(**args)
+
+
+async def join(
+    server: ServerThread, acct: Account, identity: str, room: str, **options: Any
+) -> Room:
+    """Connect a Python SDK participant to `room` on a test server."""
+    return await connect(ws_url(server), access_token(acct, identity), name=room, **options)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ import pytest
 import websockets
 
 from parlour.client.video import LocalTrackInfo, Room, connect
-from parlour.protocol.tokens import encode_token
 from parlour.testing import ServerThread
 from tests.helpers import Account, new_account
+from tests.helpers import access_token as token
+from tests.helpers import ws_url as url
 
 pytestmark = pytest.mark.integration
 
@@ -32,20 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 @pytest.fixture
 def acct(server: ServerThread) -> Account:
     return new_account(server)
-
-
-def url(server: ServerThread) -> str:
-    return server.base_url.replace("http://", "ws://") + "/signaling"
-
-
-def token(acct: Account, identity: str) -> str:
-    return encode_token(
-        account_sid=acct.sid,
-        key_sid=acct.key_sid,
-        secret=acct.key_secret,
-        identity=identity,
-        now=int(time.time()),
-    )
 
 
 @pytest.fixture

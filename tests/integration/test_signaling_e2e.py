@@ -18,9 +18,9 @@ import pytest
 import websockets
 
 from parlour.client.video import LocalTrackInfo, Room, SignalingClientError, connect
-from parlour.protocol.tokens import encode_token
 from parlour.testing import ServerThread
-from tests.helpers import Account, new_account
+from tests.helpers import Account, join, new_account, ws_url
+from tests.helpers import access_token as token
 
 pytestmark = pytest.mark.integration
 
@@ -44,27 +44,6 @@ def rest(sig_server: ServerThread, acct: Account) -> Iterator[httpx.Client]:
     auth = (acct.sid, acct.auth_token)
     with httpx.Client(base_url=sig_server.base_url, auth=auth) as c:
         yield c
-
-
-def ws_url(server: ServerThread) -> str:
-    return server.base_url.replace("http://", "ws://") + "/signaling"
-
-
-def token(acct: Account, identity: str, room: str | None = None, **kw: object) -> str:
-    args: dict[str, object] = {
-        "account_sid": acct.sid,
-        "key_sid": acct.key_sid,
-        "secret": acct.key_secret,
-        "identity": identity,
-        "now": int(time.time()),
-        "room": room,
-    }
-    args.update(kw)
-    return encode_token(**args)  # type: ignore[arg-type]
-
-
-async def join(server: ServerThread, acct: Account, identity: str, room: str, **kw: object) -> Room:
-    return await connect(ws_url(server), token(acct, identity), name=room, **kw)  # type: ignore[arg-type]
 
 
 async def events_until(room: Room, name: str) -> list[str]:

@@ -8,18 +8,16 @@ the SFU itself.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
-from parlour.client.video import LocalTrackInfo, Room, connect
+from parlour.client.video import LocalTrackInfo
 from parlour.domain.ports import MediaListener, TrackDescriptor
-from parlour.protocol.tokens import encode_token
 from parlour.testing import ServerThread
-from tests.helpers import Account, new_account
+from tests.helpers import Account, join, new_account
 
 pytestmark = pytest.mark.integration
 
@@ -55,18 +53,6 @@ def acct(server: ServerThread) -> Account:
     return new_account(server)
 
 
-async def join(server: ServerThread, acct: Account, identity: str, **kw: object) -> Room:
-    token = encode_token(
-        account_sid=acct.sid,
-        key_sid=acct.key_sid,
-        secret=acct.key_secret,
-        identity=identity,
-        now=int(time.time()),
-    )
-    url = server.base_url.replace("http://", "ws://") + "/signaling"
-    return await connect(url, token, name="subs", **kw)  # type: ignore[arg-type]
-
-
 def subscribed(rest: httpx.Client, room: str, who: str) -> set[str]:
     body = rest.get(f"/v1/Rooms/{room}/Participants/{who}/SubscribedTracks").json()
     return {t["name"] for t in body["subscribed_tracks"]}
@@ -79,8 +65,8 @@ async def test_rules_drive_subscriptions(server: ServerThread, acct: Account) ->
             LocalTrackInfo(name=n, kind=k)
             for n, k in (("mic", "audio"), ("cam", "video"), ("chat", "data"))
         )
-        alice = await join(server, acct, "alice", tracks=(mic, cam, chat))
-        bob = await join(server, acct, "bob")
+        alice = await join(server, acct, "alice", "subs", tracks=(mic, cam, chat))
+        bob = await join(server, acct, "bob", "subs")
         await bob.wait_for(lambda: len(bob.subscribed) == 3)
         assert set(bob.subscribed.values()) == {mic.id, cam.id, chat.id}
         assert subscribed(rest, "subs", "bob") == {"mic", "cam", "chat"}
@@ -110,8 +96,10 @@ async def test_rules_drive_subscriptions(server: ServerThread, acct: Account) ->
 
 
 async def test_client_exclude_all(server: ServerThread, acct: Account) -> None:
-    alice = await join(server, acct, "alice", tracks=(LocalTrackInfo(name="m", kind="audio"),))
-    bob = await join(server, acct, "bob", subscribe_all=False)
+    alice = await join(
+        server, acct, "alice", "subs", tracks=(LocalTrackInfo(name="m", kind="audio"),)
+    )
+    bob = await join(server, acct, "bob", "subs", subscribe_all=False)
     await bob.wait_for(lambda: len(bob.participants) == 1)
     assert bob.subscribed == {}
     await alice.disconnect()

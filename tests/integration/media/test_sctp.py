@@ -14,7 +14,6 @@ import secrets
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 
-import aioice.ice
 import pytest
 from aiortc import (
     AudioStreamTrack,
@@ -40,16 +39,6 @@ pytestmark = pytest.mark.integration
 
 TIMEOUT = 20.0  # whole test
 WAIT = 10.0  # one condition
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice never gathers 127.0.0.1 on its own.
-    monkeypatch.setattr(
-        aioice.ice,
-        "get_host_addresses",
-        lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"],
-    )
 
 
 @pytest.fixture

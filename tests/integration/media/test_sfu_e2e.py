@@ -4,29 +4,18 @@ Parlour's own forwarding plane and receive each other's media, decodable."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import aioice.ice
 import httpx
 import pytest
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
-from parlour.client.video import LocalTrackInfo, Room, connect
-from parlour.protocol.tokens import encode_token
+from parlour.client.video import LocalTrackInfo
 from parlour.testing import ServerThread
-from tests.helpers import Account, eventually, new_account
+from tests.helpers import Account, eventually, join, new_account
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice never gathers 127.0.0.1; the server is on loopback here.
-    monkeypatch.setattr(
-        aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
-    )
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +28,6 @@ def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 @pytest.fixture
 def acct(sfu: ServerThread) -> Account:
     return new_account(sfu)
-
-
-async def join(server: ServerThread, acct: Account, identity: str, room: str, **kw: object) -> Room:
-    token = encode_token(
-        account_sid=acct.sid,
-        key_sid=acct.key_sid,
-        secret=acct.key_secret,
-        identity=identity,
-        now=int(time.time()),
-    )
-    url = server.base_url.replace("http://", "ws://") + "/signaling"
-    return await connect(url, token, name=room, **kw)  # type: ignore[arg-type]
 
 
 async def test_audio_video_and_data_flow_between_two_participants(

@@ -13,16 +13,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import aioice.ice
 import av
 import httpx
 import pytest
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
-from parlour.client.video import LocalTrackInfo, Room, connect
-from parlour.protocol.tokens import encode_token
+from parlour.client.video import LocalTrackInfo, Room
 from parlour.testing import ServerThread
-from tests.helpers import Account, eventually, new_account
+from tests.helpers import Account, eventually, join, new_account
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +46,6 @@ class CountingVideo(VideoStreamTrack):
         return frame
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
-    )
-
-
 @pytest.fixture(scope="module")
 def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     data_dir: Path = tmp_path_factory.mktemp("sfu-rooms")
@@ -65,18 +56,6 @@ def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 @pytest.fixture
 def acct(sfu: ServerThread) -> Account:
     return new_account(sfu)
-
-
-async def join(server: ServerThread, acct: Account, identity: str, **kw: object) -> Room:
-    token = encode_token(
-        account_sid=acct.sid,
-        key_sid=acct.key_sid,
-        secret=acct.key_secret,
-        identity=identity,
-        now=int(time.time()),
-    )
-    url = server.base_url.replace("http://", "ws://") + "/signaling"
-    return await connect(url, token, name="trio", **kw)  # type: ignore[arg-type]
 
 
 def media_tracks(name: str) -> tuple[LocalTrackInfo, ...]:
@@ -107,7 +86,7 @@ async def decoded_video(room: Room, publisher: str) -> list[av.VideoFrame]:
 
 async def test_three_participants_then_a_late_fourth(sfu: ServerThread, acct: Account) -> None:
     tracks = {name: media_tracks(name) for name in ("ann", "ben", "cat")}
-    rooms = {name: await join(sfu, acct, name, tracks=tracks[name]) for name in tracks}
+    rooms = {name: await join(sfu, acct, name, "trio", tracks=tracks[name]) for name in tracks}
     late: Room | None = None
     try:
         for room in rooms.values():
@@ -148,7 +127,7 @@ async def test_three_participants_then_a_late_fourth(sfu: ServerThread, acct: Ac
         assert inbox["ben"] == inbox["cat"] == [f"m{i}" for i in range(30)]
 
         # A late joiner decodes ann's video within a second: the SFU asked for a keyframe.
-        late = await join(sfu, acct, "dan")
+        late = await join(sfu, acct, "dan", "trio")
         await late.wait_for(lambda: len(late.remote_media) == 6, 10)
         subscribed_at = time.monotonic()
         first = await decoded_video(late, "ann")

@@ -13,7 +13,6 @@ import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aioice.ice
 import av
 import pytest
 from aioice import stun
@@ -34,16 +33,6 @@ pytestmark = pytest.mark.integration
 TIMEOUT = 20.0  # whole test
 WAIT = 10.0  # one condition
 SERVER_AUDIO_SSRC = 0x5EA7_0001
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice never gathers 127.0.0.1 on its own.
-    monkeypatch.setattr(
-        aioice.ice,
-        "get_host_addresses",
-        lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"],
-    )
 
 
 @pytest.fixture
