@@ -19,6 +19,7 @@ from parlour.api import (
     published_tracks,
     recording_rules,
     rooms,
+    sdk_assets,
     subscribe_rules,
     subscribed_tracks,
 )
@@ -101,6 +102,7 @@ def build_api(
             *REST_ROUTES,
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
+            *sdk_assets.sdk_routes(),
             *extra_routes,
         ],
         exception_handlers={

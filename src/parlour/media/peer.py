@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from parlour.domain import errors
 from parlour.domain.ports import MediaListener, TrackDescriptor
@@ -37,6 +38,13 @@ log = logging.getLogger(__name__)
 
 RTCP_INTERVAL = 1.0
 REMB_BITRATE = 2_500_000
+MAX_REPORT_BLOCKS = 31  # per RR (5-bit count)
+
+
+class RtcpSink(Protocol):
+    """Where a peer's own RTCP goes (its DTLS-SRTP transport)."""
+
+    def send_rtcp(self, packet: bytes | bytearray) -> None: ...
 
 
 class Peer:
@@ -242,37 +250,61 @@ class Peer:
         if producer is not None:
             tracker = producer.tracker.get(ssrc)
             if tracker is not None:
-                tracker.update(rtp.seq(packet), rtp.timestamp(packet), 0)
+                arrival = int(time.monotonic() * producer.clock_rate)
+                tracker.update(rtp.seq(packet), rtp.timestamp(packet), arrival)
             producer.forward(packet)
             return
         producer = self._by_rtx.get(ssrc)
         if producer is not None:
-            producer.forward_rtx(packet)
+            original = producer.forward_rtx(packet)
+            if original is not None:
+                # A repaired loss: received after all, so no more NACKs and not lost in RRs.
+                tracker = producer.tracker.get(rtp.ssrc(original))
+                if tracker is not None:
+                    arrival = int(time.monotonic() * producer.clock_rate)
+                    tracker.update(rtp.seq(original), rtp.timestamp(original), arrival)
 
     def _send_pli(self, media_ssrc: int) -> None:
         if self.dtls is not None:
             self.dtls.send_rtcp(rtp.pli(self.rtcp_ssrc, media_ssrc))
 
     async def _rtcp_loop(self) -> None:
-        """Receiver reports, REMB and NACKs to the publisher; keyframes after heavy loss."""
+        """Every RTCP_INTERVAL: the publisher's feedback (`send_feedback`)."""
         while not self._closed:
             await asyncio.sleep(RTCP_INTERVAL)
             dtls = self.dtls
             if dtls is None or dtls.state != "connected":
                 continue
-            now = time.monotonic()
-            video_ssrcs = []
-            for producer in self.producers.values():
-                for ssrc, tracker in producer.tracker.items():
-                    missing = tracker.nacks()
-                    if missing:
-                        dtls.send_rtcp(rtp.nack(self.rtcp_ssrc, ssrc, missing))
-                    if tracker.take_keyframe_request():
-                        producer.request_keyframe(now)
-                if producer.kind == "video" and producer.info.ssrc is not None:
-                    video_ssrcs.append(producer.info.ssrc)
-            if video_ssrcs:
-                dtls.send_rtcp(rtp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs))
+            self.send_feedback(dtls, time.monotonic())
+
+    def send_feedback(self, dtls: RtcpSink, now: float) -> None:
+        """Receiver reports and REMB about the streams this participant publishes, NACKs for
+        what is missing, and keyframe requests after losses retransmission will not repair.
+
+        The receiver reports (RFC 3550 §6.4.2, with LSR/DLSR from the publisher's sender
+        reports) are what the publisher's `getStats()` turns into `remote-inbound-rtp`:
+        the loss, jitter and round-trip time the twilio-video SDK reports for local tracks.
+        """
+        blocks: list[rtp.ReportBlock] = []
+        video_ssrcs = []
+        for producer in self.producers.values():
+            for ssrc, tracker in producer.tracker.items():
+                missing = tracker.nacks()
+                if missing:
+                    dtls.send_rtcp(rtp.nack(self.rtcp_ssrc, ssrc, missing))
+                if tracker.take_keyframe_request():
+                    producer.request_keyframe(now)
+                if tracker.received:
+                    blocks.append(tracker.report_block(now))
+            if producer.kind == "video" and producer.info.ssrc is not None:
+                video_ssrcs.append(producer.info.ssrc)
+        remb = rtp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs) if video_ssrcs else b""
+        for start in range(0, len(blocks), MAX_REPORT_BLOCKS):
+            report = rtp.receiver_report(self.rtcp_ssrc, blocks[start : start + MAX_REPORT_BLOCKS])
+            dtls.send_rtcp(report + remb)  # a compound packet starts with the RR
+            remb = b""
+        if remb:
+            dtls.send_rtcp(remb)
 
     # -- receiving side -------------------------------------------------------------------
 
@@ -422,6 +454,9 @@ class Peer:
             elif isinstance(item, rtp.SenderReport):
                 producer = self._by_ssrc.get(item.ssrc)
                 if producer is not None:
+                    tracker = producer.tracker.get(item.ssrc)
+                    if tracker is not None:
+                        tracker.on_sender_report(item.ntp, now)  # LSR/DLSR of our RRs
                     producer.sender_report(item)
 
     # -- data channels --------------------------------------------------------------------

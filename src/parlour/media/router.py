@@ -115,6 +115,7 @@ class Producer:
     """One published audio/video track, as negotiated with its publisher."""
 
     __slots__ = (
+        "clock_rate",
         "consumers",
         "info",
         "last_keyframe_request",
@@ -140,6 +141,8 @@ class Producer:
         # RTX ssrc → (media ssrc, RTX payload type → media payload type).
         self.rtx: dict[int, int] = {rtx_ssrc: media for media, rtx_ssrc in info.rtx_ssrcs}
         self.tracker: dict[int, rtp.LossTracker] = {s: rtp.LossTracker(s) for s in info.ssrcs}
+        codec = info.codec
+        self.clock_rate = (codec.clock_rate if codec is not None else 0) or 90000
 
     @property
     def track_id(self) -> str:
@@ -155,11 +158,14 @@ class Producer:
         for consumer in self.consumers:
             consumer.forward(packet, payload_type)
 
-    def forward_rtx(self, packet: bytes) -> None:
-        """A retransmission from the publisher: unwrap and forward it like the original."""
+    def forward_rtx(self, packet: bytes) -> bytes | None:
+        """A retransmission from the publisher: unwrap and forward it like the original.
+
+        Returns the original packet (for the receive statistics), or None if not ours.
+        """
         media_ssrc = self.rtx.get(rtp.ssrc(packet))
         if media_ssrc is None:
-            return
+            return None
         rtx_pt = packet[1] & 0x7F
         media_pt = next(
             (
@@ -170,13 +176,14 @@ class Producer:
             None,
         )
         if media_pt is None:
-            return
+            return None
         try:
             original = rtp.unwrap_rtx(packet, ssrc=media_ssrc, payload_type=media_pt)
         except rtp.RtpError:
-            return
+            return None
         if original is not None:
             self.forward(original)
+        return original
 
     def request_keyframe(self, now: float) -> bool:
         """Ask the publisher for a keyframe, at most every KEYFRAME_INTERVAL."""

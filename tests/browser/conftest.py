@@ -1,0 +1,75 @@
+"""Fixtures for browser tests: a Parlour server, headless Chromium, and participant pages.
+
+Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` (both put
+there by `scripts/install`); without them they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from parlour.testing import ServerThread
+from tests.browser.harness import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    BrowserParticipant,
+    OpenParticipant,
+    missing_requirements,
+    open_participant,
+)
+from tests.helpers import Account, new_account
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = missing_requirements()
+    if reason is None:
+        return
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.skip(reason=f"browser test: {reason}"))
+
+
+@pytest.fixture(scope="module")
+def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    data_dir: Path = tmp_path_factory.mktemp("browser")
+    with ServerThread(data_dir) as srv:
+        yield srv
+
+
+@pytest.fixture
+def browser_account(browser_server: ServerThread) -> Account:
+    return new_account(browser_server)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_FLAGS)
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def open_page(
+    browser: Browser, browser_server: ServerThread
+) -> AsyncIterator[OpenParticipant]:
+    """`await open_page("alice")`: a new participant page with the SDK loaded from Parlour."""
+    opened: list[BrowserParticipant] = []
+
+    async def open_one(name: str) -> BrowserParticipant:
+        participant = await open_participant(browser, browser_server, name)
+        opened.append(participant)
+        return participant
+
+    yield open_one
+    for participant in opened:
+        await participant.close()
