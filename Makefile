@@ -13,7 +13,7 @@ DATA_DIR ?= ./var
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install
+$(STAMP): pyproject.toml package.json package-lock.json scripts/install
 	scripts/install
 	@touch $(STAMP)
 
