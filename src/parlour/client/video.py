@@ -33,6 +33,7 @@ from parlour.client.peer import ClientPeer
 from parlour.protocol import signaling as sig
 
 __all__ = [
+    "LocalDataTrack",
     "LocalParticipant",
     "LocalTrackInfo",
     "RemoteParticipant",
@@ -105,6 +106,22 @@ class RemoteParticipant:
     state: str
     revision: int
     tracks: dict[str, RemoteTrackPublication] = field(default_factory=dict)
+
+
+class LocalDataTrack:
+    """A published data track you can `send()` on (from `Room.data_track`)."""
+
+    def __init__(self, room: Room, info: LocalTrackInfo) -> None:
+        self._room = room
+        self.info = info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def send(self, message: str | bytes) -> None:
+        """Send a string or binary message to every subscriber of this track."""
+        self._room.send_data(self.info.id, message)
 
 
 @dataclass
@@ -212,6 +229,13 @@ class Room:
     def send_data(self, track_id: str, message: str | bytes) -> None:
         """Send a message on one of our data tracks."""
         self.local_channels[track_id].send(message)
+
+    def data_track(self, track_id: str) -> LocalDataTrack:
+        """One of our data tracks, as an object with `send()`."""
+        info = self.local_tracks[track_id]
+        if info.kind != "data":
+            raise ValueError(f"track {track_id} is not a data track")
+        return LocalDataTrack(self, info)
 
     async def set_track_enabled(self, track_id: str, enabled: bool) -> None:
         self.local_tracks[track_id] = replace(self.local_tracks[track_id], enabled=enabled)

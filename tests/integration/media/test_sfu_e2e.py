@@ -71,8 +71,9 @@ async def test_audio_video_and_data_flow_between_two_participants(
         [channel] = bob.remote_data.values()
         channel.on("message", received.append)
         await eventually(lambda: alice.local_channels[chat.id].readyState == "open")
+        sender = alice.data_track(chat.id)
         for i in range(20):
-            alice.send_data(chat.id, f"msg-{i}")
+            sender.send(f"msg-{i}")
         await eventually(lambda: len(received) == 20)
         assert received == [f"msg-{i}" for i in range(20)]
 
