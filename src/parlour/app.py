@@ -32,8 +32,11 @@ from parlour.domain.events import Event
 from parlour.domain.ports import FanOutEventSink, MediaPlane
 from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.media.plane import SfuMediaPlane
+from parlour.protocol.media_urls import media_url_key
+from parlour.recording import LocalStorage, MatroskaRecorder
 from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
+from parlour.services.recordings import RecordingService
 from parlour.services.rooms import RoomService
 from parlour.signaling.endpoint import signaling_routes
 from parlour.signaling.hub import SignalingHub
@@ -135,6 +138,18 @@ async def build(
         ),
     )
     events = FanOutEventSink(LoggingEventSink(), webhooks)
+    media_storage = LocalStorage(config.data_dir / "media")
+    recordings = RecordingService(
+        store,
+        clock,
+        events,
+        MatroskaRecorder(media_storage, config.data_dir / "media" / "spool"),
+        media_storage,
+        media_url_key=media_url_key(secret),
+    )
+    await recordings.recover()
+    # Recordings end with their track, participant or room: the service hears those events.
+    events = FanOutEventSink(events, recordings)
     rooms = RoomService(
         store,
         clock,
@@ -142,6 +157,7 @@ async def build(
         sessions,
         timeout_minute=config.timeout_minute_seconds,
         callback_policy=callback_policy,
+        recorder=recordings,
     )
     participants = ParticipantService(store, clock, events, sessions)
     sfu: SfuMediaPlane | None = None
@@ -169,6 +185,7 @@ async def build(
         rooms=rooms,
         participants=participants,
         public_url=config.base_url,
+        recordings=recordings,
     )
 
     @contextlib.asynccontextmanager
@@ -181,7 +198,8 @@ async def build(
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
+            await recordings.close()
             await webhooks.close()
 
-    asgi = build_api(ctx, lifespan=lifespan, extra_routes=signaling_routes(hub))
+    asgi = build_api(ctx, lifespan=lifespan, extra_routes=signaling_routes(hub), dev=config.dev)
     return Parlour(config, store, accounts, rooms, participants, hub, asgi, sfu)

@@ -1,6 +1,6 @@
 """The `parlour` command line.
 
-    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL]
+    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev]
     parlour account [--data-dir D] [--json]
     parlour account create [--data-dir D] [--friendly-name N] [--json]
     parlour keys create [--data-dir D] [--friendly-name N] [--json]
@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default)"
     )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        default=None,
+        help="development mode: the quickstart at / gets a token endpoint that mints Access "
+        "Tokens for anyone (never on a reachable server)",
+    )
 
     account = sub.add_parser(
         "account", parents=[printing], help="print the default account's SID and auth token"
@@ -108,6 +115,7 @@ def _config(args: argparse.Namespace) -> Config:
         media_host=getattr(args, "media_host", None),
         media_port=getattr(args, "media_port", None),
         media_advertised_address=getattr(args, "advertised_address", None),
+        dev=getattr(args, "dev", None),
     )
 
 

@@ -21,6 +21,7 @@
 | webhook attempts per callback | | `PARLOUR_WEBHOOK_MAX_ATTEMPTS` | `6` |
 | first webhook retry delay | | `PARLOUR_WEBHOOK_RETRY_INITIAL_SECONDS` | `1` |
 | longest webhook retry delay | | `PARLOUR_WEBHOOK_RETRY_MAX_SECONDS` | `60` |
+| development mode (quickstart token endpoint) | `--dev` | `PARLOUR_DEV` | `false` |
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class Config:
     webhook_retry_initial_seconds: float = 1.0
     #: …up to this many seconds.
     webhook_retry_max_seconds: float = 60.0
+    #: Development mode: the quickstart's token endpoint (`/quickstart/token`) mints Access
+    #: Tokens for the default account to anyone who asks. Never on a reachable server.
+    dev: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -107,6 +111,7 @@ class Config:
         for name, key in (
             ("auto_create_rooms", "PARLOUR_AUTO_CREATE_ROOMS"),
             ("webhook_allow_private", "PARLOUR_WEBHOOK_ALLOW_PRIVATE"),
+            ("dev", "PARLOUR_DEV"),
         ):
             if env.get(key):
                 values[name] = env[key].lower() in ("1", "true", "yes")

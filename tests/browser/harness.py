@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SDK_BUNDLE = REPO / "node_modules" / "twilio-video" / "dist" / "twilio-video.min.js"
 INSTRUMENTATION = Path(__file__).with_name("participant.js")
+#: Runs before the SDK bundle loads: keeps a handle on every WebSocket (`cutSignaling()`).
+SOCKETS = Path(__file__).with_name("sockets.js")
 
 #: Headless Chromium with fake media devices that may use loopback ICE candidates.
 CHROMIUM_FLAGS = (
@@ -174,6 +176,11 @@ class BrowserParticipant:
         """`room.disconnect()`: the SDK says `disconnect` and closes its socket."""
         await self.page.evaluate("() => { if (window.room) window.room.disconnect(); }")
 
+    async def cut_signaling(self) -> int:
+        """Close the SDK's signaling socket abnormally (a network blip); how many were open."""
+        cut: int = await self.page.evaluate("() => window.cutSignaling()")
+        return cut
+
     async def close(self) -> None:
         """Leave the room (if still in it) and close the page's browser context."""
         try:
@@ -190,6 +197,7 @@ OpenParticipant = Callable[[str], Awaitable["BrowserParticipant"]]
 async def open_participant(browser: Browser, server: ServerThread, name: str) -> BrowserParticipant:
     """A new browser context on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
     context = await browser.new_context()
+    await context.add_init_script(path=SOCKETS)
     page = await context.new_page()
     page.set_default_timeout(20_000)
     participant = BrowserParticipant(name, context, page, server)

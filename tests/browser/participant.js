@@ -140,3 +140,68 @@ window.videoState = async function (trackSid) {
     inbound,
   };
 };
+
+// -- Actions the tests drive -------------------------------------------------------------
+window.localTracks = {};  // name -> LocalTrack published by the tests
+
+function localTrack(nameOrKind) {
+  if (window.localTracks[nameOrKind]) return window.localTracks[nameOrKind];
+  for (const pub of window.room.localParticipant.tracks.values()) {
+    if (pub.trackName === nameOrKind || pub.kind === nameOrKind) return pub.track;
+  }
+  throw new Error(`no local track ${nameOrKind}`);
+}
+
+// Publish a LocalDataTrack called `name` (ordered, reliable by default).
+window.publishData = async function (name) {
+  const track = new window.Twilio.Video.LocalDataTrack({ name });
+  window.localTracks[name] = track;
+  const pub = await window.room.localParticipant.publishTrack(track);
+  return pub.trackSid;
+};
+
+window.sendData = function (name, messages) {
+  const track = localTrack(name);
+  messages.forEach((m) => track.send(m));
+};
+
+// A second video track from an animated canvas (what a screen share looks like to the SFU).
+window.publishCanvas = async function (name) {
+  const canvas = document.createElement('canvas');
+  canvas.width = 320;
+  canvas.height = 240;
+  const ctx = canvas.getContext('2d');
+  let n = 0;
+  window.canvasTimer = setInterval(() => {
+    n += 1;
+    ctx.fillStyle = `hsl(${(n * 7) % 360}, 80%, 50%)`;
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.fillStyle = '#fff';
+    ctx.fillText(String(n), 10 + (n % 200), 120);
+  }, 33);
+  const stream = canvas.captureStream(30);
+  const track = new window.Twilio.Video.LocalVideoTrack(stream.getVideoTracks()[0], { name });
+  window.localTracks[name] = track;
+  const pub = await window.room.localParticipant.publishTrack(track);
+  return pub.trackSid;
+};
+
+// Publish a fresh camera track called `name`.
+window.publishCamera = async function (name) {
+  const track = await window.Twilio.Video.createLocalVideoTrack({ name, width: 640, height: 480 });
+  window.localTracks[name] = track;
+  const pub = await window.room.localParticipant.publishTrack(track);
+  return pub.trackSid;
+};
+
+window.unpublish = function (nameOrKind) {
+  const track = localTrack(nameOrKind);
+  window.room.localParticipant.unpublishTrack(track);
+  track.stop();
+  delete window.localTracks[nameOrKind];
+};
+
+window.setEnabled = function (nameOrKind, enabled) {
+  const track = localTrack(nameOrKind);
+  if (enabled) track.enable(); else track.disable();
+};

@@ -320,3 +320,57 @@ async def test_auto_create_can_be_disabled(tmp_path: Path) -> None:
             c.post("/v1/Rooms", data={"UniqueName": "made"})
         room = await connect(ws_url(srv), token(acct, "x"), name="made")
         await room.disconnect()
+
+
+async def test_synced_names_every_peer_connection_the_client_keeps(
+    sig_server: ServerThread, acct: Account
+) -> None:
+    # twilio-video closes every peer connection that `synced` leaves out, so a resume whose
+    # `sync` carries a PC without a new description must still get that PC's id back.
+    async def hello(ws: websockets.ClientConnection, body: dict[str, object]) -> None:
+        await ws.send(
+            json.dumps({"type": "hello", "id": "x", "timeout": 5000, "version": 2, "body": body})
+        )
+        assert json.loads(await ws.recv())["type"] == "welcome"
+
+    participant = {"revision": 1, "tracks": []}
+    ws = await websockets.connect(ws_url(sig_server))
+    await hello(
+        ws,
+        {
+            "type": "connect",
+            "version": 2,
+            "token": token(acct, "resumer"),
+            "name": "resync",
+            "participant": participant,
+        },
+    )
+    connected = json.loads(await ws.recv())["body"]
+    assert connected["type"] == "connected", connected
+    await ws.close(4000)  # a blip
+
+    async with websockets.connect(ws_url(sig_server)) as again:
+        ice = {"revision": 1, "ufrag": "abcd", "candidates": [], "complete": True}
+        await hello(
+            again,
+            {
+                "type": "sync",
+                "version": 2,
+                "session": connected["session"],
+                "token": token(acct, "resumer"),
+                "name": "resync",
+                "participant": participant,
+                "peer_connections": [{"id": "pc-kept", "ice": ice}],
+            },
+        )
+        synced = json.loads(await again.recv())["body"]
+        assert synced["type"] == "synced", synced
+        assert [pc["id"] for pc in synced["peer_connections"]] == ["pc-kept"]
+        await again.send(
+            json.dumps(
+                {
+                    "type": "msg",
+                    "body": {"type": "disconnect", "version": 2, "session": connected["session"]},
+                }
+            )
+        )

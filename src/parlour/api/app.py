@@ -15,9 +15,13 @@ from starlette.routing import BaseRoute, Route
 
 from parlour import __version__
 from parlour.api import (
+    media_downloads,
     participants,
     published_tracks,
+    quickstart,
     recording_rules,
+    recordings,
+    room_recordings,
     rooms,
     sdk_assets,
     subscribe_rules,
@@ -40,6 +44,9 @@ REST_ROUTES: list[Route] = [
     *subscribed_tracks.routes,
     *subscribe_rules.routes,
     *recording_rules.routes,
+    *room_recordings.routes,
+    *recordings.routes,
+    *media_downloads.routes,
 ]
 
 _PARAM_NAMES = {
@@ -87,8 +94,12 @@ def build_api(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    dev: bool = False,
 ) -> Starlette:
-    """The ASGI app for the REST API (plus whatever other routes the root adds)."""
+    """The ASGI app for the REST API (plus whatever other routes the root adds).
+
+    `dev` turns on the quickstart's development token endpoint (`parlour serve --dev`).
+    """
     document = openapi_document(REST_ROUTES, ctx.public_url)
 
     async def openapi(request: Request) -> JSONResponse:
@@ -103,6 +114,7 @@ def build_api(
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
             *sdk_assets.sdk_routes(),
+            *quickstart.quickstart_routes(dev=dev),
             *extra_routes,
         ],
         exception_handlers={

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from parlour.domain import errors
 from parlour.domain.sids import AccountSid
 from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
+from parlour.services.recordings import RecordingService
 from parlour.services.rooms import RoomService
 
 __all__ = ["ApiContext", "context"]
@@ -20,10 +22,18 @@ class ApiContext:
     rooms: RoomService
     participants: ParticipantService
     public_url: str
+    recordings: RecordingService | None = None
 
     def url(self, path: str) -> str:
         """Absolute URL of a path on our own public base URL."""
         return f"{self.public_url}{path}"
+
+    @property
+    def recording_service(self) -> RecordingService:
+        """The recording service; a server wired without one has no recordings (404)."""
+        if self.recordings is None:
+            raise errors.NotFoundError("Recordings are not available on this server")
+        return self.recordings
 
 
 def context(request: Request) -> ApiContext:

@@ -7,6 +7,7 @@ translate them in one place. Never build an HTTP response inside a service.
 
     TwilioError(code, status, message)
     ├── AuthenticationError        20003 / 401
+    ├── ForbiddenError             20403 / 403  (a bad or expired signed media URL)
     ├── NotFoundError              20404 / 404
     ├── MethodNotAllowedError      20004 / 405
     ├── InvalidParameterError      20001 / 400  (generic validation)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "ForbiddenError",
     "InvalidParameterError",
     "MediaDescriptionError",
     "MethodNotAllowedError",
@@ -61,6 +63,12 @@ class AuthenticationError(TwilioError):
     code = 20003
     status = 401
     default_message = "Authenticate"
+
+
+class ForbiddenError(TwilioError):
+    code = 20403
+    status = 403
+    default_message = "Forbidden"
 
 
 class NotFoundError(TwilioError):

@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass, field
 
 from parlour.domain.participants import Participant
+from parlour.domain.recordings import FailedOperation, Recording, RecordingStatus
 from parlour.domain.rooms import Room
 from parlour.domain.tracks import PublishedTrack
 
@@ -21,6 +22,7 @@ __all__ = [
     "DeliveryStatus",
     "Event",
     "participant_event",
+    "recording_event",
     "room_event",
 ]
 
@@ -92,6 +94,57 @@ def participant_event(
         track_sid=track.sid if track is not None else None,
         timestamp=now,
         data=values | data,
+    )
+
+
+def recording_event(
+    name: str,
+    recording: Recording,
+    now: dt.datetime,
+    *,
+    room: Room | None = None,
+    participant_identity: str | None = None,
+    failed_operation: FailedOperation | None = None,
+) -> Event:
+    """A `recording-started`, `recording-completed` or `recording-failed` event.
+
+    `data` holds the callback parameters of rest-api.md §8.2 (relative `RecordingUri` and
+    `MediaUri`; `Duration`, `Size` and `MediaUri` on `recording-completed` only;
+    `FailedOperation` on `recording-failed` only).
+    """
+    uri = f"/v1/Recordings/{recording.sid}"
+    values = {
+        "RecordingSid": recording.sid,
+        "SourceSid": recording.source_sid,
+        "TrackName": recording.track_name,
+        "RecordingUri": uri,
+        "Container": recording.container_format.value,
+        "Codec": recording.codec.value,
+        "Type": recording.type.value,
+        "OffsetFromTwilioVideoEpoch": str(recording.offset),
+    }
+    if room is not None:
+        values |= _room_data(room)
+    if participant_identity is not None:
+        values["ParticipantIdentity"] = participant_identity
+    if name == "recording-completed" and recording.status is RecordingStatus.COMPLETED:
+        values |= {
+            "MediaUri": f"{uri}/Media",
+            "Duration": str(recording.duration),
+            "Size": str(recording.size),
+        }
+        if recording.media_external_location:
+            values["MediaExternalLocation"] = recording.media_external_location
+    if name == "recording-failed":
+        values["FailedOperation"] = (failed_operation or FailedOperation.COMPLETE).value
+    return Event(
+        name=name,
+        account_sid=recording.account_sid,
+        room_sid=recording.room_sid,
+        participant_sid=recording.participant_sid,
+        track_sid=recording.source_sid,
+        timestamp=now,
+        data=values,
     )
 
 

@@ -7,14 +7,16 @@ sender); services only know the Protocols.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.events import CallbackDelivery, Event
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
+from parlour.domain.recordings import Recording, RecordingResult, RecordingStatus, RecordingType
 from parlour.domain.rooms import Room, RoomStatus
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack
@@ -25,12 +27,18 @@ __all__ = [
     "MediaListener",
     "MediaPlane",
     "MediaSession",
+    "MediaStorage",
     "TrackDescriptor",
     "ParticipantFilter",
+    "Recorder",
+    "RecordingFilter",
+    "RecordingMedia",
     "RoomFilter",
     "SessionControl",
     "StatusCallbackPolicy",
     "Store",
+    "TrackTap",
+    "TrackWriter",
 ]
 
 
@@ -46,6 +54,19 @@ class RoomFilter:
 class ParticipantFilter:
     statuses: Sequence[ParticipantStatus] | None = None
     identity: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """`GroupingSid`s must all match (each is the recording's room or participant SID)."""
+
+    room_sid: RoomSid | None = None
+    status: RecordingStatus | None = None
+    source_sid: str | None = None
+    grouping_sids: tuple[str, ...] = ()
+    media_type: RecordingType | None = None
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
 
@@ -119,6 +140,19 @@ class Store(Protocol):
         ...
 
     async def list_callback_deliveries(self, resource_sid: str) -> list[CallbackDelivery]: ...
+
+    async def insert_recording(self, recording: Recording) -> None: ...
+    async def update_recording(self, recording: Recording) -> None: ...
+    async def get_recording(self, account_sid: AccountSid, sid: str) -> Recording | None: ...
+    async def list_recordings(
+        self, account_sid: AccountSid, flt: RecordingFilter, req: PageRequest
+    ) -> Page[Recording]:
+        """Newest first."""
+        ...
+
+    async def recordings_with_status(self, status: RecordingStatus) -> list[Recording]:
+        """Every recording (any account) in this status, oldest first (startup recovery)."""
+        ...
 
 
 class SessionControl(Protocol):
@@ -219,4 +253,111 @@ class StatusCallbackPolicy(Protocol):
         Raises:
             RoomError: 53111 StatusCallback is invalid.
         """
+        ...
+
+
+class MediaStorage(Protocol):
+    """Where finished media files live, by key (`recordings/RT….mka`); no paths leak out.
+
+    `LocalStorage` (files under `DATA_DIR/media/`) implements it; an S3-compatible object
+    store can replace it.
+    """
+
+    async def put(self, key: str, source: Path) -> int:
+        """Take a finished local file under `key` (moved or uploaded, then gone from
+        `source`); returns the stored size in bytes."""
+        ...
+
+    async def size(self, key: str) -> int | None:
+        """Bytes stored under `key`, or None if there is nothing."""
+        ...
+
+    def open(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes `start … start+length-1` (to the end if `length` is None), in chunks.
+
+        Raises (on first iteration):
+            FileNotFoundError: nothing stored under `key`.
+        """
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove the object for good; False if there was none."""
+        ...
+
+
+class TrackWriter(Protocol):
+    """One recording being written (the recording adapter's per-track writer)."""
+
+    def feed(self, packet: bytes, arrival: float) -> None:
+        """One RTP packet of the track, as forwarded, and when it arrived (monotonic
+        seconds). Synchronous and cheap: never blocks, never raises."""
+        ...
+
+    async def close(self) -> RecordingResult:
+        """Finish the file and store it; never raises (failures are in the result)."""
+        ...
+
+
+class RecordingMedia(Protocol):
+    """The recording adapter: writers for new recordings, recovery after a crash."""
+
+    def open_writer(
+        self,
+        recording: Recording,
+        *,
+        payload_types: Collection[int] = (),
+        on_keyframe_needed: Callable[[], None] | None = None,
+    ) -> TrackWriter:
+        """Start writing `recording` (only packets of `payload_types`, if given).
+
+        `on_keyframe_needed` may be called from any thread while a video recording waits
+        for a keyframe (at its start, and after packet loss).
+
+        Raises:
+            OSError: the file cannot be created.
+        """
+        ...
+
+    async def recover(self, recording: Recording) -> RecordingResult:
+        """Finish the file of a recording a killed server left `processing`: finalize and
+        store what is playable; `error` says why there is nothing to keep."""
+        ...
+
+
+class TrackTap(Protocol):
+    """What the SFU feeds a published track's packets into, for recording.
+
+    `feed` is synchronous and cheap (a few attribute reads when the track is not being
+    recorded); it never blocks or raises. `close` says the track ended.
+    """
+
+    def feed(self, packet: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+class Recorder(Protocol):
+    """The recording use cases the media plane and the room service call."""
+
+    async def track_published(
+        self,
+        room: Room,
+        participant: Participant,
+        track: PublishedTrack,
+        codec: str,
+        *,
+        payload_types: Collection[int] = (),
+        request_keyframe: Callable[[], None] | None = None,
+    ) -> TrackTap | None:
+        """A track was published with `codec` (`opus`, `VP8`, `H264`): its tap, recording
+        now or later as the room's recording rules say; None if it can never be recorded
+        (data tracks, other codecs). `payload_types` are the codec's RTP payload types;
+        `request_keyframe` asks the publisher for one (a video recording starts at one)."""
+        ...
+
+    async def track_unpublished(self, track_sid: TrackSid) -> None:
+        """The track ended: its recording (if any) completes."""
+        ...
+
+    async def recording_rules_changed(self, room: Room) -> None:
+        """Start and stop recordings of the room's live tracks to match its new rules."""
         ...

@@ -13,6 +13,7 @@ __all__ = [
     "AccountSid",
     "ApiKeySid",
     "ParticipantSid",
+    "RecordingSid",
     "RoomSid",
     "TrackSid",
     "is_sid",
@@ -24,6 +25,7 @@ ApiKeySid = NewType("ApiKeySid", str)
 RoomSid = NewType("RoomSid", str)
 ParticipantSid = NewType("ParticipantSid", str)
 TrackSid = NewType("TrackSid", str)
+RecordingSid = NewType("RecordingSid", str)
 
 _SID_RE = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 

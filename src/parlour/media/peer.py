@@ -115,6 +115,14 @@ class Peer:
                 self._schedule_offer()
                 return answer.sdp
             if kind == "answer":
+                negotiator = self.negotiator
+                if (
+                    revision != negotiator.pending_offer_revision
+                    and revision <= negotiator.last_revision
+                ):
+                    # A resuming client (`sync`) re-sends its current local description: an
+                    # answer already applied (or to an offer since superseded). Nothing to do.
+                    return None
                 result = self.negotiator.apply_client_answer(sdp, revision, track_ids=track_ids)
                 self._apply_publications(result)
                 self._apply_sending(result)

@@ -26,11 +26,14 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 __all__ = [
     "CONTENT_TYPE",
     "IDEMPOTENCY_HEADER",
+    "FAILED_OPERATIONS",
     "PARTICIPANT_EVENTS",
+    "RECORDING_EVENTS",
     "ROOM_EVENTS",
     "SIGNATURE_HEADER",
     "TRACK_EVENTS",
     "CallbackRequest",
+    "RecordingStatusCallback",
     "RoomStatusCallback",
     "compute_signature",
     "format_timestamp",
@@ -47,6 +50,9 @@ PARTICIPANT_EVENTS = ("participant-connected", "participant-disconnected")
 TRACK_EVENTS = ("track-added", "track-removed", "track-enabled", "track-disabled")
 #: Every room event with the room/participant/track parameter set of §8.1.
 ROOM_EVENTS = ("room-created", "room-ended", *PARTICIPANT_EVENTS, *TRACK_EVENTS)
+#: Track recording events (rest-api.md §8.2), sent to the Room's StatusCallback too.
+RECORDING_EVENTS = ("recording-started", "recording-completed", "recording-failed")
+FAILED_OPERATIONS = ("RecordingStart", "RecordingComplete", "RecordingUpload")
 
 Params = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -172,6 +178,139 @@ class RoomStatusCallback:
             track_sid=values.get("TrackSid"),
             track_kind=values.get("TrackKind"),
             track_name=values.get("TrackName"),
+        )
+
+
+@dataclass(frozen=True)
+class RecordingStatusCallback:
+    """The parameters of one recording status callback (rest-api.md §8.2).
+
+    `media_uri`, `duration` and `size` (and `media_external_location` when the media is
+    stored externally) are present on `recording-completed` only; `failed_operation` on
+    `recording-failed` only. `recording_uri` and `media_uri` are relative
+    (`/v1/Recordings/RT…`, `/v1/Recordings/RT…/Media`). `room_status` and
+    `sequence_number` are Parlour's additions, as on the room events.
+    """
+
+    account_sid: str
+    room_sid: str
+    room_name: str
+    room_type: str
+    event: str
+    timestamp: str
+    sequence_number: int
+    recording_sid: str
+    participant_sid: str
+    participant_identity: str
+    source_sid: str
+    track_name: str
+    recording_uri: str
+    container: str
+    codec: str
+    type: str
+    offset: int
+    room_status: str | None = None
+    media_uri: str | None = None
+    duration: int | None = None
+    size: int | None = None
+    media_external_location: str | None = None
+    failed_operation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.event not in RECORDING_EVENTS:
+            raise ValueError(f"not a recording status callback event: {self.event!r}")
+        if self.sequence_number < 0:
+            raise ValueError("SequenceNumber must not be negative")
+        completed = self.event == "recording-completed"
+        media = (self.media_uri, self.duration, self.size)
+        if completed != all(v is not None for v in media) or (
+            not completed and any(v is not None for v in media)
+        ):
+            raise ValueError("MediaUri, Duration and Size are only, and always, on completed")
+        if not completed and self.media_external_location is not None:
+            raise ValueError("MediaExternalLocation is only on recording-completed")
+        failed = self.event == "recording-failed"
+        if failed != (self.failed_operation is not None):
+            raise ValueError("FailedOperation is only, and always, on recording-failed")
+        if self.failed_operation is not None and self.failed_operation not in FAILED_OPERATIONS:
+            raise ValueError(f"unknown FailedOperation {self.failed_operation!r}")
+
+    def to_params(self) -> list[tuple[str, str]]:
+        """The parameters, room ones first as on the room events."""
+        params = [("RoomType", self.room_type), ("RoomSid", self.room_sid)]
+        if self.room_status is not None:
+            params.insert(0, ("RoomStatus", self.room_status))
+        params += [
+            ("RoomName", self.room_name),
+            ("RecordingSid", self.recording_sid),
+            ("RecordingUri", self.recording_uri),
+            ("SourceSid", self.source_sid),
+            ("TrackName", self.track_name),
+            ("ParticipantSid", self.participant_sid),
+            ("ParticipantIdentity", self.participant_identity),
+            ("Container", self.container),
+            ("Codec", self.codec),
+            ("Type", self.type),
+            ("OffsetFromTwilioVideoEpoch", str(self.offset)),
+        ]
+        optional: list[tuple[str, str | int | None]] = [
+            ("MediaUri", self.media_uri),
+            ("Duration", self.duration),
+            ("Size", self.size),
+            ("MediaExternalLocation", self.media_external_location),
+            ("FailedOperation", self.failed_operation),
+        ]
+        params += [(k, str(v)) for k, v in optional if v is not None]
+        params += [
+            ("SequenceNumber", str(self.sequence_number)),
+            ("StatusCallbackEvent", self.event),
+            ("Timestamp", self.timestamp),
+            ("AccountSid", self.account_sid),
+        ]
+        return params
+
+    @classmethod
+    def parse(cls, params: Params) -> RecordingStatusCallback:
+        """Read a callback's parameters (as a receiver would).
+
+        Raises:
+            ValueError: a required parameter is missing or an integer is malformed.
+        """
+        values = dict(_pairs(params))
+
+        def required(name: str) -> str:
+            try:
+                return values[name]
+            except KeyError:
+                raise ValueError(f"missing {name}") from None
+
+        def integer(name: str) -> int | None:
+            return int(values[name]) if name in values else None
+
+        return cls(
+            account_sid=required("AccountSid"),
+            room_sid=required("RoomSid"),
+            room_name=required("RoomName"),
+            room_type=required("RoomType"),
+            event=required("StatusCallbackEvent"),
+            timestamp=required("Timestamp"),
+            sequence_number=int(required("SequenceNumber")),
+            recording_sid=required("RecordingSid"),
+            participant_sid=required("ParticipantSid"),
+            participant_identity=required("ParticipantIdentity"),
+            source_sid=required("SourceSid"),
+            track_name=required("TrackName"),
+            recording_uri=required("RecordingUri"),
+            container=required("Container"),
+            codec=required("Codec"),
+            type=required("Type"),
+            offset=int(required("OffsetFromTwilioVideoEpoch")),
+            room_status=values.get("RoomStatus"),
+            media_uri=values.get("MediaUri"),
+            duration=integer("Duration"),
+            size=integer("Size"),
+            media_external_location=values.get("MediaExternalLocation"),
+            failed_operation=values.get("FailedOperation"),
         )
 
 

@@ -12,6 +12,7 @@ from parlour.domain.events import participant_event, room_event
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.ports import (
     EventSink,
+    Recorder,
     RoomFilter,
     SessionControl,
     StatusCallbackPolicy,
@@ -35,6 +36,7 @@ class RoomService:
     Args:
         timeout_minute: seconds per minute of Empty/UnusedRoomTimeout (60; tests shrink it).
         callback_policy: refuses StatusCallback URLs that webhooks must never reach (53111).
+        recorder: told when a room's recording rules change, to start and stop recordings.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class RoomService:
         *,
         timeout_minute: float = 60.0,
         callback_policy: StatusCallbackPolicy | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -53,6 +56,7 @@ class RoomService:
         self._sessions = sessions
         self._minute = timeout_minute
         self._callback_policy = callback_policy
+        self._recorder = recorder
 
     async def create(self, account_sid: AccountSid, spec: RoomSpec) -> Room:
         room = validate_room_spec(
@@ -146,7 +150,8 @@ class RoomService:
     async def update_recording_rules(
         self, account_sid: AccountSid, sid_or_name: str, rules_json: str | None
     ) -> Room:
-        """Replace the room's recording rules (53120 if invalid; the old rules stay)."""
+        """Replace the room's recording rules (53120 if invalid; the old rules stay) and
+        start or stop recordings to match them."""
         room = await self.get(account_sid, sid_or_name)
         if rules_json is None:
             raise errors.RecordingRulesError("Invalid Recording Rule(s): Rules is required")
@@ -155,6 +160,8 @@ class RoomService:
             raise errors.RoomError("Room completed", code=errors.ROOM_COMPLETED)
         updated = replace(room, recording_rules=rules, recording_rules_updated=self._clock.now())
         await self._store.update_room(updated)
+        if self._recorder is not None:
+            await self._recorder.recording_rules_changed(updated)
         return updated
 
     async def sweep_idle(self) -> list[Room]:

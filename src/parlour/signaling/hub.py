@@ -518,6 +518,14 @@ class SignalingHub:
                 )
             await self._apply_tracks(session, msg.participant)
             answers = await self._descriptions(session, msg.peer_connections)
+            # `synced` must name every peer connection that lives on: the SDK closes the ones
+            # it leaves out. Those with nothing to answer are echoed by id alone.
+            answered = {a.id for a in answers}
+            answers += tuple(
+                sig.PeerConnectionState(id=pc.id)
+                for pc in msg.peer_connections
+                if pc.id not in answered
+            )
             self._broadcast(live, session)
             others = [m for m in live.members.values() if m is not session]
             synced = sig.Synced(

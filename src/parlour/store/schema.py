@@ -21,6 +21,7 @@ __all__ = [
     "metadata",
     "participants",
     "published_tracks",
+    "recordings",
     "rooms",
     "subscribed_tracks",
 ]
@@ -185,4 +186,34 @@ callback_deliveries = sa.Table(
         unique=True,
     ),
     sa.Index("ix_callback_deliveries_status", "status", "resource_sid", "sequence_number"),
+)
+
+# Track recordings (`RT…`). `offset_ms` is the resource's `offset` (a SQL keyword as a name).
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False, unique=True),
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), nullable=False),
+    sa.Column("room_sid", SID, sa.ForeignKey("rooms.sid"), nullable=False),
+    sa.Column("participant_sid", SID, nullable=False),
+    sa.Column("source_sid", SID, nullable=False),
+    sa.Column("track_name", sa.String(256), nullable=False),
+    sa.Column("type", sa.String(8), nullable=False),
+    sa.Column("container_format", sa.String(8), nullable=False),
+    sa.Column("codec", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Column("offset_ms", sa.BigInteger, nullable=False),
+    sa.Column("duration", sa.Integer, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("media_external_location", sa.String(1024), nullable=True),
+    sa.Column("status_callback", sa.String(1024), nullable=True),
+    sa.Column("status_callback_method", sa.String(8), nullable=False),
+    sa.Column("failure_reason", sa.String(512), nullable=True),
+    sa.Index("ix_recordings_account_seq", "account_sid", "seq"),
+    sa.Index("ix_recordings_room_seq", "room_sid", "seq"),
+    sa.Index("ix_recordings_status", "status"),
+    sa.Index("ix_recordings_source", "source_sid"),
 )

@@ -22,13 +22,21 @@ from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import ParticipantFilter, RoomFilter
+from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter
+from parlour.domain.recordings import (
+    ContainerFormat,
+    Recording,
+    RecordingCodec,
+    RecordingStatus,
+    RecordingType,
+)
 from parlour.domain.rooms import Room, RoomStatus, RoomType
 from parlour.domain.rules import Rule
 from parlour.domain.sids import (
     AccountSid,
     ApiKeySid,
     ParticipantSid,
+    RecordingSid,
     RoomSid,
     TrackSid,
     is_sid,
@@ -42,6 +50,7 @@ from parlour.store.schema import (
     instance,
     participants,
     published_tracks,
+    recordings,
     rooms,
     subscribed_tracks,
 )
@@ -221,6 +230,54 @@ def _delivery(row: Row[Any]) -> CallbackDelivery:
         date_created=row.date_created,
         date_updated=row.date_updated,
     )
+
+
+def _recording(row: Row[Any]) -> Recording:
+    return Recording(
+        sid=RecordingSid(row.sid),
+        account_sid=AccountSid(row.account_sid),
+        room_sid=RoomSid(row.room_sid),
+        participant_sid=ParticipantSid(row.participant_sid),
+        source_sid=TrackSid(row.source_sid),
+        track_name=row.track_name,
+        type=RecordingType(row.type),
+        container_format=ContainerFormat(row.container_format),
+        codec=RecordingCodec(row.codec),
+        status=RecordingStatus(row.status),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        offset=row.offset_ms,
+        duration=row.duration,
+        size=row.size,
+        media_external_location=row.media_external_location,
+        status_callback=row.status_callback,
+        status_callback_method=row.status_callback_method,
+        failure_reason=row.failure_reason,
+    )
+
+
+def _recording_values(r: Recording) -> dict[str, Any]:
+    return {
+        "sid": r.sid,
+        "account_sid": r.account_sid,
+        "room_sid": r.room_sid,
+        "participant_sid": r.participant_sid,
+        "source_sid": r.source_sid,
+        "track_name": r.track_name,
+        "type": r.type.value,
+        "container_format": r.container_format.value,
+        "codec": r.codec.value,
+        "status": r.status.value,
+        "date_created": r.date_created,
+        "date_updated": r.date_updated,
+        "offset_ms": r.offset,
+        "duration": r.duration,
+        "size": r.size,
+        "media_external_location": r.media_external_location,
+        "status_callback": r.status_callback,
+        "status_callback_method": r.status_callback_method,
+        "failure_reason": r.failure_reason,
+    }
 
 
 class SqlStore:
@@ -661,3 +718,54 @@ class SqlStore:
         query = sa.select(t).where(t.c.resource_sid == resource_sid).order_by(t.c.sequence_number)
         async with self.engine.connect() as conn:
             return [_delivery(r) for r in (await conn.execute(query)).all()]
+
+    # -- recordings -----------------------------------------------------------------------
+
+    async def insert_recording(self, recording: Recording) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(recordings).values(**_recording_values(recording)))
+
+    async def update_recording(self, recording: Recording) -> None:
+        values = _recording_values(recording)
+        del values["sid"]
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(recordings).where(recordings.c.sid == recording.sid).values(**values)
+            )
+
+    async def get_recording(self, account_sid: AccountSid, sid: str) -> Recording | None:
+        query = sa.select(recordings).where(
+            recordings.c.account_sid == account_sid, recordings.c.sid == sid
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _recording(row)
+
+    async def list_recordings(
+        self, account_sid: AccountSid, flt: RecordingFilter, req: PageRequest
+    ) -> Page[Recording]:
+        """Newest first; every `GroupingSid` must be the room's or the participant's SID."""
+        t = recordings
+        query = sa.select(t).where(t.c.account_sid == account_sid)
+        if flt.room_sid is not None:
+            query = query.where(t.c.room_sid == flt.room_sid)
+        if flt.status is not None:
+            query = query.where(t.c.status == flt.status.value)
+        if flt.source_sid is not None:
+            query = query.where(t.c.source_sid == flt.source_sid)
+        for sid in flt.grouping_sids:
+            query = query.where(sa.or_(t.c.room_sid == sid, t.c.participant_sid == sid))
+        if flt.media_type is not None:
+            query = query.where(t.c.type == flt.media_type.value)
+        if flt.created_after is not None:
+            query = query.where(t.c.date_created >= flt.created_after)
+        if flt.created_before is not None:
+            query = query.where(t.c.date_created < flt.created_before)
+        rows, nxt, prev = await self._page(query, t.c.seq, req, descending=True)
+        return Page([_recording(r) for r in rows], nxt, prev)
+
+    async def recordings_with_status(self, status: RecordingStatus) -> list[Recording]:
+        query = sa.select(recordings).where(recordings.c.status == status.value)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(recordings.c.seq))).all()
+        return [_recording(r) for r in rows]

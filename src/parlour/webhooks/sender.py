@@ -92,6 +92,8 @@ def callback_params(event: Event, room: Room) -> dict[str, str]:
     The event's own data wins (it describes the room as of the event); the stored room
     fills in what an emitter did not know.
     """
+    if event.name in wire.RECORDING_EVENTS:
+        return _recording_params(event, room)
     data = event.data
     callback = wire.RoomStatusCallback(
         account_sid=event.account_sid,
@@ -114,6 +116,36 @@ def callback_params(event: Event, room: Room) -> dict[str, str]:
     return {k: v for k, v in callback.to_params() if k != "SequenceNumber"}
 
 
+def _recording_params(event: Event, room: Room) -> dict[str, str]:
+    data = event.data
+    callback = wire.RecordingStatusCallback(
+        account_sid=event.account_sid,
+        room_sid=event.room_sid,
+        room_name=data.get("RoomName", room.unique_name),
+        room_type=data.get("RoomType", room.type.value),
+        room_status=data.get("RoomStatus", room.status.value),
+        event=event.name,
+        timestamp=wire.format_timestamp(event.timestamp),
+        sequence_number=0,
+        recording_sid=data["RecordingSid"],
+        participant_sid=event.participant_sid or "",
+        participant_identity=data.get("ParticipantIdentity", ""),
+        source_sid=data["SourceSid"],
+        track_name=data["TrackName"],
+        recording_uri=data["RecordingUri"],
+        container=data["Container"],
+        codec=data["Codec"],
+        type=data["Type"],
+        offset=int(data["OffsetFromTwilioVideoEpoch"]),
+        media_uri=data.get("MediaUri"),
+        duration=_int(data.get("Duration")),
+        size=_int(data.get("Size")),
+        media_external_location=data.get("MediaExternalLocation"),
+        failed_operation=data.get("FailedOperation"),
+    )
+    return {k: v for k, v in callback.to_params() if k != "SequenceNumber"}
+
+
 def _int(value: str | None) -> int | None:
     return None if value is None or value == "None" else int(value)
 
@@ -122,6 +154,8 @@ def _request_params(delivery: CallbackDelivery) -> list[tuple[str, str]]:
     """The stored parameters with `SequenceNumber`, in Twilio's order."""
     params = dict(delivery.params)
     params["SequenceNumber"] = str(delivery.sequence_number)
+    if delivery.event in wire.RECORDING_EVENTS:
+        return wire.RecordingStatusCallback.parse(params).to_params()
     return wire.RoomStatusCallback.parse(params).to_params()
 
 
@@ -220,7 +254,7 @@ class WebhookSender:
 
         Never raises: a failure to record is logged (with SIDs) and the event is dropped.
         """
-        if event.name not in wire.ROOM_EVENTS:
+        if event.name not in wire.ROOM_EVENTS and event.name not in wire.RECORDING_EVENTS:
             return
         try:
             async with self._emit_lock(event.room_sid):

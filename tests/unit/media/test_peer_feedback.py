@@ -134,3 +134,17 @@ async def test_no_receiver_report_before_media(publisher: Peer) -> None:
     recorder = Recorder()
     publisher.send_feedback(recorder, time.monotonic())
     assert [type(p) for p in recorder.packets()] == [rtp.Remb]
+
+
+async def test_an_answer_already_applied_is_ignored_when_a_client_resyncs(
+    publisher: Peer,
+) -> None:
+    # The real SDK's `sync` after a signaling blip carries its current local description,
+    # which may be the answer to a server offer applied long ago; it must not fail (53403).
+    revision = publisher.negotiator.last_revision
+    assert publisher.negotiator.pending_offer_revision is None
+    stale = await publisher.client_description(
+        "pc", "answer", revision, OFFER, [AUDIO_ID, VIDEO_ID, DATA_ID]
+    )
+    assert stale is None
+    assert set(publisher.producers) == {AUDIO_ID, VIDEO_ID}

@@ -1,0 +1,598 @@
+"""Track recordings: which tracks are recorded, their lifecycle, and their media.
+
+The SFU calls `track_published` for each published audio/video track and feeds every
+forwarded packet into the returned `TrackTap`. Whether a tap is recording follows the
+room's recording rules (`domain.rules.evaluate`, kind "recording"), re-evaluated when the
+rules change; each start of a recording gets a new `RT…` SID, as on Twilio. A recording
+completes when its track is unpublished, its participant leaves or its room ends (this
+service is also an `EventSink` and listens for `track-removed`, `participant-disconnected`
+and `room-ended`), or when the server shuts down. Recordings a killed server left
+`processing` are finished by `recover()` at the next start.
+
+Events: `recording-started`, `recording-completed`, `recording-failed` (rest-api.md §8.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
+
+from parlour.domain import errors
+from parlour.domain.clock import Clock
+from parlour.domain.events import Event, recording_event
+from parlour.domain.paging import Page, PageRequest
+from parlour.domain.participants import Participant
+from parlour.domain.ports import (
+    EventSink,
+    MediaStorage,
+    RecordingFilter,
+    RecordingMedia,
+    Store,
+    TrackTap,
+    TrackWriter,
+)
+from parlour.domain.recordings import (
+    FailedOperation,
+    Recording,
+    RecordingCodec,
+    RecordingResult,
+    RecordingStatus,
+    codec_from_name,
+    unix_ms,
+)
+from parlour.domain.rooms import Room
+from parlour.domain.rules import TrackRef, evaluate
+from parlour.domain.sids import (
+    AccountSid,
+    ParticipantSid,
+    RecordingSid,
+    RoomSid,
+    TrackSid,
+    is_sid,
+    new_sid,
+)
+from parlour.domain.tracks import PublishedTrack, TrackKind
+from parlour.protocol.media_urls import signed_media_url, verify_media_path
+
+__all__ = ["MediaFile", "RecordingService"]
+
+log = logging.getLogger(__name__)
+
+TTL_RANGE = range(1, 3601)
+DEFAULT_TTL = 600
+_AUDIO_CODECS = {RecordingCodec.OPUS, RecordingCodec.PCMU}
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A recording's media, ready to be served: size, type, and its bytes by range."""
+
+    recording: Recording
+    size: int
+    content_type: str
+    content_disposition: str
+    _storage: MediaStorage
+
+    def chunks(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return self._storage.open(self.recording.media_key, start, length)
+
+
+class _Tap:
+    """A published track's tap (`TrackTap`): hands packets to its recording, if any."""
+
+    __slots__ = (
+        "closed",
+        "codec",
+        "identity",
+        "monotonic",
+        "on_close",
+        "participant_sid",
+        "payload_types",
+        "recording",
+        "request_keyframe",
+        "room_sid",
+        "started",
+        "track",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        *,
+        track: PublishedTrack,
+        participant: Participant,
+        codec: RecordingCodec,
+        payload_types: Collection[int],
+        request_keyframe: Callable[[], None] | None,
+        monotonic: Callable[[], float],
+        on_close: Callable[[_Tap], None],
+    ) -> None:
+        self.track = track
+        self.room_sid = track.room_sid
+        self.participant_sid: ParticipantSid = participant.sid
+        self.identity = participant.identity
+        self.codec = codec
+        self.payload_types = tuple(payload_types)
+        self.request_keyframe = request_keyframe
+        self.monotonic = monotonic
+        self.on_close = on_close
+        self.closed = False
+        self.writer: TrackWriter | None = None
+        self.recording: Recording | None = None
+        # (monotonic, wall clock) when the current recording started, to place its offset.
+        self.started: tuple[float, float] = (0.0, 0.0)
+
+    def feed(self, packet: bytes) -> None:
+        writer = self.writer
+        if writer is not None:
+            writer.feed(packet, self.monotonic())
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.on_close(self)
+
+    @property
+    def ref(self) -> TrackRef:
+        return TrackRef(
+            sid=self.track.sid,
+            name=self.track.name,
+            kind=self.track.kind.value,
+            publisher_sid=self.participant_sid,
+            publisher_identity=self.identity,
+        )
+
+
+class RecordingService:
+    """Recording use cases; implements the `Recorder` port and listens as an `EventSink`.
+
+    Args:
+        events: where recording events go (logs, webhooks) — not this service itself.
+        media: the recording adapter (writers, crash recovery).
+        storage: where finished media lives (deleted and served from here).
+        media_url_key: signs the short-lived download URLs `/Media` redirects to.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        events: EventSink,
+        media: RecordingMedia,
+        storage: MediaStorage,
+        *,
+        media_url_key: bytes,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._media = media
+        self._storage = storage
+        self._url_key = media_url_key
+        self._taps: dict[TrackSid, _Tap] = {}
+        self._locks: dict[RoomSid, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- the Recorder port (called by the SFU and the room service) ----------------------
+
+    async def track_published(
+        self,
+        room: Room,
+        participant: Participant,
+        track: PublishedTrack,
+        codec: str,
+        *,
+        payload_types: Collection[int] = (),
+        request_keyframe: Callable[[], None] | None = None,
+    ) -> TrackTap | None:
+        """A published track's tap; recording now if the room's rules select it.
+
+        Returns None for tracks that can never be recorded: data tracks, codecs other than
+        Opus (audio), VP8 and H.264 (video), and tracks of rooms that have ended. Calling it
+        again for the same track returns the same tap (its recording goes on).
+        """
+        recording_codec = codec_from_name(codec)
+        if self._closed or recording_codec is None or track.kind is TrackKind.DATA:
+            return None
+        if (track.kind is TrackKind.AUDIO) != (recording_codec in _AUDIO_CODECS):
+            return None
+        existing = self._taps.get(track.sid)
+        if existing is not None and not existing.closed:
+            return existing
+        tap = _Tap(
+            track=track,
+            participant=participant,
+            codec=recording_codec,
+            payload_types=payload_types,
+            request_keyframe=request_keyframe,
+            monotonic=self._clock.monotonic,
+            on_close=self._tap_closed,
+        )
+        self._taps[track.sid] = tap
+        async with self._lock(room.sid):
+            current = await self._store.get_room(room.account_sid, room.sid) or room
+            if not current.in_progress:
+                tap.closed = True
+            elif not tap.closed and self._selected(current, [tap]):
+                await self._start(tap, current)
+        if tap.closed:
+            if self._taps.get(track.sid) is tap:
+                del self._taps[track.sid]
+            return None
+        return tap
+
+    async def track_unpublished(self, track_sid: TrackSid) -> None:
+        tap = self._taps.pop(track_sid, None)
+        if tap is not None:
+            tap.closed = True
+            await self._stop_locked(tap)
+
+    async def recording_rules_changed(self, room: Room) -> None:
+        async with self._lock(room.sid):
+            taps = [t for t in self._taps.values() if t.room_sid == room.sid and not t.closed]
+            selected = self._selected(room, taps) if room.in_progress else set()
+            for tap in taps:
+                wanted = tap.track.sid in selected
+                if wanted and tap.writer is None:
+                    await self._start(tap, room)
+                elif not wanted and tap.writer is not None:
+                    await self._stop(tap)
+
+    # -- EventSink: the end of tracks, participants and rooms ------------------------------
+
+    async def emit(self, event: Event) -> None:
+        """Complete the recordings whose track, participant or room ended. Never raises."""
+        try:
+            if event.name == "track-removed" and event.track_sid:
+                await self.track_unpublished(TrackSid(event.track_sid))
+            elif event.name == "participant-disconnected" and event.participant_sid:
+                for tap in list(self._taps.values()):
+                    if tap.participant_sid == event.participant_sid:
+                        await self.track_unpublished(tap.track.sid)
+            elif event.name == "room-ended":
+                for tap in list(self._taps.values()):
+                    if tap.room_sid == event.room_sid:
+                        await self.track_unpublished(tap.track.sid)
+                lock = self._locks.get(RoomSid(event.room_sid))
+                if lock is not None and not lock.locked():
+                    del self._locks[RoomSid(event.room_sid)]
+        except Exception:
+            log.exception("recordings not updated after %s room=%s", event.name, event.room_sid)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def recover(self) -> list[Recording]:
+        """Finish every recording a stopped server left `processing` (call at startup):
+        completed if its file is playable, else failed with the reason. Never left
+        processing."""
+        active = {t.recording.sid for t in self._taps.values() if t.recording is not None}
+        finished = []
+        for recording in await self._store.recordings_with_status(RecordingStatus.PROCESSING):
+            if recording.sid in active:
+                continue
+            try:
+                result = await self._media.recover(recording)
+            except Exception as exc:
+                result = RecordingResult(
+                    error=f"recovery failed: {exc}"[:400],
+                    failed_operation=FailedOperation.COMPLETE,
+                )
+            done = await self._finish(recording, result, started=None, identity=None)
+            log.info(
+                "recording recovered sid=%s status=%s duration=%s",
+                done.sid,
+                done.status,
+                done.duration,
+            )
+            finished.append(done)
+        return finished
+
+    async def close(self) -> None:
+        """Complete every recording in progress (shutdown). Safe to call twice."""
+        self._closed = True
+        taps = list(self._taps.values())
+        self._taps.clear()
+        for tap in taps:
+            tap.closed = True
+            await self._stop_locked(tap)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- REST -----------------------------------------------------------------------------
+
+    async def get(
+        self, account_sid: AccountSid, sid: str, *, room_sid: RoomSid | None = None
+    ) -> Recording:
+        """A recording of the account (and of the room, if given); 20404 otherwise."""
+        recording = await self._store.get_recording(account_sid, sid) if is_sid(sid) else None
+        if recording is None or (room_sid is not None and recording.room_sid != room_sid):
+            raise errors.NotFoundError.for_path(_path(sid, room_sid))
+        return recording
+
+    async def find(
+        self, account_sid: AccountSid, flt: RecordingFilter, req: PageRequest
+    ) -> Page[Recording]:
+        return await self._store.list_recordings(account_sid, flt, req)
+
+    async def delete(
+        self, account_sid: AccountSid, sid: str, *, room_sid: RoomSid | None = None
+    ) -> Recording:
+        """Remove the media for good; the resource stays, `deleted` (as on Twilio).
+
+        Raises:
+            NotFoundError: 20404 no such recording.
+            InvalidParameterError: 20001 the recording is still `processing`.
+        """
+        recording = await self.get(account_sid, sid, room_sid=room_sid)
+        if recording.status is RecordingStatus.DELETED:
+            return recording
+        if recording.status is RecordingStatus.PROCESSING:
+            raise errors.InvalidParameterError(
+                "The recording is still processing; delete it once it has completed"
+            )
+        await self._storage.delete(recording.media_key)
+        deleted = recording.deleted(self._clock.now())
+        await self._store.update_recording(deleted)
+        log.info("recording deleted sid=%s room=%s", deleted.sid, deleted.room_sid)
+        return deleted
+
+    async def media_url(
+        self,
+        account_sid: AccountSid,
+        sid: str,
+        *,
+        room_sid: RoomSid | None = None,
+        ttl: int | None = None,
+        disposition: str | None = None,
+    ) -> str:
+        """The signed path (with query) of a completed recording's media, valid `ttl` s.
+
+        Raises:
+            InvalidParameterError: 20001 `Ttl` outside 1–3600, bad `ContentDisposition`.
+            NotFoundError: 20404 no such recording, or no media (processing, deleted,
+                failed, or nothing was recorded).
+        """
+        ttl = DEFAULT_TTL if ttl is None else ttl
+        if ttl not in TTL_RANGE:
+            raise errors.InvalidParameterError("Ttl must be between 1 and 3600")
+        recording = await self.get(account_sid, sid, room_sid=room_sid)
+        if not recording.has_media:
+            raise errors.NotFoundError.for_path(_path(sid, room_sid) + "/Media")
+        if disposition is None:
+            disposition = f'attachment; filename="{recording.file_name}"'
+        _check_disposition(disposition)
+        expires = unix_ms(self._clock.now()) // 1000 + ttl
+        path = f"/media/{recording.account_sid}/{recording.file_name}"
+        return signed_media_url(self._url_key, path, expires, disposition)
+
+    async def open_media(
+        self,
+        account_sid: str,
+        file_name: str,
+        *,
+        expires: str | None,
+        disposition: str | None,
+        signature: str | None,
+    ) -> MediaFile:
+        """The media behind a signed URL from `media_url` (no other credentials).
+
+        Raises:
+            ForbiddenError: 20403 missing, altered or expired signature.
+            NotFoundError: 20404 the media is gone.
+        """
+        path = f"/media/{account_sid}/{file_name}"
+        try:
+            expiry = int(expires or "")
+        except ValueError:
+            expiry = 0
+        now = unix_ms(self._clock.now()) // 1000
+        if (
+            disposition is None
+            or signature is None
+            or not verify_media_path(self._url_key, path, expiry, disposition, signature, now=now)
+        ):
+            raise errors.ForbiddenError("The media URL is invalid or has expired")
+        sid = file_name.partition(".")[0]
+        recording = await self._store.get_recording(AccountSid(account_sid), sid)
+        if recording is None or recording.file_name != file_name or not recording.has_media:
+            raise errors.NotFoundError.for_path(path)
+        size = await self._storage.size(recording.media_key)
+        if size is None:
+            raise errors.NotFoundError.for_path(path)
+        return MediaFile(
+            recording, size, recording.container_format.content_type, disposition, self._storage
+        )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _lock(self, room_sid: RoomSid) -> asyncio.Lock:
+        lock = self._locks.get(room_sid)
+        if lock is None:
+            lock = self._locks[room_sid] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    def _selected(room: Room, taps: list[_Tap]) -> set[str]:
+        return evaluate(room.recording_rules, [t.ref for t in taps])
+
+    def _tap_closed(self, tap: _Tap) -> None:
+        """The SFU closed a tap (sync): complete its recording in the background."""
+        if self._taps.get(tap.track.sid) is tap:
+            del self._taps[tap.track.sid]
+        if tap.writer is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._stop_locked(tap))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _keyframe_requester(self, tap: _Tap) -> Callable[[], None] | None:
+        """`request_keyframe` made callable from the writer's thread."""
+        request = tap.request_keyframe
+        if request is None or tap.codec in _AUDIO_CODECS:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def ask() -> None:
+            if not tap.closed:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to ask
+                    loop.call_soon_threadsafe(request)
+
+        return ask
+
+    async def _start(self, tap: _Tap, room: Room) -> None:
+        now = self._clock.now()
+        started = (self._clock.monotonic(), unix_ms(now) / 1000)
+        recording = Recording.for_track(
+            sid=RecordingSid(new_sid("RT")),
+            account_sid=room.account_sid,
+            room_sid=room.sid,
+            participant_sid=tap.participant_sid,
+            source_sid=tap.track.sid,
+            track_name=tap.track.name,
+            codec=tap.codec,
+            now=now,
+            status_callback=room.status_callback,
+            status_callback_method=room.status_callback_method,
+        )
+        try:
+            writer = self._media.open_writer(
+                recording,
+                payload_types=tap.payload_types,
+                on_keyframe_needed=self._keyframe_requester(tap),
+            )
+        except Exception as exc:
+            failed = recording.failed(now, f"the recording could not be started: {exc}")
+            await self._store.insert_recording(failed)
+            log.error(
+                "recording not started sid=%s track=%s error=%s", failed.sid, tap.track.sid, exc
+            )
+            await self._emit("recording-failed", failed, room, tap.identity, FailedOperation.START)
+            return
+        try:
+            await self._store.insert_recording(recording)
+        except BaseException:
+            await writer.close()
+            raise
+        tap.writer, tap.recording, tap.started = writer, recording, started
+        log.info(
+            "recording started sid=%s room=%s track=%s codec=%s",
+            recording.sid,
+            room.sid,
+            tap.track.sid,
+            tap.codec,
+        )
+        await self._emit("recording-started", recording, room, tap.identity)
+        if tap.request_keyframe is not None and tap.codec not in _AUDIO_CODECS:
+            try:
+                tap.request_keyframe()
+            except Exception:
+                log.exception("keyframe request failed track=%s", tap.track.sid)
+
+    async def _stop_locked(self, tap: _Tap) -> None:
+        async with self._lock(tap.room_sid):
+            await self._stop(tap)
+
+    async def _stop(self, tap: _Tap) -> None:
+        writer, recording = tap.writer, tap.recording
+        if writer is None or recording is None:
+            return
+        tap.writer = tap.recording = None
+        try:
+            result = await writer.close()
+        except Exception as exc:
+            result = RecordingResult(
+                error=f"the recording could not be finished: {exc}"[:400],
+                failed_operation=FailedOperation.COMPLETE,
+            )
+        await self._finish(recording, result, started=tap.started, identity=tap.identity)
+
+    async def _finish(
+        self,
+        recording: Recording,
+        result: RecordingResult,
+        *,
+        started: tuple[float, float] | None,
+        identity: str | None,
+    ) -> Recording:
+        """Record how a recording ended (completed or failed) and emit the event."""
+        now = self._clock.now()
+        if result.error is not None:
+            done = recording.failed(
+                now, result.error, duration_ms=result.duration_ms, size=result.size
+            )
+        else:
+            offset = None
+            if started is not None and result.first_arrival is not None:
+                monotonic, wall = started
+                offset = round((wall + result.first_arrival - monotonic) * 1000)
+            done = recording.completed(
+                now, duration_ms=result.duration_ms, size=result.size, offset=offset
+            )
+        await self._store.update_recording(done)
+        room = await self._store.get_room(recording.account_sid, recording.room_sid)
+        if identity is None:
+            participant = await self._store.get_participant(
+                recording.room_sid, recording.participant_sid
+            )
+            identity = participant.identity if participant is not None else None
+        if done.status is RecordingStatus.COMPLETED:
+            log.info(
+                "recording completed sid=%s duration=%s size=%s frames=%d dropped=%d",
+                done.sid,
+                done.duration,
+                done.size,
+                result.frames,
+                result.dropped,
+            )
+            await self._emit("recording-completed", done, room, identity)
+        else:
+            log.warning("recording failed sid=%s reason=%s", done.sid, done.failure_reason)
+            await self._emit(
+                "recording-failed",
+                done,
+                room,
+                identity,
+                result.failed_operation or FailedOperation.COMPLETE,
+            )
+        return done
+
+    async def _emit(
+        self,
+        name: str,
+        recording: Recording,
+        room: Room | None,
+        identity: str | None,
+        failed_operation: FailedOperation | None = None,
+    ) -> None:
+        await self._events.emit(
+            recording_event(
+                name,
+                recording,
+                self._clock.now(),
+                room=room,
+                participant_identity=identity,
+                failed_operation=failed_operation,
+            )
+        )
+
+
+def _path(sid: str, room_sid: RoomSid | None) -> str:
+    return f"/Recordings/{sid}" if room_sid is None else f"/Rooms/{room_sid}/Recordings/{sid}"
+
+
+def _check_disposition(value: str) -> None:
+    """`attachment` or `inline` (RFC 6266), optionally with parameters; printable ASCII
+    only (it becomes a response header)."""
+    kind = value.split(";", 1)[0].strip().lower()
+    if (
+        kind not in ("attachment", "inline")
+        or len(value) > 512
+        or any(not 32 <= ord(ch) < 127 for ch in value)
+    ):
+        raise errors.InvalidParameterError(
+            "ContentDisposition must be 'attachment' or 'inline' (RFC 6266)"
+        )

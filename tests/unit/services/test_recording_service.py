@@ -1,0 +1,545 @@
+"""`RecordingService` on a real SQLite store with a fake clock and an in-memory recording
+adapter: rules, lifecycle, events, recovery, deletion and signed media URLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from parlour.config import Config
+from parlour.domain import errors
+from parlour.domain.accounts import Account
+from parlour.domain.events import Event
+from parlour.domain.paging import PageRequest
+from parlour.domain.participants import Participant, ParticipantStatus
+from parlour.domain.ports import RecordingFilter
+from parlour.domain.recordings import (
+    FailedOperation,
+    Recording,
+    RecordingCodec,
+    RecordingResult,
+    RecordingStatus,
+    unix_ms,
+)
+from parlour.domain.rooms import Room, RoomSpec, validate_room_spec
+from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid, new_sid
+from parlour.domain.tracks import PublishedTrack, TrackKind
+from parlour.protocol.media_urls import media_url_key
+from parlour.services.recordings import RecordingService
+from parlour.services.rooms import RoomService
+from parlour.store.sql import SqlStore
+from parlour.testing import FakeClock
+
+KEY = media_url_key(b"secret")
+
+
+@dataclass
+class FakeWriter:
+    recording: Recording
+    result: RecordingResult = field(default_factory=lambda: RecordingResult(2400, 1000, 10))
+    packets: list[tuple[bytes, float]] = field(default_factory=list)
+    closed: bool = False
+    keyframe: Callable[[], None] | None = None
+
+    def feed(self, packet: bytes, arrival: float) -> None:
+        self.packets.append((packet, arrival))
+
+    async def close(self) -> RecordingResult:
+        self.closed = True
+        first = self.packets[0][1] if self.packets else None
+        return replace(self.result, first_arrival=first)
+
+
+class FakeMedia:
+    def __init__(self) -> None:
+        self.writers: dict[str, FakeWriter] = {}
+        self.fail_open: Exception | None = None
+        self.result: RecordingResult | None = None
+        self.recovered: dict[str, RecordingResult] = {}
+
+    def open_writer(
+        self,
+        recording: Recording,
+        *,
+        payload_types: Collection[int] = (),
+        on_keyframe_needed: Callable[[], None] | None = None,
+    ) -> FakeWriter:
+        if self.fail_open is not None:
+            raise self.fail_open
+        writer = FakeWriter(recording, keyframe=on_keyframe_needed)
+        if self.result is not None:
+            writer.result = self.result
+        self.writers[recording.sid] = writer
+        return writer
+
+    async def recover(self, recording: Recording) -> RecordingResult:
+        return self.recovered[recording.sid]
+
+
+class FakeStorage:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def put(self, key: str, source: Path) -> int:
+        raise NotImplementedError
+
+    async def size(self, key: str) -> int | None:
+        data = self.objects.get(key)
+        return None if data is None else len(data)
+
+    async def open(
+        self, key: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        data = self.objects[key]
+        yield data[start : None if length is None else start + length]
+
+    async def delete(self, key: str) -> bool:
+        return self.objects.pop(key, None) is not None
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.events]
+
+
+class Sessions:
+    async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
+        pass
+
+    async def end_room(self, room_sid: RoomSid, code: int) -> None:
+        pass
+
+    async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
+        pass
+
+
+@dataclass
+class World:
+    store: SqlStore
+    clock: FakeClock
+    sink: Sink
+    media: FakeMedia
+    storage: FakeStorage
+    service: RecordingService
+    account: AccountSid
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    store = await SqlStore.open(Config(data_dir=tmp_path).db_url)
+    clock = FakeClock()
+    account = AccountSid(new_sid("AC"))
+    await store.insert_account(Account(account, "t", "h" * 64, clock.now(), clock.now()))
+    sink, media, storage = Sink(), FakeMedia(), FakeStorage()
+    service = RecordingService(store, clock, sink, media, storage, media_url_key=KEY)
+    yield World(store, clock, sink, media, storage, service, account)
+    await service.close()
+    await store.close()
+
+
+async def make_room(w: World, rules: list[dict[str, object]] | None = None) -> Room:
+    spec = RoomSpec(
+        unique_name=new_sid("XX").lower(),
+        status_callback="https://example.com/cb",
+        recording_rules=json.dumps(rules) if rules is not None else None,
+    )
+    room = validate_room_spec(
+        spec, sid=RoomSid(new_sid("RM")), account_sid=w.account, now=w.clock.now()
+    )
+    await w.store.insert_room(room)
+    return room
+
+
+async def join(w: World, room: Room, identity: str) -> Participant:
+    now = w.clock.now()
+    participant = Participant(
+        sid=ParticipantSid(new_sid("PA")),
+        room_sid=room.sid,
+        account_sid=room.account_sid,
+        identity=identity,
+        status=ParticipantStatus.CONNECTED,
+        date_created=now,
+        date_updated=now,
+        start_time=now,
+    )
+    await w.store.insert_participant(participant)
+    return participant
+
+
+async def publish(w: World, participant: Participant, name: str, kind: TrackKind) -> PublishedTrack:
+    now = w.clock.now()
+    track = PublishedTrack(
+        sid=TrackSid(new_sid("MT")),
+        room_sid=participant.room_sid,
+        participant_sid=participant.sid,
+        name=name,
+        kind=kind,
+        enabled=True,
+        date_created=now,
+        date_updated=now,
+    )
+    await w.store.insert_published_track(track)
+    return track
+
+
+async def recordings(w: World, **kw: object) -> list[Recording]:
+    page = await w.service.find(w.account, RecordingFilter(**kw), PageRequest())  # type: ignore[arg-type]
+    return page.items
+
+
+ALL = [{"type": "include", "all": True}]
+
+
+async def test_a_selected_track_is_recorded_until_unpublished(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    tap = await w.service.track_published(room, alice, mic, "opus", payload_types=[111])
+    assert tap is not None
+    [rec] = await recordings(w)
+    assert rec.status is RecordingStatus.PROCESSING and rec.source_sid == mic.sid
+    assert rec.status_callback == "https://example.com/cb"
+    assert rec.offset == unix_ms(w.clock.now())
+    assert w.sink.names() == ["recording-started"]
+    started = w.sink.events[0]
+    assert (
+        started.data["ParticipantIdentity"] == "alice"
+        and started.data["RoomName"] == room.unique_name
+    )
+
+    w.clock.advance(0.5)
+    tap.feed(b"packet-1")
+    w.clock.advance(0.02)
+    tap.feed(b"packet-2")
+    writer = w.media.writers[rec.sid]
+    assert [p for p, _ in writer.packets] == [b"packet-1", b"packet-2"]
+
+    w.clock.advance(3)
+    await w.service.track_unpublished(mic.sid)
+    assert writer.closed
+    done = await w.service.get(w.account, rec.sid)
+    assert done.status is RecordingStatus.COMPLETED
+    assert (done.duration, done.size) == (2, 1000)
+    assert done.offset == rec.offset + 500  # the first packet's arrival, not the start
+    assert w.sink.names() == ["recording-started", "recording-completed"]
+    completed = w.sink.events[1].data
+    assert (completed["Duration"], completed["Size"]) == ("2", "1000")
+    tap.feed(b"after")  # the SFU may still hold the tap: a no-op
+    assert len(writer.packets) == 2
+
+
+async def test_unrecordable_tracks_get_no_tap(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    data = await publish(w, alice, "chat", TrackKind.DATA)
+    cam = await publish(w, alice, "cam", TrackKind.VIDEO)
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    assert await w.service.track_published(room, alice, data, "opus") is None
+    assert await w.service.track_published(room, alice, cam, "VP9") is None
+    assert await w.service.track_published(room, alice, cam, "opus") is None
+    assert await w.service.track_published(room, alice, mic, "VP8") is None
+    assert await recordings(w) == []
+
+
+async def test_rules_changes_start_and_stop_recordings_live(world: World) -> None:
+    w = world
+    room = await make_room(w)
+    rooms = RoomService(w.store, w.clock, w.sink, Sessions(), recorder=w.service)
+    alice = await join(w, room, "alice")
+    bob = await join(w, room, "bob")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    cam = await publish(w, alice, "cam", TrackKind.VIDEO)
+    bob_mic = await publish(w, bob, "mic", TrackKind.AUDIO)
+    taps = [
+        await w.service.track_published(room, alice, mic, "opus"),
+        await w.service.track_published(room, alice, cam, "VP8"),
+        await w.service.track_published(room, bob, bob_mic, "opus"),
+    ]
+    assert all(t is not None for t in taps) and await recordings(w) == []
+
+    await rooms.update_recording_rules(
+        w.account, room.sid, json.dumps([{"type": "include", "kind": "audio"}])
+    )
+    live = await recordings(w, status=RecordingStatus.PROCESSING)
+    assert {r.source_sid for r in live} == {mic.sid, bob_mic.sid}
+
+    rules = [{"type": "include", "all": True}, {"type": "exclude", "publisher": "bob"}]
+    await rooms.update_recording_rules(w.account, room.sid, json.dumps(rules))
+    live = await recordings(w, status=RecordingStatus.PROCESSING)
+    assert {r.source_sid for r in live} == {mic.sid, cam.sid}
+    [bob_done] = await recordings(w, status=RecordingStatus.COMPLETED)
+    assert bob_done.source_sid == bob_mic.sid
+
+    await rooms.update_recording_rules(
+        w.account, room.sid, json.dumps([{"type": "include", "publisher": "bob"}])
+    )
+    again = await recordings(w, source_sid=bob_mic.sid)
+    assert len(again) == 2 and again[0].sid != again[1].sid  # a new RT sid for the restart
+    assert again[0].status is RecordingStatus.PROCESSING
+    names = w.sink.names()
+    assert names.count("recording-started") == 4 and names.count("recording-completed") == 3
+
+
+async def test_republishing_makes_a_new_recording(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    first = await publish(w, alice, "cam", TrackKind.VIDEO)
+    await w.service.track_published(room, alice, first, "H264")
+    await w.service.track_unpublished(first.sid)
+    second = await publish(w, alice, "cam", TrackKind.VIDEO)
+    await w.service.track_published(room, alice, second, "H264")
+    recs = await recordings(w)
+    assert [r.source_sid for r in recs] == [second.sid, first.sid]
+    assert [r.status for r in recs] == [RecordingStatus.PROCESSING, RecordingStatus.COMPLETED]
+
+
+async def test_recordings_end_with_their_participant_and_room(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    bob = await join(w, room, "bob")
+    for participant in (alice, bob):
+        track = await publish(w, participant, "mic", TrackKind.AUDIO)
+        await w.service.track_published(room, participant, track, "opus")
+    await w.service.emit(
+        Event(
+            "participant-disconnected",
+            w.account,
+            room.sid,
+            w.clock.now(),
+            participant_sid=alice.sid,
+        )
+    )
+    statuses = {r.participant_sid: r.status for r in await recordings(w)}
+    assert statuses == {alice.sid: RecordingStatus.COMPLETED, bob.sid: RecordingStatus.PROCESSING}
+    await w.service.emit(Event("room-ended", w.account, room.sid, w.clock.now()))
+    assert {r.status for r in await recordings(w)} == {RecordingStatus.COMPLETED}
+    await w.service.emit(
+        Event("track-removed", w.account, room.sid, w.clock.now(), track_sid="MTnope")
+    )
+
+
+async def test_a_tap_closed_by_the_sfu_completes_in_the_background(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    tap = await w.service.track_published(room, alice, mic, "opus")
+    assert tap is not None
+    tap.close()
+    tap.close()
+    await w.service.close()  # waits for the background completion
+    [rec] = await recordings(w)
+    assert rec.status is RecordingStatus.COMPLETED
+    assert await w.service.track_published(room, alice, mic, "opus") is None  # closed
+
+
+async def test_video_recordings_ask_for_keyframes(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    cam = await publish(w, alice, "cam", TrackKind.VIDEO)
+    asked: list[str] = []
+    await w.service.track_published(
+        room, alice, cam, "VP8", request_keyframe=lambda: asked.append("now")
+    )
+    assert asked == ["now"]
+    [rec] = await recordings(w)
+    writer = w.media.writers[rec.sid]
+    assert writer.keyframe is not None
+    writer.keyframe()  # from the writer thread: scheduled on the loop
+    await asyncio_sleep0()
+    assert asked == ["now", "now"]
+
+
+async def asyncio_sleep0() -> None:
+    import asyncio
+
+    await asyncio.sleep(0)
+
+
+async def test_failures_are_recorded_with_their_operation(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    w.media.fail_open = OSError("disk full")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    await w.service.track_published(room, alice, mic, "opus")
+    [failed] = await recordings(w)
+    assert failed.status is RecordingStatus.FAILED and "disk full" in (failed.failure_reason or "")
+    assert w.sink.events[-1].name == "recording-failed"
+    assert w.sink.events[-1].data["FailedOperation"] == "RecordingStart"
+
+    w.media.fail_open = None
+    w.media.result = RecordingResult(
+        error="upload refused", failed_operation=FailedOperation.UPLOAD
+    )
+    cam = await publish(w, alice, "cam", TrackKind.VIDEO)
+    await w.service.track_published(room, alice, cam, "VP8")
+    await w.service.track_unpublished(cam.sid)
+    [cam_rec] = await recordings(w, source_sid=cam.sid)
+    assert cam_rec.status is RecordingStatus.FAILED
+    assert w.sink.events[-1].data["FailedOperation"] == "RecordingUpload"
+
+
+async def test_recover_finishes_what_a_killed_server_left(world: World) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    left = []
+    for i in range(3):
+        rec = Recording.for_track(
+            sid=RecordingSid(new_sid("RT")),
+            account_sid=w.account,
+            room_sid=room.sid,
+            participant_sid=alice.sid,
+            source_sid=TrackSid(new_sid("MT")),
+            track_name=f"t{i}",
+            codec=RecordingCodec.OPUS,
+            now=w.clock.now(),
+        )
+        await w.store.insert_recording(rec)
+        left.append(rec)
+    w.media.recovered = {
+        left[0].sid: RecordingResult(duration_ms=3000, size=500, frames=150),
+        left[1].sid: RecordingResult(error="no media", failed_operation=FailedOperation.START),
+    }
+    # left[2] makes recover() raise (KeyError): still failed, never left processing.
+    done = await w.service.recover()
+    assert [r.status for r in done] == [
+        RecordingStatus.COMPLETED,
+        RecordingStatus.FAILED,
+        RecordingStatus.FAILED,
+    ]
+    assert await w.store.recordings_with_status(RecordingStatus.PROCESSING) == []
+    assert done[0].duration == 3 and done[0].size == 500
+    assert w.sink.names() == ["recording-completed", "recording-failed", "recording-failed"]
+    assert w.sink.events[0].data["ParticipantIdentity"] == "alice"
+
+
+async def completed_recording(w: World) -> Recording:
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    await w.service.track_published(room, alice, mic, "opus")
+    [rec] = await recordings(w, source_sid=mic.sid)
+    with pytest.raises(errors.InvalidParameterError):
+        await w.service.delete(w.account, rec.sid)  # still processing
+    with pytest.raises(errors.NotFoundError):
+        await w.service.media_url(w.account, rec.sid)
+    await w.service.track_unpublished(mic.sid)
+    w.storage.objects[rec.media_key] = bytes(range(200)) * 5
+    return await w.service.get(w.account, rec.sid)
+
+
+async def test_delete_removes_the_media_and_keeps_the_resource(world: World) -> None:
+    w = world
+    rec = await completed_recording(w)
+    with pytest.raises(errors.NotFoundError):
+        await w.service.delete(w.account, rec.sid, room_sid=RoomSid(new_sid("RM")))
+    deleted = await w.service.delete(w.account, rec.sid)
+    assert deleted.status is RecordingStatus.DELETED
+    assert rec.media_key not in w.storage.objects
+    assert (await w.service.delete(w.account, rec.sid)).status is RecordingStatus.DELETED
+    with pytest.raises(errors.NotFoundError):
+        await w.service.media_url(w.account, rec.sid)
+
+
+async def test_signed_media_urls(world: World) -> None:
+    w = world
+    rec = await completed_recording(w)
+    for ttl in (0, 3601):
+        with pytest.raises(errors.InvalidParameterError):
+            await w.service.media_url(w.account, rec.sid, ttl=ttl)
+    for bad in ("form-data", "attachment\r\nX-Evil: 1", 'inline; filename="é"'):
+        with pytest.raises(errors.InvalidParameterError):
+            await w.service.media_url(w.account, rec.sid, disposition=bad)
+    url = await w.service.media_url(w.account, rec.sid, ttl=60)
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    assert parts.path == f"/media/{w.account}/{rec.file_name}"
+    assert query["ContentDisposition"] == f'attachment; filename="{rec.file_name}"'
+
+    async def open_(**changes: str) -> object:
+        values = {
+            "expires": query["Expires"],
+            "disposition": query["ContentDisposition"],
+            "signature": query["Signature"],
+        }
+        values.update(changes)
+        return await w.service.open_media(w.account, rec.file_name, **values)  # type: ignore[arg-type]
+
+    media = await open_()
+    assert media.size == 1000 and media.content_type == "audio/x-matroska"  # type: ignore[attr-defined]
+    chunks = [c async for c in media.chunks(10, 5)]  # type: ignore[attr-defined]
+    assert chunks == [bytes(range(10, 15))]
+    for changes in (
+        {"expires": str(int(query["Expires"]) + 1)},
+        {"disposition": "inline"},
+        {"signature": "x"},
+        {"expires": "soon"},
+    ):
+        with pytest.raises(errors.ForbiddenError):
+            await open_(**changes)
+    w.clock.advance(61)
+    with pytest.raises(errors.ForbiddenError):
+        await open_()
+
+
+async def test_cross_account_and_cross_room_are_not_found(world: World) -> None:
+    w = world
+    rec = await completed_recording(w)
+    other = AccountSid(new_sid("AC"))
+    for call in (
+        w.service.get(other, rec.sid),
+        w.service.get(w.account, rec.sid, room_sid=RoomSid(new_sid("RM"))),
+        w.service.get(w.account, "not-a-sid"),
+        w.service.delete(other, rec.sid),
+        w.service.media_url(other, rec.sid),
+    ):
+        with pytest.raises(errors.NotFoundError):
+            await call
+    assert (await w.service.get(w.account, rec.sid, room_sid=rec.room_sid)).sid == rec.sid
+
+
+async def test_recording_time_is_the_clock(world: World) -> None:
+    w = world
+    w.clock.advance(3600)
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    await w.service.track_published(room, alice, mic, "opus")
+    [rec] = await recordings(w)
+    assert rec.date_created == dt.datetime(2024, 1, 2, 4, 4, 5, tzinfo=dt.UTC)
+
+
+async def test_publishing_twice_keeps_the_recording_and_ended_rooms_get_no_tap(
+    world: World,
+) -> None:
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    first = await w.service.track_published(room, alice, mic, "opus")
+    assert await w.service.track_published(room, alice, mic, "opus") is first
+    assert len(await recordings(w)) == 1
+    await w.store.update_room(room.completed(w.clock.now()))
+    cam = await publish(w, alice, "cam", TrackKind.VIDEO)
+    assert await w.service.track_published(room, alice, cam, "VP8") is None
+    await w.service.emit(Event("room-ended", w.account, room.sid, w.clock.now()))
+    assert {r.status for r in await recordings(w)} == {RecordingStatus.COMPLETED}
