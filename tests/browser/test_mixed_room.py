@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import aioice.ice
+import av
 import pytest
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
@@ -70,6 +71,7 @@ async def test_browser_and_python_participants_exchange_media(
                 frame = await asyncio.wait_for(track.recv(), 15)
                 kinds.add(track.kind)
                 if track.kind == "video":
+                    assert isinstance(frame, av.VideoFrame)
                     assert (frame.width, frame.height) == (640, 480)
             assert kinds == {"audio", "video"}
         finally:

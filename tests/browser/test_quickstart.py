@@ -6,6 +6,7 @@ page shows a local and a remote video tile that play (checked on a screenshot to
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from playwright.async_api import Browser, BrowserContext, Page
 from parlour.testing import ServerThread
 from tests.browser.harness import poll
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+# The HTTP-only tests run without Chromium; the app test needs it.
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,7 @@ def test_dev_token_endpoint(dev_server: ServerThread) -> None:
         assert http.get("/quickstart/token").status_code == 400
 
 
+@pytest.mark.browser
 async def test_quickstart_tiles_render(
     browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread, tmp_path: Path
 ) -> None:
@@ -105,7 +108,7 @@ async def test_quickstart_tiles_render(
         bob = await join_quickstart(browser, contexts, dev_server, "bob")
         for page, other in ((ada, "bob"), (bob, "ada")):
             tiles = await poll(
-                lambda page=page: page.evaluate(TILES),
+                functools.partial(page.evaluate, TILES),
                 lambda tiles: playing(tiles, 2),
                 within=20,
                 what="local and remote tiles to play",
