@@ -177,6 +177,7 @@ async def build(
         media,
         session_timeout=config.session_timeout_seconds,
         auto_create_rooms=config.auto_create_rooms,
+        recorder=recordings,
     )
     sessions.hub = hub
     await accounts.default_account()

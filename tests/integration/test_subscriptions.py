@@ -32,6 +32,9 @@ class InstantSession:
     def set_subscriptions(self, tracks: Sequence[TrackDescriptor]) -> None:
         self.listener.subscriptions_changed([(t.sid, t.id) for t in tracks])
 
+    def published_codec(self, track_id: str) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

@@ -210,6 +210,19 @@ class MediaSession(Protocol):
         """The tracks this participant should receive (the rules already applied)."""
         ...
 
+    def published_codec(self, track_id: str) -> tuple[str, tuple[int, ...]] | None:
+        """The negotiated codec name and RTP payload types (RTX excluded) of an audio/video
+        track this participant publishes, or None while its media is not negotiated."""
+        ...
+
+    def attach_tap(self, track_id: str, tap: TrackTap) -> None:
+        """Feed every packet of one of this participant's published tracks to `tap`."""
+        ...
+
+    def request_keyframe(self, track_id: str) -> None:
+        """Ask the publisher for a keyframe of one of its video tracks."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from parlour.domain import errors
-from parlour.domain.ports import MediaListener, TrackDescriptor
+from parlour.domain.ports import MediaListener, TrackDescriptor, TrackTap
 from parlour.domain.sids import TrackSid
 from parlour.media import rtp
 from parlour.media.dtls import Certificate, DtlsSrtpTransport
@@ -81,6 +81,7 @@ class Peer:
         self._by_ssrc: dict[int, Producer] = {}
         self._by_rtx: dict[int, Producer] = {}
         self.producers: dict[str, Producer] = {}
+        self._taps: dict[str, TrackTap] = {}  # recording taps by published track id
         self.data_producers: dict[str, DataProducer] = {}
         # Receiving side.
         self._wanted: dict[TrackSid, TrackDescriptor] = {}
@@ -135,6 +136,25 @@ class Peer:
     def set_subscriptions(self, tracks: Sequence[TrackDescriptor]) -> None:
         self._wanted = {t.sid: t for t in tracks}
         self._sync_wanted()
+
+    def published_codec(self, track_id: str) -> tuple[str, tuple[int, ...]] | None:
+        producer = self.producers.get(track_id)
+        codec = producer.info.codec if producer is not None else None
+        if producer is None or codec is None:
+            return None
+        types = tuple(c.payload_type for c in producer.info.codecs if not c.is_rtx)
+        return codec.name, types
+
+    def attach_tap(self, track_id: str, tap: TrackTap) -> None:
+        self._taps[track_id] = tap
+        producer = self.producers.get(track_id)
+        if producer is not None:
+            producer.tap = tap
+
+    def request_keyframe(self, track_id: str) -> None:
+        producer = self.producers.get(track_id)
+        if producer is not None:
+            producer.request_keyframe(time.monotonic())
 
     def close(self) -> None:
         if self._closed:
@@ -230,6 +250,7 @@ class Peer:
 
     def _add_producer(self, info: PublishedTrackInfo) -> None:
         producer = Producer(self.participant_sid, info, self._send_pli)
+        producer.tap = self._taps.get(info.track_id)
         self.producers[info.track_id] = producer
         for ssrc in info.ssrcs:
             self._by_ssrc[ssrc] = producer
@@ -246,6 +267,9 @@ class Peer:
         for _media, rtx_ssrc in producer.info.rtx_ssrcs:
             self._by_rtx.pop(rtx_ssrc, None)
         if notify:
+            tap = self._taps.pop(track_id, None)
+            if tap is not None:
+                tap.close()
             self.router.remove_producer(self.participant_sid, track_id)
         else:
             self.router.producers.pop((self.participant_sid, track_id), None)

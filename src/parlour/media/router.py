@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from parlour.domain.ports import TrackTap
 from parlour.media import rtp
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
 
@@ -123,6 +124,7 @@ class Producer:
         "request_keyframe_cb",
         "rtx",
         "ssrcs",
+        "tap",
         "tracker",
     )
 
@@ -135,6 +137,7 @@ class Producer:
         self.publisher_sid = publisher_sid
         self.info = info
         self.consumers: list[Consumer] = []
+        self.tap: TrackTap | None = None  # the recording tap, if the track has one
         self.request_keyframe_cb = request_keyframe
         self.last_keyframe_request = -1e9
         self.ssrcs = set(info.ssrcs)
@@ -154,6 +157,9 @@ class Producer:
 
     def forward(self, packet: bytes) -> None:
         """Fan one publisher packet out to every consumer (hot path)."""
+        tap = self.tap
+        if tap is not None:
+            tap.feed(packet)
         payload_type = packet[1] & 0x7F
         for consumer in self.consumers:
             consumer.forward(packet, payload_type)

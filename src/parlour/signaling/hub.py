@@ -12,6 +12,7 @@ SDK ignores anything not newer (signaling-protocol.md §3.6).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Iterable
@@ -20,7 +21,14 @@ from typing import Protocol
 
 from parlour.domain import errors
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import MediaListener, MediaPlane, MediaSession, TrackDescriptor
+from parlour.domain.ports import (
+    MediaListener,
+    MediaPlane,
+    MediaSession,
+    Recorder,
+    TrackDescriptor,
+    TrackTap,
+)
 from parlour.domain.rooms import Room
 from parlour.domain.rules import DEFAULT_SUBSCRIBE_RULES, Rule, TrackRef, evaluate
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
@@ -77,6 +85,15 @@ class _NullSession:
     def set_subscriptions(self, tracks: Iterable[TrackDescriptor]) -> None:
         return None
 
+    def published_codec(self, track_id: str) -> tuple[str, tuple[int, ...]] | None:
+        return None
+
+    def attach_tap(self, track_id: str, tap: TrackTap) -> None:
+        return None
+
+    def request_keyframe(self, track_id: str) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
@@ -101,6 +118,7 @@ class LiveTrack:
     id: str
     record: PublishedTrack
     priority: str
+    tapped: bool = False
 
     def remote_state(self) -> sig.RemoteTrackState:
         return sig.RemoteTrackState(
@@ -217,6 +235,7 @@ class SignalingHub:
         session_timeout: float = 30.0,
         auto_create_rooms: bool = True,
         media_region: str = "local",
+        recorder: Recorder | None = None,
     ) -> None:
         self._accounts = accounts
         self._rooms = rooms
@@ -225,6 +244,7 @@ class SignalingHub:
         self.session_timeout = session_timeout
         self._auto_create = auto_create_rooms
         self._media_region = media_region
+        self._recorder = recorder
         self._live: dict[RoomSid, LiveRoom] = {}
         self._sessions: dict[str, ParticipantSession] = {}
         self._by_participant: dict[ParticipantSid, ParticipantSession] = {}
@@ -364,7 +384,31 @@ class SignalingHub:
                         ),
                     )
                 )
+        await self._attach_taps(session)
         return tuple(answers)
+
+    async def _attach_taps(self, session: ParticipantSession) -> None:
+        """Give each newly negotiated audio/video track its recording tap."""
+        if self._recorder is None:
+            return
+        for track in session.tracks.values():
+            if track.tapped:
+                continue
+            negotiated = session.media.published_codec(track.id)
+            if negotiated is None:
+                continue  # data track, or media not negotiated yet
+            track.tapped = True
+            codec, payload_types = negotiated
+            tap = await self._recorder.track_published(
+                session.room,
+                session.participant,
+                track.record,
+                codec,
+                payload_types=payload_types,
+                request_keyframe=functools.partial(session.media.request_keyframe, track.id),
+            )
+            if tap is not None:
+                session.media.attach_tap(track.id, tap)
 
     async def _apply_tracks(
         self, session: ParticipantSession, state: sig.LocalParticipantState
