@@ -68,6 +68,25 @@ def _pairs(params: Params) -> list[tuple[str, str]]:
     return list(params.items()) if isinstance(params, Mapping) else list(params)
 
 
+class _Received:
+    """The parameters of a received callback, read by name."""
+
+    def __init__(self, params: Params) -> None:
+        self.values = dict(_pairs(params))
+
+    def required(self, name: str) -> str:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise ValueError(f"missing {name}") from None
+
+    def optional(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def integer(self, name: str) -> int | None:
+        return int(self.values[name]) if name in self.values else None
+
+
 @dataclass(frozen=True)
 class RoomStatusCallback:
     """The parameters of one Room status callback (rest-api.md §8.1).
@@ -150,34 +169,24 @@ class RoomStatusCallback:
         Raises:
             ValueError: a required parameter is missing or an integer is malformed.
         """
-        values = dict(_pairs(params))
-
-        def required(name: str) -> str:
-            try:
-                return values[name]
-            except KeyError:
-                raise ValueError(f"missing {name}") from None
-
-        def integer(name: str) -> int | None:
-            return int(values[name]) if name in values else None
-
+        received = _Received(params)
         return cls(
-            account_sid=required("AccountSid"),
-            room_sid=required("RoomSid"),
-            room_name=required("RoomName"),
-            room_status=required("RoomStatus"),
-            room_type=required("RoomType"),
-            event=required("StatusCallbackEvent"),
-            timestamp=required("Timestamp"),
-            sequence_number=int(required("SequenceNumber")),
-            participant_sid=values.get("ParticipantSid"),
-            participant_status=values.get("ParticipantStatus"),
-            participant_identity=values.get("ParticipantIdentity"),
-            participant_duration=integer("ParticipantDuration"),
-            room_duration=integer("RoomDuration"),
-            track_sid=values.get("TrackSid"),
-            track_kind=values.get("TrackKind"),
-            track_name=values.get("TrackName"),
+            account_sid=received.required("AccountSid"),
+            room_sid=received.required("RoomSid"),
+            room_name=received.required("RoomName"),
+            room_status=received.required("RoomStatus"),
+            room_type=received.required("RoomType"),
+            event=received.required("StatusCallbackEvent"),
+            timestamp=received.required("Timestamp"),
+            sequence_number=int(received.required("SequenceNumber")),
+            participant_sid=received.optional("ParticipantSid"),
+            participant_status=received.optional("ParticipantStatus"),
+            participant_identity=received.optional("ParticipantIdentity"),
+            participant_duration=received.integer("ParticipantDuration"),
+            room_duration=received.integer("RoomDuration"),
+            track_sid=received.optional("TrackSid"),
+            track_kind=received.optional("TrackKind"),
+            track_name=received.optional("TrackName"),
         )
 
 
@@ -276,41 +285,31 @@ class RecordingStatusCallback:
         Raises:
             ValueError: a required parameter is missing or an integer is malformed.
         """
-        values = dict(_pairs(params))
-
-        def required(name: str) -> str:
-            try:
-                return values[name]
-            except KeyError:
-                raise ValueError(f"missing {name}") from None
-
-        def integer(name: str) -> int | None:
-            return int(values[name]) if name in values else None
-
+        received = _Received(params)
         return cls(
-            account_sid=required("AccountSid"),
-            room_sid=required("RoomSid"),
-            room_name=required("RoomName"),
-            room_type=required("RoomType"),
-            event=required("StatusCallbackEvent"),
-            timestamp=required("Timestamp"),
-            sequence_number=int(required("SequenceNumber")),
-            recording_sid=required("RecordingSid"),
-            participant_sid=required("ParticipantSid"),
-            participant_identity=required("ParticipantIdentity"),
-            source_sid=required("SourceSid"),
-            track_name=required("TrackName"),
-            recording_uri=required("RecordingUri"),
-            container=required("Container"),
-            codec=required("Codec"),
-            type=required("Type"),
-            offset=int(required("OffsetFromTwilioVideoEpoch")),
-            room_status=values.get("RoomStatus"),
-            media_uri=values.get("MediaUri"),
-            duration=integer("Duration"),
-            size=integer("Size"),
-            media_external_location=values.get("MediaExternalLocation"),
-            failed_operation=values.get("FailedOperation"),
+            account_sid=received.required("AccountSid"),
+            room_sid=received.required("RoomSid"),
+            room_name=received.required("RoomName"),
+            room_type=received.required("RoomType"),
+            event=received.required("StatusCallbackEvent"),
+            timestamp=received.required("Timestamp"),
+            sequence_number=int(received.required("SequenceNumber")),
+            recording_sid=received.required("RecordingSid"),
+            participant_sid=received.required("ParticipantSid"),
+            participant_identity=received.required("ParticipantIdentity"),
+            source_sid=received.required("SourceSid"),
+            track_name=received.required("TrackName"),
+            recording_uri=received.required("RecordingUri"),
+            container=received.required("Container"),
+            codec=received.required("Codec"),
+            type=received.required("Type"),
+            offset=int(received.required("OffsetFromTwilioVideoEpoch")),
+            room_status=received.optional("RoomStatus"),
+            media_uri=received.optional("MediaUri"),
+            duration=received.integer("Duration"),
+            size=received.integer("Size"),
+            media_external_location=received.optional("MediaExternalLocation"),
+            failed_operation=received.optional("FailedOperation"),
         )
 
 
