@@ -65,3 +65,13 @@ async def join(
 ) -> Room:
     """Connect a Python SDK participant to `room` on a test server."""
     return await connect(ws_url(server), access_token(acct, identity), name=room, **options)
+
+
+async def wait_for(check: Callable[[], str | None], limit: float = 10.0) -> None:
+    """Poll `check`, which returns why it is not done yet, or None when done."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while (reason := check()) is not None:
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {limit} s: {reason}")
+        await asyncio.sleep(0.01)

@@ -12,7 +12,7 @@ import dataclasses
 import re
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from aiortc import (
@@ -34,44 +34,12 @@ from parlour.media.sctp import (
     Message,
 )
 from parlour.media.udp import Address, MediaSocket
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 20.0  # whole test
 WAIT = 10.0  # one condition
-
-
-@pytest.fixture
-async def media_socket() -> AsyncIterator[MediaSocket]:
-    sock = await MediaSocket.bind("127.0.0.1", 0)
-    try:
-        yield sock
-    finally:
-        sock.close()
-        await sock.wait_closed()
-
-
-@pytest.fixture
-async def clean_loop() -> AsyncIterator[None]:
-    """Fail if a test leaves tasks behind (aiortc's tasks need a moment to finish)."""
-    yield
-    current = asyncio.current_task()
-
-    def leftovers() -> str | None:
-        tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        return f"tasks left: {tasks}" if tasks else None
-
-    await wait_for(leftovers, limit=5)
-
-
-async def wait_for(check: Callable[[], str | None], limit: float = WAIT) -> None:
-    """Poll `check` (returns why it is not done yet, or None when done)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while (reason := check()) is not None:
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {limit} s: {reason}")
-        await asyncio.sleep(0.01)
 
 
 class DataEndpoint:

@@ -10,7 +10,7 @@ import asyncio
 import fractions
 import secrets
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import av
@@ -27,45 +27,13 @@ from aiortc.sdp import SessionDescription
 
 from parlour.media.dtls import Certificate, DtlsSrtpTransport, parse_fingerprint
 from parlour.media.udp import Address, MediaSocket
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 20.0  # whole test
 WAIT = 10.0  # one condition
 SERVER_AUDIO_SSRC = 0x5EA7_0001
-
-
-@pytest.fixture
-async def media_socket() -> AsyncIterator[MediaSocket]:
-    sock = await MediaSocket.bind("127.0.0.1", 0)
-    try:
-        yield sock
-    finally:
-        sock.close()
-        await sock.wait_closed()
-
-
-@pytest.fixture
-async def clean_loop() -> AsyncIterator[None]:
-    """Fail if a test leaves tasks behind (aiortc's tasks need a moment to finish)."""
-    yield
-    current = asyncio.current_task()
-
-    def leftovers() -> str | None:
-        tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        return f"tasks left: {tasks}" if tasks else None
-
-    await wait_for(leftovers, limit=5)
-
-
-async def wait_for(check: Callable[[], str | None], limit: float = WAIT) -> None:
-    """Poll `check` (returns why it is not done yet, or None when done)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while (reason := check()) is not None:
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {limit} s: {reason}")
-        await asyncio.sleep(0.01)
 
 
 class SmallVideoTrack(VideoStreamTrack):
