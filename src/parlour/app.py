@@ -10,7 +10,8 @@
     ├── SignalingHub        (signaling/)   live sessions; implements SessionControl
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
-    └── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
+    ├── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
+    └── CollectorRegistry   (api/metrics)  /metrics: reads the SFU and webhook counters
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 
 from parlour import __version__
 from parlour.api.app import build_api
 from parlour.api.context import ApiContext
-from parlour.config import Config, load_server_secret
+from parlour.api.metrics import ParlourCollector, metrics_registry, metrics_routes
+from parlour.config import Config, load_metrics_token, load_server_secret
 from parlour.domain.clock import Clock, SystemClock
 from parlour.domain.events import Event
 from parlour.domain.ports import FanOutEventSink, MediaPlane
@@ -93,6 +96,7 @@ class Parlour:
     asgi: Starlette
 
     sfu: SfuMediaPlane | None = None
+    metrics: CollectorRegistry | None = None
 
     async def close(self) -> None:
         await self.hub.close()
@@ -202,5 +206,19 @@ async def build(
             await recordings.close()
             await webhooks.close()
 
-    asgi = build_api(ctx, lifespan=lifespan, extra_routes=signaling_routes(hub), dev=config.dev)
-    return Parlour(config, store, accounts, rooms, participants, hub, asgi, sfu)
+    metrics = metrics_registry(
+        ParlourCollector(
+            media=sfu.stats if sfu is not None else None,
+            webhook_pending=lambda: webhooks.pending,
+        )
+    )
+    asgi = build_api(
+        ctx,
+        lifespan=lifespan,
+        extra_routes=[
+            *signaling_routes(hub),
+            *metrics_routes(metrics, load_metrics_token(config, secret)),
+        ],
+        dev=config.dev,
+    )
+    return Parlour(config, store, accounts, rooms, participants, hub, asgi, sfu, metrics)

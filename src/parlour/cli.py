@@ -8,6 +8,7 @@
     parlour keys delete SID [--data-dir D] [--json]
     parlour token --identity I [--room R] [--ttl 3600] [--data-dir D] [--json]
     parlour migrate [--data-dir D]
+    parlour metrics-token [--data-dir D] [--json]
 
 Every subcommand works while `parlour serve` runs on the same data dir.
 """
@@ -24,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from parlour import __version__
-from parlour.config import Config, load_server_secret
+from parlour.config import Config, load_metrics_token, load_server_secret
 
 __all__ = ["main"]
 
@@ -102,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
 
     sub.add_parser("migrate", parents=[plain], help="bring the database schema up to date")
+    sub.add_parser(
+        "metrics-token",
+        parents=[printing],
+        help="print the bearer token for /metrics ($PARLOUR_METRICS_TOKEN, or derived from "
+        "the server secret)",
+    )
     return parser
 
 
@@ -210,6 +217,11 @@ def _cmd_migrate(args: argparse.Namespace) -> None:
     print("database is up to date")
 
 
+def _cmd_metrics_token(args: argparse.Namespace) -> None:
+    token = load_metrics_token(_config(args))
+    _print(args, {"metrics_token": token}, token)
+
+
 def _cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
     import uvloop
@@ -270,4 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _cmd_token(args)
     elif args.command == "migrate":
         _cmd_migrate(args)
+    elif args.command == "metrics-token":
+        _cmd_metrics_token(args)
     return 0

@@ -22,10 +22,13 @@
 | first webhook retry delay | | `PARLOUR_WEBHOOK_RETRY_INITIAL_SECONDS` | `1` |
 | longest webhook retry delay | | `PARLOUR_WEBHOOK_RETRY_MAX_SECONDS` | `60` |
 | development mode (quickstart token endpoint) | `--dev` | `PARLOUR_DEV` | `false` |
+| `/metrics` bearer token | | `PARLOUR_METRICS_TOKEN` | derived from the server secret |
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -33,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Config", "load_server_secret"]
+__all__ = ["Config", "load_metrics_token", "load_server_secret"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Config:
     #: Development mode: the quickstart's token endpoint (`/quickstart/token`) mints Access
     #: Tokens for the default account to anyone who asks. Never on a reachable server.
     dev: bool = False
+    #: The bearer token `/metrics` requires; by default derived from the server secret
+    #: (`load_metrics_token`, `parlour metrics-token`).
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -89,6 +95,7 @@ class Config:
             ("log_level", "PARLOUR_LOG_LEVEL"),
             ("media_host", "PARLOUR_MEDIA_HOST"),
             ("media_advertised_address", "PARLOUR_MEDIA_ADVERTISED_ADDRESS"),
+            ("metrics_token", "PARLOUR_METRICS_TOKEN"),
         ):
             if env.get(key):
                 values[name] = env[key]
@@ -163,3 +170,19 @@ def load_server_secret(config: Config) -> bytes:
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
     return path.read_text().strip().encode()
+
+
+def load_metrics_token(config: Config, server_secret: bytes | None = None) -> str:
+    """The bearer token that opens `/metrics`.
+
+    `PARLOUR_METRICS_TOKEN` if set; else derived from the server secret like every other
+    credential (``HMAC-SHA256(server_secret, purpose)``, 32 hex digits), so it is stable
+    across restarts and the same on servers that share `PARLOUR_SECRET_KEY`.
+
+    Args:
+        server_secret: the secret, if already loaded (`load_server_secret`).
+    """
+    if config.metrics_token:
+        return config.metrics_token
+    secret = server_secret if server_secret is not None else load_server_secret(config)
+    return hmac.new(secret, b"parlour/metrics-token/v1", hashlib.sha256).hexdigest()[:32]

@@ -194,6 +194,10 @@ class DtlsSrtpTransport:
         dropped: incoming datagrams dropped before or after the SRTP session existed, or
             too short to be SRTP.
         send_dropped: outgoing packets dropped (not connected, or protect failed).
+        rtp_packets_received, rtp_bytes_received: SRTP packets unprotected (RTCP excluded)
+            and their size as received (SRTP header, payload and tag; no UDP/IP headers).
+        rtp_packets_sent, rtp_bytes_sent: RTP packets protected and handed to `send`, and
+            their SRTP size. Read at scrape time (metrics); one increment each per packet.
     """
 
     def __init__(
@@ -261,6 +265,10 @@ class DtlsSrtpTransport:
         self.srtp_errors = 0
         self.dropped = 0
         self.send_dropped = 0
+        self.rtp_packets_received = 0
+        self.rtp_bytes_received = 0
+        self.rtp_packets_sent = 0
+        self.rtp_bytes_sent = 0
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -326,6 +334,8 @@ class DtlsSrtpTransport:
                 except (pylibsrtp.Error, ValueError):
                     self.srtp_errors += 1
                     return
+                self.rtp_packets_received += 1
+                self.rtp_bytes_received += len(data)
                 self._on_rtp(packet)
         elif 19 < first < 64:
             self._dtls_received(data)
@@ -345,6 +355,8 @@ class DtlsSrtpTransport:
         except (pylibsrtp.Error, ValueError):
             self.send_dropped += 1
             return
+        self.rtp_packets_sent += 1
+        self.rtp_bytes_sent += len(data)
         self._send(data)
 
     def send_rtcp(self, packet: bytes | bytearray) -> None:

@@ -48,7 +48,15 @@ class RtcpSink(Protocol):
 
 
 class Peer:
-    """The SFU side of one participant's single bidirectional peer connection."""
+    """The SFU side of one participant's single bidirectional peer connection.
+
+    Attributes:
+        nacks_received, plis_received: RTCP NACK and PLI messages from this participant
+            (as a subscriber, about the media we send it).
+        nacks_sent, plis_sent: RTCP NACK and PLI messages sent to it (as a publisher).
+        lost_packets_ended: ingress RTP loss of the producers this peer no longer has
+            (see `lost_packets`). The SFU reads these counters at metrics scrape time.
+    """
 
     def __init__(
         self,
@@ -92,6 +100,12 @@ class Peer:
         self._closed = False
         self._offer_scheduled = False
         self._rtcp_task: asyncio.Task[None] | None = None
+        # Counters (RTCP feedback is rare: these are off the per-packet path).
+        self.nacks_received = 0
+        self.nacks_sent = 0
+        self.plis_received = 0
+        self.plis_sent = 0
+        self.lost_packets_ended = 0
         socket.register(self.local.ice_ufrag, self.local.ice_pwd, self)
         router.listeners.append(self._router_changed)
 
@@ -155,6 +169,24 @@ class Peer:
         producer = self.producers.get(track_id)
         if producer is not None:
             producer.request_keyframe(time.monotonic())
+
+    def lost_packets(self) -> int:
+        """RTP packets lost on the way in from this participant, over every stream it has
+        published: RFC 3550 cumulative loss (expected − received) per receive tracker,
+        never below zero per stream. Repairs by retransmission lower it again.
+        """
+        live = sum(
+            max(0, tracker.lost)
+            for producer in self.producers.values()
+            for tracker in producer.tracker.values()
+        )
+        return self.lost_packets_ended + live
+
+    def subscribed_kinds(self) -> list[str]:
+        """The kind ("audio", "video", "data") of every track this participant receives."""
+        kinds: list[str] = [consumer.info.kind for consumer in self._consumers.values()]
+        kinds.extend("data" for _ in self._data_wanted)
+        return kinds
 
     def close(self) -> None:
         if self._closed:
@@ -262,6 +294,7 @@ class Peer:
         producer = self.producers.pop(track_id, None)
         if producer is None:
             return
+        self.lost_packets_ended += sum(max(0, t.lost) for t in producer.tracker.values())
         for ssrc in producer.info.ssrcs:
             self._by_ssrc.pop(ssrc, None)
         for _media, rtx_ssrc in producer.info.rtx_ssrcs:
@@ -298,6 +331,7 @@ class Peer:
 
     def _send_pli(self, media_ssrc: int) -> None:
         if self.dtls is not None:
+            self.plis_sent += 1
             self.dtls.send_rtcp(rtp.pli(self.rtcp_ssrc, media_ssrc))
 
     async def _rtcp_loop(self) -> None:
@@ -323,6 +357,7 @@ class Peer:
             for ssrc, tracker in producer.tracker.items():
                 missing = tracker.nacks()
                 if missing:
+                    self.nacks_sent += 1
                     dtls.send_rtcp(rtp.nack(self.rtcp_ssrc, ssrc, missing))
                 if tracker.take_keyframe_request():
                     producer.request_keyframe(now)
@@ -472,6 +507,8 @@ class Peer:
         for item in rtp.parse_rtcp(packet):
             if isinstance(item, rtp.Pli | rtp.Fir):
                 media = item.media_ssrc if isinstance(item, rtp.Pli) else None
+                if media is not None:
+                    self.plis_received += 1
                 targets = (
                     [self._consumer_by_ssrc[media]]
                     if media is not None and media in self._consumer_by_ssrc
@@ -480,6 +517,7 @@ class Peer:
                 for consumer in targets:
                     consumer.producer.request_keyframe(now)
             elif isinstance(item, rtp.Nack):
+                self.nacks_received += 1
                 nacked = self._consumer_by_ssrc.get(item.media_ssrc)
                 if nacked is not None:
                     nacked.retransmit(list(item.seqs))

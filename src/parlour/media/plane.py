@@ -1,11 +1,18 @@
 """The SFU: implements the `MediaPlane` port in this process (one UDP socket, one router per
 room). Worker processes, one per core, can later host several of these behind the same port.
+
+`SfuMediaPlane.stats()` is what the metrics endpoint reads at scrape time: it walks the live
+peers and adds the totals of the closed ones, so that nothing on the forwarding path does
+more than the plain integer increments of `DtlsSrtpTransport` and `Peer`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from parlour.domain.ports import MediaListener, MediaSession
 from parlour.domain.sids import ParticipantSid, RoomSid
@@ -15,9 +22,88 @@ from parlour.media.peer import Peer
 from parlour.media.router import Router
 from parlour.media.udp import MediaSocket
 
-__all__ = ["SfuMediaPlane"]
+__all__ = ["MediaCounters", "MediaStats", "SfuMediaPlane"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class MediaCounters:
+    """Cumulative media counts; as `SfuMediaPlane.stats()` reports them, none ever decreases.
+
+    Attributes:
+        rtp_packets_received, rtp_bytes_received: SRTP packets from publishers, unprotected,
+            and their size as received (no UDP/IP headers).
+        rtp_packets_sent, rtp_bytes_sent: RTP packets to subscribers (retransmissions
+            included), protected, and their SRTP size.
+        nacks_received, plis_received: RTCP NACK / PLI messages from subscribers.
+        nacks_sent, plis_sent: RTCP NACK / PLI messages to publishers.
+        rtp_packets_lost: RTP loss on the way in, per the receive trackers (see
+            `SfuMediaPlane.stats`).
+        srtp_errors: SRTP/SRTCP packets that failed to unprotect.
+        datagrams_dropped_in: datagrams dropped on the way in (unknown source address or
+            first byte, no SRTP keys yet, too short, unusable DTLS).
+        datagrams_dropped_out: packets dropped on the way out (transport not connected,
+            protection failed, socket closed or its send buffer full).
+    """
+
+    rtp_packets_received: int = 0
+    rtp_bytes_received: int = 0
+    rtp_packets_sent: int = 0
+    rtp_bytes_sent: int = 0
+    nacks_received: int = 0
+    nacks_sent: int = 0
+    plis_received: int = 0
+    plis_sent: int = 0
+    rtp_packets_lost: int = 0
+    srtp_errors: int = 0
+    datagrams_dropped_in: int = 0
+    datagrams_dropped_out: int = 0
+
+    def add(self, other: MediaCounters) -> None:
+        """Add every count of `other` to this one."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    @classmethod
+    def of_peer(cls, peer: Peer) -> MediaCounters:
+        """What one peer has counted so far (its transport's counters included)."""
+        counters = cls(
+            nacks_received=peer.nacks_received,
+            nacks_sent=peer.nacks_sent,
+            plis_received=peer.plis_received,
+            plis_sent=peer.plis_sent,
+            rtp_packets_lost=peer.lost_packets(),
+        )
+        dtls = peer.dtls
+        if dtls is not None:
+            counters.rtp_packets_received = dtls.rtp_packets_received
+            counters.rtp_bytes_received = dtls.rtp_bytes_received
+            counters.rtp_packets_sent = dtls.rtp_packets_sent
+            counters.rtp_bytes_sent = dtls.rtp_bytes_sent
+            counters.srtp_errors = dtls.srtp_errors
+            counters.datagrams_dropped_in = dtls.dropped
+            counters.datagrams_dropped_out = dtls.send_dropped
+        return counters
+
+
+@dataclass(frozen=True)
+class MediaStats:
+    """A snapshot of the media plane (`SfuMediaPlane.stats()`).
+
+    Attributes:
+        rooms: rooms with at least one participant on this media plane.
+        participants: participants with a peer connection here (connected or reconnecting).
+        published_tracks: producers by kind ("audio", "video", "data").
+        subscribed_tracks: tracks delivered to subscribers (consumers), by kind.
+        counters: the cumulative counts.
+    """
+
+    rooms: int
+    participants: int
+    published_tracks: dict[str, int]
+    subscribed_tracks: dict[str, int]
+    counters: MediaCounters
 
 
 class SfuMediaPlane:
@@ -31,6 +117,9 @@ class SfuMediaPlane:
         self.certificate = certificate
         self.routers: dict[str, Router] = {}
         self.peers: dict[str, Peer] = {}
+        # What closed peers counted, so that totals never go backwards.
+        self._ended = MediaCounters()
+        self._lost_reported = 0
 
     @classmethod
     async def start(
@@ -47,12 +136,12 @@ class SfuMediaPlane:
         listener: MediaListener,
         video_codecs: Sequence[str],
     ) -> MediaSession:
+        old = self.peers.get(participant_sid)
+        if old is not None:
+            old.close()  # first: it may take the room's router with it
         router = self.routers.get(room_sid)
         if router is None:
             router = self.routers[room_sid] = Router(room_sid)
-        old = self.peers.get(participant_sid)
-        if old is not None:
-            old.close()
         peer = Peer(
             room_sid=room_sid,
             participant_sid=participant_sid,
@@ -66,7 +155,38 @@ class SfuMediaPlane:
         self.peers[participant_sid] = peer
         return peer
 
+    def stats(self) -> MediaStats:
+        """Live counts and cumulative counters, for the metrics endpoint.
+
+        Cumulative RTP loss (expected − received) shrinks when a retransmission repairs a
+        loss; the reported total is held at its highest value, so it never decreases.
+        """
+        counters = MediaCounters()
+        counters.add(self._ended)
+        published: Counter[str] = Counter()
+        subscribed: Counter[str] = Counter()
+        for peer in self.peers.values():
+            counters.add(MediaCounters.of_peer(peer))
+            published.update(producer.kind for producer in peer.producers.values())
+            published["data"] += len(peer.data_producers)
+            subscribed.update(peer.subscribed_kinds())
+        socket = self.socket
+        counters.datagrams_dropped_in += socket.dropped
+        counters.datagrams_dropped_out += socket.send_dropped
+        self._lost_reported = max(self._lost_reported, counters.rtp_packets_lost)
+        counters.rtp_packets_lost = self._lost_reported
+        kinds = ("audio", "video", "data")
+        return MediaStats(
+            rooms=len(self.routers),
+            participants=len(self.peers),
+            published_tracks={kind: published[kind] for kind in kinds},
+            subscribed_tracks={kind: subscribed[kind] for kind in kinds},
+            counters=counters,
+        )
+
     def _closed(self, peer: Peer) -> None:
+        # Peer.close() runs once and has removed its producers (folding their loss) already.
+        self._ended.add(MediaCounters.of_peer(peer))
         if self.peers.get(peer.participant_sid) is peer:
             del self.peers[peer.participant_sid]
         router = self.routers.get(peer.room_sid)

@@ -247,6 +247,11 @@ class WebhookSender:
         """Whether any room has callbacks waiting (for tests and shutdown logs)."""
         return bool(self._queues)
 
+    @property
+    def pending(self) -> int:
+        """Callbacks waiting for delivery in this process (the queue depth, for metrics)."""
+        return sum(len(queue.items) for queue in self._queues.values())
+
     # -- EventSink ------------------------------------------------------------------------
 
     async def emit(self, event: Event) -> None:
