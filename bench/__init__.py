@@ -1,0 +1,1 @@
+"""Parlour's on-demand benchmarks (`make bench`); not part of the test suite."""
