@@ -1,0 +1,262 @@
+"""A load-generator process: joins participants to one room and reports what they received.
+
+Started by `bench.run` with `multiprocessing` (spawn), separate from the server's processes,
+and driven over a pipe with small commands:
+
+    ("join", [participant, ...])  → ("joined", {"ok": n, "errors": [...]})
+    ("reset",)                    → ("reset", None)     start of the steady window
+    ("report",)                   → ("report", {...})   counts since the reset
+    ("leave",)                    → ("left", None)
+    ("stop",)                     → process exits
+
+A participant is a dict: identity, publish ("av", "audio" or ""), subscribe (bool),
+expect_media (bool: others already publish when it joins, so its join time is measured).
+All media is pre-encoded once per process (`EncodedLoop`) and replayed; receivers never decode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bench.lean import LeanEndpoint, set_process_name
+from bench.media_loop import EncodedLoop
+from parlour.media.dtls import Certificate
+
+log = logging.getLogger(__name__)
+
+MAX_DELAY_SAMPLES = 40_000  # per process and report
+
+
+@dataclass
+class Participant:
+    identity: str
+    publish: str
+    subscribe: bool
+    expect_media: bool
+    endpoints: list[LeanEndpoint] = field(default_factory=list)
+    connect_ns: int = 0
+    joined_ns: int = 0
+    room: Any = None  # parlour Room or janus session
+    error: str | None = None
+
+    def first_media_ns(self) -> int | None:
+        """When the first video keyframe (or, with no video, the first audio) arrived."""
+        video: list[int] = []
+        audio: list[int] = []
+        for endpoint in self.endpoints:
+            for ssrc, stream in endpoint.stats.streams.items():
+                kind = endpoint.stats.kinds.get(ssrc)
+                summary = stream.summary()
+                if kind == "video" and summary.get("first_keyframe_ns"):
+                    video.append(summary["first_keyframe_ns"])
+                elif kind == "audio" and summary.get("first_packet_ns"):
+                    audio.append(summary["first_packet_ns"])
+        if video:
+            return min(video)
+        return min(audio) if audio else None
+
+
+class LoadGenerator:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.server = config["server"]
+        self.participants: list[Participant] = []
+        self.media: EncodedLoop | None = None
+        self.certificate = Certificate.generate()
+        self.janus: Any = None
+
+    async def setup(self) -> None:
+        self.media = EncodedLoop.build(**self.config.get("loop", {}))
+        if self.server == "janus":
+            from bench import janus_adapter
+
+            self.janus = janus_adapter.JanusRoomClient(
+                self.config["janus_url"], int(self.config["janus_room"])
+            )
+
+    async def join(self, specs: list[dict[str, Any]]) -> dict[str, Any]:
+        errors: list[str] = []
+        ok = 0
+        concurrency = int(self.config.get("join_concurrency", 1))
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(spec: dict[str, Any]) -> None:
+            nonlocal ok
+            async with sem:
+                p = Participant(
+                    spec["identity"], spec["publish"], spec["subscribe"], spec["expect_media"]
+                )
+                self.participants.append(p)
+                try:
+                    await self._join_one(p)
+                    ok += 1
+                except Exception as exc:
+                    p.error = f"{type(exc).__name__}: {exc}"
+                    errors.append(f"{p.identity}: {p.error}")
+                    log.debug("join failed: %s", traceback.format_exc())
+
+        for spec in specs:
+            await one(spec)
+        return {"ok": ok, "errors": errors}
+
+    async def _join_one(self, p: Participant) -> None:
+        assert self.media is not None
+        p.connect_ns = time.monotonic_ns()
+        send_audio = "a" in p.publish
+        send_video = p.publish == "av"
+        if self.server == "parlour":
+            from bench import parlour_adapter
+
+            endpoint = LeanEndpoint(
+                self.media,
+                self.certificate,
+                send_audio=send_audio,
+                send_video=send_video,
+                label=p.identity,
+            )
+            await endpoint.open()
+            p.endpoints.append(endpoint)
+            creds = parlour_adapter.ParlourCredentials(**self.config["creds"])
+            p.room = await parlour_adapter.join(
+                self.config["ws_url"],
+                creds,
+                p.identity,
+                self.config["room"],
+                endpoint,
+                subscribe=p.subscribe,
+            )
+            await asyncio.wait_for(endpoint.dtls_connected.wait(), 20)
+        else:
+            await self.janus.join(p, self.media, self.certificate, send_audio, send_video)
+        p.joined_ns = time.monotonic_ns()
+
+    def reset(self) -> None:
+        for p in self.participants:
+            for endpoint in p.endpoints:
+                for stream in endpoint.stats.streams.values():
+                    stream.reset_window()
+                endpoint.sent_packets = 0
+
+    def report(self) -> dict[str, Any]:
+        packets = bytes_ = expected = lost = keyframes = sent = 0
+        delays: list[int] = []
+        streams = 0
+        joins: list[float] = []
+        missing_media: list[str] = []
+        for p in self.participants:
+            got_any = False
+            for endpoint in p.endpoints:
+                sent += endpoint.sent_packets
+                for stream in endpoint.stats.streams.values():
+                    s = stream.summary()
+                    streams += 1
+                    packets += s["packets"]
+                    bytes_ += s["bytes"]
+                    expected += s["expected"]
+                    lost += s["lost"]
+                    keyframes += s.get("keyframes", 0)
+                    if s["packets"]:
+                        got_any = True
+                    delays.extend(stream.delays_ns.tolist())
+            if p.subscribe and p.expect_media:
+                first = p.first_media_ns()
+                if first is not None:
+                    joins.append((first - p.connect_ns) / 1e6)
+            if p.subscribe and not got_any and p.error is None:
+                missing_media.append(p.identity)
+        if len(delays) > MAX_DELAY_SAMPLES:
+            delays = random.sample(delays, MAX_DELAY_SAMPLES)
+        return {
+            "packets": packets,
+            "bytes": bytes_,
+            "expected": expected,
+            "lost": lost,
+            "keyframes": keyframes,
+            "sent": sent,
+            "streams": streams,
+            "delays_ns": delays,
+            "join_ms": joins,
+            "no_media": missing_media,
+            "errors": [f"{p.identity}: {p.error}" for p in self.participants if p.error],
+            "failed_transports": sum(
+                1 for p in self.participants for e in p.endpoints if e.failed is not None
+            ),
+        }
+
+    async def leave(self) -> None:
+        for p in self.participants:
+            with contextlib.suppress(Exception):
+                if self.server == "parlour" and p.room is not None:
+                    await asyncio.wait_for(p.room.disconnect(), 5)
+                elif self.janus is not None:
+                    await asyncio.wait_for(self.janus.leave(p), 5)
+            for endpoint in p.endpoints:
+                endpoint.close()
+        self.participants.clear()
+
+
+def main(conn: Connection, config: dict[str, Any]) -> None:
+    """Process entry point (multiprocessing target)."""
+    set_process_name("parlour-loadgen")
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    asyncio.run(_serve(conn, config))
+
+
+async def _serve(conn: Connection, config: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+    def reader() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                message = ("stop",)
+            loop.call_soon_threadsafe(commands.put_nowait, message)
+            if message[0] == "stop":
+                return
+
+    threading.Thread(target=reader, daemon=True).start()
+    gen = LoadGenerator(config)
+    try:
+        await gen.setup()
+        conn.send(("ready", None))
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        command = await commands.get()
+        name = command[0]
+        try:
+            if name == "join":
+                conn.send(("joined", await gen.join(command[1])))
+            elif name == "reset":
+                gen.reset()
+                conn.send(("reset", None))
+            elif name == "report":
+                conn.send(("report", gen.report()))
+            elif name == "leave":
+                await gen.leave()
+                conn.send(("left", None))
+            elif name == "stop":
+                await gen.leave()
+                if gen.janus is not None:
+                    await gen.janus.close()
+                return
+        except Exception as exc:
+            conn.send(("error", f"{name}: {type(exc).__name__}: {exc}"))

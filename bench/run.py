@@ -1,0 +1,466 @@
+"""`make bench`: Parlour's SFU and Janus VideoRoom, side by side, with the same load.
+
+    .venv/bin/python -m bench.run [--quick] [--servers parlour,janus] [--sizes 2,4,8,...]
+
+For each server (started here, on loopback, with its own config) and each scenario and
+room size, load-generator processes (`bench.loadgen`, separate from the server's processes)
+join the participants with pre-encoded media, let the room settle, then measure a steady
+window: the server's CPU seconds (its whole process tree, from /proc), what every subscriber
+received (packets, bytes, loss from sequence gaps, keyframes, one-way delay from timestamps in
+the payloads), the server's own egress counter (Parlour's /metrics), time from `connect()` to
+the first keyframe, and server memory. Results go to `bench/results/<date>.json`, a Markdown
+table and PNG plots; the last line printed is the headline (`bench.report.headline`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import multiprocessing
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import loadgen, report
+from bench.procstat import ProcessTree
+from bench.progress import Progress
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+FULL_SIZES = (2, 4, 8, 12, 16, 20, 24)
+QUICK_SIZES = (8,)
+AUDIO_ONLY = (4, 40)  # (audio publishers, room size)
+BROADCAST = 33  # 1 publisher, 32 subscribers
+
+
+@dataclass
+class Case:
+    scenario: str
+    size: int
+    publishers: int
+
+    @property
+    def subscribers(self) -> int:
+        if self.scenario == "meeting":
+            return self.size
+        return self.size - self.publishers if self.scenario == "broadcast" else self.size
+
+    def participants(self) -> list[dict[str, Any]]:
+        out = []
+        for i in range(self.size):
+            if self.scenario == "meeting":
+                publish, subscribe = "av", True
+            elif self.scenario == "audio_only":
+                publish, subscribe = ("audio" if i < self.publishers else ""), True
+            else:  # broadcast
+                publish, subscribe = ("av" if i < self.publishers else ""), i >= self.publishers
+            out.append(
+                {
+                    "identity": f"{self.scenario[:1]}{self.size}-{i}",
+                    "publish": publish,
+                    "subscribe": subscribe,
+                    "expect_media": i >= self.publishers or (i > 0 and self.scenario == "meeting"),
+                }
+            )
+        return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                await client.get(url, timeout=2)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+
+class ParlourServer:
+    name = "parlour"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="parlour-bench-"))
+        self.port = _free_port()
+        self.metrics_token = secrets.token_hex(16)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.creds: dict[str, str] = {}
+
+    def _cli(self, *args: str) -> Any:
+        out = subprocess.run(
+            [str(VENV_BIN / "parlour"), *args, "--data-dir", str(self.dir), "--json"],
+            check=True,
+            capture_output=True,
+        )
+        return json.loads(out.stdout)
+
+    async def start(self) -> None:
+        account = self._cli("account")
+        key = self._cli("keys", "create")
+        self.creds = {
+            "account_sid": account.get("account_sid") or account.get("sid"),
+            "key_sid": key.get("sid") or key.get("key_sid"),
+            "key_secret": key["secret"],
+        }
+        env = dict(os.environ, PARLOUR_METRICS_TOKEN=self.metrics_token)
+        self.log = open(self.dir / "server.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "parlour"),
+                "serve",
+                "--data-dir",
+                str(self.dir),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        await _wait_http(f"http://127.0.0.1:{self.port}/v1/Rooms")
+        self.pid = self.proc.pid
+
+    def loadgen_config(self, room: str) -> dict[str, Any]:
+        return {
+            "server": "parlour",
+            "ws_url": f"ws://127.0.0.1:{self.port}/signaling",
+            "creds": self.creds,
+            "room": room,
+        }
+
+    async def egress_packets(self) -> int | None:
+        try:
+            async with httpx.AsyncClient() as client:
+                r = await client.get(
+                    f"http://127.0.0.1:{self.port}/metrics",
+                    headers={"Authorization": f"Bearer {self.metrics_token}"},
+                    timeout=5,
+                )
+        except httpx.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None
+        return _metric_sum(r.text, EGRESS_METRIC)
+
+    async def version(self) -> str:
+        out = subprocess.run(
+            [str(VENV_BIN / "parlour"), "--version"], capture_output=True, text=True
+        )
+        return out.stdout.strip()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+EGRESS_METRIC = "parlour_rtp_packets_sent_total"
+
+
+def _metric_sum(text: str, name: str) -> int | None:
+    total = 0.0
+    found = False
+    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", re.M)
+    for match in pattern.finditer(text):
+        total += float(match.group(1))
+        found = True
+    return int(total) if found else None
+
+
+class JanusServerAdapter:
+    name = "janus"
+
+    def __init__(self) -> None:
+        from bench.janus import JanusServer
+
+        self.server = JanusServer()
+        self.room_ids = iter(range(1000, 100000))
+
+    async def start(self) -> None:
+        await self.server.start()
+        self.pid = self.server.pid
+
+    def loadgen_config(self, room: str) -> dict[str, Any]:
+        return {"server": "janus", "janus_url": self.server.url, "janus_room": next(self.room_ids)}
+
+    async def egress_packets(self) -> int | None:
+        return None
+
+    async def version(self) -> str:
+        out = subprocess.run(["janus", "--version"], capture_output=True, text=True)
+        first = (out.stdout or out.stderr).strip().splitlines()
+        return first[0] if first else "janus"
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+class LoadGen:
+    """One load-generator process and its pipe."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=loadgen.main, args=(child, config), daemon=True)
+        self.proc.start()
+        child.close()
+
+    async def request(self, *command: Any, timeout: float = 120) -> Any:
+        if command:
+            self.conn.send(command)
+        loop = asyncio.get_running_loop()
+        ready = await asyncio.wait_for(loop.run_in_executor(None, self.conn.poll, timeout), None)
+        if not ready:
+            raise TimeoutError(f"load generator did not answer {command[:1]}")
+        kind, value = self.conn.recv()
+        if kind == "error":
+            raise RuntimeError(f"load generator: {value}")
+        return value
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.send(("stop",))
+        await asyncio.get_running_loop().run_in_executor(None, self.proc.join, 10)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    return report.percentile(values, p) if values else None
+
+
+async def run_case(
+    server: Any, case: Case, args: argparse.Namespace, progress: Progress, index: int
+) -> dict[str, Any]:
+    room = f"bench-{case.scenario}-{case.size}-{index}"
+    config = server.loadgen_config(room)
+    config["loop"] = {"seconds": 4.0}
+    result: dict[str, Any] = {
+        "server": server.name,
+        "scenario": case.scenario,
+        "size": case.size,
+        "publishers": case.publishers,
+        "subscribers": case.subscribers,
+        "error": None,
+    }
+    tree = ProcessTree(server.pid)
+    rss_idle = tree.rss_bytes()
+    participants = case.participants()
+    n = max(1, min(args.loadgen_procs, len(participants)))
+    gens = [LoadGen(config) for _ in range(n)]
+    try:
+        progress.status("starting load generators")
+        await asyncio.gather(*(g.request(timeout=60) for g in gens))
+        progress.status(f"joining {len(participants)} participants")
+        errors: list[str] = []
+        for i, spec in enumerate(participants):
+            joined = await gens[i % n].request("join", [spec], timeout=60)
+            errors.extend(joined["errors"])
+        if errors:
+            result["error"] = "; ".join(errors[:3])
+        progress.status(f"warming up {args.warmup:.0f} s")
+        await asyncio.sleep(args.warmup)
+        lg_trees = [ProcessTree(g.proc.pid) for g in gens]
+        cpu0 = tree.cpu_seconds()
+        lg0 = sum(t.cpu_seconds() for t in lg_trees)
+        egress0 = await server.egress_packets()
+        await asyncio.gather(*(g.request("reset") for g in gens))
+        t0 = time.monotonic()
+        progress.status(f"measuring {args.duration:.0f} s")
+        await asyncio.sleep(args.duration)
+        reports = await asyncio.gather(*(g.request("report") for g in gens))
+        t1 = time.monotonic()
+        cpu1 = tree.cpu_seconds()
+        lg1 = sum(t.cpu_seconds() for t in lg_trees)
+        egress1 = await server.egress_packets()
+        rss = tree.rss_bytes()
+        wall = t1 - t0
+        packets = sum(r["packets"] for r in reports)
+        bytes_ = sum(r["bytes"] for r in reports)
+        expected = sum(r["expected"] for r in reports)
+        lost = sum(r["lost"] for r in reports)
+        delays = [d / 1e6 for r in reports for d in r["delays_ns"]]
+        joins = [j for r in reports for j in r["join_ms"]]
+        no_media = [x for r in reports for x in r["no_media"]]
+        server_cpu = cpu1 - cpu0
+        result.update(
+            {
+                "duration_s": wall,
+                "server_cpu_s": server_cpu,
+                "loadgen_cpu_s": lg1 - lg0,
+                "egress_pkts": packets,
+                "server_egress_pkts": (
+                    egress1 - egress0 if egress0 is not None and egress1 is not None else None
+                ),
+                "egress_pkts_per_s": packets / wall,
+                "egress_bits_per_s": bytes_ * 8 / wall,
+                "egress_pkts_per_cpu_s": packets / server_cpu if server_cpu > 0 else None,
+                "expected_pkts": expected,
+                "lost_pkts": lost,
+                "loss_pct": 100.0 * lost / expected if expected else None,
+                "delay_ms_p50": _pct(delays, 50),
+                "delay_ms_p99": _pct(delays, 99),
+                "join_ms_p50": _pct(joins, 50),
+                "join_ms_p95": _pct(joins, 95),
+                "server_rss_bytes": rss,
+                "rss_per_participant_bytes": max(0, rss - rss_idle) / case.size,
+                "keyframes": sum(r["keyframes"] for r in reports),
+                "sent_pkts": sum(r["sent"] for r in reports),
+                "streams": sum(r["streams"] for r in reports),
+            }
+        )
+        if no_media and not result["error"]:
+            result["error"] = f"no media at {len(no_media)} subscribers"
+        progress.log(
+            f"{server.name} {case.scenario} size={case.size}: "
+            f"{result['egress_pkts_per_s']:.0f} pkt/s, cpu {server_cpu / wall:.0%}, "
+            f"{result['egress_pkts_per_cpu_s'] or 0:.0f} pkt/cpu-s, "
+            f"loss {result['loss_pct'] or 0:.2f}%"
+        )
+        progress.status("leaving")
+        await asyncio.gather(*(g.request("leave", timeout=60) for g in gens))
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        progress.log(f"{server.name} {case.scenario} size={case.size} failed: {result['error']}")
+    finally:
+        await asyncio.gather(*(g.stop() for g in gens))
+    await asyncio.sleep(1.0)
+    return result
+
+
+def plan(args: argparse.Namespace) -> list[Case]:
+    cases = [Case("meeting", size, size) for size in args.sizes]
+    if not args.quick:
+        if "audio_only" in args.scenarios:
+            cases.append(Case("audio_only", AUDIO_ONLY[1], AUDIO_ONLY[0]))
+        if "broadcast" in args.scenarios:
+            cases.append(Case("broadcast", BROADCAST, 1))
+    return cases
+
+
+async def amain(args: argparse.Namespace) -> int:
+    cases = plan(args)
+    servers = args.servers
+    progress = Progress(total_steps=len(cases) * len(servers))
+    runs: list[dict[str, Any]] = []
+    versions: dict[str, str] = {}
+    for name in servers:
+        server: Any = ParlourServer() if name == "parlour" else JanusServerAdapter()
+        progress.log(f"starting {name}")
+        await server.start()
+        versions[name] = await server.version()
+        try:
+            stop_growing = False
+            for i, case in enumerate(cases):
+                progress.step(f"{name} {case.scenario} size={case.size}")
+                if stop_growing and case.scenario == "meeting":
+                    runs.append(
+                        {
+                            "server": name,
+                            "scenario": case.scenario,
+                            "size": case.size,
+                            "error": "skipped: a smaller meeting already lost over 5%",
+                        }
+                    )
+                    continue
+                result = await run_case(server, case, args, progress, i)
+                runs.append(result)
+                if case.scenario == "meeting" and (result.get("loss_pct") or 0) > 5:
+                    stop_growing = True
+        finally:
+            await server.stop()
+    progress.done()
+    doc: dict[str, Any] = {
+        "date": dt.date.today().isoformat(),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "model": _cpu_model(),
+            "python": platform.python_version(),
+            "janus_version": versions.get("janus"),
+            "parlour_version": versions.get("parlour"),
+        },
+        "quick": args.quick,
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "loadgen_procs": args.loadgen_procs,
+        },
+        "runs": runs,
+        "notes": [],
+    }
+    doc["max_meeting_under_1pct"] = {
+        s: report.max_size_under(doc, s, "meeting", 1.0) for s in servers
+    }
+    paths = report.write_results(doc, Path(args.out))
+    print(report.markdown(doc))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    print(report.headline(doc))
+    return 0
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one meeting size, both servers")
+    parser.add_argument("--servers", default="parlour,janus")
+    parser.add_argument("--sizes", help="meeting sizes, e.g. 2,4,8")
+    parser.add_argument("--scenarios", default="meeting,audio_only,broadcast")
+    parser.add_argument("--duration", type=float, help="steady window in seconds")
+    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--loadgen-procs", type=int, default=1)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    args.servers = [s for s in args.servers.split(",") if s]
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.sizes:
+        args.sizes = [int(s) for s in args.sizes.split(",")]
+    else:
+        args.sizes = list(QUICK_SIZES if args.quick else FULL_SIZES)
+    if args.duration is None:
+        args.duration = 10.0 if args.quick else 15.0
+    if "meeting" not in args.scenarios:
+        args.sizes = []
+    return asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
