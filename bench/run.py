@@ -184,7 +184,7 @@ class ParlourServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-EGRESS_METRIC = "parlour_rtp_packets_sent_total"
+EGRESS_METRIC = "parlour_rtp_sent_packets_total"
 
 
 def _metric_sum(text: str, name: str) -> int | None:

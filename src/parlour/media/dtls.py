@@ -11,7 +11,8 @@ Nothing here does socket I/O: datagrams come in through `datagram_received` and 
 the `send` callback, so the transport runs the same over a `udp.MediaSocket` or in memory.
 The handshake retransmission timer runs on the event loop (`loop.call_later`).
 
-May import: the standard library, `parlour.domain.clock`, pyOpenSSL, cryptography, pylibsrtp.
+May import: the standard library, `parlour.domain.clock`, `parlour.media.srtp`, pyOpenSSL,
+cryptography, pylibsrtp.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 
 from parlour.domain.clock import SystemClock
+from parlour.media.srtp import SrtpSession
 
 __all__ = [
     "DEFAULT_SRTP_PROFILES",
@@ -259,8 +261,8 @@ class DtlsSrtpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
-        self._rx: pylibsrtp.Session | None = None
-        self._tx: pylibsrtp.Session | None = None
+        self._rx: SrtpSession | None = None
+        self._tx: SrtpSession | None = None
         self._srtp_profile: str | None = None
         self.srtp_errors = 0
         self.dropped = 0
@@ -322,16 +324,14 @@ class DtlsSrtpTransport:
                 return
             # RFC 5761 §4: RTCP packet types 192–223 land on "payload types" 64–95.
             if 63 < (data[1] & 0x7F) < 96:
-                try:
-                    packet = rx.unprotect_rtcp(data)
-                except (pylibsrtp.Error, ValueError):
+                packet = rx.unprotect_rtcp(data)
+                if packet is None:
                     self.srtp_errors += 1
                     return
                 self._on_rtcp(packet)
             else:
-                try:
-                    packet = rx.unprotect(data)
-                except (pylibsrtp.Error, ValueError):
+                packet = rx.unprotect(data)
+                if packet is None:
                     self.srtp_errors += 1
                     return
                 self.rtp_packets_received += 1
@@ -348,11 +348,8 @@ class DtlsSrtpTransport:
         if tx is None:
             self.send_dropped += 1
             return
-        if not isinstance(packet, bytes):
-            packet = bytes(packet)
-        try:
-            data = tx.protect(packet)
-        except (pylibsrtp.Error, ValueError):
+        data = tx.protect(packet if type(packet) is bytes else bytes(packet))
+        if data is None:
             self.send_dropped += 1
             return
         self.rtp_packets_sent += 1
@@ -365,11 +362,8 @@ class DtlsSrtpTransport:
         if tx is None:
             self.send_dropped += 1
             return
-        if not isinstance(packet, bytes):
-            packet = bytes(packet)
-        try:
-            data = tx.protect_rtcp(packet)
-        except (pylibsrtp.Error, ValueError):
+        data = tx.protect_rtcp(packet if type(packet) is bytes else bytes(packet))
+        if data is None:
             self.send_dropped += 1
             return
         self._send(data)
@@ -584,12 +578,12 @@ class DtlsSrtpTransport:
             logger.debug("DTLS %s (%s): %s", self._label, role, msg % args)
 
 
-def _srtp_session(key: bytes, profile: _SrtpProfile, ssrc_type: int) -> pylibsrtp.Session:
+def _srtp_session(key: bytes, profile: _SrtpProfile, ssrc_type: int) -> SrtpSession:
     policy = pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=profile.libsrtp_profile)
     # An SFU re-sends packets with the same sequence number (NACK answers, RTX).
     policy.allow_repeat_tx = True
     policy.window_size = 1024
-    return pylibsrtp.Session(policy)
+    return SrtpSession(policy)
 
 
 def _datagrams(data: bytes, mtu: int) -> Iterator[bytes]:

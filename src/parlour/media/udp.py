@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ _STUN_COOKIE: Final = struct.pack("!I", stun.COOKIE)
 _BINDING_REQUEST: Final = b"\x00\x01"
 _WILDCARD_HOSTS: Final = frozenset({"", "0.0.0.0", "::"})
 _MAX_ADDRESSES_PER_ENDPOINT: Final = 16
+_SOCKET_BUFFER: Final = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.*mem_max)
 
 
 class EndpointHandler(Protocol):
@@ -102,6 +104,9 @@ class MediaSocket(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         # transport.sendto while writable; None while paused (kernel buffer full) or closed.
         self._send_to: Callable[[bytes, Address], None] | None = None
+        # The bound socket itself (set by `bind`): sends go straight to it, not through the
+        # transport. None for a protocol connected to another transport (tests), or closed.
+        self._raw: socket.socket | None = None
         self._closed = False
         self._closed_future: asyncio.Future[None] | None = None
         self._endpoints: dict[str, _Endpoint] = {}
@@ -141,8 +146,20 @@ class MediaSocket(asyncio.DatagramProtocol):
         if host in _WILDCARD_HOSTS and advertised_host is None:
             raise ValueError("binding a wildcard address needs an advertised_host")
         loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, address = infos[0]
+        raw = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            raw.setblocking(False)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                raw.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
+            raw.bind(address)
+        except OSError:
+            raw.close()
+            raise
         sock = cls(advertised_host=advertised_host, clock=clock)
-        await loop.create_datagram_endpoint(lambda: sock, local_addr=(host, port))
+        sock._raw = raw
+        await loop.create_datagram_endpoint(lambda: sock, sock=raw)
         return sock
 
     # -- endpoint table ---------------------------------------------------------------------
@@ -218,6 +235,15 @@ class MediaSocket(asyncio.DatagramProtocol):
 
     def sendto(self, data: bytes, addr: Address) -> None:
         """Send one datagram (no await). Dropped, and counted, if closed or congested."""
+        raw = self._raw
+        if raw is not None:
+            # Hot path: straight to the kernel. A full send buffer (EAGAIN) drops the packet:
+            # media is never queued behind the event loop's transport buffer.
+            try:
+                raw.sendto(data, addr)
+            except OSError:
+                self.send_dropped += 1
+            return
         send_to = self._send_to
         if send_to is not None:
             send_to(data, addr)
@@ -236,6 +262,7 @@ class MediaSocket(asyncio.DatagramProtocol):
         self._closed = True
         transport, self._transport = self._transport, None
         self._send_to = None
+        self._raw = None
         self._endpoints.clear()
         self._routes.clear()
         self._owners.clear()
@@ -272,6 +299,7 @@ class MediaSocket(asyncio.DatagramProtocol):
         self._closed = True
         self._transport = None
         self._send_to = None
+        self._raw = None
         if self._closed_future is not None and not self._closed_future.done():
             self._closed_future.set_result(None)
 
