@@ -208,7 +208,7 @@ class DtlsSrtpTransport:
         *,
         is_server: bool,
         remote_fingerprints: Sequence[tuple[str, str]],
-        send: Callable[[bytes], None],
+        send: Callable[[bytes], object],
         on_rtp: Callable[[bytes], None],
         on_rtcp: Callable[[bytes], None],
         on_data: Callable[[bytes], None],
@@ -352,9 +352,13 @@ class DtlsSrtpTransport:
         if data is None:
             self.send_dropped += 1
             return
+        try:
+            self._send(data)
+        except OSError:  # a direct socket send refused by the kernel: drop, never queue
+            self.send_dropped += 1
+            return
         self.rtp_packets_sent += 1
         self.rtp_bytes_sent += len(data)
-        self._send(data)
 
     def send_rtcp(self, packet: bytes | bytearray) -> None:
         """SRTCP-protect one (compound) RTCP packet and send it; dropped if not connected."""
@@ -366,7 +370,16 @@ class DtlsSrtpTransport:
         if data is None:
             self.send_dropped += 1
             return
-        self._send(data)
+        try:
+            self._send(data)
+        except OSError:
+            self.send_dropped += 1
+
+    def use_sender(self, send: Callable[[bytes], object]) -> None:
+        """Write datagrams with `send` from now on (e.g. a socket connected to the peer's
+        selected address). It may raise `OSError` for a datagram the kernel refuses: RTP and
+        RTCP are then dropped and counted in `send_dropped`."""
+        self._send = send
 
     def send_data(self, data: bytes) -> None:
         """Send one DTLS application data record (an SCTP packet); dropped if not connected."""
@@ -548,7 +561,10 @@ class DtlsSrtpTransport:
                 break
         if pending:
             for datagram in _datagrams(pending, self._mtu):
-                self._send(datagram)
+                try:
+                    self._send(datagram)
+                except OSError:  # lost like any datagram: DTLS retransmits handshakes
+                    self.send_dropped += 1
 
     def _fail(self, reason: str) -> None:
         if self._state in ("closed", "failed"):

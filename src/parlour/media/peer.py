@@ -219,6 +219,12 @@ class Peer:
 
     def ice_connected(self, addr: Address) -> None:
         self.addr = addr
+        if self.dtls is not None:
+            self.dtls.use_sender(self._sender())
+
+    def _sender(self) -> Callable[[bytes], object]:
+        """The fastest way to the selected address: its connected socket, else `_send`."""
+        return self._socket.connected_sender(self.local.ice_ufrag) or self._send
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         dtls = self.dtls
@@ -238,7 +244,7 @@ class Peer:
             self._certificate,
             is_server=True,
             remote_fingerprints=list(result.remote.fingerprints),
-            send=self._send,
+            send=self._sender(),
             on_rtp=self._on_rtp,
             on_rtcp=self._on_rtcp,
             on_data=self._on_data,

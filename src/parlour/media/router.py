@@ -2,11 +2,12 @@
 
 Named after mediasoup's objects. The forwarding path is synchronous and allocation-light:
 
-    Peer.on_rtp(pkt) → Producer.forward(pkt) → for each Consumer: rewrite → history → send
+    Peer.on_rtp(pkt) → Producer.forward(pkt) → history → for each Consumer: rewrite → send
 
 A consumer rewrites SSRC, payload type, sequence number, timestamp and header-extension ids
-(`rtp.RtpRewriter`) and keeps the bytes it sent for NACK answers. The payload is never
-touched: no decoding, no re-packetization.
+(`rtp.RtpRewriter`). The producer keeps the packets it received, once for all its consumers;
+a consumer answers a NACK by mapping the sequence number back and rewriting that packet
+again. The payload is never touched: no decoding, no re-packetization.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ class Consumer:
 
     __slots__ = (
         "_rtx_seq",
-        "history",
         "info",
         "keyframe_requests",
         "pt_map",
@@ -69,8 +69,6 @@ class Consumer:
         for codec in producer.info.codecs:
             if not codec.is_rtx and codec.name.lower() == info.codec.name.lower():
                 self.pt_map[codec.payload_type] = info.codec.payload_type
-        size = VIDEO_HISTORY if info.kind == "video" else AUDIO_HISTORY
-        self.history = rtp.PacketHistory(size)
         self._rtx_seq = 0
         self.keyframe_requests = 0
 
@@ -85,15 +83,31 @@ class Consumer:
             out = rewriter.rewrite(packet)
         except rtp.RtpError:
             return
-        self.history.put(out)
         self.sink.send_rtp(out)
 
     def retransmit(self, seqs: list[int]) -> None:
-        """Answer a subscriber NACK from the history (RTX-wrapped when negotiated)."""
+        """Answer a subscriber NACK from the producer's history (RTX-wrapped when negotiated).
+
+        Our sequence numbers are the publisher's plus the rewriter's offset, so each one maps
+        back to the packet the producer kept; it is rewritten again, and sent only if that
+        lands on the number asked for (not after a source switch moved the offset).
+        """
         info = self.info
+        rewriter = self.rewriter
+        history = self.producer.history
         for seq in seqs:
-            packet = self.history.get(seq)
-            if packet is None:
+            original = history.get((seq - rewriter.seq_offset) & 0xFFFF)
+            if original is None or rtp.ssrc(original) != rewriter.source_ssrc:
+                continue
+            out_pt = self.pt_map.get(original[1] & 0x7F)
+            if out_pt is None:
+                continue
+            rewriter.payload_type = out_pt
+            try:
+                packet = rewriter.rewrite(original)
+            except rtp.RtpError:
+                continue
+            if rtp.seq(packet) != seq:
                 continue
             if info.rtx_ssrc is not None and info.rtx_payload_type is not None:
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
@@ -118,6 +132,7 @@ class Producer:
     __slots__ = (
         "clock_rate",
         "consumers",
+        "history",
         "info",
         "last_keyframe_request",
         "publisher_sid",
@@ -146,6 +161,10 @@ class Producer:
         self.tracker: dict[int, rtp.LossTracker] = {s: rtp.LossTracker(s) for s in info.ssrcs}
         codec = info.codec
         self.clock_rate = (codec.clock_rate if codec is not None else 0) or 90000
+        # What was received, by the publisher's sequence number: consumers answer NACKs from
+        # it, so a packet is kept once however many subscribers it went to.
+        size = VIDEO_HISTORY if info.kind == "video" else AUDIO_HISTORY
+        self.history = rtp.PacketHistory(size)
 
     @property
     def track_id(self) -> str:
@@ -160,6 +179,7 @@ class Producer:
         tap = self.tap
         if tap is not None:
             tap.feed(packet)
+        self.history.put(packet)
         payload_type = packet[1] & 0x7F
         for consumer in self.consumers:
             consumer.forward(packet, payload_type)

@@ -728,6 +728,11 @@ class RtpRewriter:
         self._b0 = 0x90 if self._insert else 0x80  # first byte of packets without a block
 
     @property
+    def source_ssrc(self) -> int | None:
+        """The SSRC of the source being forwarded, or None until (re)synchronised."""
+        return self._src if self._src >= 0 else None
+
+    @property
     def seq_offset(self) -> int:
         """The current sequence number offset."""
         return self._seq_off

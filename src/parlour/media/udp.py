@@ -21,6 +21,7 @@ May import: the standard library and `aioice.stun` (STUN message codec). Must no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import struct
@@ -41,6 +42,8 @@ _STUN_COOKIE: Final = struct.pack("!I", stun.COOKIE)
 _BINDING_REQUEST: Final = b"\x00\x01"
 _WILDCARD_HOSTS: Final = frozenset({"", "0.0.0.0", "::"})
 _MAX_ADDRESSES_PER_ENDPOINT: Final = 16
+_MAX_DATAGRAM: Final = 65535
+_PATH_BATCH: Final = 32  # datagrams read from a connected socket per readiness callback
 _SOCKET_BUFFER: Final = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.*mem_max)
 
 
@@ -59,7 +62,7 @@ class EndpointHandler(Protocol):
 class _Endpoint:
     """ICE-lite state of one registered endpoint (one local ufrag)."""
 
-    __slots__ = ("consent", "handler", "nominated", "pwd", "selected", "ufrag")
+    __slots__ = ("consent", "handler", "nominated", "path", "pwd", "selected", "ufrag")
 
     def __init__(self, ufrag: str, pwd: bytes, handler: EndpointHandler) -> None:
         self.ufrag = ufrag
@@ -69,6 +72,8 @@ class _Endpoint:
         self.consent: dict[Address, float] = {}
         self.selected: Address | None = None
         self.nominated = False
+        # A socket connected to `selected`, sharing our port (SO_REUSEPORT), if one was made.
+        self.path: socket.socket | None = None
 
 
 class MediaSocket(asyncio.DatagramProtocol):
@@ -107,6 +112,9 @@ class MediaSocket(asyncio.DatagramProtocol):
         # The bound socket itself (set by `bind`): sends go straight to it, not through the
         # transport. None for a protocol connected to another transport (tests), or closed.
         self._raw: socket.socket | None = None
+        self._local: Any = None  # the bound address, for connected sockets to share
+        self._family = socket.AF_INET
+        self.paths_failed = 0
         self._closed = False
         self._closed_future: asyncio.Future[None] | None = None
         self._endpoints: dict[str, _Endpoint] = {}
@@ -148,9 +156,13 @@ class MediaSocket(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         family, _, _, _, address = infos[0]
+        if port:
+            _check_port_free(family, address)
         raw = socket.socket(family, socket.SOCK_DGRAM)
         try:
             raw.setblocking(False)
+            # Per-endpoint connected sockets share the port: see `_open_path`.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 raw.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
             raw.bind(address)
@@ -159,6 +171,8 @@ class MediaSocket(asyncio.DatagramProtocol):
             raise
         sock = cls(advertised_host=advertised_host, clock=clock)
         sock._raw = raw
+        sock._local = raw.getsockname()
+        sock._family = family
         await loop.create_datagram_endpoint(lambda: sock, sock=raw)
         return sock
 
@@ -181,6 +195,7 @@ class MediaSocket(asyncio.DatagramProtocol):
         endpoint = self._endpoints.pop(local_ufrag, None)
         if endpoint is None:
             return
+        self._close_path(endpoint)
         for addr in endpoint.consent:
             if self._owners.get(addr) is endpoint:
                 del self._owners[addr]
@@ -227,9 +242,66 @@ class MediaSocket(asyncio.DatagramProtocol):
         if endpoint.selected == addr:
             endpoint.selected = None
             endpoint.nominated = False
+            self._close_path(endpoint)
         if self._owners.get(addr) is endpoint:
             del self._owners[addr]
             del self._routes[addr]
+
+    def connected_sender(self, local_ufrag: str) -> Callable[[bytes], object] | None:
+        """A send function bound to the endpoint's selected address, or None.
+
+        It is the `send` of a UDP socket connected to that address and sharing our port, so
+        a packet goes to the kernel with no address to parse or route to look up. It raises
+        `OSError` when the kernel refuses a packet (full buffer, ICMP error): callers drop
+        the packet. It changes whenever the selected address does (`ice_connected`).
+        """
+        endpoint = self._endpoints.get(local_ufrag)
+        if endpoint is None or endpoint.path is None:
+            return None
+        return endpoint.path.send
+
+    def _open_path(self, endpoint: _Endpoint, addr: Address) -> None:
+        """Connect a socket on our port to `addr`: the kernel then delivers that address's
+        datagrams to it (a connected socket is the better match) and sends to it cheaply."""
+        self._close_path(endpoint)
+        if self._raw is None or self._local is None:
+            return
+        path = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            path.setblocking(False)
+            path.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                path.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
+            path.bind(self._local)
+            path.connect(addr)
+            asyncio.get_running_loop().add_reader(path.fileno(), self._read_path, path, addr)
+        except (OSError, RuntimeError) as exc:
+            path.close()
+            self.paths_failed += 1
+            logger.debug("no connected socket for %s: %s", addr, exc)
+            return
+        endpoint.path = path
+
+    def _close_path(self, endpoint: _Endpoint) -> None:
+        path, endpoint.path = endpoint.path, None
+        if path is None:
+            return
+        with contextlib.suppress(RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_reader(path.fileno())
+        path.close()
+
+    def _read_path(self, path: socket.socket, addr: Address) -> None:
+        # Level-triggered: read what is there (a bounded batch), the loop calls again if more.
+        recv = path.recv
+        for _ in range(_PATH_BATCH):
+            try:
+                data = recv(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ECONNREFUSED after the remote went away
+                logger.debug("connected socket %s: %s", addr, exc)
+                return
+            self.datagram_received(data, addr)
 
     # -- sending and lifecycle ----------------------------------------------------------------
 
@@ -263,6 +335,8 @@ class MediaSocket(asyncio.DatagramProtocol):
         transport, self._transport = self._transport, None
         self._send_to = None
         self._raw = None
+        for endpoint in self._endpoints.values():
+            self._close_path(endpoint)
         self._endpoints.clear()
         self._routes.clear()
         self._owners.clear()
@@ -435,7 +509,18 @@ class MediaSocket(asyncio.DatagramProtocol):
                 endpoint.selected = addr
         if changed:
             logger.debug("ICE endpoint %s: selected %s", endpoint.ufrag, addr)
+            self._open_path(endpoint, addr)
             endpoint.handler.ice_connected(addr)
+
+
+def _check_port_free(family: int, address: Any) -> None:
+    """Fail like a plain bind if the port is taken: SO_REUSEPORT alone would share it with
+    another process of the same user instead."""
+    probe = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        probe.bind(address)
+    finally:
+        probe.close()
 
 
 def _strip_scope(host: str) -> str:

@@ -416,3 +416,51 @@ async def test_stun_auth_and_garbage_over_udp(
         await wait_for(lambda: None if handler.datagrams else "no datagram", limit=5)
         assert handler.datagrams == [b"\x80\x60after"]
         media_socket.unregister("ufragA")
+
+
+async def test_selected_address_gets_a_connected_socket_on_the_same_port(
+    media_socket: MediaSocket, raw_client: RawClient, clean_loop: None
+) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        server = media_socket.candidate_address
+        pwd = "pwd-bbbbbbbbbbbbbbbbbbbbbb"
+        handler = RecordingHandler()
+        media_socket.register("ufragB", pwd, handler)
+        assert media_socket.connected_sender("ufragB") is None  # nothing selected yet
+        assert raw_client.transport is not None
+
+        response = await raw_client.check(server, "ufragB:cli", pwd)
+        assert response.message_class == stun.Class.RESPONSE
+        send = media_socket.connected_sender("ufragB")
+        assert send is not None and media_socket.paths_failed == 0
+
+        # Media from the client now lands on the connected socket and reaches the handler
+        # like before; what we send through it arrives from the server's one port.
+        raw_client.transport.sendto(b"\x80\x60via-path", server)
+        await wait_for(lambda: None if handler.datagrams else "no datagram", limit=5)
+        assert handler.datagrams == [b"\x80\x60via-path"]
+        send(b"\x80\x60to-client")
+        assert await asyncio.wait_for(raw_client.received.get(), 5) == b"\x80\x60to-client"
+
+        # Consent checks keep working through it.
+        response = await raw_client.check(server, "ufragB:cli", pwd)
+        assert response.message_class == stun.Class.RESPONSE
+        assert media_socket.connected_sender("ufragB") is not None
+
+        # Forgetting the address (consent expired) or the endpoint closes the socket.
+        media_socket.forget_address("ufragB", raw_client.address)
+        assert media_socket.connected_sender("ufragB") is None
+        raw_client.transport.sendto(b"\x80\x60dropped", server)  # no longer valid
+        response = await raw_client.check(server, "ufragB:cli", pwd)
+        assert media_socket.connected_sender("ufragB") is not None
+        media_socket.unregister("ufragB")
+        assert media_socket.connected_sender("ufragB") is None
+        assert handler.datagrams == [b"\x80\x60via-path"]
+
+
+async def test_a_taken_media_port_fails_to_bind_despite_port_sharing(
+    media_socket: MediaSocket,
+) -> None:
+    host, port = media_socket.candidate_address
+    with pytest.raises(OSError):
+        await MediaSocket.bind(host, port)
