@@ -1,6 +1,7 @@
 # Parlour: two commands on a fresh Debian machine with Python 3.11.
 #   make run   installs everything and starts the server on http://127.0.0.1:8080
 #   make test  installs what tests need and runs lint, types and the whole suite
+#   make bench Parlour's SFU side by side with Janus (QUICK=1: one meeting size, < 3 min)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA_DIR ?= ./var
 
-.PHONY: setup run test check lint format clean
+.PHONY: setup run test check lint format clean bench
 
 setup: $(STAMP)
 
@@ -27,9 +28,12 @@ test: setup
 check: setup
 	scripts/check
 
+bench: setup
+	scripts/bench
+
 format: setup
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage

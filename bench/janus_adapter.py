@@ -147,6 +147,8 @@ class JanusRoomClient:
         member = self.members.pop(p.identity, None)
         if member is None:
             return
+        if member.sub is not None:
+            member.sub.on_offer = None  # Janus re-offers as others leave: nothing to answer
         if member.task is not None:
             member.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

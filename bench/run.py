@@ -43,7 +43,7 @@ from bench.progress import Progress
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
-FULL_SIZES = (2, 4, 8, 12, 16, 20, 24)
+FULL_SIZES = (2, 4, 8, 12, 16, 20, 24, 28, 32)
 QUICK_SIZES = (8,)
 AUDIO_ONLY = (4, 40)  # (audio publishers, room size)
 BROADCAST = 33  # 1 publisher, 32 subscribers

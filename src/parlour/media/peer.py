@@ -266,8 +266,13 @@ class Peer:
             self.channels.start()
             self._rtcp_task = asyncio.get_running_loop().create_task(self._rtcp_loop())
             self._sync_wanted()
+            now = time.monotonic()
             for producer in self.producers.values():
-                producer.request_keyframe(time.monotonic())
+                producer.request_keyframe(now)
+            # What was sent to us before the transport was up was dropped: start the video
+            # we receive from a keyframe rather than at the publisher's next one.
+            for consumer in self._consumers.values():
+                consumer.producer.request_keyframe(now)
         elif state in ("failed", "closed") and not self._closed:
             log.info("peer %s: media transport %s", self.participant_sid, state)
 

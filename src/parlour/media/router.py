@@ -12,7 +12,9 @@ again. The payload is never touched: no decoding, no re-packetization.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -134,6 +136,7 @@ class Producer:
         "consumers",
         "history",
         "info",
+        "keyframe_deferred",
         "last_keyframe_request",
         "publisher_sid",
         "request_keyframe_cb",
@@ -155,6 +158,7 @@ class Producer:
         self.tap: TrackTap | None = None  # the recording tap, if the track has one
         self.request_keyframe_cb = request_keyframe
         self.last_keyframe_request = -1e9
+        self.keyframe_deferred = False
         self.ssrcs = set(info.ssrcs)
         # RTX ssrc → (media ssrc, RTX payload type → media payload type).
         self.rtx: dict[int, int] = {rtx_ssrc: media for media, rtx_ssrc in info.rtx_ssrcs}
@@ -212,14 +216,35 @@ class Producer:
         return original
 
     def request_keyframe(self, now: float) -> bool:
-        """Ask the publisher for a keyframe, at most every KEYFRAME_INTERVAL."""
-        if self.kind != "video" or now - self.last_keyframe_request < KEYFRAME_INTERVAL:
+        """Ask the publisher for a keyframe, at most every KEYFRAME_INTERVAL.
+
+        A request within the interval is not lost: one deferred request goes out when the
+        interval ends (a subscriber that arrives just after another still starts promptly).
+        Returns whether a request was sent now.
+        """
+        if self.kind != "video":
+            return False
+        wait = self.last_keyframe_request + KEYFRAME_INTERVAL - now
+        if wait > 0:
+            if not self.keyframe_deferred:
+                self.keyframe_deferred = True
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop (pure unit tests): the request is dropped
+                    self.keyframe_deferred = False
+                else:
+                    loop.call_later(wait, self._deferred_keyframe)
             return False
         self.last_keyframe_request = now
         ssrc = self.info.ssrc
         if ssrc is not None:
             self.request_keyframe_cb(ssrc)
         return True
+
+    def _deferred_keyframe(self) -> None:
+        self.keyframe_deferred = False
+        if self.consumers or self.tap is not None:
+            self.request_keyframe(time.monotonic())
 
     def sender_report(self, report: rtp.SenderReport) -> None:
         for consumer in self.consumers:

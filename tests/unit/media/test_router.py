@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from parlour.media import rtp
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
-from parlour.media.router import VIDEO_HISTORY, Consumer, Producer
+from parlour.media.router import KEYFRAME_INTERVAL, VIDEO_HISTORY, Consumer, Producer
 from parlour.media.sdp import Codec
 
 VP8 = Codec(96, "VP8", 90000)
@@ -97,3 +100,38 @@ def test_packets_that_fell_out_of_the_history_are_not_resent() -> None:
     first = rtp.seq(sink.rtp[0])
     c.retransmit([first])
     assert len(sink.rtp) == VIDEO_HISTORY + 10
+
+
+async def test_keyframe_requests_are_rate_limited_but_a_deferred_one_follows() -> None:
+    asked: list[int] = []
+    info = PublishedTrackInfo("1", "t", "s", "video", (VP8,), (PUB_SSRC,), (), ())
+    p = Producer("PA", info, asked.append)
+    consumer(p, 0xAAAA)
+    now = time.monotonic()
+    assert p.request_keyframe(now) is True
+    assert p.request_keyframe(now + 0.01) is False  # within the interval: deferred
+    assert p.request_keyframe(now + 0.02) is False  # coalesced with the deferred one
+    assert asked == [PUB_SSRC]
+    await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
+    assert asked == [PUB_SSRC, PUB_SSRC]  # exactly one more, once the interval ended
+
+
+async def test_no_deferred_keyframe_for_a_producer_nobody_receives_any_more() -> None:
+    asked: list[int] = []
+    info = PublishedTrackInfo("1", "t", "s", "video", (VP8,), (PUB_SSRC,), (), ())
+    p = Producer("PA", info, asked.append)
+    consumer(p, 0xAAAA)
+    now = time.monotonic()
+    p.request_keyframe(now)
+    p.request_keyframe(now + 0.01)
+    p.consumers.clear()
+    await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
+    assert asked == [PUB_SSRC]
+
+
+def test_audio_producers_never_ask_for_keyframes() -> None:
+    asked: list[int] = []
+    opus = Codec(111, "opus", 48000, 2)
+    info = PublishedTrackInfo("0", "a", "s", "audio", (opus,), (5,), (), ())
+    assert Producer("PA", info, asked.append).request_keyframe(time.monotonic()) is False
+    assert asked == []
