@@ -182,6 +182,7 @@ class LoadGenerator:
             "lost": lost,
             "keyframes": keyframes,
             "sent": sent,
+            "nominal_send_pps": self._nominal_send_pps(),
             "streams": streams,
             "delays_ns": delays,
             "join_ms": joins,
@@ -191,6 +192,18 @@ class LoadGenerator:
                 1 for p in self.participants for e in p.endpoints if e.failed is not None
             ),
         }
+
+    def _nominal_send_pps(self) -> float:
+        """Packets per second the publishers of this process should send (the media loop's
+        rates): what `sent` falls short of when this process cannot keep up."""
+        assert self.media is not None
+        video = self.media.video_packets_per_second()
+        audio = 1e9 / 20_000_000  # one Opus packet per 20 ms
+        total = 0.0
+        for p in self.participants:
+            if p.error is None and p.publish:
+                total += audio + (video if p.publish == "av" else 0.0)
+        return total
 
     async def leave(self) -> None:
         for p in self.participants:

@@ -255,6 +255,13 @@ class LoadGen:
             self.proc.kill()
 
 
+MIN_SEND_RATIO = 0.97  # below this the load generator could not publish the nominal load
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
 def _pct(values: list[float], p: float) -> float | None:
     return report.percentile(values, p) if values else None
 
@@ -336,11 +343,21 @@ async def run_case(
                 "rss_per_participant_bytes": max(0, rss - rss_idle) / case.size,
                 "keyframes": sum(r["keyframes"] for r in reports),
                 "sent_pkts": sum(r["sent"] for r in reports),
+                "send_ratio": _ratio(
+                    sum(r["sent"] for r in reports),
+                    sum(r["nominal_send_pps"] for r in reports) * wall,
+                ),
                 "streams": sum(r["streams"] for r in reports),
             }
         )
         if no_media and not result["error"]:
             result["error"] = f"no media at {len(no_media)} subscribers"
+        if (result["send_ratio"] or 1.0) < MIN_SEND_RATIO and not result["error"]:
+            # The load generator fell behind: a smaller load than the size says, not a result.
+            result["error"] = (
+                f"load generator saturated: published {result['send_ratio']:.0%} of the "
+                "nominal packet rate"
+            )
         progress.log(
             f"{server.name} {case.scenario} size={case.size}: "
             f"{result['egress_pkts_per_s']:.0f} pkt/s, cpu {server_cpu / wall:.0%}, "

@@ -48,7 +48,7 @@ class SrtpSession:
         self._len: Any = ffi.new("int *")
 
     def protect(self, packet: bytes) -> bytes | None:
-        """SRTP-protect one RTP packet."""
+        """SRTP-protect one RTP packet (the per-egress-packet call: `_transform` inlined)."""
         n = len(packet)
         if n > MAX_PACKET:
             return None
@@ -62,32 +62,17 @@ class SrtpSession:
 
     def protect_rtcp(self, packet: bytes) -> bytes | None:
         """SRTCP-protect one (compound) RTCP packet."""
-        n = len(packet)
-        if n > MAX_PACKET:
-            return None
-        buf = self._buf
-        length = self._len
-        _memmove(buf, packet, n)
-        length[0] = n
-        if _protect_rtcp(self._ctx, buf, length):
-            return None
-        return _unpack(buf, length[0])  # type: ignore[no-any-return]
+        return self._transform(_protect_rtcp, packet)
 
     def unprotect(self, packet: bytes) -> bytes | None:
         """Verify and decrypt one SRTP packet."""
-        n = len(packet)
-        if n > MAX_PACKET:
-            return None
-        buf = self._buf
-        length = self._len
-        _memmove(buf, packet, n)
-        length[0] = n
-        if _unprotect(self._ctx, buf, length):
-            return None
-        return _unpack(buf, length[0])  # type: ignore[no-any-return]
+        return self._transform(_unprotect, packet)
 
     def unprotect_rtcp(self, packet: bytes) -> bytes | None:
         """Verify and decrypt one SRTCP packet."""
+        return self._transform(_unprotect_rtcp, packet)
+
+    def _transform(self, function: Any, packet: bytes) -> bytes | None:
         n = len(packet)
         if n > MAX_PACKET:
             return None
@@ -95,6 +80,6 @@ class SrtpSession:
         length = self._len
         _memmove(buf, packet, n)
         length[0] = n
-        if _unprotect_rtcp(self._ctx, buf, length):
+        if function(self._ctx, buf, length):
             return None
         return _unpack(buf, length[0])  # type: ignore[no-any-return]
