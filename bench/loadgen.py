@@ -73,6 +73,7 @@ class LoadGenerator:
         self.media: EncodedLoop | None = None
         self.certificate = Certificate.generate()
         self.janus: Any = None
+        self.window_start = time.monotonic()
 
     async def setup(self) -> None:
         self.media = EncodedLoop.build(**self.config.get("loop", {}))
@@ -140,6 +141,7 @@ class LoadGenerator:
         p.joined_ns = time.monotonic_ns()
 
     def reset(self) -> None:
+        self.window_start = time.monotonic()
         for p in self.participants:
             for endpoint in p.endpoints:
                 for stream in endpoint.stats.streams.values():
@@ -182,7 +184,8 @@ class LoadGenerator:
             "lost": lost,
             "keyframes": keyframes,
             "sent": sent,
-            "nominal_send_pps": self._nominal_send_pps(),
+            # What the publishers should have sent since the reset, by this process's clock.
+            "nominal_sent": self._nominal_send_pps() * (time.monotonic() - self.window_start),
             "streams": streams,
             "delays_ns": delays,
             "join_ms": joins,

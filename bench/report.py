@@ -71,6 +71,7 @@ RUN_KEYS = (
     "join_ms_p95",
     "server_rss_bytes",
     "rss_per_participant_bytes",
+    "saturated",
     "error",
 )
 
@@ -174,26 +175,32 @@ def percentile(values: Iterable[float], p: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _ok_runs(doc: Doc, server: str, scenario: str) -> list[Run]:
+def _ok_runs(doc: Doc, server: str, scenario: str, *, include_saturated: bool = False) -> list[Run]:
+    """Runs without error; without `saturated` ones too unless asked (those are shown in the
+    tables, marked, but never count for the headline or the loss limit)."""
     return [
         r
         for r in doc.get("runs", [])
         if r.get("server") == server
         and r.get("scenario") == scenario
         and not r.get("error")
+        and (include_saturated or not r.get("saturated"))
         and r.get("size") is not None
     ]
 
 
-def _sizes(doc: Doc, server: str, scenario: str) -> set[int]:
-    return {int(r["size"]) for r in _ok_runs(doc, server, scenario)}
+def _sizes(doc: Doc, server: str, scenario: str, *, include_saturated: bool = False) -> set[int]:
+    runs = _ok_runs(doc, server, scenario, include_saturated=include_saturated)
+    return {int(r["size"]) for r in runs}
 
 
-def figure(doc: Doc, server: str, scenario: str, size: int, key: str) -> float | None:
+def figure(
+    doc: Doc, server: str, scenario: str, size: int, key: str, *, include_saturated: bool = False
+) -> float | None:
     """One figure of a server's error-free runs at a scenario and size (median over repeats)."""
     values = [
         float(r[key])
-        for r in _ok_runs(doc, server, scenario)
+        for r in _ok_runs(doc, server, scenario, include_saturated=include_saturated)
         if r["size"] == size and _finite(r.get(key))
     ]
     return statistics.median(values) if values else None
@@ -209,9 +216,9 @@ def max_size_under(
     """The largest size up to which every tested size ran with loss below ``loss_pct`` percent.
 
     Sizes are taken in increasing order and the search stops at the first size that fails (an
-    error, loss at or above the limit, or loss not measured), so a lucky run above a failing
-    size does not count. With repeats, every run at a size must pass. None if even the
-    smallest size fails or the server has no runs for the scenario.
+    error, a saturated machine, loss at or above the limit, or loss not measured), so a lucky
+    run above a failing size does not count. With repeats, every run at a size must pass.
+    None if even the smallest size fails or the server has no runs for the scenario.
     """
     runs = [r for r in doc.get("runs", []) if r.get("server") == server]
     by_size: dict[int, list[Run]] = {}
@@ -221,7 +228,10 @@ def max_size_under(
     best: int | None = None
     for size in sorted(by_size):
         passed = all(
-            not r.get("error") and _finite(r.get("loss_pct")) and r["loss_pct"] < loss_pct
+            not r.get("error")
+            and not r.get("saturated")
+            and _finite(r.get("loss_pct"))
+            and r["loss_pct"] < loss_pct
             for r in by_size[size]
         )
         if not passed:
@@ -306,16 +316,19 @@ _COLUMNS: tuple[_Column, ...] = (
 
 
 def _cell_value(doc: Doc, server: str, scenario: str, size: int, key: str) -> float | None:
-    """A run figure, or one of the display figures computed from run figures."""
+    """A run figure, or one of the display figures computed from run figures (saturated runs
+    included: the table marks them)."""
+
+    def get(name: str) -> float | None:
+        return figure(doc, server, scenario, size, name, include_saturated=True)
+
     if key == "egress_mbit_s":
-        return _scale(figure(doc, server, scenario, size, "egress_bits_per_s"), 1e-6)
+        return _scale(get("egress_bits_per_s"), 1e-6)
     if key == "rss_mib_per_participant":
-        return _scale(figure(doc, server, scenario, size, "rss_per_participant_bytes"), 1 / MIB)
+        return _scale(get("rss_per_participant_bytes"), 1 / MIB)
     if key == "server_cpu_pct":
-        cpu = figure(doc, server, scenario, size, "server_cpu_s")
-        wall = figure(doc, server, scenario, size, "duration_s")
-        return _scale(_ratio(cpu, wall), 100)
-    return figure(doc, server, scenario, size, key)
+        return _scale(_ratio(get("server_cpu_s"), get("duration_s")), 100)
+    return get(key)
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -327,7 +340,12 @@ def _cell(values: Mapping[str, float | None], state: Mapping[str, str], col: _Co
     _title, _key, spec, with_ratio = col
     if all(values[s] is None for s in SERVERS) and "error" not in state.values():
         return "–"
-    texts = ["error" if state[s] == "error" else _fmt(values[s], spec) for s in SERVERS]
+    texts = [
+        "error"
+        if state[s] == "error"
+        else _fmt(values[s], spec) + ("*" if state[s] == "saturated" and values[s] else "")
+        for s in SERVERS
+    ]
     text = " / ".join(texts)
     p, j = (values[s] for s in SERVERS)
     ratio = _ratio(p, j) if with_ratio and p else None
@@ -354,6 +372,8 @@ def _scenario_table(doc: Doc, scenario: str) -> list[str]:
     runs = [r for r in doc.get("runs", []) if r.get("scenario") == scenario]
     sizes = sorted({int(r["size"]) for r in runs if r.get("size") is not None})
     ok_sizes = {s: _sizes(doc, s, scenario) for s in SERVERS}
+    shown_sizes = {s: _sizes(doc, s, scenario, include_saturated=True) for s in SERVERS}
+    saturated: list[str] = []
     header = ["Size (pub/sub)", *(c[0] for c in _COLUMNS)]
     lines = [
         "| " + " | ".join(header) + " |",
@@ -369,8 +389,15 @@ def _scenario_table(doc: Doc, scenario: str) -> list[str]:
                 if r.get("size") == size and r.get("server") == server and r.get("error")
             ]
             errors += [f"- {server} size {size}: {_one_line(str(r['error']))}" for r in failed]
+            saturated += [
+                f"- {server} size {size}: {_one_line(str(r['saturated']))}"
+                for r in runs
+                if r.get("size") == size and r.get("server") == server and r.get("saturated")
+            ]
             if size in ok_sizes[server]:
                 state[server] = "ok"
+            elif size in shown_sizes[server]:
+                state[server] = "saturated"
             else:
                 state[server] = "error" if failed else "missing"
         cells = [_row_label(doc, scenario, size)]
@@ -378,6 +405,13 @@ def _scenario_table(doc: Doc, scenario: str) -> list[str]:
             values = {s: _cell_value(doc, s, scenario, size, col[1]) for s in SERVERS}
             cells.append(_cell(values, state, col))
         lines.append("| " + " | ".join(cells) + " |")
+    if saturated:
+        lines += [
+            "",
+            "\\* Saturated: shown, but not counted for the headline or the loss limit:",
+            "",
+            *saturated,
+        ]
     if errors:
         lines += ["", "Errors:", "", *errors]
     return lines

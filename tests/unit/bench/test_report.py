@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench import report
 from bench.progress import Progress, format_duration
 from bench.report import (
     RUN_KEYS,
@@ -371,3 +372,34 @@ def test_progress_rewrites_the_line_on_a_tty() -> None:
     assert text.startswith("\r[1/2] a (0:00 elapsed)\x1b[K\r[1/2] a · x (0:00 elapsed)\x1b[K\n")
     assert "\r[2/2] b" in text
     assert text.endswith("\ndone: 2/2 steps in 0:00\n")
+
+
+def test_saturated_runs_are_shown_marked_but_never_counted() -> None:
+    def run(server: str, size: int, pkts: float, saturated: str | None = None) -> dict:
+        return report.make_run(
+            server=server,
+            scenario="meeting",
+            size=size,
+            publishers=size,
+            subscribers=size,
+            duration_s=10.0,
+            server_cpu_s=5.0,
+            egress_pkts_per_cpu_s=pkts,
+            loss_pct=0.0,
+            saturated=saturated,
+        )
+
+    doc = report.new_document({"cpus": 2}, quick=False)
+    doc["runs"] = [
+        run("parlour", 8, 40000.0),
+        run("janus", 8, 20000.0),
+        run("parlour", 16, 90000.0, "the machine ran out of cores"),
+        run("janus", 16, 95000.0, "the machine ran out of cores"),
+    ]
+    assert report.headline(doc).startswith(
+        "meeting egress_pkts_per_cpu_s parlour=40000 janus=20000 ratio=2.00"
+    )
+    assert report.max_size_under(doc, "parlour") == 8
+    table = report.markdown(doc)
+    assert "90,000* / 95,000* (0.95×)" in table
+    assert "parlour size 16: the machine ran out of cores" in table
