@@ -4,7 +4,7 @@ One `LeanEndpoint` is one peer connection: one UDP socket on 127.0.0.1, a full I
 the controlling role (both servers under test are ICE-lite), DTLS-SRTP in whichever role the
 remote description asks for (Parlour's own `DtlsSrtpTransport`), pre-encoded audio/video
 senders (`bench.media_loop`) paced by the event loop, and per-SSRC receive statistics
-(`StreamStats`) fed with every decrypted packet. SDP offers and answers are written here, as
+(`StreamStats`) fed with every decrypted packet and its kernel receive timestamp. SDP offers and answers are written here, as
 plain text, with only what the servers need: BUNDLE, rtcp-mux, Opus and VP8, `a=ssrc` and
 `a=msid` lines, one host candidate. Keyframe requests (PLI/FIR) from the server make the video
 sender jump to the loop's next keyframe, as an encoder would produce one.
@@ -13,6 +13,7 @@ sender jump to the loop's next keyframe, as an encoder would produce one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -36,6 +37,7 @@ VIDEO_PT = 96
 CHECK_INTERVAL = 0.05  # ICE check retransmission until the first success
 CONSENT_INTERVAL = 2.0  # consent freshness (RFC 7675) once connected
 RECV_BUFFER = 4 * 1024 * 1024
+_TIMESPEC = struct.Struct("qq")  # struct timespec of SCM_TIMESTAMPNS
 
 
 @dataclass
@@ -65,15 +67,14 @@ def _rand_id(n: int = 16) -> str:
     return secrets.token_hex(n // 2)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: LeanEndpoint) -> None:
-        self.endpoint = endpoint
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python does not name it
+READ_BATCH = 64  # datagrams read per readiness callback
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.endpoint._datagram(data, addr)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("udp error: %s", exc)
+def _realtime_offset_ns() -> int:
+    """CLOCK_REALTIME − CLOCK_MONOTONIC: kernel receive stamps are realtime, send stamps are
+    monotonic (shared by every process); measured once per process."""
+    return time.time_ns() - time.monotonic_ns()
 
 
 @dataclass
@@ -116,8 +117,11 @@ class LeanEndpoint:
             self.tracks.append(SendTrack("video", _rand_id(32), random.getrandbits(32) | 1))
         self.recv: dict[int, RecvInfo] = {}  # remote SSRC → what it is
         self.stats = EndpointStats()
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
         self.port = 0
+        self.send_errors = 0
+        self._rx_ns = 0
+        self._rt_offset = _realtime_offset_ns()
         self.remote: _Remote | None = None
         self.dtls: DtlsSrtpTransport | None = None
         self.ice_connected = asyncio.Event()
@@ -139,14 +143,17 @@ class LeanEndpoint:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Bind the UDP socket; it is read directly (`recvmsg`) for the kernel's receive
+        timestamps, so the one-way delay excludes this process's own scheduling lag."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RECV_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setblocking(False)
         sock.bind(("127.0.0.1", 0))
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-        self.transport = transport  # type: ignore[assignment]
+        self.sock = sock
         self.port = sock.getsockname()[1]
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
 
     def close(self) -> None:
         if self._closed:
@@ -158,8 +165,42 @@ class LeanEndpoint:
                 handle.cancel()
         if self.dtls is not None:
             self.dtls.close()
-        if self.transport is not None:
-            self.transport.close()
+        if self.sock is not None:
+            with contextlib.suppress(RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+    def _readable(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        recvmsg = sock.recvmsg
+        offset = self._rt_offset
+        for _ in range(READ_BATCH):
+            try:
+                data, ancillary, _flags, addr = recvmsg(2048, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("udp error: %s", exc)
+                return
+            if ancillary:
+                sec, nsec = _TIMESPEC.unpack_from(ancillary[0][2])
+                self._rx_ns = sec * 1_000_000_000 + nsec - offset
+            else:
+                self._rx_ns = time.monotonic_ns()
+            if data:
+                self._datagram(data, addr)
+
+    def _sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            sock.sendto(data, addr)
+        except OSError:  # full buffer: dropped, as UDP would
+            self.send_errors += 1
 
     # -- SDP ----------------------------------------------------------------------------------
 
@@ -368,7 +409,7 @@ class LeanEndpoint:
     # -- ICE (controlling, full) ----------------------------------------------------------------
 
     def _send_check(self) -> None:
-        if self._closed or self.remote is None or self.transport is None:
+        if self._closed or self.remote is None or self.sock is None:
             return
         remote = self.remote
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
@@ -381,7 +422,7 @@ class LeanEndpoint:
         self._pending[request.transaction_id] = time.monotonic()
         if len(self._pending) > 64:
             self._pending.pop(next(iter(self._pending)))
-        self.transport.sendto(bytes(request), remote.addr)
+        self._sendto(bytes(request), remote.addr)
         delay = CONSENT_INTERVAL if self.ice_connected.is_set() else CHECK_INTERVAL
         self._check_handle = asyncio.get_running_loop().call_later(delay, self._send_check)
 
@@ -400,8 +441,7 @@ class LeanEndpoint:
             response.attributes["XOR-MAPPED-ADDRESS"] = addr
             response.add_message_integrity(self.pwd.encode())
             response.add_fingerprint()
-            assert self.transport is not None
-            self.transport.sendto(bytes(response), addr)
+            self._sendto(bytes(response), addr)
             return
         if self._pending.pop(message.transaction_id, None) is None:
             return
@@ -430,8 +470,8 @@ class LeanEndpoint:
         self.dtls.start()
 
     def _send_datagram(self, data: bytes) -> None:
-        if self.transport is not None and self.remote is not None:
-            self.transport.sendto(data, self.remote.addr)
+        if self.remote is not None:
+            self._sendto(data, self.remote.addr)
 
     def _on_dtls_state(self, state: str) -> None:
         if state == "connected":
@@ -459,7 +499,7 @@ class LeanEndpoint:
             stream = self.stats.streams[ssrc] = StreamStats(kind)  # type: ignore[arg-type]
             if self.on_first_media is not None:
                 self.on_first_media()
-        stream.feed(packet, time.monotonic_ns())
+        stream.feed(packet, self._rx_ns)
 
     def _on_rtcp(self, packet: bytes) -> None:
         offset = 0
