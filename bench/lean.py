@@ -4,10 +4,11 @@ One `LeanEndpoint` is one peer connection: one UDP socket on 127.0.0.1, a full I
 the controlling role (both servers under test are ICE-lite), DTLS-SRTP in whichever role the
 remote description asks for (Parlour's own `DtlsSrtpTransport`), pre-encoded audio/video
 senders (`bench.media_loop`) paced by the event loop, and per-SSRC receive statistics
-(`StreamStats`) fed with every decrypted packet and its kernel receive timestamp. SDP offers and answers are written here, as
-plain text, with only what the servers need: BUNDLE, rtcp-mux, Opus and VP8, `a=ssrc` and
-`a=msid` lines, one host candidate. Keyframe requests (PLI/FIR) from the server make the video
-sender jump to the loop's next keyframe, as an encoder would produce one.
+(`StreamStats`) fed with every decrypted packet and its kernel receive timestamp. SDP offers
+and answers are written here, as plain text, with only what the servers need: BUNDLE,
+rtcp-mux, Opus and VP8, `a=ssrc` and `a=msid` lines, one host candidate. Keyframe requests
+(PLI/FIR) from the server make the video sender jump to the loop's next keyframe, as an
+encoder would produce one.
 """
 
 from __future__ import annotations
