@@ -395,6 +395,13 @@ def _nearest_keyframes(keyframe: list[bool]) -> list[int]:
     return out
 
 
+def _first_seq_and_timestamp(seq: int | None, timestamp: int | None) -> tuple[int, int]:
+    """A stream's first sequence number and timestamp: as given, or random (RFC 3550 §5.1)."""
+    first_seq = random.getrandbits(16) if seq is None else seq
+    first_ts = random.getrandbits(32) if timestamp is None else timestamp
+    return first_seq & 0xFFFF, first_ts & 0xFFFFFFFF
+
+
 class VideoSender:
     """Replays an `EncodedLoop`'s VP8 frames as RTP packets (RFC 7741), one frame per call.
 
@@ -440,12 +447,8 @@ class VideoSender:
         self._keyframe_for = _nearest_keyframes(loop.video_keyframe)
         self._pt = payload_type & 0x7F
         self.ssrc = ssrc & 0xFFFFFFFF
-        #: Sequence number of the next packet.
-        self.seq = (random.getrandbits(16) if first_seq is None else first_seq) & 0xFFFF
-        #: RTP timestamp of the next frame.
-        self.timestamp = (
-            random.getrandbits(32) if first_timestamp is None else first_timestamp
-        ) & 0xFFFFFFFF
+        #: Sequence number of the next packet; RTP timestamp of the next frame.
+        self.seq, self.timestamp = _first_seq_and_timestamp(first_seq, first_timestamp)
         #: PictureID of the next frame (15 bits).
         self.picture_id = (
             random.getrandbits(15) if first_picture_id is None else first_picture_id
@@ -535,10 +538,7 @@ class AudioSender:
         self._frames = loop.audio_frames
         self._pt = payload_type & 0x7F
         self.ssrc = ssrc & 0xFFFFFFFF
-        self.seq = (random.getrandbits(16) if first_seq is None else first_seq) & 0xFFFF
-        self.timestamp = (
-            random.getrandbits(32) if first_timestamp is None else first_timestamp
-        ) & 0xFFFFFFFF
+        self.seq, self.timestamp = _first_seq_and_timestamp(first_seq, first_timestamp)
         self.frame_index = 0
         self.packets_sent = 0
         self.bytes_sent = 0
