@@ -530,28 +530,23 @@ class LeanEndpoint:
                 self._schedule(self._tick_video, now + random.random() / 30, 1 / 30)
 
     def _schedule(self, tick: Callable[[], None], start: float, period: float) -> None:
+        """Call `tick` every `period` seconds from `start`, drift-free (loop time)."""
         loop = asyncio.get_running_loop()
-        state = {"due": start}
         slot = len(self._timers)
-        self._timers.append(loop.call_at(start, lambda: None))
+        due = start
 
         def run() -> None:
+            nonlocal due
             if not self._sending:
                 return
-            try:
-                tick()
-            except Exception:
-                log.exception("tick failed")
-                raise
-            due = state["due"] + period
+            tick()
+            due += period
             now = loop.time()
             if due < now - 0.2:  # far behind (the process stalled): skip, do not burst
                 due = now + period
-            state["due"] = due
             self._timers[slot] = loop.call_at(due, run)
 
-        self._timers[slot].cancel()
-        self._timers[slot] = loop.call_at(start, run)
+        self._timers.append(loop.call_at(start, run))
 
     def _tick_audio(self) -> None:
         dtls = self.dtls

@@ -85,28 +85,21 @@ class LoadGenerator:
             )
 
     async def join(self, specs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Join participants one after another (as people arrive in a meeting)."""
         errors: list[str] = []
         ok = 0
-        concurrency = int(self.config.get("join_concurrency", 1))
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(spec: dict[str, Any]) -> None:
-            nonlocal ok
-            async with sem:
-                p = Participant(
-                    spec["identity"], spec["publish"], spec["subscribe"], spec["expect_media"]
-                )
-                self.participants.append(p)
-                try:
-                    await self._join_one(p)
-                    ok += 1
-                except Exception as exc:
-                    p.error = f"{type(exc).__name__}: {exc}"
-                    errors.append(f"{p.identity}: {p.error}")
-                    log.debug("join failed: %s", traceback.format_exc())
-
         for spec in specs:
-            await one(spec)
+            p = Participant(
+                spec["identity"], spec["publish"], spec["subscribe"], spec["expect_media"]
+            )
+            self.participants.append(p)
+            try:
+                await self._join_one(p)
+                ok += 1
+            except Exception as exc:  # reported to the orchestrator
+                p.error = f"{type(exc).__name__}: {exc}"
+                errors.append(f"{p.identity}: {p.error}")
+                log.debug("join failed: %s", traceback.format_exc())
         return {"ok": ok, "errors": errors}
 
     async def _join_one(self, p: Participant) -> None:

@@ -58,12 +58,6 @@ class LeanPeer:
             return revision, answer
         return None
 
-    def add_track(self, track: object) -> None:  # pragma: no cover - never called
-        raise NotImplementedError
-
-    def stop_track(self, track_id: str) -> None:  # pragma: no cover - never called
-        raise NotImplementedError
-
     async def close(self) -> None:
         self.endpoint.close()
 

@@ -239,7 +239,7 @@ class LoadGen:
         if command:
             self.conn.send(command)
         loop = asyncio.get_running_loop()
-        ready = await asyncio.wait_for(loop.run_in_executor(None, self.conn.poll, timeout), None)
+        ready = await loop.run_in_executor(None, self.conn.poll, timeout)
         if not ready:
             raise TimeoutError(f"load generator did not answer {command[:1]}")
         kind, value = self.conn.recv()

@@ -352,7 +352,7 @@ class DtlsSrtpTransport:
         if data is None:
             self.send_dropped += 1
             return
-        try:
+        try:  # `_write` inlined: this runs once per forwarded packet
             self._send(data)
         except OSError:  # a direct socket send refused by the kernel: drop, never queue
             self.send_dropped += 1
@@ -370,6 +370,10 @@ class DtlsSrtpTransport:
         if data is None:
             self.send_dropped += 1
             return
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """Send one datagram; one the kernel refuses is dropped and counted, never queued."""
         try:
             self._send(data)
         except OSError:
@@ -561,10 +565,7 @@ class DtlsSrtpTransport:
                 break
         if pending:
             for datagram in _datagrams(pending, self._mtu):
-                try:
-                    self._send(datagram)
-                except OSError:  # lost like any datagram: DTLS retransmits handshakes
-                    self.send_dropped += 1
+                self._write(datagram)  # if lost, DTLS retransmits handshakes itself
 
     def _fail(self, reason: str) -> None:
         if self._state in ("closed", "failed"):
