@@ -1,151 +1,215 @@
-"""Domain events, named as Twilio's status callbacks name them, and their delivery records.
+"""Domain events: what happened in a room, as typed records, and their delivery records.
 
-They are plain data; the `EventSink` port fans them out (logs, webhooks, recordings).
-`Event.data` carries Twilio's callback parameters that describe the event's subject
-(`RoomName`, `ParticipantIdentity`, `TrackKind`, `RoomDuration` …); `room_event` and
-`participant_event` fill them from the records, so every emitter says the same things.
+Each event class is one of Twilio's `StatusCallbackEvent`s (`name`) and carries the records
+it is about, as they were when it happened: `RoomEnded.room` is the completed room with its
+duration, `ParticipantDisconnected.participant` the participant that left with its own.
+The `EventSink` port fans them out (logs, status callbacks, recordings); each consumer reads
+the typed fields it needs, and the status-callback parameters are built from an event once,
+in the webhook adapter.
+
+::
+
+    Event
+    ├── RoomEvent                   room
+    │   ├── RoomCreated             room-created
+    │   ├── RoomEnded               room-ended (duration)
+    │   └── ParticipantEvent        + participant
+    │       ├── ParticipantConnected      participant-connected
+    │       ├── ParticipantDisconnected   participant-disconnected (duration)
+    │       └── TrackEvent          + track
+    │           ├── TrackAdded / TrackRemoved      track-added / track-removed
+    │           └── TrackEnabled / TrackDisabled   track-enabled / track-disabled
+    └── RecordingEvent              recording (room if known, participant identity)
+        ├── RecordingStarted        recording-started
+        ├── RecordingCompleted      recording-completed
+        └── RecordingFailed         recording-failed (failed_operation)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 from parlour.domain.participants import Participant
-from parlour.domain.recordings import FailedOperation, Recording, RecordingStatus
+from parlour.domain.recordings import FailedOperation, Recording
 from parlour.domain.rooms import Room
+from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid
 from parlour.domain.tracks import PublishedTrack
 
 __all__ = [
     "CallbackDelivery",
     "DeliveryStatus",
     "Event",
-    "participant_event",
-    "recording_event",
-    "room_event",
+    "ParticipantConnected",
+    "ParticipantDisconnected",
+    "ParticipantEvent",
+    "RecordingCompleted",
+    "RecordingEvent",
+    "RecordingFailed",
+    "RecordingStarted",
+    "RoomCreated",
+    "RoomEnded",
+    "RoomEvent",
+    "TrackAdded",
+    "TrackDisabled",
+    "TrackEnabled",
+    "TrackEvent",
+    "TrackRemoved",
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
-    """One thing that happened in a room.
+    """One thing that happened, at `timestamp`; `name` is Twilio's `StatusCallbackEvent`."""
 
-    `name` is Twilio's `StatusCallbackEvent` (`room-created`, `room-ended`,
-    `participant-connected`, `participant-disconnected`, `track-added`, …).
-    """
-
-    name: str
-    account_sid: str
-    room_sid: str
+    name: ClassVar[str]
     timestamp: dt.datetime
-    participant_sid: str | None = None
-    track_sid: str | None = None
-    data: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def account_sid(self) -> AccountSid:
+        raise NotImplementedError
+
+    @property
+    def room_sid(self) -> RoomSid:
+        raise NotImplementedError
+
+    @property
+    def participant_sid(self) -> ParticipantSid | None:
+        return None
+
+    @property
+    def track_sid(self) -> str | None:
+        """The published track's (MT…) SID, or the recorded track's for recordings."""
+        return None
 
 
-def _room_data(room: Room) -> dict[str, str]:
-    return {
-        "RoomName": room.unique_name,
-        "RoomType": room.type.value,
-        "RoomStatus": room.status.value,
-    }
+@dataclass(frozen=True, kw_only=True)
+class RoomEvent(Event):
+    """An event of a room; `room` as it was when it happened."""
+
+    room: Room
+
+    @property
+    def account_sid(self) -> AccountSid:
+        return self.room.account_sid
+
+    @property
+    def room_sid(self) -> RoomSid:
+        return self.room.sid
 
 
-def room_event(name: str, room: Room, now: dt.datetime, **data: str) -> Event:
-    """A room-level event (`room-created`, `room-ended`) with the room's name, type, status."""
-    return Event(
-        name=name,
-        account_sid=room.account_sid,
-        room_sid=room.sid,
-        timestamp=now,
-        data=_room_data(room) | data,
-    )
+@dataclass(frozen=True, kw_only=True)
+class RoomCreated(RoomEvent):
+    name: ClassVar[str] = "room-created"
 
 
-def participant_event(
-    name: str,
-    participant: Participant,
-    now: dt.datetime,
-    *,
-    room: Room | None = None,
-    track: PublishedTrack | None = None,
-    **data: str,
-) -> Event:
-    """A participant or track event, with identity, status and the track's kind and name.
+@dataclass(frozen=True, kw_only=True)
+class RoomEnded(RoomEvent):
+    """The room completed; `room` carries its end time and duration."""
 
-    Args:
-        room: when the emitter has it, its name/type/status as of this event; otherwise a
-            consumer that needs them reads the stored room.
-    """
-    values = {
-        "ParticipantIdentity": participant.identity,
-        "ParticipantStatus": participant.status.value,
-    }
-    if room is not None:
-        values |= _room_data(room)
-    if track is not None:
-        values |= {"TrackKind": track.kind.value, "TrackName": track.name}
-    return Event(
-        name=name,
-        account_sid=participant.account_sid,
-        room_sid=participant.room_sid,
-        participant_sid=participant.sid,
-        track_sid=track.sid if track is not None else None,
-        timestamp=now,
-        data=values | data,
-    )
+    name: ClassVar[str] = "room-ended"
+
+    @property
+    def duration(self) -> int:
+        return self.room.duration or 0
 
 
-def recording_event(
-    name: str,
-    recording: Recording,
-    now: dt.datetime,
-    *,
-    room: Room | None = None,
-    participant_identity: str | None = None,
-    failed_operation: FailedOperation | None = None,
-) -> Event:
-    """A `recording-started`, `recording-completed` or `recording-failed` event.
+@dataclass(frozen=True, kw_only=True)
+class ParticipantEvent(RoomEvent):
+    participant: Participant
 
-    `data` holds the callback parameters of rest-api.md §8.2 (relative `RecordingUri` and
-    `MediaUri`; `Duration`, `Size` and `MediaUri` on `recording-completed` only;
-    `FailedOperation` on `recording-failed` only).
-    """
-    uri = f"/v1/Recordings/{recording.sid}"
-    values = {
-        "RecordingSid": recording.sid,
-        "SourceSid": recording.source_sid,
-        "TrackName": recording.track_name,
-        "RecordingUri": uri,
-        "Container": recording.container_format.value,
-        "Codec": recording.codec.value,
-        "Type": recording.type.value,
-        "OffsetFromTwilioVideoEpoch": str(recording.offset),
-    }
-    if room is not None:
-        values |= _room_data(room)
-    if participant_identity is not None:
-        values["ParticipantIdentity"] = participant_identity
-    if name == "recording-completed" and recording.status is RecordingStatus.COMPLETED:
-        values |= {
-            "MediaUri": f"{uri}/Media",
-            "Duration": str(recording.duration),
-            "Size": str(recording.size),
-        }
-        if recording.media_external_location:
-            values["MediaExternalLocation"] = recording.media_external_location
-    if name == "recording-failed":
-        values["FailedOperation"] = (failed_operation or FailedOperation.COMPLETE).value
-    return Event(
-        name=name,
-        account_sid=recording.account_sid,
-        room_sid=recording.room_sid,
-        participant_sid=recording.participant_sid,
-        track_sid=recording.source_sid,
-        timestamp=now,
-        data=values,
-    )
+    @property
+    def participant_sid(self) -> ParticipantSid:
+        return self.participant.sid
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantConnected(ParticipantEvent):
+    name: ClassVar[str] = "participant-connected"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantDisconnected(ParticipantEvent):
+    """The participant left; `participant` is disconnected, with its duration."""
+
+    name: ClassVar[str] = "participant-disconnected"
+
+    @property
+    def duration(self) -> int:
+        return self.participant.duration or 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackEvent(ParticipantEvent):
+    track: PublishedTrack
+
+    @property
+    def track_sid(self) -> str:
+        return self.track.sid
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackAdded(TrackEvent):
+    name: ClassVar[str] = "track-added"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackRemoved(TrackEvent):
+    name: ClassVar[str] = "track-removed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackEnabled(TrackEvent):
+    name: ClassVar[str] = "track-enabled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackDisabled(TrackEvent):
+    name: ClassVar[str] = "track-disabled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingEvent(Event):
+    """An event of a track recording; `room` when it is still known (not after a crash of a
+    room since deleted), `participant_identity` of the recorded participant if known."""
+
+    recording: Recording
+    room: Room | None = None
+    participant_identity: str | None = None
+
+    @property
+    def account_sid(self) -> AccountSid:
+        return self.recording.account_sid
+
+    @property
+    def room_sid(self) -> RoomSid:
+        return self.recording.room_sid
+
+    @property
+    def participant_sid(self) -> ParticipantSid | None:
+        return self.recording.participant_sid
+
+    @property
+    def track_sid(self) -> str:
+        return self.recording.source_sid
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingStarted(RecordingEvent):
+    name: ClassVar[str] = "recording-started"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingCompleted(RecordingEvent):
+    name: ClassVar[str] = "recording-completed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingFailed(RecordingEvent):
+    name: ClassVar[str] = "recording-failed"
+    failed_operation: FailedOperation = FailedOperation.COMPLETE
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -47,6 +47,7 @@ class Participant:
     subscribe_rules: tuple[Rule, ...] | None = None
     subscribe_rules_created: dt.datetime | None = None
     subscribe_rules_updated: dt.datetime | None = None
+    node_id: str | None = None  # the server node holding its session (never served)
 
     @property
     def active(self) -> bool:

@@ -18,6 +18,7 @@ from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.recordings import Recording, RecordingResult, RecordingStatus, RecordingType
 from parlour.domain.rooms import Room, RoomStatus
+from parlour.domain.rules import Rule
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack
 
@@ -87,16 +88,43 @@ class Store(Protocol):
     async def list_api_keys(self, account_sid: AccountSid) -> list[ApiKey]: ...
     async def delete_api_key(self, account_sid: AccountSid, sid: str) -> bool: ...
 
-    async def insert_room(self, room: Room) -> None: ...
-    async def update_room(self, room: Room) -> None: ...
+    async def insert_room(self, room: Room) -> None:
+        """Raises RoomError 53113 when an in-progress room of the account has its name."""
+        ...
+
     async def get_room(self, account_sid: AccountSid, sid_or_name: str) -> Room | None: ...
     async def list_rooms(
         self, account_sid: AccountSid, flt: RoomFilter, req: PageRequest
     ) -> Page[Room]: ...
-    async def idle_rooms(self) -> list[Room]: ...
+    async def idle_rooms(self) -> list[Room]:
+        """In-progress rooms whose empty or unused timeout may have started."""
+        ...
+
+    # Room transitions: each is one conditional write, safe against any concurrent caller.
+    async def complete_room(self, sid: RoomSid, now: dt.datetime) -> Room | None:
+        """`in-progress` → `completed` at `now` (end time, duration, `empty_since` cleared).
+
+        Returns the completed room, or None if it was not in progress: of any number of
+        concurrent callers exactly one gets the room (and sends `room-ended`).
+        """
+        ...
+
+    async def set_room_occupied(self, sid: RoomSid, now: dt.datetime) -> None:
+        """Someone joined: `empty_since` cleared and `ever_joined` set (in-progress only)."""
+        ...
+
+    async def set_room_empty_if_vacant(self, sid: RoomSid, now: dt.datetime) -> bool:
+        """Start the empty-room timeout at `now` if the room is in progress, has no active
+        participant (checked in the same write) and has no `empty_since` yet."""
+        ...
+
+    async def set_recording_rules(
+        self, sid: RoomSid, rules: tuple[Rule, ...], now: dt.datetime
+    ) -> Room | None:
+        """Replace the rules while the room is in progress; None if it is not."""
+        ...
 
     async def insert_participant(self, participant: Participant) -> None: ...
-    async def update_participant(self, participant: Participant) -> None: ...
     async def get_participant(
         self, room_sid: RoomSid, sid_or_identity: str
     ) -> Participant | None: ...
@@ -105,29 +133,87 @@ class Store(Protocol):
     ) -> Page[Participant]: ...
     async def active_participants(self, room_sid: RoomSid) -> list[Participant]: ...
 
+    # Participant transitions, each one conditional write (or one transaction).
+    async def disconnect_participant(
+        self, sid: ParticipantSid, now: dt.datetime
+    ) -> tuple[Participant, list[PublishedTrack]] | None:
+        """Active → `disconnected` at `now`, with its duration; its live published tracks
+        end (`ended_at`), with every subscription to them and every subscription it had.
+
+        Returns the disconnected participant and the tracks that ended with it, or None if
+        it was disconnected already: exactly one concurrent caller gets it.
+        """
+        ...
+
+    async def set_participant_status(
+        self, sid: ParticipantSid, status: ParticipantStatus, now: dt.datetime
+    ) -> Participant | None:
+        """`connected` ↔ `reconnecting` while active; None if disconnected (or unknown)."""
+        ...
+
+    async def anonymize_participant(
+        self, sid: ParticipantSid, now: dt.datetime
+    ) -> Participant | None:
+        """Replace the identity with the SID, for good; None if unknown."""
+        ...
+
+    async def set_subscribe_rules(
+        self, sid: ParticipantSid, rules: tuple[Rule, ...], now: dt.datetime
+    ) -> Participant | None:
+        """Replace the Subscribe Rules (sets `subscribe_rules_created` once, `…_updated`
+        every time); None if unknown."""
+        ...
+
     async def insert_published_track(self, track: PublishedTrack) -> None: ...
-    async def update_published_track(self, track: PublishedTrack) -> None: ...
+    async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
+        """A live track ends at `now`, with every subscription to it; None if it had ended."""
+        ...
+
+    async def set_track_enabled(
+        self, sid: TrackSid, enabled: bool, now: dt.datetime
+    ) -> PublishedTrack | None:
+        """Enable or disable a live track; None if it has ended or already was so."""
+        ...
+
     async def get_published_track(
         self, participant_sid: ParticipantSid, sid_or_name: str
     ) -> PublishedTrack | None: ...
     async def list_published_tracks(
         self, participant_sid: ParticipantSid, req: PageRequest
     ) -> Page[PublishedTrack]: ...
-    async def insert_subscribed_track(self, track: SubscribedTrack) -> None: ...
+    async def active_published_tracks(
+        self, participant_sid: ParticipantSid
+    ) -> list[PublishedTrack]: ...
+    async def insert_subscribed_track(self, track: SubscribedTrack) -> bool:
+        """Record a subscription if the subscriber is active and the track live (and it is
+        not recorded yet); False otherwise, and nothing is written."""
+        ...
+
     async def end_subscribed_track(
         self, participant_sid: ParticipantSid, sid: TrackSid, now: dt.datetime
     ) -> None: ...
-    async def end_subscriptions_to(self, sid: TrackSid, now: dt.datetime) -> None: ...
     async def get_subscribed_track(
         self, participant_sid: ParticipantSid, sid: str
     ) -> SubscribedTrack | None: ...
     async def list_subscribed_tracks(
         self, participant_sid: ParticipantSid, req: PageRequest
     ) -> Page[SubscribedTrack]: ...
-    async def end_tracks_of(self, participant_sid: ParticipantSid, now: dt.datetime) -> None: ...
-    async def active_published_tracks(
-        self, participant_sid: ParticipantSid
-    ) -> list[PublishedTrack]: ...
+
+    # Nodes: each server process is a node, alive while it heartbeats; participants belong
+    # to the node that holds their signaling session (`Participant.node_id`).
+    async def heartbeat_node(self, node_id: str, now: dt.datetime) -> None:
+        """Record that `node_id` is alive at `now` (created on its first heartbeat)."""
+        ...
+
+    async def stale_nodes(self, before: dt.datetime) -> list[str]:
+        """Nodes whose last heartbeat is older than `before` (their process is gone)."""
+        ...
+
+    async def active_participants_of_node(self, node_id: str) -> list[Participant]:
+        """Participants (any room, any account) that `node_id` holds and that are active."""
+        ...
+
+    async def delete_node(self, node_id: str) -> None: ...
 
     async def insert_callback_delivery(self, delivery: CallbackDelivery) -> CallbackDelivery:
         """Store a new pending callback; returns it with its `id` and the next
@@ -190,6 +276,12 @@ class MediaListener(Protocol):
 
     def subscriptions_changed(self, subscribed: Sequence[tuple[TrackSid, str]]) -> None:
         """The tracks now delivered to this participant, as (track SID, on-the-wire id)."""
+        ...
+
+    def media_failed(self, reason: str) -> None:
+        """The media transport is lost for good: it did not come up within the connect
+        timeout after the first offer, or ICE consent expired (no connectivity check from
+        the client within the consent timeout, RFC 7675). Called at most once."""
         ...
 
 
