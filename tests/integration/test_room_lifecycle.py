@@ -80,7 +80,7 @@ async def test_completion_racing_the_last_leave_ends_once(
             # Leave and complete at the same moment, with a little jitter either way.
             delay = (attempt % 4) * 0.002
 
-            async def complete() -> httpx.Response:
+            async def complete(sid: str = sid, delay: float = delay) -> httpx.Response:
                 await asyncio.sleep(delay)
                 async with httpx.AsyncClient(
                     base_url=server.base_url, auth=(acct.sid, acct.auth_token)
