@@ -12,6 +12,10 @@
             other status,  failed, next
             refused target
 
+`status_callback` reads Twilio's parameters from the typed event (the room as of the event,
+its participant, track, durations, recording) once, when the callback is recorded; a send
+only adds `SequenceNumber` and puts them in Twilio's order.
+
 `emit` never waits for the network: it writes one row and returns, so signaling and media
 are never held up by a slow receiver. Rows outlive the process: `start()` picks up every
 pending callback, so callbacks pending at shutdown are delivered after a restart. Delivery
@@ -190,7 +194,7 @@ class _Queue:
 
 
 class WebhookSender:
-    """The `EventSink` that turns room events into status callbacks.
+    """The `EventSink` that turns room and recording events into status callbacks.
 
     Args:
         auth_token: the signing key of an account (its auth token).
