@@ -22,7 +22,7 @@ from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter
+from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter, Store
 from parlour.domain.recordings import Recording, RecordingStatus
 from parlour.domain.rooms import Room
 from parlour.domain.rules import Rule
@@ -545,3 +545,8 @@ class MemoryStore:
 
     async def recordings_with_status(self, status: RecordingStatus) -> list[Recording]:
         return self._recordings.items_where(lambda r: r.status is status)
+
+
+def _implements_the_port(store: MemoryStore) -> Store:
+    """mypy checks here that `MemoryStore` has every method of `Store`, with its signature."""
+    return store

@@ -23,7 +23,7 @@ from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter
+from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter, Store
 from parlour.domain.recordings import (
     ContainerFormat,
     Recording,
@@ -1010,3 +1010,8 @@ class SqlStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(recordings.c.seq))).all()
         return [_recording(r) for r in rows]
+
+
+def _implements_the_port(store: SqlStore) -> Store:
+    """mypy checks here that `SqlStore` has every method of `Store`, with its signature."""
+    return store
