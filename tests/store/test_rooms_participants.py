@@ -12,7 +12,7 @@ from parlour.domain.paging import PageRequest, parse_page_token
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import ParticipantFilter, RoomFilter, Store
 from parlour.domain.rooms import RoomStatus
-from parlour.domain.sids import ParticipantSid, new_sid
+from parlour.domain.sids import ParticipantSid, RoomSid, new_sid
 from tests.store.factories import T0, make_room, new_account
 
 
@@ -134,3 +134,57 @@ async def test_instance_value_is_set_once(store: Store) -> None:
     assert await store.set_instance_value_once(key, "first") == "first"
     assert await store.set_instance_value_once(key, "second") == "first"
     assert await store.get_instance_value(key) == "first"
+
+
+async def test_participant_filters_and_paging(store: Store) -> None:
+    account = await new_account(store)
+    room = make_room(account, 0)
+    await store.insert_room(room)
+    people = [
+        Participant(
+            sid=ParticipantSid(new_sid("PA")),
+            room_sid=room.sid,
+            account_sid=account,
+            identity=f"p{i % 2}",
+            status=ParticipantStatus.CONNECTED,
+            date_created=T0 + dt.timedelta(seconds=i),
+            date_updated=T0,
+        )
+        for i in range(5)
+    ]
+    for p in people:
+        await store.insert_participant(p)
+
+    async def sids(flt: ParticipantFilter, req: PageRequest | None = None) -> list[str]:
+        return [
+            p.sid
+            for p in (await store.list_participants(room.sid, flt, req or PageRequest())).items
+        ]
+
+    assert await sids(ParticipantFilter()) == [p.sid for p in people]  # in the order they joined
+    assert await sids(ParticipantFilter(identity="p1")) == [people[1].sid, people[3].sid]
+    later = T0 + dt.timedelta(seconds=3)
+    assert await sids(ParticipantFilter(created_after=later)) == [people[3].sid, people[4].sid]
+    assert await sids(ParticipantFilter(created_before=later)) == [p.sid for p in people[:3]]
+    first = await store.list_participants(room.sid, ParticipantFilter(), PageRequest(page_size=2))
+    assert first.next_token is not None
+    after, before = parse_page_token(first.next_token)
+    second = await store.list_participants(
+        room.sid, ParticipantFilter(), PageRequest(page_size=2, page=1, after=after, before=before)
+    )
+    assert [p.sid for p in second.items] == [people[2].sid, people[3].sid]
+    assert second.previous_token is not None
+    after, before = parse_page_token(second.previous_token)
+    back = await store.list_participants(
+        room.sid, ParticipantFilter(), PageRequest(page_size=2, after=after, before=before)
+    )
+    assert back.items == first.items and back.previous_token is None
+    assert await store.list_participants(
+        await _other_room(store), ParticipantFilter(), PageRequest()
+    ) == type(first)([], None, None)
+
+
+async def _other_room(store: Store) -> RoomSid:
+    room = make_room(await new_account(store), 0)
+    await store.insert_room(room)
+    return room.sid
