@@ -37,6 +37,9 @@ __all__ = ["Peer"]
 log = logging.getLogger(__name__)
 
 RTCP_INTERVAL = 1.0
+CONNECT_TIMEOUT = 30.0  # first offer → DTLS-SRTP connected
+CONSENT_TIMEOUT = 30.0  # RFC 7675 §5.1: consent expires 30 s after the last check
+CONSENT_CHECK_INTERVAL = 1.0  # how often the consent time is looked at (at most)
 REMB_BITRATE = 2_500_000
 MAX_REPORT_BLOCKS = 31  # per RR (5-bit count)
 
@@ -69,6 +72,8 @@ class Peer:
         listener: MediaListener,
         capabilities: ServerCapabilities,
         on_close: Callable[[Peer], None],
+        connect_timeout: float = CONNECT_TIMEOUT,
+        consent_timeout: float = CONSENT_TIMEOUT,
     ) -> None:
         self.room_sid = room_sid
         self.participant_sid = participant_sid
@@ -77,6 +82,8 @@ class Peer:
         self._certificate = certificate
         self._listener = listener
         self._on_close = on_close
+        self._connect_timeout = connect_timeout
+        self._consent_timeout = consent_timeout
         host, port = socket.candidate_address
         self.local = LocalTransport.generate(certificate.fingerprint(), host, port)
         self.negotiator = PeerNegotiator(self.local, capabilities)
@@ -100,6 +107,10 @@ class Peer:
         self._closed = False
         self._offer_scheduled = False
         self._rtcp_task: asyncio.Task[None] | None = None
+        # Transport liveness (`media_failed`): one timer at a time, never per packet.
+        self._timer: asyncio.TimerHandle | None = None
+        self._connected_at: float | None = None
+        self._failed = False
         # Counters (RTCP feedback is rare: these are off the per-packet path).
         self.nacks_received = 0
         self.nacks_sent = 0
@@ -136,6 +147,10 @@ class Peer:
                 if answer is None:
                     return None
                 self._start_transport(answer)
+                if self._timer is None and self._connected_at is None:
+                    self._timer = asyncio.get_running_loop().call_later(
+                        self._connect_timeout, self._connect_expired
+                    )
                 self._apply_publications(answer)
                 self._schedule_offer()
                 return answer.sdp
@@ -219,6 +234,7 @@ class Peer:
             self._data_producers.clear()
         if self._rtcp_task is not None:
             self._rtcp_task.cancel()
+        self._cancel_timer()
         channels, dtls = self.channels, self.dtls
         self.channels = None
         self._on_close(self)
@@ -268,6 +284,9 @@ class Peer:
         log.info("peer %s: dtls %s", self.participant_sid, state)
         if state == "connected":
             assert self.dtls is not None
+            self._cancel_timer()
+            self._connected_at = time.monotonic()
+            self._schedule_consent_check()
             self.channels = DataChannels(
                 self.dtls,
                 on_channel=self._on_channel,
@@ -286,6 +305,46 @@ class Peer:
                 consumer.producer.request_keyframe(now)
         elif state in ("failed", "closed") and not self._closed:
             log.info("peer %s: media transport %s", self.participant_sid, state)
+            self._fail(f"DTLS transport {state}")
+
+    # -- liveness -------------------------------------------------------------------------
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _connect_expired(self) -> None:
+        self._timer = None
+        dtls = self.dtls
+        if dtls is None or dtls.state != "connected":
+            self._fail(f"media transport not connected within {self._connect_timeout:g} s")
+
+    def _schedule_consent_check(self) -> None:
+        delay = min(CONSENT_CHECK_INTERVAL, self._consent_timeout / 4)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._check_consent)
+
+    def _check_consent(self) -> None:
+        """ICE-lite: the client's connectivity checks on the selected pair are its consent
+        (RFC 7675). The socket stamps each valid one; none for `consent_timeout` is fatal."""
+        self._timer = None
+        if self._closed or self._failed or self._connected_at is None:
+            return
+        last = self._socket.last_consent(self.local.ice_ufrag)
+        since = max(last or 0.0, self._connected_at)
+        if time.monotonic() - since > self._consent_timeout:
+            self._fail(f"ICE consent expired (no check for {self._consent_timeout:g} s)")
+            return
+        self._schedule_consent_check()
+
+    def _fail(self, reason: str) -> None:
+        """Tell the listener, once, that the media transport is lost for good."""
+        if self._failed or self._closed:
+            return
+        self._failed = True
+        self._cancel_timer()
+        log.info("peer %s: media failed: %s", self.participant_sid, reason)
+        self._listener.media_failed(reason)
 
     def _on_data(self, data: bytes) -> None:
         if self.channels is not None:
