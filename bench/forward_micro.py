@@ -20,7 +20,7 @@ import pylibsrtp
 
 from parlour.media import rtp
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
-from parlour.media.router import Consumer, Producer
+from parlour.media.router import Router
 from parlour.media.sdp import Codec
 from parlour.media.srtp import SrtpSession
 
@@ -55,13 +55,14 @@ def run(fanout: int, packets: int) -> dict[str, float]:
     key = os.urandom(28)
     publisher_ssrc = 0x1234
     info = PublishedTrackInfo("1", "track", "stream", "video", (VP8,), (publisher_ssrc,), (), ())
-    producer = Producer("PA", info, lambda ssrc: None)
+    router = Router("RM")
+    producer = router.produce("PA", info, lambda ssrc: None)
     sinks = []
     for i in range(fanout):
         sent = SentTrackInfo(str(i), "track", "stream", "video", 1000 + i, None, VP8, None, ())
         sink = _Sink(key)
         sinks.append(sink)
-        producer.consumers.append(Consumer(producer, sent, sink))
+        router.consume(producer, sent, sink)
     tx = SrtpSession(
         pylibsrtp.Policy(
             key=key,

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from parlour.domain import errors
@@ -28,7 +28,7 @@ from parlour.media.negotiation import (
     PublishedTrackInfo,
     ServerCapabilities,
 )
-from parlour.media.router import Consumer, DataProducer, Producer, Router
+from parlour.media.router import Consumer, DataConsumer, DataProducer, Producer, Router
 from parlour.media.sctp import ChannelInfo, DataChannels
 from parlour.media.udp import Address, MediaSocket
 
@@ -37,6 +37,9 @@ __all__ = ["Peer"]
 log = logging.getLogger(__name__)
 
 RTCP_INTERVAL = 1.0
+CONNECT_TIMEOUT = 30.0  # first offer → DTLS-SRTP connected
+CONSENT_TIMEOUT = 30.0  # RFC 7675 §5.1: consent expires 30 s after the last check
+CONSENT_CHECK_INTERVAL = 1.0  # how often the consent time is looked at (at most)
 REMB_BITRATE = 2_500_000
 MAX_REPORT_BLOCKS = 31  # per RR (5-bit count)
 
@@ -69,6 +72,8 @@ class Peer:
         listener: MediaListener,
         capabilities: ServerCapabilities,
         on_close: Callable[[Peer], None],
+        connect_timeout: float = CONNECT_TIMEOUT,
+        consent_timeout: float = CONSENT_TIMEOUT,
     ) -> None:
         self.room_sid = room_sid
         self.participant_sid = participant_sid
@@ -77,6 +82,8 @@ class Peer:
         self._certificate = certificate
         self._listener = listener
         self._on_close = on_close
+        self._connect_timeout = connect_timeout
+        self._consent_timeout = consent_timeout
         host, port = socket.candidate_address
         self.local = LocalTransport.generate(certificate.fingerprint(), host, port)
         self.negotiator = PeerNegotiator(self.local, capabilities)
@@ -88,18 +95,22 @@ class Peer:
         # Publishing side: SSRC → producer; RTX SSRC → producer.
         self._by_ssrc: dict[int, Producer] = {}
         self._by_rtx: dict[int, Producer] = {}
-        self.producers: dict[str, Producer] = {}
+        self._producers: dict[str, Producer] = {}
         self._taps: dict[str, TrackTap] = {}  # recording taps by published track id
-        self.data_producers: dict[str, DataProducer] = {}
+        self._data_producers: dict[str, DataProducer] = {}
         # Receiving side.
         self._wanted: dict[TrackSid, TrackDescriptor] = {}
         self._consumers: dict[str, Consumer] = {}  # by track id
         self._consumer_by_ssrc: dict[int, Consumer] = {}
-        self._data_wanted: dict[str, DataProducer] = {}  # label → producer we relay from
+        self._data_wanted: dict[str, DataConsumer] = {}  # label → what we relay
         self._reported: dict[TrackSid, str] = {}
         self._closed = False
         self._offer_scheduled = False
         self._rtcp_task: asyncio.Task[None] | None = None
+        # Transport liveness (`media_failed`): one timer at a time, never per packet.
+        self._timer: asyncio.TimerHandle | None = None
+        self._connected_at: float | None = None
+        self._failed = False
         # Counters (RTCP feedback is rare: these are off the per-packet path).
         self.nacks_received = 0
         self.nacks_sent = 0
@@ -107,7 +118,17 @@ class Peer:
         self.plis_sent = 0
         self.lost_packets_ended = 0
         socket.register(self.local.ice_ufrag, self.local.ice_pwd, self)
-        router.listeners.append(self._router_changed)
+        router.observe(self._router_changed)
+
+    @property
+    def producers(self) -> Mapping[str, Producer]:
+        """The tracks this participant publishes, by track id."""
+        return self._producers
+
+    @property
+    def data_producers(self) -> Mapping[str, DataProducer]:
+        """The data tracks this participant publishes, by label."""
+        return self._data_producers
 
     # -- MediaSession ---------------------------------------------------------------------
 
@@ -126,6 +147,10 @@ class Peer:
                 if answer is None:
                     return None
                 self._start_transport(answer)
+                if self._timer is None and self._connected_at is None:
+                    self._timer = asyncio.get_running_loop().call_later(
+                        self._connect_timeout, self._connect_expired
+                    )
                 self._apply_publications(answer)
                 self._schedule_offer()
                 return answer.sdp
@@ -152,7 +177,7 @@ class Peer:
         self._sync_wanted()
 
     def published_codec(self, track_id: str) -> tuple[str, tuple[int, ...]] | None:
-        producer = self.producers.get(track_id)
+        producer = self._producers.get(track_id)
         codec = producer.info.codec if producer is not None else None
         if producer is None or codec is None:
             return None
@@ -161,12 +186,12 @@ class Peer:
 
     def attach_tap(self, track_id: str, tap: TrackTap) -> None:
         self._taps[track_id] = tap
-        producer = self.producers.get(track_id)
+        producer = self._producers.get(track_id)
         if producer is not None:
-            producer.tap = tap
+            producer.set_tap(tap)
 
     def request_keyframe(self, track_id: str) -> None:
-        producer = self.producers.get(track_id)
+        producer = self._producers.get(track_id)
         if producer is not None:
             producer.request_keyframe(time.monotonic())
 
@@ -177,7 +202,7 @@ class Peer:
         """
         live = sum(
             max(0, tracker.lost)
-            for producer in self.producers.values()
+            for producer in self._producers.values()
             for tracker in producer.tracker.values()
         )
         return self.lost_packets_ended + live
@@ -193,21 +218,23 @@ class Peer:
             return
         self._closed = True
         self._socket.unregister(self.local.ice_ufrag)
-        if self._router_changed in self.router.listeners:
-            self.router.listeners.remove(self._router_changed)
-        for track_id in list(self.producers):
-            self._remove_producer(track_id)
-        for label in list(self.data_producers):
-            self.router.remove_data_producer(self.participant_sid, label)
-        self.data_producers.clear()
+        self.router.unobserve(self._router_changed)
         for consumer in self._consumers.values():
-            if consumer in consumer.producer.consumers:
-                consumer.producer.consumers.remove(consumer)
+            consumer.close()
         self._consumers.clear()
-        for producer in self._data_wanted.values():
-            producer.subscribers.pop(self.participant_sid, None)
+        self._consumer_by_ssrc.clear()
+        for data_consumer in self._data_wanted.values():
+            data_consumer.close()
+        self._data_wanted.clear()
+        with self.router.batch():
+            for track_id in list(self._producers):
+                self._remove_producer(track_id)
+            for data_producer in self._data_producers.values():
+                data_producer.close()
+            self._data_producers.clear()
         if self._rtcp_task is not None:
             self._rtcp_task.cancel()
+        self._cancel_timer()
         channels, dtls = self.channels, self.dtls
         self.channels = None
         self._on_close(self)
@@ -257,6 +284,9 @@ class Peer:
         log.info("peer %s: dtls %s", self.participant_sid, state)
         if state == "connected":
             assert self.dtls is not None
+            self._cancel_timer()
+            self._connected_at = time.monotonic()
+            self._schedule_consent_check()
             self.channels = DataChannels(
                 self.dtls,
                 on_channel=self._on_channel,
@@ -267,7 +297,7 @@ class Peer:
             self._rtcp_task = asyncio.get_running_loop().create_task(self._rtcp_loop())
             self._sync_wanted()
             now = time.monotonic()
-            for producer in self.producers.values():
+            for producer in self._producers.values():
                 producer.request_keyframe(now)
             # What was sent to us before the transport was up was dropped: start the video
             # we receive from a keyframe rather than at the publisher's next one.
@@ -275,6 +305,46 @@ class Peer:
                 consumer.producer.request_keyframe(now)
         elif state in ("failed", "closed") and not self._closed:
             log.info("peer %s: media transport %s", self.participant_sid, state)
+            self._fail(f"DTLS transport {state}")
+
+    # -- liveness -------------------------------------------------------------------------
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _connect_expired(self) -> None:
+        self._timer = None
+        dtls = self.dtls
+        if dtls is None or dtls.state != "connected":
+            self._fail(f"media transport not connected within {self._connect_timeout:g} s")
+
+    def _schedule_consent_check(self) -> None:
+        delay = min(CONSENT_CHECK_INTERVAL, self._consent_timeout / 4)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._check_consent)
+
+    def _check_consent(self) -> None:
+        """ICE-lite: the client's connectivity checks on the selected pair are its consent
+        (RFC 7675). The socket stamps each valid one; none for `consent_timeout` is fatal."""
+        self._timer = None
+        if self._closed or self._failed or self._connected_at is None:
+            return
+        last = self._socket.last_consent(self.local.ice_ufrag)
+        since = max(last or 0.0, self._connected_at)
+        if time.monotonic() - since > self._consent_timeout:
+            self._fail(f"ICE consent expired (no check for {self._consent_timeout:g} s)")
+            return
+        self._schedule_consent_check()
+
+    def _fail(self, reason: str) -> None:
+        """Tell the listener, once, that the media transport is lost for good."""
+        if self._failed or self._closed:
+            return
+        self._failed = True
+        self._cancel_timer()
+        log.info("peer %s: media failed: %s", self.participant_sid, reason)
+        self._listener.media_failed(reason)
 
     def _on_data(self, data: bytes) -> None:
         if self.channels is not None:
@@ -283,26 +353,26 @@ class Peer:
     # -- publishing side ------------------------------------------------------------------
 
     def _apply_publications(self, result: NegotiationResult) -> None:
-        for info in result.ended:
-            self._remove_producer(info.track_id)
-        for info in (*result.added, *result.updated):
-            self._remove_producer(info.track_id, notify=False)
-            self._add_producer(info)
-        if result.ended or result.added or result.updated:
-            self.router.changed()
+        with self.router.batch():  # subscribers re-check their tracks once, at the end
+            for info in result.ended:
+                self._remove_producer(info.track_id)
+            for info in (*result.added, *result.updated):
+                self._remove_producer(info.track_id, ended=False)
+                self._add_producer(info)
 
     def _add_producer(self, info: PublishedTrackInfo) -> None:
-        producer = Producer(self.participant_sid, info, self._send_pli)
-        producer.tap = self._taps.get(info.track_id)
-        self.producers[info.track_id] = producer
+        producer = self.router.produce(self.participant_sid, info, self._send_pli)
+        producer.set_tap(self._taps.get(info.track_id))
+        self._producers[info.track_id] = producer
         for ssrc in info.ssrcs:
             self._by_ssrc[ssrc] = producer
         for _media, rtx_ssrc in info.rtx_ssrcs:
             self._by_rtx[rtx_ssrc] = producer
-        self.router.producers[(self.participant_sid, info.track_id)] = producer
 
-    def _remove_producer(self, track_id: str, notify: bool = True) -> None:
-        producer = self.producers.pop(track_id, None)
+    def _remove_producer(self, track_id: str, ended: bool = True) -> None:
+        """Close a producer: for good (`ended`: its recording tap is closed too) or to
+        re-create it for an updated track (the tap is kept for the new one)."""
+        producer = self._producers.pop(track_id, None)
         if producer is None:
             return
         self.lost_packets_ended += sum(max(0, t.lost) for t in producer.tracker.values())
@@ -310,14 +380,11 @@ class Peer:
             self._by_ssrc.pop(ssrc, None)
         for _media, rtx_ssrc in producer.info.rtx_ssrcs:
             self._by_rtx.pop(rtx_ssrc, None)
-        if notify:
-            tap = self._taps.pop(track_id, None)
-            if tap is not None:
-                tap.close()
-            self.router.remove_producer(self.participant_sid, track_id)
+        if ended:
+            self._taps.pop(track_id, None)
         else:
-            self.router.producers.pop((self.participant_sid, track_id), None)
-            producer.consumers.clear()
+            producer.set_tap(None)
+        producer.close()  # closes the tap it still has
 
     def _on_rtp(self, packet: bytes) -> None:
         """Hot path: a decrypted RTP packet from this participant."""
@@ -364,7 +431,7 @@ class Peer:
         """
         blocks: list[rtp.ReportBlock] = []
         video_ssrcs = []
-        for producer in self.producers.values():
+        for producer in self._producers.values():
             for ssrc, tracker in producer.tracker.items():
                 missing = tracker.nacks()
                 if missing:
@@ -429,6 +496,10 @@ class Peer:
         if want:
             self.negotiator.need_data_channel()
         channels = self.channels
+        for label in [x for x, c in self._data_wanted.items() if want.get(x) is not c.producer]:
+            self._data_wanted.pop(label).close()
+            if channels is not None:
+                channels.close_channel(label)
         for label, producer in want.items():
             if label in self._data_wanted:
                 continue
@@ -440,13 +511,9 @@ class Peer:
                 max_retransmits=producer.max_retransmits,
                 max_packet_life_time=producer.max_packet_life_time,
             )
-            self._data_wanted[label] = producer
-            producer.subscribers[self.participant_sid] = self._relay_to(label)
-        for label in [x for x in self._data_wanted if x not in want]:
-            producer = self._data_wanted.pop(label)
-            producer.subscribers.pop(self.participant_sid, None)
-            if channels is not None:
-                channels.close_channel(label)
+            self._data_wanted[label] = self.router.consume_data(
+                producer, self.participant_sid, self._relay_to(label), self._data_source_closed
+            )
 
     def _relay_to(self, label: str) -> Callable[[str | bytes], None]:
         def deliver(message: str | bytes) -> None:
@@ -459,19 +526,38 @@ class Peer:
         info = next((s for s in self.negotiator.sending if s.track_id == track_id), None)
         if info is None or self.dtls is None:
             return
-        consumer = Consumer(producer, info, self.dtls)
+        consumer = self.router.consume(producer, info, self.dtls, self._source_closed)
         self._consumers[track_id] = consumer
         self._consumer_by_ssrc[info.ssrc] = consumer
-        producer.consumers.append(consumer)
         producer.request_keyframe(time.monotonic())
 
     def _drop_consumer(self, track_id: str) -> None:
         consumer = self._consumers.pop(track_id, None)
         if consumer is None:
             return
-        self._consumer_by_ssrc.pop(consumer.info.ssrc, None)
-        if consumer in consumer.producer.consumers:
-            consumer.producer.consumers.remove(consumer)
+        if self._consumer_by_ssrc.get(consumer.info.ssrc) is consumer:
+            del self._consumer_by_ssrc[consumer.info.ssrc]
+        consumer.close()
+
+    def _source_closed(self, consumer: Consumer) -> None:
+        """A producer we receive from closed (and closed our consumer): forget it, then
+        match the wanted tracks again (renegotiating) once the router's changes are done."""
+        track_id = consumer.info.track_id
+        if self._consumers.get(track_id) is consumer:
+            self._drop_consumer(track_id)
+        self._schedule_sync()
+
+    def _data_source_closed(self, consumer: DataConsumer) -> None:
+        label = consumer.producer.label
+        if self._data_wanted.get(label) is consumer:
+            del self._data_wanted[label]
+            if self.channels is not None:
+                self.channels.close_channel(label)
+        self._schedule_sync()
+
+    def _schedule_sync(self) -> None:
+        if not self._closed:
+            asyncio.get_running_loop().call_soon(self._sync_wanted)
 
     def _apply_sending(self, result: NegotiationResult) -> None:
         for info in result.stopped:
@@ -543,24 +629,24 @@ class Peer:
     # -- data channels --------------------------------------------------------------------
 
     def _on_channel(self, label: str, info: ChannelInfo) -> None:
-        producer = DataProducer(
+        producer = self.router.produce_data(
             self.participant_sid,
             label,
-            info.ordered,
-            info.max_retransmits,
-            info.max_packet_life_time,
+            ordered=info.ordered,
+            max_retransmits=info.max_retransmits,
+            max_packet_life_time=info.max_packet_life_time,
         )
-        self.data_producers[label] = producer
-        self.router.add_data_producer(producer)
+        self._data_producers[label] = producer
 
     def _on_message(self, label: str, message: str | bytes) -> None:
-        producer = self.data_producers.get(label)
+        producer = self._data_producers.get(label)
         if producer is not None:
             producer.forward(message)
 
     def _on_channel_closed(self, label: str) -> None:
-        if self.data_producers.pop(label, None) is not None:
-            self.router.remove_data_producer(self.participant_sid, label)
+        producer = self._data_producers.pop(label, None)
+        if producer is not None:
+            producer.close()
 
 
 async def _shutdown(channels: DataChannels | None, dtls: DtlsSrtpTransport | None) -> None:

@@ -18,7 +18,7 @@ from parlour.domain.ports import MediaListener, MediaSession
 from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.media.dtls import Certificate
 from parlour.media.negotiation import ServerCapabilities
-from parlour.media.peer import Peer
+from parlour.media.peer import CONNECT_TIMEOUT, CONSENT_TIMEOUT, Peer
 from parlour.media.router import Router
 from parlour.media.udp import MediaSocket
 
@@ -110,11 +110,26 @@ class SfuMediaPlane:
     """Parlour's own selective forwarding unit.
 
     Create it with `await SfuMediaPlane.start(host, port, advertised_host=...)`.
+
+    Attributes:
+        connect_timeout: seconds from a participant's first offer until its DTLS-SRTP
+            transport must be connected, else `MediaListener.media_failed`.
+        consent_timeout: seconds without an ICE connectivity check from a connected
+            participant (consent freshness, RFC 7675) before `media_failed`.
     """
 
-    def __init__(self, socket: MediaSocket, certificate: Certificate) -> None:
+    def __init__(
+        self,
+        socket: MediaSocket,
+        certificate: Certificate,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        consent_timeout: float = CONSENT_TIMEOUT,
+    ) -> None:
         self.socket = socket
         self.certificate = certificate
+        self.connect_timeout = connect_timeout
+        self.consent_timeout = consent_timeout
         self.routers: dict[str, Router] = {}
         self.peers: dict[str, Peer] = {}
         # What closed peers counted, so that totals never go backwards.
@@ -123,11 +138,22 @@ class SfuMediaPlane:
 
     @classmethod
     async def start(
-        cls, host: str = "127.0.0.1", port: int = 0, *, advertised_host: str | None = None
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        advertised_host: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        consent_timeout: float = CONSENT_TIMEOUT,
     ) -> SfuMediaPlane:
         socket = await MediaSocket.bind(host, port, advertised_host=advertised_host)
         log.info("media plane on udp %s:%s", *socket.candidate_address)
-        return cls(socket, Certificate.generate())
+        return cls(
+            socket,
+            Certificate.generate(),
+            connect_timeout=connect_timeout,
+            consent_timeout=consent_timeout,
+        )
 
     def open_session(
         self,
@@ -151,6 +177,8 @@ class SfuMediaPlane:
             listener=listener,
             capabilities=ServerCapabilities.default(tuple(video_codecs)),
             on_close=self._closed,
+            connect_timeout=self.connect_timeout,
+            consent_timeout=self.consent_timeout,
         )
         self.peers[participant_sid] = peer
         return peer

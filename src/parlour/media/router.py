@@ -8,6 +8,13 @@ A consumer rewrites SSRC, payload type, sequence number, timestamp and header-ex
 (`rtp.RtpRewriter`). The producer keeps the packets it received, once for all its consumers;
 a consumer answers a NACK by mapping the sequence number back and rewriting that packet
 again. The payload is never touched: no decoding, no re-packetization.
+
+Lifecycle (as in mediasoup): the router owns its maps and nothing else edits them.
+`Router.produce` / `Router.produce_data` add a producer, `Router.consume` /
+`Router.consume_data` attach a consumer to one. `Producer.close()` closes its consumers (each
+owner hears it through its `on_producer_closed` callback) and its recording tap, and leaves the
+router; `Consumer.close()` detaches from its producer. Observers (`Router.observe`) hear every
+change of the producer maps, once per `Router.batch()`.
 """
 
 from __future__ import annotations
@@ -15,14 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Protocol
 
 from parlour.domain.ports import TrackTap
 from parlour.media import rtp
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
 
-__all__ = ["Consumer", "DataProducer", "Producer", "Router", "RtpSink"]
+__all__ = ["Consumer", "DataConsumer", "DataProducer", "Producer", "Router", "RtpSink"]
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +52,12 @@ def _extension_map(track: PublishedTrackInfo | SentTrackInfo) -> dict[str, int]:
 
 
 class Consumer:
-    """One subscriber's copy of one producer."""
+    """One subscriber's copy of one producer (made by `Router.consume`)."""
 
     __slots__ = (
+        "_on_producer_closed",
         "_rtx_seq",
+        "closed",
         "info",
         "keyframe_requests",
         "pt_map",
@@ -55,10 +66,18 @@ class Consumer:
         "sink",
     )
 
-    def __init__(self, producer: Producer, info: SentTrackInfo, sink: RtpSink) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        info: SentTrackInfo,
+        sink: RtpSink,
+        on_producer_closed: Callable[[Consumer], None] | None = None,
+    ) -> None:
         self.producer = producer
         self.info = info
         self.sink = sink
+        self.closed = False
+        self._on_producer_closed = on_producer_closed
         extensions = rtp.ExtensionRewriter(
             _extension_map(producer.info), _extension_map(info), mid=info.mid
         )
@@ -73,6 +92,19 @@ class Consumer:
                 self.pt_map[codec.payload_type] = info.codec.payload_type
         self._rtx_seq = 0
         self.keyframe_requests = 0
+
+    def close(self) -> None:
+        """Stop receiving from the producer (idempotent; the owner is not called back)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.producer._detach(self)
+
+    def _producer_closed(self) -> None:
+        self.closed = True
+        callback, self._on_producer_closed = self._on_producer_closed, None
+        if callback is not None:
+            callback(self)
 
     def forward(self, packet: bytes, payload_type: int) -> None:
         """Send one publisher packet to this subscriber (hot path)."""
@@ -129,10 +161,17 @@ class Consumer:
 
 
 class Producer:
-    """One published audio/video track, as negotiated with its publisher."""
+    """One published audio/video track, as negotiated with its publisher (made by
+    `Router.produce`).
+
+    `consumers` and `tap` are read on the hot path; change them only through `Router.consume`,
+    `Consumer.close`, `set_tap` and `close`.
+    """
 
     __slots__ = (
+        "_router",
         "clock_rate",
+        "closed",
         "consumers",
         "history",
         "info",
@@ -151,9 +190,12 @@ class Producer:
         publisher_sid: str,
         info: PublishedTrackInfo,
         request_keyframe: Callable[[int], None],
+        router: Router | None = None,
     ) -> None:
         self.publisher_sid = publisher_sid
         self.info = info
+        self._router = router
+        self.closed = False
         self.consumers: list[Consumer] = []
         self.tap: TrackTap | None = None  # the recording tap, if the track has one
         self.request_keyframe_cb = request_keyframe
@@ -177,6 +219,33 @@ class Producer:
     @property
     def kind(self) -> str:
         return self.info.kind
+
+    def set_tap(self, tap: TrackTap | None) -> None:
+        """Feed every packet to `tap` from now on (None: stop; the old tap is not closed)."""
+        self.tap = None if self.closed else tap
+
+    def close(self) -> None:
+        """The track is gone: close every consumer (their owners are told), close the
+        recording tap (detach it with `set_tap(None)` first to keep it) and leave the router.
+        Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        consumers, self.consumers = self.consumers, []
+        tap, self.tap = self.tap, None
+        for consumer in consumers:
+            consumer._producer_closed()
+        if tap is not None:
+            tap.close()
+        if self._router is not None:
+            self._router._producer_closed(self)
+
+    def _attach(self, consumer: Consumer) -> None:
+        self.consumers = [*self.consumers, consumer]
+
+    def _detach(self, consumer: Consumer) -> None:
+        # A new list rather than remove(): a fan-out loop running now keeps its snapshot.
+        self.consumers = [c for c in self.consumers if c is not consumer]
 
     def forward(self, packet: bytes) -> None:
         """Fan one publisher packet out to every consumer (hot path)."""
@@ -251,6 +320,38 @@ class Producer:
             consumer.sender_report(report)
 
 
+class DataConsumer:
+    """One subscriber's delivery of a data producer's messages (made by `Router.consume_data`)."""
+
+    __slots__ = ("_on_producer_closed", "closed", "deliver", "producer", "subscriber_sid")
+
+    def __init__(
+        self,
+        producer: DataProducer,
+        subscriber_sid: str,
+        deliver: Callable[[str | bytes], None],
+        on_producer_closed: Callable[[DataConsumer], None] | None = None,
+    ) -> None:
+        self.producer = producer
+        self.subscriber_sid = subscriber_sid
+        self.deliver = deliver
+        self.closed = False
+        self._on_producer_closed = on_producer_closed
+
+    def close(self) -> None:
+        """Stop receiving (idempotent; the owner is not called back)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.producer._detach(self)
+
+    def _producer_closed(self) -> None:
+        self.closed = True
+        callback, self._on_producer_closed = self._on_producer_closed, None
+        if callback is not None:
+            callback(self)
+
+
 class DataProducer:
     """A published data track: the publisher's data channel (label = track id)."""
 
@@ -261,49 +362,169 @@ class DataProducer:
         ordered: bool,
         max_retransmits: int | None,
         max_packet_life_time: int | None,
+        router: Router | None = None,
     ) -> None:
         self.publisher_sid = publisher_sid
         self.label = label
         self.ordered = ordered
         self.max_retransmits = max_retransmits
         self.max_packet_life_time = max_packet_life_time
-        # Subscriber participant SID → how to deliver to it.
-        self.subscribers: dict[str, Callable[[str | bytes], None]] = {}
+        self.closed = False
+        self.consumers: list[DataConsumer] = []
+        self._router = router
 
     def forward(self, message: str | bytes) -> None:
-        for deliver in self.subscribers.values():
-            deliver(message)
+        for consumer in self.consumers:
+            consumer.deliver(message)
+
+    def close(self) -> None:
+        """The channel is gone: close every data consumer (owners are told), leave the router."""
+        if self.closed:
+            return
+        self.closed = True
+        consumers, self.consumers = self.consumers, []
+        for consumer in consumers:
+            consumer._producer_closed()
+        if self._router is not None:
+            self._router._data_producer_closed(self)
+
+    def _detach(self, consumer: DataConsumer) -> None:
+        self.consumers = [c for c in self.consumers if c is not consumer]
 
 
 class Router:
-    """All producers of one room, by (publisher participant SID, track id)."""
+    """All producers of one room, by (publisher participant SID, track id / label).
+
+    The maps are read-only views; they change through `produce`, `produce_data` and the
+    producers' `close()`. Observers are called with no arguments whenever a producer appears
+    or goes (subscribers re-check their wanted tracks), once at the end of a `batch()`.
+    """
 
     def __init__(self, room_sid: str) -> None:
         self.room_sid = room_sid
-        self.producers: dict[tuple[str, str], Producer] = {}
-        self.data_producers: dict[tuple[str, str], DataProducer] = {}
-        self.listeners: list[Callable[[], None]] = []
+        self._producers: dict[tuple[str, str], Producer] = {}
+        self._data_producers: dict[tuple[str, str], DataProducer] = {}
+        self._observers: list[Callable[[], None]] = []
+        self._batch = 0
+        self._dirty = False
 
-    def changed(self) -> None:
-        """Producers appeared or went: subscribers re-check their wanted tracks."""
-        for listener in list(self.listeners):
-            listener()
+    @property
+    def producers(self) -> Mapping[tuple[str, str], Producer]:
+        return MappingProxyType(self._producers)
 
-    def add_producer(self, producer: Producer) -> None:
-        self.producers[(producer.publisher_sid, producer.track_id)] = producer
-        self.changed()
+    @property
+    def data_producers(self) -> Mapping[tuple[str, str], DataProducer]:
+        return MappingProxyType(self._data_producers)
 
-    def remove_producer(self, publisher_sid: str, track_id: str) -> Producer | None:
-        producer = self.producers.pop((publisher_sid, track_id), None)
-        if producer is not None:
-            producer.consumers.clear()
-            self.changed()
+    @property
+    def observers(self) -> int:
+        """How many observers are registered."""
+        return len(self._observers)
+
+    def is_empty(self) -> bool:
+        """No producer, data producer or observer is left."""
+        return not (self._producers or self._data_producers or self._observers)
+
+    # -- observers ------------------------------------------------------------------------
+
+    def observe(self, observer: Callable[[], None]) -> None:
+        self._observers.append(observer)
+
+    def unobserve(self, observer: Callable[[], None]) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Tell observers once, at the end, about every change made inside."""
+        self._batch += 1
+        try:
+            yield
+        finally:
+            self._batch -= 1
+            if not self._batch and self._dirty:
+                self._changed()
+
+    def _changed(self) -> None:
+        if self._batch:
+            self._dirty = True
+            return
+        self._dirty = False
+        for observer in list(self._observers):
+            observer()
+
+    # -- media ----------------------------------------------------------------------------
+
+    def produce(
+        self, publisher_sid: str, info: PublishedTrackInfo, request_keyframe: Callable[[int], None]
+    ) -> Producer:
+        """Add a producer; one with the same publisher and track id is closed first."""
+        old = self._producers.get((publisher_sid, info.track_id))
+        if old is not None:
+            old.close()
+        producer = Producer(publisher_sid, info, request_keyframe, self)
+        self._producers[(publisher_sid, info.track_id)] = producer
+        self._changed()
         return producer
 
-    def add_data_producer(self, producer: DataProducer) -> None:
-        self.data_producers[(producer.publisher_sid, producer.label)] = producer
-        self.changed()
+    def consume(
+        self,
+        producer: Producer,
+        info: SentTrackInfo,
+        sink: RtpSink,
+        on_producer_closed: Callable[[Consumer], None] | None = None,
+    ) -> Consumer:
+        """Attach a consumer to a live producer; `on_producer_closed` runs if the producer
+        closes first (then the consumer is closed already)."""
+        if producer.closed:
+            raise ValueError(f"producer {producer.track_id} is closed")
+        consumer = Consumer(producer, info, sink, on_producer_closed)
+        producer._attach(consumer)
+        return consumer
 
-    def remove_data_producer(self, publisher_sid: str, label: str) -> None:
-        if self.data_producers.pop((publisher_sid, label), None) is not None:
-            self.changed()
+    def _producer_closed(self, producer: Producer) -> None:
+        key = (producer.publisher_sid, producer.track_id)
+        if self._producers.get(key) is producer:
+            del self._producers[key]
+            self._changed()
+
+    # -- data -----------------------------------------------------------------------------
+
+    def produce_data(
+        self,
+        publisher_sid: str,
+        label: str,
+        *,
+        ordered: bool = True,
+        max_retransmits: int | None = None,
+        max_packet_life_time: int | None = None,
+    ) -> DataProducer:
+        """Add a data producer; one with the same publisher and label is closed first."""
+        old = self._data_producers.get((publisher_sid, label))
+        if old is not None:
+            old.close()
+        producer = DataProducer(
+            publisher_sid, label, ordered, max_retransmits, max_packet_life_time, self
+        )
+        self._data_producers[(publisher_sid, label)] = producer
+        self._changed()
+        return producer
+
+    def consume_data(
+        self,
+        producer: DataProducer,
+        subscriber_sid: str,
+        deliver: Callable[[str | bytes], None],
+        on_producer_closed: Callable[[DataConsumer], None] | None = None,
+    ) -> DataConsumer:
+        if producer.closed:
+            raise ValueError(f"data producer {producer.label} is closed")
+        consumer = DataConsumer(producer, subscriber_sid, deliver, on_producer_closed)
+        producer.consumers = [*producer.consumers, consumer]
+        return consumer
+
+    def _data_producer_closed(self, producer: DataProducer) -> None:
+        key = (producer.publisher_sid, producer.label)
+        if self._data_producers.get(key) is producer:
+            del self._data_producers[key]
+            self._changed()

@@ -44,6 +44,9 @@ class NoListener:
     def subscriptions_changed(self, subscribed: Sequence[tuple[TrackSid, str]]) -> None:
         pass
 
+    def media_failed(self, reason: str) -> None:
+        pass
+
 
 class Recorder:
     def __init__(self) -> None:

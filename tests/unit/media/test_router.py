@@ -7,12 +7,13 @@ import time
 
 from parlour.media import rtp
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
-from parlour.media.router import KEYFRAME_INTERVAL, VIDEO_HISTORY, Consumer, Producer
+from parlour.media.router import KEYFRAME_INTERVAL, VIDEO_HISTORY, Consumer, Producer, Router
 from parlour.media.sdp import Codec
 
 VP8 = Codec(96, "VP8", 90000)
 SUB_VP8 = Codec(100, "VP8", 90000)
 PUB_SSRC = 0x1111
+ROUTER = Router("RM")
 
 
 class Sink:
@@ -29,7 +30,7 @@ class Sink:
 
 def producer() -> Producer:
     info = PublishedTrackInfo("1", "t", "s", "video", (VP8,), (PUB_SSRC,), (), ())
-    return Producer("PA", info, lambda ssrc: None)
+    return Router("RM").produce("PA", info, lambda ssrc: None)
 
 
 def consumer(p: Producer, ssrc: int, *, rtx: bool = False) -> tuple[Consumer, Sink]:
@@ -37,9 +38,7 @@ def consumer(p: Producer, ssrc: int, *, rtx: bool = False) -> tuple[Consumer, Si
         "0", "t", "s", "video", ssrc, 0x9999 if rtx else None, SUB_VP8, 101 if rtx else None, ()
     )
     sink = Sink()
-    c = Consumer(p, info, sink)
-    p.consumers.append(c)
-    return c, sink
+    return ROUTER.consume(p, info, sink), sink
 
 
 def packet(seq: int, payload: bytes = b"payload") -> bytes:
@@ -124,7 +123,8 @@ async def test_no_deferred_keyframe_for_a_producer_nobody_receives_any_more() ->
     now = time.monotonic()
     p.request_keyframe(now)
     p.request_keyframe(now + 0.01)
-    p.consumers.clear()
+    for c in p.consumers:
+        c.close()
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
     assert asked == [PUB_SSRC]
 
