@@ -33,7 +33,7 @@ from parlour.client.video import LocalTrackInfo, SignalingClientError, connect
 from parlour.protocol import signaling as sig
 from parlour.protocol.tokens import encode_token
 from parlour.testing import ServerThread
-from tests.helpers import Account, access_token, eventually, new_account, ws_url
+from tests.helpers import Account, access_token, new_account, ws_url
 from tests.integration.test_webhooks_delivery import Receiver, wait_for
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,7 @@ async def test_completion_racing_the_last_leave_ends_once(
                     return await c.post(f"/v1/Rooms/{sid}", data={"Status": "completed"})
 
             _, answer = await asyncio.gather(alice.disconnect(), complete())
-            assert answer.status_code in (200, 400), answer.text
+            assert answer.status_code in (202, 400), answer.text
             room = http.get(f"/v1/Rooms/{sid}").json()
             assert room["status"] == "completed", room
             assert room["end_time"] is not None
@@ -183,15 +183,12 @@ async def test_client_that_never_does_ice_is_disconnected_with_53405(
     frames: list[dict[str, Any]] = []
     async with websockets.connect(ws_url(server)) as ws:
         await ws.send(sig.encode_message(hello))
-        try:
-            async with asyncio.timeout(20):
-                async for raw in ws:  # heartbeats keep the signaling session alive
-                    frame = json.loads(raw)
-                    frames.append(frame)
-                    if frame.get("type") == "heartbeat":
-                        await ws.send(json.dumps({"type": "heartbeat"}))
-        except websockets.ConnectionClosed:
-            pass
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while time.monotonic() - started < 20:  # heartbeats keep signaling alive
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                frames.append(frame)
+                if frame.get("type") == "heartbeat":
+                    await ws.send(json.dumps({"type": "heartbeat"}))
     await pc.close()
     bodies = [f.get("body", {}) for f in frames if f.get("type") == "msg"]
     assert [b["type"] for b in bodies][:1] == ["connected"]
@@ -200,11 +197,14 @@ async def test_client_that_never_does_ice_is_disconnected_with_53405(
     assert time.monotonic() - started >= 1.0
     silent_sid = bodies[0]["participant"]["sid"]
 
-    def silent_gone() -> bool:
-        state = watcher.participants.get(silent_sid)
-        return state is not None and state.state == "disconnected"
-
-    await eventually(silent_gone)
+    seen: list[str] = []  # what the other participant saw of it
+    while "participantDisconnected" not in seen:
+        event = await watcher.next_event(within=10)
+        if event.participant is not None and event.participant.sid == silent_sid:
+            seen.append(event.name)
+    assert seen == ["participantConnected", "trackPublished", "trackUnpublished"] + [
+        "participantDisconnected"
+    ]
     with rest(server.base_url, acct) as http:
         room_sid = bodies[0]["sid"]
         p = http.get(f"/v1/Rooms/{room_sid}/Participants/{silent_sid}").json()
@@ -316,13 +316,15 @@ async def test_participants_of_a_killed_server_are_disconnected_after_restart(
                 return None
 
             await wait_for(all_left, within=20)
-            names = [e for e, _ in receiver.events()]
+            # A callback the killed server sent but had not marked delivered is sent again
+            # (at least once, like Twilio's); by sequence number each is one event.
+            by_seq = {int(s): e for e, s in receiver.events()}
+            assert sorted(by_seq) == list(range(len(by_seq)))
+            names = [by_seq[i] for i in sorted(by_seq)]
             assert names.count("track-removed") == 1
             assert names.count("room-ended") == 1
-            assert names.index("room-ended") > max(
-                i for i, n in enumerate(names) if n == "participant-disconnected"
-            )
-            assert [int(s) for _, s in receiver.events()] == list(range(len(names)))
+            assert names.index("room-ended") == len(names) - 1
+            assert names.count("participant-disconnected") == 2
             with rest(url, acct) as http:
                 room = http.get(f"/v1/Rooms/{room_sid}").json()
                 assert room["status"] == "completed"
