@@ -48,7 +48,7 @@ def publish(
         live = []
         for name, codec in tracks:
             kind = TrackKind.AUDIO if codec == "OPUS" else TrackKind.VIDEO
-            track = await p.participants.publish(participant, name, kind)
+            track = await p.participants.publish(room_record, participant, name, kind)
             tap = await recordings_service(server).track_published(
                 room_record, participant, track, codec.lower() if codec == "OPUS" else codec
             )

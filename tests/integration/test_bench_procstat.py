@@ -14,7 +14,10 @@ import pytest
 import bench.procstat as procstat
 from bench.procstat import CpuWindow, ProcessTree, WindowResult, read_stat
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+]
 
 # Burns ~0.5 s of CPU, says so on stdout, then stays alive until stdin closes.
 BURN = """
