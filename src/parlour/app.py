@@ -7,7 +7,9 @@
     ├── AccountService      (services/)
     ├── RoomService         (services/)    + idle-room reaper task
     ├── ParticipantService  (services/)
-    ├── SignalingHub        (signaling/)   live sessions; implements SessionControl
+    ├── LiveRoomService     (services/)    live sessions; implements SessionControl
+    ├── NodeMonitor         (services/)    this node's heartbeat; recovers gone nodes
+    ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
     ├── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
@@ -38,11 +40,12 @@ from parlour.media.plane import SfuMediaPlane
 from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
 from parlour.services.accounts import AccountService
+from parlour.services.live_rooms import LiveRoomService
+from parlour.services.nodes import NodeMonitor, new_node_id
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.rooms import RoomService
 from parlour.signaling.endpoint import signaling_routes
-from parlour.signaling.hub import SignalingHub
 from parlour.store.sql import SqlStore
 from parlour.webhooks import TargetPolicy, WebhookSender, WebhookSettings
 
@@ -65,22 +68,23 @@ class LoggingEventSink:
 
 
 class SessionsProxy:
-    """The `SessionControl` port, bound to the signaling hub once both exist."""
+    """The `SessionControl` port for the room and participant services, bound to the
+    live-rooms service once it exists (it needs those services itself)."""
 
     def __init__(self) -> None:
-        self.hub: SignalingHub | None = None
+        self.live: LiveRoomService | None = None
 
     async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
-        if self.hub is not None:
-            await self.hub.disconnect_participant(participant_sid, code)
+        if self.live is not None:
+            await self.live.disconnect_participant(participant_sid, code)
 
     async def end_room(self, room_sid: RoomSid, code: int) -> None:
-        if self.hub is not None:
-            await self.hub.end_room(room_sid, code)
+        if self.live is not None:
+            await self.live.end_room(room_sid, code)
 
     async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
-        if self.hub is not None:
-            await self.hub.subscribe_rules_changed(participant_sid)
+        if self.live is not None:
+            await self.live.subscribe_rules_changed(participant_sid)
 
 
 @dataclass
@@ -92,14 +96,15 @@ class Parlour:
     accounts: AccountService
     rooms: RoomService
     participants: ParticipantService
-    hub: SignalingHub
+    live: LiveRoomService
+    nodes: NodeMonitor
     asgi: Starlette
 
     sfu: SfuMediaPlane | None = None
     metrics: CollectorRegistry | None = None
 
     async def close(self) -> None:
-        await self.hub.close()
+        await self.live.close()
         if self.sfu is not None:
             self.sfu.close()
         await self.store.close()
@@ -154,16 +159,26 @@ async def build(
     await recordings.recover()
     # Recordings end with their track, participant or room: the service hears those events.
     events = FanOutEventSink(events, recordings)
+    node_id = new_node_id()
+    participants = ParticipantService(store, clock, events, sessions, node_id=node_id)
     rooms = RoomService(
         store,
         clock,
         events,
         sessions,
+        participants,
         timeout_minute=config.timeout_minute_seconds,
         callback_policy=callback_policy,
         recorder=recordings,
     )
-    participants = ParticipantService(store, clock, events, sessions)
+    nodes = NodeMonitor(
+        store,
+        clock,
+        participants,
+        node_id,
+        heartbeat=config.node_heartbeat_seconds,
+        stale_after=config.node_stale_seconds,
+    )
     sfu: SfuMediaPlane | None = None
     if media is None:
         media_host = config.media_host or config.host
@@ -172,9 +187,11 @@ async def build(
             config.media_port,
             advertised_host=config.media_advertised_address
             or (None if media_host not in ("0.0.0.0", "::", "") else "127.0.0.1"),
+            connect_timeout=config.media_connect_timeout_seconds,
+            consent_timeout=config.media_consent_timeout_seconds,
         )
         media = sfu
-    hub = SignalingHub(
+    live = LiveRoomService(
         accounts,
         rooms,
         participants,
@@ -183,8 +200,9 @@ async def build(
         auto_create_rooms=config.auto_create_rooms,
         recorder=recordings,
     )
-    sessions.hub = hub
+    sessions.live = live
     await accounts.default_account()
+    await nodes.beat()
     ctx = ApiContext(
         accounts=accounts,
         rooms=rooms,
@@ -197,12 +215,16 @@ async def build(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await webhooks.start()
         reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
+        heartbeat = asyncio.create_task(nodes.run())
         try:
             yield
         finally:
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            await live.close()  # participants here leave, with their callbacks
+            for task in (reaper, heartbeat):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await nodes.stop()
             await recordings.close()
             await webhooks.close()
 
@@ -216,9 +238,9 @@ async def build(
         ctx,
         lifespan=lifespan,
         extra_routes=[
-            *signaling_routes(hub),
+            *signaling_routes(live),
             *metrics_routes(metrics, load_metrics_token(config, secret)),
         ],
         dev=config.dev,
     )
-    return Parlour(config, store, accounts, rooms, participants, hub, asgi, sfu, metrics)
+    return Parlour(config, store, accounts, rooms, participants, live, nodes, asgi, sfu, metrics)

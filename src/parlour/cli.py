@@ -230,6 +230,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
+    sock.listen(2048)  # connections wait in the backlog until the app is ready to accept
     config = Config(**{**vars(config), "port": sock.getsockname()[1]})
 
     async def serve() -> None:

@@ -55,6 +55,17 @@ class Config:
     #: Seconds a signaling session survives a dropped socket (sent to clients as
     #: `session_timeout`).
     session_timeout_seconds: float = 30.0
+    #: Seconds a participant's media transport (ICE + DTLS) has to come up after its first
+    #: offer; a participant whose media never connects is disconnected with 53405.
+    media_connect_timeout_seconds: float = 30.0
+    #: Seconds without an ICE consent check from a connected client (RFC 7675) before its
+    #: media is considered gone and the participant is disconnected with 53405.
+    media_consent_timeout_seconds: float = 30.0
+    #: How often this server records that it is alive (`nodes` table).
+    node_heartbeat_seconds: float = 10.0
+    #: A server silent for this long is gone: its participants are disconnected (with their
+    #: callbacks) by any server still running, and their rooms end by their timeouts.
+    node_stale_seconds: float = 30.0
     #: Create a room when a client connects to a name that has none (Twilio's default).
     auto_create_rooms: bool = True
     #: UDP address of the SFU (host defaults to `host`; port 0 picks a free one).
@@ -107,6 +118,10 @@ class Config:
             ("timeout_minute_seconds", "PARLOUR_TIMEOUT_MINUTE_SECONDS"),
             ("idle_sweep_seconds", "PARLOUR_IDLE_SWEEP_SECONDS"),
             ("session_timeout_seconds", "PARLOUR_SESSION_TIMEOUT_SECONDS"),
+            ("media_connect_timeout_seconds", "PARLOUR_MEDIA_CONNECT_TIMEOUT_SECONDS"),
+            ("media_consent_timeout_seconds", "PARLOUR_MEDIA_CONSENT_TIMEOUT_SECONDS"),
+            ("node_heartbeat_seconds", "PARLOUR_NODE_HEARTBEAT_SECONDS"),
+            ("node_stale_seconds", "PARLOUR_NODE_STALE_SECONDS"),
             ("webhook_timeout_seconds", "PARLOUR_WEBHOOK_TIMEOUT_SECONDS"),
             ("webhook_retry_initial_seconds", "PARLOUR_WEBHOOK_RETRY_INITIAL_SECONDS"),
             ("webhook_retry_max_seconds", "PARLOUR_WEBHOOK_RETRY_MAX_SECONDS"),

@@ -65,6 +65,7 @@ class Received:
     params: dict[str, str]
     signature_valid: bool
     answered: int
+    names: tuple[str, ...] = ()  # the parameter names in the order they were sent
 
 
 class Receiver:
@@ -117,16 +118,26 @@ class Receiver:
         # What a customer's handler sees: the URL it was called on, as the client named it.
         url = f"http://{handler.headers['Host']}{handler.path}"
         if handler.command == "POST":
-            params = dict(parse_qsl(body, keep_blank_values=True))
+            pairs = parse_qsl(body, keep_blank_values=True)
+            params = dict(pairs)
             signed: dict[str, str] = params
         else:
-            params = dict(parse_qsl(urlsplit(handler.path).query, keep_blank_values=True))
+            pairs = parse_qsl(urlsplit(handler.path).query, keep_blank_values=True)
+            params = dict(pairs)
             signed = {}
         valid = self.validator.validate(url, signed, handler.headers.get("X-Twilio-Signature"))
         with self._lock:
             answered = 500 if len(self.requests) < self.fail_first else 204
             self.requests.append(
-                Received(handler.command, url, dict(handler.headers), params, valid, answered)
+                Received(
+                    handler.command,
+                    url,
+                    dict(handler.headers),
+                    params,
+                    valid,
+                    answered,
+                    tuple(name for name, _ in pairs),
+                )
             )
         handler.send_response(answered)
         handler.send_header("Content-Length", "0")
@@ -312,6 +323,20 @@ async def test_room_lifecycle_produces_the_exact_ordered_events(
             if duration in p:
                 assert p[duration].isdigit()
     assert stamps == sorted(stamps)
+    # In Twilio's order (docs/webhooks.md), after the URL's own query for a GET.
+    assert got[1].names[-11:] == (
+        "RoomStatus",
+        "RoomType",
+        "RoomSid",
+        "RoomName",
+        "ParticipantStatus",
+        "ParticipantIdentity",
+        "SequenceNumber",
+        "StatusCallbackEvent",
+        "Timestamp",
+        "ParticipantSid",
+        "AccountSid",
+    )
 
     await wait_for(all_recorded(hook_server, room_sid, len(expected)))
     records = deliveries(hook_server, room_sid)

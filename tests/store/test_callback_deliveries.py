@@ -5,34 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
-
-from parlour.config import Config
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
+from parlour.domain.ports import Store
 from parlour.domain.sids import new_sid
-from parlour.store.sql import SqlStore
 
 T0 = dt.datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=dt.UTC)
-
-BACKENDS = ["sqlite"]
-if os.environ.get("PARLOUR_TEST_POSTGRES_DSN"):
-    BACKENDS.append("postgres")
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        url = Config(data_dir=tmp_path).db_url
-    else:
-        url = Config(database_url=os.environ["PARLOUR_TEST_POSTGRES_DSN"]).db_url
-    s = await SqlStore.open(url)
-    yield s
-    await s.close()
 
 
 def delivery(room: str, event: str = "room-created") -> CallbackDelivery:
@@ -48,7 +27,7 @@ def delivery(room: str, event: str = "room-created") -> CallbackDelivery:
     )
 
 
-async def test_sequence_numbers_count_per_room_from_zero(store: SqlStore) -> None:
+async def test_sequence_numbers_count_per_room_from_zero(store: Store) -> None:
     a, b = new_sid("RM"), new_sid("RM")
     first = await store.insert_callback_delivery(delivery(a))
     assert first.id is not None and first.sequence_number == 0
@@ -65,7 +44,7 @@ async def test_sequence_numbers_count_per_room_from_zero(store: SqlStore) -> Non
     assert listed[0].status is DeliveryStatus.PENDING and listed[0].date_updated == T0
 
 
-async def test_updates_and_the_pending_set(store: SqlStore) -> None:
+async def test_updates_and_the_pending_set(store: Store) -> None:
     a, b = sorted([new_sid("RM"), new_sid("RM")])
     a0 = await store.insert_callback_delivery(delivery(a))
     b0 = await store.insert_callback_delivery(delivery(b))
@@ -105,7 +84,7 @@ async def test_updates_and_the_pending_set(store: SqlStore) -> None:
     )
 
 
-async def test_concurrent_inserts_of_different_rooms(store: SqlStore) -> None:
+async def test_concurrent_inserts_of_different_rooms(store: Store) -> None:
     rooms = [new_sid("RM") for _ in range(5)]
     stored = await asyncio.gather(*(store.insert_callback_delivery(delivery(r)) for r in rooms))
     assert [d.sequence_number for d in stored] == [0] * 5

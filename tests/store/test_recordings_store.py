@@ -4,17 +4,11 @@ SQLite always; PostgreSQL when PARLOUR_TEST_POSTGRES_DSN is set."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
-
-from parlour.config import Config
 from parlour.domain.accounts import Account
 from parlour.domain.paging import PageRequest, parse_page_token
-from parlour.domain.ports import RecordingFilter
+from parlour.domain.ports import RecordingFilter, Store
 from parlour.domain.recordings import Recording, RecordingCodec, RecordingStatus, RecordingType
 from parlour.domain.rooms import RoomSpec, validate_room_spec
 from parlour.domain.sids import (
@@ -25,27 +19,11 @@ from parlour.domain.sids import (
     TrackSid,
     new_sid,
 )
-from parlour.store.sql import SqlStore
 
 T0 = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
 
-BACKENDS = ["sqlite"]
-if os.environ.get("PARLOUR_TEST_POSTGRES_DSN"):
-    BACKENDS.append("postgres")
 
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        url = Config(data_dir=tmp_path).db_url
-    else:
-        url = Config(database_url=os.environ["PARLOUR_TEST_POSTGRES_DSN"]).db_url
-    s = await SqlStore.open(url)
-    yield s
-    await s.close()
-
-
-async def account_with_room(store: SqlStore) -> tuple[AccountSid, RoomSid]:
+async def account_with_room(store: Store) -> tuple[AccountSid, RoomSid]:
     account = AccountSid(new_sid("AC"))
     await store.insert_account(Account(account, "t", "h" * 64, T0, T0))
     room = validate_room_spec(RoomSpec(), sid=RoomSid(new_sid("RM")), account_sid=account, now=T0)
@@ -75,7 +53,7 @@ def make(
     )
 
 
-async def test_round_trip_and_update(store: SqlStore) -> None:
+async def test_round_trip_and_update(store: Store) -> None:
     account, room = await account_with_room(store)
     rec = make(account, room, 0, codec=RecordingCodec.VP8)
     await store.insert_recording(rec)
@@ -90,7 +68,7 @@ async def test_round_trip_and_update(store: SqlStore) -> None:
     assert await store.get_recording(account, failed.sid) == failed
 
 
-async def test_scoped_by_account(store: SqlStore) -> None:
+async def test_scoped_by_account(store: Store) -> None:
     account, room = await account_with_room(store)
     other, _ = await account_with_room(store)
     rec = make(account, room, 0)
@@ -99,7 +77,7 @@ async def test_scoped_by_account(store: SqlStore) -> None:
     assert (await store.list_recordings(other, RecordingFilter(), PageRequest())).items == []
 
 
-async def test_filters(store: SqlStore) -> None:
+async def test_filters(store: Store) -> None:
     account, room = await account_with_room(store)
     _, other_room = await account_with_room(store)
     alice = new_sid("PA")
@@ -128,7 +106,7 @@ async def test_filters(store: SqlStore) -> None:
     assert await sids(created_before=T0 + dt.timedelta(minutes=1)) == [mic.sid]
 
 
-async def test_keyset_paging(store: SqlStore) -> None:
+async def test_keyset_paging(store: Store) -> None:
     account, room = await account_with_room(store)
     recs = [make(account, room, i) for i in range(5)]
     for rec in recs:
@@ -143,7 +121,7 @@ async def test_keyset_paging(store: SqlStore) -> None:
     assert [r.sid for r in second.items] == [recs[2].sid, recs[1].sid]
 
 
-async def test_recordings_with_status_spans_accounts(store: SqlStore) -> None:
+async def test_recordings_with_status_spans_accounts(store: Store) -> None:
     a1, r1 = await account_with_room(store)
     a2, r2 = await account_with_room(store)
     first, second = make(a1, r1, 0), make(a2, r2, 1)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from parlour.domain import errors
-from parlour.domain.sids import AccountSid
 from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
@@ -39,9 +38,3 @@ class ApiContext:
 def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.api
     return ctx
-
-
-def account_of(request: Request) -> AccountSid:
-    """The account the request authenticated as (set by the auth middleware)."""
-    sid: AccountSid = request.state.account_sid
-    return sid

@@ -55,7 +55,7 @@ def room_json(ctx: ApiContext, room: Room) -> dict[str, Any]:
     }
 
 
-def _room_error(code: int, message: str) -> errors.TwilioError:
+def _room_error(code: errors.Code, message: str) -> errors.TwilioError:
     return errors.RoomError(message, code=code)
 
 
@@ -70,7 +70,7 @@ async def create_room(request: Request) -> JSONResponse:
         status_callback_method=p.text("StatusCallbackMethod"),
         max_participants=p.integer(
             "MaxParticipants",
-            lambda m: _room_error(errors.MAX_PARTICIPANTS_OUT_OF_RANGE, m),
+            lambda m: _room_error(errors.Code.ROOM_MAX_PARTICIPANTS_OUT_OF_RANGE, m),
         ),
         record_participants_on_connect=p.flag("RecordParticipantsOnConnect"),
         transcribe_participants_on_connect=p.flag("TranscribeParticipantsOnConnect"),
@@ -80,13 +80,14 @@ async def create_room(request: Request) -> JSONResponse:
         transcriptions_configuration=p.text("TranscriptionsConfiguration"),
         audio_only=p.flag("AudioOnly"),
         max_participant_duration=p.integer(
-            "MaxParticipantDuration", lambda m: _room_error(errors.TIMEOUT_OUT_OF_RANGE, m)
+            "MaxParticipantDuration",
+            lambda m: _room_error(errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE, m),
         ),
         empty_room_timeout=p.integer(
-            "EmptyRoomTimeout", lambda m: _room_error(errors.TIMEOUT_OUT_OF_RANGE, m)
+            "EmptyRoomTimeout", lambda m: _room_error(errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE, m)
         ),
         unused_room_timeout=p.integer(
-            "UnusedRoomTimeout", lambda m: _room_error(errors.TIMEOUT_OUT_OF_RANGE, m)
+            "UnusedRoomTimeout", lambda m: _room_error(errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE, m)
         ),
         large_room=p.flag("LargeRoom"),
     )

@@ -457,7 +457,10 @@ class Room:
         code = ws.close_code
         if self._connected is not None and not self._connected.done():
             self._connected.set_exception(
-                self.disconnect_error or SignalingClientError(53000, "Signaling connection error")
+                self.disconnect_error
+                or SignalingClientError(
+                    sig.ErrorCode.SIGNALING_CONNECTION_ERROR, "Signaling connection error"
+                )
             )
             return
         if self.state != "connected":
@@ -542,10 +545,15 @@ class Room:
             await self._apply_descriptions(body.peer_connections or ())
         elif isinstance(body, sig.Disconnected):
             if body.status == "completed":
-                self.disconnect_error = SignalingClientError(53118, "Room completed")
+                self.disconnect_error = SignalingClientError(
+                    sig.ErrorCode.ROOM_COMPLETED, "Room completed"
+                )
             if self._connected is not None and not self._connected.done():
                 self._connected.set_exception(
-                    self.disconnect_error or SignalingClientError(53000, "Disconnected")
+                    self.disconnect_error
+                    or SignalingClientError(
+                        sig.ErrorCode.SIGNALING_CONNECTION_ERROR, "Disconnected"
+                    )
                 )
             else:
                 self._ended(self.disconnect_error)

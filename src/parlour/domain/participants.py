@@ -19,6 +19,7 @@ __all__ = [
     "Participant",
     "ParticipantStatus",
     "parse_participant_status_update",
+    "validate_identity",
 ]
 
 MAX_IDENTITY_LENGTH = 128
@@ -65,6 +66,18 @@ class Participant:
             duration=max(0, int((now - start).total_seconds())),
             date_updated=now,
         )
+
+
+def validate_identity(identity: str) -> None:
+    """An identity must be non-blank and at most 128 UTF-16 code units (Twilio's limit).
+
+    Raises:
+        TwilioError: 53200 blank, 53201 too long.
+    """
+    if not identity or not identity.strip():
+        raise errors.TwilioError(code=errors.Code.PARTICIPANT_IDENTITY_INVALID)
+    if len(identity.encode("utf-16-le", errors="surrogatepass")) // 2 > MAX_IDENTITY_LENGTH:
+        raise errors.TwilioError(code=errors.Code.PARTICIPANT_IDENTITY_TOO_LONG)
 
 
 def parse_participant_status_update(value: str | None) -> ParticipantStatus:

@@ -33,7 +33,6 @@ from dataclasses import dataclass, replace
 from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid
 
 __all__ = [
-    "CLOCK_RATES",
     "ContainerFormat",
     "FailedOperation",
     "InvalidTransition",
@@ -87,13 +86,6 @@ class FailedOperation(enum.StrEnum):
     COMPLETE = "RecordingComplete"
     UPLOAD = "RecordingUpload"
 
-
-#: RTP clock rate of each codec we record.
-CLOCK_RATES = {
-    RecordingCodec.OPUS: 48000,
-    RecordingCodec.VP8: 90000,
-    RecordingCodec.H264: 90000,
-}
 
 _RECORDABLE = {
     "opus": RecordingCodec.OPUS,

@@ -155,21 +155,19 @@ class Room:
 
 def _check_name(name: str) -> None:
     if name.strip() == "":
-        raise errors.RoomError("Room name is invalid", code=errors.ROOM_NAME_INVALID)
+        raise errors.RoomError(code=errors.Code.ROOM_NAME_INVALID)
     if len(name) > MAX_NAME_LENGTH:
-        raise errors.RoomError("Room name is too long", code=errors.ROOM_NAME_TOO_LONG)
+        raise errors.RoomError(code=errors.Code.ROOM_NAME_TOO_LONG)
     if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise errors.RoomError(
-            "Room name contains invalid characters", code=errors.ROOM_NAME_INVALID_CHARS
-        )
+        raise errors.RoomError(code=errors.Code.ROOM_NAME_CHARS_INVALID)
     if is_sid(name):
         # A name shaped like a SID would make /v1/Rooms/{Sid} ambiguous.
-        raise errors.RoomError("Room name is invalid", code=errors.ROOM_NAME_INVALID)
+        raise errors.RoomError(code=errors.Code.ROOM_NAME_INVALID)
 
 
 def validate_status_callback(url: str) -> None:
     """StatusCallback must be an absolute http(s) URL shorter than 1024 characters (53111)."""
-    bad = errors.RoomError("StatusCallback is invalid", code=errors.STATUS_CALLBACK_INVALID)
+    bad = errors.RoomError(code=errors.Code.ROOM_STATUS_CALLBACK_INVALID)
     if len(url) >= MAX_CALLBACK_LENGTH or any(ch.isspace() for ch in url):
         raise bad
     try:
@@ -181,7 +179,7 @@ def validate_status_callback(url: str) -> None:
         raise bad
 
 
-def _check_range(value: int, allowed: range, code: int, message: str) -> None:
+def _check_range(value: int, allowed: range, code: errors.Code, message: str | None = None) -> None:
     if value not in allowed:
         raise errors.RoomError(message, code=code)
 
@@ -204,37 +202,32 @@ def validate_room_spec(
     try:
         room_type = RoomType(spec.type) if spec.type is not None else RoomType.GROUP
     except ValueError:
-        raise errors.RoomError("RoomType is not valid", code=errors.ROOM_TYPE_INVALID) from None
+        raise errors.RoomError(code=errors.Code.ROOM_TYPE_INVALID) from None
     limits = ROOM_TYPE_LIMITS[room_type]
 
     if spec.status_callback is not None:
         validate_status_callback(spec.status_callback)
     method = (spec.status_callback_method or "POST").upper()
     if method not in ("GET", "POST"):
-        raise errors.RoomError(
-            "StatusCallbackMethod is invalid", code=errors.STATUS_CALLBACK_METHOD_INVALID
-        )
+        raise errors.RoomError(code=errors.Code.ROOM_STATUS_CALLBACK_METHOD_INVALID)
 
     max_participants = limits.max_participants
     if spec.max_participants is not None:
         _check_range(
             spec.max_participants,
             range(1, limits.max_participants + 1),
-            errors.MAX_PARTICIPANTS_OUT_OF_RANGE,
-            "MaxParticipants is out of range",
+            errors.Code.ROOM_MAX_PARTICIPANTS_OUT_OF_RANGE,
         )
         max_participants = spec.max_participants
 
     for value in (spec.empty_room_timeout, spec.unused_room_timeout):
         if value is not None:
-            _check_range(
-                value, TIMEOUT_MINUTES, errors.TIMEOUT_OUT_OF_RANGE, "Timeout is out of range"
-            )
+            _check_range(value, TIMEOUT_MINUTES, errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE)
     if spec.max_participant_duration is not None:
         _check_range(
             spec.max_participant_duration,
             PARTICIPANT_DURATION_SECONDS,
-            errors.TIMEOUT_OUT_OF_RANGE,
+            errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE,
             "MaxParticipantDuration is out of range",
         )
 

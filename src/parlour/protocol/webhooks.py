@@ -1,7 +1,8 @@
 """Status callbacks on the wire: Twilio's parameters, the request shape, `X-Twilio-Signature`.
 
-Pure: no sockets, no clock. The webhook sender (`parlour.webhooks`) builds a
-`RoomStatusCallback` from a domain event, turns it into a `CallbackRequest` with
+Pure: no sockets, no clock, no domain. The webhook sender (`parlour.webhooks`) builds a
+`RoomStatusCallback` or `RecordingStatusCallback` from a typed domain event
+(`parlour.webhooks.sender.status_callback`), turns it into a `CallbackRequest` with
 `prepare_request`, and sends it.
 
 - Parameters are PascalCase, exactly as Twilio names them (rest-api.md §8.1). POST sends

@@ -136,7 +136,8 @@ class AccountService:
         iss = claims.get("iss")
         found = await self.key_secret(iss) if isinstance(iss, str) else None
         if found is None:
-            raise tokens.TokenError(tokens.ISSUER_INVALID, "Invalid Access Token issuer/subject")
+            code = errors.Code.ACCESS_TOKEN_ISSUER_INVALID
+            raise tokens.TokenError(code, errors.MESSAGES[code])
         account_sid, secret = found
         now = int(self._clock.now().timestamp())
         return tokens.verify_token(token, secret=secret, now=now, account_sid=account_sid)

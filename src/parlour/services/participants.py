@@ -1,5 +1,10 @@
 """Participants and their tracks: REST reads and updates, and the join/leave/publish steps
-that the signaling layer drives."""
+that the live-rooms service drives.
+
+Every change is one conditional write in the store (`Store.disconnect_participant`, …), so a
+participant leaves, and a track ends, exactly once whoever else acts at the same moment; the
+caller that made the change sends the events.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,20 @@ from dataclasses import replace
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
-from parlour.domain.events import participant_event
+from parlour.domain.events import (
+    ParticipantConnected,
+    ParticipantDisconnected,
+    TrackAdded,
+    TrackDisabled,
+    TrackEnabled,
+    TrackRemoved,
+)
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import (
-    MAX_IDENTITY_LENGTH,
     Participant,
     ParticipantStatus,
     parse_participant_status_update,
+    validate_identity,
 )
 from parlour.domain.ports import EventSink, ParticipantFilter, SessionControl, Store
 from parlour.domain.rooms import Room, RoomStatus
@@ -26,22 +38,28 @@ __all__ = ["ParticipantService"]
 
 log = logging.getLogger(__name__)
 
-MAX_PARTICIPANTS_EXCEEDED = 53105
-IDENTITY_INVALID = 53200
-IDENTITY_TOO_LONG = 53201
-DUPLICATE_IDENTITY = 53205
-#: Sent to a participant removed through REST (`Status=disconnected`): "Participant not found".
-REMOVED_BY_REST = 53204
-
 
 class ParticipantService:
+    """Participant use cases.
+
+    Args:
+        node_id: this server node; participants that join here belong to it (`Store` nodes).
+    """
+
     def __init__(
-        self, store: Store, clock: Clock, events: EventSink, sessions: SessionControl
+        self,
+        store: Store,
+        clock: Clock,
+        events: EventSink,
+        sessions: SessionControl,
+        *,
+        node_id: str | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._events = events
         self._sessions = sessions
+        self.node_id = node_id
 
     # -- REST -----------------------------------------------------------------------------
 
@@ -71,18 +89,21 @@ class ParticipantService:
         self, room: Room, sid_or_identity: str, status: str | None
     ) -> Participant:
         """REST `Status=disconnected` removes a participant from its room."""
-        parse_participant_status_update(status)
         participant = await self.get(room, sid_or_identity)
+        parse_participant_status_update(status)
         if not participant.active:
             return participant
-        await self._sessions.disconnect_participant(participant.sid, REMOVED_BY_REST)
+        await self._sessions.disconnect_participant(
+            participant.sid, errors.Code.PARTICIPANT_NOT_FOUND
+        )
         return await self.leave(room, participant)
 
     async def anonymize(self, room: Room, sid_or_identity: str) -> Participant:
         """Replace the identity with the participant SID, for good."""
         participant = await self.get(room, sid_or_identity)
-        anonymous = replace(participant, identity=participant.sid, date_updated=self._clock.now())
-        await self._store.update_participant(anonymous)
+        anonymous = await self._store.anonymize_participant(participant.sid, self._clock.now())
+        if anonymous is None:  # pragma: no cover - deleted in between
+            raise errors.NotFoundError.for_path(f"/Rooms/{room.sid}/Participants/{sid_or_identity}")
         log.info("participant anonymized sid=%s room=%s", participant.sid, room.sid)
         return anonymous
 
@@ -97,15 +118,9 @@ class ParticipantService:
         if rules_json is None:
             raise errors.SubscribeRulesError("Invalid Subscribe Rule(s): Rules is required")
         rules: tuple[Rule, ...] = parse_rules(rules_json, kind="subscribe")
-        now = self._clock.now()
-        updated = replace(
-            participant,
-            subscribe_rules=rules,
-            subscribe_rules_created=participant.subscribe_rules_created or now,
-            subscribe_rules_updated=now,
-            date_updated=now,
-        )
-        await self._store.update_participant(updated)
+        updated = await self._store.set_subscribe_rules(participant.sid, rules, self._clock.now())
+        if updated is None:  # pragma: no cover - deleted in between
+            raise errors.NotFoundError.for_path(f"/Rooms/{room.sid}/Participants/{sid_or_identity}")
         if updated.active:
             await self._sessions.subscribe_rules_changed(updated.sid)
         return updated
@@ -142,7 +157,7 @@ class ParticipantService:
         participant = await self.get(room, participant_sid)
         return participant, await self._store.list_subscribed_tracks(participant.sid, req)
 
-    # -- driven by signaling --------------------------------------------------------------
+    # -- driven by the live-rooms service ------------------------------------------------
 
     async def join(self, room: Room, identity: str) -> Participant:
         """A client connects: checks, duplicate-identity takeover, then `participant-connected`.
@@ -151,21 +166,18 @@ class ParticipantService:
             TwilioError: 53118 room completed, 53200/53201 bad identity, 53105 room full.
         """
         if not room.in_progress:
-            raise errors.RoomError("Room completed", code=errors.ROOM_COMPLETED)
-        if not identity or not identity.strip():
-            raise errors.TwilioError("Participant identity is invalid", code=IDENTITY_INVALID)
-        if len(identity.encode("utf-16-le")) // 2 > MAX_IDENTITY_LENGTH:
-            raise errors.TwilioError("Participant identity is too long", code=IDENTITY_TOO_LONG)
+            raise errors.RoomError(code=errors.Code.ROOM_COMPLETED)
+        validate_identity(identity)
         active = await self._store.active_participants(room.sid)
         for other in active:
             if other.identity == identity:
-                await self._sessions.disconnect_participant(other.sid, DUPLICATE_IDENTITY)
+                await self._sessions.disconnect_participant(
+                    other.sid, errors.Code.PARTICIPANT_DUPLICATE_IDENTITY
+                )
                 await self.leave(room, other)
         active = [p for p in active if p.identity != identity]
         if len(active) >= room.max_participants:
-            raise errors.TwilioError(
-                "Room contains too many Participants", code=MAX_PARTICIPANTS_EXCEEDED
-            )
+            raise errors.TwilioError(code=errors.Code.ROOM_MAX_PARTICIPANTS_EXCEEDED)
         now = self._clock.now()
         participant = Participant(
             sid=ParticipantSid(new_sid("PA")),
@@ -176,43 +188,33 @@ class ParticipantService:
             date_created=now,
             date_updated=now,
             start_time=now,
+            node_id=self.node_id,
         )
         await self._store.insert_participant(participant)
-        current = await self._store.get_room(room.account_sid, room.sid)
-        if current is not None and (current.empty_since is not None or not current.ever_joined):
-            await self._store.update_room(
-                replace(current, empty_since=None, ever_joined=True, date_updated=now)
-            )
+        await self._store.set_room_occupied(room.sid, now)
         log.info("participant connected sid=%s room=%s", participant.sid, room.sid)
-        await self._emit("participant-connected", participant, room=room)
+        await self._events.emit(
+            ParticipantConnected(room=room, participant=participant, timestamp=now)
+        )
         return participant
 
     async def leave(self, room: Room, participant: Participant) -> Participant:
         """A participant is gone: its tracks end, and an emptied room starts its timeout.
 
-        Tracks still published are removed first (`track-removed` each), then
-        `participant-disconnected`.
+        Only the caller that disconnects it (one conditional write) sends the events:
+        `track-removed` for each track still published, then `participant-disconnected`.
         """
         now = self._clock.now()
-        left = participant.disconnected(now)
-        if left is participant:
-            return participant
-        tracks = await self._store.active_published_tracks(participant.sid)
-        await self._store.update_participant(left)
-        await self._store.end_tracks_of(participant.sid, now)
-        # Events first: a room ending meanwhile then reports this departure before its end.
+        outcome = await self._store.disconnect_participant(participant.sid, now)
+        if outcome is None:
+            return participant.disconnected(now) if participant.active else participant
+        left, tracks = outcome
         for track in tracks:
-            await self._emit("track-removed", participant, room=room, track=track)
-        await self._emit(
-            "participant-disconnected",
-            left,
-            room=room,
-            ParticipantDuration=str(left.duration),
-        )
-        current = await self._store.get_room(room.account_sid, room.sid)
-        if current is not None and current.in_progress:
-            if not await self._store.active_participants(room.sid):
-                await self._store.update_room(replace(current, empty_since=now, date_updated=now))
+            await self._events.emit(
+                TrackRemoved(room=room, participant=left, track=track, timestamp=now)
+            )
+        await self._events.emit(ParticipantDisconnected(room=room, participant=left, timestamp=now))
+        await self._store.set_room_empty_if_vacant(room.sid, now)
         log.info(
             "participant disconnected sid=%s room=%s duration=%s",
             left.sid,
@@ -221,8 +223,22 @@ class ParticipantService:
         )
         return left
 
+    async def set_status(self, participant: Participant, status: ParticipantStatus) -> Participant:
+        """`connected` ↔ `reconnecting` while a client's signaling connection is resumed."""
+        if not participant.active or participant.status is status:
+            return participant
+        updated = await self._store.set_participant_status(
+            participant.sid, status, self._clock.now()
+        )
+        return updated or participant
+
     async def publish(
-        self, participant: Participant, name: str, kind: TrackKind, enabled: bool = True
+        self,
+        room: Room,
+        participant: Participant,
+        name: str,
+        kind: TrackKind,
+        enabled: bool = True,
     ) -> PublishedTrack:
         now = self._clock.now()
         track = PublishedTrack(
@@ -236,41 +252,39 @@ class ParticipantService:
             date_updated=now,
         )
         await self._store.insert_published_track(track)
-        await self._emit("track-added", participant, track=track)
+        await self._events.emit(
+            TrackAdded(room=room, participant=participant, track=track, timestamp=now)
+        )
         return track
 
-    async def set_status(self, participant: Participant, status: ParticipantStatus) -> Participant:
-        """`connected` ↔ `reconnecting` while a client's signaling connection is resumed."""
-        if not participant.active or participant.status is status:
-            return participant
-        updated = replace(participant, status=status, date_updated=self._clock.now())
-        await self._store.update_participant(updated)
-        return updated
-
-    async def unpublish(self, participant: Participant, track: PublishedTrack) -> None:
+    async def unpublish(self, room: Room, participant: Participant, track: PublishedTrack) -> None:
         """The client stopped publishing a track: it leaves the lists, subscriptions end."""
         now = self._clock.now()
-        await self._store.update_published_track(replace(track, ended_at=now, date_updated=now))
-        await self._store.end_subscriptions_to(track.sid, now)
-        await self._emit("track-removed", participant, track=track)
+        ended = await self._store.end_published_track(track.sid, now)
+        if ended is not None:
+            await self._events.emit(
+                TrackRemoved(room=room, participant=participant, track=ended, timestamp=now)
+            )
 
     async def set_track_enabled(
-        self, participant: Participant, track: PublishedTrack, enabled: bool
+        self, room: Room, participant: Participant, track: PublishedTrack, enabled: bool
     ) -> PublishedTrack:
         """`track-enabled` / `track-disabled`."""
-        if track.enabled == enabled:
-            return track
-        updated = replace(track, enabled=enabled, date_updated=self._clock.now())
-        await self._store.update_published_track(updated)
-        await self._emit(
-            "track-enabled" if enabled else "track-disabled", participant, track=updated
+        now = self._clock.now()
+        updated = await self._store.set_track_enabled(track.sid, enabled, now)
+        if updated is None:
+            return replace(track, enabled=enabled)
+        event = TrackEnabled if enabled else TrackDisabled
+        await self._events.emit(
+            event(room=room, participant=participant, track=updated, timestamp=now)
         )
         return updated
 
     async def unsubscribe(self, subscriber: Participant, track_sid: TrackSid) -> None:
         await self._store.end_subscribed_track(subscriber.sid, track_sid, self._clock.now())
 
-    async def subscribe(self, subscriber: Participant, track: PublishedTrack) -> SubscribedTrack:
+    async def subscribe(self, subscriber: Participant, track: PublishedTrack) -> bool:
+        """Record that `subscriber` receives `track`; False if either is gone already."""
         now = self._clock.now()
         sub = SubscribedTrack(
             sid=track.sid,
@@ -283,18 +297,4 @@ class ParticipantService:
             date_created=now,
             date_updated=now,
         )
-        await self._store.insert_subscribed_track(sub)
-        return sub
-
-    async def _emit(
-        self,
-        name: str,
-        participant: Participant,
-        *,
-        room: Room | None = None,
-        track: PublishedTrack | None = None,
-        **data: str,
-    ) -> None:
-        await self._events.emit(
-            participant_event(name, participant, self._clock.now(), room=room, track=track, **data)
-        )
+        return await self._store.insert_subscribed_track(sub)

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
-from parlour.domain.events import Event, recording_event
+from parlour.domain.events import (
+    Event,
+    ParticipantDisconnected,
+    RecordingCompleted,
+    RecordingFailed,
+    RecordingStarted,
+    RoomEnded,
+    TrackRemoved,
+)
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant
 from parlour.domain.ports import (
@@ -247,19 +255,19 @@ class RecordingService:
     async def emit(self, event: Event) -> None:
         """Complete the recordings whose track, participant or room ended. Never raises."""
         try:
-            if event.name == "track-removed" and event.track_sid:
-                await self.track_unpublished(TrackSid(event.track_sid))
-            elif event.name == "participant-disconnected" and event.participant_sid:
+            if isinstance(event, TrackRemoved):
+                await self.track_unpublished(event.track.sid)
+            elif isinstance(event, ParticipantDisconnected):
                 for tap in list(self._taps.values()):
-                    if tap.participant_sid == event.participant_sid:
+                    if tap.participant_sid == event.participant.sid:
                         await self.track_unpublished(tap.track.sid)
-            elif event.name == "room-ended":
+            elif isinstance(event, RoomEnded):
                 for tap in list(self._taps.values()):
-                    if tap.room_sid == event.room_sid:
+                    if tap.room_sid == event.room.sid:
                         await self.track_unpublished(tap.track.sid)
-                lock = self._locks.get(RoomSid(event.room_sid))
+                lock = self._locks.get(event.room.sid)
                 if lock is not None and not lock.locked():
-                    del self._locks[RoomSid(event.room_sid)]
+                    del self._locks[event.room.sid]
         except Exception:
             log.exception("recordings not updated after %s room=%s", event.name, event.room_sid)
 
@@ -470,7 +478,15 @@ class RecordingService:
             log.error(
                 "recording not started sid=%s track=%s error=%s", failed.sid, tap.track.sid, exc
             )
-            await self._emit("recording-failed", failed, room, tap.identity, FailedOperation.START)
+            await self._events.emit(
+                RecordingFailed(
+                    timestamp=self._clock.now(),
+                    recording=failed,
+                    room=room,
+                    participant_identity=tap.identity,
+                    failed_operation=FailedOperation.START,
+                )
+            )
             return
         try:
             await self._store.insert_recording(recording)
@@ -485,7 +501,14 @@ class RecordingService:
             tap.track.sid,
             tap.codec,
         )
-        await self._emit("recording-started", recording, room, tap.identity)
+        await self._events.emit(
+            RecordingStarted(
+                timestamp=self._clock.now(),
+                recording=recording,
+                room=room,
+                participant_identity=tap.identity,
+            )
+        )
         if tap.request_keyframe is not None and tap.codec not in _AUDIO_CODECS:
             try:
                 tap.request_keyframe()
@@ -548,36 +571,26 @@ class RecordingService:
                 result.frames,
                 result.dropped,
             )
-            await self._emit("recording-completed", done, room, identity)
+            await self._events.emit(
+                RecordingCompleted(
+                    timestamp=self._clock.now(),
+                    recording=done,
+                    room=room,
+                    participant_identity=identity,
+                )
+            )
         else:
             log.warning("recording failed sid=%s reason=%s", done.sid, done.failure_reason)
-            await self._emit(
-                "recording-failed",
-                done,
-                room,
-                identity,
-                result.failed_operation or FailedOperation.COMPLETE,
+            await self._events.emit(
+                RecordingFailed(
+                    timestamp=self._clock.now(),
+                    recording=done,
+                    room=room,
+                    participant_identity=identity,
+                    failed_operation=result.failed_operation or FailedOperation.COMPLETE,
+                )
             )
         return done
-
-    async def _emit(
-        self,
-        name: str,
-        recording: Recording,
-        room: Room | None,
-        identity: str | None,
-        failed_operation: FailedOperation | None = None,
-    ) -> None:
-        await self._events.emit(
-            recording_event(
-                name,
-                recording,
-                self._clock.now(),
-                room=room,
-                participant_identity=identity,
-                failed_operation=failed_operation,
-            )
-        )
 
 
 def _path(sid: str, room_sid: RoomSid | None) -> str:

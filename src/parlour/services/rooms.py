@@ -1,14 +1,19 @@
-"""Rooms: create, fetch, list, end, and the empty/unused-room timeouts."""
+"""Rooms: create, fetch, list, end, and the empty/unused-room timeouts.
+
+A room ends once: `Store.complete_room` is one conditional write, and only the caller that
+made it sends `room-ended`. Whatever else happens at the same moment (a REST completion, the
+last participant leaving, the idle reaper on this or another node), a completed room stays
+completed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
-from parlour.domain.events import participant_event, room_event
+from parlour.domain.events import RoomCreated, RoomEnded
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.ports import (
     EventSink,
@@ -21,13 +26,11 @@ from parlour.domain.ports import (
 from parlour.domain.rooms import Room, RoomSpec, RoomStatus, validate_room_spec
 from parlour.domain.rules import Rule, parse_rules
 from parlour.domain.sids import AccountSid, RoomSid, is_sid, new_sid
+from parlour.services.participants import ParticipantService
 
 __all__ = ["RoomService"]
 
 log = logging.getLogger(__name__)
-
-#: Code sent to clients when their room is ended ("Room completed").
-ROOM_COMPLETED_CODE = errors.ROOM_COMPLETED
 
 
 class RoomService:
@@ -37,6 +40,8 @@ class RoomService:
         timeout_minute: seconds per minute of Empty/UnusedRoomTimeout (60; tests shrink it).
         callback_policy: refuses StatusCallback URLs that webhooks must never reach (53111).
         recorder: told when a room's recording rules change, to start and stop recordings.
+        participants: participants still in an ending room leave through it, with the same
+            events as any other leave.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class RoomService:
         clock: Clock,
         events: EventSink,
         sessions: SessionControl,
+        participants: ParticipantService,
         *,
         timeout_minute: float = 60.0,
         callback_policy: StatusCallbackPolicy | None = None,
@@ -54,6 +60,7 @@ class RoomService:
         self._clock = clock
         self._events = events
         self._sessions = sessions
+        self._participants = participants
         self._minute = timeout_minute
         self._callback_policy = callback_policy
         self._recorder = recorder
@@ -69,7 +76,7 @@ class RoomService:
             self._callback_policy.check(room.status_callback)
         await self._store.insert_room(room)
         log.info("room created sid=%s account=%s type=%s", room.sid, account_sid, room.type)
-        await self._emit("room-created", room)
+        await self._events.emit(RoomCreated(room=room, timestamp=self._clock.now()))
         return room
 
     async def get(self, account_sid: AccountSid, sid_or_name: str) -> Room:
@@ -78,6 +85,10 @@ class RoomService:
         if room is None:
             raise errors.NotFoundError.for_path(f"/Rooms/{sid_or_name}")
         return room
+
+    async def lookup(self, account_sid: AccountSid, sid_or_name: str) -> Room | None:
+        """A room by SID or (in-progress) UniqueName, or None."""
+        return await self._store.get_room(account_sid, sid_or_name)
 
     async def for_join(
         self, account_sid: AccountSid, name: str, *, auto_create: bool = True
@@ -91,18 +102,18 @@ class RoomService:
         room = await self._store.get_room(account_sid, name)
         if room is not None:
             if not room.in_progress:
-                raise errors.RoomError("Room completed", code=errors.ROOM_COMPLETED)
+                raise errors.RoomError(code=errors.Code.ROOM_COMPLETED)
             return room
         if is_sid(name, "RM") or not auto_create:
-            raise errors.RoomError("Room not found", code=errors.ROOM_NOT_FOUND)
+            raise errors.RoomError(code=errors.Code.ROOM_NOT_FOUND)
         try:
             return await self.create(account_sid, RoomSpec(unique_name=name))
         except errors.RoomError as exc:
-            if exc.code != errors.ROOM_EXISTS:
+            if exc.code != errors.Code.ROOM_EXISTS:
                 raise
         room = await self._store.get_room(account_sid, name)  # created concurrently
         if room is None:  # pragma: no cover - ended in between
-            raise errors.RoomError("Room not found", code=errors.ROOM_NOT_FOUND)
+            raise errors.RoomError(code=errors.Code.ROOM_NOT_FOUND)
         return room
 
     async def find(self, account_sid: AccountSid, flt: RoomFilter, req: PageRequest) -> Page[Room]:
@@ -112,39 +123,28 @@ class RoomService:
         """REST `Status=completed` ends the room; anything else is 53112."""
         room = await self.get(account_sid, sid_or_name)
         if status != RoomStatus.COMPLETED.value or not room.in_progress:
-            raise errors.RoomError("Status is invalid", code=errors.ROOM_STATUS_INVALID)
-        return await self.end(room)
+            raise errors.RoomError(code=errors.Code.ROOM_STATUS_INVALID)
+        ended = await self.end(room)
+        if ended is None:  # someone else completed it at the same moment
+            return await self.get(account_sid, room.sid)
+        return ended
 
-    async def end(self, room: Room) -> Room:
+    async def end(self, room: Room) -> Room | None:
         """Complete a room: disconnect everyone, record end time and duration.
 
         Everyone still in the room leaves first, as they would on their own: `track-removed`
         for each published track, then `participant-disconnected`, then `room-ended`.
+        Returns the completed room, or None if it was not in progress (ended by another).
         """
-        now = self._clock.now()
-        for participant in await self._store.active_participants(room.sid):
-            tracks = await self._store.active_published_tracks(participant.sid)
-            left = participant.disconnected(now)
-            await self._store.update_participant(left)
-            await self._store.end_tracks_of(participant.sid, now)
-            for track in tracks:
-                await self._events.emit(
-                    participant_event("track-removed", participant, now, room=room, track=track)
-                )
-            await self._events.emit(
-                participant_event(
-                    "participant-disconnected",
-                    left,
-                    now,
-                    room=room,
-                    ParticipantDuration=str(left.duration),
-                )
-            )
-        ended = replace(room.completed(now), empty_since=None)
-        await self._store.update_room(ended)
-        await self._sessions.end_room(room.sid, ROOM_COMPLETED_CODE)
+        if not room.in_progress:
+            return None
+        await self._disconnect_everyone(room)
+        ended = await self._store.complete_room(room.sid, self._clock.now())
+        if ended is None:
+            return None
+        await self._disconnect_everyone(room)  # anyone who joined while it was ending
         log.info("room ended sid=%s duration=%s", room.sid, ended.duration)
-        await self._emit("room-ended", ended, RoomDuration=str(ended.duration))
+        await self._events.emit(RoomEnded(room=ended, timestamp=self._clock.now()))
         return ended
 
     async def update_recording_rules(
@@ -156,10 +156,9 @@ class RoomService:
         if rules_json is None:
             raise errors.RecordingRulesError("Invalid Recording Rule(s): Rules is required")
         rules: tuple[Rule, ...] = parse_rules(rules_json, kind="recording")
-        if not room.in_progress:
-            raise errors.RoomError("Room completed", code=errors.ROOM_COMPLETED)
-        updated = replace(room, recording_rules=rules, recording_rules_updated=self._clock.now())
-        await self._store.update_room(updated)
+        updated = await self._store.set_recording_rules(room.sid, rules, self._clock.now())
+        if updated is None:
+            raise errors.RoomError(code=errors.Code.ROOM_COMPLETED)
         if self._recorder is not None:
             await self._recorder.recording_rules_changed(updated)
         return updated
@@ -171,7 +170,9 @@ class RoomService:
         for room in await self._store.idle_rooms():
             deadline = room.idle_deadline(self._minute)
             if deadline is not None and now >= deadline:
-                ended.append(await self.end(room))
+                done = await self.end(room)
+                if done is not None:
+                    ended.append(done)
         return ended
 
     async def run_reaper(self, interval: float) -> None:
@@ -183,5 +184,7 @@ class RoomService:
             except Exception:
                 log.exception("idle-room sweep failed")
 
-    async def _emit(self, name: str, room: Room, **data: str) -> None:
-        await self._events.emit(room_event(name, room, self._clock.now(), **data))
+    async def _disconnect_everyone(self, room: Room) -> None:
+        await self._sessions.end_room(room.sid, errors.Code.ROOM_COMPLETED)
+        for participant in await self._store.active_participants(room.sid):
+            await self._participants.leave(room, participant)

@@ -1,4 +1,5 @@
-"""One signaling WebSocket: TCMP framing, heartbeats, and dispatch of RSP messages.
+"""One signaling WebSocket: TCMP framing, heartbeats, and dispatch of RSP messages to the
+live-rooms service (`services.live_rooms`), whose answers go back as frames.
 
 TCMP (signaling-protocol.md §2): the client says `hello` (with an `ice`, `connect` or `sync`
 body), we answer `welcome{negotiatedTimeout}`; then `msg` frames carry RSP both ways. We send
@@ -18,8 +19,9 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+from parlour.domain import errors
 from parlour.protocol import signaling as sig
-from parlour.signaling.hub import ParticipantSession, SignalingError, SignalingHub
+from parlour.services.live_rooms import LiveRoomService, ParticipantSession
 
 __all__ = ["SignalingConnection"]
 
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MIN_HEARTBEAT_MS = 1000
 MAX_HEARTBEAT_MS = 30000
-INVALID_MESSAGE = 53004
+INVALID_MESSAGE = errors.Code.SIGNALING_OUTGOING_MESSAGE_INVALID
 
 
 class SignalingConnection:
@@ -41,12 +43,12 @@ class SignalingConnection:
 
     def __init__(
         self,
-        hub: SignalingHub,
+        rooms: LiveRoomService,
         receive: Callable[[], Awaitable[str]],
         send: Callable[[str], Awaitable[None]],
         close: Callable[[int], Awaitable[None]],
     ) -> None:
-        self._hub = hub
+        self._rooms = rooms
         self._receive = receive
         self._send = send
         self._close = close
@@ -57,7 +59,7 @@ class SignalingConnection:
         self._closing = False
         self.id = uuid.uuid4().hex[:8]
 
-    # -- Outbox ---------------------------------------------------------------------------
+    # -- ClientChannel ---------------------------------------------------------------------------
 
     def send(self, message: sig.RspMessage) -> None:
         if not self._closing:
@@ -93,7 +95,7 @@ class SignalingConnection:
             if heartbeat is not None:
                 heartbeat.cancel()
             if self._session is not None:
-                await self._hub.connection_lost(self._session, self)
+                await self._rooms.connection_lost(self._session, self)
             self.close(1001)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, 5)
@@ -162,33 +164,31 @@ class SignalingConnection:
     async def _rsp(self, body: sig.RspMessage) -> bool:
         try:
             if isinstance(body, sig.Ice):
-                await self._hub.verify(body.token)
+                await self._rooms.verify(body.token)
                 self.send(sig.Iced(ice_servers=()))
             elif isinstance(body, sig.Connect):
                 if self._session is not None:
-                    raise SignalingError(INVALID_MESSAGE, "already connected")
-                connected = await self._hub.connect(self, body)
-                self._session = self._hub.session(connected.session)
+                    raise errors.TwilioError("already connected", code=INVALID_MESSAGE)
+                connected = await self._rooms.connect(self, body)
+                self._session = self._rooms.session(connected.session)
                 self.send(connected)
             elif isinstance(body, sig.Sync):
-                self._session, synced = await self._hub.sync(self, body)
+                self._session, synced = await self._rooms.sync(self, body)
                 self.send(synced)
             elif isinstance(body, sig.ClientUpdate):
                 if self._session is not None and body.session == self._session.token:
                     try:
-                        await self._hub.update(self._session, body)
-                    except SignalingError:
-                        # The session cannot go on: it leaves the room, others are told.
-                        session, self._session = self._session, None
-                        await self._hub.disconnect(session)
+                        await self._rooms.update(self._session, body)
+                    except errors.TwilioError:
+                        self._session = None  # the session has left the room
                         raise
             elif isinstance(body, sig.Disconnect):
                 if self._session is not None:
                     session, self._session = self._session, None
-                    await self._hub.disconnect(session)
+                    await self._rooms.disconnect(session)
                 return False
             return True
-        except SignalingError as exc:
+        except errors.TwilioError as exc:
             log.info("signaling socket %s: error %s", self.id, exc.code)
             self.send(sig.ErrorMessage(code=exc.code, message=exc.message))
             self.close(1000)
@@ -196,6 +196,6 @@ class SignalingConnection:
         except Exception:
             # A bug must not take the server down: this client is told, others go on.
             log.exception("signaling socket %s: internal error", self.id)
-            self.send(sig.ErrorMessage.for_code(53000))
+            self.send(sig.ErrorMessage.for_code(errors.Code.SIGNALING_CONNECTION_ERROR))
             self.close(1011)
             return False

@@ -5,15 +5,15 @@ from __future__ import annotations
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from parlour.services.live_rooms import LiveRoomService
 from parlour.signaling.connection import SignalingConnection
-from parlour.signaling.hub import SignalingHub
 
 __all__ = ["signaling_routes"]
 
 MAX_FRAME = 1 << 20  # a connect with a large SDP is ~10 kB; refuse absurd frames
 
 
-def signaling_routes(hub: SignalingHub) -> list[WebSocketRoute]:
+def signaling_routes(rooms: LiveRoomService) -> list[WebSocketRoute]:
     """WebSocket routes for the `twilio-video` SDK's `wsServer` option."""
 
     async def endpoint(websocket: WebSocket) -> None:
@@ -40,6 +40,6 @@ def signaling_routes(hub: SignalingHub) -> list[WebSocketRoute]:
         async def close(code: int) -> None:
             await websocket.close(code)
 
-        await SignalingConnection(hub, receive, send, close).run()
+        await SignalingConnection(rooms, receive, send, close).run()
 
     return [WebSocketRoute("/signaling", endpoint), WebSocketRoute("/v2/signaling", endpoint)]

@@ -19,6 +19,7 @@ __all__ = [
     "callback_deliveries",
     "instance",
     "metadata",
+    "nodes",
     "participants",
     "published_tracks",
     "recordings",
@@ -121,8 +122,12 @@ participants = sa.Table(
     sa.Column("subscribe_rules", sa.JSON, nullable=True),
     sa.Column("subscribe_rules_created", UTCDateTime, nullable=True),
     sa.Column("subscribe_rules_updated", UTCDateTime, nullable=True),
+    # The node (server process) holding the participant's signaling session; `legacy` for
+    # participants left active by a server older than nodes (revision 0004).
+    sa.Column("node_id", sa.String(64), nullable=True),
     sa.Index("ix_participants_room_seq", "room_sid", "seq"),
     sa.Index("ix_participants_room_identity", "room_sid", "identity"),
+    sa.Index("ix_participants_node_status", "node_id", "status"),
 )
 
 published_tracks = sa.Table(
@@ -157,6 +162,26 @@ subscribed_tracks = sa.Table(
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Index("ix_subscribed_participant_seq", "participant_sid", "seq"),
     sa.Index("ix_subscribed_participant_sid", "participant_sid", "sid"),
+    # At most one live subscription per subscriber and track, whoever races to insert it.
+    sa.Index(
+        "ux_subscribed_live",
+        "participant_sid",
+        "sid",
+        unique=True,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
+    ),
+)
+
+# Server processes: each heartbeats while it runs; one whose heartbeat is stale is gone, and
+# the participants it held (`participants.node_id`) are disconnected by a live node.
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Index("ix_nodes_heartbeat", "heartbeat_at"),
 )
 
 # Status callbacks waiting to be delivered, and the record of those that were (or failed).

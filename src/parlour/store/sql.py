@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -22,7 +23,7 @@ from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter
+from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter, Store
 from parlour.domain.recordings import (
     ContainerFormat,
     Recording,
@@ -48,6 +49,7 @@ from parlour.store.schema import (
     api_keys,
     callback_deliveries,
     instance,
+    nodes,
     participants,
     published_tracks,
     recordings,
@@ -160,6 +162,7 @@ def _participant(row: Row[Any]) -> Participant:
         subscribe_rules=(_rules(row.subscribe_rules) if row.subscribe_rules is not None else None),
         subscribe_rules_created=row.subscribe_rules_created,
         subscribe_rules_updated=row.subscribe_rules_updated,
+        node_id=row.node_id,
     )
 
 
@@ -180,6 +183,7 @@ def _participant_values(p: Participant) -> dict[str, Any]:
         ),
         "subscribe_rules_created": p.subscribe_rules_created,
         "subscribe_rules_updated": p.subscribe_rules_updated,
+        "node_id": p.node_id,
     }
 
 
@@ -422,13 +426,7 @@ class SqlStore:
             async with self.engine.begin() as conn:
                 await conn.execute(sa.insert(rooms).values(**_room_values(room)))
         except IntegrityError:
-            raise errors.RoomError("Room exists", code=errors.ROOM_EXISTS) from None
-
-    async def update_room(self, room: Room) -> None:
-        values = _room_values(room)
-        del values["sid"]
-        async with self.engine.begin() as conn:
-            await conn.execute(sa.update(rooms).where(rooms.c.sid == room.sid).values(**values))
+            raise errors.RoomError("Room exists", code=errors.Code.ROOM_EXISTS) from None
 
     async def get_room(self, account_sid: AccountSid, sid_or_name: str) -> Room | None:
         """A room by SID (any status) or by UniqueName (in-progress rooms only)."""
@@ -462,23 +460,96 @@ class SqlStore:
             rooms.c.status == RoomStatus.IN_PROGRESS.value, rooms.c.empty_since.is_not(None)
         )
         async with self.engine.connect() as conn:
-            return [_room(r) for r in (await conn.execute(query)).all()]
+            return [_room(r) for r in (await conn.execute(query.order_by(rooms.c.seq))).all()]
+
+    # Every transition below is one transaction whose first statement is a conditional
+    # write: concurrent callers serialise on the row lock (PostgreSQL re-checks the WHERE
+    # clause after waiting; SQLite has one writer), so exactly one of them sees the row, and
+    # SQLite never has to upgrade a read snapshot to a write (SQLITE_BUSY_SNAPSHOT).
+
+    async def complete_room(self, sid: RoomSid, now: dt.datetime) -> Room | None:
+        """`in-progress` → `completed`; None if it was not in progress.
+
+        Sets `end_time` and `date_updated` to `now`, `duration` to the whole seconds since
+        `date_created` (as `Room.completed`), clears `empty_since`, and frees the UniqueName.
+        """
+        async with self.engine.begin() as conn:
+            created = (
+                await conn.execute(
+                    sa.update(rooms)
+                    .where(rooms.c.sid == sid, rooms.c.status == RoomStatus.IN_PROGRESS.value)
+                    .values(
+                        status=RoomStatus.COMPLETED.value,
+                        active_name=None,
+                        end_time=now,
+                        date_updated=now,
+                        empty_since=None,
+                    )
+                    .returning(rooms.c.date_created)
+                )
+            ).scalar()
+            if created is None:
+                return None
+            duration = max(0, int((now - created).total_seconds()))
+            row = (
+                await conn.execute(
+                    sa.update(rooms)
+                    .where(rooms.c.sid == sid)
+                    .values(duration=duration)
+                    .returning(*rooms.c)
+                )
+            ).one()
+        return _room(row)
+
+    async def set_room_occupied(self, sid: RoomSid, now: dt.datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(rooms)
+                .where(rooms.c.sid == sid, rooms.c.status == RoomStatus.IN_PROGRESS.value)
+                .values(empty_since=None, ever_joined=True, date_updated=now)
+            )
+
+    async def set_room_empty_if_vacant(self, sid: RoomSid, now: dt.datetime) -> bool:
+        p = participants
+        someone = sa.exists().where(
+            p.c.room_sid == sid, p.c.status != ParticipantStatus.DISCONNECTED.value
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(rooms)
+                .where(
+                    rooms.c.sid == sid,
+                    rooms.c.status == RoomStatus.IN_PROGRESS.value,
+                    rooms.c.empty_since.is_(None),
+                    ~someone,
+                )
+                .values(empty_since=now, date_updated=now)
+            )
+        return bool(result.rowcount)
+
+    async def set_recording_rules(
+        self, sid: RoomSid, rules: tuple[Rule, ...], now: dt.datetime
+    ) -> Room | None:
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.update(rooms)
+                    .where(rooms.c.sid == sid, rooms.c.status == RoomStatus.IN_PROGRESS.value)
+                    .values(
+                        recording_rules=_rule_rows(rules),
+                        recording_rules_updated=now,
+                        date_updated=now,
+                    )
+                    .returning(*rooms.c)
+                )
+            ).first()
+        return None if row is None else _room(row)
 
     # -- participants ---------------------------------------------------------------------
 
     async def insert_participant(self, participant: Participant) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(sa.insert(participants).values(**_participant_values(participant)))
-
-    async def update_participant(self, participant: Participant) -> None:
-        values = _participant_values(participant)
-        del values["sid"]
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.update(participants)
-                .where(participants.c.sid == participant.sid)
-                .values(**values)
-            )
 
     async def get_participant(self, room_sid: RoomSid, sid_or_identity: str) -> Participant | None:
         """By PA SID, or by identity (the connected one first, else the latest)."""
@@ -521,6 +592,97 @@ class SqlStore:
         async with self.engine.connect() as conn:
             return [_participant(r) for r in (await conn.execute(query)).all()]
 
+    async def disconnect_participant(
+        self, sid: ParticipantSid, now: dt.datetime
+    ) -> tuple[Participant, list[PublishedTrack]] | None:
+        """Active → `disconnected` (end time, duration as `Participant.disconnected`), its
+        live tracks and every subscription to them or of it ended, in one transaction."""
+        p, pub, sub = participants, published_tracks, subscribed_tracks
+        async with self.engine.begin() as conn:
+            started = (
+                await conn.execute(
+                    sa.update(p)
+                    .where(p.c.sid == sid, p.c.status != ParticipantStatus.DISCONNECTED.value)
+                    .values(
+                        status=ParticipantStatus.DISCONNECTED.value, end_time=now, date_updated=now
+                    )
+                    .returning(sa.func.coalesce(p.c.start_time, p.c.date_created))
+                )
+            ).scalar()
+            if started is None:
+                return None
+            if started.tzinfo is None:  # coalesce() loses the column type's conversion
+                started = started.replace(tzinfo=dt.UTC)
+            duration = max(0, int((now - started).total_seconds()))
+            row = (
+                await conn.execute(
+                    sa.update(p).where(p.c.sid == sid).values(duration=duration).returning(*p.c)
+                )
+            ).one()
+            ended = (
+                await conn.execute(
+                    sa.update(pub)
+                    .where(pub.c.participant_sid == sid, pub.c.ended_at.is_(None))
+                    .values(ended_at=now, date_updated=now)
+                    .returning(*pub.c)
+                )
+            ).all()
+            await conn.execute(
+                sa.update(sub)
+                .where(
+                    sa.or_(sub.c.participant_sid == sid, sub.c.publisher_sid == sid),
+                    sub.c.ended_at.is_(None),
+                )
+                .values(ended_at=now, date_updated=now)
+            )
+        tracks = [_published(r) for r in sorted(ended, key=lambda r: r.seq)]
+        return _participant(row), tracks
+
+    async def set_participant_status(
+        self, sid: ParticipantSid, status: ParticipantStatus, now: dt.datetime
+    ) -> Participant | None:
+        """Raises ValueError for `disconnected`: that is `disconnect_participant`."""
+        if status is ParticipantStatus.DISCONNECTED:
+            raise ValueError("disconnect with disconnect_participant")
+        return await self._update_participant(
+            sid,
+            {"status": status.value, "date_updated": now},
+            participants.c.status != ParticipantStatus.DISCONNECTED.value,
+        )
+
+    async def anonymize_participant(
+        self, sid: ParticipantSid, now: dt.datetime
+    ) -> Participant | None:
+        return await self._update_participant(
+            sid, {"identity": participants.c.sid, "date_updated": now}
+        )
+
+    async def set_subscribe_rules(
+        self, sid: ParticipantSid, rules: tuple[Rule, ...], now: dt.datetime
+    ) -> Participant | None:
+        p = participants
+        values = {
+            "subscribe_rules": _rule_rows(rules),
+            "subscribe_rules_created": sa.func.coalesce(
+                p.c.subscribe_rules_created, sa.literal(now, p.c.subscribe_rules_created.type)
+            ),
+            "subscribe_rules_updated": now,
+            "date_updated": now,
+        }
+        return await self._update_participant(sid, values)
+
+    async def _update_participant(
+        self, sid: ParticipantSid, values: dict[str, Any], *conditions: sa.ColumnElement[bool]
+    ) -> Participant | None:
+        p = participants
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.update(p).where(p.c.sid == sid, *conditions).values(**values).returning(*p.c)
+                )
+            ).first()
+        return None if row is None else _participant(row)
+
     # -- tracks ---------------------------------------------------------------------------
 
     async def insert_published_track(self, track: PublishedTrack) -> None:
@@ -528,14 +690,41 @@ class SqlStore:
         async with self.engine.begin() as conn:
             await conn.execute(sa.insert(published_tracks).values(**values))
 
-    async def update_published_track(self, track: PublishedTrack) -> None:
-        values = vars(track) | {"kind": track.kind.value}
+    async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
+        pub, sub = published_tracks, subscribed_tracks
         async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.update(pub)
+                    .where(pub.c.sid == sid, pub.c.ended_at.is_(None))
+                    .values(ended_at=now, date_updated=now)
+                    .returning(*pub.c)
+                )
+            ).first()
+            if row is None:
+                return None
             await conn.execute(
-                sa.update(published_tracks)
-                .where(published_tracks.c.sid == track.sid)
-                .values(**values)
+                sa.update(sub)
+                .where(sub.c.sid == sid, sub.c.ended_at.is_(None))
+                .values(ended_at=now, date_updated=now)
             )
+        return _published(row)
+
+    async def set_track_enabled(
+        self, sid: TrackSid, enabled: bool, now: dt.datetime
+    ) -> PublishedTrack | None:
+        """Only the published track changes (subscriptions keep what they started with)."""
+        pub = published_tracks
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.update(pub)
+                    .where(pub.c.sid == sid, pub.c.ended_at.is_(None), pub.c.enabled != enabled)
+                    .values(enabled=enabled, date_updated=now)
+                    .returning(*pub.c)
+                )
+            ).first()
+        return None if row is None else _published(row)
 
     async def get_published_track(
         self, participant_sid: ParticipantSid, sid_or_name: str
@@ -561,10 +750,40 @@ class SqlStore:
         rows, nxt, prev = await self._page(query, published_tracks.c.seq, req, descending=False)
         return Page([_published(r) for r in rows], nxt, prev)
 
-    async def insert_subscribed_track(self, track: SubscribedTrack) -> None:
+    async def insert_subscribed_track(self, track: SubscribedTrack) -> bool:
+        """One INSERT … SELECT whose WHERE holds the conditions.
+
+        On PostgreSQL the SELECT takes a share lock on the subscriber and track rows, so it
+        waits for a concurrent `disconnect_participant` / `end_published_track` and then
+        sees its result (and they, in turn, see this subscription). A unique partial index
+        keeps one live subscription per subscriber and track against a concurrent insert.
+        """
+        p, pub, sub = participants, published_tracks, subscribed_tracks
         values = vars(track) | {"kind": track.kind.value}
-        async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(subscribed_tracks).values(**values))
+        names = list(values)
+        already = sa.exists().where(
+            sub.c.participant_sid == track.participant_sid,
+            sub.c.sid == track.sid,
+            sub.c.ended_at.is_(None),
+        )
+        source = (
+            sa.select(*(sa.literal(v, sub.c[k].type) for k, v in values.items()))
+            .select_from(p.join(pub, sa.true()))
+            .where(
+                p.c.sid == track.participant_sid,
+                p.c.status != ParticipantStatus.DISCONNECTED.value,
+                pub.c.sid == track.sid,
+                pub.c.ended_at.is_(None),
+                ~already,
+            )
+            .with_for_update(read=True)
+        )
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(sa.insert(sub).from_select(names, source))
+        except IntegrityError:
+            return False
+        return bool(result.rowcount)
 
     async def end_subscribed_track(
         self, participant_sid: ParticipantSid, sid: TrackSid, now: dt.datetime
@@ -577,15 +796,6 @@ class SqlStore:
                     subscribed_tracks.c.sid == sid,
                     subscribed_tracks.c.ended_at.is_(None),
                 )
-                .values(ended_at=now, date_updated=now)
-            )
-
-    async def end_subscriptions_to(self, sid: TrackSid, now: dt.datetime) -> None:
-        """End every subscription to a track that was unpublished."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.update(subscribed_tracks)
-                .where(subscribed_tracks.c.sid == sid, subscribed_tracks.c.ended_at.is_(None))
                 .values(ended_at=now, date_updated=now)
             )
 
@@ -615,21 +825,6 @@ class SqlStore:
         rows, nxt, prev = await self._page(query, subscribed_tracks.c.seq, req, descending=False)
         return Page([_subscribed(r) for r in rows], nxt, prev)
 
-    async def end_tracks_of(self, participant_sid: ParticipantSid, now: dt.datetime) -> None:
-        """End a departed participant's tracks, its subscriptions, and others' to its tracks."""
-        targets = [
-            (published_tracks, published_tracks.c.participant_sid == participant_sid),
-            (subscribed_tracks, subscribed_tracks.c.participant_sid == participant_sid),
-            (subscribed_tracks, subscribed_tracks.c.publisher_sid == participant_sid),
-        ]
-        async with self.engine.begin() as conn:
-            for table, condition in targets:
-                await conn.execute(
-                    sa.update(table)
-                    .where(condition, table.c.ended_at.is_(None))
-                    .values(ended_at=now, date_updated=now)
-                )
-
     async def active_published_tracks(
         self, participant_sid: ParticipantSid
     ) -> list[PublishedTrack]:
@@ -644,6 +839,52 @@ class SqlStore:
         )
         async with self.engine.connect() as conn:
             return [_published(r) for r in (await conn.execute(query)).all()]
+
+    # -- nodes ----------------------------------------------------------------------------
+
+    async def heartbeat_node(self, node_id: str, now: dt.datetime) -> None:
+        """One upsert: `started_at` is the first heartbeat, `heartbeat_at` the latest."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            pg = postgresql.insert(nodes).values(node_id=node_id, started_at=now, heartbeat_at=now)
+            stmt: Any = pg.on_conflict_do_update(
+                index_elements=[nodes.c.node_id], set_={"heartbeat_at": pg.excluded.heartbeat_at}
+            )
+        elif dialect == "sqlite":
+            lite = sqlite.insert(nodes).values(node_id=node_id, started_at=now, heartbeat_at=now)
+            stmt = lite.on_conflict_do_update(
+                index_elements=[nodes.c.node_id],
+                set_={"heartbeat_at": lite.excluded.heartbeat_at},
+            )
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise NotImplementedError(dialect)
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def stale_nodes(self, before: dt.datetime) -> list[str]:
+        """Oldest heartbeat first."""
+        query = (
+            sa.select(nodes.c.node_id)
+            .where(nodes.c.heartbeat_at < before)
+            .order_by(nodes.c.heartbeat_at, nodes.c.node_id)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.scalars(query)).all())
+
+    async def active_participants_of_node(self, node_id: str) -> list[Participant]:
+        """In the order they joined."""
+        p = participants
+        query = (
+            sa.select(p)
+            .where(p.c.node_id == node_id, p.c.status != ParticipantStatus.DISCONNECTED.value)
+            .order_by(p.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            return [_participant(r) for r in (await conn.execute(query)).all()]
+
+    async def delete_node(self, node_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(nodes).where(nodes.c.node_id == node_id))
 
     # -- status callbacks -----------------------------------------------------------------
 
@@ -769,3 +1010,8 @@ class SqlStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(recordings.c.seq))).all()
         return [_recording(r) for r in rows]
+
+
+def _implements_the_port(store: SqlStore) -> Store:
+    """mypy checks here that `SqlStore` has every method of `Store`, with its signature."""
+    return store

@@ -1,4 +1,5 @@
-"""Test support shipped with Parlour: a fake clock and a real server on a background thread.
+"""Test support shipped with Parlour: a fake clock, the in-memory store (`MemoryStore`, the
+twin of the SQL store, same contract) and a real server on a background thread.
 
 May import anything (it sits beside `parlour.app` at the top of the layers); nothing in
 `src/` imports it.
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from parlour.config import Config
+from parlour.store.memory import MemoryStore
 
-__all__ = ["FakeClock", "ServerThread"]
+__all__ = ["FakeClock", "MemoryStore", "ServerThread"]
 
 T = TypeVar("T")
 

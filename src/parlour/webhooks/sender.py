@@ -12,6 +12,10 @@
             other status,  failed, next
             refused target
 
+`status_callback` reads Twilio's parameters from the typed event (the room as of the event,
+its participant, track, durations, recording) once, when the callback is recorded; a send
+only adds `SequenceNumber` and puts them in Twilio's order.
+
 `emit` never waits for the network: it writes one row and returns, so signaling and media
 are never held up by a slow receiver. Rows outlive the process: `start()` picks up every
 pending callback, so callbacks pending at shutdown are delivered after a restart. Delivery
@@ -35,14 +39,27 @@ from dataclasses import dataclass, field, replace
 import httpx
 
 from parlour.domain.clock import Clock
-from parlour.domain.events import CallbackDelivery, DeliveryStatus, Event
+from parlour.domain.events import (
+    CallbackDelivery,
+    DeliveryStatus,
+    Event,
+    ParticipantDisconnected,
+    ParticipantEvent,
+    RecordingCompleted,
+    RecordingEvent,
+    RecordingFailed,
+    RoomEnded,
+    RoomEvent,
+    TrackEvent,
+)
 from parlour.domain.ports import Store
+from parlour.domain.recordings import RecordingStatus
 from parlour.domain.rooms import Room
 from parlour.domain.sids import AccountSid
 from parlour.protocol import webhooks as wire
 from parlour.webhooks.targets import TargetPolicy, TargetRefused
 
-__all__ = ["WebhookSender", "WebhookSettings", "callback_params", "retry_delay"]
+__all__ = ["WebhookSender", "WebhookSettings", "retry_delay", "status_callback"]
 
 log = logging.getLogger(__name__)
 
@@ -86,68 +103,76 @@ def retry_delay(
     return delay
 
 
-def callback_params(event: Event, room: Room) -> dict[str, str]:
-    """Every callback parameter but `SequenceNumber` (the store numbers callbacks).
+def status_callback(
+    event: RoomEvent | RecordingEvent, room: Room, *, sequence_number: int = 0
+) -> wire.RoomStatusCallback | wire.RecordingStatusCallback:
+    """The status callback of an event: Twilio's parameters, read from its typed fields.
 
-    The event's own data wins (it describes the room as of the event); the stored room
-    fills in what an emitter did not know.
+    Args:
+        room: the room the callback describes (name, type, status as of the event):
+            `event.room`, or the stored room for a recording event without one.
+        sequence_number: the callback's place among its room's (the store numbers them).
     """
-    if event.name in wire.RECORDING_EVENTS:
-        return _recording_params(event, room)
-    data = event.data
-    callback = wire.RoomStatusCallback(
+    if isinstance(event, RecordingEvent):
+        return _recording_callback(event, room, sequence_number)
+    participant = event.participant if isinstance(event, ParticipantEvent) else None
+    track = event.track if isinstance(event, TrackEvent) else None
+    return wire.RoomStatusCallback(
         account_sid=event.account_sid,
         room_sid=event.room_sid,
-        room_name=data.get("RoomName", room.unique_name),
-        room_status=data.get("RoomStatus", room.status.value),
-        room_type=data.get("RoomType", room.type.value),
+        room_name=room.unique_name,
+        room_status=room.status.value,
+        room_type=room.type.value,
         event=event.name,
         timestamp=wire.format_timestamp(event.timestamp),
-        sequence_number=0,
-        participant_sid=event.participant_sid,
-        participant_status=data.get("ParticipantStatus"),
-        participant_identity=data.get("ParticipantIdentity"),
-        participant_duration=_int(data.get("ParticipantDuration")),
-        room_duration=_int(data.get("RoomDuration")),
-        track_sid=event.track_sid,
-        track_kind=data.get("TrackKind"),
-        track_name=data.get("TrackName"),
+        sequence_number=sequence_number,
+        participant_sid=participant.sid if participant else None,
+        participant_status=participant.status.value if participant else None,
+        participant_identity=participant.identity if participant else None,
+        participant_duration=event.duration if isinstance(event, ParticipantDisconnected) else None,
+        room_duration=event.duration if isinstance(event, RoomEnded) else None,
+        track_sid=track.sid if track else None,
+        track_kind=track.kind.value if track else None,
+        track_name=track.name if track else None,
     )
-    return {k: v for k, v in callback.to_params() if k != "SequenceNumber"}
 
 
-def _recording_params(event: Event, room: Room) -> dict[str, str]:
-    data = event.data
-    callback = wire.RecordingStatusCallback(
+def _recording_callback(
+    event: RecordingEvent, room: Room, sequence_number: int
+) -> wire.RecordingStatusCallback:
+    """rest-api.md §8.2: relative URIs; media, duration and size once completed only."""
+    recording = event.recording
+    uri = f"/v1/Recordings/{recording.sid}"
+    completed = (
+        isinstance(event, RecordingCompleted) and recording.status is RecordingStatus.COMPLETED
+    )
+    return wire.RecordingStatusCallback(
         account_sid=event.account_sid,
         room_sid=event.room_sid,
-        room_name=data.get("RoomName", room.unique_name),
-        room_type=data.get("RoomType", room.type.value),
-        room_status=data.get("RoomStatus", room.status.value),
+        room_name=room.unique_name,
+        room_type=room.type.value,
+        room_status=room.status.value,
         event=event.name,
         timestamp=wire.format_timestamp(event.timestamp),
-        sequence_number=0,
-        recording_sid=data["RecordingSid"],
-        participant_sid=event.participant_sid or "",
-        participant_identity=data.get("ParticipantIdentity", ""),
-        source_sid=data["SourceSid"],
-        track_name=data["TrackName"],
-        recording_uri=data["RecordingUri"],
-        container=data["Container"],
-        codec=data["Codec"],
-        type=data["Type"],
-        offset=int(data["OffsetFromTwilioVideoEpoch"]),
-        media_uri=data.get("MediaUri"),
-        duration=_int(data.get("Duration")),
-        size=_int(data.get("Size")),
-        media_external_location=data.get("MediaExternalLocation"),
-        failed_operation=data.get("FailedOperation"),
+        sequence_number=sequence_number,
+        recording_sid=recording.sid,
+        participant_sid=recording.participant_sid,
+        participant_identity=event.participant_identity or "",
+        source_sid=recording.source_sid,
+        track_name=recording.track_name,
+        recording_uri=uri,
+        container=recording.container_format.value,
+        codec=recording.codec.value,
+        type=recording.type.value,
+        offset=recording.offset,
+        media_uri=f"{uri}/Media" if completed else None,
+        duration=recording.duration if completed else None,
+        size=recording.size if completed else None,
+        media_external_location=(recording.media_external_location or None) if completed else None,
+        failed_operation=(
+            event.failed_operation.value if isinstance(event, RecordingFailed) else None
+        ),
     )
-    return {k: v for k, v in callback.to_params() if k != "SequenceNumber"}
-
-
-def _int(value: str | None) -> int | None:
-    return None if value is None or value == "None" else int(value)
 
 
 def _request_params(delivery: CallbackDelivery) -> list[tuple[str, str]]:
@@ -169,7 +194,7 @@ class _Queue:
 
 
 class WebhookSender:
-    """The `EventSink` that turns room events into status callbacks.
+    """The `EventSink` that turns room and recording events into status callbacks.
 
     Args:
         auth_token: the signing key of an account (its auth token).
@@ -259,13 +284,16 @@ class WebhookSender:
 
         Never raises: a failure to record is logged (with SIDs) and the event is dropped.
         """
-        if event.name not in wire.ROOM_EVENTS and event.name not in wire.RECORDING_EVENTS:
+        if not isinstance(event, RoomEvent | RecordingEvent):
             return
         try:
             async with self._emit_lock(event.room_sid):
-                room = await self._store.get_room(AccountSid(event.account_sid), event.room_sid)
+                room = event.room
+                if room is None:  # a recording event after its room was forgotten
+                    room = await self._store.get_room(event.account_sid, event.room_sid)
                 if room is None or not room.status_callback:
                     return
+                params = status_callback(event, room).to_params()
                 now = self._clock.now()
                 delivery = await self._store.insert_callback_delivery(
                     CallbackDelivery(
@@ -274,7 +302,8 @@ class WebhookSender:
                         event=event.name,
                         url=room.status_callback,
                         method=room.status_callback_method,
-                        params=callback_params(event, room),
+                        # The store assigns SequenceNumber; the rest is final.
+                        params={k: v for k, v in params if k != "SequenceNumber"},
                         date_created=now,
                         next_attempt_at=now,
                     )

@@ -175,7 +175,7 @@ class TargetPolicy:
             RoomError: 53111 StatusCallback is invalid.
         """
         if self.static_refusal(url) is not None:
-            raise errors.RoomError("StatusCallback is invalid", code=errors.STATUS_CALLBACK_INVALID)
+            raise errors.RoomError(code=errors.Code.ROOM_STATUS_CALLBACK_INVALID)
 
     async def _resolve_own_names(self) -> None:
         while self._unresolved:

@@ -6,10 +6,8 @@ import datetime as dt
 
 import pytest
 
-from parlour.domain.events import recording_event
 from parlour.domain.recordings import (
     ContainerFormat,
-    FailedOperation,
     InvalidTransition,
     Recording,
     RecordingCodec,
@@ -97,19 +95,3 @@ def test_status_machine() -> None:
         with pytest.raises(InvalidTransition):
             bad()
     assert not recording().completed(later, duration_ms=0, size=0).has_media
-
-
-def test_recording_events_carry_the_callback_parameters() -> None:
-    started = recording_event("recording-started", recording(), NOW, participant_identity="alice")
-    assert started.data["RecordingUri"] == "/v1/Recordings/RT" + "1" * 32
-    assert started.data["OffsetFromTwilioVideoEpoch"] == "1704164645678"
-    assert started.data["Codec"] == "OPUS" and started.data["Container"] == "mka"
-    assert "MediaUri" not in started.data and "FailedOperation" not in started.data
-    done = recording().completed(NOW, duration_ms=3000, size=99)
-    completed = recording_event("recording-completed", done, NOW)
-    assert completed.data["MediaUri"].endswith("/Media")
-    assert (completed.data["Duration"], completed.data["Size"]) == ("3", "99")
-    failed = recording_event(
-        "recording-failed", recording(), NOW, failed_operation=FailedOperation.UPLOAD
-    )
-    assert failed.data["FailedOperation"] == "RecordingUpload"

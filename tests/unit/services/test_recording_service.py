@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -15,7 +16,16 @@ import pytest
 from parlour.config import Config
 from parlour.domain import errors
 from parlour.domain.accounts import Account
-from parlour.domain.events import Event
+from parlour.domain.events import (
+    Event,
+    ParticipantDisconnected,
+    RecordingCompleted,
+    RecordingEvent,
+    RecordingFailed,
+    RecordingStarted,
+    RoomEnded,
+    TrackRemoved,
+)
 from parlour.domain.paging import PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import RecordingFilter
@@ -28,11 +38,11 @@ from parlour.domain.recordings import (
     unix_ms,
 )
 from parlour.domain.rooms import Room, RoomSpec, validate_room_spec
+from parlour.domain.rules import parse_rules
 from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid, new_sid
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.protocol.media_urls import media_url_key
 from parlour.services.recordings import RecordingService
-from parlour.services.rooms import RoomService
 from parlour.store.sql import SqlStore
 from parlour.testing import FakeClock
 
@@ -113,16 +123,9 @@ class Sink:
     def names(self) -> list[str]:
         return [e.name for e in self.events]
 
-
-class Sessions:
-    async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
-        pass
-
-    async def end_room(self, room_sid: RoomSid, code: int) -> None:
-        pass
-
-    async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
-        pass
+    def recording_events(self) -> list[RecordingEvent]:
+        assert all(isinstance(e, RecordingEvent) for e in self.events)
+        return [e for e in self.events if isinstance(e, RecordingEvent)]
 
 
 @dataclass
@@ -202,6 +205,12 @@ async def recordings(w: World, **kw: object) -> list[Recording]:
 ALL = [{"type": "include", "all": True}]
 
 
+async def set_rules(w: World, room: Room, rules: list[Any]) -> None:
+    """What `RoomService.update_recording_rules` tells the recorder (the `Recorder` port)."""
+    parsed = parse_rules(json.dumps(rules), kind="recording")
+    await w.service.recording_rules_changed(replace(room, recording_rules=parsed))
+
+
 async def test_a_selected_track_is_recorded_until_unpublished(world: World) -> None:
     w = world
     room = await make_room(w, ALL)
@@ -214,11 +223,10 @@ async def test_a_selected_track_is_recorded_until_unpublished(world: World) -> N
     assert rec.status_callback == "https://example.com/cb"
     assert rec.offset == unix_ms(w.clock.now())
     assert w.sink.names() == ["recording-started"]
-    started = w.sink.events[0]
-    assert (
-        started.data["ParticipantIdentity"] == "alice"
-        and started.data["RoomName"] == room.unique_name
-    )
+    [started] = w.sink.recording_events()
+    assert isinstance(started, RecordingStarted) and started.recording == rec
+    assert started.participant_identity == "alice" and started.room == room
+    assert started.timestamp == w.clock.now()
 
     w.clock.advance(0.5)
     tap.feed(b"packet-1")
@@ -235,8 +243,10 @@ async def test_a_selected_track_is_recorded_until_unpublished(world: World) -> N
     assert (done.duration, done.size) == (2, 1000)
     assert done.offset == rec.offset + 500  # the first packet's arrival, not the start
     assert w.sink.names() == ["recording-started", "recording-completed"]
-    completed = w.sink.events[1].data
-    assert (completed["Duration"], completed["Size"]) == ("2", "1000")
+    completed = w.sink.recording_events()[1]
+    assert isinstance(completed, RecordingCompleted) and completed.recording == done
+    assert (completed.recording.duration, completed.recording.size) == (2, 1000)
+    assert completed.participant_identity == "alice" and completed.room == room
     tap.feed(b"after")  # the SFU may still hold the tap: a no-op
     assert len(writer.packets) == 2
 
@@ -258,7 +268,6 @@ async def test_unrecordable_tracks_get_no_tap(world: World) -> None:
 async def test_rules_changes_start_and_stop_recordings_live(world: World) -> None:
     w = world
     room = await make_room(w)
-    rooms = RoomService(w.store, w.clock, w.sink, Sessions(), recorder=w.service)
     alice = await join(w, room, "alice")
     bob = await join(w, room, "bob")
     mic = await publish(w, alice, "mic", TrackKind.AUDIO)
@@ -271,22 +280,18 @@ async def test_rules_changes_start_and_stop_recordings_live(world: World) -> Non
     ]
     assert all(t is not None for t in taps) and await recordings(w) == []
 
-    await rooms.update_recording_rules(
-        w.account, room.sid, json.dumps([{"type": "include", "kind": "audio"}])
-    )
+    await set_rules(w, room, [{"type": "include", "kind": "audio"}])
     live = await recordings(w, status=RecordingStatus.PROCESSING)
     assert {r.source_sid for r in live} == {mic.sid, bob_mic.sid}
 
     rules = [{"type": "include", "all": True}, {"type": "exclude", "publisher": "bob"}]
-    await rooms.update_recording_rules(w.account, room.sid, json.dumps(rules))
+    await set_rules(w, room, rules)
     live = await recordings(w, status=RecordingStatus.PROCESSING)
     assert {r.source_sid for r in live} == {mic.sid, cam.sid}
     [bob_done] = await recordings(w, status=RecordingStatus.COMPLETED)
     assert bob_done.source_sid == bob_mic.sid
 
-    await rooms.update_recording_rules(
-        w.account, room.sid, json.dumps([{"type": "include", "publisher": "bob"}])
-    )
+    await set_rules(w, room, [{"type": "include", "publisher": "bob"}])
     again = await recordings(w, source_sid=bob_mic.sid)
     assert len(again) == 2 and again[0].sid != again[1].sid  # a new RT sid for the restart
     assert again[0].status is RecordingStatus.PROCESSING
@@ -316,22 +321,17 @@ async def test_recordings_end_with_their_participant_and_room(world: World) -> N
     for participant in (alice, bob):
         track = await publish(w, participant, "mic", TrackKind.AUDIO)
         await w.service.track_published(room, participant, track, "opus")
+    now = w.clock.now()
     await w.service.emit(
-        Event(
-            "participant-disconnected",
-            w.account,
-            room.sid,
-            w.clock.now(),
-            participant_sid=alice.sid,
-        )
+        ParticipantDisconnected(timestamp=now, room=room, participant=alice.disconnected(now))
     )
     statuses = {r.participant_sid: r.status for r in await recordings(w)}
     assert statuses == {alice.sid: RecordingStatus.COMPLETED, bob.sid: RecordingStatus.PROCESSING}
-    await w.service.emit(Event("room-ended", w.account, room.sid, w.clock.now()))
+    await w.service.emit(RoomEnded(timestamp=now, room=room.completed(now)))
     assert {r.status for r in await recordings(w)} == {RecordingStatus.COMPLETED}
-    await w.service.emit(
-        Event("track-removed", w.account, room.sid, w.clock.now(), track_sid="MTnope")
-    )
+    assert room.sid not in w.service._locks
+    gone = await publish(w, bob, "gone", TrackKind.AUDIO)
+    await w.service.emit(TrackRemoved(timestamp=now, room=room, participant=bob, track=gone))
 
 
 async def test_a_tap_closed_by_the_sfu_completes_in_the_background(world: World) -> None:
@@ -382,8 +382,10 @@ async def test_failures_are_recorded_with_their_operation(world: World) -> None:
     await w.service.track_published(room, alice, mic, "opus")
     [failed] = await recordings(w)
     assert failed.status is RecordingStatus.FAILED and "disk full" in (failed.failure_reason or "")
-    assert w.sink.events[-1].name == "recording-failed"
-    assert w.sink.events[-1].data["FailedOperation"] == "RecordingStart"
+    last = w.sink.recording_events()[-1]
+    assert isinstance(last, RecordingFailed) and last.recording == failed
+    assert last.failed_operation is FailedOperation.START
+    assert last.participant_identity == "alice" and last.room == room
 
     w.media.fail_open = None
     w.media.result = RecordingResult(
@@ -394,7 +396,9 @@ async def test_failures_are_recorded_with_their_operation(world: World) -> None:
     await w.service.track_unpublished(cam.sid)
     [cam_rec] = await recordings(w, source_sid=cam.sid)
     assert cam_rec.status is RecordingStatus.FAILED
-    assert w.sink.events[-1].data["FailedOperation"] == "RecordingUpload"
+    last = w.sink.recording_events()[-1]
+    assert isinstance(last, RecordingFailed) and last.recording == cam_rec
+    assert last.failed_operation is FailedOperation.UPLOAD
 
 
 async def test_recover_finishes_what_a_killed_server_left(world: World) -> None:
@@ -429,7 +433,14 @@ async def test_recover_finishes_what_a_killed_server_left(world: World) -> None:
     assert await w.store.recordings_with_status(RecordingStatus.PROCESSING) == []
     assert done[0].duration == 3 and done[0].size == 500
     assert w.sink.names() == ["recording-completed", "recording-failed", "recording-failed"]
-    assert w.sink.events[0].data["ParticipantIdentity"] == "alice"
+    events = w.sink.recording_events()
+    assert [e.recording for e in events] == done
+    assert {e.participant_identity for e in events} == {"alice"}  # read from the store
+    assert all(e.room == room for e in events)
+    assert [e.failed_operation for e in events[1:] if isinstance(e, RecordingFailed)] == [
+        FailedOperation.START,
+        FailedOperation.COMPLETE,
+    ]
 
 
 async def completed_recording(w: World) -> Recording:
@@ -538,8 +549,12 @@ async def test_publishing_twice_keeps_the_recording_and_ended_rooms_get_no_tap(
     first = await w.service.track_published(room, alice, mic, "opus")
     assert await w.service.track_published(room, alice, mic, "opus") is first
     assert len(await recordings(w)) == 1
-    await w.store.update_room(room.completed(w.clock.now()))
-    cam = await publish(w, alice, "cam", TrackKind.VIDEO)
-    assert await w.service.track_published(room, alice, cam, "VP8") is None
-    await w.service.emit(Event("room-ended", w.account, room.sid, w.clock.now()))
+    ended = validate_room_spec(
+        RoomSpec(), sid=RoomSid(new_sid("RM")), account_sid=w.account, now=w.clock.now()
+    ).completed(w.clock.now())
+    await w.store.insert_room(ended)
+    bob = await join(w, ended, "bob")
+    cam = await publish(w, bob, "cam", TrackKind.VIDEO)
+    assert await w.service.track_published(ended, bob, cam, "VP8") is None
+    await w.service.emit(RoomEnded(timestamp=w.clock.now(), room=room.completed(w.clock.now())))
     assert {r.status for r in await recordings(w)} == {RecordingStatus.COMPLETED}

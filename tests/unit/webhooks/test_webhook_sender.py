@@ -16,10 +16,19 @@ from twilio.request_validator import RequestValidator
 
 from parlour.config import Config
 from parlour.domain.accounts import Account
-from parlour.domain.events import DeliveryStatus, Event, participant_event, room_event
+from parlour.domain.events import (
+    DeliveryStatus,
+    Event,
+    ParticipantConnected,
+    RecordingStarted,
+    RoomCreated,
+    RoomEnded,
+    TrackAdded,
+)
 from parlour.domain.participants import Participant, ParticipantStatus
+from parlour.domain.recordings import Recording, RecordingCodec
 from parlour.domain.rooms import Room, RoomSpec, validate_room_spec
-from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid, new_sid
+from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid, new_sid
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.store.schema import callback_deliveries
 from parlour.store.sql import SqlStore
@@ -124,7 +133,26 @@ def alice(room: Room) -> Participant:
 
 
 def created(room: Room, clock: FakeClock) -> Event:
-    return room_event("room-created", room, clock.now())
+    return RoomCreated(timestamp=clock.now(), room=room)
+
+
+def room_ended(room: Room, clock: FakeClock, duration: int = 1) -> Event:
+    """`room-ended` of a room that lasted `duration` seconds."""
+    completed = room.completed(room.date_created + dt.timedelta(seconds=duration))
+    return RoomEnded(timestamp=clock.now(), room=completed)
+
+
+def recording(room: Room, clock: FakeClock) -> Recording:
+    return Recording.for_track(
+        sid=RecordingSid(new_sid("RT")),
+        account_sid=room.account_sid,
+        room_sid=room.sid,
+        participant_sid=ParticipantSid(new_sid("PA")),
+        source_sid=TrackSid(new_sid("MT")),
+        track_name="mic",
+        codec=RecordingCodec.OPUS,
+        now=clock.now(),
+    )
 
 
 async def test_delivers_signed_callbacks_in_order_to_the_checked_address(h: Harness) -> None:
@@ -143,8 +171,8 @@ async def test_delivers_signed_callbacks_in_order_to_the_checked_address(h: Harn
         date_updated=h.clock.now(),
     )
     await sender.emit(created(room, h.clock))
-    await sender.emit(participant_event("participant-connected", p, h.clock.now()))
-    await sender.emit(participant_event("track-added", p, h.clock.now(), track=track))
+    await sender.emit(ParticipantConnected(timestamp=h.clock.now(), room=room, participant=p))
+    await sender.emit(TrackAdded(timestamp=h.clock.now(), room=room, participant=p, track=track))
     await settle(sender)
     await sender.close()
     await sender.close()  # idempotent
@@ -222,7 +250,7 @@ async def test_a_failing_callback_holds_back_the_rest_of_its_room_only(h: Harnes
     sender = h.sender(WebhookSettings(max_attempts=1000, retry_initial=1.0, retry_max=3.0))
     await sender.start()
     await sender.emit(created(slow, h.clock))
-    await sender.emit(room_event("room-ended", slow, h.clock.now(), RoomDuration="5"))
+    await sender.emit(room_ended(slow, h.clock, 5))
     await sender.emit(created(other, h.clock))
     await settle(sender)
     await sender.close()
@@ -250,7 +278,7 @@ async def test_client_errors_are_final(h: Harness, status: int) -> None:
     sender = h.sender()
     await sender.start()
     await sender.emit(created(room, h.clock))
-    await sender.emit(room_event("room-ended", room, h.clock.now(), RoomDuration="1"))
+    await sender.emit(room_ended(room, h.clock))
     await settle(sender)
     await sender.close()
     assert h.seqs() == [("room-created", "0"), ("room-ended", "1")]
@@ -372,9 +400,30 @@ async def test_rooms_without_a_callback_record_nothing(h: Harness) -> None:
     sender = h.sender()
     await sender.start()
     await sender.emit(created(room, h.clock))
-    await sender.emit(Event("recording-started", room.account_sid, room.sid, h.clock.now()))
+    await sender.emit(RecordingStarted(timestamp=h.clock.now(), recording=recording(room, h.clock)))
+    await sender.emit(
+        RecordingStarted(timestamp=h.clock.now(), recording=recording(room, h.clock), room=room)
+    )
     await sender.close()
     assert await h.store.list_callback_deliveries(room.sid) == []
+
+
+async def test_a_recording_event_without_its_room_reads_the_stored_room(h: Harness) -> None:
+    room = await h.room("https://hooks.example.com/rec", method="GET")
+    sender = h.sender()
+    await sender.start()
+    rec = recording(room, h.clock)
+    await sender.emit(created(room, h.clock))
+    await sender.emit(RecordingStarted(timestamp=h.clock.now(), recording=rec))
+    await settle(sender)
+    await sender.close()
+    assert h.seqs() == [("room-created", "0"), ("recording-started", "1")]
+    [_, started] = await h.store.list_callback_deliveries(room.sid)
+    assert (started.url, started.method) == ("https://hooks.example.com/rec", "GET")
+    assert started.params["RoomName"] == room.unique_name
+    assert started.params["RoomStatus"] == "in-progress"
+    assert started.params["RecordingSid"] == rec.sid
+    assert started.params["ParticipantIdentity"] == ""  # not known to the emitter
 
 
 async def test_pending_callbacks_survive_a_restart_in_order(h: Harness) -> None:
@@ -383,7 +432,7 @@ async def test_pending_callbacks_survive_a_restart_in_order(h: Harness) -> None:
     first = h.sender(WebhookSettings(max_attempts=100, retry_initial=1.0))
     await first.emit(created(room, h.clock))  # recorded before start: sent once started
     await first.start()
-    await first.emit(room_event("room-ended", room, h.clock.now(), RoomDuration="9"))
+    await first.emit(room_ended(room, h.clock, 9))
     for _ in range(1000):
         if len(h.requests) >= 3:
             break
@@ -416,7 +465,7 @@ async def test_emits_after_close_are_kept_for_the_next_start(h: Harness) -> None
 
 
 class BrokenStore:
-    async def get_room(self, account_sid: str, sid: str) -> Room:
+    async def insert_callback_delivery(self, delivery: object) -> None:
         raise RuntimeError("database is gone")
 
 
@@ -427,8 +476,13 @@ async def test_emit_never_raises(h: Harness, caplog: pytest.LogCaptureFixture) -
         lambda sid: TOKEN,
         TargetPolicy(allow_private=False),
     )
-    event = Event("room-created", "AC" + "0" * 32, "RM" + "1" * 32, dt.datetime.now(dt.UTC))
-    await sender.emit(event)
+    room = validate_room_spec(
+        RoomSpec(status_callback="https://hooks.example.com/cb"),
+        sid=RoomSid("RM" + "1" * 32),
+        account_sid=AccountSid("AC" + "0" * 32),
+        now=h.clock.now(),
+    )
+    await sender.emit(created(room, h.clock))
     assert "webhook not recorded event=room-created room=RM" in caplog.text
     assert "RuntimeError" in caplog.text
 
@@ -439,7 +493,7 @@ async def test_concurrent_emits_of_one_room_are_numbered_and_sent_in_order(h: Ha
     await sender.start()
     p = alice(room)
     events = [created(room, h.clock)] + [
-        participant_event("participant-connected", p, h.clock.now()) for _ in range(9)
+        ParticipantConnected(timestamp=h.clock.now(), room=room, participant=p) for _ in range(9)
     ]
     await asyncio.gather(*(sender.emit(e) for e in events))
     await settle(sender)
@@ -452,7 +506,7 @@ async def test_callbacks_queued_before_start_are_sorted_by_sequence(h: Harness) 
     room = await h.room("https://hooks.example.com/cb")
     recorder = h.sender()
     await recorder.emit(created(room, h.clock))
-    await recorder.emit(room_event("room-ended", room, h.clock.now(), RoomDuration="1"))
+    await recorder.emit(room_ended(room, h.clock))
     first, second = await h.store.list_callback_deliveries(room.sid)
     sender = h.sender()
     sender._started = True
@@ -468,7 +522,7 @@ async def test_a_callback_that_cannot_be_built_fails_and_the_queue_moves_on(h: H
     room = await h.room("https://hooks.example.com/cb")
     recorder = h.sender()
     await recorder.emit(created(room, h.clock))
-    await recorder.emit(room_event("room-ended", room, h.clock.now(), RoomDuration="1"))
+    await recorder.emit(room_ended(room, h.clock))
     broken, _ = await h.store.list_callback_deliveries(room.sid)
     async with h.store.engine.begin() as conn:
         t = callback_deliveries
@@ -513,7 +567,7 @@ async def test_a_store_failure_keeps_the_callback_at_the_head(h: Harness) -> Non
     )
     await sender.start()
     await sender.emit(created(room, h.clock))
-    await sender.emit(room_event("room-ended", room, h.clock.now(), RoomDuration="1"))
+    await sender.emit(room_ended(room, h.clock))
     await settle(sender)
     await sender.close()
     # Sent again (at least once), and still in order.

@@ -81,7 +81,7 @@ def test_static_refusal(url: str, allow_private: bool, refused: str | None) -> N
     else:
         with pytest.raises(errors.RoomError) as err:
             policy.check(url)
-        assert err.value.code == errors.STATUS_CALLBACK_INVALID == 53111
+        assert err.value.code == errors.Code.ROOM_STATUS_CALLBACK_INVALID == 53111
 
 
 async def test_resolve_pins_a_checked_public_address() -> None:

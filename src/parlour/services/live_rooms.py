@@ -1,9 +1,25 @@
 """Live rooms: who is connected over which signaling session, and what they publish.
 
-The hub is the server half of Room Signaling Protocol v2 above the socket: it turns
-`connect`/`update`/`sync`/`disconnect` into service calls, keeps each participant's
-revisioned state, and fans changes out to the other participants of the room. It also
-implements the `SessionControl` port, so REST actions (kick, end room) reach live clients.
+This is the use case behind Room Signaling Protocol v2: a client joins (`connect`),
+changes what it publishes (`update`), drops and resumes (`sync`) and leaves (`disconnect`).
+The service keeps each participant's revisioned state, fans changes out to the others in
+the room, tells the media plane what each member should receive (subscribe rules), gives
+each published track its recording tap, and implements the `SessionControl` port, so REST
+actions (kick, end room) reach live clients. `parlour.signaling` only turns frames into
+these calls and the messages they return into frames.
+
+Records are written through `RoomService` and `ParticipantService`, whose writes are
+conditional: a participant leaves once, a room ends once, whatever happens concurrently.
+
+Rules of the live lifecycle (docs/architecture.md, "Live rooms"):
+
+- The token's grant and the identity are checked before anything is created.
+- A participant whose media transport is not up within the media connect timeout, or
+  whose transport dies later (ICE consent), gets error 53405 and leaves; others see its
+  tracks go.
+- A participant who leaves is announced with its tracks as they last were (the SDK keeps
+  a `RemoteParticipant`'s publications in their last state, as Twilio does).
+- A dropped socket keeps the session for `session_timeout`; it leaves when that runs out.
 
 Participant state that others see carries a revision that increases on every change; the
 SDK ignores anything not newer (signaling-protocol.md §3.6).
@@ -15,20 +31,13 @@ import asyncio
 import functools
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from parlour.domain import errors
-from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import (
-    MediaListener,
-    MediaPlane,
-    MediaSession,
-    Recorder,
-    TrackDescriptor,
-    TrackTap,
-)
+from parlour.domain.participants import Participant, ParticipantStatus, validate_identity
+from parlour.domain.ports import MediaPlane, MediaSession, Recorder, TrackDescriptor
 from parlour.domain.rooms import Room
 from parlour.domain.rules import DEFAULT_SUBSCRIBE_RULES, Rule, TrackRef, evaluate
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
@@ -39,76 +48,29 @@ from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
 
-__all__ = ["NullMediaPlane", "Outbox", "ParticipantSession", "SignalingError", "SignalingHub"]
+__all__ = ["ClientChannel", "LiveRoom", "LiveRoomService", "ParticipantSession"]
 
 log = logging.getLogger(__name__)
 
 MAX_TRACK_NAME = 128
-TRACK_NAME_TOO_LONG = 53302
-TRACK_NAME_DUPLICATED = 53304
-TRACK_KIND_NOT_SUPPORTED = 53125
-MAX_TRACKS_EXCEEDED = 53203
-SESSION_UNKNOWN = 53001
+#: The WebSocket close code after a server-sent `error` or `disconnected` (a clean close).
+CLOSE_NORMAL = 1000
+#: The close code when the server stops: clients resume elsewhere or later.
+CLOSE_RESTART = 1012
+#: The close code for a socket replaced by a newer one of the same session.
+CLOSE_REPLACED = 4000
 
 
-class SignalingError(Exception):
-    """Ends a signaling exchange with a Twilio error code sent to the client."""
-
-    def __init__(self, code: int, message: str | None = None) -> None:
-        self.code = code
-        self.message = message or sig.ERROR_MESSAGES.get(code, "Signaling error")
-        super().__init__(f"{code}: {self.message}")
-
-    @classmethod
-    def of(cls, exc: errors.TwilioError | TokenError) -> SignalingError:
-        return cls(exc.code, exc.message)
-
-
-class Outbox(Protocol):
-    """The sending side of one signaling connection."""
+class ClientChannel(Protocol):
+    """The sending side of one client's signaling connection."""
 
     def send(self, message: sig.RspMessage) -> None:
-        """Queue an RSP message (wrapped in a TCMP `msg`)."""
+        """Queue an RSP message for the client."""
         ...
 
     def close(self, code: int) -> None:
-        """Close the WebSocket with this close code after queued messages."""
+        """Close the connection with this close code after queued messages."""
         ...
-
-
-class _NullSession:
-    async def client_description(
-        self, pc_id: str, kind: str, revision: int, sdp: str, track_ids: Iterable[str]
-    ) -> str | None:
-        return None
-
-    def set_subscriptions(self, tracks: Iterable[TrackDescriptor]) -> None:
-        return None
-
-    def published_codec(self, track_id: str) -> tuple[str, tuple[int, ...]] | None:
-        return None
-
-    def attach_tap(self, track_id: str, tap: TrackTap) -> None:
-        return None
-
-    def request_keyframe(self, track_id: str) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-class NullMediaPlane:
-    """No SFU attached: descriptions are accepted and left unanswered, nothing is delivered."""
-
-    def open_session(
-        self,
-        room_sid: RoomSid,
-        participant_sid: ParticipantSid,
-        listener: MediaListener,
-        video_codecs: Iterable[str],
-    ) -> MediaSession:
-        return _NullSession()
 
 
 @dataclass
@@ -130,15 +92,15 @@ class LiveTrack:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class ParticipantSession:
     """A participant's signaling session; it outlives a dropped socket for session_timeout."""
 
     token: str
     room: Room
     participant: Participant
-    media: MediaSession
-    outbox: Outbox | None
+    media: MediaSession | None
+    channel: ClientChannel | None
     state: sig.ParticipantState = sig.ParticipantState.CONNECTED
     revision: int = 1
     client_revision: int = 0
@@ -154,15 +116,19 @@ class ParticipantSession:
     def sid(self) -> ParticipantSid:
         return self.participant.sid
 
+    @property
+    def ended(self) -> bool:
+        return self.state is sig.ParticipantState.DISCONNECTED
+
     def remote_state(self) -> sig.RemoteParticipantState:
-        """How the other participants see this one."""
-        disconnected = self.state is sig.ParticipantState.DISCONNECTED
+        """How the other participants see this one (tracks as they last were, even when it
+        has left)."""
         return sig.RemoteParticipantState(
             sid=self.sid,
             identity=self.participant.identity,
             state=self.state,
             revision=self.revision,
-            tracks=() if disconnected else tuple(t.remote_state() for t in self.tracks.values()),
+            tracks=tuple(t.remote_state() for t in self.tracks.values()),
         )
 
     def published(self) -> sig.Published:
@@ -179,8 +145,8 @@ class ParticipantSession:
         return sig.Published(revision=self.published_revision, tracks=tuple(acks))
 
     def send(self, message: sig.RspMessage) -> None:
-        if self.outbox is not None:
-            self.outbox.send(message)
+        if self.channel is not None:
+            self.channel.send(message)
 
     def subscribed_message(self) -> sig.Subscribed:
         return sig.Subscribed(
@@ -189,40 +155,50 @@ class ParticipantSession:
         )
 
 
-class _Listener:
-    """The media plane's way back to one participant's signaling session."""
+@dataclass(eq=False)
+class LiveRoom:
+    """The members of one room connected to this node."""
 
-    def __init__(self, hub: SignalingHub, session_ref: list[ParticipantSession]) -> None:
-        self._hub = hub
-        self._ref = session_ref
+    room: Room
+    members: dict[ParticipantSid, ParticipantSession] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def active(self) -> list[ParticipantSession]:
+        return [m for m in self.members.values() if not m.ended]
+
+
+class _MediaEvents:
+    """The media plane's way back to one participant's session (`MediaListener`)."""
+
+    def __init__(self, service: LiveRoomService) -> None:
+        self._service = service
+        self.session: ParticipantSession | None = None
 
     def send_offer(self, pc_id: str, revision: int, sdp: str) -> None:
-        if self._ref:
+        if self.session is not None and not self.session.ended:
             desc = sig.SessionDescription(type=sig.SdpType.OFFER, revision=revision, sdp=sdp)
-            self._ref[0].send(
+            self.session.send(
                 sig.ServerUpdate(
                     peer_connections=(sig.PeerConnectionState(id=pc_id, description=desc),)
                 )
             )
 
-    def subscriptions_changed(self, subscribed: Iterable[tuple[TrackSid, str]]) -> None:
-        if self._ref:
-            self._hub._subscriptions_changed(self._ref[0], dict(subscribed))
+    def subscriptions_changed(self, subscribed: Sequence[tuple[TrackSid, str]]) -> None:
+        if self.session is not None and not self.session.ended:
+            self._service._subscriptions_changed(self.session, dict(subscribed))
+
+    def media_failed(self, reason: str) -> None:
+        if self.session is not None and not self.session.ended:
+            self._service._spawn(self._service._media_failed(self.session, reason))
 
 
-@dataclass
-class LiveRoom:
-    room: Room
-    members: dict[ParticipantSid, ParticipantSession] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class SignalingHub:
-    """All live signaling sessions of this server.
+class LiveRoomService:
+    """Every live session of this server node.
 
     Args:
         session_timeout: seconds a session survives a dropped socket (sent to clients too).
         auto_create_rooms: create a room on first connect, as Twilio does by default.
+        recorder: gives each published audio/video track its recording tap.
     """
 
     def __init__(
@@ -248,79 +224,65 @@ class SignalingHub:
         self._live: dict[RoomSid, LiveRoom] = {}
         self._sessions: dict[str, ParticipantSession] = {}
         self._by_participant: dict[ParticipantSid, ParticipantSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- queries --------------------------------------------------------------------------
 
     def session(self, token: str) -> ParticipantSession | None:
         return self._sessions.get(token)
 
+    def live_room(self, room_sid: RoomSid) -> LiveRoom | None:
+        return self._live.get(room_sid)
+
     def live_participants(self, room_sid: RoomSid) -> list[ParticipantSession]:
         live = self._live.get(room_sid)
-        return list(live.members.values()) if live else []
+        return live.active() if live else []
 
     # -- connect --------------------------------------------------------------------------
 
     async def verify(self, token: str) -> AccessToken:
+        """The token's claims.
+
+        Raises:
+            TwilioError: 20101–20107, the first check the token fails.
+        """
         try:
             return await self._accounts.verify_access_token(token)
         except TokenError as exc:
-            raise SignalingError.of(exc) from None
+            raise errors.TwilioError(exc.message, code=exc.code) from None
 
-    async def connect(self, outbox: Outbox, msg: sig.Connect) -> sig.Connected:
+    async def connect(self, channel: ClientChannel, msg: sig.Connect) -> sig.Connected:
         """A client joins: token, room, participant, tracks; returns its `connected`.
 
+        Everything that can refuse the client without touching the room (token, grant,
+        identity) is checked before a room is created or a participant recorded.
+
         Raises:
-            SignalingError: with the Twilio code to send back (20101–20107, 531xx, 532xx).
+            TwilioError: the code to send back (20101–20107, 531xx, 532xx, 53403).
         """
         claims = await self.verify(msg.token)
         account = AccountSid(claims.account_sid)
         grant_room = claims.video.room if claims.video else None
         name = msg.name or grant_room
         if not name:
-            raise SignalingError(errors.ROOM_NAME_INVALID, "Room name is invalid")
-        try:
-            room = await self._rooms.for_join(account, name, auto_create=self._auto_create)
-        except errors.TwilioError as exc:
-            raise SignalingError.of(exc) from None
-        if grant_room is not None and grant_room not in (room.unique_name, room.sid):
-            raise SignalingError(20106, "Access Token does not grant access to this Room")
-        live = self._live.setdefault(room.sid, LiveRoom(room))
-        async with live.lock:
-            identity = claims.identity or ""
-            try:
-                participant = await self._participants.join(room, identity)
-            except errors.TwilioError as exc:
-                raise SignalingError.of(exc) from None
-            ref: list[ParticipantSession] = []
-            session = ParticipantSession(
-                token="SE" + secrets.token_hex(16),
-                room=room,
-                participant=participant,
-                media=self._media.open_session(
-                    room.sid, participant.sid, _Listener(self, ref), room.video_codecs
-                ),
-                outbox=outbox,
-            )
-            ref.append(session)
-            if msg.subscribe is not None and msg.subscribe.rules:
-                session.client_rules = (
-                    tuple(Rule(type=r.type, all=True) for r in msg.subscribe.rules if r.all)
-                    or DEFAULT_SUBSCRIBE_RULES
+            raise errors.RoomError(code=errors.Code.ROOM_NAME_INVALID)
+        identity = claims.identity or ""
+        validate_identity(identity)
+        if grant_room is not None and grant_room != name:
+            existing = await self._rooms.lookup(account, name)
+            if existing is None or grant_room not in (existing.unique_name, existing.sid):
+                raise errors.TwilioError(
+                    "Access Token does not grant access to this Room",
+                    code=errors.Code.ACCESS_TOKEN_GRANTS_INVALID,
                 )
-            others = list(live.members.values())
-            live.members[participant.sid] = session
-            self._sessions[session.token] = session
-            self._by_participant[participant.sid] = session
-            await self._apply_tracks(session, msg.participant)
-            try:
-                answers = await self._descriptions(session, msg.peer_connections)
-            except errors.TwilioError as exc:
-                self._drop(session)
-                await self._participants.leave(room, participant)
-                raise SignalingError.of(exc) from None
-            for other in others:
-                other.send(sig.ServerUpdate(participants=(session.remote_state(),)))
-            self._refresh_subscriptions(live)
+        room = await self._rooms.for_join(account, name, auto_create=self._auto_create)
+        live = self._live.setdefault(room.sid, LiveRoom(room))
+        try:
+            async with live.lock:
+                session, others, answers = await self._join(live, channel, msg, identity)
+        finally:
+            self._forget_room_if_empty(live)
+        participant = session.participant
         log.info("signaling connected participant=%s room=%s", participant.sid, room.sid)
         return sig.Connected(
             session=session.token,
@@ -341,21 +303,73 @@ class SignalingHub:
             media_signaling={},
         )
 
+    async def _join(
+        self, live: LiveRoom, channel: ClientChannel, msg: sig.Connect, identity: str
+    ) -> tuple[ParticipantSession, list[ParticipantSession], tuple[sig.PeerConnectionState, ...]]:
+        """Record the participant, open its media, apply its tracks and descriptions, tell
+        the others. Returns the session, the others and the answers."""
+        room = live.room
+        participant = await self._participants.join(room, identity)
+        events = _MediaEvents(self)
+        session = ParticipantSession(
+            token="SE" + secrets.token_hex(16),
+            room=room,
+            participant=participant,
+            media=None,
+            channel=channel,
+        )
+        events.session = session
+        if msg.subscribe is not None and msg.subscribe.rules:
+            session.client_rules = (
+                tuple(Rule(type=r.type, all=True) for r in msg.subscribe.rules if r.all)
+                or DEFAULT_SUBSCRIBE_RULES
+            )
+        others = live.active()
+        live.members[participant.sid] = session
+        self._sessions[session.token] = session
+        self._by_participant[participant.sid] = session
+        try:
+            session.media = self._media.open_session(
+                room.sid, participant.sid, events, room.video_codecs
+            )
+            await self._apply_tracks(session, msg.participant)
+            answers = await self._descriptions(session, msg.peer_connections)
+        except BaseException:
+            await self._leave(session)
+            raise
+        for other in others:
+            other.send(sig.ServerUpdate(participants=(session.remote_state(),)))
+        self._refresh_subscriptions(live)
+        return session, others, answers
+
     # -- updates --------------------------------------------------------------------------
 
     async def update(self, session: ParticipantSession, msg: sig.ClientUpdate) -> None:
-        """A client `update`: new participant state and/or peer-connection descriptions."""
+        """A client `update`: new participant state and/or peer-connection descriptions.
+
+        Raises:
+            TwilioError: 53403 for a description the SFU cannot apply; the session has left.
+        """
         live = self._live.get(session.room.sid)
-        if live is None or session.state is sig.ParticipantState.DISCONNECTED:
+        if live is None or session.ended:
             return
+        try:
+            await self._update(live, session, msg)
+        finally:
+            self._forget_room_if_empty(live)
+
+    async def _update(
+        self, live: LiveRoom, session: ParticipantSession, msg: sig.ClientUpdate
+    ) -> None:
         async with live.lock:
             changed = False
-            if msg.participant is not None:
-                changed = await self._apply_tracks(session, msg.participant)
             try:
+                if msg.participant is not None:
+                    changed = await self._apply_tracks(session, msg.participant)
                 answers = await self._descriptions(session, msg.peer_connections or ())
-            except errors.TwilioError as exc:
-                raise SignalingError.of(exc) from None
+            except errors.TwilioError:
+                await self._leave(session)
+                raise
             if changed:
                 session.send(sig.ServerUpdate(published=session.published()))
                 self._broadcast(live, session)
@@ -367,12 +381,15 @@ class SignalingHub:
         self, session: ParticipantSession, pcs: Iterable[sig.PeerConnectionState]
     ) -> tuple[sig.PeerConnectionState, ...]:
         answers = []
+        media = session.media
+        if media is None:
+            return ()
         track_ids = list(session.tracks)
         for pc in pcs:
             desc = pc.description
             if desc is None or desc.sdp is None:
                 continue
-            answer = await session.media.client_description(
+            answer = await media.client_description(
                 pc.id, desc.type.value, desc.revision, desc.sdp, track_ids
             )
             if answer is not None:
@@ -389,12 +406,13 @@ class SignalingHub:
 
     async def _attach_taps(self, session: ParticipantSession) -> None:
         """Give each newly negotiated audio/video track its recording tap."""
-        if self._recorder is None:
+        media = session.media
+        if self._recorder is None or media is None:
             return
         for track in session.tracks.values():
             if track.tapped:
                 continue
-            negotiated = session.media.published_codec(track.id)
+            negotiated = media.published_codec(track.id)
             if negotiated is None:
                 continue  # data track, or media not negotiated yet
             track.tapped = True
@@ -405,10 +423,10 @@ class SignalingHub:
                 track.record,
                 codec,
                 payload_types=payload_types,
-                request_keyframe=functools.partial(session.media.request_keyframe, track.id),
+                request_keyframe=functools.partial(media.request_keyframe, track.id),
             )
-            if tap is not None:
-                session.media.attach_tap(track.id, tap)
+            if tap is not None and not session.ended:
+                media.attach_tap(track.id, tap)
 
     async def _apply_tracks(
         self, session: ParticipantSession, state: sig.LocalParticipantState
@@ -418,10 +436,11 @@ class SignalingHub:
             return False
         session.client_revision = state.revision
         changed = False
+        room, participant = session.room, session.participant
         wanted = {t.id: t for t in state.tracks}
         for track_id in [i for i in session.tracks if i not in wanted]:
             live_track = session.tracks.pop(track_id)
-            await self._participants.unpublish(session.participant, live_track.record)
+            await self._participants.unpublish(room, participant, live_track.record)
             changed = True
         for track_id in [i for i in session.failed_tracks if i not in wanted]:
             del session.failed_tracks[track_id]
@@ -431,7 +450,7 @@ class SignalingHub:
             if current is not None:
                 if current.record.enabled != track.enabled:
                     current.record = await self._participants.set_track_enabled(
-                        session.participant, current.record, track.enabled
+                        room, participant, current.record, track.enabled
                     )
                     changed = True
                 if current.priority != track.priority.value:
@@ -446,7 +465,7 @@ class SignalingHub:
                 changed = True
                 continue
             record = await self._participants.publish(
-                session.participant, track.name, TrackKind(track.kind.value), track.enabled
+                room, participant, track.name, TrackKind(track.kind.value), track.enabled
             )
             session.tracks[track.id] = LiveTrack(track.id, record, track.priority.value)
             names.add(track.name)
@@ -457,22 +476,22 @@ class SignalingHub:
 
     def _publish_error(
         self, session: ParticipantSession, track: sig.LocalTrackState, names: set[str]
-    ) -> int | None:
+    ) -> errors.Code | None:
         if len(track.name) > MAX_TRACK_NAME:
-            return TRACK_NAME_TOO_LONG
+            return errors.Code.TRACK_NAME_TOO_LONG
         if track.name in names:
-            return TRACK_NAME_DUPLICATED
+            return errors.Code.TRACK_NAME_IS_DUPLICATED
         if session.room.audio_only and track.kind is sig.TrackKind.VIDEO:
-            return TRACK_KIND_NOT_SUPPORTED
+            return errors.Code.ROOM_TRACK_KIND_NOT_SUPPORTED
         cap = session.room.max_concurrent_published_tracks
         published = sum(len(m.tracks) for m in self.live_participants(session.room.sid))
         if cap and published >= cap:
-            return MAX_TRACKS_EXCEEDED
+            return errors.Code.PARTICIPANT_MAX_TRACKS_EXCEEDED
         return None
 
     def _broadcast(self, live: LiveRoom, changed: ParticipantSession) -> None:
         state = changed.remote_state()
-        for member in live.members.values():
+        for member in live.active():
             if member is not changed:
                 member.send(sig.ServerUpdate(participants=(state,)))
 
@@ -480,88 +499,122 @@ class SignalingHub:
 
     async def disconnect(self, session: ParticipantSession) -> None:
         """The client left (`disconnect`), or its session expired."""
-        if session.state is sig.ParticipantState.DISCONNECTED:
+        if session.ended:
             return
-        self._drop(session)
-        live = self._live.get(session.room.sid)
-        await self._participants.leave(session.room, session.participant)
-        if live is not None:
-            async with live.lock:
-                self._broadcast(live, session)
-                self._refresh_subscriptions(live)
+        await self._leave(session)
         log.info("signaling disconnected participant=%s room=%s", session.sid, session.room.sid)
 
-    def _drop(self, session: ParticipantSession) -> None:
-        """Forget a session locally and mark it disconnected for everyone else."""
+    async def _leave(self, session: ParticipantSession) -> None:
+        """The session ends here: others are told, its media closes, its record leaves."""
+        if session.ended:
+            return
+        live = self._drop(session)
+        if live is not None:
+            self._broadcast(live, session)
+            self._refresh_subscriptions(live)
+        await self._participants.leave(session.room, session.participant)
+
+    def _drop(self, session: ParticipantSession) -> LiveRoom | None:
+        """Forget a session locally and mark it disconnected for everyone else; returns its
+        live room if that still has members to tell."""
         session.state = sig.ParticipantState.DISCONNECTED
         session.revision += 1
         if session.expiry is not None:
             session.expiry.cancel()
             session.expiry = None
-        session.media.close()
+        if session.media is not None:
+            session.media.close()
         self._sessions.pop(session.token, None)
-        self._by_participant.pop(session.sid, None)
+        if self._by_participant.get(session.sid) is session:
+            del self._by_participant[session.sid]
         live = self._live.get(session.room.sid)
-        if live is not None:
-            live.members.pop(session.sid, None)
-            # A join holding the lock may be about to add a member: keep the room then.
-            if not live.members and not live.lock.locked():
-                del self._live[session.room.sid]
+        if live is None:
+            return None
+        live.members.pop(session.sid, None)
+        self._forget_room_if_empty(live)
+        return live if live.members else None
 
-    async def connection_lost(self, session: ParticipantSession, outbox: Outbox) -> None:
+    def _forget_room_if_empty(self, live: LiveRoom) -> None:
+        # A join holding the lock may be about to add a member: keep the room then.
+        if not live.members and not live.lock.locked():
+            if self._live.get(live.room.sid) is live:
+                del self._live[live.room.sid]
+
+    async def connection_lost(self, session: ParticipantSession, channel: ClientChannel) -> None:
         """The socket dropped without `disconnect`: keep the session for session_timeout."""
-        if session.outbox is not outbox or session.state is sig.ParticipantState.DISCONNECTED:
+        if session.channel is not channel or session.ended:
             return
-        session.outbox = None
+        session.channel = None
         session.state = sig.ParticipantState.RECONNECTING
         session.revision += 1
-        session.participant = await self._participants.set_status(
-            session.participant, ParticipantStatus.RECONNECTING
-        )
         live = self._live.get(session.room.sid)
         if live is not None:
             self._broadcast(live, session)
         loop = asyncio.get_running_loop()
         session.expiry = loop.call_later(self.session_timeout, self._expire, session)
+        session.participant = await self._participants.set_status(
+            session.participant, ParticipantStatus.RECONNECTING
+        )
         log.info("signaling reconnecting participant=%s", session.sid)
 
     def _expire(self, session: ParticipantSession) -> None:
         session.expiry = None
-        if session.outbox is None and session.state is sig.ParticipantState.RECONNECTING:
-            task = asyncio.get_running_loop().create_task(self.disconnect(session))
-            task.add_done_callback(_log_failure)
+        if session.channel is None and session.state is sig.ParticipantState.RECONNECTING:
+            self._spawn(self.disconnect(session))
 
-    async def sync(self, outbox: Outbox, msg: sig.Sync) -> tuple[ParticipantSession, sig.Synced]:
+    async def sync(
+        self, channel: ClientChannel, msg: sig.Sync
+    ) -> tuple[ParticipantSession, sig.Synced]:
         """Resume a session on a new socket; returns the full-state `synced`.
 
         Raises:
-            SignalingError: 53001 for an unknown or expired session, or a token error.
+            TwilioError: 53001 for an unknown or expired session, or a token error.
         """
         session = self._sessions.get(msg.session)
         if session is None:
-            raise SignalingError(SESSION_UNKNOWN, "Signaling session not found or expired")
+            raise errors.TwilioError(
+                "Signaling session not found or expired",
+                code=errors.Code.SIGNALING_CONNECTION_DISCONNECTED,
+            )
         claims = await self.verify(msg.token)
         if claims.identity != session.participant.identity or (
             claims.account_sid != session.room.account_sid
         ):
-            raise SignalingError(20106, "Access Token does not match the session")
-        live = self._live[session.room.sid]
+            raise errors.TwilioError(
+                "Access Token does not match the session",
+                code=errors.Code.ACCESS_TOKEN_GRANTS_INVALID,
+            )
+        live = self._live.get(session.room.sid)
+        if live is None or session.ended:
+            raise errors.TwilioError(
+                "Signaling session not found or expired",
+                code=errors.Code.SIGNALING_CONNECTION_DISCONNECTED,
+            )
         async with live.lock:
+            if session.ended:
+                raise errors.TwilioError(
+                    "Signaling session not found or expired",
+                    code=errors.Code.SIGNALING_CONNECTION_DISCONNECTED,
+                )
             if session.expiry is not None:
                 session.expiry.cancel()
                 session.expiry = None
-            old = session.outbox
-            session.outbox = outbox
-            if old is not None and old is not outbox:
-                old.close(4000)
+            old = session.channel
+            session.channel = channel
+            if old is not None and old is not channel:
+                old.close(CLOSE_REPLACED)
             if session.state is not sig.ParticipantState.CONNECTED:
                 session.state = sig.ParticipantState.CONNECTED
                 session.revision += 1
                 session.participant = await self._participants.set_status(
                     session.participant, ParticipantStatus.CONNECTED
                 )
-            await self._apply_tracks(session, msg.participant)
-            answers = await self._descriptions(session, msg.peer_connections)
+            try:
+                await self._apply_tracks(session, msg.participant)
+                answers = await self._descriptions(session, msg.peer_connections)
+            except errors.TwilioError:
+                await self._leave(session)
+                raise
             # `synced` must name every peer connection that lives on: the SDK closes the ones
             # it leaves out. Those with nothing to answer are echoed by id alone.
             answered = {a.id for a in answers}
@@ -571,7 +624,7 @@ class SignalingHub:
                 if pc.id not in answered
             )
             self._broadcast(live, session)
-            others = [m for m in live.members.values() if m is not session]
+            others = [m for m in live.active() if m is not session]
             synced = sig.Synced(
                 participant=sig.ParticipantInfo(
                     sid=session.sid, identity=session.participant.identity
@@ -585,18 +638,28 @@ class SignalingHub:
         log.info("signaling resumed participant=%s", session.sid)
         return session, synced
 
+    async def _media_failed(self, session: ParticipantSession, reason: str) -> None:
+        """The media transport never came up, or is gone: the participant leaves with 53405
+        (the SDK's MediaConnectionError), and the others see its tracks go."""
+        if session.ended:
+            return
+        log.info("media failed participant=%s: %s", session.sid, reason)
+        session.send(sig.ErrorMessage.for_code(errors.Code.MEDIA_CONNECTION_ERROR))
+        if session.channel is not None:
+            session.channel.close(CLOSE_NORMAL)
+        await self._leave(session)
+
     # -- SessionControl port --------------------------------------------------------------
 
     async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
-        """Remove a live participant (REST kick, duplicate identity); the service records it."""
+        """Remove a live participant (REST kick, duplicate identity); the caller records it."""
         session = self._by_participant.get(participant_sid)
         if session is None:
             return
         session.send(sig.ErrorMessage.for_code(code))
-        if session.outbox is not None:
-            session.outbox.close(1000)
-        live = self._live.get(session.room.sid)
-        self._drop(session)
+        if session.channel is not None:
+            session.channel.close(CLOSE_NORMAL)
+        live = self._drop(session)
         if live is not None:
             self._broadcast(live, session)
             self._refresh_subscriptions(live)
@@ -609,8 +672,8 @@ class SignalingHub:
             return
         for session in list(live.members.values()):
             session.send(sig.Disconnected(status="completed"))
-            if session.outbox is not None:
-                session.outbox.close(1000)
+            if session.channel is not None:
+                session.channel.close(CLOSE_NORMAL)
             self._drop(session)
 
     async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
@@ -618,8 +681,7 @@ class SignalingHub:
         session = self._by_participant.get(participant_sid)
         if session is None:
             return
-        fresh = await self._participants.get(session.room, participant_sid)
-        session.participant = fresh
+        session.participant = await self._participants.get(session.room, participant_sid)
         live = self._live.get(session.room.sid)
         if live is not None:
             self._refresh_subscriptions(live)
@@ -632,10 +694,10 @@ class SignalingHub:
         REST Subscribe Rules win when set; otherwise the client's own `subscribe` rules
         (include/exclude all) apply. A participant never receives its own tracks.
         """
-        members = [
-            m for m in live.members.values() if m.state is not sig.ParticipantState.DISCONNECTED
-        ]
+        members = live.active()
         for member in members:
+            if member.media is None:
+                continue
             refs: list[TrackRef] = []
             descriptors: dict[str, TrackDescriptor] = {}
             for other in members:
@@ -679,12 +741,11 @@ class SignalingHub:
             for m in self.live_participants(session.room.sid)
             for t in m.tracks.values()
         }
-        task = asyncio.get_running_loop().create_task(
+        self._spawn(
             self._record_subscriptions(
                 session, [records[s] for s in added if s in records], removed
             )
         )
-        task.add_done_callback(_log_failure)
 
     async def _record_subscriptions(
         self, session: ParticipantSession, added: list[PublishedTrack], removed: list[TrackSid]
@@ -694,16 +755,28 @@ class SignalingHub:
         for sid in removed:
             await self._participants.unsubscribe(session.participant, sid)
 
+    # -- background work and shutdown -----------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("live-room task failed", exc_info=task.exception())
+
     async def close(self) -> None:
-        """Server shutdown: close sockets with 1012 so clients resume elsewhere/later."""
+        """Server shutdown: every session ends here (sockets closed with 1012, participants
+        leave with their callbacks), since no other node holds their live state."""
         for session in list(self._sessions.values()):
-            if session.expiry is not None:
-                session.expiry.cancel()
-            if session.outbox is not None:
-                session.outbox.close(1012)
-            session.media.close()
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("signaling task failed", exc_info=task.exception())
+            if session.channel is not None:
+                session.channel.close(CLOSE_RESTART)
+                session.channel = None
+            try:
+                await self._leave(session)
+            except Exception:
+                log.exception("leave at shutdown failed participant=%s", session.sid)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,62 +1,22 @@
-"""The store contract, on SQLite always and on PostgreSQL when PARLOUR_TEST_POSTGRES_DSN is set.
-
-Set it to e.g. ``postgresql://postgres@127.0.0.1:5432/parlour_test`` (an empty database the
-tests may fill; each test uses fresh accounts, so runs do not interfere).
-"""
+"""The store contract for rooms and participants: round trips, lookups, filters, paging
+(memory, SQLite, PostgreSQL: see conftest.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from parlour.config import Config
 from parlour.domain import errors
-from parlour.domain.accounts import Account
 from parlour.domain.paging import PageRequest, parse_page_token
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import ParticipantFilter, RoomFilter
-from parlour.domain.rooms import Room, RoomSpec, RoomStatus, validate_room_spec
-from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, new_sid
-from parlour.store.sql import SqlStore
-
-T0 = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
-
-BACKENDS = ["sqlite"]
-if os.environ.get("PARLOUR_TEST_POSTGRES_DSN"):
-    BACKENDS.append("postgres")
+from parlour.domain.ports import ParticipantFilter, RoomFilter, Store
+from parlour.domain.rooms import RoomStatus
+from parlour.domain.sids import ParticipantSid, RoomSid, new_sid
+from tests.store.factories import T0, make_room, new_account
 
 
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        url = Config(data_dir=tmp_path).db_url
-    else:
-        url = Config(database_url=os.environ["PARLOUR_TEST_POSTGRES_DSN"]).db_url
-    s = await SqlStore.open(url)
-    yield s
-    await s.close()
-
-
-async def new_account(store: SqlStore) -> AccountSid:
-    sid = AccountSid(new_sid("AC"))
-    await store.insert_account(Account(sid, "t", "h" * 64, T0, T0))
-    return sid
-
-
-def make_room(account: AccountSid, i: int, **kw: object) -> Room:
-    return validate_room_spec(
-        RoomSpec(**kw),  # type: ignore[arg-type]
-        sid=RoomSid(new_sid("RM")),
-        account_sid=account,
-        now=T0 + dt.timedelta(seconds=i),
-    )
-
-
-async def test_room_round_trip_keeps_every_field(store: SqlStore) -> None:
+async def test_room_round_trip_keeps_every_field(store: Store) -> None:
     account = await new_account(store)
     room = make_room(
         account,
@@ -73,14 +33,14 @@ async def test_room_round_trip_keeps_every_field(store: SqlStore) -> None:
     assert await store.get_room(await new_account(store), room.sid) is None
 
 
-async def test_unique_name_only_among_in_progress(store: SqlStore) -> None:
+async def test_unique_name_only_among_in_progress(store: Store) -> None:
     account = await new_account(store)
     first = make_room(account, 0, unique_name="n")
     await store.insert_room(first)
     with pytest.raises(errors.RoomError) as err:
         await store.insert_room(make_room(account, 1, unique_name="n"))
     assert err.value.code == 53113
-    await store.update_room(first.completed(T0 + dt.timedelta(seconds=5)))
+    assert await store.complete_room(first.sid, T0 + dt.timedelta(seconds=5)) is not None
     second = make_room(account, 2, unique_name="n")
     await store.insert_room(second)
     assert (await store.get_room(account, "n")) == second
@@ -88,7 +48,7 @@ async def test_unique_name_only_among_in_progress(store: SqlStore) -> None:
     await store.insert_room(make_room(other, 3, unique_name="n"))
 
 
-async def test_keyset_paging_forwards_and_backwards(store: SqlStore) -> None:
+async def test_keyset_paging_forwards_and_backwards(store: Store) -> None:
     account = await new_account(store)
     rooms = [make_room(account, i) for i in range(7)]
     for room in rooms:
@@ -120,12 +80,12 @@ async def test_keyset_paging_forwards_and_backwards(store: SqlStore) -> None:
     assert [r.sid for r in by_page.items] == newest_first[6:]
 
 
-async def test_room_filters(store: SqlStore) -> None:
+async def test_room_filters(store: Store) -> None:
     account = await new_account(store)
     a, b = make_room(account, 0, unique_name="a"), make_room(account, 100, unique_name="b")
     await store.insert_room(a)
     await store.insert_room(b)
-    await store.update_room(a.completed(T0 + dt.timedelta(seconds=10)))
+    assert await store.complete_room(a.sid, T0 + dt.timedelta(seconds=10)) is not None
     req = PageRequest()
 
     async def sids(**kw: object) -> list[str]:
@@ -139,7 +99,7 @@ async def test_room_filters(store: SqlStore) -> None:
     assert await sids(created_after=T0) == [b.sid, a.sid]
 
 
-async def test_participants_and_identity_lookup(store: SqlStore) -> None:
+async def test_participants_and_identity_lookup(store: Store) -> None:
     account = await new_account(store)
     room = make_room(account, 0)
     await store.insert_room(room)
@@ -169,8 +129,62 @@ async def test_participants_and_identity_lookup(store: SqlStore) -> None:
     assert [p.sid for p in await store.active_participants(room.sid)] == [new.sid]
 
 
-async def test_instance_value_is_set_once(store: SqlStore) -> None:
+async def test_instance_value_is_set_once(store: Store) -> None:
     key = new_sid("XX")
     assert await store.set_instance_value_once(key, "first") == "first"
     assert await store.set_instance_value_once(key, "second") == "first"
     assert await store.get_instance_value(key) == "first"
+
+
+async def test_participant_filters_and_paging(store: Store) -> None:
+    account = await new_account(store)
+    room = make_room(account, 0)
+    await store.insert_room(room)
+    people = [
+        Participant(
+            sid=ParticipantSid(new_sid("PA")),
+            room_sid=room.sid,
+            account_sid=account,
+            identity=f"p{i % 2}",
+            status=ParticipantStatus.CONNECTED,
+            date_created=T0 + dt.timedelta(seconds=i),
+            date_updated=T0,
+        )
+        for i in range(5)
+    ]
+    for p in people:
+        await store.insert_participant(p)
+
+    async def sids(flt: ParticipantFilter, req: PageRequest | None = None) -> list[str]:
+        return [
+            p.sid
+            for p in (await store.list_participants(room.sid, flt, req or PageRequest())).items
+        ]
+
+    assert await sids(ParticipantFilter()) == [p.sid for p in people]  # in the order they joined
+    assert await sids(ParticipantFilter(identity="p1")) == [people[1].sid, people[3].sid]
+    later = T0 + dt.timedelta(seconds=3)
+    assert await sids(ParticipantFilter(created_after=later)) == [people[3].sid, people[4].sid]
+    assert await sids(ParticipantFilter(created_before=later)) == [p.sid for p in people[:3]]
+    first = await store.list_participants(room.sid, ParticipantFilter(), PageRequest(page_size=2))
+    assert first.next_token is not None
+    after, before = parse_page_token(first.next_token)
+    second = await store.list_participants(
+        room.sid, ParticipantFilter(), PageRequest(page_size=2, page=1, after=after, before=before)
+    )
+    assert [p.sid for p in second.items] == [people[2].sid, people[3].sid]
+    assert second.previous_token is not None
+    after, before = parse_page_token(second.previous_token)
+    back = await store.list_participants(
+        room.sid, ParticipantFilter(), PageRequest(page_size=2, after=after, before=before)
+    )
+    assert back.items == first.items and back.previous_token is None
+    assert await store.list_participants(
+        await _other_room(store), ParticipantFilter(), PageRequest()
+    ) == type(first)([], None, None)
+
+
+async def _other_room(store: Store) -> RoomSid:
+    room = make_room(await new_account(store), 0)
+    await store.insert_room(room)
+    return room.sid
