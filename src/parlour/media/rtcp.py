@@ -25,13 +25,11 @@ __all__ = [
     "RtcpPacket",
     "SenderReport",
     "bye",
-    "fir",
     "nack",
     "parse_rtcp",
     "pli",
     "receiver_report",
     "remb",
-    "sdes",
     "sender_report",
 ]
 
@@ -49,7 +47,6 @@ _REPORT_BLOCK = struct.Struct("!IIIIII")  # ssrc, fraction|lost, ext seq, jitter
 # RTCP packet types (RFC 3550 §12.1, RFC 4585 §6.1)
 _SR: Final = 200
 _RR: Final = 201
-_SDES: Final = 202
 _BYE: Final = 203
 _RTPFB: Final = 205
 _PSFB: Final = 206
@@ -325,17 +322,6 @@ def pli(sender_ssrc: int, media_ssrc: int) -> bytes:
     return _rtcp(_PSFB, _FMT_PLI, _TWO_U32.pack(sender_ssrc & _MASK32, media_ssrc & _MASK32))
 
 
-def fir(sender_ssrc: int, media_ssrc: int, seq_nr: int) -> bytes:
-    """Build a Full Intra Request (RFC 5104 §4.3.1) for ``media_ssrc``.
-
-    Args:
-        sender_ssrc: the requester's SSRC.
-        media_ssrc: the stream that should send a keyframe.
-        seq_nr: command sequence number; increment it (mod 256) for each new request.
-    """
-    return bytes(Fir(sender_ssrc, ((media_ssrc, seq_nr),)))
-
-
 def nack(sender_ssrc: int, media_ssrc: int, seqs: Iterable[int]) -> bytes:
     """Build a generic NACK for the given sequence numbers, packed as PID + BLP pairs.
 
@@ -429,20 +415,6 @@ def remb(sender_ssrc: int, bitrate: int, ssrcs: Sequence[int]) -> bytes:
         + b"".join(_U32.pack(s & _MASK32) for s in ssrcs)
     )
     return _rtcp(_PSFB, _FMT_AFB, body)
-
-
-def sdes(ssrc: int, cname: str) -> bytes:
-    """Build an SDES packet with one CNAME chunk (RFC 3550 §6.5).
-
-    Raises:
-        RtpError: the CNAME is longer than 255 bytes.
-    """
-    text = cname.encode()
-    if len(text) > 255:
-        raise RtpError("CNAME is longer than 255 bytes")
-    chunk = _U32.pack(ssrc & _MASK32) + bytes((1, len(text))) + text + b"\x00"
-    chunk += _PAD[-len(chunk) & 3]
-    return _rtcp(_SDES, 1, chunk)
 
 
 def bye(ssrcs: Sequence[int], reason: str = "") -> bytes:

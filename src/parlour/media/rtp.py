@@ -28,28 +28,17 @@ __all__ = [
     "Packet",
     "PacketHistory",
     "RtpError",
-    "csrc_count",
-    "get_extension",
-    "has_extension",
-    "has_padding",
     "header_length",
-    "is_frame_start",
     "is_keyframe",
-    "is_rtcp",
-    "is_rtp",
     "marker",
     "pack_extensions",
-    "parse_extensions",
     "payload",
     "payload_bounds",
-    "payload_offset",
     "payload_type",
-    "rtx_osn",
     "seq",
     "ssrc",
     "timestamp",
     "unwrap_rtx",
-    "version",
     "wrap_rtx",
 ]
 
@@ -76,28 +65,8 @@ class RtpError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Header accessors. No validation: callers on the hot path have already checked the packet
-# with `is_rtp`/`header_length` (or take an IndexError on a < 12-byte packet).
-
-
-def version(pkt: Packet) -> int:
-    """Return the RTP/RTCP version field (2 for every valid packet)."""
-    return pkt[0] >> 6
-
-
-def has_padding(pkt: Packet) -> bool:
-    """Return the P bit: the last byte counts padding bytes at the end of the packet."""
-    return bool(pkt[0] & 0x20)
-
-
-def has_extension(pkt: Packet) -> bool:
-    """Return the X bit: a header extension block follows the CSRC list."""
-    return bool(pkt[0] & 0x10)
-
-
-def csrc_count(pkt: Packet) -> int:
-    """Return the number of CSRC identifiers after the fixed header."""
-    return pkt[0] & 0x0F
+# Header accessors. No validation: the hot path reads packets SRTP has already unprotected
+# (`dtls.DtlsSrtpTransport` tells RTP from RTCP); `header_length`/`payload_bounds` validate.
 
 
 def marker(pkt: Packet) -> bool:
@@ -125,20 +94,6 @@ def ssrc(pkt: Packet) -> int:
     return int.from_bytes(pkt[8:12], "big")
 
 
-def is_rtcp(pkt: Packet) -> bool:
-    """Tell RTCP from RTP on an rtcp-mux transport (RFC 5761 §4).
-
-    RTCP packet types 192–223 put 64–95 in the low 7 bits of the second byte, where RTP has
-    its payload type; payload types 64–95 are therefore never used with rtcp-mux.
-    """
-    return len(pkt) >= 2 and 64 <= (pkt[1] & 0x7F) <= 95
-
-
-def is_rtp(pkt: Packet) -> bool:
-    """Return True for a packet that looks like RTP: version 2, ≥ 12 bytes, not RTCP."""
-    return len(pkt) >= 12 and (pkt[0] & 0xC0) == 0x80 and not 64 <= (pkt[1] & 0x7F) <= 95
-
-
 def header_length(pkt: Packet) -> int:
     """Return the length of the RTP header including CSRCs and the extension block.
 
@@ -157,10 +112,6 @@ def header_length(pkt: Packet) -> int:
     if pos > n:
         raise RtpError("RTP header is truncated")
     return pos
-
-
-payload_offset = header_length
-"""Alias of `header_length`: where the payload starts."""
 
 
 def payload_bounds(pkt: Packet) -> tuple[int, int]:
@@ -225,50 +176,6 @@ def _extension_elements(pkt: Packet, pos: int, end: int, profile: int) -> list[t
     return out
 
 
-def _extension_block(pkt: Packet) -> tuple[int, int, int] | None:
-    """Return ``(profile, body_start, body_end)`` of the extension block, if any."""
-    n = len(pkt)
-    if n < 12 or (pkt[0] & 0xC0) != 0x80:
-        raise RtpError("not an RTP v2 packet")
-    if not pkt[0] & 0x10:
-        return None
-    pos = 12 + ((pkt[0] & 0x0F) << 2)
-    if pos + 4 > n:
-        raise RtpError("RTP header extension is truncated")
-    profile = (pkt[pos] << 8) | pkt[pos + 1]
-    end = pos + 4 + (((pkt[pos + 2] << 8) | pkt[pos + 3]) << 2)
-    if end > n:
-        raise RtpError("RTP header extension is truncated")
-    return profile, pos + 4, end
-
-
-def parse_extensions(pkt: Packet) -> list[tuple[int, bytes]]:
-    """Return the header extension elements ``[(id, value), ...]`` in packet order.
-
-    Unknown profiles (neither one-byte nor two-byte) yield no elements.
-
-    Raises:
-        RtpError: malformed header or extension block.
-    """
-    block = _extension_block(pkt)
-    if block is None:
-        return []
-    profile, start, end = block
-    return _extension_elements(pkt, start, end, profile)
-
-
-def get_extension(pkt: Packet, ext_id: int) -> bytes | None:
-    """Return the value of extension element ``ext_id`` or None (e.g. audio level on ingress).
-
-    Raises:
-        RtpError: malformed header or extension block.
-    """
-    for element_id, value in parse_extensions(pkt):
-        if element_id == ext_id:
-            return value
-    return None
-
-
 def pack_extensions(elements: Sequence[tuple[int, bytes]]) -> bytes:
     """Build an extension block (profile, length, elements, padding) from ``(id, value)``.
 
@@ -301,20 +208,6 @@ def pack_extensions(elements: Sequence[tuple[int, bytes]]) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # RTX (RFC 4588 §4): payload = original sequence number (OSN) + original payload
-
-
-def rtx_osn(pkt: Packet) -> int | None:
-    """Return the original sequence number carried by an RTX packet, or None if it has none.
-
-    Padding-only RTX packets (bandwidth probes) carry no OSN.
-
-    Raises:
-        RtpError: malformed packet.
-    """
-    start, end = payload_bounds(pkt)
-    if end - start < 2:
-        return None
-    return (pkt[start] << 8) | pkt[start + 1]
 
 
 def wrap_rtx(pkt: Packet, *, ssrc: int, payload_type: int, seq: int) -> bytes:
@@ -461,10 +354,6 @@ def _vp8_keyframe(payload: _Buffer, offset: int) -> bool:
     return (payload[offset] & 0x17) == 0x10 and not payload[offset + size] & 0x01
 
 
-def _vp8_frame_start(payload: _Buffer, offset: int) -> bool:
-    return offset < len(payload) and (payload[offset] & 0x17) == 0x10
-
-
 def _h264_keyframe(payload: _Buffer, offset: int) -> bool:
     n = len(payload)
     if offset >= n:
@@ -487,28 +376,11 @@ def _h264_keyframe(payload: _Buffer, offset: int) -> bool:
     return False
 
 
-def _h264_frame_start(payload: _Buffer, offset: int) -> bool:
-    n = len(payload)
-    if offset >= n:
-        return False
-    nal = payload[offset] & 0x1F
-    if 1 <= nal <= 24:
-        return True
-    if nal == 28:
-        return offset + 1 < n and bool(payload[offset + 1] & 0x80)
-    return False
-
-
-def _always(payload: _Buffer, offset: int) -> bool:
-    return True
-
-
 def _never(payload: _Buffer, offset: int) -> bool:
     return False
 
 
 _KEYFRAME = {"vp8": _vp8_keyframe, "h264": _h264_keyframe}
-_FRAME_START = {"vp8": _vp8_frame_start, "h264": _h264_frame_start}
 
 
 def is_keyframe(codec: str, payload: _Buffer, offset: int = 0) -> bool:
@@ -520,17 +392,7 @@ def is_keyframe(codec: str, payload: _Buffer, offset: int = 0) -> bool:
 
     Args:
         codec: codec name, e.g. ``"VP8"`` or ``"H264"`` (case-insensitive).
-        payload: the RTP payload, or the whole packet with ``offset`` = `payload_offset`.
+        payload: the RTP payload, or the whole packet with ``offset`` = `header_length`.
         offset: where the payload starts in ``payload``.
     """
     return _KEYFRAME.get(codec.lower(), _never)(payload, offset)
-
-
-def is_frame_start(codec: str, payload: _Buffer, offset: int = 0) -> bool:
-    """Return True if this RTP payload can begin a frame (a safe point to start forwarding).
-
-    VP8: S bit set with PartID 0 (exact). H.264: a single NAL unit, a STAP-A or an FU-A
-    start fragment (a frame may also span several such packets; use the previous packet's
-    marker bit for certainty). Audio and other codecs: every packet is a frame.
-    """
-    return _FRAME_START.get(codec.lower(), _always)(payload, offset)

@@ -56,3 +56,14 @@ def aiortc_map(ids: dict[str, int]) -> artp.HeaderExtensionsMap:
         )
     )
     return hmap
+
+
+def extensions(pkt: bytes) -> list[tuple[int, bytes]]:
+    """Return the header extension elements of an RTP packet, parsed by aiortc."""
+    if not pkt[0] & 0x10:
+        return []
+    pos = 12 + 4 * (pkt[0] & 0x0F)
+    profile, words = struct.unpack_from("!HH", pkt, pos)
+    body = bytes(pkt[pos + 4 : pos + 4 + 4 * words])
+    assert len(body) == 4 * words
+    return artp.unpack_header_extensions(profile, body)

@@ -23,6 +23,7 @@ from tests.unit.media.rtp_packets import (
     GOLDEN_AUDIO,
     aiortc_map,
     build,
+    extensions,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def test_extension_rewriter_drops_unnegotiated_and_appends_longer_mid() -> None:
     ext = ExtensionRewriter(CHROME, AIORTC, mid="audio-1")
     pkt = build(ext=[(3, b"\x00\x01"), (1, b"\x7f"), (2, b"\x01\x02\x03"), (4, b"0")])
     out = rewrite_ext(ext, pkt)
-    assert rtp.parse_extensions(out) == [(2, b"\x7f"), (1, b"audio-1")]
+    assert extensions(out) == [(2, b"\x7f"), (1, b"audio-1")]
     # the dropped TWCC element became padding; trailing dropped elements were cut off
     assert out[16:22] == b"\x00\x00\x00\x20\x7f\x16"
     assert (len(out) - 16 - len(rtp.payload(out))) % 4 == 0
@@ -76,7 +77,7 @@ def test_extension_rewriter_removes_block_when_nothing_is_left() -> None:
 
 def test_extension_rewriter_without_subscriber_mid_ignores_mid_argument() -> None:
     ext = ExtensionRewriter(CHROME, {AUDIO_LEVEL_URI: 5}, mid="0")
-    assert rtp.parse_extensions(rewrite_ext(ext, GOLDEN_AUDIO)) == [(5, b"\x85")]
+    assert extensions(rewrite_ext(ext, GOLDEN_AUDIO)) == [(5, b"\x85")]
 
 
 def test_extension_rewriter_identity_copies_block() -> None:
@@ -94,7 +95,7 @@ def test_extension_rewriter_two_byte_input_is_repacked() -> None:
     pkt = b"\x90\x60" + bytes(10) + struct.pack("!HH", 0x1000, len(body) // 4) + body + b"PP"
     out = rewrite_ext(ext, pkt)
     assert out[12:14] == b"\xbe\xde"  # everything fits the one-byte form again
-    assert rtp.parse_extensions(out) == [(2, b"\x85"), (1, b"m")]
+    assert extensions(out) == [(2, b"\x85"), (1, b"m")]
     assert rtp.payload(out) == b"PP"
 
 
@@ -102,9 +103,9 @@ def test_extension_rewriter_two_byte_output_for_high_ids() -> None:
     ext = ExtensionRewriter(CHROME, {AUDIO_LEVEL_URI: 20, MID_URI: 3}, mid="0")
     out = rewrite_ext(ext, GOLDEN_AUDIO)
     assert out[12:14] == b"\x10\x00"
-    assert rtp.parse_extensions(out) == [(20, b"\x85"), (3, b"0")]
+    assert extensions(out) == [(20, b"\x85"), (3, b"0")]
     long_mid = ExtensionRewriter(CHROME, AIORTC, mid="m" * 20)
-    assert rtp.parse_extensions(rewrite_ext(long_mid, GOLDEN_AUDIO)) == [
+    assert extensions(rewrite_ext(long_mid, GOLDEN_AUDIO)) == [
         (2, b"\x85"),
         (1, b"m" * 20),
     ]
@@ -131,7 +132,7 @@ def test_extension_rewriter_follows_changing_block_shapes() -> None:
         for i, elements in enumerate(shapes):
             out = rewrite_ext(ext, build(ext=elements, payload=bytes([i])))
             level = dict(elements)[1]
-            assert dict(rtp.parse_extensions(out)) == {2: level, 1: b"5"}
+            assert dict(extensions(out)) == {2: level, 1: b"5"}
             assert rtp.payload(out) == bytes([i])
 
 
@@ -140,7 +141,7 @@ def test_extension_rewriter_stop_id_cuts_the_rest() -> None:
     body = b"\x10\x85\xf0\x10"  # audio level, then id 15: stop (the 0x10 is not parsed)
     pkt = b"\x90\x60" + bytes(10) + struct.pack("!HH", 0xBEDE, 1) + body + b"P"
     out = rewrite_ext(ext, pkt)
-    assert rtp.parse_extensions(out) == [(2, b"\x85")]
+    assert extensions(out) == [(2, b"\x85")]
     assert out[12:20] == bytes.fromhex("bede0001 20850000")
 
 
@@ -165,6 +166,18 @@ def test_extension_rewriter_rejects_truncated_elements_and_bad_ids() -> None:
     with pytest.raises(RtpError):
         ExtensionRewriter(CHROME, AIORTC, mid="")
     assert ext.rewrite_block(GOLDEN_AUDIO, 12) == bytes.fromhex("bede0001 20851030")
+    # blocks the precomputed plan does not cover (two-byte input, two-byte output)
+    high = ExtensionRewriter(CHROME, {AUDIO_LEVEL_URI: 20})
+    for profile, body in [
+        (0xBEDE, b"\x13ab\x00"),  # one-byte element of 4 bytes in a 4-byte body
+        (0x1000, b"\x10\x05ab"),  # two-byte element of 5 bytes in a 4-byte body
+        (0x1000, b"\x00\x00\x00\x10"),  # two-byte element header cut by the end
+    ]:
+        bad = b"\x90\x60" + bytes(10) + struct.pack("!HH", profile, 1) + body
+        with pytest.raises(RtpError):
+            rewrite_ext(high, bad)
+    stop = b"\x90\x60" + bytes(10) + struct.pack("!HH", 0xBEDE, 1) + b"\x10\x85\xf0\x10"
+    assert extensions(rewrite_ext(high, stop)) == [(20, b"\x85")]
 
 
 uris = st.sampled_from([f"urn:x:{i}" for i in range(8)] + [MID_URI])
@@ -216,8 +229,8 @@ def test_extension_rewriter_matches_model(
         expected = dict(elements)
     for _ in range(2):  # second pass goes through the cached plan
         out = rewrite_ext(ext, pkt)
-        assert dict(rtp.parse_extensions(out)) == expected
-        assert len(rtp.parse_extensions(out)) == len(expected)
+        assert dict(extensions(out)) == expected
+        assert len(extensions(out)) == len(expected)
         assert rtp.payload(out) == b"payload"
         assert bool(out[0] & 0x10) == bool(expected)
 
@@ -275,7 +288,7 @@ def test_rewriter_handles_csrcs_padding_and_two_byte_blocks() -> None:
 def test_rewriter_fast_path_without_block_inserts_mid() -> None:
     r = RtpRewriter(5, 96, extensions=ExtensionRewriter(CHROME, AIORTC, mid="v"))
     out = r.rewrite(build(payload=b"X" * 10))
-    assert rtp.parse_extensions(out) == [(1, b"v")]
+    assert extensions(out) == [(1, b"v")]
     assert rtp.payload(out) == b"X" * 10
 
 
@@ -297,13 +310,13 @@ def test_rewriter_switches_source_with_continuity() -> None:
 
 def test_rewriter_set_extensions_for_a_new_publisher() -> None:
     r = RtpRewriter(1, 96, extensions=ExtensionRewriter(CHROME, AIORTC, mid="0"))
-    assert rtp.parse_extensions(r.rewrite(build(ssrc=0xA))) == [(1, b"0")]
+    assert extensions(r.rewrite(build(ssrc=0xA))) == [(1, b"0")]
     other = ExtensionRewriter({AUDIO_LEVEL_URI: 7}, AIORTC)  # no MID written
     r.set_extensions(other)
     r.switch_source()
     assert r.extensions is other
     out = r.rewrite(build(ssrc=0xB, ext=[(7, b"\x01")]))
-    assert rtp.parse_extensions(out) == [(2, b"\x01")]
+    assert extensions(out) == [(2, b"\x01")]
     assert not r.rewrite(build(ssrc=0xB, seq=2))[0] & 0x10
     r.set_extensions(None)
     assert r.rewrite(build(ssrc=0xB, seq=3, ext=[(7, b"\x01")]))[12:16] == b"\xbe\xde\x00\x01"

@@ -18,7 +18,7 @@ def test_builders_parse_in_aiortc() -> None:
     (p,) = artp.RtcpPacket.parse(rtcp.pli(1, 2))
     assert isinstance(p, artp.RtcpPsfbPacket) and (p.fmt, p.ssrc, p.media_ssrc) == (1, 1, 2)
 
-    (f,) = artp.RtcpPacket.parse(rtcp.fir(1, 0xABCDEF01, 300))
+    (f,) = artp.RtcpPacket.parse(bytes(Fir(1, ((0xABCDEF01, 300),))))
     assert isinstance(f, artp.RtcpPsfbPacket) and (f.fmt, f.media_ssrc) == (4, 0)
     assert f.fci == bytes.fromhex("abcdef01 2c000000")
 
@@ -44,9 +44,7 @@ def test_builders_parse_in_aiortc() -> None:
     bitrate, ssrcs = artp.unpack_remb_fci(remb.fci)
     assert ssrcs == [0x10, 0x20] and 1_500_000 - bitrate < 1_500_000 / 2**17
 
-    sdes, bye = artp.RtcpPacket.parse(rtcp.sdes(4, "cname-é") + rtcp.bye([4, 5], "left"))
-    assert isinstance(sdes, artp.RtcpSdesPacket)
-    assert sdes.chunks[0].ssrc == 4 and sdes.chunks[0].items == [(1, "cname-é".encode())]
+    (bye,) = artp.RtcpPacket.parse(rtcp.bye([4, 5], "left"))
     assert isinstance(bye, artp.RtcpByePacket) and bye.sources == [4, 5]
 
 
@@ -134,10 +132,7 @@ def test_builder_limits() -> None:
     with pytest.raises(RtpError):
         rtcp.sender_report(1, 0, 0, 0, 0, [block] * 32)
     with pytest.raises(RtpError):
-        rtcp.sdes(1, "x" * 256)
-    with pytest.raises(RtpError):
         rtcp.bye(list(range(32)))
-    assert len(rtcp.sdes(1, "ab")) % 4 == 0 and len(rtcp.sdes(1, "abcd")) % 4 == 0
     # lost counts beyond 24 bits are clamped
     (rr,) = rtcp.parse_rtcp(rtcp.receiver_report(1, [ReportBlock(1, 0, -(2**30), 0, 0)]))
     assert isinstance(rr, ReceiverReport) and rr.reports[0].packets_lost == -(2**23)

@@ -16,9 +16,9 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parlour.media import rtcp, rtp
+from parlour.media import rtp
 from parlour.media.rtp import MID_URI, PacketHistory, RtpError
-from tests.unit.media.rtp_packets import AIORTC, GOLDEN_AUDIO, aiortc_map, build
+from tests.unit.media.rtp_packets import AIORTC, GOLDEN_AUDIO, aiortc_map, build, extensions
 
 # ---------------------------------------------------------------------------------------------
 # header accessors
@@ -26,20 +26,13 @@ from tests.unit.media.rtp_packets import AIORTC, GOLDEN_AUDIO, aiortc_map, build
 
 def test_accessors_on_golden_packet() -> None:
     pkt = GOLDEN_AUDIO
-    assert rtp.version(pkt) == 2
-    assert rtp.is_rtp(pkt) and not rtp.is_rtcp(pkt)
-    assert rtp.has_extension(pkt) and not rtp.has_padding(pkt)
-    assert rtp.csrc_count(pkt) == 0
     assert rtp.marker(pkt) is True
     assert rtp.payload_type(pkt) == 111
     assert rtp.seq(pkt) == 0x1234
     assert rtp.timestamp(pkt) == 100
     assert rtp.ssrc(pkt) == 0xDEADBEEF
-    assert rtp.header_length(pkt) == rtp.payload_offset(pkt) == 20
+    assert rtp.header_length(pkt) == 20
     assert rtp.payload(pkt) == bytes.fromhex("a1a2a3a4a5")
-    assert rtp.parse_extensions(pkt) == [(1, b"\x85"), (4, b"0")]
-    assert rtp.get_extension(pkt, 4) == b"0"
-    assert rtp.get_extension(pkt, 2) is None
 
 
 def test_accessors_agree_with_aiortc() -> None:
@@ -52,17 +45,15 @@ def test_accessors_agree_with_aiortc() -> None:
     packet.padding_size = 6
     data = packet.serialize(aiortc_map(AIORTC))
     assert (rtp.payload_type(data), rtp.marker(data), rtp.seq(data)) == (100, True, 65535)
-    assert (rtp.timestamp(data), rtp.ssrc(data), rtp.csrc_count(data)) == (2**32 - 1, 0x01020304, 2)
+    assert (rtp.timestamp(data), rtp.ssrc(data)) == (2**32 - 1, 0x01020304)
     start, end = rtp.payload_bounds(data)
     assert data[start:end] == b"x" * 50 and rtp.payload(data) == b"x" * 50
-    assert dict(rtp.parse_extensions(data)) == {1: b"video", 2: bytes([0x80 | 42])}
 
 
 def test_header_length_with_csrcs_and_padding() -> None:
     pkt = build(csrcs=(1, 2, 3), ext=[(5, b"ab")], payload=b"PAY", padding=4)
     assert rtp.header_length(pkt) == 12 + 12 + 8
     assert rtp.payload(pkt) == b"PAY"
-    assert rtp.has_padding(pkt)
 
 
 @pytest.mark.parametrize(
@@ -82,12 +73,6 @@ def test_header_length_rejects_malformed(pkt: bytes) -> None:
         rtp.header_length(pkt)
 
 
-def test_is_rtp_is_a_cheap_first_byte_check() -> None:
-    assert rtp.is_rtp(build()) and rtp.is_rtp(b"\x81" + bytes(11))  # is_rtp reads no further
-    assert not rtp.is_rtp(b"\x80" * 11) and not rtp.is_rtp(b"\x40" + bytes(11))
-    assert not rtp.is_rtp(rtcp.pli(1, 2) + bytes(4))
-
-
 @pytest.mark.parametrize("padding_byte", [0, 9])
 def test_bad_padding_is_rejected(padding_byte: int) -> None:
     pkt = b"\xa0" + bytes(11) + b"\x00\x00\x00" + bytes([padding_byte])
@@ -95,52 +80,8 @@ def test_bad_padding_is_rejected(padding_byte: int) -> None:
         rtp.payload_bounds(pkt)
 
 
-@pytest.mark.parametrize("second", [192, 200, 201, 205, 206, 207, 223, 64 | 128, 95])
-def test_is_rtcp_per_rfc5761(second: int) -> None:
-    assert rtp.is_rtcp(bytes([0x80, second, 0, 1]))
-
-
-@pytest.mark.parametrize("second", [0, 8, 96, 96 | 0x80, 111, 127, 63, 224, 255])
-def test_is_not_rtcp(second: int) -> None:
-    assert not rtp.is_rtcp(bytes([0x80, second, 0, 1]))
-    assert not rtp.is_rtcp(b"\x80")
-
-
 # ---------------------------------------------------------------------------------------------
 # header extensions
-
-
-def test_parse_one_byte_with_padding_and_stop_id() -> None:
-    body = b"\x00\x10\x85\x00\x00\x22abc\xf0\x33\x00"  # pad, id1, pad x2, id2, id15: stop
-    block = struct.pack("!HH", 0xBEDE, 3) + body
-    pkt = b"\x90" + bytes(11) + block
-    assert rtp.parse_extensions(pkt) == [(1, b"\x85"), (2, b"abc")]
-
-
-def test_parse_two_byte_form_with_zero_length_and_appbits() -> None:
-    body = b"\x0f\x00" + b"\x00" + b"\x10\x03xyz" + b"\x00"  # id15 len0, pad, id16 len3, pad
-    pkt = b"\x90" + bytes(11) + struct.pack("!HH", 0x1005, 2) + body
-    assert rtp.parse_extensions(pkt) == [(15, b""), (16, b"xyz")]
-
-
-def test_parse_unknown_profile_yields_nothing() -> None:
-    pkt = b"\x90" + bytes(11) + struct.pack("!HH", 0xABCD, 1) + b"\x10\x85\x00\x00"
-    assert rtp.parse_extensions(pkt) == []
-    assert rtp.parse_extensions(build()) == []
-
-
-@pytest.mark.parametrize(
-    ("profile", "body"),
-    [
-        (0xBEDE, b"\x13ab\x00"),  # one-byte element of 4 bytes in a 4-byte body
-        (0x1000, b"\x10\x05ab"),  # two-byte element of 5 bytes in a 4-byte body
-        (0x1000, b"\x00\x00\x00\x10"),  # two-byte element header cut by the end
-    ],
-)
-def test_parse_truncated_elements_raise(profile: int, body: bytes) -> None:
-    pkt = b"\x90" + bytes(11) + struct.pack("!HH", profile, 1) + body
-    with pytest.raises(RtpError):
-        rtp.parse_extensions(pkt)
 
 
 def test_pack_extensions_forms_match_aiortc() -> None:
@@ -154,7 +95,7 @@ def test_pack_extensions_forms_match_aiortc() -> None:
         block = rtp.pack_extensions(elements)
         profile, body = artp.pack_header_extensions(elements)
         assert block == struct.pack("!HH", profile, len(body) // 4) + body
-        assert rtp.parse_extensions(b"\x90" + bytes(11) + block) == elements
+        assert extensions(b"\x90" + bytes(11) + block) == elements
     assert rtp.pack_extensions([]) == b""
     with pytest.raises(RtpError):
         rtp.pack_extensions([(256, b"x")])
@@ -172,7 +113,6 @@ def test_rtx_round_trip_and_aiortc_agreement() -> None:
     packet = artp.RtpPacket.parse(original, aiortc_map({MID_URI: 1}))
     expected = artp.wrap_rtx(packet, payload_type=97, sequence_number=7, ssrc=0x20)
     assert wrapped == expected.serialize(aiortc_map({MID_URI: 1}))
-    assert rtp.rtx_osn(wrapped) == 4242
     assert rtp.unwrap_rtx(wrapped, ssrc=0x10, payload_type=96) == original
 
 
@@ -184,7 +124,6 @@ def test_unwrap_rtx_keeps_padding_and_skips_probes() -> None:
     assert rtp.payload(out) == b"DATA"
     probe = build(pt=97, payload=b"", padding=224)
     assert rtp.unwrap_rtx(probe, ssrc=1, payload_type=96) is None
-    assert rtp.rtx_osn(probe) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,19 +168,15 @@ def vp8(descriptor: VpxPayloadDescriptor, frame_header: int) -> bytes:
 def test_vp8_keyframe_descriptors(descriptor: VpxPayloadDescriptor) -> None:
     assert rtp.is_keyframe("VP8", vp8(descriptor, 0x10))  # P bit 0
     assert not rtp.is_keyframe("vp8", vp8(descriptor, 0x11))  # P bit 1: interframe
-    assert rtp.is_frame_start("VP8", vp8(descriptor, 0x11))
     assert not rtp.is_keyframe("VP8", bytes(descriptor))  # no VP8 header byte
 
 
 def test_vp8_7bit_picture_id_and_non_start_packets() -> None:
     assert rtp.is_keyframe("VP8", bytes([0x90, 0x80, 0x05, 0x10]))  # I with 7-bit picture id
     assert not rtp.is_keyframe("VP8", bytes([0x00, 0x10]))  # S=0: continuation
-    assert not rtp.is_frame_start("VP8", bytes([0x00, 0x10]))
     assert not rtp.is_keyframe("VP8", bytes([0x11, 0x10]))  # PartID 1
-    assert not rtp.is_frame_start("VP8", bytes([0x11, 0x10]))
     for truncated in (b"", b"\x90", b"\x90\x80", b"\x90\x80\x85", b"\x90\x40"):
         assert not rtp.is_keyframe("VP8", truncated)
-    assert not rtp.is_frame_start("VP8", b"")
 
 
 def h264_nal(nal_type: int, size: int = 20) -> bytes:
@@ -261,21 +196,16 @@ def test_h264_keyframes_single_stap_fu() -> None:
     fus = H264Encoder._packetize([h264_nal(5, 3000)])
     assert len(fus) == 3 and all(p[0] & 0x1F == 28 for p in fus)
     assert [rtp.is_keyframe("H264", p) for p in fus] == [True, False, False]
-    assert [rtp.is_frame_start("H264", p) for p in fus] == [True, False, False]
     fus_p = H264Encoder._packetize([h264_nal(1, 3000)])
     assert [rtp.is_keyframe("H264", p) for p in fus_p] == [False, False, False]
-    assert rtp.is_frame_start("H264", h264_nal(1)) and rtp.is_frame_start("H264", stap[0])
     for odd in (b"", b"\x7c", b"\x78", b"\x78\x00", b"\x78\x00\x00\x65", bytes([25, 0, 0])):
         assert not rtp.is_keyframe("H264", odd)
-    assert not rtp.is_frame_start("H264", b"") and not rtp.is_frame_start("H264", b"\x7c")
-    assert not rtp.is_frame_start("H264", bytes([29, 0x80]))
 
 
 def test_keyframe_offset_and_other_codecs() -> None:
     pkt = build(payload=h264_nal(5), ext=[(1, b"0")])
-    assert rtp.is_keyframe("H264", pkt, rtp.payload_offset(pkt))
+    assert rtp.is_keyframe("H264", pkt, rtp.header_length(pkt))
     assert not rtp.is_keyframe("opus", b"\x10\x10")
-    assert rtp.is_frame_start("opus", b"")
     assert rtp.is_keyframe("VP8", memoryview(bytes([0x10, 0x10])))
 
 
@@ -297,23 +227,19 @@ def test_keyframes_from_real_encoders(mime: str) -> None:
         # VP8 marks only the first packet; an H.264 IDR also has FU-A starts of its slices
         assert sum(flags) == (i == 0) if codec == "VP8" else sum(flags) >= (i == 0)
         assert not i or not any(flags)
-        assert rtp.is_frame_start(codec, payloads[0])
-        if codec == "VP8":
-            assert not any(rtp.is_frame_start(codec, p) for p in payloads[1:])
 
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=40), codec=st.sampled_from(["VP8", "H264", "opus"]))
 def test_keyframe_detection_fuzz_never_raises(data: bytes, codec: str) -> None:
     assert isinstance(rtp.is_keyframe(codec, data), bool)
-    assert isinstance(rtp.is_frame_start(codec, data), bool)
 
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=60))
 def test_rtp_parsers_fuzz_raise_only_rtp_error(data: bytes) -> None:
     for pkt in (data, b"\x90" + data, b"\xb0" + data):
-        for fn in (rtp.header_length, rtp.payload_bounds, rtp.parse_extensions, rtp.rtx_osn):
+        for fn in (rtp.header_length, rtp.payload_bounds):
             try:
                 fn(pkt)
             except RtpError:
