@@ -2,8 +2,8 @@
 
 * `ExtensionRewriter` maps one publisher's negotiated header-extension ids to one
   subscriber's, drops what the subscriber did not negotiate, and writes the subscriber
-  transceiver's MID (Chrome demuxes BUNDLEd streams by MID, RFC 8843 §15); its per-pair plan
-  is precomputed once.
+  transceiver's MID (Chrome demuxes BUNDLEd streams by MID, RFC 8843 §15); its per-pair id
+  table is built once, and compiled into a plan per extension-block shape.
 * `RtpRewriter`: one per consumer (subscriber stream). New SSRC/PT, sequence number and
   timestamp shifted by per-consumer offsets, extensions rewritten; keeps seq/ts continuous
   when the source changes (`RtpRewriter.switch_source`) and translates the source's Sender
@@ -37,7 +37,6 @@ from parlour.media.rtp import (
 __all__ = [
     "ExtensionRewriter",
     "RtpRewriter",
-    "rewrite",
 ]
 
 _MASK16: Final = 0xFFFF
@@ -290,37 +289,6 @@ def _prefix(pkt: Packet, ext: ExtensionRewriter | None) -> tuple[int, bytes | by
         octets -= pad
     b0 = (b0 & 0xEF) | (0x10 if block else 0)
     return b0, (pkt[12:ext_start] + block if ext_start > 12 else block), pos, octets
-
-
-def rewrite(
-    pkt: Packet,
-    *,
-    ssrc: int,
-    payload_type: int,
-    seq: int,
-    timestamp: int,
-    extensions: ExtensionRewriter | None = None,
-) -> bytes:
-    """Return a copy of ``pkt`` with new SSRC, PT, sequence number and timestamp.
-
-    Stateless building block (absolute values); consumers use `RtpRewriter`, which keeps the
-    offsets. The marker bit, CSRCs, payload and padding are kept.
-
-    Args:
-        pkt: a decrypted RTP packet.
-        ssrc: outgoing SSRC.
-        payload_type: outgoing payload type (0–127).
-        seq: outgoing sequence number (taken mod 2^16).
-        timestamp: outgoing timestamp (taken mod 2^32).
-        extensions: how to rewrite header extensions; None copies them unchanged.
-
-    Raises:
-        RtpError: malformed packet.
-    """
-    b0, prefix, start, _ = _prefix(pkt, extensions)
-    m_pt = (pkt[1] & 0x80) | (payload_type & 0x7F)
-    hdr = _pack_hdr(b0, m_pt, seq & _MASK16, timestamp & _MASK32, ssrc & _MASK32)
-    return hdr + prefix + pkt[start:]
 
 
 class RtpRewriter:

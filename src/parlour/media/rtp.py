@@ -4,13 +4,13 @@ Everything here works on the raw ``bytes`` of a decrypted packet, building no ob
 the ints it returns and the outgoing packet itself: per-packet Python overhead is what limits
 a Python SFU, so per-packet work is a handful of ``struct`` calls.
 
-* Header accessors (`seq`, `timestamp`, `ssrc`, `payload_type`, `marker`, ...) read fields
-  without validating; `payload_bounds` validates and raises `RtpError`.
+* Header accessors (`seq`, `timestamp`, `ssrc`) read fields without validating;
+  `header_length` and `payload_bounds` validate and raise `RtpError`.
 * Header extensions (RFC 8285 one-byte ``0xBEDE`` and two-byte ``0x100x`` forms):
-  `pack_extensions` and the block parsing `rewrite.ExtensionRewriter` builds on.
+  `pack_extensions`, and the element parser `rewrite.ExtensionRewriter` falls back on.
 * RTX (RFC 4588): `wrap_rtx`, `unwrap_rtx`.
 * `PacketHistory`: the packets a producer received, by sequence number, for NACK answers.
-* Keyframe detection without decoding for VP8 (RFC 7741) and H.264 (RFC 6184).
+* `is_keyframe`: keyframe detection without decoding, VP8 (RFC 7741) and H.264 (RFC 6184).
 
 The other RTP/RTCP modules: `rtcp` (parse and build), `rewrite` (per-consumer header
 rewriting, Sender Report translation), `stats` (receive statistics, NACK lists).
@@ -30,11 +30,8 @@ __all__ = [
     "RtpError",
     "header_length",
     "is_keyframe",
-    "marker",
     "pack_extensions",
-    "payload",
     "payload_bounds",
-    "payload_type",
     "seq",
     "ssrc",
     "timestamp",
@@ -67,16 +64,6 @@ class RtpError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Header accessors. No validation: the hot path reads packets SRTP has already unprotected
 # (`dtls.DtlsSrtpTransport` tells RTP from RTCP); `header_length`/`payload_bounds` validate.
-
-
-def marker(pkt: Packet) -> bool:
-    """Return the M bit (last packet of a video frame; start of an audio talkspurt)."""
-    return bool(pkt[1] & 0x80)
-
-
-def payload_type(pkt: Packet) -> int:
-    """Return the 7-bit payload type."""
-    return pkt[1] & 0x7F
 
 
 def seq(pkt: Packet) -> int:
@@ -128,16 +115,6 @@ def payload_bounds(pkt: Packet) -> tuple[int, int]:
             raise RtpError("RTP padding length is invalid")
         end -= pad
     return start, end
-
-
-def payload(pkt: Packet) -> bytes:
-    """Return a copy of the payload without padding.
-
-    Raises:
-        RtpError: malformed header or padding count.
-    """
-    start, end = payload_bounds(pkt)
-    return bytes(pkt[start:end])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,7 +194,8 @@ def wrap_rtx(pkt: Packet, *, ssrc: int, payload_type: int, seq: int) -> bytes:
     sequence number becomes the first two payload bytes.
 
     Args:
-        pkt: the packet as originally sent to this subscriber (e.g. from `PacketHistory`).
+        pkt: the packet as sent to this subscriber (the producer's `PacketHistory` copy,
+            rewritten again for the subscriber).
         ssrc: the subscriber's RTX SSRC.
         payload_type: the RTX payload type whose ``apt`` is the packet's payload type.
         seq: the RTX stream's own next sequence number.
@@ -275,7 +253,7 @@ def unwrap_rtx(pkt: Packet, *, ssrc: int, payload_type: int) -> bytes | None:
 
 
 class PacketHistory:
-    """Fixed-size ring of sent packets by sequence number, to answer NACKs.
+    """Fixed-size ring of packets by sequence number (a producer's), to answer NACKs.
 
     ``put`` stores a reference (no copy, no allocation) in slot ``seq % size``; ``get``
     returns it while it has not been overwritten by a packet ``size`` numbers later.

@@ -67,3 +67,8 @@ def extensions(pkt: bytes) -> list[tuple[int, bytes]]:
     body = bytes(pkt[pos + 4 : pos + 4 + 4 * words])
     assert len(body) == 4 * words
     return artp.unpack_header_extensions(profile, body)
+
+
+def payload(pkt: bytes) -> bytes:
+    """Return the payload of an RTP packet (without padding), parsed by aiortc."""
+    return artp.RtpPacket.parse(pkt).payload
