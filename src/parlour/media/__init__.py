@@ -2,6 +2,6 @@
 
 See `docs/media-plane.md`. Pure submodules (`sdp`, `codecs`, `negotiation`, `rtp`, `rtcp`,
 `rewrite`, `stats`) import only the standard library. May import: `parlour.domain`,
-`parlour.protocol`, aioice/pyOpenSSL/pylibsrtp and aiortc's SCTP/RTP helpers. Must never
+`parlour.protocol`, aioice/pyOpenSSL/pylibsrtp and aiortc's SCTP/data-channel modules. Must never
 import: `parlour.services`, `parlour.api`, `parlour.signaling`, `parlour.store`.
 """

@@ -2,7 +2,8 @@
 
 `ServerCapabilities.default(video_codecs)`: Opus/48000/2 (``useinbandfec=1``), VP8 and H.264
 (packetization-mode 1, profile-level-id 42e01f and 42001f) with RTX and nack / nack pli /
-ccm fir / goog-remb; header extensions sdes:mid and ssrc-audio-level. No transport-cc.
+ccm fir / goog-remb; header extensions sdes:mid (audio and video) and ssrc-audio-level
+(audio). No transport-cc.
 `negotiation.py` matches client codecs against these (`CodecCapability.matches`).
 """
 

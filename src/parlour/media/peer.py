@@ -1,9 +1,10 @@
 """One participant's peer connection with the SFU (mediasoup's "transport").
 
-A `Peer` is the `MediaSession` the signaling hub talks to and the `EndpointHandler` the
-UDP socket delivers to. It owns the negotiation state (`PeerNegotiator`), the DTLS-SRTP
-transport, the data channels, the producers its client publishes and the consumers it
-receives, and it drives server-initiated renegotiation when subscriptions change.
+A `Peer` is the `MediaSession` the live-rooms service (`parlour.services.live_rooms`) talks
+to and the `EndpointHandler` the UDP socket delivers to. It owns the negotiation state
+(`PeerNegotiator`), the DTLS-SRTP transport, the data channels, the producers its client
+publishes and the consumers it receives, and it drives server-initiated renegotiation when
+subscriptions change.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Named after mediasoup's objects. The forwarding path is synchronous and allocation-light:
 
-    Peer.on_rtp(pkt) → Producer.forward(pkt) → history → for each Consumer: rewrite → send
+    Peer._on_rtp(pkt) → Producer.forward(pkt) → history → for each Consumer: rewrite → send
 
 A consumer rewrites SSRC, payload type, sequence number, timestamp and header-extension ids
 (`rewrite.RtpRewriter`). The producer keeps the packets it received, once for all its consumers;
