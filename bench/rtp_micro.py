@@ -11,7 +11,7 @@ import platform
 import sys
 import timeit
 
-from parlour.media import rtp
+from parlour.media import rewrite, rtcp, rtp, stats
 
 CHROME = {
     rtp.AUDIO_LEVEL_URI: 1,
@@ -36,21 +36,22 @@ def main() -> None:
     video = packet()
     video_mid = packet(ext=[(4, b"0")])
     audio = packet(ext=[(1, b"\x85"), (2, b"\x01\x02\x03")], size=100)
-    ext = rtp.ExtensionRewriter(CHROME, SUBSCRIBER, mid="3")
+    ext = rewrite.ExtensionRewriter(CHROME, SUBSCRIBER, mid="3")
 
-    plain = rtp.RtpRewriter(0xABCD, 100)
-    with_mid = rtp.RtpRewriter(0xABCD, 100, extensions=ext)
+    plain = rewrite.RtpRewriter(0xABCD, 100)
+    with_mid = rewrite.RtpRewriter(0xABCD, 100, extensions=ext)
     history = rtp.PacketHistory(512)
     for s in range(512):
         history.put(video[:2] + s.to_bytes(2, "big") + video[4:64])
-    tracker = rtp.LossTracker(7)
+    tracker = stats.LossTracker(7)
     for s in range(10):
         tracker.update(s, s * 3000, s * 3000)
-    nack = rtp.nack(1, 2, [100, 101, 105, 130])
-    sr = rtp.sender_report(1, 2**63, 3, 4, 5)
+    nack = rtcp.nack(1, 2, [100, 101, 105, 130])
+    sr = rtcp.sender_report(1, 2**63, 3, 4, 5)
 
     ns = {
         "rtp": rtp,
+        "rtcp": rtcp,
         "plain": plain.rewrite,
         "with_mid": with_mid.rewrite,
         "get": history.get,
@@ -73,8 +74,8 @@ def main() -> None:
         ("PacketHistory.put", "put(video)"),
         ("LossTracker.update (duplicate seq, no gap)", "update(7, 0, 0)"),
         ("is_keyframe VP8", "rtp.is_keyframe('VP8', vp8)"),
-        ("parse_rtcp NACK (4 seqs)", "rtp.parse_rtcp(nack)"),
-        ("parse_rtcp SR", "rtp.parse_rtcp(sr)"),
+        ("parse_rtcp NACK (4 seqs)", "rtcp.parse_rtcp(nack)"),
+        ("parse_rtcp SR", "rtcp.parse_rtcp(sr)"),
         ("wrap_rtx 1100 B", "rtp.wrap_rtx(video, ssrc=5, payload_type=97, seq=1)"),
     ]
     print(f"python {sys.version.split()[0]} on {platform.machine()} ({platform.processor()})")

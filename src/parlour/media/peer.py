@@ -1,9 +1,10 @@
 """One participant's peer connection with the SFU (mediasoup's "transport").
 
-A `Peer` is the `MediaSession` the signaling hub talks to and the `EndpointHandler` the
-UDP socket delivers to. It owns the negotiation state (`PeerNegotiator`), the DTLS-SRTP
-transport, the data channels, the producers its client publishes and the consumers it
-receives, and it drives server-initiated renegotiation when subscriptions change.
+A `Peer` is the `MediaSession` the live-rooms service (`parlour.services.live_rooms`) talks
+to and the `EndpointHandler` the UDP socket delivers to. It owns the negotiation state
+(`PeerNegotiator`), the DTLS-SRTP transport, the data channels, the producers its client
+publishes and the consumers it receives, and it drives server-initiated renegotiation when
+subscriptions change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol
 from parlour.domain import errors
 from parlour.domain.ports import MediaListener, TrackDescriptor, TrackTap
 from parlour.domain.sids import TrackSid
-from parlour.media import rtp
+from parlour.media import rtcp, rtp
 from parlour.media.dtls import Certificate, DtlsSrtpTransport
 from parlour.media.negotiation import (
     LocalTransport,
@@ -410,7 +411,7 @@ class Peer:
     def _send_pli(self, media_ssrc: int) -> None:
         if self.dtls is not None:
             self.plis_sent += 1
-            self.dtls.send_rtcp(rtp.pli(self.rtcp_ssrc, media_ssrc))
+            self.dtls.send_rtcp(rtcp.pli(self.rtcp_ssrc, media_ssrc))
 
     async def _rtcp_loop(self) -> None:
         """Every RTCP_INTERVAL: the publisher's feedback (`send_feedback`)."""
@@ -429,23 +430,23 @@ class Peer:
         reports) are what the publisher's `getStats()` turns into `remote-inbound-rtp`:
         the loss, jitter and round-trip time the twilio-video SDK reports for local tracks.
         """
-        blocks: list[rtp.ReportBlock] = []
+        blocks: list[rtcp.ReportBlock] = []
         video_ssrcs = []
         for producer in self._producers.values():
             for ssrc, tracker in producer.tracker.items():
                 missing = tracker.nacks()
                 if missing:
                     self.nacks_sent += 1
-                    dtls.send_rtcp(rtp.nack(self.rtcp_ssrc, ssrc, missing))
+                    dtls.send_rtcp(rtcp.nack(self.rtcp_ssrc, ssrc, missing))
                 if tracker.take_keyframe_request():
                     producer.request_keyframe(now)
                 if tracker.received:
                     blocks.append(tracker.report_block(now))
             if producer.kind == "video" and producer.info.ssrc is not None:
                 video_ssrcs.append(producer.info.ssrc)
-        remb = rtp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs) if video_ssrcs else b""
+        remb = rtcp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs) if video_ssrcs else b""
         for start in range(0, len(blocks), MAX_REPORT_BLOCKS):
-            report = rtp.receiver_report(self.rtcp_ssrc, blocks[start : start + MAX_REPORT_BLOCKS])
+            report = rtcp.receiver_report(self.rtcp_ssrc, blocks[start : start + MAX_REPORT_BLOCKS])
             dtls.send_rtcp(report + remb)  # a compound packet starts with the RR
             remb = b""
         if remb:
@@ -601,9 +602,9 @@ class Peer:
 
     def _on_rtcp(self, packet: bytes) -> None:
         now = time.monotonic()
-        for item in rtp.parse_rtcp(packet):
-            if isinstance(item, rtp.Pli | rtp.Fir):
-                media = item.media_ssrc if isinstance(item, rtp.Pli) else None
+        for item in rtcp.parse_rtcp(packet):
+            if isinstance(item, rtcp.Pli | rtcp.Fir):
+                media = item.media_ssrc if isinstance(item, rtcp.Pli) else None
                 if media is not None:
                     self.plis_received += 1
                 targets = (
@@ -613,12 +614,12 @@ class Peer:
                 )
                 for consumer in targets:
                     consumer.producer.request_keyframe(now)
-            elif isinstance(item, rtp.Nack):
+            elif isinstance(item, rtcp.Nack):
                 self.nacks_received += 1
                 nacked = self._consumer_by_ssrc.get(item.media_ssrc)
                 if nacked is not None:
                     nacked.retransmit(list(item.seqs))
-            elif isinstance(item, rtp.SenderReport):
+            elif isinstance(item, rtcp.SenderReport):
                 producer = self._by_ssrc.get(item.ssrc)
                 if producer is not None:
                     tracker = producer.tracker.get(item.ssrc)

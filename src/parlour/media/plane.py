@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from parlour.domain.ports import MediaListener, MediaSession
 from parlour.domain.sids import ParticipantSid, RoomSid
+from parlour.media.codecs import ServerCapabilities
 from parlour.media.dtls import Certificate
-from parlour.media.negotiation import ServerCapabilities
 from parlour.media.peer import CONNECT_TIMEOUT, CONSENT_TIMEOUT, Peer
 from parlour.media.router import Router
 from parlour.media.udp import MediaSocket

@@ -2,10 +2,10 @@
 
 Named after mediasoup's objects. The forwarding path is synchronous and allocation-light:
 
-    Peer.on_rtp(pkt) → Producer.forward(pkt) → history → for each Consumer: rewrite → send
+    Peer._on_rtp(pkt) → Producer.forward(pkt) → history → for each Consumer: rewrite → send
 
 A consumer rewrites SSRC, payload type, sequence number, timestamp and header-extension ids
-(`rtp.RtpRewriter`). The producer keeps the packets it received, once for all its consumers;
+(`rewrite.RtpRewriter`). The producer keeps the packets it received, once for all its consumers;
 a consumer answers a NACK by mapping the sequence number back and rewriting that packet
 again. The payload is never touched: no decoding, no re-packetization.
 
@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from parlour.domain.ports import TrackTap
-from parlour.media import rtp
+from parlour.media import rewrite, rtcp, rtp, stats
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
 
 __all__ = ["Consumer", "DataConsumer", "DataProducer", "Producer", "Router", "RtpSink"]
@@ -78,11 +78,11 @@ class Consumer:
         self.sink = sink
         self.closed = False
         self._on_producer_closed = on_producer_closed
-        extensions = rtp.ExtensionRewriter(
+        extensions = rewrite.ExtensionRewriter(
             _extension_map(producer.info), _extension_map(info), mid=info.mid
         )
         clock = info.codec.clock_rate or 90000
-        self.rewriter = rtp.RtpRewriter(
+        self.rewriter = rewrite.RtpRewriter(
             info.ssrc, info.codec.payload_type, extensions=extensions, clock_rate=clock
         )
         # Publisher payload type → ours; only the forwarded codec maps.
@@ -153,7 +153,7 @@ class Consumer:
                 )
             self.sink.send_rtp(packet)
 
-    def sender_report(self, report: rtp.SenderReport) -> None:
+    def sender_report(self, report: rtcp.SenderReport) -> None:
         """Relay the publisher's SR, translated, so the subscriber can sync audio and video."""
         translated = self.rewriter.translate_sr(report)
         if translated is not None:
@@ -204,7 +204,7 @@ class Producer:
         self.ssrcs = set(info.ssrcs)
         # RTX ssrc → (media ssrc, RTX payload type → media payload type).
         self.rtx: dict[int, int] = {rtx_ssrc: media for media, rtx_ssrc in info.rtx_ssrcs}
-        self.tracker: dict[int, rtp.LossTracker] = {s: rtp.LossTracker(s) for s in info.ssrcs}
+        self.tracker: dict[int, stats.LossTracker] = {s: stats.LossTracker(s) for s in info.ssrcs}
         codec = info.codec
         self.clock_rate = (codec.clock_rate if codec is not None else 0) or 90000
         # What was received, by the publisher's sequence number: consumers answer NACKs from
@@ -315,7 +315,7 @@ class Producer:
         if self.consumers or self.tap is not None:
             self.request_keyframe(time.monotonic())
 
-    def sender_report(self, report: rtp.SenderReport) -> None:
+    def sender_report(self, report: rtcp.SenderReport) -> None:
         for consumer in self.consumers:
             consumer.sender_report(report)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from parlour.domain.sids import TrackSid
-from parlour.media import rtp
+from parlour.media import rtcp, rtp
+from parlour.media.codecs import ServerCapabilities
 from parlour.media.dtls import Certificate
-from parlour.media.negotiation import ServerCapabilities
 from parlour.media.peer import Peer
 from parlour.media.router import Router
 from parlour.media.udp import MediaSocket
@@ -55,8 +55,8 @@ class Recorder:
     def send_rtcp(self, packet: bytes | bytearray) -> None:
         self.sent.append(bytes(packet))
 
-    def packets(self) -> list[rtp.RtcpPacket]:
-        return [p for raw in self.sent for p in rtp.parse_rtcp(raw)]
+    def packets(self) -> list[rtcp.RtcpPacket]:
+        return [p for raw in self.sent for p in rtcp.parse_rtcp(raw)]
 
 
 def packet(ssrc: int, payload_type: int, seq: int, timestamp: int) -> bytes:
@@ -90,8 +90,8 @@ async def publisher() -> AsyncIterator[Peer]:
         await socket.wait_closed()
 
 
-def reports(recorder: Recorder) -> dict[int, rtp.ReportBlock]:
-    [rr] = [p for p in recorder.packets() if isinstance(p, rtp.ReceiverReport)]
+def reports(recorder: Recorder) -> dict[int, rtcp.ReportBlock]:
+    [rr] = [p for p in recorder.packets() if isinstance(p, rtcp.ReceiverReport)]
     return {block.ssrc: block for block in rr.reports}
 
 
@@ -104,7 +104,7 @@ async def test_publisher_gets_receiver_reports_with_loss_and_sender_report_timin
     for seq in range(10, 15):
         publisher._on_rtp(packet(AUDIO_SSRC, OPUS, seq, 960 * seq))
     ntp = 0xE8F1_2345_6789_ABCD
-    publisher._on_rtcp(rtp.sender_report(VIDEO_SSRC, ntp, 3000 * 109, 9, 45))
+    publisher._on_rtcp(rtcp.sender_report(VIDEO_SSRC, ntp, 3000 * 109, 9, 45))
 
     first = Recorder()
     publisher.send_feedback(first, time.monotonic() + 0.25)
@@ -117,10 +117,10 @@ async def test_publisher_gets_receiver_reports_with_loss_and_sender_report_timin
     assert (audio.packets_lost, audio.highest_seq, audio.lsr, audio.dlsr) == (0, 14, 0, 0)
     # Jitter in timestamp units from real arrival times: small here, not a frame interval.
     assert video.jitter < 3000
-    nacks = [p for p in first.packets() if isinstance(p, rtp.Nack)]
+    nacks = [p for p in first.packets() if isinstance(p, rtcp.Nack)]
     assert [(n.media_ssrc, n.seqs) for n in nacks] == [(VIDEO_SSRC, (104,))]
-    assert any(isinstance(p, rtp.Remb) for p in first.packets())
-    assert isinstance(rtp.parse_rtcp(first.sent[-1])[0], rtp.ReceiverReport)  # compound: RR first
+    assert any(isinstance(p, rtcp.Remb) for p in first.packets())
+    assert isinstance(rtcp.parse_rtcp(first.sent[-1])[0], rtcp.ReceiverReport)  # compound: RR first
 
     # The publisher repairs 104 over RTX: received after all, no longer NACKed or lost.
     repaired = rtp.wrap_rtx(
@@ -130,13 +130,13 @@ async def test_publisher_gets_receiver_reports_with_loss_and_sender_report_timin
     second = Recorder()
     publisher.send_feedback(second, time.monotonic() + 0.5)
     assert reports(second)[VIDEO_SSRC].packets_lost == 0
-    assert not [p for p in second.packets() if isinstance(p, rtp.Nack)]
+    assert not [p for p in second.packets() if isinstance(p, rtcp.Nack)]
 
 
 async def test_no_receiver_report_before_media(publisher: Peer) -> None:
     recorder = Recorder()
     publisher.send_feedback(recorder, time.monotonic())
-    assert [type(p) for p in recorder.packets()] == [rtp.Remb]
+    assert [type(p) for p in recorder.packets()] == [rtcp.Remb]
 
 
 async def test_an_answer_already_applied_is_ignored_when_a_client_resyncs(
