@@ -47,7 +47,8 @@ class Driver:
 
     def publish(self, participant: Participant, name: str, kind: TrackKind) -> PublishedTrack:
         svc = self.server.parlour.participants
-        return self.server.call(svc.publish(participant, name, kind))
+        room = self.room(participant.room_sid)
+        return self.server.call(svc.publish(room, participant, name, kind))
 
     def subscribe(self, subscriber: Participant, track: PublishedTrack) -> None:
         svc = self.server.parlour.participants

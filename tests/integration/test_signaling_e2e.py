@@ -199,6 +199,7 @@ async def test_duplicate_identity_disconnects_the_older(
     await watcher.wait_for(
         lambda: [p.sid for p in watcher.participants.values()] == [second.local_sid]
     )
+    await first.disconnect()  # already disconnected: waits for its media to close
     await second.disconnect()
     await watcher.disconnect()
 

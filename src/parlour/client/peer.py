@@ -14,6 +14,7 @@ a server offer is applied only if newer than the last stable revision.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -149,4 +150,43 @@ class ClientPeer:
         self._pending_tracks = still
 
     async def close(self) -> None:
+        """Close the connection and what aiortc started for it.
+
+        A close in the middle of ICE leaves aiortc's connect task running, and aioice then
+        starts its consent checks (RFC 7675) with nobody to stop them (aiortc 1.16, aioice
+        0.13): wait for that task to end, then stop the checks.
+        """
+        connects = [task for task in asyncio.all_tasks() if _connects(task, self.pc)]
+        connections = self._ice_connections()
         await self.pc.close()
+        if connects:
+            await asyncio.wait(connects, timeout=5)
+        for connection in connections:
+            task = getattr(connection, "_query_consent_task", None)
+            if isinstance(task, asyncio.Task) and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _ice_connections(self) -> list[Any]:
+        """The aioice connections under this peer connection's ICE transports."""
+        transports = [t.sender.transport for t in self.pc.getTransceivers()]
+        if self.pc.sctp is not None:
+            transports.append(self.pc.sctp.transport)
+        found: list[Any] = []
+        for dtls in transports:
+            connection = getattr(getattr(dtls, "transport", None), "_connection", None)
+            if connection is not None and connection not in found:
+                found.append(connection)
+        return found
+
+
+def _connects(task: asyncio.Task[Any], pc: RTCPeerConnection) -> bool:
+    """Whether `task` is aiortc's (private, unreferenced) connect task of `pc`."""
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None)
+    return (
+        getattr(coro, "__qualname__", "") == "RTCPeerConnection.__connect"
+        and frame is not None
+        and frame.f_locals.get("self") is pc
+    )

@@ -182,6 +182,7 @@ class Room:
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._connected: asyncio.Future[sig.Connected | sig.Synced] | None = None
         self._changed = asyncio.Event()
         self.disconnect_error: SignalingClientError | None = None
@@ -244,6 +245,8 @@ class Room:
     async def disconnect(self) -> None:
         """Leave the room: `disconnect`, `bye`, close 1000."""
         if self.state == "disconnected":
+            if self._closing is not None:  # the server ended it: its media is closing
+                await self._closing
             return
         self.state = "disconnected"
         ws = self._ws
@@ -499,7 +502,7 @@ class Room:
         self.state = "disconnected"
         self._emit(RoomEvent("disconnected", error=error))
         if self.peer is not None:
-            asyncio.get_running_loop().create_task(self._close_peer())
+            self._closing = asyncio.get_running_loop().create_task(self._close_peer())
 
     async def _stop_tasks(self) -> None:
         """Stop the heartbeat; let the reader end with its (closed) socket."""

@@ -509,10 +509,11 @@ class LiveRoomService:
         if session.ended:
             return
         live = self._drop(session)
+        # Recorded first, so that REST agrees with what the others are told next.
+        await self._participants.leave(session.room, session.participant)
         if live is not None:
             self._broadcast(live, session)
             self._refresh_subscriptions(live)
-        await self._participants.leave(session.room, session.participant)
 
     def _drop(self, session: ParticipantSession) -> LiveRoom | None:
         """Forget a session locally and mark it disconnected for everyone else; returns its

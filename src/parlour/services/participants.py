@@ -209,9 +209,9 @@ class ParticipantService:
         if outcome is None:
             return participant.disconnected(now) if participant.active else participant
         left, tracks = outcome
-        for track in tracks:
+        for track in tracks:  # removed while it was still there, as Twilio reports them
             await self._events.emit(
-                TrackRemoved(room=room, participant=left, track=track, timestamp=now)
+                TrackRemoved(room=room, participant=participant, track=track, timestamp=now)
             )
         await self._events.emit(ParticipantDisconnected(room=room, participant=left, timestamp=now))
         await self._store.set_room_empty_if_vacant(room.sid, now)
