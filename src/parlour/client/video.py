@@ -46,6 +46,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Twilio's codes for the two errors this SDK raises itself (twilio-video's
+# SignalingConnectionError and RoomCompletedError); every other code comes from the server.
+SIGNALING_CONNECTION_ERROR = 53000
+ROOM_COMPLETED = 53118
+
 
 class SignalingClientError(Exception):
     """The server refused or ended the session with a Twilio error code."""
@@ -461,9 +466,7 @@ class Room:
         if self._connected is not None and not self._connected.done():
             self._connected.set_exception(
                 self.disconnect_error
-                or SignalingClientError(
-                    sig.ErrorCode.SIGNALING_CONNECTION_ERROR, "Signaling connection error"
-                )
+                or SignalingClientError(SIGNALING_CONNECTION_ERROR, "Signaling connection error")
             )
             return
         if self.state != "connected":
@@ -548,15 +551,11 @@ class Room:
             await self._apply_descriptions(body.peer_connections or ())
         elif isinstance(body, sig.Disconnected):
             if body.status == "completed":
-                self.disconnect_error = SignalingClientError(
-                    sig.ErrorCode.ROOM_COMPLETED, "Room completed"
-                )
+                self.disconnect_error = SignalingClientError(ROOM_COMPLETED, "Room completed")
             if self._connected is not None and not self._connected.done():
                 self._connected.set_exception(
                     self.disconnect_error
-                    or SignalingClientError(
-                        sig.ErrorCode.SIGNALING_CONNECTION_ERROR, "Disconnected"
-                    )
+                    or SignalingClientError(SIGNALING_CONNECTION_ERROR, "Disconnected")
                 )
             else:
                 self._ended(self.disconnect_error)

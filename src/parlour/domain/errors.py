@@ -3,8 +3,8 @@
 Services raise these; the REST adapter (`parlour.api.errors`) and signaling translate them
 in one place. Never build an HTTP response inside a service. Every Twilio code Parlour uses
 is a member of `Code`, with Twilio's message in `MESSAGES`: no numeric literal elsewhere.
-(`parlour.protocol.signaling.ErrorCode` is the wire's copy for the Python SDK, which does
-not import the domain; a unit test keeps the two equal.)
+(`parlour.protocol.tokens` names the seven Access Token codes its verifier raises, and a
+unit test keeps them equal to these.)
 
 ::
 
@@ -41,6 +41,7 @@ __all__ = [
     "RoomError",
     "SubscribeRulesError",
     "TwilioError",
+    "message_for",
     "more_info_url",
 ]
 
@@ -198,6 +199,11 @@ MESSAGES: Final[Mapping[int, str]] = {
     Code.CONFIGURATION_ACQUIRE_TURN_FAILED: "Unable to acquire TURN credentials",
 }
 """Twilio's message for each code (the SDK shows these to apps for codes it knows)."""
+
+
+def message_for(code: int) -> str:
+    """Twilio's message for a code ("Unknown error" for one it has none for)."""
+    return MESSAGES.get(code, "Unknown error")
 
 
 def more_info_url(code: int) -> str:

@@ -31,11 +31,10 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal, Self, TypeAlias, TypeVar, cast, overload
 
 __all__ = [
-    "ERROR_MESSAGES",
     "ICE_VERSION",
     "RSP_VERSION",
     "TCMP_VERSION",
@@ -50,7 +49,6 @@ __all__ = [
     "ConnectedOptions",
     "Disconnect",
     "Disconnected",
-    "ErrorCode",
     "ErrorInfo",
     "ErrorMessage",
     "Heartbeat",
@@ -142,139 +140,6 @@ class UnknownMessageTypeError(SignalingProtocolError):
     def __init__(self, message: str, message_type: str) -> None:
         super().__init__(message)
         self.message_type = message_type
-
-
-class ErrorCode(IntEnum):
-    """Twilio Video error codes, named after the SDK's error classes.
-
-    From ``lib/util/twilio-video-errors.js`` (twilio-video 2.35.0/2.36.0). The server sends
-    the 201xx (token), 530xx/531xx (room), 532xx (participant), 533xx (track), 53401/53403/
-    53404 (media) and 535xx (configuration) codes; the rest are raised by the client itself
-    and are listed so that the table is complete.
-    """
-
-    ACCESS_TOKEN_INVALID = 20101
-    ACCESS_TOKEN_HEADER_INVALID = 20102
-    ACCESS_TOKEN_ISSUER_INVALID = 20103
-    ACCESS_TOKEN_EXPIRED = 20104
-    ACCESS_TOKEN_NOT_YET_VALID = 20105
-    ACCESS_TOKEN_GRANTS_INVALID = 20106
-    ACCESS_TOKEN_SIGNATURE_INVALID = 20107
-    SIGNALING_CONNECTION_ERROR = 53000
-    SIGNALING_CONNECTION_DISCONNECTED = 53001
-    SIGNALING_CONNECTION_TIMEOUT = 53002
-    SIGNALING_INCOMING_MESSAGE_INVALID = 53003
-    SIGNALING_OUTGOING_MESSAGE_INVALID = 53004
-    SIGNALING_SERVER_BUSY = 53006
-    ROOM_NAME_INVALID = 53100
-    ROOM_NAME_TOO_LONG = 53101
-    ROOM_NAME_CHARS_INVALID = 53102
-    ROOM_CREATE_FAILED = 53103
-    ROOM_CONNECT_FAILED = 53104
-    ROOM_MAX_PARTICIPANTS_EXCEEDED = 53105
-    ROOM_NOT_FOUND = 53106
-    ROOM_MAX_PARTICIPANTS_OUT_OF_RANGE = 53107
-    ROOM_TYPE_INVALID = 53108
-    ROOM_TIMEOUT_OUT_OF_RANGE = 53109
-    ROOM_STATUS_CALLBACK_METHOD_INVALID = 53110
-    ROOM_STATUS_CALLBACK_INVALID = 53111
-    ROOM_STATUS_INVALID = 53112
-    ROOM_EXISTS = 53113
-    ROOM_INVALID_PARAMETERS = 53114
-    ROOM_MEDIA_REGION_INVALID = 53115
-    ROOM_MEDIA_REGION_UNAVAILABLE = 53116
-    ROOM_SUBSCRIPTION_OPERATION_NOT_SUPPORTED = 53117
-    ROOM_COMPLETED = 53118
-    ROOM_AUDIO_ONLY_FLAG_NOT_SUPPORTED = 53124
-    ROOM_TRACK_KIND_NOT_SUPPORTED = 53125
-    PARTICIPANT_IDENTITY_INVALID = 53200
-    PARTICIPANT_IDENTITY_TOO_LONG = 53201
-    PARTICIPANT_IDENTITY_CHARS_INVALID = 53202
-    PARTICIPANT_MAX_TRACKS_EXCEEDED = 53203
-    PARTICIPANT_NOT_FOUND = 53204
-    PARTICIPANT_DUPLICATE_IDENTITY = 53205
-    TRACK_INVALID = 53300
-    TRACK_NAME_INVALID = 53301
-    TRACK_NAME_TOO_LONG = 53302
-    TRACK_NAME_CHARS_INVALID = 53303
-    TRACK_NAME_IS_DUPLICATED = 53304
-    TRACK_SERVER_TRACK_CAPACITY_REACHED = 53305
-    MEDIA_CLIENT_LOCAL_DESC_FAILED = 53400
-    MEDIA_SERVER_LOCAL_DESC_FAILED = 53401
-    MEDIA_CLIENT_REMOTE_DESC_FAILED = 53402
-    MEDIA_SERVER_REMOTE_DESC_FAILED = 53403
-    MEDIA_NO_SUPPORTED_CODEC = 53404
-    MEDIA_CONNECTION_ERROR = 53405
-    MEDIA_DTLS_TRANSPORT_FAILED = 53407
-    CONFIGURATION_ACQUIRE_FAILED = 53500
-    CONFIGURATION_ACQUIRE_TURN_FAILED = 53501
-
-
-ERROR_MESSAGES: Final[Mapping[int, str]] = {
-    20101: "Invalid Access Token",
-    20102: "Invalid Access Token header",
-    20103: "Invalid Access Token issuer/subject",
-    20104: "Access Token expired or expiration date invalid",
-    20105: "Access Token not yet valid",
-    20106: "Invalid Access Token grants",
-    20107: "Invalid Access Token signature",
-    53000: "Signaling connection error",
-    53001: "Signaling connection disconnected",
-    53002: "Signaling connection timed out",
-    53003: "Client received an invalid signaling message",
-    53004: "Client sent an invalid signaling message",
-    53006: "Video server is busy",
-    53100: "Room name is invalid",
-    53101: "Room name is too long",
-    53102: "Room name contains invalid characters",
-    53103: "Unable to create Room",
-    53104: "Unable to connect to Room",
-    53105: "Room contains too many Participants",
-    53106: "Room not found",
-    53107: "MaxParticipants is out of range",
-    53108: "RoomType is not valid",
-    53109: "Timeout is out of range",
-    53110: "StatusCallbackMethod is invalid",
-    53111: "StatusCallback is invalid",
-    53112: "Status is invalid",
-    53113: "Room exists",
-    53114: "Room creation parameter(s) incompatible with the Room type",
-    53115: "MediaRegion is invalid",
-    53116: "There are no media servers available in the MediaRegion",
-    53117: "The subscription operation requested is not supported for the Room type",
-    53118: "Room completed",
-    53124: "The AudioOnly flag is not supported for the Room type",
-    53125: "The track kind is not supported by the Room",
-    53200: "Participant identity is invalid",
-    53201: "Participant identity is too long",
-    53202: "Participant identity contains invalid characters",
-    53203: (
-        "The maximum number of published tracks allowed in the Room at the same time "
-        "has been reached"
-    ),
-    53204: "Participant not found",
-    53205: "Participant disconnected because of duplicate identity",
-    53300: "Track is invalid",
-    53301: "Track name is invalid",
-    53302: "Track name is too long",
-    53303: "Track name contains invalid characters",
-    53304: "Track name is duplicated",
-    53305: "The server has reached capacity and cannot fulfill this request",
-    53400: "Client is unable to create or apply a local media description",
-    53401: "Server is unable to create or apply a local media description",
-    53402: "Client is unable to apply a remote media description",
-    53403: "Server is unable to apply a remote media description",
-    53404: "No supported codec",
-    53405: "Media connection failed or Media activity ceased",
-    53407: "Media connection failed due to DTLS handshake failure",
-    53500: "Unable to acquire configuration",
-    53501: "Unable to acquire TURN credentials",
-}
-"""Canonical message per code, as the SDK's ``createTwilioError`` shows it to apps.
-
-For a known code the SDK ignores the server's ``message`` and uses this text; for an unknown
-code it shows the server's message.
-"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,19 +520,6 @@ class ErrorInfo(_Wire):
     _WHERE: ClassVar[str] = "error"
 
     @classmethod
-    def for_code(cls, code: int, message: str | None = None) -> Self:
-        """An error with the canonical message for ``code`` unless one is given.
-
-        Args:
-            code: A Twilio error code (see `ErrorCode`).
-            message: Overrides the canonical text from `ERROR_MESSAGES`.
-
-        Returns:
-            The error object.
-        """
-        return cls(code=int(code), message=_message_for(code, message))
-
-    @classmethod
     def _parse(cls, f: _Fields) -> Self:
         code = f.req_int("code")
         return cls(code=code, message=_message_for(code, f.opt_str("message")), extra=f.extra())
@@ -677,9 +529,8 @@ class ErrorInfo(_Wire):
 
 
 def _message_for(code: int, message: str | None) -> str:
-    if message is not None:
-        return message
-    return ERROR_MESSAGES.get(code, "Unknown error")
+    """The message as sent; the SDK shows its own text for codes it knows anyway."""
+    return message if message is not None else ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1848,8 +1699,8 @@ class Disconnected(_Message):
 class ErrorMessage(_Message):
     """``error``: fails ``connect()``, or disconnects the Room with that Twilio error.
 
-    The SDK replaces ``message`` with its canonical text for known codes (see
-    `ERROR_MESSAGES`). A missing ``message`` parses as the canonical text.
+    The SDK replaces ``message`` with its canonical text for known codes (the server's
+    table is `parlour.domain.errors.MESSAGES`). A missing ``message`` parses as "".
     """
 
     code: int
@@ -1858,19 +1709,6 @@ class ErrorMessage(_Message):
     extra: Mapping[str, Any] = _extra_field()
 
     TYPE: ClassVar[str] = "error"
-
-    @classmethod
-    def for_code(cls, code: int, message: str | None = None) -> Self:
-        """An ``error`` message with the canonical text for ``code`` unless one is given.
-
-        Args:
-            code: A Twilio error code, e.g. ``ErrorCode.PARTICIPANT_DUPLICATE_IDENTITY``.
-            message: Overrides the canonical text from `ERROR_MESSAGES`.
-
-        Returns:
-            The message, ready to send in a `Msg`.
-        """
-        return cls(code=int(code), message=_message_for(code, message))
 
     @classmethod
     def _parse(cls, f: _Fields) -> Self:

@@ -48,7 +48,7 @@ from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
 
-__all__ = ["ClientChannel", "LiveRoom", "LiveRoomService", "ParticipantSession"]
+__all__ = ["ClientChannel", "LiveRoom", "LiveRoomService", "ParticipantSession", "error_message"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ CLOSE_NORMAL = 1000
 CLOSE_RESTART = 1012
 #: The close code for a socket replaced by a newer one of the same session.
 CLOSE_REPLACED = 4000
+
+
+def error_message(code: int, message: str | None = None) -> sig.ErrorMessage:
+    """The RSP `error` for a Twilio code, with Twilio's message unless one is given."""
+    return sig.ErrorMessage(code=int(code), message=message or errors.message_for(code))
 
 
 class ClientChannel(Protocol):
@@ -461,7 +466,9 @@ class LiveRoomService:
                 continue
             error = self._publish_error(session, track, names)
             if error is not None:
-                session.failed_tracks[track.id] = sig.ErrorInfo.for_code(error)
+                session.failed_tracks[track.id] = sig.ErrorInfo(
+                    code=error, message=errors.message_for(error)
+                )
                 changed = True
                 continue
             record = await self._participants.publish(
@@ -645,7 +652,7 @@ class LiveRoomService:
         if session.ended:
             return
         log.info("media failed participant=%s: %s", session.sid, reason)
-        session.send(sig.ErrorMessage.for_code(errors.Code.MEDIA_CONNECTION_ERROR))
+        session.send(error_message(errors.Code.MEDIA_CONNECTION_ERROR))
         if session.channel is not None:
             session.channel.close(CLOSE_NORMAL)
         await self._leave(session)
@@ -657,7 +664,7 @@ class LiveRoomService:
         session = self._by_participant.get(participant_sid)
         if session is None:
             return
-        session.send(sig.ErrorMessage.for_code(code))
+        session.send(error_message(code))
         if session.channel is not None:
             session.channel.close(CLOSE_NORMAL)
         live = self._drop(session)

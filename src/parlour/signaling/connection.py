@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from parlour.domain import errors
 from parlour.protocol import signaling as sig
-from parlour.services.live_rooms import LiveRoomService, ParticipantSession
+from parlour.services.live_rooms import LiveRoomService, ParticipantSession, error_message
 
 __all__ = ["SignalingConnection"]
 
@@ -147,7 +147,7 @@ class SignalingConnection:
             self._queue.put_nowait(sig.encode_message(sig.Bad(reason=reason[:200])))
             self.close(1002)
         else:
-            self.send(sig.ErrorMessage(code=INVALID_MESSAGE, message=reason[:200]))
+            self.send(error_message(INVALID_MESSAGE, reason[:200]))
             self.close(1000)
         return False
 
@@ -190,12 +190,12 @@ class SignalingConnection:
             return True
         except errors.TwilioError as exc:
             log.info("signaling socket %s: error %s", self.id, exc.code)
-            self.send(sig.ErrorMessage(code=exc.code, message=exc.message))
+            self.send(error_message(exc.code, exc.message))
             self.close(1000)
             return False
         except Exception:
             # A bug must not take the server down: this client is told, others go on.
             log.exception("signaling socket %s: internal error", self.id)
-            self.send(sig.ErrorMessage.for_code(errors.Code.SIGNALING_CONNECTION_ERROR))
+            self.send(error_message(errors.Code.SIGNALING_CONNECTION_ERROR))
             self.close(1011)
             return False
