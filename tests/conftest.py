@@ -18,6 +18,14 @@ for _var in ("TWILIO_EDGE", "TWILIO_REGION"):
     os.environ.pop(_var, None)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything imported so far lives for the whole run: move it out of the collector's
+    sight, so the collection after each test looks only at what tests made (≈1 ms instead
+    of ≈60 ms a test with aiortc, PyAV and SQLAlchemy loaded)."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage() -> Iterator[None]:
     """Collect after each test, so a leaked resource fails the test that leaked it."""
