@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from parlour.domain.accounts import Account
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import Store
 from parlour.domain.rooms import Room, RoomSpec, validate_room_spec
-from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid, new_sid
+from parlour.domain.sids import AccountSid, RoomSid, new_sid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack, TrackKind
 
 T0 = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
@@ -47,17 +48,8 @@ def make_participant(
     node_id: str | None = "node-a",
     when: dt.datetime = T0,
 ) -> Participant:
-    return Participant(
-        sid=ParticipantSid(new_sid("PA")),
-        room_sid=room.sid,
-        account_sid=room.account_sid,
-        identity=identity,
-        status=status,
-        date_created=when,
-        date_updated=when,
-        start_time=when,
-        node_id=node_id,
-    )
+    joined = Participant.joining(room.sid, room.account_sid, identity, when, node_id=node_id)
+    return replace(joined, status=status)
 
 
 async def join(store: Store, room: Room, identity: str = "alice", **kw: object) -> Participant:
@@ -69,29 +61,10 @@ async def join(store: Store, room: Room, identity: str = "alice", **kw: object) 
 async def publish(
     store: Store, p: Participant, name: str = "mic", kind: TrackKind = TrackKind.AUDIO
 ) -> PublishedTrack:
-    track = PublishedTrack(
-        sid=TrackSid(new_sid("MT")),
-        room_sid=p.room_sid,
-        participant_sid=p.sid,
-        name=name,
-        kind=kind,
-        enabled=True,
-        date_created=T0,
-        date_updated=T0,
-    )
+    track = PublishedTrack.published(p.room_sid, p.sid, name, kind, T0)
     await store.insert_published_track(track)
     return track
 
 
 def subscription(subscriber: Participant, track: PublishedTrack) -> SubscribedTrack:
-    return SubscribedTrack(
-        sid=track.sid,
-        room_sid=track.room_sid,
-        participant_sid=subscriber.sid,
-        publisher_sid=track.participant_sid,
-        name=track.name,
-        kind=track.kind,
-        enabled=track.enabled,
-        date_created=T0,
-        date_updated=T0,
-    )
+    return SubscribedTrack.of(track, subscriber.sid, T0)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -105,16 +106,8 @@ async def test_participants_and_identity_lookup(store: Store) -> None:
     await store.insert_room(room)
 
     def participant(identity: str, status: ParticipantStatus) -> Participant:
-        return Participant(
-            sid=ParticipantSid(new_sid("PA")),
-            room_sid=room.sid,
-            account_sid=account,
-            identity=identity,
-            status=status,
-            date_created=T0,
-            date_updated=T0,
-            start_time=T0,
-        )
+        joined = Participant.joining(room.sid, account, identity, T0)
+        return replace(joined, status=status, node_id=None)
 
     old = participant("alice", ParticipantStatus.DISCONNECTED)
     new = participant("alice", ParticipantStatus.CONNECTED)

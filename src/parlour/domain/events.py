@@ -67,6 +67,11 @@ class Event:
     name: ClassVar[str]
     timestamp: dt.datetime
 
+    def __init_subclass__(cls, *, name: str = "", **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.name = name
+
     @property
     def account_sid(self) -> AccountSid:
         raise NotImplementedError
@@ -100,16 +105,12 @@ class RoomEvent(Event):
         return self.room.sid
 
 
-@dataclass(frozen=True, kw_only=True)
-class RoomCreated(RoomEvent):
-    name: ClassVar[str] = "room-created"
+class RoomCreated(RoomEvent, name="room-created"):
+    """`room-created`."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class RoomEnded(RoomEvent):
+class RoomEnded(RoomEvent, name="room-ended"):
     """The room completed; `room` carries its end time and duration."""
-
-    name: ClassVar[str] = "room-ended"
 
     @property
     def duration(self) -> int:
@@ -125,16 +126,12 @@ class ParticipantEvent(RoomEvent):
         return self.participant.sid
 
 
-@dataclass(frozen=True, kw_only=True)
-class ParticipantConnected(ParticipantEvent):
-    name: ClassVar[str] = "participant-connected"
+class ParticipantConnected(ParticipantEvent, name="participant-connected"):
+    """`participant-connected`."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ParticipantDisconnected(ParticipantEvent):
+class ParticipantDisconnected(ParticipantEvent, name="participant-disconnected"):
     """The participant left; `participant` is disconnected, with its duration."""
-
-    name: ClassVar[str] = "participant-disconnected"
 
     @property
     def duration(self) -> int:
@@ -150,24 +147,20 @@ class TrackEvent(ParticipantEvent):
         return self.track.sid
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrackAdded(TrackEvent):
-    name: ClassVar[str] = "track-added"
+class TrackAdded(TrackEvent, name="track-added"):
+    """`track-added`."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrackRemoved(TrackEvent):
-    name: ClassVar[str] = "track-removed"
+class TrackRemoved(TrackEvent, name="track-removed"):
+    """`track-removed`."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrackEnabled(TrackEvent):
-    name: ClassVar[str] = "track-enabled"
+class TrackEnabled(TrackEvent, name="track-enabled"):
+    """`track-enabled`."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrackDisabled(TrackEvent):
-    name: ClassVar[str] = "track-disabled"
+class TrackDisabled(TrackEvent, name="track-disabled"):
+    """`track-disabled`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,19 +189,18 @@ class RecordingEvent(Event):
         return self.recording.source_sid
 
 
-@dataclass(frozen=True, kw_only=True)
-class RecordingStarted(RecordingEvent):
-    name: ClassVar[str] = "recording-started"
+class RecordingStarted(RecordingEvent, name="recording-started"):
+    """`recording-started`."""
+
+
+class RecordingCompleted(RecordingEvent, name="recording-completed"):
+    """`recording-completed`."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecordingCompleted(RecordingEvent):
-    name: ClassVar[str] = "recording-completed"
+class RecordingFailed(RecordingEvent, name="recording-failed"):
+    """`failed_operation` says which step failed (Twilio's `FailedOperation`)."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class RecordingFailed(RecordingEvent):
-    name: ClassVar[str] = "recording-failed"
     failed_operation: FailedOperation = FailedOperation.COMPLETE
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from parlour.domain import errors
 from parlour.domain.rules import Rule
-from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid
+from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, new_sid
 
 __all__ = [
     "MAX_IDENTITY_LENGTH",
@@ -49,6 +49,29 @@ class Participant:
     subscribe_rules_created: dt.datetime | None = None
     subscribe_rules_updated: dt.datetime | None = None
     node_id: str | None = None  # the server node holding its session (never served)
+
+    @classmethod
+    def joining(
+        cls,
+        room_sid: RoomSid,
+        account_sid: AccountSid,
+        identity: str,
+        now: dt.datetime,
+        *,
+        node_id: str | None = None,
+    ) -> Participant:
+        """A participant connecting at `now`, with a fresh SID."""
+        return cls(
+            sid=ParticipantSid(new_sid("PA")),
+            room_sid=room_sid,
+            account_sid=account_sid,
+            identity=identity,
+            status=ParticipantStatus.CONNECTED,
+            date_created=now,
+            date_updated=now,
+            start_time=now,
+            node_id=node_id,
+        )
 
     @property
     def active(self) -> bool:

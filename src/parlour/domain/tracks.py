@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from parlour.domain.sids import ParticipantSid, RoomSid, TrackSid
+from parlour.domain.sids import ParticipantSid, RoomSid, TrackSid, new_sid
 
 __all__ = ["PublishedTrack", "SubscribedTrack", "TrackKind"]
 
@@ -33,6 +33,29 @@ class PublishedTrack:
     date_updated: dt.datetime
     ended_at: dt.datetime | None = None
 
+    @classmethod
+    def published(
+        cls,
+        room_sid: RoomSid,
+        participant_sid: ParticipantSid,
+        name: str,
+        kind: TrackKind,
+        now: dt.datetime,
+        *,
+        enabled: bool = True,
+    ) -> PublishedTrack:
+        """A track published at `now`, with a fresh SID."""
+        return cls(
+            sid=TrackSid(new_sid("MT")),
+            room_sid=room_sid,
+            participant_sid=participant_sid,
+            name=name,
+            kind=kind,
+            enabled=enabled,
+            date_created=now,
+            date_updated=now,
+        )
+
 
 @dataclass(frozen=True)
 class SubscribedTrack:
@@ -46,3 +69,20 @@ class SubscribedTrack:
     date_created: dt.datetime
     date_updated: dt.datetime
     ended_at: dt.datetime | None = None
+
+    @classmethod
+    def of(
+        cls, track: PublishedTrack, subscriber_sid: ParticipantSid, now: dt.datetime
+    ) -> SubscribedTrack:
+        """`track` as its subscriber receives it from `now` on."""
+        return cls(
+            sid=track.sid,
+            room_sid=track.room_sid,
+            participant_sid=subscriber_sid,
+            publisher_sid=track.participant_sid,
+            name=track.name,
+            kind=track.kind,
+            enabled=track.enabled,
+            date_created=now,
+            date_updated=now,
+        )

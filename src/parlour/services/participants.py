@@ -31,7 +31,7 @@ from parlour.domain.participants import (
 from parlour.domain.ports import EventSink, ParticipantFilter, SessionControl, Store
 from parlour.domain.rooms import Room, RoomStatus
 from parlour.domain.rules import Rule, parse_rules
-from parlour.domain.sids import ParticipantSid, TrackSid, new_sid
+from parlour.domain.sids import TrackSid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack, TrackKind
 
 __all__ = ["ParticipantService"]
@@ -179,16 +179,8 @@ class ParticipantService:
         if len(active) >= room.max_participants:
             raise errors.TwilioError(code=errors.Code.ROOM_MAX_PARTICIPANTS_EXCEEDED)
         now = self._clock.now()
-        participant = Participant(
-            sid=ParticipantSid(new_sid("PA")),
-            room_sid=room.sid,
-            account_sid=room.account_sid,
-            identity=identity,
-            status=ParticipantStatus.CONNECTED,
-            date_created=now,
-            date_updated=now,
-            start_time=now,
-            node_id=self.node_id,
+        participant = Participant.joining(
+            room.sid, room.account_sid, identity, now, node_id=self.node_id
         )
         await self._store.insert_participant(participant)
         await self._store.set_room_occupied(room.sid, now)
@@ -241,15 +233,8 @@ class ParticipantService:
         enabled: bool = True,
     ) -> PublishedTrack:
         now = self._clock.now()
-        track = PublishedTrack(
-            sid=TrackSid(new_sid("MT")),
-            room_sid=participant.room_sid,
-            participant_sid=participant.sid,
-            name=name,
-            kind=kind,
-            enabled=enabled,
-            date_created=now,
-            date_updated=now,
+        track = PublishedTrack.published(
+            participant.room_sid, participant.sid, name, kind, now, enabled=enabled
         )
         await self._store.insert_published_track(track)
         await self._events.emit(
@@ -285,16 +270,5 @@ class ParticipantService:
 
     async def subscribe(self, subscriber: Participant, track: PublishedTrack) -> bool:
         """Record that `subscriber` receives `track`; False if either is gone already."""
-        now = self._clock.now()
-        sub = SubscribedTrack(
-            sid=track.sid,
-            room_sid=track.room_sid,
-            participant_sid=subscriber.sid,
-            publisher_sid=track.participant_sid,
-            name=track.name,
-            kind=track.kind,
-            enabled=track.enabled,
-            date_created=now,
-            date_updated=now,
-        )
+        sub = SubscribedTrack.of(track, subscriber.sid, self._clock.now())
         return await self._store.insert_subscribed_track(sub)

@@ -27,7 +27,7 @@ from parlour.domain.events import (
     TrackRemoved,
 )
 from parlour.domain.paging import PageRequest
-from parlour.domain.participants import Participant, ParticipantStatus
+from parlour.domain.participants import Participant
 from parlour.domain.ports import RecordingFilter
 from parlour.domain.recordings import (
     FailedOperation,
@@ -39,7 +39,7 @@ from parlour.domain.recordings import (
 )
 from parlour.domain.rooms import Room, RoomSpec, validate_room_spec
 from parlour.domain.rules import parse_rules
-from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid, new_sid
+from parlour.domain.sids import AccountSid, RecordingSid, RoomSid, TrackSid, new_sid
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.protocol.media_urls import media_url_key
 from parlour.services.recordings import RecordingService
@@ -167,31 +167,14 @@ async def make_room(w: World, rules: list[dict[str, object]] | None = None) -> R
 
 async def join(w: World, room: Room, identity: str) -> Participant:
     now = w.clock.now()
-    participant = Participant(
-        sid=ParticipantSid(new_sid("PA")),
-        room_sid=room.sid,
-        account_sid=room.account_sid,
-        identity=identity,
-        status=ParticipantStatus.CONNECTED,
-        date_created=now,
-        date_updated=now,
-        start_time=now,
-    )
+    participant = Participant.joining(room.sid, room.account_sid, identity, now)
     await w.store.insert_participant(participant)
     return participant
 
 
 async def publish(w: World, participant: Participant, name: str, kind: TrackKind) -> PublishedTrack:
-    now = w.clock.now()
-    track = PublishedTrack(
-        sid=TrackSid(new_sid("MT")),
-        room_sid=participant.room_sid,
-        participant_sid=participant.sid,
-        name=name,
-        kind=kind,
-        enabled=True,
-        date_created=now,
-        date_updated=now,
+    track = PublishedTrack.published(
+        participant.room_sid, participant.sid, name, kind, w.clock.now()
     )
     await w.store.insert_published_track(track)
     return track
