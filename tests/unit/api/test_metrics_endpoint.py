@@ -20,16 +20,9 @@ from parlour.domain.sids import ParticipantSid, RoomSid, TrackSid
 from parlour.media.dtls import Certificate
 from parlour.media.plane import MediaCounters, MediaStats, SfuMediaPlane
 from parlour.media.udp import MediaSocket
+from tests.unit.media.chrome_offer import AUDIO_ID, DATA_ID, OFFER, VIDEO_ID
 
 TOKEN = "s3cret-metrics-token"
-OFFER = (
-    (Path(__file__).parents[1] / "media" / "data" / "chromium156-twilio-video-2.36.0-offer.sdp")
-    .read_text()
-    .replace("\n", "\r\n")
-)
-AUDIO_ID = "1a507dcb-d7a0-4e1f-89bd-0e5c8ab32426"
-VIDEO_ID = "cb77128e-4663-4079-871f-b010eb87d9f2"
-DATA_ID = "1fb67338-af82-4e68-a20e-4e5f9a59c91d"
 VIDEO_SSRC, VP8 = 1142849503, 96
 ROOM = RoomSid("RM" + "0" * 32)
 

@@ -13,7 +13,6 @@ import asyncio
 import struct
 import time
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 
 import pytest
 
@@ -24,15 +23,8 @@ from parlour.media.dtls import Certificate
 from parlour.media.peer import Peer
 from parlour.media.router import Router
 from parlour.media.udp import MediaSocket
+from tests.unit.media.chrome_offer import AUDIO_ID, DATA_ID, OFFER, VIDEO_ID
 
-OFFER = (
-    (Path(__file__).parent / "data" / "chromium156-twilio-video-2.36.0-offer.sdp")
-    .read_text()
-    .replace("\n", "\r\n")
-)
-AUDIO_ID = "1a507dcb-d7a0-4e1f-89bd-0e5c8ab32426"
-VIDEO_ID = "cb77128e-4663-4079-871f-b010eb87d9f2"
-DATA_ID = "1fb67338-af82-4e68-a20e-4e5f9a59c91d"
 AUDIO_SSRC, VIDEO_SSRC, VIDEO_RTX_SSRC = 3364439724, 1142849503, 3162591883
 OPUS, VP8, VP8_RTX = 111, 96, 97
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ from parlour.media.peer import Peer
 from parlour.media.router import Consumer, DataConsumer, Producer, Router
 from parlour.media.sdp import Codec
 from parlour.media.udp import MediaSocket
+from tests.unit.media.chrome_offer import AUDIO_ID, DATA_ID, OFFER, VIDEO_ID
 from tests.unit.media.test_negotiation import client_answer_to
 
 VP8 = Codec(96, "VP8", 90000)
@@ -146,15 +146,6 @@ def test_batch_tells_observers_once() -> None:
 
 
 # -- peers ------------------------------------------------------------------------------------
-
-OFFER = (
-    (Path(__file__).parent / "data" / "chromium156-twilio-video-2.36.0-offer.sdp")
-    .read_text()
-    .replace("\n", "\r\n")
-)
-AUDIO_ID = "1a507dcb-d7a0-4e1f-89bd-0e5c8ab32426"
-VIDEO_ID = "cb77128e-4663-4079-871f-b010eb87d9f2"
-DATA_ID = "1fb67338-af82-4e68-a20e-4e5f9a59c91d"
 
 
 class Listener:
