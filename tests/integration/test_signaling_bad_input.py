@@ -191,6 +191,7 @@ async def test_garbage_sdp_in_an_update_ends_only_that_session(
     await f.wait_for(lambda: f.state == "disconnected")
     assert f.disconnect_error is not None and f.disconnect_error.code == 53403
     await b.wait_for(lambda: all(p.identity != "f" for p in b.participants.values()))
+    await f.disconnect()
     await still_fine(a, b)
 
 

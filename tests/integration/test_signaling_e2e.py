@@ -185,7 +185,8 @@ async def test_rest_kick_and_room_end_reach_clients(
     # The name is free again: a new room starts.
     again = await join(sig_server, acct, "dave", "kick")
     assert again.sid != alice.sid
-    await again.disconnect()
+    for ended in (again, alice, bob, carol):  # waits for media the server ended to close
+        await ended.disconnect()
 
 
 async def test_duplicate_identity_disconnects_the_older(

@@ -395,6 +395,7 @@ async def test_ending_a_room_reports_who_was_still_in_it_first(
         api.post(f"/v1/Rooms/{room_sid}", data={"Status": "completed"})
         await wait_for(count_at_least(receiver, 6))
         await alice.wait_for(lambda: alice.state == "disconnected")
+        await alice.disconnect()  # ended by the server: waits for its media to close
 
     got = [r.params for r in receiver.delivered]
     assert [(p["StatusCallbackEvent"], p["SequenceNumber"]) for p in got] == [

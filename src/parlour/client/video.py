@@ -250,7 +250,7 @@ class Room:
     async def disconnect(self) -> None:
         """Leave the room: `disconnect`, `bye`, close 1000."""
         if self.state == "disconnected":
-            if self._closing is not None:  # the server ended it: its media is closing
+            if self._closing is not None:  # the server ended it: wait for the release
                 await self._closing
             return
         self.state = "disconnected"
@@ -504,8 +504,12 @@ class Room:
             return
         self.state = "disconnected"
         self._emit(RoomEvent("disconnected", error=error))
-        if self.peer is not None:
-            self._closing = asyncio.get_running_loop().create_task(self._close_peer())
+        self._closing = asyncio.get_running_loop().create_task(self._release())
+
+    async def _release(self) -> None:
+        """After the server ended the room: stop the heartbeat, close the media."""
+        await self._stop_tasks()
+        await self._close_peer()
 
     async def _stop_tasks(self) -> None:
         """Stop the heartbeat; let the reader end with its (closed) socket."""
