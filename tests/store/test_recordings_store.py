@@ -59,7 +59,11 @@ async def test_round_trip_and_update(store: Store) -> None:
     await store.insert_recording(rec)
     assert await store.get_recording(account, rec.sid) == rec
     done = rec.completed(T0 + dt.timedelta(seconds=9), duration_ms=8400, size=10**10, offset=2**45)
-    await store.update_recording(done)
+    assert await store.update_recording(done, expected=RecordingStatus.PROCESSING)
+    assert await store.get_recording(account, rec.sid) == done
+    # Conditional: a recording no longer processing is not finished a second time.
+    again = rec.failed(T0, "late")
+    assert not await store.update_recording(again, expected=RecordingStatus.PROCESSING)
     assert await store.get_recording(account, rec.sid) == done
     failed = replace(
         make(account, room, 1), status=RecordingStatus.FAILED, failure_reason="x" * 512
@@ -87,7 +91,7 @@ async def test_filters(store: Store) -> None:
     done = cam.completed(T0, duration_ms=1, size=1)
     for rec in (mic, cam, bob):
         await store.insert_recording(rec)
-    await store.update_recording(done)
+    assert await store.update_recording(done, expected=RecordingStatus.PROCESSING)
 
     async def sids(**kw: object) -> list[str]:
         page = await store.list_recordings(account, RecordingFilter(**kw), PageRequest())  # type: ignore[arg-type]

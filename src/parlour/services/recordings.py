@@ -344,7 +344,8 @@ class RecordingService:
             )
         await self._storage.delete(recording.media_key)
         deleted = recording.deleted(self._clock.now())
-        await self._store.update_recording(deleted)
+        if not await self._store.update_recording(deleted, expected=recording.status):
+            return await self.delete(account_sid, sid, room_sid=room_sid)  # changed meanwhile
         log.info("recording deleted sid=%s room=%s", deleted.sid, deleted.room_sid)
         return deleted
 
@@ -555,7 +556,9 @@ class RecordingService:
             done = recording.completed(
                 now, duration_ms=result.duration_ms, size=result.size, offset=offset
             )
-        await self._store.update_recording(done)
+        if not await self._store.update_recording(done, expected=RecordingStatus.PROCESSING):
+            log.info("recording sid=%s was finished elsewhere", recording.sid)
+            return done
         room = await self._store.get_room(recording.account_sid, recording.room_sid)
         if identity is None:
             participant = await self._store.get_participant(

@@ -516,9 +516,12 @@ class MemoryStore:
             raise ValueError(f"recording {recording.sid} exists")
         self._recordings.add(recording.sid, recording)
 
-    async def update_recording(self, recording: Recording) -> None:
-        if recording.sid in self._recordings:
-            self._recordings.put(recording.sid, recording)
+    async def update_recording(self, recording: Recording, *, expected: RecordingStatus) -> bool:
+        current = self._recordings.item(recording.sid)
+        if current is None or current.status is not expected:
+            return False
+        self._recordings.put(recording.sid, recording)
+        return True
 
     async def get_recording(self, account_sid: AccountSid, sid: str) -> Recording | None:
         rec = self._recordings.item(sid)

@@ -966,13 +966,17 @@ class SqlStore:
         async with self.engine.begin() as conn:
             await conn.execute(sa.insert(recordings).values(**_recording_values(recording)))
 
-    async def update_recording(self, recording: Recording) -> None:
+    async def update_recording(self, recording: Recording, *, expected: RecordingStatus) -> bool:
         values = _recording_values(recording)
         del values["sid"]
+        query = (
+            sa.update(recordings)
+            .where(recordings.c.sid == recording.sid, recordings.c.status == expected.value)
+            .values(**values)
+        )
         async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.update(recordings).where(recordings.c.sid == recording.sid).values(**values)
-            )
+            result = await conn.execute(query)
+        return bool(result.rowcount)
 
     async def get_recording(self, account_sid: AccountSid, sid: str) -> Recording | None:
         query = sa.select(recordings).where(
