@@ -26,6 +26,7 @@ from parlour.api import (
     sdk_assets,
     subscribe_rules,
     subscribed_tracks,
+    transcriptions,
 )
 from parlour.api.context import ApiContext
 from parlour.api.errors import (
@@ -44,6 +45,7 @@ REST_ROUTES: list[Route] = [
     *subscribed_tracks.routes,
     *subscribe_rules.routes,
     *recording_rules.routes,
+    *transcriptions.routes,
     *room_recordings.routes,
     *recordings.routes,
     *media_downloads.routes,

@@ -79,9 +79,28 @@ def query_params(request: Request) -> Params:
     return Params(parse_qsl(request.url.query, keep_blank_values=True))
 
 
+#: The largest request body accepted (the largest legitimate one, a `Rules` document, is a
+#: few kB); a larger one is refused with 413 before it is all read.
+MAX_BODY = 1 << 20
+
+
 async def body_params(request: Request) -> Params:
-    """A form-encoded body (also accepted without the Content-Type header)."""
-    body = await request.body()
+    """A form-encoded body (also accepted without the Content-Type header).
+
+    Raises:
+        RequestTooLargeError: 413 for a body over `MAX_BODY` bytes.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise errors.RequestTooLargeError(f"Request body larger than {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.RequestTooLargeError(f"Request body larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -18,17 +18,21 @@ __all__ = ["page_request", "page_response"]
 
 T = TypeVar("T")
 
+#: The largest `Page` (with `PageSize` up to 1000, at most 10^9 items are skipped); deeper
+#: lists are read with the `PageToken`s of `meta.next_page_url`, as Twilio's libraries do.
+MAX_PAGE = 1_000_000
+
 
 def page_request(params: Params, *, max_size: int = 1000) -> PageRequest:
-    """Parse paging parameters (PageSize 1–max_size, default 50; Page ≥ 0)."""
+    """Parse paging parameters (PageSize 1–max_size, default 50; Page 0–MAX_PAGE)."""
     size = params.integer("PageSize")
     if size is None:
         size = 50
     if not 1 <= size <= max_size:
         raise errors.InvalidParameterError(f"PageSize must be between 1 and {max_size}")
     page = params.integer("Page") or 0
-    if page < 0:
-        raise errors.InvalidParameterError("Page must be 0 or more")
+    if not 0 <= page <= MAX_PAGE:
+        raise errors.InvalidParameterError(f"Page must be between 0 and {MAX_PAGE}")
     after = before = None
     token = params.text("PageToken")
     if token:

@@ -174,6 +174,7 @@ class Room:
         self.state = "connecting"
         self.session = ""
         self.session_timeout = 30.0
+        self.media_region: str | None = None  # the room's, from `connected`
         self.participants: dict[str, RemoteParticipant] = {}
         self.local_tracks: dict[str, LocalTrackInfo] = {}
         self.published: dict[str, str] = {}  # track id -> MT sid
@@ -538,6 +539,7 @@ class Room:
             self.sid, self.name, self.session = body.sid, body.name, body.session
             self.local_sid, self.local_identity = body.participant.sid, body.participant.identity
             self.session_timeout = body.options.session_timeout
+            self.media_region = body.options.media_region
             self.state = "connected"
             self._apply(body.participants or (), body.published, body.subscribed)
             if self._connected is not None and not self._connected.done():

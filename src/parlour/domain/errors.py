@@ -14,6 +14,7 @@ unit test keeps them equal to these.)
     ├── NotFoundError              20404 / 404
     ├── MethodNotAllowedError      20004 / 405
     ├── InvalidParameterError      20001 / 400  (generic validation)
+    ├── RequestTooLargeError       20001 / 413  (a body over MAX_BODY, api/forms.py)
     ├── RoomError                  531xx / 400  (room create / update validation)
     ├── MediaDescriptionError      53403 / 400  (a client SDP the SFU cannot apply)
     ├── RecordingRulesError        53120 / 400
@@ -38,6 +39,7 @@ __all__ = [
     "NotFoundError",
     "ParticipantStatusError",
     "RecordingRulesError",
+    "RequestTooLargeError",
     "RoomError",
     "SubscribeRulesError",
     "TwilioError",
@@ -267,6 +269,14 @@ class InvalidParameterError(TwilioError):
     code = Code.INVALID_PARAMETER
     status = 400
     default_message = "Invalid parameter"
+
+
+class RequestTooLargeError(TwilioError):
+    """A request body over the server's limit (Twilio documents none; 413 as HTTP has it)."""
+
+    code = Code.INVALID_PARAMETER
+    status = 413
+    default_message = "Request body too large"
 
 
 class RoomError(TwilioError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import unicodedata
 from dataclasses import dataclass, replace
 
 from parlour.domain import errors
@@ -95,12 +96,27 @@ def validate_identity(identity: str) -> None:
     """An identity must be non-blank and at most 128 UTF-16 code units (Twilio's limit).
 
     Raises:
-        TwilioError: 53200 blank, 53201 too long.
+        TwilioError: 53200 blank, 53201 too long, 53202 control characters, lone surrogates
+            or bidirectional controls.
     """
     if not identity or not identity.strip():
         raise errors.TwilioError(code=errors.Code.PARTICIPANT_IDENTITY_INVALID)
     if len(identity.encode("utf-16-le", errors="surrogatepass")) // 2 > MAX_IDENTITY_LENGTH:
         raise errors.TwilioError(code=errors.Code.PARTICIPANT_IDENTITY_TOO_LONG)
+    if any(_forbidden(ch) for ch in identity):
+        raise errors.TwilioError(code=errors.Code.PARTICIPANT_IDENTITY_CHARS_INVALID)
+
+
+#: Bidirectional formatting characters: they make an identity read as another one.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _forbidden(ch: str) -> bool:
+    """Control characters (NUL, newline, DEL …), lone surrogates and bidi controls; other
+    format characters stay allowed (the zero-width joiner of emoji sequences)."""
+    return unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS
 
 
 def parse_participant_status_update(value: str | None) -> ParticipantStatus:

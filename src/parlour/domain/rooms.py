@@ -67,6 +67,11 @@ PARTICIPANT_DURATION_SECONDS = range(600, 86401)
 DEFAULT_TIMEOUT_MINUTES = 5
 DEFAULT_PARTICIPANT_DURATION = 14400
 DEFAULT_MEDIA_REGION = "us1"
+#: Twilio's media regions (Video Insights' enum); Parlour runs its media where it runs,
+#: and keeps the region a room was created with for the API and the SDK's `connected`.
+MEDIA_REGIONS = ("us1", "us2", "au1", "br1", "ie1", "jp1", "sg1", "in1", "de1", "gll")
+#: Room types whose media Twilio can record (no recording for peer-to-peer and go rooms).
+RECORDABLE_TYPES = (RoomType.GROUP, RoomType.GROUP_SMALL)
 
 
 @dataclass(frozen=True)
@@ -197,8 +202,9 @@ def validate_room_spec(
         RoomError: with the Twilio code for the first invalid parameter (53100–53111).
         RecordingRulesError: invalid `RecordingRules` (53120).
     """
-    if spec.unique_name is not None:
-        _check_name(spec.unique_name)
+    unique_name = spec.unique_name or None  # `UniqueName=` is no name, as on Twilio
+    if unique_name is not None:
+        _check_name(unique_name)
     try:
         room_type = RoomType(spec.type) if spec.type is not None else RoomType.GROUP
     except ValueError:
@@ -242,6 +248,22 @@ def validate_room_spec(
     if audio_only:
         codecs = ()
 
+    incompatible = errors.Code.ROOM_INVALID_PARAMETERS
+    if room_type not in RECORDABLE_TYPES and (
+        spec.record_participants_on_connect or spec.recording_rules is not None
+    ):
+        raise errors.RoomError(
+            f"Recording is not available for {room_type.value} rooms", code=incompatible
+        )
+    if spec.large_room and room_type is not RoomType.GROUP:
+        raise errors.RoomError("LargeRoom is only for group rooms", code=incompatible)
+    if spec.media_region is not None and spec.media_region not in MEDIA_REGIONS:
+        raise errors.RoomError(code=errors.Code.ROOM_MEDIA_REGION_INVALID)
+    if spec.transcribe_participants_on_connect:
+        raise errors.InvalidParameterError(
+            "TranscribeParticipantsOnConnect: this server has no transcriptions yet"
+        )
+
     if spec.recording_rules is not None:
         rules = parse_rules(spec.recording_rules, kind="recording")
     elif spec.record_participants_on_connect:
@@ -253,7 +275,7 @@ def validate_room_spec(
     if spec.transcriptions_configuration is not None:
         try:
             loaded = json.loads(spec.transcriptions_configuration)
-        except ValueError:
+        except (ValueError, RecursionError):
             loaded = None
         if not isinstance(loaded, dict):
             raise errors.InvalidParameterError("TranscriptionsConfiguration must be a JSON object")
@@ -263,7 +285,7 @@ def validate_room_spec(
     return Room(
         sid=sid,
         account_sid=account_sid,
-        unique_name=spec.unique_name if spec.unique_name is not None else sid,
+        unique_name=unique_name if unique_name is not None else sid,
         status=RoomStatus.IN_PROGRESS,
         type=room_type,
         date_created=now,

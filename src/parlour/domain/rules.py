@@ -29,6 +29,9 @@ __all__ = [
 RuleKind = Literal["subscribe", "recording"]
 
 MAX_RULES = 20
+#: Limits checked before the JSON is parsed: a valid `Rules` is a few kB and nests 3 deep.
+MAX_RULES_JSON = 65536
+MAX_RULES_DEPTH = 8
 _FILTERS = ("all", "kind", "publisher", "track")
 _TRACK_KINDS = {"subscribe": ("audio", "video", "data"), "recording": ("audio", "video")}
 _PRIORITIES = ("low", "medium", "high")
@@ -116,6 +119,10 @@ def parse_rules(text: str, *, kind: RuleKind) -> tuple[Rule, ...]:
     Raises:
         SubscribeRulesError or RecordingRulesError (53215 / 53120).
     """
+    if len(text) > MAX_RULES_JSON:
+        raise _error(kind, f"the rules are longer than {MAX_RULES_JSON} characters")
+    if _nesting(text) > MAX_RULES_DEPTH:
+        raise _error(kind, f"JSON nested deeper than {MAX_RULES_DEPTH} levels")
     try:
         loaded = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except ValueError as exc:
@@ -127,6 +134,29 @@ def parse_rules(text: str, *, kind: RuleKind) -> tuple[Rule, ...]:
     if not 1 <= len(loaded) <= MAX_RULES:
         raise _error(kind, f"between 1 and {MAX_RULES} rules are required")
     return tuple(_parse_rule(item, kind) for item in loaded)
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in a JSON text (strings skipped), without parsing
+    it: the parser would recurse that deep."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def rules_to_json(rules: Iterable[Rule], *, kind: RuleKind) -> list[dict[str, Any]]:

@@ -215,7 +215,6 @@ class LiveRoomService:
         *,
         session_timeout: float = 30.0,
         auto_create_rooms: bool = True,
-        media_region: str = "local",
         recorder: Recorder | None = None,
     ) -> None:
         self._accounts = accounts
@@ -224,7 +223,6 @@ class LiveRoomService:
         self._media = media
         self.session_timeout = session_timeout
         self._auto_create = auto_create_rooms
-        self._media_region = media_region
         self._recorder = recorder
         self._live: dict[RoomSid, LiveRoom] = {}
         self._sessions: dict[str, ParticipantSession] = {}
@@ -269,18 +267,19 @@ class LiveRoomService:
         account = AccountSid(claims.account_sid)
         grant_room = claims.video.room if claims.video else None
         name = msg.name or grant_room
-        if not name:
-            raise errors.RoomError(code=errors.Code.ROOM_NAME_INVALID)
         identity = claims.identity or ""
         validate_identity(identity)
-        if grant_room is not None and grant_room != name:
+        if grant_room is not None and name is not None and grant_room != name:
             existing = await self._rooms.lookup(account, name)
             if existing is None or grant_room not in (existing.unique_name, existing.sid):
                 raise errors.TwilioError(
                     "Access Token does not grant access to this Room",
                     code=errors.Code.ACCESS_TOKEN_GRANTS_INVALID,
                 )
-        room = await self._rooms.for_join(account, name, auto_create=self._auto_create)
+        if name is None:  # no name anywhere: a new room, named by its SID (as on Twilio)
+            room = await self._rooms.for_join_unnamed(account, auto_create=self._auto_create)
+        else:
+            room = await self._rooms.for_join(account, name, auto_create=self._auto_create)
         live = self._live.setdefault(room.sid, LiveRoom(room))
         try:
             async with live.lock:
@@ -296,8 +295,8 @@ class LiveRoomService:
             participant=sig.ParticipantInfo(sid=participant.sid, identity=participant.identity),
             options=sig.ConnectedOptions(
                 session_timeout=self.session_timeout,
-                media_region=self._media_region,
-                signaling_region=self._media_region,
+                media_region=room.media_region,
+                signaling_region=room.media_region,
                 audio_processors=("krisp",),
             ),
             participants=tuple(o.remote_state() for o in others),

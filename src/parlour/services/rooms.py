@@ -116,6 +116,13 @@ class RoomService:
             raise errors.RoomError(code=errors.Code.ROOM_NOT_FOUND)
         return room
 
+    async def for_join_unnamed(self, account_sid: AccountSid, *, auto_create: bool) -> Room:
+        """A client connects naming no room (neither in its options nor in its grant): a new
+        group room named by its SID, when rooms may be created on the fly (53106 if not)."""
+        if not auto_create:
+            raise errors.RoomError(code=errors.Code.ROOM_NOT_FOUND)
+        return await self.create(account_sid, RoomSpec())
+
     async def find(self, account_sid: AccountSid, flt: RoomFilter, req: PageRequest) -> Page[Room]:
         return await self._store.list_rooms(account_sid, flt, req)
 

@@ -64,7 +64,7 @@ def test_explicit_recording_rules_win() -> None:
 @pytest.mark.parametrize(
     ("kw", "code"),
     [
-        ({"unique_name": ""}, 53100),
+        ({"unique_name": "   "}, 53100),
         ({"unique_name": "RM" + "0" * 32}, 53100),
         ({"unique_name": "a" * 129}, 53101),
         ({"unique_name": "tab\there"}, 53102),
@@ -76,12 +76,28 @@ def test_explicit_recording_rules_win() -> None:
         ({"status_callback": "http://"}, 53111),
         ({"status_callback": "http://host:notaport/"}, 53111),
         ({"video_codecs": []}, 53103),
+        ({"media_region": "mars1"}, 53115),
+        ({"type": "group-small", "large_room": True}, 53114),
+        ({"type": "peer-to-peer", "record_participants_on_connect": True}, 53114),
+        ({"type": "go", "recording_rules": '[{"type":"include","all":true}]'}, 53114),
+        ({"transcribe_participants_on_connect": True}, 20001),
+        ({"transcriptions_configuration": "[" * 5000 + "]" * 5000}, 20001),
     ],
 )
 def test_invalid_specs(kw: dict[str, object], code: int) -> None:
     with pytest.raises(errors.TwilioError) as err:
         build(**kw)
     assert err.value.code == code and err.value.status == 400
+
+
+def test_an_empty_unique_name_is_no_name() -> None:
+    room = build(unique_name="")
+    assert room.unique_name == room.sid
+
+
+def test_media_regions_are_twilios() -> None:
+    assert build(media_region="de1").media_region == "de1"
+    assert build().media_region == "us1"
 
 
 def test_name_limits_accept_unicode() -> None:

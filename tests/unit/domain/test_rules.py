@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from parlour.domain import errors
-from parlour.domain.rules import Rule, TrackRef, evaluate, parse_rules, rules_to_json
+from parlour.domain.rules import Rule, RuleKind, TrackRef, evaluate, parse_rules, rules_to_json
 
 ALICE_MIC = TrackRef("MT1", "mic", "audio", "PA1", "alice")
 ALICE_CAM = TrackRef("MT2", "cam", "video", "PA1", "alice")
@@ -154,3 +154,25 @@ def test_any_json_rules_parse_or_raise_and_evaluate(rules: list[dict[str, object
     except errors.SubscribeRulesError:
         return
     assert evaluate(parsed, TRACKS) <= {t.sid for t in TRACKS}
+
+
+@pytest.mark.parametrize("kind", ["subscribe", "recording"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # deeper than the JSON parser's recursion
+        "[" * 9 + "]" * 9,
+        '[{"type": "include", "all": true, "x": [[[[[[[["deep"]]]]]]]]}]',
+        '[{"type": "include", "track": "' + "a" * 70_000 + '"}]',
+    ],
+    ids=["recursion", "depth", "nested-member", "size"],
+)
+def test_rules_past_the_limits_are_a_rules_error(text: str, kind: RuleKind) -> None:
+    with pytest.raises(errors.TwilioError) as err:
+        parse_rules(text, kind=kind)
+    assert err.value.code == (53215 if kind == "subscribe" else 53120)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = '[{"type": "include", "track": "[[[[[[[[[[[[[[[[[[[[\\"]]]]"}]'
+    assert parse_rules(text, kind="subscribe")[0].track == "[" * 20 + '"]]]]'

@@ -76,6 +76,9 @@ def test_verify_accepts_pyjwt_reading() -> None:
         (mint(now=NOW + 1000), {"now": NOW}, tokens.NOT_YET_VALID),
         (mint(), {"account_sid": "AC" + "9" * 32}, tokens.ISSUER_INVALID),
         (mint(identity=""), {}, tokens.GRANTS_INVALID),
+        (mint(ttl=86400 + 120), {}, tokens.EXPIRED),  # past Twilio's 24 h lifetime
+        (mint(ttl=10**22), {}, tokens.EXPIRED),
+        (mint(identity="x" * tokens.MAX_TOKEN_LENGTH), {}, tokens.INVALID),
     ],
 )
 def test_verify_failures_have_twilio_codes(
@@ -86,6 +89,11 @@ def test_verify_failures_have_twilio_codes(
     with pytest.raises(tokens.TokenError) as err:
         tokens.verify_token(token, **args)  # type: ignore[arg-type]
     assert err.value.code == code
+
+
+def test_a_full_day_is_the_longest_lifetime() -> None:
+    claims = tokens.verify_token(mint(ttl=86400), secret=SECRET, now=NOW, account_sid=ACCOUNT)
+    assert claims.expires == NOW + 86400
 
 
 def test_wrong_header_is_20102() -> None:
