@@ -146,19 +146,19 @@ async def build(
             user_agent=f"Parlour/{__version__}",
         ),
     )
-    events = FanOutEventSink(LoggingEventSink(), webhooks)
+    callbacks = FanOutEventSink(LoggingEventSink(), webhooks)
     media_storage = LocalStorage(config.data_dir / "media")
     recordings = RecordingService(
         store,
         clock,
-        events,
+        callbacks,
         MatroskaRecorder(media_storage, config.data_dir / "media" / "spool"),
         media_storage,
         media_url_key=media_url_key(secret),
     )
     await recordings.recover()
     # Recordings end with their track, participant or room: the service hears those events.
-    events = FanOutEventSink(events, recordings)
+    events = FanOutEventSink(callbacks, recordings)
     node_id = new_node_id()
     participants = ParticipantService(store, clock, events, sessions, node_id=node_id)
     rooms = RoomService(
@@ -201,6 +201,7 @@ async def build(
         recorder=recordings,
     )
     sessions.live = live
+    callbacks.add(live)  # the room's recording state follows the recording events
     await accounts.default_account()
     await nodes.beat()
     ctx = ApiContext(

@@ -76,6 +76,8 @@ function watchRoom(room) {
     Object.assign(describe(participant), { data: String(data) })));
   room.on('reconnecting', (error) => record('reconnecting', { code: error && error.code }));
   room.on('reconnected', () => record('reconnected'));
+  room.on('recordingStarted', () => record('recordingStarted'));
+  room.on('recordingStopped', () => record('recordingStopped'));
   room.on('disconnected', (r, error) => record('disconnected', {
     code: error ? error.code : null, message: error ? error.message : null,
   }));
@@ -96,7 +98,7 @@ window.join = async function (token, options) {
       p.tracks.forEach((pub) => pub.track && onTrackSubscribed(pub.track, pub, p));
     });
     watchRoom(room);
-    record('connected', { room: room.name, roomSid: room.sid });
+    record('connected', { room: room.name, roomSid: room.sid, isRecording: room.isRecording });
     return { sid: room.sid, participantSid: room.localParticipant.sid };
   } catch (error) {
     record('connectFailed', { code: error.code, message: error.message });

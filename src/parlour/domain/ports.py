@@ -346,7 +346,11 @@ class FanOutEventSink:
     """Hands every event to several sinks, in the order given (logs first, then webhooks)."""
 
     def __init__(self, *sinks: EventSink) -> None:
-        self._sinks = sinks
+        self._sinks = list(sinks)
+
+    def add(self, sink: EventSink) -> None:
+        """One more sink, after the others (one built after the emitters that feed it)."""
+        self._sinks.append(sink)
 
     async def emit(self, event: Event) -> None:
         for sink in self._sinks:
@@ -469,4 +473,8 @@ class Recorder(Protocol):
 
     async def recording_rules_changed(self, room: Room) -> None:
         """Start and stop recordings of the room's live tracks to match its new rules."""
+        ...
+
+    def is_recording(self, room_sid: RoomSid) -> bool:
+        """Whether any track of the room is being recorded right now."""
         ...

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parlour.domain import errors
+from parlour.domain.events import Event, RecordingEvent
 from parlour.domain.participants import Participant, ParticipantStatus, validate_identity
 from parlour.domain.ports import MediaPlane, MediaSession, Recorder, TrackDescriptor
 from parlour.domain.rooms import Room
@@ -167,6 +168,9 @@ class LiveRoom:
     room: Room
     members: dict[ParticipantSid, ParticipantSession] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    recording: sig.Recording = field(
+        default_factory=lambda: sig.Recording(is_recording=False, revision=1)
+    )
 
     def active(self) -> list[ParticipantSession]:
         return [m for m in self.members.values() if not m.ended]
@@ -280,7 +284,10 @@ class LiveRoomService:
             room = await self._rooms.for_join_unnamed(account, auto_create=self._auto_create)
         else:
             room = await self._rooms.for_join(account, name, auto_create=self._auto_create)
-        live = self._live.setdefault(room.sid, LiveRoom(room))
+        live = self._live.get(room.sid)
+        if live is None:
+            live = self._live[room.sid] = LiveRoom(room)
+            self._refresh_recording(live)
         try:
             async with live.lock:
                 session, others, answers = await self._join(live, channel, msg, identity)
@@ -303,7 +310,7 @@ class LiveRoomService:
             peer_connections=answers,
             published=session.published(),
             subscribed=session.subscribed_message(),
-            recording=sig.Recording(is_recording=False, revision=1),
+            recording=live.recording,
             media_signaling={},
         )
 
@@ -640,7 +647,7 @@ class LiveRoomService:
                 peer_connections=answers,
                 published=session.published(),
                 subscribed=session.subscribed_message(),
-                recording=sig.Recording(is_recording=False, revision=1),
+                recording=live.recording,
             )
         log.info("signaling resumed participant=%s", session.sid)
         return session, synced
@@ -655,6 +662,24 @@ class LiveRoomService:
         if session.channel is not None:
             session.channel.close(CLOSE_NORMAL)
         await self._leave(session)
+
+    # -- recording state (EventSink) ------------------------------------------------------
+
+    async def emit(self, event: Event) -> None:
+        """Recordings started or ended: the room's `recording` state follows (the SDK's
+        `room.isRecording`, `recordingStarted`, `recordingStopped`)."""
+        if isinstance(event, RecordingEvent):
+            live = self._live.get(event.room_sid)
+            if live is not None:
+                self._refresh_recording(live)
+
+    def _refresh_recording(self, live: LiveRoom) -> None:
+        now = self._recorder is not None and self._recorder.is_recording(live.room.sid)
+        if now == live.recording.is_recording:
+            return
+        live.recording = sig.Recording(is_recording=now, revision=live.recording.revision + 1)
+        for member in live.active():
+            member.send(sig.ServerUpdate(recording=live.recording))
 
     # -- SessionControl port --------------------------------------------------------------
 

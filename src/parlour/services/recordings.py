@@ -239,6 +239,13 @@ class RecordingService:
             tap.closed = True
             await self._stop_locked(tap)
 
+    def is_recording(self, room_sid: RoomSid) -> bool:
+        """Whether a recording of one of the room's tracks is being written now."""
+        return any(
+            t.room_sid == room_sid and t.writer is not None and not t.closed
+            for t in self._taps.values()
+        )
+
     async def recording_rules_changed(self, room: Room) -> None:
         async with self._lock(room.sid):
             taps = [t for t in self._taps.values() if t.room_sid == room.sid and not t.closed]

@@ -15,14 +15,17 @@ from parlour.domain.events import (
     Event,
     ParticipantConnected,
     ParticipantDisconnected,
+    RecordingCompleted,
+    RecordingStarted,
     RoomEnded,
     TrackAdded,
     TrackRemoved,
 )
 from parlour.domain.participants import ParticipantStatus
 from parlour.domain.ports import MediaListener, TrackDescriptor
+from parlour.domain.recordings import Recording, RecordingCodec
 from parlour.domain.rooms import RoomSpec, RoomStatus
-from parlour.domain.sids import AccountSid, RoomSid
+from parlour.domain.sids import AccountSid, RecordingSid, RoomSid, TrackSid
 from parlour.protocol import signaling as sig
 from parlour.services.accounts import AccountService
 from parlour.services.live_rooms import LiveRoomService, ParticipantSession
@@ -440,3 +443,54 @@ async def test_gone_node_participants_are_disconnected(world: World) -> None:
     world.clock.advance(dt.timedelta(minutes=5).total_seconds())
     assert [r.sid for r in await world.rooms.sweep_idle()] == [room.sid]
     assert await monitor.recover() == 0
+
+
+class Recorder:
+    """The `Recorder` port, as far as the recording state goes."""
+
+    def __init__(self) -> None:
+        self.recording: set[str] = set()
+
+    def is_recording(self, room_sid: str) -> bool:
+        return room_sid in self.recording
+
+    async def track_published(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    async def track_unpublished(self, track_sid: str) -> None:
+        return None
+
+    async def recording_rules_changed(self, room: object) -> None:
+        return None
+
+
+async def test_recording_state_follows_the_recordings(world: World) -> None:
+    recorder = Recorder()
+    world.live._recorder = recorder  # type: ignore[assignment]
+    a_channel, a = await world.connect("alice")
+    assert a.recording == sig.Recording(is_recording=False, revision=1)
+    room = world.session(a).room
+    recording = Recording.for_track(
+        sid=RecordingSid("RT" + "1" * 32),
+        account_sid=room.account_sid,
+        room_sid=room.sid,
+        participant_sid=a.participant.sid,
+        source_sid=TrackSid("MT" + "1" * 32),
+        track_name="mic",
+        codec=RecordingCodec.OPUS,
+        now=world.clock.now(),
+    )
+    recorder.recording.add(room.sid)
+    await world.live.emit(RecordingStarted(recording=recording, timestamp=world.clock.now()))
+    started = sig.Recording(is_recording=True, revision=2)
+    assert [m.recording for m in a_channel.sent if isinstance(m, sig.ServerUpdate)] == [started]
+    _, b = await world.connect("bob")
+    assert b.recording == started
+    recorder.recording.clear()
+    await world.live.emit(RecordingCompleted(recording=recording, timestamp=world.clock.now()))
+    await world.live.emit(RecordingCompleted(recording=recording, timestamp=world.clock.now()))
+    updates = [m.recording for m in a_channel.sent if isinstance(m, sig.ServerUpdate)]
+    assert [u for u in updates if u is not None][-2:] == [
+        started,
+        sig.Recording(is_recording=False, revision=3),
+    ]
