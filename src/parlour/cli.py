@@ -1,6 +1,6 @@
 """The `parlour` command line.
 
-    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev]
+    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev] ...
     parlour account [--data-dir D] [--json]
     parlour account create [--data-dir D] [--friendly-name N] [--json]
     parlour keys create [--data-dir D] [--friendly-name N] [--json]
@@ -10,45 +10,98 @@
     parlour migrate [--data-dir D]
     parlour metrics-token [--data-dir D] [--json]
 
-Every subcommand works while `parlour serve` runs on the same data dir.
+Every subcommand takes `--log-level` and works while `parlour serve` runs on the same data
+dir. A usage or start-up error is one line on stderr (`parlour: …`) and exit status 2 (usage)
+or 1 (anything else); `--log-level debug` prints its traceback too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import socket
 import sys
+import threading
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 from parlour import __version__
 from parlour.config import Config, load_metrics_token, load_server_secret
 
-__all__ = ["main"]
+__all__ = ["CliError", "main"]
 
 log = logging.getLogger("parlour")
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Twilio refuses Access Tokens that live longer than 24 hours.
+MAX_TOKEN_TTL = 86400
 
-def _common(json_flag: bool) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+
+class CliError(Exception):
+    """A problem told to the user in one line (`parlour: …`), exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: no usage block above it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number from 0 to 65535")
+    return port
+
+
+def _ttl(text: str) -> int:
+    try:
+        ttl = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if not 0 < ttl <= MAX_TOKEN_TTL:
+        raise argparse.ArgumentTypeError(
+            f"{ttl} is not from 1 to {MAX_TOKEN_TTL} seconds (24 hours, Twilio's maximum)"
+        )
+    return ttl
+
+
+def _common(json_flag: bool) -> _Parser:
+    p = _Parser(add_help=False)
     p.add_argument(
         "--data-dir",
         default=argparse.SUPPRESS,
         help="directory for the database, secret key and media (default ./var, or "
-        "$PARLOUR_DATA_DIR)",
+        "$PARLOUR_DATA_DIR); a command other than serve says so when it creates it",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,
+        help="log level (default info, or $PARLOUR_LOG_LEVEL; commands other than serve "
+        "show only warnings at info); debug also prints the traceback of an error",
     )
     if json_flag:
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     return p
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> _Parser:
+    parser = _Parser(
         prog="parlour",
         description="Parlour: a self-hosted, drop-in replacement for Twilio Programmable Video.",
+        epilog="A usage error exits with status 2, any other error with 1, each told in one "
+        "line on stderr (with its traceback under --log-level debug).",
     )
     parser.add_argument("--version", action="version", version=f"parlour {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,19 +109,18 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[plain], help="run the server")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 = any)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default 8080; 0 = any)")
     serve.add_argument(
         "--public-url",
         help="externally visible base URL used in every url, links and paging URL "
         "(default http://HOST:PORT)",
     )
     serve.add_argument("--media-host", help="UDP address of the SFU (default: --host)")
-    serve.add_argument("--media-port", type=int, help="UDP port of the SFU (default 0 = any)")
+    serve.add_argument("--media-port", type=_port, help="UDP port of the SFU (default 0 = any)")
     serve.add_argument(
         "--advertised-address",
         help="address put in ICE candidates, for a server behind NAT (default: media host)",
     )
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default)"
     )
@@ -100,7 +152,12 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", parents=[printing], help="mint an Access Token")
     token.add_argument("--identity", required=True, help="participant identity")
     token.add_argument("--room", help="limit the token to this room (name or SID)")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
+    token.add_argument(
+        "--ttl",
+        type=_ttl,
+        default=3600,
+        help=f"lifetime in seconds, 1 to {MAX_TOKEN_TTL} (default 3600)",
+    )
 
     sub.add_parser("migrate", parents=[plain], help="bring the database schema up to date")
     sub.add_parser(
@@ -112,18 +169,123 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- configuration and its checks --------------------------------------------------------
+
+
 def _config(args: argparse.Namespace) -> Config:
-    return Config.from_env(
-        data_dir=getattr(args, "data_dir", None),
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-        public_url=getattr(args, "public_url", None),
-        log_level=getattr(args, "log_level", None),
-        media_host=getattr(args, "media_host", None),
-        media_port=getattr(args, "media_port", None),
-        media_advertised_address=getattr(args, "advertised_address", None),
-        dev=getattr(args, "dev", None),
-    )
+    """The configuration, checked: a bad value is a `CliError`."""
+    try:
+        config = Config.from_env(
+            data_dir=getattr(args, "data_dir", None),
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            public_url=getattr(args, "public_url", None),
+            log_level=getattr(args, "log_level", None),
+            media_host=getattr(args, "media_host", None),
+            media_port=getattr(args, "media_port", None),
+            media_advertised_address=getattr(args, "advertised_address", None),
+            dev=getattr(args, "dev", None),
+        )
+    except ValueError as exc:
+        raise CliError(f"a PARLOUR_* environment variable is not a number: {exc}") from exc
+    level = config.log_level.lower()
+    if level not in LOG_LEVELS:
+        raise CliError(
+            f"log level {config.log_level!r} (PARLOUR_LOG_LEVEL) is not one of "
+            + ", ".join(LOG_LEVELS)
+        )
+    for name, port in (("PARLOUR_PORT", config.port), ("PARLOUR_MEDIA_PORT", config.media_port)):
+        if not 0 <= port <= 65535:  # the flags are checked by argparse
+            raise CliError(f"{name} {port} is not a port number from 0 to 65535")
+    return dataclasses.replace(config, log_level=level)
+
+
+def _wants_debug(args: argparse.Namespace) -> bool:
+    level = getattr(args, "log_level", None) or os.environ.get("PARLOUR_LOG_LEVEL", "")
+    return level.lower() == "debug"
+
+
+def _prepare_data_dir(config: Config, *, announce: bool) -> None:
+    """Make sure the data dir is a writable directory, creating it if missing.
+
+    Args:
+        announce: say on stderr when the directory is new, so a mistyped `--data-dir` (whose
+            fresh credentials a running server would reject) does not go unnoticed.
+    """
+    path = config.data_dir
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise CliError(f"data dir {path} is not writable")
+        return
+    if path.exists() or path.is_symlink():
+        raise CliError(f"data dir {path} is not a directory")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CliError(f"cannot create data dir {path}: {parent} is not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise CliError(f"cannot create data dir {path}: {parent} is not writable")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create data dir {path}: {_reason(exc)}") from exc
+    if announce:
+        print(f"parlour: created a new data dir {path} (no server has used it)", file=sys.stderr)
+
+
+# -- describing errors ---------------------------------------------------------------------
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what went wrong, without the exception's type where it says nothing."""
+    if isinstance(exc, OSError) and exc.strerror:
+        # asyncio puts the address in strerror ("Connect call failed (…)"): the errno says it.
+        errno = exc.errno if isinstance(exc.errno, int) and exc.errno > 0 else None
+        reason = os.strerror(errno) if errno else exc.strerror
+        reason = reason[:1].lower() + reason[1:]
+        return f"{exc.filename}: {reason}" if exc.filename else reason
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    if isinstance(orig, BaseException):
+        return _reason(orig)
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _database(config: Config) -> str:
+    """The database, for a message: its URL without a password, or the SQLite file."""
+    if not config.database_url:
+        return str(config.data_dir / "parlour.db")
+    try:
+        parts = urlsplit(config.database_url)
+        if parts.password is None:
+            return config.database_url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "(PARLOUR_DATABASE_URL)"
+
+
+#: The database URL schemes Parlour's async store runs on, as `Config.db_url` spells them.
+_DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def _check_database_url(config: Config) -> None:
+    scheme, colon_slashes, _ = config.db_url.partition("://")
+    if not colon_slashes:
+        raise CliError(f"cannot open the database {_database(config)}: not a URL")
+    if scheme not in _DATABASE_SCHEMES:
+        raise CliError(
+            f"cannot open the database {_database(config)}: unsupported scheme "
+            f"{scheme!r} (use postgresql:// or sqlite:///)"
+        )
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# -- commands ------------------------------------------------------------------------------
 
 
 def _print(args: argparse.Namespace, data: dict[str, Any] | list[Any], text: str) -> None:
@@ -133,19 +295,46 @@ def _print(args: argparse.Namespace, data: dict[str, Any] | list[Any], text: str
         print(text)
 
 
-async def _with_services(config: Config, fn: Callable[[Any], Awaitable[None]]) -> None:
+def _join_sqlite_threads() -> None:
+    """Let aiosqlite's worker threads end while the event loop still runs.
+
+    An aiosqlite connection that failed to open stops its thread without waiting for it; the
+    thread then reports to the loop, and if that loop has closed meanwhile it prints a
+    traceback ("Event loop is closed") under our one-line error.
+    """
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name and thread is not threading.current_thread():
+            thread.join(timeout=2)
+
+
+async def _open_store(config: Config) -> Any:
     from parlour.app import open_store
+
+    _check_database_url(config)
+    try:
+        return await open_store(config)
+    except Exception as exc:
+        _join_sqlite_threads()
+        raise CliError(f"cannot open the database {_database(config)}: {_reason(exc)}") from exc
+
+
+async def _with_services(config: Config, fn: Callable[[Any], Awaitable[None]]) -> None:
     from parlour.domain.clock import SystemClock
     from parlour.services.accounts import AccountService
 
-    store = await open_store(config)
+    store = await _open_store(config)
     try:
         await fn(AccountService(store, SystemClock(), load_server_secret(config)))
     finally:
         await store.close()
 
 
-def _cmd_account(args: argparse.Namespace) -> None:
+def _run_services(config: Config, fn: Callable[[Any], Awaitable[None]]) -> None:
+    _prepare_data_dir(config, announce=True)
+    asyncio.run(_with_services(config, fn))
+
+
+def _cmd_account(args: argparse.Namespace, config: Config) -> None:
     async def run(accounts: Any) -> None:
         if args.action == "create":
             creds = await accounts.create_account(getattr(args, "friendly_name", None))
@@ -154,14 +343,11 @@ def _cmd_account(args: argparse.Namespace) -> None:
         data = {"account_sid": creds.account_sid, "auth_token": creds.auth_token}
         _print(args, data, f"account_sid {creds.account_sid}\nauth_token  {creds.auth_token}")
 
-    asyncio.run(_with_services(_config(args), run))
+    _run_services(config, run)
 
 
-def _cmd_keys(args: argparse.Namespace) -> int:
-    status = 0
-
+def _cmd_keys(args: argparse.Namespace, config: Config) -> None:
     async def run(accounts: Any) -> None:
-        nonlocal status
         account = (await accounts.default_account()).account_sid
         if args.action == "create":
             new = await accounts.create_key(account, getattr(args, "friendly_name", None))
@@ -191,51 +377,87 @@ def _cmd_keys(args: argparse.Namespace) -> int:
             try:
                 await accounts.delete_key(account, args.sid)
             except NotFoundError:
-                _print(args, {"error": "not found", "sid": args.sid}, f"no such key: {args.sid}")
-                status = 1
-                return
+                raise CliError(f"no API key {args.sid} in the default account {account}") from None
             _print(args, {"deleted": args.sid}, f"deleted {args.sid}")
 
-    asyncio.run(_with_services(_config(args), run))
-    return status
+    _run_services(config, run)
 
 
-def _cmd_token(args: argparse.Namespace) -> None:
+def _cmd_token(args: argparse.Namespace, config: Config) -> None:
     async def run(accounts: Any) -> None:
         token = await accounts.mint_token(args.identity, room=args.room, ttl=args.ttl)
         data = {"token": token, "identity": args.identity, "room": args.room, "ttl": args.ttl}
         _print(args, data, token)
 
-    asyncio.run(_with_services(_config(args), run))
+    _run_services(config, run)
 
 
-def _cmd_migrate(args: argparse.Namespace) -> None:
+def _cmd_migrate(args: argparse.Namespace, config: Config) -> None:
     async def run(accounts: Any) -> None:
         return None
 
-    asyncio.run(_with_services(_config(args), run))
+    _run_services(config, run)
     print("database is up to date")
 
 
-def _cmd_metrics_token(args: argparse.Namespace) -> None:
-    token = load_metrics_token(_config(args))
+def _cmd_metrics_token(args: argparse.Namespace, config: Config) -> None:
+    if not config.metrics_token:
+        _prepare_data_dir(config, announce=True)
+    token = load_metrics_token(config)
     _print(args, {"metrics_token": token}, token)
 
 
-def _cmd_serve(args: argparse.Namespace) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's listening TCP socket, bound before anything else starts."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)  # connections wait in the backlog until the app accepts
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise CliError(f"cannot listen on {_address(host, port)}: {_reason(exc)}") from exc
+    return sock
+
+
+def _check_media_address(host: str, port: int) -> None:
+    """Fail now, in one line, if the SFU could not bind its UDP address."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen for media on UDP {_address(host, port)}: {_reason(exc)}"
+        ) from exc
+
+
+def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
     import uvicorn
     import uvloop
 
-    config = _config(args)
-    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
-    sock.listen(2048)  # connections wait in the backlog until the app is ready to accept
-    config = Config(**{**vars(config), "port": sock.getsockname()[1]})
+    sock = _listen(config.host, config.port)
+    try:
+        _check_media_address(config.media_host or config.host, config.media_port)
+        _prepare_data_dir(config, announce=False)
+    except BaseException:
+        sock.close()
+        raise
+    config = dataclasses.replace(config, port=sock.getsockname()[1])
 
     async def serve() -> None:
         from parlour.app import build
 
+        # Open (and migrate) the database first, so that a bad one is told as such.
+        await (await _open_store(config)).close()
         parlour = await build(config)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -259,30 +481,56 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         finally:
             await parlour.close()
 
-    uvloop.run(serve())
+    try:
+        uvloop.run(serve())
+    finally:
+        sock.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    config = _config(args)
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
+    "serve": _cmd_serve,
+    "account": _cmd_account,
+    "keys": _cmd_keys,
+    "token": _cmd_token,
+    "migrate": _cmd_migrate,
+    "metrics-token": _cmd_metrics_token,
+}
+
+
+def _setup_logging(config: Config, command: str) -> None:
+    level = config.log_level
+    if command != "serve" and level == "info":
+        level = "warning"  # the other commands print their result, not a log
     logging.basicConfig(
-        level=config.log_level.upper(),
+        level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    if args.command != "serve":
-        logging.getLogger().setLevel(logging.WARNING)
-    if args.command == "serve":
-        _cmd_serve(args)
-    elif args.command == "account":
-        _cmd_account(args)
-    elif args.command == "keys":
-        return _cmd_keys(args)
-    elif args.command == "token":
-        _cmd_token(args)
-    elif args.command == "migrate":
-        _cmd_migrate(args)
-    elif args.command == "metrics-token":
-        _cmd_metrics_token(args)
+
+
+def _fail(message: str, exc: BaseException, *, debug: bool) -> int:
+    sys.stdout.flush()
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"parlour: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (a usage error exits with 2 right away)."""
+    args = _parser().parse_args(argv)
+    debug = _wants_debug(args)
+    try:
+        config = _config(args)
+        _setup_logging(config, args.command)
+        _COMMANDS[args.command](args, config)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        return _fail(str(exc), exc, debug=debug)
+    except Exception as exc:
+        what = _reason(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {_reason(exc)}"
+        hint = "" if debug else " (--log-level debug shows the traceback)"
+        return _fail(f"{what}{hint}", exc, debug=debug)
     return 0

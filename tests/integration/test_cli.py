@@ -65,7 +65,10 @@ def test_keys_create_list_delete(tmp_path: Path) -> None:
     assert run_json("keys", "delete", key["sid"], data_dir=tmp_path) == {"deleted": key["sid"]}
     assert run_json("keys", "list", data_dir=tmp_path) == []
     missing = run("keys", "delete", key["sid"], data_dir=tmp_path, check=False)
-    assert missing.returncode == 1
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == f"parlour: no API key {key['sid']} in the default account " + (
+        f"{account['account_sid']}\n"
+    )
 
 
 def test_token_verifies_with_pyjwt_and_has_twilio_claims(tmp_path: Path) -> None:
@@ -115,8 +118,9 @@ async def test_token_signature_verifies_with_the_key_secret(tmp_path: Path) -> N
 
 def test_cli_works_while_the_server_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
+    data_dir = tmp_path / "var"  # serve creates it without a word
     proc = subprocess.Popen(
-        [*PARLOUR, "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        [*PARLOUR, "serve", "--port", "0", "--data-dir", str(data_dir)],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
@@ -127,21 +131,24 @@ def test_cli_works_while_the_server_runs(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while url is None and time.monotonic() < deadline:
             line = proc.stderr.readline()
+            assert "new data dir" not in line
             match = re.search(r"listening on (http://\S+)", line)
             url = match.group(1) if match else None
         assert url, "server did not report its URL"
-        account = run_json("account", data_dir=tmp_path)
-        key = run_json("keys", "create", data_dir=tmp_path)
+        # The server made the data dir, so the CLI has nothing to say about it.
+        assert run("account", data_dir=data_dir).stderr == ""
+        account = run_json("account", data_dir=data_dir)
+        key = run_json("keys", "create", data_dir=data_dir)
         with httpx.Client(base_url=url) as c:
             created = c.post(
                 "/v1/Rooms", auth=(key["sid"], key["secret"]), data={"UniqueName": "x"}
             )
             assert created.status_code == 201
             assert created.json()["account_sid"] == account["account_sid"]
-            other = run_json("account", "create", data_dir=tmp_path)
+            other = run_json("account", "create", data_dir=data_dir)
             r = c.get("/v1/Rooms/x", auth=(other["account_sid"], other["auth_token"]))
             assert r.status_code == 404
-        token = run("token", "--identity", "dave", data_dir=tmp_path).stdout.strip()
+        token = run("token", "--identity", "dave", data_dir=data_dir).stdout.strip()
         assert token.count(".") == 2
     finally:
         proc.send_signal(signal.SIGINT)
@@ -157,5 +164,9 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     serve = subprocess.run(
         [*PARLOUR, "serve", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for flag in ("--host", "--port", "--data-dir", "--public-url"):
+    for flag in ("--host", "--port", "--data-dir", "--public-url", "--log-level"):
         assert flag in serve
+    token = subprocess.run(
+        [*PARLOUR, "token", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--ttl" in token and "86400" in token and "--log-level" in token
