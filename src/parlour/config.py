@@ -110,10 +110,13 @@ class Config:
         ):
             if env.get(key):
                 values[name] = env[key]
-        if env.get("PARLOUR_PORT"):
-            values["port"] = int(env["PARLOUR_PORT"])
-        if env.get("PARLOUR_MEDIA_PORT"):
-            values["media_port"] = int(env["PARLOUR_MEDIA_PORT"])
+        for name, key in (
+            ("port", "PARLOUR_PORT"),
+            ("media_port", "PARLOUR_MEDIA_PORT"),
+            ("webhook_max_attempts", "PARLOUR_WEBHOOK_MAX_ATTEMPTS"),
+        ):
+            if env.get(key):
+                values[name] = _number(int, key, env[key])
         for name, key in (
             ("timeout_minute_seconds", "PARLOUR_TIMEOUT_MINUTE_SECONDS"),
             ("idle_sweep_seconds", "PARLOUR_IDLE_SWEEP_SECONDS"),
@@ -127,9 +130,7 @@ class Config:
             ("webhook_retry_max_seconds", "PARLOUR_WEBHOOK_RETRY_MAX_SECONDS"),
         ):
             if env.get(key):
-                values[name] = float(env[key])
-        if env.get("PARLOUR_WEBHOOK_MAX_ATTEMPTS"):
-            values["webhook_max_attempts"] = int(env["PARLOUR_WEBHOOK_MAX_ATTEMPTS"])
+                values[name] = _number(float, key, env[key])
         for name, key in (
             ("auto_create_rooms", "PARLOUR_AUTO_CREATE_ROOMS"),
             ("webhook_allow_private", "PARLOUR_WEBHOOK_ALLOW_PRIVATE"),
@@ -160,6 +161,15 @@ class Config:
                 url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'parlour.db').resolve()}"
+
+
+def _number(kind: type[int] | type[float], key: str, text: str) -> int | float:
+    """A numeric setting; a bad value names its variable."""
+    try:
+        return kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise ValueError(f"{key} must be {noun}, not {text!r}") from None
 
 
 def load_server_secret(config: Config) -> bytes:

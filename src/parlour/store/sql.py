@@ -294,7 +294,11 @@ class SqlStore:
     async def open(cls, url: str) -> SqlStore:
         """Connect and migrate to the newest schema."""
         engine = create_engine(url)
-        await migrate.upgrade(engine)
+        try:
+            await migrate.upgrade(engine)
+        except BaseException:
+            await engine.dispose()  # no pool or connection thread left behind
+            raise
         return cls(engine)
 
     async def close(self) -> None:
