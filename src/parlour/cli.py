@@ -187,7 +187,7 @@ def _config(args: argparse.Namespace) -> Config:
             dev=getattr(args, "dev", None),
         )
     except ValueError as exc:
-        raise CliError(f"a PARLOUR_* environment variable is not a number: {exc}") from exc
+        raise CliError(str(exc)) from exc
     level = config.log_level.lower()
     if level not in LOG_LEVELS:
         raise CliError(
