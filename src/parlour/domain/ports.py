@@ -282,6 +282,15 @@ class MediaListener(Protocol):
         """The tracks now delivered to this participant, as (track SID, on-the-wire id)."""
         ...
 
+    def dominant_speaker_changed(self, participant_sid: ParticipantSid | None) -> None:
+        """The room's dominant speaker changed (None: nobody speaks any more)."""
+        ...
+
+    def signaling_message(self, label: str, message: str) -> None:
+        """A message from the client on one of the media-signaling channels the session
+        opened (`MediaSession.open_signaling_channel`)."""
+        ...
+
     def media_failed(self, reason: str) -> None:
         """The media transport is lost for good: it did not come up within the connect
         timeout after the first offer, or ICE consent expired (no connectivity check from
@@ -317,6 +326,17 @@ class MediaSession(Protocol):
 
     def request_keyframe(self, track_id: str) -> None:
         """Ask the publisher for a keyframe of one of its video tracks."""
+        ...
+
+    def open_signaling_channel(self, label: str) -> None:
+        """Open a reliable, ordered data channel `label` to the client for media signaling
+        (twilio-video's MSP: dominant speaker, network quality …), as soon as the SCTP
+        association is up (negotiating one if the client has none yet)."""
+        ...
+
+    def send_signaling(self, label: str, message: str) -> None:
+        """Send one message on a media-signaling channel; queued until it is open, dropped
+        if the channel is gone."""
         ...
 
     def close(self) -> None: ...

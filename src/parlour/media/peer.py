@@ -104,6 +104,8 @@ class Peer:
         self._consumers: dict[str, Consumer] = {}  # by track id
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._data_wanted: dict[str, DataConsumer] = {}  # label → what we relay
+        self._signaling: set[str] = set()  # media-signaling channel labels (ours)
+        self._signaling_open: set[str] = set()  # … opened on the association
         self._reported: dict[TrackSid, str] = {}
         self._closed = False
         self._offer_scheduled = False
@@ -190,6 +192,26 @@ class Peer:
         producer = self._producers.get(track_id)
         if producer is not None:
             producer.set_tap(tap)
+
+    def open_signaling_channel(self, label: str) -> None:
+        if self._closed or label in self._signaling:
+            return
+        self._signaling.add(label)
+        self.negotiator.need_data_channel()
+        self._open_signaling()
+        self._schedule_offer()
+
+    def send_signaling(self, label: str, message: str) -> None:
+        if label in self._signaling_open and self.channels is not None:
+            self.channels.send(label, message)
+
+    def _open_signaling(self) -> None:
+        channels = self.channels
+        if channels is None or self.negotiator.data_mid is None:
+            return
+        for label in sorted(self._signaling - self._signaling_open):
+            if channels.open_channel(label, ordered=True):
+                self._signaling_open.add(label)
 
     def request_keyframe(self, track_id: str) -> None:
         producer = self._producers.get(track_id)
@@ -490,6 +512,7 @@ class Peer:
         for track_id in [t for t in sending if t not in want_media]:
             self.negotiator.stop_sending(track_id)
         self._sync_data(want_data)
+        self._open_signaling()
         self._report()
         self._schedule_offer()
 
@@ -643,6 +666,8 @@ class Peer:
         producer = self._data_producers.get(label)
         if producer is not None:
             producer.forward(message)
+        elif label in self._signaling_open and isinstance(message, str):
+            self._listener.signaling_message(label, message)
 
     def _on_channel_closed(self, label: str) -> None:
         producer = self._data_producers.pop(label, None)

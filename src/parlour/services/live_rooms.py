@@ -46,6 +46,7 @@ from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.protocol import signaling as sig
 from parlour.protocol.tokens import AccessToken, TokenError
 from parlour.services.accounts import AccountService
+from parlour.services.media_signaling import MediaSignalingChannels
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
 
@@ -60,6 +61,8 @@ CLOSE_NORMAL = 1000
 CLOSE_RESTART = 1012
 #: The close code for a socket replaced by a newer one of the same session.
 CLOSE_REPLACED = 4000
+#: The media-signaling channels served (docs/compatibility.md, "Media signaling").
+SERVED_CHANNELS = frozenset({sig.MspChannel.ACTIVE_SPEAKER})
 
 
 def error_message(code: int, message: str | None = None) -> sig.ErrorMessage:
@@ -117,6 +120,10 @@ class ParticipantSession:
     subscribed: dict[TrackSid, str] = field(default_factory=dict)
     client_rules: tuple[Rule, ...] = DEFAULT_SUBSCRIBE_RULES
     expiry: asyncio.TimerHandle | None = None
+    signaling: MediaSignalingChannels = field(
+        default_factory=lambda: MediaSignalingChannels(None, ())
+    )
+    dominant_speaker: ParticipantSid | None = None
 
     @property
     def sid(self) -> ParticipantSid:
@@ -199,6 +206,15 @@ class _MediaEvents:
     def media_failed(self, reason: str) -> None:
         if self.session is not None and not self.session.ended:
             self._service._spawn(self._service._media_failed(self.session, reason))
+
+    def signaling_message(self, label: str, message: str) -> None:
+        if self.session is not None and not self.session.ended:
+            self._service._signaling_message(self.session, label, message)
+
+    def dominant_speaker_changed(self, participant_sid: ParticipantSid | None) -> None:
+        if self.session is not None and not self.session.ended:
+            self.session.dominant_speaker = participant_sid
+            self._service._send_dominant_speaker(self.session)
 
 
 class LiveRoomService:
@@ -311,7 +327,7 @@ class LiveRoomService:
             published=session.published(),
             subscribed=session.subscribed_message(),
             recording=live.recording,
-            media_signaling={},
+            media_signaling=session.signaling.answer(),
         )
 
     async def _join(
@@ -330,6 +346,7 @@ class LiveRoomService:
             channel=channel,
         )
         events.session = session
+        session.signaling = MediaSignalingChannels(msg.media_signaling, SERVED_CHANNELS)
         if msg.subscribe is not None and msg.subscribe.rules:
             session.client_rules = (
                 tuple(Rule(type=r.type, all=True) for r in msg.subscribe.rules if r.all)
@@ -343,6 +360,7 @@ class LiveRoomService:
             session.media = self._media.open_session(
                 room.sid, participant.sid, events, room.video_codecs
             )
+            session.signaling.open(session.media)
             await self._apply_tracks(session, msg.participant)
             answers = await self._descriptions(session, msg.peer_connections)
         except BaseException:
@@ -662,6 +680,25 @@ class LiveRoomService:
         if session.channel is not None:
             session.channel.close(CLOSE_NORMAL)
         await self._leave(session)
+
+    # -- media signaling ------------------------------------------------------------------
+
+    def _signaling_message(self, session: ParticipantSession, label: str, text: str) -> None:
+        received = session.signaling.received(label, text)
+        if received is None:
+            return
+        channel, message = received
+        if message.get("type") == "ready" and channel == sig.MspChannel.ACTIVE_SPEAKER:
+            self._send_dominant_speaker(session)
+
+    def _send_dominant_speaker(self, session: ParticipantSession) -> None:
+        """`{"type": "active_speaker", "participant": PA… | null}` (the SDK's
+        `dominantSpeakerChanged`)."""
+        session.signaling.send(
+            session.media,
+            sig.MspChannel.ACTIVE_SPEAKER,
+            {"type": "active_speaker", "participant": session.dominant_speaker},
+        )
 
     # -- recording state (EventSink) ------------------------------------------------------
 

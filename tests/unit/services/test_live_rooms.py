@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -74,6 +75,7 @@ class FakeSession:
     wanted: list[TrackDescriptor] = field(default_factory=list)
     closed: bool = False
     fail_descriptions: bool = False
+    signaling: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
     async def client_description(
         self, pc_id: str, kind: str, revision: int, sdp: str, track_ids: Sequence[str]
@@ -94,6 +96,12 @@ class FakeSession:
 
     def request_keyframe(self, track_id: str) -> None:
         return None
+
+    def open_signaling_channel(self, label: str) -> None:
+        self.signaling[label] = []
+
+    def send_signaling(self, label: str, message: str) -> None:
+        self.signaling[label].append(json.loads(message))
 
     def close(self) -> None:
         self.closed = True
@@ -151,6 +159,7 @@ class World:
         tracks: Sequence[tuple[str, str]] = (),
         grant: str | None = None,
         offer: bool = True,
+        media_signaling: tuple[str, ...] = (),
     ) -> tuple[Channel, sig.Connected]:
         channel = Channel()
         pcs = (
@@ -182,6 +191,7 @@ class World:
                 ),
             ),
             peer_connections=pcs,
+            media_signaling={name: sig.MediaSignalingRequest() for name in media_signaling},
         )
         return channel, await self.live.connect(channel, msg)
 
@@ -494,3 +504,29 @@ async def test_recording_state_follows_the_recordings(world: World) -> None:
         started,
         sig.Recording(is_recording=False, revision=3),
     ]
+
+
+async def test_media_signaling_channels_are_negotiated_and_wait_for_ready(world: World) -> None:
+    _, a = await world.connect(
+        "alice", media_signaling=("active_speaker", "network_quality", "made_up")
+    )
+    served = a.media_signaling or {}
+    assert set(served) == {"active_speaker"}  # only what is served
+    label = served["active_speaker"].transport.label  # type: ignore[union-attr]
+    media = world.media.sessions[a.participant.sid]
+    assert media.signaling == {label: []}
+    listener = media.listener
+    listener.dominant_speaker_changed(a.participant.sid)  # type: ignore[arg-type]
+    assert media.signaling[label] == []  # not ready yet: nothing sent
+    listener.signaling_message(label, "{not json")
+    listener.signaling_message("other", '{"type": "ready"}')
+    listener.signaling_message(label, '{"type": "ready"}')
+    assert media.signaling[label] == [{"type": "active_speaker", "participant": a.participant.sid}]
+    listener.dominant_speaker_changed(None)
+    assert media.signaling[label][-1] == {"type": "active_speaker", "participant": None}
+
+
+async def test_no_media_signaling_when_not_asked(world: World) -> None:
+    _, a = await world.connect("alice")
+    assert a.media_signaling == {}
+    assert world.media.sessions[a.participant.sid].signaling == {}
