@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -147,7 +148,9 @@ class RoomEvent:
     (a data message, in `message`), `participantConnected`, `participantDisconnected`,
     `participantReconnecting`, `participantReconnected`, `trackPublished`,
     `trackUnpublished`, `trackEnabled`, `trackDisabled`, `localTrackPublished`,
-    `localTrackPublicationFailed`, `reconnecting`, `reconnected`, `disconnected`.
+    `localTrackPublicationFailed`, `reconnecting`, `reconnected`, `disconnected`,
+    `recordingStarted`, `recordingStopped`, `dominantSpeakerChanged` (with `participant`
+    None when nobody is dominant any more).
     """
 
     name: str
@@ -182,6 +185,10 @@ class Room:
         self.subscribed: dict[str, str] = {}  # remote track SID -> on-the-wire id
         self.subscribe_all = True
         self._subscribed_revision = 0
+        self.is_recording = False
+        self._recording_revision = 0
+        self.dominant_speaker: RemoteParticipant | None = None
+        self._speaker_label: str | None = None  # the active_speaker channel's label
         self._revision = 1
         self._published_revision = 0
         self._events: asyncio.Queue[RoomEvent] = asyncio.Queue()
@@ -293,7 +300,11 @@ class Room:
             participant=self._local_state(),
             ice_servers="acquire",
             publisher=sig.Publisher(name="parlour-python", sdk_version="0.1.0"),
-            media_signaling={},
+            media_signaling=(
+                {sig.MspChannel.ACTIVE_SPEAKER: sig.MediaSignalingRequest()}
+                if self.peer is not None
+                else {}
+            ),
             subscribe=sig.Subscriptions(
                 rules=(
                     sig.SubscribeRule(
@@ -395,7 +406,31 @@ class Room:
         self._incoming[channel.label] = channel
         self._match_incoming()
 
+    def _speaker_channel(self, channel: RTCDataChannel) -> None:
+        """The media-signaling channel of dominant speaker changes (twilio-video's MSP)."""
+
+        def on_message(message: str | bytes) -> None:
+            try:
+                body = json.loads(message)
+            except ValueError:
+                return
+            if not isinstance(body, dict) or body.get("type") != "active_speaker":
+                return
+            sid = body.get("participant")
+            speaker = self.participants.get(sid) if isinstance(sid, str) else None
+            if speaker is not self.dominant_speaker:
+                self.dominant_speaker = speaker
+                self._emit(RoomEvent("dominantSpeakerChanged", speaker))
+
+        channel.on("message", on_message)
+        channel.send(json.dumps({"type": "ready"}))
+
     def _match_incoming(self) -> None:
+        label = self._speaker_label
+        if label is not None and label in self._incoming:
+            channel = self._incoming.pop(label)
+            if isinstance(channel, RTCDataChannel):
+                self._speaker_channel(channel)
         for sid, wire_id in self.subscribed.items():
             item = self._incoming.get(wire_id)
             if item is None or sid in self.remote_media or sid in self.remote_data:
@@ -539,9 +574,16 @@ class Room:
             self.sid, self.name, self.session = body.sid, body.name, body.session
             self.local_sid, self.local_identity = body.participant.sid, body.participant.identity
             self.session_timeout = body.options.session_timeout
+            speaker = (body.media_signaling or {}).get(sig.MspChannel.ACTIVE_SPEAKER)
+            if speaker is not None and speaker.transport is not None:
+                self._speaker_label = speaker.transport.label
+                self._match_incoming()
             self.media_region = body.options.media_region
             self.state = "connected"
             self._apply(body.participants or (), body.published, body.subscribed)
+            if body.recording is not None:  # the state at joining: no event
+                self.is_recording = body.recording.is_recording
+                self._recording_revision = body.recording.revision
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(body)
             await self._apply_descriptions(body.peer_connections)
@@ -550,10 +592,12 @@ class Room:
             for sid in [s for s in self.participants if s not in present]:
                 self._emit(RoomEvent("participantDisconnected", self.participants.pop(sid)))
             self._apply(body.participants or (), body.published, body.subscribed)
+            self._apply_recording(body.recording)
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(body)
         elif isinstance(body, sig.ServerUpdate):
             self._apply(body.participants or (), body.published, body.subscribed)
+            self._apply_recording(body.recording)
             await self._apply_descriptions(body.peer_connections or ())
         elif isinstance(body, sig.Disconnected):
             if body.status == "completed":
@@ -573,6 +617,15 @@ class Room:
             else:
                 self._ended(error)
         self._changed.set()
+
+    def _apply_recording(self, recording: sig.Recording | None) -> None:
+        """`recording` (twilio-video's `room.isRecording`): applied unless older."""
+        if recording is None or recording.revision < self._recording_revision:
+            return
+        self._recording_revision = recording.revision
+        if recording.is_recording != self.is_recording:
+            self.is_recording = recording.is_recording
+            self._emit(RoomEvent("recordingStarted" if self.is_recording else "recordingStopped"))
 
     def _apply(
         self,
