@@ -124,6 +124,7 @@ class ParticipantSession:
         default_factory=lambda: MediaSignalingChannels(None, ())
     )
     dominant_speaker: ParticipantSid | None = None
+    held: list[sig.RspMessage] | None = field(default_factory=list)
 
     @property
     def sid(self) -> ParticipantSid:
@@ -158,8 +159,19 @@ class ParticipantSession:
         return sig.Published(revision=self.published_revision, tracks=tuple(acks))
 
     def send(self, message: sig.RspMessage) -> None:
-        if self.channel is not None:
+        """To the client; held back while its `connected`/`synced` is not out yet (an offer
+        or a subscription before it would reach a client that cannot take it)."""
+        if self.held is not None:
+            self.held.append(message)
+        elif self.channel is not None:
             self.channel.send(message)
+
+    def release(self, first: sig.RspMessage) -> None:
+        """Send `first` (`connected` or `synced`), then what was held back."""
+        held, self.held = self.held or [], None
+        if self.channel is not None:
+            for message in (first, *held):
+                self.channel.send(message)
 
     def subscribed_message(self) -> sig.Subscribed:
         return sig.Subscribed(
@@ -275,7 +287,8 @@ class LiveRoomService:
             raise errors.TwilioError(exc.message, code=exc.code) from None
 
     async def connect(self, channel: ClientChannel, msg: sig.Connect) -> sig.Connected:
-        """A client joins: token, room, participant, tracks; returns its `connected`.
+        """A client joins: token, room, participant, tracks; sends its `connected` (first,
+        before anything else for it) and returns it.
 
         Everything that can refuse the client without touching the room (token, grant,
         identity) is checked before a room is created or a participant recorded.
@@ -311,7 +324,7 @@ class LiveRoomService:
             self._forget_room_if_empty(live)
         participant = session.participant
         log.info("signaling connected participant=%s room=%s", participant.sid, room.sid)
-        return sig.Connected(
+        connected = sig.Connected(
             session=session.token,
             sid=room.sid,
             name=room.unique_name,
@@ -329,6 +342,8 @@ class LiveRoomService:
             recording=live.recording,
             media_signaling=session.signaling.answer(),
         )
+        session.release(connected)
+        return connected
 
     async def _join(
         self, live: LiveRoom, channel: ClientChannel, msg: sig.Connect, identity: str
@@ -597,7 +612,8 @@ class LiveRoomService:
     async def sync(
         self, channel: ClientChannel, msg: sig.Sync
     ) -> tuple[ParticipantSession, sig.Synced]:
-        """Resume a session on a new socket; returns the full-state `synced`.
+        """Resume a session on a new socket; sends the full-state `synced` (first) and
+        returns it.
 
         Raises:
             TwilioError: 53001 for an unknown or expired session, or a token error.
@@ -633,6 +649,7 @@ class LiveRoomService:
                 session.expiry = None
             old = session.channel
             session.channel = channel
+            session.held = []  # until `synced` is out
             if old is not None and old is not channel:
                 old.close(CLOSE_REPLACED)
             if session.state is not sig.ParticipantState.CONNECTED:
@@ -667,6 +684,7 @@ class LiveRoomService:
                 subscribed=session.subscribed_message(),
                 recording=live.recording,
             )
+            session.release(synced)
         log.info("signaling resumed participant=%s", session.sid)
         return session, synced
 

@@ -169,12 +169,10 @@ class SignalingConnection:
             elif isinstance(body, sig.Connect):
                 if self._session is not None:
                     raise errors.TwilioError("already connected", code=INVALID_MESSAGE)
-                connected = await self._rooms.connect(self, body)
+                connected = await self._rooms.connect(self, body)  # sent by the service
                 self._session = self._rooms.session(connected.session)
-                self.send(connected)
             elif isinstance(body, sig.Sync):
-                self._session, synced = await self._rooms.sync(self, body)
-                self.send(synced)
+                self._session, _ = await self._rooms.sync(self, body)  # `synced` sent
             elif isinstance(body, sig.ClientUpdate):
                 if self._session is not None and body.session == self._session.token:
                     try:
