@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     crashes = args.out / "crashes"
     crashes.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGALRM, _alarm)
+    warnings.simplefilter("error")  # as in `make test` (pyproject: filterwarnings = error)
     results = []
     columns = ("inputs", "accepted", "failures")
     print(

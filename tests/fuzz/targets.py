@@ -11,6 +11,7 @@ by our own and aiortc's encoders.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import functools
 import hashlib
@@ -85,7 +86,9 @@ def text(data: bytes) -> str:
 
 @functools.cache
 def _loop() -> asyncio.AbstractEventLoop:
-    return asyncio.new_event_loop()
+    loop = asyncio.new_event_loop()
+    atexit.register(loop.close)
+    return loop
 
 
 def _on_loop(coro: Coroutine[Any, Any, T]) -> T:

@@ -7,13 +7,16 @@ failures once fixed, so the fix also removes the xfail and the target's ``known`
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import pytest
+from OpenSSL import crypto
 
 from parlour.api.forms import Params
 from parlour.domain import errors
 from parlour.domain.rules import parse_rules
 from parlour.media import rtcp
+from parlour.media.dtls import Certificate, DtlsSrtpTransport, parse_fingerprint
 from parlour.protocol import tokens
 
 DEEP = "[" * 100_000
@@ -54,3 +57,25 @@ def test_date_filter_out_of_range_is_an_invalid_parameter(value: str) -> None:
     # so GET /v1/Recordings?DateCreatedAfter=9999-12-31T23:59:59-23:59 answers 500.
     with pytest.raises(errors.InvalidParameterError):
         Params([("DateCreatedAfter", value)]).date("DateCreatedAfter")
+
+
+def test_dtls_peer_certificate_with_a_negative_serial_is_matched_without_parsing() -> None:
+    # Was `to_cryptography()` in the verify callback: a CryptographyDeprecationWarning (an
+    # error under pytest, and an exception in a future cryptography) out of the handshake.
+    ours, theirs = Certificate.generate(), Certificate.generate()
+    der = bytearray(
+        crypto.dump_certificate(crypto.FILETYPE_ASN1, crypto.X509.from_cryptography(theirs.x509))
+    )
+    serial = der.index(bytes.fromhex("a003020102")) + 7  # version [0], then INTEGER tag, length
+    der[serial] |= 0x80
+    peer = crypto.load_certificate(crypto.FILETYPE_ASN1, bytes(der))
+    digest = hashlib.sha256(der).digest().hex(":").upper()
+    for fingerprint, expected in (
+        (("sha-256", digest), True),
+        (parse_fingerprint(theirs.fingerprint()), False),
+    ):
+        transport = DtlsSrtpTransport(
+            ours, is_server=True, remote_fingerprints=[fingerprint], send=print,
+            on_rtp=print, on_rtcp=print, on_data=print, on_state=print,
+        )  # fmt: skip
+        assert transport._verify(None, peer, 0, 0, 1) is expected  # type: ignore[arg-type]
