@@ -2,6 +2,7 @@
 #   make run   installs everything and starts the server on http://127.0.0.1:8080
 #   make test  installs what tests need and runs lint, types and the whole suite
 #   make bench Parlour's SFU side by side with Janus (QUICK=1: one meeting size, < 3 min)
+#   make fuzz  a long fuzzing campaign over every parser of untrusted input (docs/security.md)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA_DIR ?= ./var
 
-.PHONY: setup run test check lint format clean bench
+.PHONY: setup run test check lint format clean bench fuzz
 
 setup: $(STAMP)
 
@@ -30,6 +31,9 @@ check: setup
 
 bench: setup
 	scripts/bench
+
+fuzz: setup
+	scripts/fuzz
 
 format: setup
 	$(BIN)/ruff format src tests bench

@@ -425,12 +425,20 @@ class DtlsSrtpTransport:
         # Self-signed certificates are the norm: only the SDP fingerprint decides (RFC 8122).
         if depth != 0:
             return True
-        return self._fingerprint_matches(cert.to_cryptography())
+        return self._fingerprint_matches(cert)
 
-    def _fingerprint_matches(self, certificate: x509.Certificate) -> bool:
+    def _fingerprint_matches(self, cert: crypto.X509) -> bool:
+        # The digest of the DER as received (RFC 8122 §5), without parsing it with
+        # cryptography: a peer's malformed certificate (e.g. serial 0, found by fuzzing) makes
+        # `to_cryptography()` warn, and a future cryptography raise, out of the handshake.
+        der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
         for algorithm, digest in self._remote_fingerprints:
-            if algorithm in _DIGESTS and fingerprint_digest(certificate, algorithm) == digest:
-                return True
+            factory = _DIGESTS.get(algorithm)
+            if factory is not None:
+                hasher = hashes.Hash(factory())
+                hasher.update(der)
+                if hasher.finalize().hex(":").upper() == digest:
+                    return True
         return False
 
     def _dtls_received(self, data: bytes) -> None:
@@ -466,7 +474,7 @@ class DtlsSrtpTransport:
         self._handshake_done(ssl)
 
     def _handshake_done(self, ssl: SSL.Connection) -> None:
-        certificate = ssl.get_peer_certificate(as_cryptography=True)
+        certificate = ssl.get_peer_certificate()
         if certificate is None or not self._fingerprint_matches(certificate):
             self._fail("remote certificate does not match the fingerprint")
             return

@@ -264,7 +264,8 @@ def _parse_one(data: Packet, pt: int, count: int, pos: int, end: int) -> RtcpPac
                     seqs.append((pid + bit) & _MASK16)
                 blp >>= 1
                 bit += 1
-        return Nack(sender, media, tuple(seqs))
+        # RFC 4585 §6.2.1: at least one FCI; an empty NACK asks for nothing (and has no bytes).
+        return Nack(sender, media, tuple(seqs)) if seqs else None
     if pt == _PSFB:
         if count == _FMT_PLI:
             return Pli(sender, media)

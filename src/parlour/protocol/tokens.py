@@ -140,7 +140,8 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
         header = json.loads(_b64decode(parts[0]))
         claims = json.loads(_b64decode(parts[1]))
         signature = _b64decode(parts[2])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than the interpreter's stack (found by fuzzing).
         raise TokenError(INVALID, "Invalid Access Token") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise TokenError(INVALID, "Invalid Access Token")
