@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -34,6 +33,7 @@ from parlour.api.errors import (
     twilio_error_handler,
     unexpected_error_handler,
 )
+from parlour.api.openapi import openapi_paths
 from parlour.domain.errors import TwilioError
 
 __all__ = ["build_api", "openapi_document"]
@@ -51,33 +51,10 @@ REST_ROUTES: list[Route] = [
     *media_downloads.routes,
 ]
 
-_PARAM_NAMES = {
-    "sid": "Sid",
-    "room": "RoomSid",
-    "participant": "ParticipantSid",
-}
-
 
 def openapi_document(routes: Sequence[Route], server_url: str) -> dict[str, Any]:
     """An OpenAPI 3 description of the routes this server actually serves."""
-    paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        path = re.sub(r"{(\w+)}", lambda m: "{" + _PARAM_NAMES.get(m[1], m[1]) + "}", route.path)
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"{(\w+)}", path)
-        ]
-        for method in sorted(route.methods or ()):
-            if method == "HEAD":
-                continue
-            doc = (route.endpoint.__doc__ or route.name).strip()
-            paths.setdefault(path, {})[method.lower()] = {
-                "operationId": route.name,
-                "summary": doc.splitlines()[0],
-                "parameters": params,
-                "security": [{"basic": []}],
-                "responses": {"default": {"description": "Twilio Video v1 resource or error"}},
-            }
+    paths = openapi_paths(routes)
     return {
         "openapi": "3.0.1",
         "info": {

@@ -11,6 +11,7 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from parlour.domain import errors
 
@@ -45,10 +46,24 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(errors.NotFoundError.for_path(request.url.path))
     if exc.status_code == 405:
-        return error_response(errors.MethodNotAllowedError())
+        response = error_response(errors.MethodNotAllowedError())
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
     err = errors.TwilioError(str(exc.detail), code=exc.status_code)
     err.status = exc.status_code
     return error_response(err)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (RFC 9110 §15.5.6 wants them in `Allow`;
+    Starlette names only those of the first route that matched the path)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match != Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:

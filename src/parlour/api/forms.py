@@ -65,7 +65,7 @@ class Params:
             return None
         try:
             return parse_date_filter(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
             raise errors.InvalidParameterError(
                 f"{name} must be a date (YYYY-MM-DD) or ISO 8601 date-time"
             ) from None

@@ -1,0 +1,425 @@
+"""What `/openapi.json` says about each operation: parameters, form bodies, answers.
+
+Names and types follow Twilio's own `twilio_video_v1` description (PascalCase parameters,
+`application/x-www-form-urlencoded` bodies, Twilio's operation IDs); the response codes are
+the ones this server really answers with. `tests/integration/test_schemathesis.py` fuzzes the
+server against this document, so what it declares is checked on every run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.routing import Route
+
+from parlour.api.forms import MAX_BODY
+from parlour.api.pagination import MAX_PAGE
+
+__all__ = ["OPERATIONS", "PATH_PARAMETERS", "Operation", "openapi_paths"]
+
+Schema = dict[str, Any]
+
+#: Starlette's `{name}` path parameters and the names Twilio's description gives them.
+PATH_PARAMETERS = {
+    "sid": "Sid",
+    "room": "RoomSid",
+    "participant": "ParticipantSid",
+    "ttid": "Ttid",
+    "account": "AccountSid",
+    "name": "FileName",
+}
+
+_STRING: Schema = {"type": "string"}
+_INTEGER: Schema = {"type": "integer"}
+_BOOLEAN: Schema = {"type": "boolean"}
+_DATE_TIME: Schema = {"type": "string", "format": "date-time"}
+_JSON_TEXT: Schema = {
+    "type": "string",
+    "description": "A JSON document, as Twilio's libraries send it",
+}
+_SUBSCRIBE_RULES: Schema = {
+    **_JSON_TEXT,
+    "example": '[{"type": "include", "all": true}, {"type": "exclude", "kind": "video"}]',
+}
+_RECORDING_RULES: Schema = {
+    **_JSON_TEXT,
+    "example": '{"rules": [{"type": "include", "kind": "audio"}]}',
+}
+_HTTP_METHOD: Schema = {"type": "string", "enum": ["HEAD", "GET", "POST", "PATCH", "PUT", "DELETE"]}
+_SID: Schema = {"type": "string", "pattern": "^[A-Z]{2}[0-9a-fA-F]{32}$"}
+
+
+def _paging(max_size: int = 1000) -> dict[str, Schema]:
+    return {
+        "PageSize": {"type": "integer", "minimum": 1, "maximum": max_size},
+        "Page": {"type": "integer", "minimum": 0, "maximum": MAX_PAGE},
+        "PageToken": _STRING,
+    }
+
+
+_ROOM_FILTERS: dict[str, Schema] = {
+    "Status": {"type": "string", "enum": ["in-progress", "completed", "failed"]},
+    "UniqueName": _STRING,
+    "DateCreatedAfter": _DATE_TIME,
+    "DateCreatedBefore": _DATE_TIME,
+}
+_PARTICIPANT_FILTERS: dict[str, Schema] = {
+    "Status": {"type": "string", "enum": ["connected", "disconnected", "reconnecting"]},
+    "Identity": _STRING,
+    "DateCreatedAfter": _DATE_TIME,
+    "DateCreatedBefore": _DATE_TIME,
+}
+_RECORDING_STATUS: Schema = {
+    "type": "string",
+    "enum": ["processing", "completed", "deleted", "failed"],
+}
+_ROOM_RECORDING_FILTERS: dict[str, Schema] = {
+    "Status": _RECORDING_STATUS,
+    "SourceSid": _SID,
+    "DateCreatedAfter": _DATE_TIME,
+    "DateCreatedBefore": _DATE_TIME,
+}
+_RECORDING_FILTERS: dict[str, Schema] = {
+    **_ROOM_RECORDING_FILTERS,
+    "GroupingSid": {"type": "array", "items": _SID},
+    "MediaType": {"type": "string", "enum": ["audio", "video", "data"]},
+}
+_MEDIA_QUERY: dict[str, Schema] = {
+    "Ttl": {"type": "integer", "minimum": 1, "maximum": 3600},
+    "ContentDisposition": _STRING,
+}
+_CREATE_ROOM: dict[str, Schema] = {
+    "EnableTurn": _BOOLEAN,
+    "Type": {"type": "string", "enum": ["go", "peer-to-peer", "group", "group-small"]},
+    "UniqueName": _STRING,
+    "StatusCallback": {"type": "string", "format": "uri"},
+    "StatusCallbackMethod": _HTTP_METHOD,
+    "MaxParticipants": _INTEGER,
+    "RecordParticipantsOnConnect": _BOOLEAN,
+    "TranscribeParticipantsOnConnect": _BOOLEAN,
+    "VideoCodecs": {"type": "array", "items": {"type": "string", "enum": ["VP8", "H264"]}},
+    "MediaRegion": _STRING,
+    "RecordingRules": _RECORDING_RULES,
+    "TranscriptionsConfiguration": _JSON_TEXT,
+    "AudioOnly": _BOOLEAN,
+    "MaxParticipantDuration": _INTEGER,
+    "EmptyRoomTimeout": _INTEGER,
+    "UnusedRoomTimeout": _INTEGER,
+    "LargeRoom": _BOOLEAN,
+}
+
+_ERROR: Schema = {
+    "type": "object",
+    "required": ["code", "message", "more_info", "status"],
+    "properties": {
+        "code": {"type": "integer"},
+        "message": {"type": "string"},
+        "more_info": {"type": "string"},
+        "status": {"type": "integer"},
+    },
+}
+
+
+def _page_schema(key: str) -> Schema:
+    return {
+        "type": "object",
+        "required": [key, "meta"],
+        "properties": {
+            key: {"type": "array", "items": {"type": "object"}},
+            "meta": {
+                "type": "object",
+                "required": ["page", "page_size", "first_page_url", "url", "key"],
+            },
+        },
+    }
+
+
+def _resource_schema(*required: str) -> Schema:
+    return {"type": "object", "required": list(required)}
+
+
+_DESCRIPTIONS = {
+    "200": "OK",
+    "201": "Created",
+    "202": "Accepted",
+    "204": "No Content: done",
+    "206": "Partial Content: the requested byte range",
+    "302": "Found: `Location` (and `redirect_to`) is a temporary URL of the media",
+    "400": "Invalid parameter (Twilio error body)",
+    "401": "Missing or wrong credentials (20003)",
+    "403": "The media URL is invalid or has expired (20403)",
+    "404": "Not found (20404)",
+    "405": "Method not allowed (20004)",
+    "413": f"Request body over {MAX_BODY} bytes (20001)",
+    "416": "Range Not Satisfiable",
+}
+
+
+class Operation:
+    """One documented operation: its Twilio operation ID, inputs and answers.
+
+    `ok` is the answer to a request that succeeds (for the Transcriptions stubs, the error
+    they always give); `errors` the other codes it gives; `schema` the JSON body of `ok`.
+    """
+
+    def __init__(
+        self,
+        operation_id: str,
+        *,
+        ok: str = "200",
+        schema: Schema | None = None,
+        body: dict[str, Schema] | None = None,
+        required: Sequence[str] = (),
+        query: dict[str, Schema] | None = None,
+        headers: dict[str, Schema] | None = None,
+        errors: Sequence[str] = ("400", "401", "404"),
+        authenticated: bool = True,
+        media_types: Sequence[str] = ("application/json",),
+    ) -> None:
+        self.operation_id = operation_id
+        self.ok = ok
+        self.schema = schema if schema is not None else {"type": "object"}
+        self.body = body
+        self.required = tuple(required)
+        self.query = query or {}
+        self.headers = headers or {}
+        self.errors = tuple(errors)
+        self.authenticated = authenticated
+        self.media_types = tuple(media_types)
+
+    def parameters(self, path_names: Sequence[str]) -> list[dict[str, Any]]:
+        params: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": _STRING} for name in path_names
+        ]
+        for name, schema in self.query.items():
+            param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
+            if schema.get("type") == "array":
+                param |= {"style": "form", "explode": True}
+            params.append(param)
+        for name, schema in self.headers.items():
+            params.append({"name": name, "in": "header", "schema": schema})
+        return params
+
+    def request_body(self) -> dict[str, Any] | None:
+        if self.body is None:
+            return None
+        schema: Schema = {"type": "object", "properties": self.body}
+        if self.required:
+            schema["required"] = list(self.required)
+        encoding = {
+            name: {"style": "form", "explode": True}
+            for name, prop in self.body.items()
+            if prop.get("type") == "array"
+        }
+        media: dict[str, Any] = {"schema": schema}
+        if encoding:
+            media["encoding"] = encoding
+        return {
+            "required": bool(self.required),
+            "content": {"application/x-www-form-urlencoded": media},
+        }
+
+    def responses(self) -> dict[str, Any]:
+        codes = [self.ok, *self.errors]
+        if self.body is not None:
+            codes.append("413")
+        out: dict[str, Any] = {}
+        for code in codes:
+            entry: dict[str, Any] = {"description": _DESCRIPTIONS[code]}
+            if code == self.ok and code != "204":
+                entry["content"] = {m: {"schema": self.schema} for m in self.media_types}
+            elif code in ("206", "416"):
+                entry["content"] = {m: {} for m in self.media_types}
+            elif code != "204":
+                entry["content"] = {"application/json": {"schema": _ERROR}}
+            if code == "302":
+                entry["headers"] = {"Location": {"required": True, "schema": _STRING}}
+            if code == "401":
+                entry["headers"] = {"WWW-Authenticate": {"required": True, "schema": _STRING}}
+            out[code] = entry
+        return out
+
+    def describe(self, path_names: Sequence[str], summary: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "operationId": self.operation_id,
+            "summary": summary,
+            "parameters": self.parameters(path_names),
+            "security": [{"basic": []}] if self.authenticated else [],
+            "responses": self.responses(),
+        }
+        body = self.request_body()
+        if body is not None:
+            doc["requestBody"] = body
+        return doc
+
+
+_op = Operation
+
+_ROOMS = "/v1/Rooms"
+_ROOM = "/v1/Rooms/{sid}"
+_PARTS = "/v1/Rooms/{room}/Participants"
+_PART = "/v1/Rooms/{room}/Participants/{sid}"
+_PUB = "/v1/Rooms/{room}/Participants/{participant}/PublishedTracks"
+_SUB = "/v1/Rooms/{room}/Participants/{participant}/SubscribedTracks"
+_SUB_RULES = "/v1/Rooms/{room}/Participants/{participant}/SubscribeRules"
+_REC_RULES = "/v1/Rooms/{room}/RecordingRules"
+_TRANS = "/v1/Rooms/{room}/Transcriptions"
+_ROOM_RECS = "/v1/Rooms/{room}/Recordings"
+_RECS = "/v1/Recordings"
+
+_ROOM_JSON = _resource_schema("sid", "status", "account_sid", "url", "links")
+_PART_JSON = _resource_schema("sid", "room_sid", "identity", "status", "url")
+_TRACK_JSON = _resource_schema("sid", "participant_sid", "room_sid", "kind", "url")
+_RULES_JSON = _resource_schema("room_sid", "rules")
+_RECORDING_JSON = _resource_schema("sid", "status", "type", "url", "links")
+_REDIRECT_JSON = _resource_schema("redirect_to")
+_NOT_FOUND_ONLY = ("401", "404")
+
+#: (method, Starlette path) → its description.
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", _ROOMS): _op(
+        "ListRoom",
+        query={**_ROOM_FILTERS, **_paging()},
+        errors=("400", "401"),
+        schema=_page_schema("rooms"),
+    ),
+    ("POST", _ROOMS): _op(
+        "CreateRoom", ok="201", body=_CREATE_ROOM, errors=("400", "401"), schema=_ROOM_JSON
+    ),
+    ("GET", _ROOM): _op("FetchRoom", errors=_NOT_FOUND_ONLY, schema=_ROOM_JSON),
+    ("POST", _ROOM): _op(
+        "UpdateRoom",
+        ok="202",
+        body={"Status": {"type": "string", "enum": ["completed"]}},
+        required=("Status",),
+        schema=_ROOM_JSON,
+    ),
+    ("GET", _PARTS): _op(
+        "ListRoomParticipant",
+        query={**_PARTICIPANT_FILTERS, **_paging()},
+        schema=_page_schema("participants"),
+    ),
+    ("GET", _PART): _op("FetchRoomParticipant", errors=_NOT_FOUND_ONLY, schema=_PART_JSON),
+    ("POST", _PART): _op(
+        "UpdateRoomParticipant",
+        ok="202",
+        body={"Status": {"type": "string", "enum": ["connected", "disconnected"]}},
+        schema=_PART_JSON,
+    ),
+    ("POST", _PART + "/Anonymize"): _op(
+        "UpdateRoomParticipantAnonymize", body={}, errors=_NOT_FOUND_ONLY, schema=_PART_JSON
+    ),
+    ("GET", _PUB): _op(
+        "ListRoomParticipantPublishedTrack",
+        query=_paging(),
+        schema=_page_schema("published_tracks"),
+    ),
+    ("GET", _PUB + "/{sid}"): _op(
+        "FetchRoomParticipantPublishedTrack", errors=_NOT_FOUND_ONLY, schema=_TRACK_JSON
+    ),
+    ("GET", _SUB): _op(
+        "ListRoomParticipantSubscribedTrack",
+        query=_paging(),
+        schema=_page_schema("subscribed_tracks"),
+    ),
+    ("GET", _SUB + "/{sid}"): _op(
+        "FetchRoomParticipantSubscribedTrack", errors=_NOT_FOUND_ONLY, schema=_TRACK_JSON
+    ),
+    ("GET", _SUB_RULES): _op(
+        "FetchRoomParticipantSubscribeRule",
+        errors=_NOT_FOUND_ONLY,
+        schema=_resource_schema("participant_sid", "room_sid", "rules"),
+    ),
+    ("POST", _SUB_RULES): _op(
+        "UpdateRoomParticipantSubscribeRule",
+        body={"Rules": _SUBSCRIBE_RULES},
+        schema=_resource_schema("participant_sid", "room_sid", "rules"),
+    ),
+    ("GET", _REC_RULES): _op("FetchRoomRecordingRule", errors=_NOT_FOUND_ONLY, schema=_RULES_JSON),
+    ("POST", _REC_RULES): _op(
+        "UpdateRoomRecordingRule", body={"Rules": _RECORDING_RULES}, schema=_RULES_JSON
+    ),
+    ("GET", _TRANS): _op(
+        "ListRoomTranscriptions", query=_paging(), schema=_page_schema("transcriptions")
+    ),
+    ("POST", _TRANS): _op(
+        "CreateRoomTranscriptions",
+        ok="400",
+        body={"Configuration": _JSON_TEXT},
+        errors=("401", "404"),
+        schema=_ERROR,
+    ),
+    ("GET", _TRANS + "/{ttid}"): _op(
+        "FetchRoomTranscriptions", ok="404", errors=("401",), schema=_ERROR
+    ),
+    ("POST", _TRANS + "/{ttid}"): _op(
+        "UpdateRoomTranscriptions",
+        ok="404",
+        body={"Status": _STRING, "Configuration": _JSON_TEXT},
+        errors=("401",),
+        schema=_ERROR,
+    ),
+    ("GET", _ROOM_RECS): _op(
+        "ListRoomRecording",
+        query={**_ROOM_RECORDING_FILTERS, **_paging()},
+        schema=_page_schema("recordings"),
+    ),
+    ("GET", _ROOM_RECS + "/{sid}"): _op(
+        "FetchRoomRecording", errors=_NOT_FOUND_ONLY, schema=_RECORDING_JSON
+    ),
+    ("DELETE", _ROOM_RECS + "/{sid}"): _op("DeleteRoomRecording", ok="204"),
+    ("GET", _ROOM_RECS + "/{sid}/Media"): _op(
+        "FetchRoomRecordingMedia", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
+    ),
+    ("GET", _RECS): _op(
+        "ListRecording",
+        query={**_RECORDING_FILTERS, **_paging(100)},
+        errors=("400", "401"),
+        schema=_page_schema("recordings"),
+    ),
+    ("GET", _RECS + "/{sid}"): _op(
+        "FetchRecording", errors=_NOT_FOUND_ONLY, schema=_RECORDING_JSON
+    ),
+    ("DELETE", _RECS + "/{sid}"): _op("DeleteRecording", ok="204"),
+    ("GET", _RECS + "/{sid}/Media"): _op(
+        "FetchRecordingMedia", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
+    ),
+    ("GET", "/media/{account}/{name}"): _op(
+        "FetchMediaFile",
+        query={"Expires": _INTEGER, "ContentDisposition": _STRING, "Signature": _STRING},
+        headers={
+            "Range": {
+                "type": "string",
+                "description": "`bytes=first-last` (one range); anything else is ignored",
+            }
+        },
+        errors=("206", "403", "404", "416"),
+        authenticated=False,
+        media_types=("audio/x-matroska", "video/x-matroska"),
+        schema={},
+    ),
+}
+
+
+def openapi_paths(routes: Sequence[Route]) -> dict[str, dict[str, Any]]:
+    """The `paths` of the document: every method of every route, with its description.
+
+    Raises:
+        KeyError: a route has no entry in `OPERATIONS` (kept complete by a unit test).
+    """
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        path = route.path
+        for name, public in PATH_PARAMETERS.items():
+            path = path.replace("{" + name + "}", "{" + public + "}")
+        names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            op = OPERATIONS[(method, route.path)]
+            words = re.sub(r"(?<!^)([A-Z])", r" \1", op.operation_id).capitalize()
+            summary = (route.endpoint.__doc__ or words).strip().splitlines()[0]
+            paths.setdefault(path, {})[method.lower()] = op.describe(names, summary)
+    return paths
