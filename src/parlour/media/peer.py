@@ -18,7 +18,7 @@ from typing import Protocol
 
 from parlour.domain import errors
 from parlour.domain.ports import MediaListener, TrackDescriptor, TrackTap
-from parlour.domain.sids import TrackSid
+from parlour.domain.sids import ParticipantSid, TrackSid
 from parlour.media import rtcp, rtp
 from parlour.media.dtls import Certificate, DtlsSrtpTransport
 from parlour.media.negotiation import (
@@ -122,6 +122,7 @@ class Peer:
         self.lost_packets_ended = 0
         socket.register(self.local.ice_ufrag, self.local.ice_pwd, self)
         router.observe(self._router_changed)
+        router.speakers.observe(self._dominant_speaker)
 
     @property
     def producers(self) -> Mapping[str, Producer]:
@@ -193,6 +194,12 @@ class Peer:
         if producer is not None:
             producer.set_tap(tap)
 
+    def _dominant_speaker(self, publisher_sid: str | None) -> None:
+        if not self._closed:
+            self._listener.dominant_speaker_changed(
+                None if publisher_sid is None else ParticipantSid(publisher_sid)
+            )
+
     def open_signaling_channel(self, label: str) -> None:
         if self._closed or label in self._signaling:
             return
@@ -242,6 +249,7 @@ class Peer:
         self._closed = True
         self._socket.unregister(self.local.ice_ufrag)
         self.router.unobserve(self._router_changed)
+        self.router.speakers.unobserve(self._dominant_speaker)
         for consumer in self._consumers.values():
             consumer.close()
         self._consumers.clear()

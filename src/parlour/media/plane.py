@@ -219,6 +219,7 @@ class SfuMediaPlane:
             del self.peers[peer.participant_sid]
         router = self.routers.get(peer.room_sid)
         if router is not None and not any(p.room_sid == peer.room_sid for p in self.peers.values()):
+            router.speakers.close()
             del self.routers[peer.room_sid]
 
     def close(self) -> None:

@@ -29,7 +29,9 @@ from typing import Protocol
 
 from parlour.domain.ports import TrackTap
 from parlour.media import rewrite, rtcp, rtp, stats
+from parlour.media.active_speaker import ActiveSpeakerObserver
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
+from parlour.media.speakers import audio_level
 
 __all__ = ["Consumer", "DataConsumer", "DataProducer", "Producer", "Router", "RtpSink"]
 
@@ -170,6 +172,7 @@ class Producer:
 
     __slots__ = (
         "_router",
+        "audio_level_id",
         "clock_rate",
         "closed",
         "consumers",
@@ -211,6 +214,13 @@ class Producer:
         # it, so a packet is kept once however many subscribers it went to.
         size = VIDEO_HISTORY if info.kind == "video" else AUDIO_HISTORY
         self.history = rtp.PacketHistory(size)
+        # The audio-level extension's id, for the room's active-speaker observer (audio only).
+        self.audio_level_id = 0
+        if info.kind == "audio" and router is not None:
+            ids = _extension_map(info)
+            self.audio_level_id = ids.get(rtp.AUDIO_LEVEL_URI, 0)
+            if self.audio_level_id:
+                router.speakers.add_producer(publisher_sid)
 
     @property
     def track_id(self) -> str:
@@ -238,6 +248,8 @@ class Producer:
         if tap is not None:
             tap.close()
         if self._router is not None:
+            if self.audio_level_id:
+                self._router.speakers.remove_producer(self.publisher_sid)
             self._router._producer_closed(self)
 
     def _attach(self, consumer: Consumer) -> None:
@@ -253,6 +265,10 @@ class Producer:
         if tap is not None:
             tap.feed(packet)
         self.history.put(packet)
+        if self.audio_level_id:
+            heard = audio_level(packet, self.audio_level_id)
+            if heard is not None and self._router is not None:
+                self._router.speakers.level(self.publisher_sid, heard[0])
         payload_type = packet[1] & 0x7F
         for consumer in self.consumers:
             consumer.forward(packet, payload_type)
@@ -407,6 +423,7 @@ class Router:
         self._observers: list[Callable[[], None]] = []
         self._batch = 0
         self._dirty = False
+        self.speakers = ActiveSpeakerObserver()
 
     @property
     def producers(self) -> Mapping[tuple[str, str], Producer]:
@@ -423,7 +440,9 @@ class Router:
 
     def is_empty(self) -> bool:
         """No producer, data producer or observer is left."""
-        return not (self._producers or self._data_producers or self._observers)
+        return not (
+            self._producers or self._data_producers or self._observers or self.speakers.observers
+        )
 
     # -- observers ------------------------------------------------------------------------
 
