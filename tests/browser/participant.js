@@ -76,6 +76,8 @@ function watchRoom(room) {
     Object.assign(describe(participant), { data: String(data) })));
   room.on('reconnecting', (error) => record('reconnecting', { code: error && error.code }));
   room.on('reconnected', () => record('reconnected'));
+  room.on('dominantSpeakerChanged', (p) => record('dominantSpeakerChanged',
+    p ? describe(p) : { participant: null }));
   room.on('recordingStarted', () => record('recordingStarted'));
   room.on('recordingStopped', () => record('recordingStopped'));
   room.on('disconnected', (r, error) => record('disconnected', {
