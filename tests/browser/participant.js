@@ -48,7 +48,15 @@ function onTrackSubscribed(track, publication, participant) {
   }));
 }
 
+function watchQuality(participant, local) {
+  participant.on('networkQualityLevelChanged', (level, stats) => record('networkQuality',
+    Object.assign(describe(participant), { local, level, hasStats: !!stats })));
+}
+
 function watchRoom(room) {
+  watchQuality(room.localParticipant, true);
+  room.participants.forEach((p) => watchQuality(p, false));
+  room.on('participantConnected', (p) => watchQuality(p, false));
   room.on('participantConnected', (p) => record('participantConnected', describe(p)));
   room.on('participantDisconnected', (p) => record('participantDisconnected', describe(p)));
   room.on('participantReconnecting', (p) => record('participantReconnecting', describe(p)));

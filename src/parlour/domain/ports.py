@@ -25,6 +25,7 @@ from parlour.domain.tracks import PublishedTrack, SubscribedTrack
 __all__ = [
     "EventSink",
     "FanOutEventSink",
+    "LinkReport",
     "MediaListener",
     "MediaPlane",
     "MediaSession",
@@ -271,6 +272,25 @@ class TrackDescriptor:
     publisher_sid: ParticipantSid
 
 
+@dataclass(frozen=True)
+class LinkReport:
+    """What the media plane last measured of one kind and direction of a participant's
+    media: `send` is what it publishes, as the SFU receives it (the SFU's own receiver
+    reports); `recv` what it receives from the SFU, as its RTCP receiver reports say.
+
+    Attributes:
+        fraction_lost: the RFC 3550 fraction lost of the last report interval (0–1).
+        jitter: interarrival jitter, seconds.
+        at: when it was measured (monotonic seconds).
+    """
+
+    kind: str
+    direction: str
+    fraction_lost: float
+    jitter: float
+    at: float
+
+
 class MediaListener(Protocol):
     """How a media session talks back to its participant's signaling session."""
 
@@ -326,6 +346,10 @@ class MediaSession(Protocol):
 
     def request_keyframe(self, track_id: str) -> None:
         """Ask the publisher for a keyframe of one of its video tracks."""
+        ...
+
+    def link_reports(self) -> Sequence[LinkReport]:
+        """The latest loss and jitter measured per kind and direction (worst stream of each)."""
         ...
 
     def open_signaling_channel(self, label: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from parlour.domain import errors
-from parlour.domain.ports import MediaListener, TrackDescriptor, TrackTap
+from parlour.domain.ports import LinkReport, MediaListener, TrackDescriptor, TrackTap
 from parlour.domain.sids import ParticipantSid, TrackSid
 from parlour.media import rtcp, rtp
 from parlour.media.dtls import Certificate, DtlsSrtpTransport
@@ -104,6 +104,8 @@ class Peer:
         self._consumers: dict[str, Consumer] = {}  # by track id
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._data_wanted: dict[str, DataConsumer] = {}  # label → what we relay
+        # Loss and jitter by (kind, direction): the worst stream of the last report each.
+        self._links: dict[tuple[str, str], LinkReport] = {}
         self._signaling: set[str] = set()  # media-signaling channel labels (ours)
         self._signaling_open: set[str] = set()  # … opened on the association
         self._reported: dict[TrackSid, str] = {}
@@ -199,6 +201,18 @@ class Peer:
             self._listener.dominant_speaker_changed(
                 None if publisher_sid is None else ParticipantSid(publisher_sid)
             )
+
+    def link_reports(self) -> list[LinkReport]:
+        return list(self._links.values())
+
+    def _link(self, kind: str, direction: str, block: rtcp.ReportBlock, clock: int) -> None:
+        """Keep the worse of this report block and the one of the same round (0.5 s)."""
+        now = time.monotonic()
+        report = LinkReport(kind, direction, block.fraction_lost / 256, block.jitter / clock, now)
+        old = self._links.get((kind, direction))
+        if old is not None and now - old.at < 0.5 and old.fraction_lost > report.fraction_lost:
+            return
+        self._links[(kind, direction)] = report
 
     def open_signaling_channel(self, label: str) -> None:
         if self._closed or label in self._signaling:
@@ -471,7 +485,9 @@ class Peer:
                 if tracker.take_keyframe_request():
                     producer.request_keyframe(now)
                 if tracker.received:
-                    blocks.append(tracker.report_block(now))
+                    block = tracker.report_block(now)
+                    blocks.append(block)
+                    self._link(producer.kind, "send", block, producer.clock_rate)
             if producer.kind == "video" and producer.info.ssrc is not None:
                 video_ssrcs.append(producer.info.ssrc)
         remb = rtcp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs) if video_ssrcs else b""
@@ -650,13 +666,24 @@ class Peer:
                 nacked = self._consumer_by_ssrc.get(item.media_ssrc)
                 if nacked is not None:
                     nacked.retransmit(list(item.seqs))
+            elif isinstance(item, rtcp.ReceiverReport):
+                self._receiver_reports(item.reports)
             elif isinstance(item, rtcp.SenderReport):
+                self._receiver_reports(item.reports)
                 producer = self._by_ssrc.get(item.ssrc)
                 if producer is not None:
                     tracker = producer.tracker.get(item.ssrc)
                     if tracker is not None:
                         tracker.on_sender_report(item.ntp, now)  # LSR/DLSR of our RRs
                     producer.sender_report(item)
+
+    def _receiver_reports(self, blocks: Sequence[rtcp.ReportBlock]) -> None:
+        """The subscriber's reports about what we send it: its receive quality."""
+        for block in blocks:
+            consumer = self._consumer_by_ssrc.get(block.ssrc)
+            if consumer is not None:
+                clock = consumer.info.codec.clock_rate or 90000
+                self._link(consumer.info.kind, "recv", block, clock)
 
     # -- data channels --------------------------------------------------------------------
 

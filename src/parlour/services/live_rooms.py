@@ -31,6 +31,7 @@ import asyncio
 import functools
 import logging
 import secrets
+import time
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -47,6 +48,7 @@ from parlour.protocol import signaling as sig
 from parlour.protocol.tokens import AccessToken, TokenError
 from parlour.services.accounts import AccountService
 from parlour.services.media_signaling import MediaSignalingChannels
+from parlour.services.network_quality import NetworkQuality
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
 
@@ -62,7 +64,7 @@ CLOSE_RESTART = 1012
 #: The close code for a socket replaced by a newer one of the same session.
 CLOSE_REPLACED = 4000
 #: The media-signaling channels served (docs/compatibility.md, "Media signaling").
-SERVED_CHANNELS = frozenset({sig.MspChannel.ACTIVE_SPEAKER})
+SERVED_CHANNELS = frozenset({sig.MspChannel.ACTIVE_SPEAKER, sig.MspChannel.NETWORK_QUALITY})
 
 
 def error_message(code: int, message: str | None = None) -> sig.ErrorMessage:
@@ -124,6 +126,7 @@ class ParticipantSession:
         default_factory=lambda: MediaSignalingChannels(None, ())
     )
     dominant_speaker: ParticipantSid | None = None
+    network: NetworkQuality = field(default_factory=NetworkQuality)
     held: list[sig.RspMessage] | None = field(default_factory=list)
 
     @property
@@ -708,6 +711,21 @@ class LiveRoomService:
         channel, message = received
         if message.get("type") == "ready" and channel == sig.MspChannel.ACTIVE_SPEAKER:
             self._send_dominant_speaker(session)
+        elif channel == sig.MspChannel.NETWORK_QUALITY:
+            self._network_quality(session, message)
+
+    def _network_quality(self, session: ParticipantSession, message: dict[str, Any]) -> None:
+        """A client's network-quality report: one reply each, with its own levels and the
+        others' (the client sends its next report a second after the reply)."""
+        now = time.monotonic()  # the media plane's clock
+        links = session.media.link_reports() if session.media is not None else ()
+        if not session.network.report(message, now, links):
+            return
+        live = self._live.get(session.room.sid)
+        members = live.active() if live is not None else []
+        others = [(m.sid, m.network) for m in members if m is not session]
+        reply = session.network.reply(now, others)
+        session.signaling.send(session.media, sig.MspChannel.NETWORK_QUALITY, reply.to_json())
 
     def _send_dominant_speaker(self, session: ParticipantSession) -> None:
         """`{"type": "active_speaker", "participant": PA… | null}` (the SDK's
