@@ -35,6 +35,12 @@ class InstantSession:
     def published_codec(self, track_id: str) -> None:
         return None
 
+    def open_signaling_channel(self, label: str) -> None:
+        return None
+
+    def send_signaling(self, label: str, message: str) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

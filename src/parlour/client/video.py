@@ -724,6 +724,11 @@ async def connect(
     for track in tracks:
         room.local_tracks[track.id] = track
         room._attach(track)
+    if room.peer is not None and not room.local_channels:
+        # Media-signaling channels (dominant speaker) are data channels the server opens:
+        # negotiate SCTP from the first offer rather than in a renegotiation. Pre-negotiated,
+        # so no channel is opened by this one.
+        room.peer.pc.createDataChannel("parlour-sctp", negotiated=True, id=1023)
     if room.peer is not None and not any(t.media is not None for t in tracks):
         # Like browsers without local tracks: offer to receive audio and video.
         room.peer.pc.addTransceiver("audio", direction="recvonly")

@@ -511,7 +511,7 @@ async def test_media_signaling_channels_are_negotiated_and_wait_for_ready(world:
         "alice", media_signaling=("active_speaker", "network_quality", "made_up")
     )
     served = a.media_signaling or {}
-    assert set(served) == {"active_speaker"}  # only what is served
+    assert set(served) == {"active_speaker", "network_quality"}  # only what is served
     label = served["active_speaker"].transport.label  # type: ignore[union-attr]
     media = world.media.sessions[a.participant.sid]
     assert media.signaling == {label: []}
