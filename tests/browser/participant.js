@@ -36,6 +36,11 @@ function describe(participant) {
 function onTrackSubscribed(track, publication, participant) {
   window.remoteTracks[publication.trackSid] = track;
   if (track.kind === 'video') {
+    const detail = Object.assign(describe(participant), { trackSid: publication.trackSid });
+    track.on('switchedOff', () => record('switchedOff', detail));
+    track.on('switchedOn', () => record('switchedOn', detail));
+  }
+  if (track.kind === 'video') {
     const el = track.attach();
     el.dataset.trackSid = publication.trackSid;
     el.muted = true;

@@ -348,6 +348,16 @@ class MediaSession(Protocol):
         """Ask the publisher for a keyframe of one of its video tracks."""
         ...
 
+    def published_bitrate(self, track_id: str) -> int:
+        """The bitrate (bps) at which this participant's track arrives, over the last
+        second or so; 0 if unknown."""
+        ...
+
+    def switch_off(self, track_ids: Collection[str]) -> None:
+        """Stop forwarding these received video tracks (by the publisher's wire id) and
+        forward every other again (from a keyframe): track switch-off."""
+        ...
+
     def link_reports(self) -> Sequence[LinkReport]:
         """The latest loss and jitter measured per kind and direction (worst stream of each)."""
         ...

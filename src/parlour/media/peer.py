@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from parlour.domain import errors
@@ -104,6 +104,8 @@ class Peer:
         self._consumers: dict[str, Consumer] = {}  # by track id
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._data_wanted: dict[str, DataConsumer] = {}  # label → what we relay
+        self._switched_off: frozenset[str] = frozenset()  # received track ids not forwarded
+        self._octets_at = 0.0  # when the producers' bitrates were last measured
         # Loss and jitter by (kind, direction): the worst stream of the last report each.
         self._links: dict[tuple[str, str], LinkReport] = {}
         self._signaling: set[str] = set()  # media-signaling channel labels (ours)
@@ -201,6 +203,19 @@ class Peer:
             self._listener.dominant_speaker_changed(
                 None if publisher_sid is None else ParticipantSid(publisher_sid)
             )
+
+    def published_bitrate(self, track_id: str) -> int:
+        producer = self._producers.get(track_id)
+        return producer.bitrate if producer is not None else 0
+
+    def switch_off(self, track_ids: Collection[str]) -> None:
+        self._switched_off = frozenset(track_ids)
+        now = time.monotonic()
+        for track_id, consumer in self._consumers.items():
+            if track_id in self._switched_off:
+                consumer.pause()
+            else:
+                consumer.resume(now)
 
     def link_reports(self) -> list[LinkReport]:
         return list(self._links.values())
@@ -464,7 +479,18 @@ class Peer:
             dtls = self.dtls
             if dtls is None or dtls.state != "connected":
                 continue
-            self.send_feedback(dtls, time.monotonic())
+            now = time.monotonic()
+            self.send_feedback(dtls, now)
+            self._measure_bitrates(now)
+
+    def _measure_bitrates(self, now: float) -> None:
+        """Each producer's bitrate over the interval since the last measurement."""
+        elapsed = now - self._octets_at
+        self._octets_at = now
+        for producer in self._producers.values():
+            octets, producer.octets = producer.octets, 0
+            if 0 < elapsed < 10:
+                producer.bitrate = int(octets * 8 / elapsed)
 
     def send_feedback(self, dtls: RtcpSink, now: float) -> None:
         """Receiver reports and REMB about the streams this participant publishes, NACKs for
@@ -577,7 +603,10 @@ class Peer:
         consumer = self.router.consume(producer, info, self.dtls, self._source_closed)
         self._consumers[track_id] = consumer
         self._consumer_by_ssrc[info.ssrc] = consumer
-        producer.request_keyframe(time.monotonic())
+        if track_id in self._switched_off:
+            consumer.pause()
+        else:
+            producer.request_keyframe(time.monotonic())
 
     def _drop_consumer(self, track_id: str) -> None:
         consumer = self._consumers.pop(track_id, None)

@@ -62,6 +62,7 @@ class Consumer:
         "closed",
         "info",
         "keyframe_requests",
+        "paused",
         "pt_map",
         "producer",
         "rewriter",
@@ -94,6 +95,7 @@ class Consumer:
                 self.pt_map[codec.payload_type] = info.codec.payload_type
         self._rtx_seq = 0
         self.keyframe_requests = 0
+        self.paused = False
 
     def close(self) -> None:
         """Stop receiving from the producer (idempotent; the owner is not called back)."""
@@ -101,6 +103,20 @@ class Consumer:
             return
         self.closed = True
         self.producer._detach(self)
+
+    def pause(self) -> None:
+        """Stop forwarding (switched off): detached from the producer's fan-out, so a paused
+        consumer costs nothing per packet. NACKs are still answered."""
+        if not self.paused and not self.closed:
+            self.paused = True
+            self.producer._detach(self)
+
+    def resume(self, now: float) -> None:
+        """Forward again, from the next keyframe (asked for now)."""
+        if self.paused and not self.closed:
+            self.paused = False
+            self.producer._attach(self)
+            self.producer.request_keyframe(now)
 
     def _producer_closed(self) -> None:
         self.closed = True
@@ -173,6 +189,7 @@ class Producer:
     __slots__ = (
         "_router",
         "audio_level_id",
+        "bitrate",
         "clock_rate",
         "closed",
         "consumers",
@@ -180,6 +197,7 @@ class Producer:
         "info",
         "keyframe_deferred",
         "last_keyframe_request",
+        "octets",
         "publisher_sid",
         "request_keyframe_cb",
         "rtx",
@@ -214,6 +232,8 @@ class Producer:
         # it, so a packet is kept once however many subscribers it went to.
         size = VIDEO_HISTORY if info.kind == "video" else AUDIO_HISTORY
         self.history = rtp.PacketHistory(size)
+        self.octets = 0  # RTP bytes received, for `bitrate`
+        self.bitrate = 0  # bps over the last measurement interval (`Peer`'s RTCP loop)
         # The audio-level extension's id, for the room's active-speaker observer (audio only).
         self.audio_level_id = 0
         if info.kind == "audio" and router is not None:
@@ -265,6 +285,7 @@ class Producer:
         if tap is not None:
             tap.feed(packet)
         self.history.put(packet)
+        self.octets += len(packet)
         if self.audio_level_id:
             heard = audio_level(packet, self.audio_level_id)
             if heard is not None and self._router is not None:

@@ -51,6 +51,7 @@ from parlour.services.media_signaling import MediaSignalingChannels
 from parlour.services.network_quality import NetworkQuality
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
+from parlour.services.track_switch_off import SwitchOff, VideoTrack
 
 __all__ = ["ClientChannel", "LiveRoom", "LiveRoomService", "ParticipantSession", "error_message"]
 
@@ -63,8 +64,18 @@ CLOSE_NORMAL = 1000
 CLOSE_RESTART = 1012
 #: The close code for a socket replaced by a newer one of the same session.
 CLOSE_REPLACED = 4000
+#: How often the switch-off allocation of each subscriber is decided again (seconds).
+ALLOCATION_INTERVAL = 1.0
 #: The media-signaling channels served (docs/compatibility.md, "Media signaling").
-SERVED_CHANNELS = frozenset({sig.MspChannel.ACTIVE_SPEAKER, sig.MspChannel.NETWORK_QUALITY})
+SERVED_CHANNELS = frozenset(
+    {
+        sig.MspChannel.ACTIVE_SPEAKER,
+        sig.MspChannel.NETWORK_QUALITY,
+        sig.MspChannel.TRACK_SWITCH_OFF,
+        sig.MspChannel.RENDER_HINTS,
+        sig.MspChannel.TRACK_PRIORITY,
+    }
+)
 
 
 def error_message(code: int, message: str | None = None) -> sig.ErrorMessage:
@@ -127,6 +138,7 @@ class ParticipantSession:
     )
     dominant_speaker: ParticipantSid | None = None
     network: NetworkQuality = field(default_factory=NetworkQuality)
+    switch: SwitchOff = field(default_factory=SwitchOff)
     held: list[sig.RspMessage] | None = field(default_factory=list)
 
     @property
@@ -230,6 +242,7 @@ class _MediaEvents:
         if self.session is not None and not self.session.ended:
             self.session.dominant_speaker = participant_sid
             self._service._send_dominant_speaker(self.session)
+            self._service._reallocate(self.session)
 
 
 class LiveRoomService:
@@ -263,6 +276,7 @@ class LiveRoomService:
         self._sessions: dict[str, ParticipantSession] = {}
         self._by_participant: dict[ParticipantSid, ParticipantSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._allocator: asyncio.Task[None] | None = None
 
     # -- queries --------------------------------------------------------------------------
 
@@ -365,6 +379,7 @@ class LiveRoomService:
         )
         events.session = session
         session.signaling = MediaSignalingChannels(msg.media_signaling, SERVED_CHANNELS)
+        session.switch = SwitchOff(msg.bandwidth_profile)
         if msg.subscribe is not None and msg.subscribe.rules:
             session.client_rules = (
                 tuple(Rule(type=r.type, all=True) for r in msg.subscribe.rules if r.all)
@@ -410,6 +425,9 @@ class LiveRoomService:
     ) -> None:
         async with live.lock:
             changed = False
+            if msg.bandwidth_profile is not None:
+                session.switch.set_profile(msg.bandwidth_profile)
+                self._reallocate(session)
             try:
                 if msg.participant is not None:
                     changed = await self._apply_tracks(session, msg.participant)
@@ -713,6 +731,34 @@ class LiveRoomService:
             self._send_dominant_speaker(session)
         elif channel == sig.MspChannel.NETWORK_QUALITY:
             self._network_quality(session, message)
+            self._reallocate(session)  # about once a second: bitrates move
+        elif channel in (sig.MspChannel.RENDER_HINTS, sig.MspChannel.TRACK_PRIORITY):
+            reply = session.switch.message(channel, message)
+            if reply is not None:
+                session.signaling.send(session.media, channel, reply)
+            self._reallocate(session)
+        elif channel == sig.MspChannel.TRACK_SWITCH_OFF and message.get("type") == "ready":
+            self._reallocate(session)
+            if self._allocator is None:  # bitrates move: decide again every second
+                self._allocator = asyncio.get_running_loop().create_task(self._reallocate_all())
+
+    async def _reallocate_all(self) -> None:
+        """Every `ALLOCATION_INTERVAL`, the switch-off allocation of every subscriber that
+        has one; ends when none is left."""
+        try:
+            while True:
+                await asyncio.sleep(ALLOCATION_INTERVAL)
+                sessions = [
+                    s
+                    for s in self._sessions.values()
+                    if s.signaling.ready(sig.MspChannel.TRACK_SWITCH_OFF)
+                ]
+                if not sessions:
+                    return
+                for session in sessions:
+                    self._reallocate(session)
+        finally:
+            self._allocator = None
 
     def _network_quality(self, session: ParticipantSession, message: dict[str, Any]) -> None:
         """A client's network-quality report: one reply each, with its own levels and the
@@ -726,6 +772,45 @@ class LiveRoomService:
         others = [(m.sid, m.network) for m in members if m is not session]
         reply = session.network.reply(now, others)
         session.signaling.send(session.media, sig.MspChannel.NETWORK_QUALITY, reply.to_json())
+
+    def _reallocate(self, session: ParticipantSession) -> None:
+        """Decide which subscribed video tracks are on for `session`, stop forwarding the
+        others, and tell the client what changed (only once it can hear it)."""
+        media = session.media
+        if media is None or not session.signaling.ready(sig.MspChannel.TRACK_SWITCH_OFF):
+            return
+        live = self._live.get(session.room.sid)
+        if live is None:
+            return
+        published = {
+            t.record.sid: (m, t)
+            for m in live.active()
+            if m is not session
+            for t in m.tracks.values()
+            if t.record.kind is TrackKind.VIDEO
+        }
+        tracks = [
+            VideoTrack(
+                sid=sid,
+                publisher_sid=publisher.sid,
+                name=track.record.name,
+                priority=track.priority,
+                bitrate=publisher.media.published_bitrate(track.id) if publisher.media else 0,
+            )
+            for sid in session.subscribed
+            if sid in published
+            for publisher, track in (published[sid],)
+        ]
+        speaker = session.dominant_speaker if session.signaling.wants("active_speaker") else None
+        off, on = session.switch.allocate(tracks, speaker)
+        wire: dict[str, str] = {
+            sid: published[sid][1].id for sid in session.subscribed if sid in published
+        }
+        media.switch_off([wire[sid] for sid in session.switch.off if sid in wire])
+        if off or on:
+            message = {"type": "track_switch_off", "off": list(off), "on": list(on)}
+            if session.signaling.send(media, sig.MspChannel.TRACK_SWITCH_OFF, message):
+                session.switch.reported()
 
     def _send_dominant_speaker(self, session: ParticipantSession) -> None:
         """`{"type": "active_speaker", "participant": PA… | null}` (the SDK's
@@ -829,6 +914,7 @@ class LiveRoomService:
             member.media.set_subscriptions(
                 [descriptors[sid] for sid in descriptors if sid in chosen]
             )
+            self._reallocate(member)  # publishers' priorities may have changed
 
     def _subscriptions_changed(
         self, session: ParticipantSession, subscribed: dict[TrackSid, str]
@@ -841,6 +927,7 @@ class LiveRoomService:
         session.subscribed = subscribed
         session.subscribed_revision += 1
         session.send(sig.ServerUpdate(subscribed=session.subscribed_message()))
+        self._reallocate(session)
         records = {
             t.record.sid: t.record
             for m in self.live_participants(session.room.sid)
@@ -883,5 +970,7 @@ class LiveRoomService:
                 await self._leave(session)
             except Exception:
                 log.exception("leave at shutdown failed participant=%s", session.sid)
+        if self._allocator is not None:
+            self._allocator.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

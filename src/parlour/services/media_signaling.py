@@ -61,6 +61,10 @@ class MediaSignalingChannels:
     def wants(self, name: str) -> bool:
         return name in self.labels
 
+    def ready(self, name: str) -> bool:
+        """The client said `ready` on this channel: messages sent now reach it."""
+        return name in self._ready
+
     def received(self, label: str, text: str) -> tuple[str, dict[str, Any]] | None:
         """A client message: (channel name, JSON object), or None if it is not one (bad JSON
         is dropped, as the SDK drops it). A `ready` marks the channel ready and is returned
