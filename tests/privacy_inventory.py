@@ -30,7 +30,7 @@ def inventory(doc: Path = DOC) -> Inventory:
     columns: set[str] = set()
     files: list[str] = []
     for line in table.splitlines():
-        if not line.startswith("| ") or line.startswith("| where") or line.startswith("|---"):
+        if not line.startswith("| ") or line.startswith(("| where", "|---")):
             continue
         where = line.split("|")[1].strip()
         names = re.findall(r"`([^`]+)`", where)
