@@ -644,7 +644,7 @@ def _cmd_retention(args: argparse.Namespace, config: Config) -> None:
     from parlour.services.retention import RetentionService
 
     changes = {
-        name: getattr(args, f"{name}_days")
+        f"{name}_days": getattr(args, f"{name}_days")
         for name in ("identity", "recording", "callback")
         if hasattr(args, f"{name}_days")
     }
