@@ -114,7 +114,7 @@ class Parlour:
 
 async def open_store(config: Config) -> SqlStore:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    return await SqlStore.open(config.db_url)
+    return await SqlStore.open(config.db_url, log_personal_data=config.log_personal_data)
 
 
 async def build(

@@ -91,8 +91,23 @@ _ROOM_SETTINGS = (
 )
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite connections get WAL, a busy timeout and foreign keys."""
+#: Database drivers whose debug log prints every statement with its parameters (identities,
+#: room names, callback bodies). Kept at INFO unless personal data may be logged.
+_PARAMETER_LOGGERS = ("aiosqlite",)
+
+
+def create_engine(url: str, *, log_personal_data: bool = False) -> AsyncEngine:
+    """An async engine; SQLite connections get WAL, a busy timeout and foreign keys.
+
+    Args:
+        log_personal_data: leave the driver's debug log (statements with their parameters)
+            on when the log level is debug; off, it is held at INFO (docs/privacy.md).
+    """
+    if not log_personal_data:
+        for name in _PARAMETER_LOGGERS:
+            driver_log = logging.getLogger(name)
+            if driver_log.level < logging.INFO:
+                driver_log.setLevel(logging.INFO)
     engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
@@ -306,9 +321,9 @@ class SqlStore:
         self.engine = engine
 
     @classmethod
-    async def open(cls, url: str) -> SqlStore:
+    async def open(cls, url: str, *, log_personal_data: bool = False) -> SqlStore:
         """Connect and migrate to the newest schema."""
-        engine = create_engine(url)
+        engine = create_engine(url, log_personal_data=log_personal_data)
         try:
             await migrate.upgrade(engine)
         except BaseException:
