@@ -12,6 +12,7 @@
     ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
+    ├── RetentionService    (services/)    per-account retention + its sweeper task
     ├── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
     └── CollectorRegistry   (api/metrics)  /metrics: reads the SFU and webhook counters
 """
@@ -44,6 +45,7 @@ from parlour.services.live_rooms import LiveRoomService
 from parlour.services.nodes import NodeMonitor, new_node_id
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
+from parlour.services.retention import RetentionService
 from parlour.services.rooms import RoomService
 from parlour.signaling.endpoint import signaling_routes
 from parlour.store.sql import SqlStore
@@ -112,7 +114,7 @@ class Parlour:
 
 async def open_store(config: Config) -> SqlStore:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    return await SqlStore.open(config.db_url)
+    return await SqlStore.open(config.db_url, log_personal_data=config.log_personal_data)
 
 
 async def build(
@@ -157,6 +159,13 @@ async def build(
         media_url_key=media_url_key(secret),
     )
     await recordings.recover()
+    retention = RetentionService(
+        store,
+        clock,
+        config.retention_policy,
+        storage=media_storage,
+        spool_dir=config.data_dir / "media" / "spool",
+    )
     # Recordings end with their track, participant or room: the service hears those events.
     events = FanOutEventSink(callbacks, recordings)
     node_id = new_node_id()
@@ -217,11 +226,13 @@ async def build(
         await webhooks.start()
         reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
         heartbeat = asyncio.create_task(nodes.run())
+        # Retention: every account's policy, applied now and every sweep interval.
+        sweeper = asyncio.create_task(retention.run(config.retention_sweep_seconds))
         try:
             yield
         finally:
             await live.close()  # participants here leave, with their callbacks
-            for task in (reaper, heartbeat):
+            for task in (reaper, heartbeat, sweeper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -244,4 +255,5 @@ async def build(
         ],
         dev=config.dev,
     )
+    asgi.state.retention = retention  # /v1/Parlour/Retention
     return Parlour(config, store, accounts, rooms, participants, live, nodes, asgi, sfu, metrics)

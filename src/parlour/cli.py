@@ -9,6 +9,10 @@
     parlour token --identity I [--room R] [--ttl 3600] [--data-dir D] [--json]
     parlour migrate [--data-dir D]
     parlour metrics-token [--data-dir D] [--json]
+    parlour export --account AC… [--identity I] --out FILE [--data-dir D] [--json]
+    parlour erase --account AC… [--identity I] --yes [--data-dir D] [--json]
+    parlour retention [--account AC…] [--identity-days N|never] [--recording-days N|never]
+                      [--callback-days N|never] [--data-dir D] [--json]
 
 Every subcommand takes `--log-level` and works while `parlour serve` runs on the same data
 dir. A usage or start-up error is one line on stderr (`parlour: …`) and exit status 2 (usage)
@@ -41,6 +45,8 @@ log = logging.getLogger("parlour")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 #: Twilio refuses Access Tokens that live longer than 24 hours.
 MAX_TOKEN_TTL = 86400
+#: The longest retention period one can set (about 100 years); `never` keeps data for ever.
+MAX_RETENTION_DAYS = 36500
 
 
 class CliError(Exception):
@@ -74,6 +80,21 @@ def _ttl(text: str) -> int:
             f"{ttl} is not from 1 to {MAX_TOKEN_TTL} seconds (24 hours, Twilio's maximum)"
         )
     return ttl
+
+
+def _days(text: str) -> int | None:
+    """A retention period: whole days, or `never`."""
+    if text.lower() in ("never", "none"):
+        return None
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days or 'never'") from None
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{days} is not from 1 to {MAX_RETENTION_DAYS} days (or 'never')"
+        )
+    return days
 
 
 def _common(json_flag: bool) -> _Parser:
@@ -166,6 +187,43 @@ def _parser() -> _Parser:
         help="print the bearer token for /metrics ($PARLOUR_METRICS_TOKEN, or derived from "
         "the server secret)",
     )
+
+    export = sub.add_parser(
+        "export",
+        parents=[printing],
+        help="write everything held for an account, or for one identity, to a zip archive",
+    )
+    export.add_argument("--account", required=True, help="the account (AC…)")
+    export.add_argument("--identity", help="only this participant identity, across its rooms")
+    export.add_argument("--out", required=True, help="the archive to write (a .zip)")
+
+    erase = sub.add_parser(
+        "erase",
+        parents=[printing],
+        help="erase everything held for an account, or for one identity (cannot be undone)",
+    )
+    erase.add_argument("--account", required=True, help="the account (AC…)")
+    erase.add_argument("--identity", help="only this participant identity, across its rooms")
+    erase.add_argument("--yes", action="store_true", help="really erase (required)")
+
+    retention = sub.add_parser(
+        "retention",
+        parents=[printing],
+        help="show or set how long an account keeps personal data (docs/privacy.md)",
+    )
+    retention.add_argument("--account", help="the account (AC…; default: the default account)")
+    for name, what in (
+        ("identity", "identities of participants of ended rooms are anonymised"),
+        ("recording", "recordings are deleted"),
+        ("callback", "delivered or failed status callbacks are removed"),
+    ):
+        retention.add_argument(
+            f"--{name}-days",
+            type=_days,
+            default=argparse.SUPPRESS,
+            metavar="N|never",
+            help=f"days after which {what}",
+        )
     return parser
 
 
@@ -487,6 +545,140 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
         sock.close()
 
 
+def _run_store(config: Config, fn: Callable[[Any], Awaitable[None]]) -> None:
+    """Run `fn(store)` on the data dir's database (which must exist already)."""
+    if not config.database_url and not (config.data_dir / "parlour.db").exists():
+        raise CliError(f"no Parlour database in {config.data_dir} (see --data-dir)")
+
+    async def go() -> None:
+        store = await _open_store(config)
+        try:
+            await fn(store)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def _privacy(store: Any, config: Config) -> Any:
+    from parlour.domain.clock import SystemClock
+    from parlour.recording import LocalStorage
+    from parlour.services.privacy import PrivacyService
+
+    media = config.data_dir / "media"
+    return PrivacyService(store, SystemClock(), LocalStorage(media), media / "spool")
+
+
+def _check_account_sid(text: str) -> str:
+    from parlour.domain.sids import is_sid
+
+    if not is_sid(text, "AC"):
+        raise CliError(f"{text!r} is not an account SID (AC followed by 32 hex digits)")
+    return text
+
+
+def _cmd_export(args: argparse.Namespace, config: Config) -> None:
+    from pathlib import Path
+
+    from parlour.domain.errors import NotFoundError
+
+    account = _check_account_sid(args.account)
+    out = Path(args.out)
+    if out.is_dir():
+        raise CliError(f"{out} is a directory; give the archive's file name")
+    if not out.parent.is_dir():
+        raise CliError(f"cannot write {out}: {out.parent} is not a directory")
+
+    async def run(store: Any) -> None:
+        try:
+            done = await _privacy(store, config).export(account, args.identity, out)
+        except NotFoundError:
+            raise CliError(f"no account {account} in this database") from None
+        except OSError as exc:
+            raise CliError(f"cannot write {out}: {_reason(exc)}") from exc
+        data = {
+            "out": str(done.path),
+            "account_sid": account,
+            "identity": args.identity,
+            "records": done.records,
+            "media": done.media_files,
+            "missing_media": done.missing_media,
+        }
+        counts = ", ".join(f"{n} {k}" for k, n in done.records.items())
+        _print(args, data, f"wrote {done.path}: {counts}, {len(done.media_files)} media files")
+
+    _run_store(config, run)
+
+
+def _cmd_erase(args: argparse.Namespace, config: Config) -> None:
+    from parlour.domain.errors import NotFoundError
+    from parlour.domain.ports import ErasureBlocked
+
+    account = _check_account_sid(args.account)
+    if not args.yes:
+        whom = f"identity {args.identity!r} of" if args.identity is not None else "all data of"
+        raise CliError(f"erasing {whom} account {account} cannot be undone; add --yes")
+
+    async def run(store: Any) -> None:
+        try:
+            done = await _privacy(store, config).erase(account, args.identity)
+        except NotFoundError:
+            raise CliError(f"no account {account} in this database") from None
+        except ErasureBlocked as exc:
+            raise CliError(f"nothing erased: {exc}") from exc
+        data = {
+            "account_sid": account,
+            "identity": args.identity,
+            "erased": done.records,
+            "media_deleted": done.media_deleted,
+            "spool_files_deleted": done.spool_deleted,
+        }
+        counts = ", ".join(f"{n} {k}" for k, n in done.records.items())
+        _print(args, data, f"erased {counts}; {len(done.media_deleted)} media files")
+
+    _run_store(config, run)
+
+
+def _cmd_retention(args: argparse.Namespace, config: Config) -> None:
+    from parlour.domain.errors import NotFoundError
+    from parlour.services.retention import RetentionService
+
+    changes = {
+        f"{name}_days": getattr(args, f"{name}_days")
+        for name in ("identity", "recording", "callback")
+        if hasattr(args, f"{name}_days")
+    }
+
+    account = None if args.account is None else _check_account_sid(args.account)
+
+    async def run(store: Any) -> None:
+        from parlour.domain.clock import SystemClock
+        from parlour.services.accounts import AccountService
+
+        nonlocal account
+        clock = SystemClock()
+        if account is None:
+            secret = load_server_secret(config)
+            account = (await AccountService(store, clock, secret).default_account()).account_sid
+        service = RetentionService(store, clock, config.retention_policy)
+        try:
+            if changes:
+                current = await service.update(account, **changes)
+            else:
+                current = await service.get(account)
+        except NotFoundError:
+            raise CliError(f"no account {account} in this database") from None
+        data = {"account_sid": account, **current.as_dict()}
+        lines = [f"account_sid     {account}"] + [
+            f"{k:<15} {'never' if v is None else v}"
+            for k, v in current.as_dict().items()
+            if k.endswith("_days")
+        ]
+        _print(args, data, "\n".join(lines))
+
+    _run_store(config, run)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
     "serve": _cmd_serve,
     "account": _cmd_account,
@@ -494,6 +686,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
     "token": _cmd_token,
     "migrate": _cmd_migrate,
     "metrics-token": _cmd_metrics_token,
+    "export": _cmd_export,
+    "erase": _cmd_erase,
+    "retention": _cmd_retention,
 }
 
 

@@ -23,6 +23,11 @@
 | longest webhook retry delay | | `PARLOUR_WEBHOOK_RETRY_MAX_SECONDS` | `60` |
 | development mode (quickstart token endpoint) | `--dev` | `PARLOUR_DEV` | `false` |
 | `/metrics` bearer token | | `PARLOUR_METRICS_TOKEN` | derived from the server secret |
+| retention: identities of ended rooms (days) | | `PARLOUR_RETENTION_IDENTITY_DAYS` | `30` |
+| retention: recordings (days) | | `PARLOUR_RETENTION_RECORDING_DAYS` | `30` |
+| retention: finished callbacks (days) | | `PARLOUR_RETENTION_CALLBACK_DAYS` | `7` |
+| retention sweep interval | | `PARLOUR_RETENTION_SWEEP_SECONDS` | `3600` |
+| personal data in logs | | `PARLOUR_LOG_PERSONAL_DATA` | `false` |
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from parlour.domain.ports import RetentionPolicy
 
 __all__ = ["Config", "load_metrics_token", "load_server_secret"]
 
@@ -90,6 +97,15 @@ class Config:
     #: The bearer token `/metrics` requires; by default derived from the server secret
     #: (`load_metrics_token`, `parlour metrics-token`).
     metrics_token: str | None = field(default=None, repr=False)
+    #: The retention policy of accounts that set none (`parlour retention`,
+    #: `/v1/Parlour/Retention`), in days; None keeps that data until it is deleted.
+    retention_identity_days: int | None = 30
+    retention_recording_days: int | None = 30
+    retention_callback_days: int | None = 7
+    #: How often the server applies every account's retention policy.
+    retention_sweep_seconds: float = 3600.0
+    #: Let identities, IP addresses and room names into the logs (off: they are masked).
+    log_personal_data: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -128,6 +144,7 @@ class Config:
             ("webhook_timeout_seconds", "PARLOUR_WEBHOOK_TIMEOUT_SECONDS"),
             ("webhook_retry_initial_seconds", "PARLOUR_WEBHOOK_RETRY_INITIAL_SECONDS"),
             ("webhook_retry_max_seconds", "PARLOUR_WEBHOOK_RETRY_MAX_SECONDS"),
+            ("retention_sweep_seconds", "PARLOUR_RETENTION_SWEEP_SECONDS"),
         ):
             if env.get(key):
                 values[name] = _number(float, key, env[key])
@@ -135,13 +152,30 @@ class Config:
             ("auto_create_rooms", "PARLOUR_AUTO_CREATE_ROOMS"),
             ("webhook_allow_private", "PARLOUR_WEBHOOK_ALLOW_PRIVATE"),
             ("dev", "PARLOUR_DEV"),
+            ("log_personal_data", "PARLOUR_LOG_PERSONAL_DATA"),
         ):
             if env.get(key):
                 values[name] = env[key].lower() in ("1", "true", "yes")
+        for name, key in (
+            ("retention_identity_days", "PARLOUR_RETENTION_IDENTITY_DAYS"),
+            ("retention_recording_days", "PARLOUR_RETENTION_RECORDING_DAYS"),
+            ("retention_callback_days", "PARLOUR_RETENTION_CALLBACK_DAYS"),
+        ):
+            if env.get(key):
+                values[name] = _retention_days(key, env[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"]))
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def retention_policy(self) -> RetentionPolicy:
+        """The default retention policy (accounts that set their own override it)."""
+        return RetentionPolicy(
+            identity_days=self.retention_identity_days,
+            recording_days=self.retention_recording_days,
+            callback_days=self.retention_callback_days,
+        )
 
     @property
     def base_url(self) -> str:
@@ -161,6 +195,16 @@ class Config:
                 url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'parlour.db').resolve()}"
+
+
+def _retention_days(key: str, text: str) -> int | None:
+    """Whole days from 1 to 36500, or `never`."""
+    if text.strip().lower() == "never":
+        return None
+    days = int(_number(int, key, text))
+    if not 1 <= days <= 36500:
+        raise ValueError(f"{key} must be from 1 to 36500 days or 'never', not {text!r}")
+    return days
 
 
 def _number(kind: type[int] | type[float], key: str, text: str) -> int | float:

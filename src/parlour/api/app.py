@@ -20,6 +20,7 @@ from parlour.api import (
     quickstart,
     recording_rules,
     recordings,
+    retention,
     room_recordings,
     rooms,
     sdk_assets,
@@ -49,6 +50,7 @@ REST_ROUTES: list[Route] = [
     *room_recordings.routes,
     *recordings.routes,
     *media_downloads.routes,
+    *retention.routes,
 ]
 
 

@@ -268,6 +268,8 @@ _REC_RULES = "/v1/Rooms/{room}/RecordingRules"
 _TRANS = "/v1/Rooms/{room}/Transcriptions"
 _ROOM_RECS = "/v1/Rooms/{room}/Recordings"
 _RECS = "/v1/Recordings"
+_RETENTION = "/v1/Parlour/Retention"
+_ACCOUNT_RETENTION = "/v1/Parlour/Accounts/{account}/Retention"
 
 _ROOM_JSON = _resource_schema("sid", "status", "account_sid", "url", "links")
 _PART_JSON = _resource_schema("sid", "room_sid", "identity", "status", "url")
@@ -276,6 +278,15 @@ _RULES_JSON = _resource_schema("room_sid", "rules")
 _RECORDING_JSON = _resource_schema("sid", "status", "type", "url", "links")
 _REDIRECT_JSON = _resource_schema("redirect_to")
 _NOT_FOUND_ONLY = ("401", "404")
+_DAYS: Schema = {
+    "type": "string",
+    "pattern": "^([0-9]+|never)$",
+    "description": "Whole days from 1 to 36500, or `never` (Parlour extension)",
+}
+_RETENTION_BODY = {"IdentityDays": _DAYS, "RecordingDays": _DAYS, "CallbackDays": _DAYS}
+_RETENTION_JSON = _resource_schema(
+    "account_sid", "identity_days", "recording_days", "callback_days", "default", "url"
+)
 
 #: (method, Starlette path) → its description.
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -385,6 +396,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", _RECS + "/{sid}"): _op("DeleteRecording", ok="204"),
     ("GET", _RECS + "/{sid}/Media"): _op(
         "FetchRecordingMedia", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
+    ),
+    ("GET", _RETENTION): _op("FetchParlourRetention", errors=("401",), schema=_RETENTION_JSON),
+    ("POST", _RETENTION): _op(
+        "UpdateParlourRetention",
+        body=_RETENTION_BODY,
+        errors=("400", "401"),
+        schema=_RETENTION_JSON,
+    ),
+    ("GET", _ACCOUNT_RETENTION): _op(
+        "FetchParlourAccountRetention", errors=_NOT_FOUND_ONLY, schema=_RETENTION_JSON
+    ),
+    ("POST", _ACCOUNT_RETENTION): _op(
+        "UpdateParlourAccountRetention", body=_RETENTION_BODY, schema=_RETENTION_JSON
     ),
     ("GET", "/media/{account}/{name}"): _op(
         "FetchMediaFile",

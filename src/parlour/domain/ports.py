@@ -23,6 +23,7 @@ from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack
 
 __all__ = [
+    "ErasureBlocked",
     "EventSink",
     "FanOutEventSink",
     "LinkReport",
@@ -30,6 +31,9 @@ __all__ = [
     "MediaPlane",
     "MediaSession",
     "MediaStorage",
+    "PersonalData",
+    "RetentionPolicy",
+    "RetentionSettings",
     "TrackDescriptor",
     "ParticipantFilter",
     "Recorder",
@@ -71,6 +75,54 @@ class RecordingFilter:
     media_type: RecordingType | None = None
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How many days an account's personal data is kept; None keeps it until deleted.
+
+    `identity_days`: participants of rooms that ended that long ago are anonymised (their
+    identity becomes their SID, as `Anonymize` does). `recording_days`: recordings are
+    deleted (the media bytes; the `deleted` resource stays, as on Twilio). `callback_days`:
+    delivered or failed status callbacks (their bodies, URL and errors) are removed.
+    """
+
+    identity_days: int | None = 30
+    recording_days: int | None = 30
+    callback_days: int | None = 7
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """An account's stored retention policy."""
+
+    account_sid: AccountSid
+    policy: RetentionPolicy
+    date_created: dt.datetime
+    date_updated: dt.datetime
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """Every record held for an account, or for one identity of it across its rooms.
+
+    For an identity: its participants, their published tracks, every subscription by them
+    or to their tracks, their recordings, the callbacks that name any of these, and the
+    rooms they were in (the rooms are exported, never erased for one identity).
+    """
+
+    rooms: list[Room]
+    participants: list[Participant]
+    published_tracks: list[PublishedTrack]
+    subscribed_tracks: list[SubscribedTrack]
+    recordings: list[Recording]
+    callback_deliveries: list[CallbackDelivery]
+
+
+class ErasureBlocked(Exception):
+    """Erasure refused because the server is still using the data (nothing was erased):
+    a room in progress, a connected participant, a recording being written or a status
+    callback still pending."""
 
 
 class Store(Protocol):
@@ -243,6 +295,62 @@ class Store(Protocol):
 
     async def recordings_with_status(self, status: RecordingStatus) -> list[Recording]:
         """Every recording (any account) in this status, oldest first (startup recovery)."""
+        ...
+
+    # Privacy: data-subject requests (export, erasure) and retention.
+    async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
+        """Everything held for the account, or for one identity of it (see `PersonalData`)."""
+        ...
+
+    async def erase_personal_data(
+        self, account_sid: AccountSid, identity: str | None
+    ) -> PersonalData:
+        """Delete, in one transaction, every row `personal_data` returns (for an identity:
+        all but its rooms; for the account: everything but the account, its API keys and
+        its retention policy); returns what was deleted.
+
+        Raises:
+            ErasureBlocked: something is still live (an account's room in progress; for an
+                identity, one of its participants not disconnected; a recording still
+                processing; a status callback still pending). Nothing is deleted then.
+        """
+        ...
+
+    async def reclaim_space(self) -> None:
+        """Make deleted bytes go from the database files where the database allows it
+        (SQLite: checkpoint and truncate the WAL, VACUUM; PostgreSQL: VACUUM)."""
+        ...
+
+    async def get_retention(self, account_sid: AccountSid) -> RetentionSettings | None: ...
+    async def set_retention(
+        self, account_sid: AccountSid, policy: RetentionPolicy, now: dt.datetime
+    ) -> RetentionSettings:
+        """Insert or replace the account's policy."""
+        ...
+
+    async def account_sids(self) -> list[AccountSid]:
+        """Every account, oldest first."""
+        ...
+
+    async def participants_to_anonymize(
+        self, account_sid: AccountSid, ended_before: dt.datetime, limit: int
+    ) -> list[Participant]:
+        """Participants of the account's rooms that ended before `ended_before` whose
+        identity is not anonymised yet (not their SID)."""
+        ...
+
+    async def expired_recordings(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[Recording]:
+        """Completed or failed recordings of the account created before `before`."""
+        ...
+
+    async def purge_callback_deliveries(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[int]:
+        """Delete delivered or failed callbacks of the account last updated before
+        `before`, except those of rooms still in progress (their sequence numbers count
+        on); returns the deleted ids."""
         ...
 
 

@@ -22,12 +22,21 @@ from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter, Store
+from parlour.domain.ports import (
+    ParticipantFilter,
+    PersonalData,
+    RecordingFilter,
+    RetentionPolicy,
+    RetentionSettings,
+    RoomFilter,
+    Store,
+)
 from parlour.domain.recordings import Recording, RecordingStatus
 from parlour.domain.rooms import Room
 from parlour.domain.rules import Rule
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid, is_sid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack
+from parlour.store.personal import check_erasable, mentions
 
 __all__ = ["MemoryStore"]
 
@@ -128,6 +137,7 @@ class MemoryStore:
         self._deliveries: _Table[CallbackDelivery] = _Table()
         self._recordings: _Table[Recording] = _Table()
         self._nodes: dict[str, _Node] = {}
+        self._retention: dict[str, RetentionSettings] = {}
         self.closed = False
 
     async def close(self) -> None:
@@ -548,6 +558,127 @@ class MemoryStore:
 
     async def recordings_with_status(self, status: RecordingStatus) -> list[Recording]:
         return self._recordings.items_where(lambda r: r.status is status)
+
+    # -- privacy --------------------------------------------------------------------------
+
+    async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
+        def mine(p: Participant) -> bool:
+            return p.account_sid == account_sid and (identity is None or p.identity == identity)
+
+        people = self._participants.items_where(mine)
+        psids = {p.sid for p in people}
+        if identity is None:
+            rooms = self._rooms.items_where(lambda r: r.account_sid == account_sid)
+        else:
+            room_sids = {p.room_sid for p in people}
+            rooms = self._rooms.items_where(lambda r: r.sid in room_sids)
+        published = self._published.items_where(lambda t: t.participant_sid in psids)
+        subscribed = self._subscribed.items_where(
+            lambda s: s.participant_sid in psids or s.publisher_sid in psids
+        )
+        recordings = self._recordings.items_where(
+            lambda r: (
+                r.account_sid == account_sid and (identity is None or r.participant_sid in psids)
+            )
+        )
+        if identity is None:
+            deliveries = self._deliveries.items_where(lambda d: d.account_sid == account_sid)
+        else:
+            names = {identity, *psids, *(t.sid for t in published), *(r.sid for r in recordings)}
+            room_sids = {r.sid for r in rooms}
+            deliveries = self._deliveries.items_where(
+                lambda d: (
+                    d.account_sid == account_sid
+                    and d.resource_sid in room_sids
+                    and mentions(d, names)
+                )
+            )
+        return PersonalData(
+            rooms=[_room_copy(r) for r in rooms],
+            participants=people,
+            published_tracks=published,
+            subscribed_tracks=subscribed,
+            recordings=recordings,
+            callback_deliveries=[_delivery_copy(d) for d in deliveries],
+        )
+
+    async def erase_personal_data(
+        self, account_sid: AccountSid, identity: str | None
+    ) -> PersonalData:
+        data = await self.personal_data(account_sid, identity)
+        check_erasable(data, whole_account=identity is None)
+        psids = {p.sid for p in data.participants}
+        for key, (_, sub) in list(self._subscribed.items()):
+            if sub.participant_sid in psids or sub.publisher_sid in psids:
+                del self._subscribed[key]
+        for table, keys in (
+            (self._published, [t.sid for t in data.published_tracks]),
+            (self._recordings, [r.sid for r in data.recordings]),
+            (self._deliveries, [str(d.id) for d in data.callback_deliveries]),
+            (self._participants, list(psids)),
+            (self._rooms, [r.sid for r in data.rooms] if identity is None else []),
+        ):
+            for key in keys:
+                table.pop(key, None)
+        return data
+
+    async def reclaim_space(self) -> None:
+        return None
+
+    async def get_retention(self, account_sid: AccountSid) -> RetentionSettings | None:
+        return self._retention.get(account_sid)
+
+    async def set_retention(
+        self, account_sid: AccountSid, policy: RetentionPolicy, now: dt.datetime
+    ) -> RetentionSettings:
+        old = self._retention.get(account_sid)
+        settings = RetentionSettings(account_sid, policy, old.date_created if old else now, now)
+        self._retention[account_sid] = settings
+        return settings
+
+    async def account_sids(self) -> list[AccountSid]:
+        ordered = sorted(self._accounts.values(), key=lambda a: (a.date_created, a.sid))
+        return [a.sid for a in ordered]
+
+    async def participants_to_anonymize(
+        self, account_sid: AccountSid, ended_before: dt.datetime, limit: int
+    ) -> list[Participant]:
+        def due(p: Participant) -> bool:
+            room = self._rooms.item(p.room_sid)
+            return (
+                p.account_sid == account_sid
+                and p.identity != p.sid
+                and room is not None
+                and not room.in_progress
+                and room.end_time is not None
+                and room.end_time < ended_before
+            )
+
+        return self._participants.items_where(due)[:limit]
+
+    async def expired_recordings(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[Recording]:
+        done = (RecordingStatus.COMPLETED, RecordingStatus.FAILED)
+        return self._recordings.items_where(
+            lambda r: r.account_sid == account_sid and r.status in done and r.date_created < before
+        )[:limit]
+
+    async def purge_callback_deliveries(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[int]:
+        live = {r.sid for r in self._rooms.items_where(lambda r: r.in_progress)}
+        gone = self._deliveries.items_where(
+            lambda d: (
+                d.account_sid == account_sid
+                and d.status is not DeliveryStatus.PENDING
+                and (d.date_updated or d.date_created) < before
+                and d.resource_sid not in live
+            )
+        )[:limit]
+        for d in gone:
+            del self._deliveries[str(d.id)]
+        return [d.id for d in gone if d.id is not None]
 
 
 def _implements_the_port(store: MemoryStore) -> Store:

@@ -23,6 +23,7 @@ __all__ = [
     "participants",
     "published_tracks",
     "recordings",
+    "retention_policies",
     "rooms",
     "subscribed_tracks",
 ]
@@ -241,4 +242,17 @@ recordings = sa.Table(
     sa.Index("ix_recordings_room_seq", "room_sid", "seq"),
     sa.Index("ix_recordings_status", "status"),
     sa.Index("ix_recordings_source", "source_sid"),
+)
+
+# Per-account retention (revision 0005): days before identities of ended rooms are
+# anonymised, recordings deleted and finished callbacks removed; NULL keeps them.
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), primary_key=True),
+    sa.Column("identity_days", sa.Integer, nullable=True),
+    sa.Column("recording_days", sa.Integer, nullable=True),
+    sa.Column("callback_days", sa.Integer, nullable=True),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
 )

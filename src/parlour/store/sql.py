@@ -6,6 +6,7 @@ SQLite runs in WAL mode with a busy timeout, so the `parlour` CLI can write whil
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -23,7 +24,16 @@ from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
-from parlour.domain.ports import ParticipantFilter, RecordingFilter, RoomFilter, Store
+from parlour.domain.ports import (
+    ErasureBlocked,
+    ParticipantFilter,
+    PersonalData,
+    RecordingFilter,
+    RetentionPolicy,
+    RetentionSettings,
+    RoomFilter,
+    Store,
+)
 from parlour.domain.recordings import (
     ContainerFormat,
     Recording,
@@ -44,6 +54,7 @@ from parlour.domain.sids import (
 )
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack, TrackKind
 from parlour.store import migrate
+from parlour.store.personal import check_erasable, mentions
 from parlour.store.schema import (
     accounts,
     api_keys,
@@ -53,6 +64,7 @@ from parlour.store.schema import (
     participants,
     published_tracks,
     recordings,
+    retention_policies,
     rooms,
     subscribed_tracks,
 )
@@ -79,8 +91,23 @@ _ROOM_SETTINGS = (
 )
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite connections get WAL, a busy timeout and foreign keys."""
+#: Database drivers whose debug log prints every statement with its parameters (identities,
+#: room names, callback bodies). Kept at INFO unless personal data may be logged.
+_PARAMETER_LOGGERS = ("aiosqlite",)
+
+
+def create_engine(url: str, *, log_personal_data: bool = False) -> AsyncEngine:
+    """An async engine; SQLite connections get WAL, a busy timeout and foreign keys.
+
+    Args:
+        log_personal_data: leave the driver's debug log (statements with their parameters)
+            on when the log level is debug; off, it is held at INFO (docs/privacy.md).
+    """
+    if not log_personal_data:
+        for name in _PARAMETER_LOGGERS:
+            driver_log = logging.getLogger(name)
+            if driver_log.level < logging.INFO:
+                driver_log.setLevel(logging.INFO)
     engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
@@ -91,6 +118,9 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA busy_timeout=10000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten content is zeroed in the file, not left in free space
+            # (docs/privacy.md: erasure and retention).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
     return engine
@@ -291,9 +321,9 @@ class SqlStore:
         self.engine = engine
 
     @classmethod
-    async def open(cls, url: str) -> SqlStore:
+    async def open(cls, url: str, *, log_personal_data: bool = False) -> SqlStore:
         """Connect and migrate to the newest schema."""
-        engine = create_engine(url)
+        engine = create_engine(url, log_personal_data=log_personal_data)
         try:
             await migrate.upgrade(engine)
         except BaseException:
@@ -1018,6 +1048,288 @@ class SqlStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(recordings.c.seq))).all()
         return [_recording(r) for r in rows]
+
+    # -- privacy --------------------------------------------------------------------------
+
+    async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
+        async with self.engine.connect() as conn:
+            return await _personal_data(conn, account_sid, identity)
+
+    async def erase_personal_data(
+        self, account_sid: AccountSid, identity: str | None
+    ) -> PersonalData:
+        async with self.engine.begin() as conn:
+            # A write first: on SQLite it takes the write lock (so what is read next is the
+            # newest state and stays so until commit); on PostgreSQL it locks the rows.
+            if identity is None:
+                await conn.execute(
+                    sa.update(rooms)
+                    .where(rooms.c.account_sid == account_sid)
+                    .values(status=rooms.c.status)
+                )
+            else:
+                await conn.execute(
+                    sa.update(participants)
+                    .where(
+                        participants.c.account_sid == account_sid,
+                        participants.c.identity == identity,
+                    )
+                    .values(status=participants.c.status)
+                )
+            data = await _personal_data(conn, account_sid, identity)
+            check_erasable(data, whole_account=identity is None)
+            sub, pub = subscribed_tracks, published_tracks
+            psids = [p.sid for p in data.participants]
+            await _delete_in(conn, sub, sub.c.participant_sid, psids)
+            await _delete_in(conn, sub, sub.c.publisher_sid, psids)
+            await _delete_in(conn, pub, pub.c.sid, [t.sid for t in data.published_tracks])
+            await _delete_in(conn, recordings, recordings.c.sid, [r.sid for r in data.recordings])
+            await _delete_in(
+                conn,
+                callback_deliveries,
+                callback_deliveries.c.seq,
+                [d.id for d in data.callback_deliveries],
+            )
+            await _delete_in(
+                conn, participants, participants.c.sid, [p.sid for p in data.participants]
+            )
+            if identity is None:
+                await _delete_in(conn, rooms, rooms.c.sid, [r.sid for r in data.rooms])
+        return data
+
+    async def reclaim_space(self) -> None:
+        dialect = self.engine.dialect.name
+        async with self.engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if dialect == "sqlite":
+                await _sqlite_checkpoint(auto)
+                await auto.exec_driver_sql("VACUUM")
+                await _sqlite_checkpoint(auto)
+            elif dialect == "postgresql":
+                names = ", ".join(
+                    t.name
+                    for t in (
+                        rooms,
+                        participants,
+                        published_tracks,
+                        subscribed_tracks,
+                        recordings,
+                        callback_deliveries,
+                    )
+                )
+                await auto.exec_driver_sql(f"VACUUM {names}")
+
+    async def get_retention(self, account_sid: AccountSid) -> RetentionSettings | None:
+        t = retention_policies
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t).where(t.c.account_sid == account_sid))).first()
+        return None if row is None else _retention(row)
+
+    async def set_retention(
+        self, account_sid: AccountSid, policy: RetentionPolicy, now: dt.datetime
+    ) -> RetentionSettings:
+        t = retention_policies
+        days = {
+            "identity_days": policy.identity_days,
+            "recording_days": policy.recording_days,
+            "callback_days": policy.callback_days,
+        }
+        async with self.engine.begin() as conn:
+            updated = await conn.execute(
+                sa.update(t).where(t.c.account_sid == account_sid).values(**days, date_updated=now)
+            )
+            if not updated.rowcount:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            sa.insert(t).values(
+                                account_sid=account_sid, date_created=now, date_updated=now, **days
+                            )
+                        )
+                except IntegrityError:  # inserted meanwhile: ours is the newer write
+                    await conn.execute(
+                        sa.update(t)
+                        .where(t.c.account_sid == account_sid)
+                        .values(**days, date_updated=now)
+                    )
+            row = (await conn.execute(sa.select(t).where(t.c.account_sid == account_sid))).one()
+        return _retention(row)
+
+    async def account_sids(self) -> list[AccountSid]:
+        query = sa.select(accounts.c.sid).order_by(accounts.c.date_created, accounts.c.sid)
+        async with self.engine.connect() as conn:
+            return [AccountSid(sid) for sid in (await conn.scalars(query)).all()]
+
+    async def participants_to_anonymize(
+        self, account_sid: AccountSid, ended_before: dt.datetime, limit: int
+    ) -> list[Participant]:
+        p, r = participants, rooms
+        query = (
+            sa.select(p)
+            .join(r, r.c.sid == p.c.room_sid)
+            .where(
+                p.c.account_sid == account_sid,
+                r.c.status != RoomStatus.IN_PROGRESS.value,
+                r.c.end_time < ended_before,
+                p.c.identity != p.c.sid,
+            )
+            .order_by(p.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_participant(row) for row in (await conn.execute(query)).all()]
+
+    async def expired_recordings(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[Recording]:
+        t = recordings
+        query = (
+            sa.select(t)
+            .where(
+                t.c.account_sid == account_sid,
+                t.c.status.in_([RecordingStatus.COMPLETED.value, RecordingStatus.FAILED.value]),
+                t.c.date_created < before,
+            )
+            .order_by(t.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_recording(row) for row in (await conn.execute(query)).all()]
+
+    async def purge_callback_deliveries(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[int]:
+        t = callback_deliveries
+        live_rooms = sa.select(rooms.c.sid).where(rooms.c.status == RoomStatus.IN_PROGRESS.value)
+        query = (
+            sa.select(t.c.seq)
+            .where(
+                t.c.account_sid == account_sid,
+                t.c.status != DeliveryStatus.PENDING.value,
+                t.c.date_updated < before,
+                t.c.resource_sid.not_in(live_rooms),
+            )
+            .order_by(t.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.begin() as conn:
+            ids = list((await conn.scalars(query)).all())
+            await _delete_in(conn, t, t.c.seq, ids)
+        return ids
+
+
+_CHUNK = 500
+
+
+async def _delete_in(conn: Any, table: sa.Table, column: Any, values: Sequence[Any]) -> None:
+    for i in range(0, len(values), _CHUNK):
+        await conn.execute(sa.delete(table).where(column.in_(values[i : i + _CHUNK])))
+
+
+async def _select_in(conn: Any, query: Any, column: Any, values: Sequence[Any]) -> list[Any]:
+    rows: list[Any] = []
+    for i in range(0, len(values), _CHUNK):
+        rows.extend((await conn.execute(query.where(column.in_(values[i : i + _CHUNK])))).all())
+    return rows
+
+
+async def _personal_data(conn: Any, account_sid: AccountSid, identity: str | None) -> PersonalData:
+    p, r, pub, sub = participants, rooms, published_tracks, subscribed_tracks
+    rec, cb = recordings, callback_deliveries
+    if identity is None:
+        room_rows = (
+            await conn.execute(sa.select(r).where(r.c.account_sid == account_sid).order_by(r.c.seq))
+        ).all()
+        part_rows = (
+            await conn.execute(sa.select(p).where(p.c.account_sid == account_sid).order_by(p.c.seq))
+        ).all()
+    else:
+        part_rows = (
+            await conn.execute(
+                sa.select(p)
+                .where(p.c.account_sid == account_sid, p.c.identity == identity)
+                .order_by(p.c.seq)
+            )
+        ).all()
+        room_sids = sorted({row.room_sid for row in part_rows})
+        room_rows = sorted(
+            await _select_in(conn, sa.select(r), r.c.sid, room_sids), key=lambda row: row.seq
+        )
+    psids = [row.sid for row in part_rows]
+    pub_rows = sorted(
+        await _select_in(conn, sa.select(pub), pub.c.participant_sid, psids),
+        key=lambda row: row.seq,
+    )
+    sub_rows = {
+        row.seq: row
+        for column in (sub.c.participant_sid, sub.c.publisher_sid)
+        for row in await _select_in(conn, sa.select(sub), column, psids)
+    }
+    if identity is None:
+        rec_rows = (
+            await conn.execute(
+                sa.select(rec).where(rec.c.account_sid == account_sid).order_by(rec.c.seq)
+            )
+        ).all()
+        cb_rows = (
+            await conn.execute(
+                sa.select(cb).where(cb.c.account_sid == account_sid).order_by(cb.c.seq)
+            )
+        ).all()
+        deliveries = [_delivery(row) for row in cb_rows]
+    else:
+        rec_rows = sorted(
+            await _select_in(
+                conn,
+                sa.select(rec).where(rec.c.account_sid == account_sid),
+                rec.c.participant_sid,
+                psids,
+            ),
+            key=lambda row: row.seq,
+        )
+        names = {identity, *psids, *(row.sid for row in pub_rows), *(row.sid for row in rec_rows)}
+        cb_rows = await _select_in(
+            conn,
+            sa.select(cb).where(cb.c.account_sid == account_sid),
+            cb.c.resource_sid,
+            [row.sid for row in room_rows],
+        )
+        deliveries = sorted(
+            (d for d in map(_delivery, cb_rows) if mentions(d, names)),
+            key=lambda d: d.id or 0,
+        )
+    return PersonalData(
+        rooms=[_room(row) for row in room_rows],
+        participants=[_participant(row) for row in part_rows],
+        published_tracks=[_published(row) for row in pub_rows],
+        subscribed_tracks=[_subscribed(sub_rows[k]) for k in sorted(sub_rows)],
+        recordings=[_recording(row) for row in rec_rows],
+        callback_deliveries=deliveries,
+    )
+
+
+async def _sqlite_checkpoint(conn: Any) -> None:
+    """Copy the WAL into the database and truncate it to zero bytes (retried while a
+    reader of the running server holds an old snapshot)."""
+    for _ in range(100):
+        busy, _log, _done = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+        if not busy:
+            return
+        await asyncio.sleep(0.05)
+    raise ErasureBlocked("the SQLite WAL could not be checkpointed (a reader kept it busy)")
+
+
+def _retention(row: Row[Any]) -> RetentionSettings:
+    return RetentionSettings(
+        account_sid=AccountSid(row.account_sid),
+        policy=RetentionPolicy(
+            identity_days=row.identity_days,
+            recording_days=row.recording_days,
+            callback_days=row.callback_days,
+        ),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+    )
 
 
 def _implements_the_port(store: SqlStore) -> Store:
