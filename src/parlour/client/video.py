@@ -24,7 +24,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Any, cast
 
 import websockets
 from aiortc import MediaStreamTrack, RTCDataChannel
@@ -112,6 +112,7 @@ class RemoteParticipant:
     state: str
     revision: int
     tracks: dict[str, RemoteTrackPublication] = field(default_factory=dict)
+    network_quality_level: int | None = None
 
 
 class LocalDataTrack:
@@ -150,7 +151,9 @@ class RoomEvent:
     `trackUnpublished`, `trackEnabled`, `trackDisabled`, `localTrackPublished`,
     `localTrackPublicationFailed`, `reconnecting`, `reconnected`, `disconnected`,
     `recordingStarted`, `recordingStopped`, `dominantSpeakerChanged` (with `participant`
-    None when nobody is dominant any more).
+    None when nobody is dominant any more), `networkQualityLevelChanged` (`participant`
+    None for the local one; the level is `room.network_quality_level` or the
+    participant's `network_quality_level`).
     """
 
     name: str
@@ -188,7 +191,9 @@ class Room:
         self.is_recording = False
         self._recording_revision = 0
         self.dominant_speaker: RemoteParticipant | None = None
-        self._speaker_label: str | None = None  # the active_speaker channel's label
+        self._signaling_labels: dict[str, str] = {}  # media-signaling channel → label
+        self.network_quality_level: int | None = None
+        self._quality_timer: asyncio.TimerHandle | None = None
         self._revision = 1
         self._published_revision = 0
         self._events: asyncio.Queue[RoomEvent] = asyncio.Queue()
@@ -301,7 +306,10 @@ class Room:
             ice_servers="acquire",
             publisher=sig.Publisher(name="parlour-python", sdk_version="0.1.0"),
             media_signaling=(
-                {sig.MspChannel.ACTIVE_SPEAKER: sig.MediaSignalingRequest()}
+                {
+                    sig.MspChannel.ACTIVE_SPEAKER: sig.MediaSignalingRequest(),
+                    sig.MspChannel.NETWORK_QUALITY: sig.MediaSignalingRequest(),
+                }
                 if self.peer is not None
                 else {}
             ),
@@ -406,31 +414,76 @@ class Room:
         self._incoming[channel.label] = channel
         self._match_incoming()
 
-    def _speaker_channel(self, channel: RTCDataChannel) -> None:
-        """The media-signaling channel of dominant speaker changes (twilio-video's MSP)."""
+    def _signaling_channel(self, name: str, channel: RTCDataChannel) -> None:
+        """A media-signaling channel the server opened (twilio-video's MSP): say `ready`,
+        then read its JSON messages."""
 
         def on_message(message: str | bytes) -> None:
             try:
                 body = json.loads(message)
             except ValueError:
                 return
-            if not isinstance(body, dict) or body.get("type") != "active_speaker":
+            if not isinstance(body, dict):
                 return
-            sid = body.get("participant")
-            speaker = self.participants.get(sid) if isinstance(sid, str) else None
-            if speaker is not self.dominant_speaker:
-                self.dominant_speaker = speaker
-                self._emit(RoomEvent("dominantSpeakerChanged", speaker))
+            if name == sig.MspChannel.ACTIVE_SPEAKER and body.get("type") == "active_speaker":
+                self._dominant_speaker(body.get("participant"))
+            elif name == sig.MspChannel.NETWORK_QUALITY and body.get("type") == "network_quality":
+                self._network_quality(body)
+                self._schedule_quality_report(channel)
 
         channel.on("message", on_message)
         channel.send(json.dumps({"type": "ready"}))
+        if name == sig.MspChannel.NETWORK_QUALITY:
+            self._send_quality_report(channel)
+
+    def _dominant_speaker(self, sid: object) -> None:
+        speaker = self.participants.get(sid) if isinstance(sid, str) else None
+        if speaker is not self.dominant_speaker:
+            self.dominant_speaker = speaker
+            self._emit(RoomEvent("dominantSpeakerChanged", speaker))
+
+    def _network_quality(self, body: dict[str, Any]) -> None:
+        """`local` (a level, or an object with one) and `remotes` (with `sid`, `level`)."""
+        local = body.get("local")
+        level = local.get("level") if isinstance(local, dict) else local
+        if isinstance(level, int) and level != self.network_quality_level:
+            self.network_quality_level = level
+            self._emit(RoomEvent("networkQualityLevelChanged"))
+        for remote in body.get("remotes") or ():
+            if not isinstance(remote, dict):
+                continue
+            participant = self.participants.get(str(remote.get("sid")))
+            level = remote.get("level")
+            if participant is not None and isinstance(level, int):
+                if level != participant.network_quality_level:
+                    participant.network_quality_level = level
+                    self._emit(RoomEvent("networkQualityLevelChanged", participant))
+
+    def _send_quality_report(self, channel: RTCDataChannel) -> None:
+        """A report as the SDK sends one (levels asked for: minimal, local and remote); the
+        server measures loss and jitter itself."""
+        if channel.readyState != "open" or self.state == "disconnected":
+            return
+        report = {
+            "type": "network_quality",
+            "reportLevel": 1,
+            "remoteReportLevel": 1,
+            "ice": {"send": 0, "recv": 0},
+        }
+        channel.send(json.dumps(report))
+
+    def _schedule_quality_report(self, channel: RTCDataChannel) -> None:
+        """The next report a second after each reply, as twilio-video paces them."""
+        if self._quality_timer is not None:
+            self._quality_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._quality_timer = loop.call_later(1.0, self._send_quality_report, channel)
 
     def _match_incoming(self) -> None:
-        label = self._speaker_label
-        if label is not None and label in self._incoming:
-            channel = self._incoming.pop(label)
+        for name, label in self._signaling_labels.items():
+            channel = self._incoming.pop(label, None)
             if isinstance(channel, RTCDataChannel):
-                self._speaker_channel(channel)
+                self._signaling_channel(name, channel)
         for sid, wire_id in self.subscribed.items():
             item = self._incoming.get(wire_id)
             if item is None or sid in self.remote_media or sid in self.remote_data:
@@ -549,6 +602,9 @@ class Room:
 
     async def _stop_tasks(self) -> None:
         """Stop the heartbeat; let the reader end with its (closed) socket."""
+        if self._quality_timer is not None:
+            self._quality_timer.cancel()
+            self._quality_timer = None
         heartbeat, reader = self._heartbeat, self._reader
         self._heartbeat = self._reader = None
         if heartbeat is not None:
@@ -574,10 +630,10 @@ class Room:
             self.sid, self.name, self.session = body.sid, body.name, body.session
             self.local_sid, self.local_identity = body.participant.sid, body.participant.identity
             self.session_timeout = body.options.session_timeout
-            speaker = (body.media_signaling or {}).get(sig.MspChannel.ACTIVE_SPEAKER)
-            if speaker is not None and speaker.transport is not None:
-                self._speaker_label = speaker.transport.label
-                self._match_incoming()
+            for name, served in (body.media_signaling or {}).items():
+                if served.transport is not None and served.transport.label is not None:
+                    self._signaling_labels[name] = served.transport.label
+            self._match_incoming()
             self.media_region = body.options.media_region
             self.state = "connected"
             self._apply(body.participants or (), body.published, body.subscribed)
