@@ -255,9 +255,9 @@ def test_ttl_disposition_and_tampering(recorded: Recorded, server: ServerThread)
             assert reply.status_code == 403 and reply.json()["code"] == 20403
         stripped = f"{parts.scheme}://{parts.netloc}{parts.path}"
         assert anonymous.get(stripped).status_code == 403
-        short = http.get(f"{media}?Ttl=1").headers["location"]
+        short = http.get(f"{media}?Ttl=3").headers["location"]
         assert anonymous.head(short).status_code == 200
-        time.sleep(1.1)
+        time.sleep(3.1)
         assert anonymous.get(short).status_code == 403  # Ttl honoured
 
 
