@@ -35,17 +35,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Final, Self, TypeAlias, cast
 
+from parlour.protocol import wire
 from parlour.protocol.signaling import SignalingProtocolError, UnknownMessageTypeError
-from parlour.protocol.wire import (
-    MISSING,
-    JsonObject,
-    Reader,
-    Wire,
-    emit,
-    extra_field,
-    is_finite_number,
-    loads,
-)
+from parlour.protocol.wire import JsonObject, Reader, Wire, emit, extra_field
 
 __all__ = [
     "MAX_LEVEL",
@@ -131,7 +123,7 @@ class _Obj(Reader):
         """A verbosity 0–3. The SDK only range-checks it, so 2.5 is possible: it is floored."""
         value = self.get(key)
         if (
-            not is_finite_number(value)
+            not wire.is_finite_number(value)
             or not 0 <= cast(float, value) <= NetworkQualityVerbosity.DETAILED
         ):
             raise self.fail(key, "a number 0–3", value)
@@ -548,7 +540,7 @@ LocalLevel: TypeAlias = int | NetworkQualityLevels
 
 def _parse_local(f: _Obj) -> LocalLevel | None:
     value = f.get("local")
-    if value is MISSING or value is None:
+    if value is wire.MISSING or value is None:
         return None
     if isinstance(value, dict):
         return NetworkQualityLevels._parse(f.child(value, f.path("local")))
@@ -642,7 +634,7 @@ def parse_message(raw: str | bytes) -> NetworkQualityReport:
             (``{"type": "ready"}`` comes first on every channel).
         NetworkQualityProtocolError: If it is not UTF-8 JSON or not a valid report.
     """
-    return NetworkQualityReport.parse(loads(raw, NetworkQualityProtocolError, "message"))
+    return NetworkQualityReport.parse(wire.loads(raw, NetworkQualityProtocolError, "message"))
 
 
 def encode_message(message: NetworkQualityMessage | NetworkQualityReport) -> str:

@@ -159,13 +159,6 @@ class Ready(_Msg):
 
     TYPE: ClassVar[str] = "ready"
 
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(extra=f.extra())
-
-    def _members(self) -> JsonObject:
-        return {}
-
 
 # --------------------------------------------------------------------------------------------
 # track_priority

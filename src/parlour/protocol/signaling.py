@@ -33,15 +33,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal, Self, TypeAlias, TypeVar, cast, overload
 
-from parlour.protocol.wire import (
-    JsonObject,
-    Reader,
-    Wire,
-    emit,
-    extra_field,
-    is_finite_number,
-    loads,
-)
+from parlour.protocol import wire
+from parlour.protocol.wire import JsonObject, Reader, Wire, emit, extra_field
 
 __all__ = [
     "ICE_VERSION",
@@ -1017,7 +1010,7 @@ class ConnectedOptions(_Wire):
 
     def __post_init__(self) -> None:
         _check(
-            is_finite_number(self.session_timeout) and self.session_timeout >= 0,
+            wire.is_finite_number(self.session_timeout) and self.session_timeout >= 0,
             f"{self._WHERE}.session_timeout",
             f"must be a finite number >= 0, got {self.session_timeout!r}",
         )
@@ -1695,13 +1688,6 @@ class Heartbeat(_Message):
 
     TYPE: ClassVar[str] = "heartbeat"
 
-    @classmethod
-    def _parse(cls, f: _Fields) -> Self:
-        return cls(extra=f.extra())
-
-    def _members(self) -> JsonObject:
-        return {}
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bye(_Message):
@@ -1710,13 +1696,6 @@ class Bye(_Message):
     extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "bye"
-
-    @classmethod
-    def _parse(cls, f: _Fields) -> Self:
-        return cls(extra=f.extra())
-
-    def _members(self) -> JsonObject:
-        return {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1864,7 +1843,7 @@ def parse_message(raw: str | bytes, *, sender: Sender = "client") -> TcmpFrame:
         UnknownMessageTypeError: If a ``type`` is not one ``sender`` may send.
         SignalingProtocolError: If the frame is not UTF-8 JSON or is invalid.
     """
-    obj = loads(raw, SignalingProtocolError, "frame")
+    obj = wire.loads(raw, SignalingProtocolError, "frame")
     if sender == "client":
         return parse_frame(obj, sender="client")
     return parse_frame(obj, sender="server")

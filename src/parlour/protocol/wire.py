@@ -292,11 +292,13 @@ class Wire(Generic[_R]):
         f.expect_type(cls.TYPE)
 
     @classmethod
-    def _parse(cls, f: _R) -> Self:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    def _parse(cls, f: _R) -> Self:
+        """Build the object from its reader; by default one with no modelled members."""
+        return cls(**{"extra": f.extra()})  # noqa: PIE804 - the field is a subclass's
 
-    def _members(self) -> JsonObject:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    def _members(self) -> JsonObject:
+        """The modelled members, as JSON; by default none."""
+        return {}
 
     def to_json(self) -> JsonObject:
         """The JSON object for this value, ready for `json.dumps`.
