@@ -31,11 +31,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, Final, Self, TypeAlias, TypeVar, cast
+from typing import Any, ClassVar, Final, Self, TypeAlias, cast
 
+from parlour.protocol import wire
 from parlour.protocol.signaling import SignalingProtocolError, UnknownMessageTypeError
+from parlour.protocol.wire import JsonObject, Reader, Wire, emit, extra_field
 
 __all__ = [
     "MAX_LEVEL",
@@ -65,9 +67,6 @@ MESSAGE_TYPE: Final = "network_quality"
 """``type`` of both directions' messages."""
 MAX_LEVEL: Final = 5
 """Network Quality Levels run 0 (network broken) to 5 (excellent)."""
-
-JsonObject: TypeAlias = dict[str, Any]
-_T = TypeVar("_T")
 
 
 class NetworkQualityProtocolError(SignalingProtocolError):
@@ -99,67 +98,15 @@ class NetworkQualityVerbosity(IntEnum):
 
 
 # --------------------------------------------------------------------------------------------
-# Reading untrusted JSON
-
-_MISSING: Final = object()
+# Reading untrusted JSON (the machinery is `parlour.protocol.wire`'s)
 
 
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+class _Obj(Reader):
+    """`Reader` of ``network_quality`` messages: raises `NetworkQualityProtocolError`."""
 
+    __slots__ = ()
 
-def _is_number(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    # math.isfinite() raises OverflowError on ints too big for a float; ints are finite.
-    return isinstance(value, int) or math.isfinite(value)
-
-
-class _Obj:
-    """Typed, path-aware access to one untrusted JSON object; the unread members are extra."""
-
-    __slots__ = ("_obj", "_seen", "where")
-
-    def __init__(self, value: object, where: str) -> None:
-        if not isinstance(value, dict):
-            raise NetworkQualityProtocolError(
-                f"{where}: expected an object, got {_describe(value)}"
-            )
-        self._obj = cast(JsonObject, value)
-        self._seen: set[str] = set()
-        self.where = where
-
-    def fail(self, key: str, expected: str, value: object) -> NetworkQualityProtocolError:
-        got = "nothing" if value is _MISSING else _describe(value)
-        return NetworkQualityProtocolError(f"{self.where}.{key}: expected {expected}, got {got}")
-
-    def get(self, key: str) -> object:
-        self._seen.add(key)
-        return self._obj.get(key, _MISSING)
-
-    def extra(self) -> JsonObject:
-        return {k: v for k, v in self._obj.items() if k not in self._seen}
-
-    def opt_number(self, key: str) -> float | None:
-        """A finite number, or None if absent or null (JavaScript's undefined and NaN)."""
-        value = self.get(key)
-        if value is _MISSING or value is None:
-            return None
-        if not _is_number(value):
-            raise self.fail(key, "a number", value)
-        return cast(float, value)
+    error: ClassVar[type[ValueError]] = NetworkQualityProtocolError
 
     def req_level(self, key: str) -> int:
         return self.check_level(key, self.get(key))
@@ -170,78 +117,83 @@ class _Obj:
         return value
 
     def opt_level(self, key: str) -> int | None:
-        if self._obj.get(key) is None:
-            self.get(key)
-            return None
-        return self.req_level(key)
+        return self._opt(key, self.req_level)
 
     def req_verbosity(self, key: str) -> NetworkQualityVerbosity:
         """A verbosity 0–3. The SDK only range-checks it, so 2.5 is possible: it is floored."""
         value = self.get(key)
-        if not _is_number(value) or not 0 <= cast(float, value) <= NetworkQualityVerbosity.DETAILED:
+        if (
+            not wire.is_finite_number(value)
+            or not 0 <= cast(float, value) <= NetworkQualityVerbosity.DETAILED
+        ):
             raise self.fail(key, "a number 0–3", value)
         return NetworkQualityVerbosity(math.floor(cast(float, value)))
 
-    def req_sid(self, key: str) -> str:
-        value = self.get(key)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "a non-empty string", value)
-        return value
 
-    def opt_obj(self, key: str, parse: Callable[[_Obj], _T]) -> _T | None:
-        value = self.get(key)
-        if value is _MISSING or value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.fail(key, "an object", value)
-        return parse(_Obj(value, f"{self.where}.{key}"))
-
-    def opt_objs(self, key: str, parse: Callable[[_Obj], _T]) -> tuple[_T, ...] | None:
-        value = self.get(key)
-        if value is _MISSING or value is None:
-            return None
-        if not isinstance(value, list):
-            raise self.fail(key, "an array", value)
-        return tuple(parse(_Obj(item, f"{self.where}.{key}[{i}]")) for i, item in enumerate(value))
-
-
-def _emit(out: JsonObject, key: str, value: object) -> None:
-    """Set ``out[key]`` unless the value is None (an omitted optional member)."""
-    if value is not None:
-        out[key] = value.to_json() if isinstance(value, _Wire) else value
-
-
-def _extra_field() -> Any:
-    return field(default_factory=dict, hash=False, compare=True)
-
-
-class _Wire:
-    """Base of every wire object: ``parse`` from decoded JSON, ``to_json`` back."""
+class _Wire(Wire[_Obj]):
+    """Base of every wire object here; `parse` raises only `NetworkQualityProtocolError`."""
 
     __slots__ = ()
 
-    _WHERE: ClassVar[str] = ""
+    _READER: ClassVar[type[Reader]] = _Obj
 
     @classmethod
-    def parse(cls, obj: object) -> Self:
-        """Build the object from decoded JSON, validating it.
+    def _expect_type(cls, f: _Obj) -> None:
+        value = f.get("type")
+        if value != cls.TYPE:
+            if isinstance(value, str):
+                raise UnknownNetworkQualityMessageError(
+                    f"{f.where}.type: expected {cls.TYPE!r}, got {value[:40]!r}", value
+                )
+            raise f.fail("type", repr(cls.TYPE), value)
 
-        Raises:
-            NetworkQualityProtocolError: If ``obj`` does not have the required shape.
-        """
-        return cls._parse(_Obj(obj, cls._WHERE))
+
+_Read: TypeAlias = Callable[[_Obj, str], object]
+"""How one member is read: ``read(f, wire_name)``."""
+
+
+class _Record(_Wire):
+    """A wire object whose members are all optional, each read its own way.
+
+    ``_MEMBERS`` lists ``(attribute, wire name, read)``; ``to_json`` leaves out the members
+    that are None, or (with ``_NULLS``) writes them as null.
+    """
+
+    __slots__ = ()
+
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = ()
+    _NULLS: ClassVar[bool] = False
 
     @classmethod
-    def _parse(cls, f: _Obj) -> Self:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    def _parse(cls, f: _Obj) -> Self:
+        return cls(**cls._read_members(f) | {"extra": f.extra()})
 
-    def _members(self) -> JsonObject:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    @classmethod
+    def _read_members(cls, f: _Obj) -> dict[str, Any]:
+        return {attr: read(f, name) for attr, name, read in cls._MEMBERS}
 
-    def to_json(self) -> JsonObject:
-        """The JSON object, ready for `json.dumps`: ``extra`` first, modelled members win."""
-        extra: Mapping[str, Any] = getattr(self, "extra", {})
-        return {**extra, **self._members()}
+    def _members(self) -> JsonObject:
+        out: JsonObject = {}
+        for attr, name, _ in self._MEMBERS:
+            value = getattr(self, attr)
+            if self._NULLS:
+                out[name] = value
+            else:
+                emit(out, name, value)
+        return out
+
+
+def _number(f: _Obj, key: str) -> float | None:
+    return f.opt_number(key)
+
+
+def _level(f: _Obj, key: str) -> int | None:
+    return f.opt_level(key)
+
+
+def _part(cls: type[_Wire]) -> _Read:
+    """Reads an optional nested object of class ``cls``."""
+    return lambda f, key: f.opt_parsed(key, cls._parse)
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,7 +201,7 @@ class _Wire:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IceSummary(_Wire):
+class IceSummary(_Record):
     """``ice``: the selected candidate pair (``IceReport``), bit/s and seconds.
 
     ``availableSend`` is Chrome's ``availableOutgoingBitrate`` (its send-side bandwidth
@@ -261,31 +213,19 @@ class IceSummary(_Wire):
     recv: float | None = None
     available_send: float | None = None
     rtt: float | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "network_quality.ice"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(
-            send=f.opt_number("send"),
-            recv=f.opt_number("recv"),
-            available_send=f.opt_number("availableSend"),
-            rtt=f.opt_number("rtt"),
-            extra=f.extra(),
-        )
-
-    def _members(self) -> JsonObject:
-        out: JsonObject = {}
-        _emit(out, "send", self.send)
-        _emit(out, "recv", self.recv)
-        _emit(out, "availableSend", self.available_send)
-        _emit(out, "rtt", self.rtt)
-        return out
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("send", "send", _number),
+        ("recv", "recv", _number),
+        ("available_send", "availableSend", _number),
+        ("rtt", "rtt", _number),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SenderSummary(_Wire):
+class SenderSummary(_Record):
     """``send`` / ``<kind>.send``: summed ``bitrate`` (bit/s) of the outbound RTP streams and
     the average ``rtt`` of their remote-inbound stats.
 
@@ -295,23 +235,17 @@ class SenderSummary(_Wire):
 
     bitrate: float | None = None
     rtt: float | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "network_quality.send"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(bitrate=f.opt_number("bitrate"), rtt=f.opt_number("rtt"), extra=f.extra())
-
-    def _members(self) -> JsonObject:
-        out: JsonObject = {}
-        _emit(out, "bitrate", self.bitrate)
-        _emit(out, "rtt", self.rtt)
-        return out
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("bitrate", "bitrate", _number),
+        ("rtt", "rtt", _number),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReceiverSummary(_Wire):
+class ReceiverSummary(_Record):
     """``recv`` / ``<kind>.recv``: summed ``bitrate`` (bit/s) of the inbound RTP streams, the
     average ``fractionLost`` (0–1; packets lost / received since the previous sample when the
     browser has no ``fractionLost``) and average ``jitter`` (seconds).
@@ -322,60 +256,42 @@ class ReceiverSummary(_Wire):
     bitrate: float | None = None
     fraction_lost: float | None = None
     jitter: float | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "network_quality.recv"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(
-            bitrate=f.opt_number("bitrate"),
-            fraction_lost=f.opt_number("fractionLost"),
-            jitter=f.opt_number("jitter"),
-            extra=f.extra(),
-        )
-
-    def _members(self) -> JsonObject:
-        out: JsonObject = {}
-        _emit(out, "bitrate", self.bitrate)
-        _emit(out, "fractionLost", self.fraction_lost)
-        _emit(out, "jitter", self.jitter)
-        return out
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("bitrate", "bitrate", _number),
+        ("fraction_lost", "fractionLost", _number),
+        ("jitter", "jitter", _number),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TrackKindSummary(_Wire):
+class TrackKindSummary(_Record):
     """``audio`` / ``video``: the sender and receiver summaries of one kind of track."""
 
     send: SenderSummary | None = None
     recv: ReceiverSummary | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "network_quality.audio"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(
-            send=f.opt_obj("send", SenderSummary._parse),
-            recv=f.opt_obj("recv", ReceiverSummary._parse),
-            extra=f.extra(),
-        )
-
-    def _members(self) -> JsonObject:
-        out: JsonObject = {}
-        _emit(out, "send", self.send)
-        _emit(out, "recv", self.recv)
-        return out
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("send", "send", _part(SenderSummary)),
+        ("recv", "recv", _part(ReceiverSummary)),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NetworkQualityReport(_Wire):
+class NetworkQualityReport(_Record):
     """Client → server ``network_quality``: the client's statistics and wanted verbosity.
 
     ``send``/``recv`` sum audio and video; ``audio``/``video`` split them. All statistics are
     absent when the client has no peer connection yet. ``reportLevel`` (1–3 from the SDK) is
     the verbosity for the local participant, ``remoteReportLevel`` (0–3) for the others; the
     client may change both at any time (``setNetworkQualityConfiguration``).
+
+    `parse` raises `UnknownNetworkQualityMessageError` if ``type`` is not
+    ``network_quality``, `NetworkQualityProtocolError` if the message is otherwise invalid.
     """
 
     report_level: NetworkQualityVerbosity = NetworkQualityVerbosity.MINIMAL
@@ -385,62 +301,31 @@ class NetworkQualityReport(_Wire):
     recv: ReceiverSummary | None = None
     audio: TrackKindSummary | None = None
     video: TrackKindSummary | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = MESSAGE_TYPE
-    _WHERE: ClassVar[str] = MESSAGE_TYPE
-
-    @classmethod
-    def parse(cls, obj: object) -> Self:
-        """Build the report from decoded JSON, ``type`` included.
-
-        Raises:
-            UnknownNetworkQualityMessageError: If ``type`` is not ``network_quality``.
-            NetworkQualityProtocolError: If the message is invalid.
-        """
-        f = _Obj(obj, cls._WHERE)
-        _expect_type(f)
-        return cls._parse(f)
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("ice", "ice", _part(IceSummary)),
+        ("send", "send", _part(SenderSummary)),
+        ("recv", "recv", _part(ReceiverSummary)),
+        ("audio", "audio", _part(TrackKindSummary)),
+        ("video", "video", _part(TrackKindSummary)),
+    )
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
         return cls(
             report_level=f.req_verbosity("reportLevel"),
             remote_report_level=f.req_verbosity("remoteReportLevel"),
-            ice=f.opt_obj("ice", IceSummary._parse),
-            send=f.opt_obj("send", SenderSummary._parse),
-            recv=f.opt_obj("recv", ReceiverSummary._parse),
-            audio=f.opt_obj("audio", TrackKindSummary._parse),
-            video=f.opt_obj("video", TrackKindSummary._parse),
+            **cls._read_members(f),
             extra=f.extra(),
         )
 
     def _members(self) -> JsonObject:
-        out: JsonObject = {}
-        _emit(out, "ice", self.ice)
-        _emit(out, "send", self.send)
-        _emit(out, "recv", self.recv)
-        _emit(out, "audio", self.audio)
-        _emit(out, "video", self.video)
+        out = _Record._members(self)
         out["reportLevel"] = int(self.report_level)
         out["remoteReportLevel"] = int(self.remote_report_level)
         return out
-
-    def to_json(self) -> JsonObject:
-        """The JSON object, ``type`` first."""
-        members = _Wire.to_json(self)
-        members.pop("type", None)
-        return {"type": self.TYPE, **members}
-
-
-def _expect_type(f: _Obj) -> None:
-    value = f.get("type")
-    if value != MESSAGE_TYPE:
-        if isinstance(value, str):
-            raise UnknownNetworkQualityMessageError(
-                f"{f.where}.type: expected {MESSAGE_TYPE!r}, got {value[:40]!r}", value
-            )
-        raise f.fail("type", repr(MESSAGE_TYPE), value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,99 +333,72 @@ def _expect_type(f: _Obj) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BandwidthStats(_Wire):
+class BandwidthStats(_Record):
     """``bandwidth``: ``actual`` bit/s used, ``available`` bit/s estimated, their ``level``."""
 
     actual: float | None = None
     available: float | None = None
     level: int | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "bandwidth"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(
-            actual=f.opt_number("actual"),
-            available=f.opt_number("available"),
-            level=f.opt_level("level"),
-            extra=f.extra(),
-        )
-
-    def _members(self) -> JsonObject:
-        return {"actual": self.actual, "available": self.available, "level": self.level}
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("actual", "actual", _number),
+        ("available", "available", _number),
+        ("level", "level", _level),
+    )
+    _NULLS: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FractionLostStats(_Wire):
+class FractionLostStats(_Record):
     """``fractionLost``: ``{fractionLost: 0–1, level}``."""
 
     fraction_lost: float | None = None
     level: int | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "fractionLost"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(
-            fraction_lost=f.opt_number("fractionLost"), level=f.opt_level("level"), extra=f.extra()
-        )
-
-    def _members(self) -> JsonObject:
-        return {"fractionLost": self.fraction_lost, "level": self.level}
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("fraction_lost", "fractionLost", _number),
+        ("level", "level", _level),
+    )
+    _NULLS: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LatencyStats(_Wire):
+class LatencyStats(_Record):
     """``latency``: ``{jitter: s, rtt: s, level}``."""
 
     jitter: float | None = None
     rtt: float | None = None
     level: int | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "latency"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(
-            jitter=f.opt_number("jitter"),
-            rtt=f.opt_number("rtt"),
-            level=f.opt_level("level"),
-            extra=f.extra(),
-        )
-
-    def _members(self) -> JsonObject:
-        return {"jitter": self.jitter, "rtt": self.rtt, "level": self.level}
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("jitter", "jitter", _number),
+        ("rtt", "rtt", _number),
+        ("level", "level", _level),
+    )
+    _NULLS: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SendOrRecvStats(_Wire):
+class SendOrRecvStats(_Record):
     """``sendStats`` / ``recvStats`` (detailed verbosity): what a send or recv level is from."""
 
     bandwidth: BandwidthStats | None = None
     fraction_lost: FractionLostStats | None = None
     latency: LatencyStats | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "sendStats"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(
-            bandwidth=f.opt_obj("bandwidth", BandwidthStats._parse),
-            fraction_lost=f.opt_obj("fractionLost", FractionLostStats._parse),
-            latency=f.opt_obj("latency", LatencyStats._parse),
-            extra=f.extra(),
-        )
-
-    def _members(self) -> JsonObject:
-        out: JsonObject = {}
-        _emit(out, "bandwidth", self.bandwidth)
-        _emit(out, "fractionLost", self.fraction_lost)
-        _emit(out, "latency", self.latency)
-        return out
+    _MEMBERS: ClassVar[tuple[tuple[str, str, _Read], ...]] = (
+        ("bandwidth", "bandwidth", _part(BandwidthStats)),
+        ("fraction_lost", "fractionLost", _part(FractionLostStats)),
+        ("latency", "latency", _part(LatencyStats)),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -552,7 +410,7 @@ class MediaLevels(_Wire):
     recv: int
     send_stats: SendOrRecvStats | None = None
     recv_stats: SendOrRecvStats | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "audio"
 
@@ -561,15 +419,15 @@ class MediaLevels(_Wire):
         return cls(
             send=f.req_level("send"),
             recv=f.req_level("recv"),
-            send_stats=f.opt_obj("sendStats", SendOrRecvStats._parse),
-            recv_stats=f.opt_obj("recvStats", SendOrRecvStats._parse),
+            send_stats=f.opt_parsed("sendStats", SendOrRecvStats._parse),
+            recv_stats=f.opt_parsed("recvStats", SendOrRecvStats._parse),
             extra=f.extra(),
         )
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"send": self.send, "recv": self.recv}
-        _emit(out, "sendStats", self.send_stats)
-        _emit(out, "recvStats", self.recv_stats)
+        emit(out, "sendStats", self.send_stats)
+        emit(out, "recvStats", self.recv_stats)
         return out
 
     def without_stats(self) -> MediaLevels:
@@ -579,8 +437,8 @@ class MediaLevels(_Wire):
 
 def _parse_levels_members(f: _Obj) -> tuple[int, MediaLevels | None, MediaLevels | None]:
     level = f.opt_level("level")
-    audio = f.opt_obj("audio", MediaLevels._parse)
-    video = f.opt_obj("video", MediaLevels._parse)
+    audio = f.opt_parsed("audio", MediaLevels._parse)
+    video = f.opt_parsed("video", MediaLevels._parse)
     if level is None:
         # The SDK falls back to min(audio.send, audio.recv, video.send, video.recv), and
         # throws if either is missing.
@@ -603,7 +461,7 @@ class NetworkQualityLevels(_Wire):
     level: int
     audio: MediaLevels | None = None
     video: MediaLevels | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "network_quality.local"
 
@@ -614,8 +472,8 @@ class NetworkQualityLevels(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"level": self.level}
-        _emit(out, "audio", self.audio)
-        _emit(out, "video", self.video)
+        emit(out, "audio", self.audio)
+        emit(out, "video", self.video)
         return out
 
     def at_verbosity(self, verbosity: NetworkQualityVerbosity) -> NetworkQualityLevels:
@@ -643,20 +501,20 @@ class RemoteNetworkQualityLevels(_Wire):
     level: int
     audio: MediaLevels | None = None
     video: MediaLevels | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "network_quality.remotes[]"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        sid = f.req_sid("sid")
+        sid = f.req_str("sid", nonempty=True)
         level, audio, video = _parse_levels_members(f)
         return cls(sid=sid, level=level, audio=audio, video=video, extra=f.extra())
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"sid": self.sid, "level": self.level}
-        _emit(out, "audio", self.audio)
-        _emit(out, "video", self.video)
+        emit(out, "audio", self.audio)
+        emit(out, "video", self.video)
         return out
 
     @classmethod
@@ -682,10 +540,10 @@ LocalLevel: TypeAlias = int | NetworkQualityLevels
 
 def _parse_local(f: _Obj) -> LocalLevel | None:
     value = f.get("local")
-    if value is _MISSING or value is None:
+    if value is wire.MISSING or value is None:
         return None
     if isinstance(value, dict):
-        return NetworkQualityLevels._parse(_Obj(value, f"{f.where}.local"))
+        return NetworkQualityLevels._parse(f.child(value, f.path("local")))
     return f.check_level("local", value)
 
 
@@ -705,26 +563,16 @@ class NetworkQualityMessage(_Wire):
     client to send its next `NetworkQualityReport` 1 s later, so the server answers each
     report with exactly one message (a second reply before that report would schedule a
     second report).
+
+    `parse` raises `UnknownNetworkQualityMessageError` if ``type`` is not
+    ``network_quality``, `NetworkQualityProtocolError` if the message is otherwise invalid.
     """
 
     local: LocalLevel | None = None
     remotes: tuple[RemoteNetworkQualityLevels, ...] | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = MESSAGE_TYPE
-    _WHERE: ClassVar[str] = MESSAGE_TYPE
-
-    @classmethod
-    def parse(cls, obj: object) -> Self:
-        """Build the message from decoded JSON, ``type`` included.
-
-        Raises:
-            UnknownNetworkQualityMessageError: If ``type`` is not ``network_quality``.
-            NetworkQualityProtocolError: If the message is invalid.
-        """
-        f = _Obj(obj, cls._WHERE)
-        _expect_type(f)
-        return cls._parse(f)
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
@@ -736,16 +584,10 @@ class NetworkQualityMessage(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {}
-        _emit(out, "local", self.local)
+        emit(out, "local", self.local)
         if self.remotes is not None:
             out["remotes"] = [remote.to_json() for remote in self.remotes]
         return out
-
-    def to_json(self) -> JsonObject:
-        """The JSON object, ``type`` first."""
-        members = _Wire.to_json(self)
-        members.pop("type", None)
-        return {"type": self.TYPE, **members}
 
     @classmethod
     def build(
@@ -784,17 +626,6 @@ class NetworkQualityMessage(_Wire):
 # Text frames
 
 
-def _reject_constant(name: str) -> float:
-    raise NetworkQualityProtocolError(f"message: {name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NetworkQualityProtocolError(f"message: number {text[:20]!r} is out of range")
-    return value
-
-
 def parse_message(raw: str | bytes) -> NetworkQualityReport:
     """Parse one data-channel message from the client.
 
@@ -803,14 +634,7 @@ def parse_message(raw: str | bytes) -> NetworkQualityReport:
             (``{"type": "ready"}`` comes first on every channel).
         NetworkQualityProtocolError: If it is not UTF-8 JSON or not a valid report.
     """
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except NetworkQualityProtocolError:
-        raise
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, …
-        raise NetworkQualityProtocolError(f"message: not a UTF-8 JSON text: {exc}") from None
-    return NetworkQualityReport.parse(obj)
+    return NetworkQualityReport.parse(wire.loads(raw, NetworkQualityProtocolError, "message"))
 
 
 def encode_message(message: NetworkQualityMessage | NetworkQualityReport) -> str:

@@ -30,19 +30,19 @@ Pure: stdlib and ``parlour.protocol`` only, no I/O.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Final, Self, TypeAlias, TypeVar, cast
+from typing import Any, ClassVar, Final, Self, TypeAlias, cast
 
 from parlour.protocol.signaling import (
-    JsonObject,
     MspChannel,
     Sender,
     SignalingProtocolError,
     TrackPriority,
+    UnknownMessageTypeError,
 )
+from parlour.protocol.wire import JsonObject, Reader, Wire, emit, extra_field
 
 __all__ = [
     "BandwidthProfile",
@@ -82,15 +82,12 @@ class MspProtocolError(SignalingProtocolError):
     """
 
 
-class UnknownMspMessageTypeError(MspProtocolError):
+class UnknownMspMessageTypeError(MspProtocolError, UnknownMessageTypeError):
     """A well-formed message whose ``type`` the receiving side does not handle on that channel.
 
     The SDK logs and ignores these (``default:`` branches), so a receiver may skip them.
+    ``message_type`` is the ``type`` as received.
     """
-
-    def __init__(self, message: str, message_type: object) -> None:
-        super().__init__(message)
-        self.message_type = message_type
 
 
 class BandwidthProfileMode(StrEnum):
@@ -125,196 +122,29 @@ class HintResult(StrEnum):
 
 
 # --------------------------------------------------------------------------------------------
-# Reading untrusted JSON
-
-_MISSING: Final = object()
-_E = TypeVar("_E", bound=StrEnum)
-_T = TypeVar("_T")
+# Reading untrusted JSON (the machinery is `parlour.protocol.wire`'s)
 
 
-def _describe(value: object) -> str:
-    if value is _MISSING:
-        return "nothing"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _is_number(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return isinstance(value, int) or math.isfinite(value)
-
-
-class _Obj:
-    """Typed, path-aware reads of one untrusted JSON object; unread members are ``extra``."""
-
-    __slots__ = ("_obj", "_seen", "where")
-
-    def __init__(self, value: object, where: str) -> None:
-        if not isinstance(value, dict):
-            raise MspProtocolError(f"{where}: expected an object, got {_describe(value)}")
-        self._obj = cast(JsonObject, value)
-        self._seen: set[str] = set()
-        self.where = where
-
-    def fail(self, key: str, expected: str, value: object) -> MspProtocolError:
-        return MspProtocolError(f"{self.where}.{key}: expected {expected}, got {_describe(value)}")
-
-    def get(self, key: str) -> object:
-        self._seen.add(key)
-        return self._obj.get(key, _MISSING)
-
-    def extra(self) -> JsonObject:
-        return {k: v for k, v in self._obj.items() if k not in self._seen}
-
-    def req_str(self, key: str) -> str:
-        value = self.get(key)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "a non-empty string", value)
-        return value
-
-    def req_int(self, key: str, *, minimum: int = 0) -> int:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"an integer >= {minimum}", value)
-        return value
-
-    def opt_number(self, key: str) -> int | float | None:
-        value = self.get(key)
-        if value is _MISSING or value is None:
-            return None
-        if not _is_number(value):
-            raise self.fail(key, "a finite number", value)
-        return cast(int | float, value)
-
-    def opt_bool(self, key: str) -> bool | None:
-        value = self.get(key)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, bool):
-            raise self.fail(key, "a boolean", value)
-        return value
-
-    def opt_enum(self, key: str, enum: type[_E]) -> _E | None:
-        value = self.get(key)
-        if value is _MISSING or value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                return enum(value)
-            except ValueError:
-                pass
-        choices = ", ".join(repr(m.value) for m in enum)
-        raise self.fail(key, f"one of {choices}", value)
-
-    def obj(self, key: str, *, optional: bool = False) -> _Obj | None:
-        value = self.get(key)
-        if optional and (value is _MISSING or value is None):
-            return None
-        return _Obj(value, f"{self.where}.{key}")
-
-    def req_obj(self, key: str) -> _Obj:
-        return cast(_Obj, self.obj(key))
-
-    def items(self, key: str, *, optional: bool = False) -> list[tuple[object, str]] | None:
-        value = self.get(key)
-        if optional and (value is _MISSING or value is None):
-            return None
-        if not isinstance(value, list):
-            raise self.fail(key, "an array", value)
-        return [(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(value)]
-
-    def objs(
-        self, key: str, parse: Callable[[_Obj], _T], *, optional: bool = False
-    ) -> tuple[_T, ...] | None:
-        items = self.items(key, optional=optional)
-        if items is None:
-            return None
-        return tuple(parse(_Obj(item, path)) for item, path in items)
-
-    def sids(self, key: str) -> tuple[str, ...]:
-        """An optional array of non-empty strings; absent or null is empty."""
-        items = self.items(key, optional=True) or []
-        for item, path in items:
-            if not isinstance(item, str) or not item:
-                raise MspProtocolError(
-                    f"{path}: expected a non-empty string, got {_describe(item)}"
-                )
-        return tuple(cast(str, item) for item, _ in items)
-
-
-def _extra() -> Any:
-    return field(default_factory=dict, hash=False, compare=True)
-
-
-def _emit(out: JsonObject, key: str, value: object) -> None:
-    if value is not None:
-        out[key] = value
-
-
-class _Part:
-    """A nested wire object: ``parse`` from decoded JSON, ``to_json`` back."""
+class _Obj(Reader):
+    """`Reader` of these channels' messages: raises `MspProtocolError`."""
 
     __slots__ = ()
-    _WHERE: ClassVar[str] = ""
 
-    @classmethod
-    def parse(cls, obj: object) -> Self:
-        """Build the object from decoded JSON, validating it.
+    error: ClassVar[type[ValueError]] = MspProtocolError
 
-        Raises:
-            MspProtocolError: If ``obj`` does not have the required shape.
-        """
-        return cls._parse(_Obj(obj, cls._WHERE))
 
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+class _Part(Wire[_Obj]):
+    """A nested wire object; `parse` raises only `MspProtocolError`."""
 
-    def _members(self) -> JsonObject:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    __slots__ = ()
 
-    def to_json(self) -> JsonObject:
-        """A new JSON object: ``extra`` members first, then the modelled ones (which win)."""
-        extra: Mapping[str, Any] = getattr(self, "extra", {})
-        return {**extra, **self._members()}
+    _READER: ClassVar[type[Reader]] = _Obj
 
 
 class _Msg(_Part):
-    """A message: a wire object with a ``type`` member."""
+    """A message: a wire object with a ``type`` member (``TYPE``)."""
 
     __slots__ = ()
-    TYPE: ClassVar[str] = ""
-
-    @classmethod
-    def parse(cls, obj: object) -> Self:
-        """Build the message from decoded JSON, validating it (``type`` included).
-
-        Raises:
-            MspProtocolError: If ``obj`` is not a valid message of this type.
-        """
-        f = _Obj(obj, cls.TYPE)
-        value = f.get("type")
-        if value != cls.TYPE:
-            raise f.fail("type", repr(cls.TYPE), value)
-        return cls._parse(f)
-
-    def to_json(self) -> JsonObject:
-        """A new JSON object, ``type`` first."""
-        members = super().to_json()
-        members.pop("type", None)
-        return {"type": self.TYPE, **members}
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,16 +155,9 @@ class _Msg(_Part):
 class Ready(_Msg):
     """``{"type": "ready"}``: the first message the SDK sends on every MSP data channel."""
 
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "ready"
-
-    @classmethod
-    def _parse(cls, f: _Obj) -> Self:
-        return cls(extra=f.extra())
-
-    def _members(self) -> JsonObject:
-        return {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,14 +177,14 @@ class TrackPriorityUpdate(_Msg):
 
     track: str
     subscribe: TrackPriority | None
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "track_priority"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
         return cls(
-            track=f.req_str("track"),
+            track=f.req_str("track", nonempty=True),
             subscribe=f.opt_enum("subscribe", TrackPriority),
             extra=f.extra(),
         )
@@ -377,6 +200,11 @@ class TrackPriorityUpdate(_Msg):
 # track_switch_off
 
 
+def _sids(f: _Obj, key: str) -> tuple[str, ...]:
+    """An optional array of non-empty strings; absent or null is empty."""
+    return f.opt_strs(key, nonempty=True) or ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrackSwitchOff(_Msg):
     """Server → client on ``track_switch_off``: ``{type, off: [sid…], on: [sid…]}``.
@@ -389,7 +217,7 @@ class TrackSwitchOff(_Msg):
 
     off: tuple[str, ...] = ()
     on: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "track_switch_off"
 
@@ -400,7 +228,7 @@ class TrackSwitchOff(_Msg):
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        return cls(off=f.sids("off"), on=f.sids("on"), extra=f.extra())
+        return cls(off=_sids(f, "off"), on=_sids(f, "on"), extra=f.extra())
 
     def _members(self) -> JsonObject:
         return {"off": list(self.off), "on": list(self.on)}
@@ -411,10 +239,7 @@ class TrackSwitchOff(_Msg):
 
 
 def _dimension(f: _Obj, key: str) -> int:
-    value = f.get(key)
-    if not _is_number(value):
-        raise f.fail(key, "a finite number", value)
-    return round(cast(int | float, value))
+    return round(f.req_number(key, finite=True))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -429,7 +254,7 @@ class RenderDimensions(_Part):
 
     width: int
     height: int
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "render_dimensions"
 
@@ -454,23 +279,23 @@ class RenderHint(_Part):
     track: str
     enabled: bool | None = None
     render_dimensions: RenderDimensions | None = None
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "hint"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        dims = f.obj("render_dimensions", optional=True)
+        dims = f.opt_obj("render_dimensions")
         return cls(
-            track=f.req_str("track"),
-            enabled=f.opt_bool("enabled"),
+            track=f.req_str("track", nonempty=True),
+            enabled=f.opt_bool("enabled", null=False),
             render_dimensions=None if dims is None else RenderDimensions._parse(dims),
             extra=f.extra(),
         )
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"track": self.track}
-        _emit(out, "enabled", self.enabled)
+        emit(out, "enabled", self.enabled)
         if self.render_dimensions is not None:
             out["render_dimensions"] = self.render_dimensions.to_json()
         return out
@@ -478,7 +303,7 @@ class RenderHint(_Part):
 
 def _subscriber(f: _Obj) -> tuple[_Obj, int]:
     sub = f.req_obj("subscriber")
-    return sub, sub.req_int("id")
+    return sub, sub.req_int("id", minimum=0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -493,14 +318,14 @@ class RenderHintsRequest(_Msg):
 
     id: int
     hints: tuple[RenderHint, ...]
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "render_hints"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
         sub, msg_id = _subscriber(f)
-        hints = cast(tuple[RenderHint, ...], sub.objs("hints", RenderHint._parse))
+        hints = sub.req_objs("hints", RenderHint._parse)
         return cls(id=msg_id, hints=hints, extra=f.extra())
 
     def _members(self) -> JsonObject:
@@ -513,13 +338,17 @@ class RenderHintResult(_Part):
 
     track: str
     result: str = HintResult.OK.value
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "hint"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        return cls(track=f.req_str("track"), result=f.req_str("result"), extra=f.extra())
+        return cls(
+            track=f.req_str("track", nonempty=True),
+            result=f.req_str("result", nonempty=True),
+            extra=f.extra(),
+        )
 
     def _members(self) -> JsonObject:
         return {"track": self.track, "result": str(self.result)}
@@ -536,14 +365,14 @@ class RenderHintsReply(_Msg):
 
     id: int
     hints: tuple[RenderHintResult, ...] = ()
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "render_hints"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
         sub, msg_id = _subscriber(f)
-        hints = sub.objs("hints", RenderHintResult._parse, optional=True) or ()
+        hints = sub.opt_objs("hints", RenderHintResult._parse) or ()
         return cls(id=msg_id, hints=hints, extra=f.extra())
 
     def _members(self) -> JsonObject:
@@ -564,16 +393,16 @@ class LayerEncoding(_Part):
 
     layer_index: int
     enabled: bool
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "encoding"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        enabled = f.opt_bool("enabled")
-        if enabled is None:
-            raise f.fail("enabled", "a boolean", _MISSING)
-        return cls(layer_index=f.req_int("layer_index"), enabled=enabled, extra=f.extra())
+        enabled = f.req_bool("enabled")
+        return cls(
+            layer_index=f.req_int("layer_index", minimum=0), enabled=enabled, extra=f.extra()
+        )
 
     def _members(self) -> JsonObject:
         return {"enabled": self.enabled, "layer_index": self.layer_index}
@@ -585,15 +414,15 @@ class PublisherHint(_Part):
 
     track: str
     encodings: tuple[LayerEncoding, ...] | None
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "hint"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
         return cls(
-            track=f.req_str("track"),
-            encodings=f.objs("encodings", LayerEncoding._parse, optional=True),
+            track=f.req_str("track", nonempty=True),
+            encodings=f.opt_objs("encodings", LayerEncoding._parse),
             extra=f.extra(),
         )
 
@@ -622,7 +451,7 @@ class PublisherHints(_Msg):
 
     id: int
     hints: tuple[PublisherHint, ...]
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "publisher_hints"
 
@@ -634,7 +463,7 @@ class PublisherHints(_Msg):
     def _parse(cls, f: _Obj) -> Self:
         pub = f.req_obj("publisher")
         msg_id = pub.req_int("id", minimum=1)
-        hints = cast(tuple[PublisherHint, ...], pub.objs("hints", PublisherHint._parse))
+        hints = pub.req_objs("hints", PublisherHint._parse)
         return cls(id=msg_id, hints=hints, extra=f.extra())
 
     def _members(self) -> JsonObject:
@@ -647,13 +476,17 @@ class PublisherHintResult(_Part):
 
     track: str
     result: str
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "hint"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        return cls(track=f.req_str("track"), result=f.req_str("result"), extra=f.extra())
+        return cls(
+            track=f.req_str("track", nonempty=True),
+            result=f.req_str("result", nonempty=True),
+            extra=f.extra(),
+        )
 
     def _members(self) -> JsonObject:
         return {"track": self.track, "result": str(self.result)}
@@ -668,14 +501,14 @@ class PublisherHintsReply(_Msg):
 
     id: int
     hints: tuple[PublisherHintResult, ...]
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "publisher_hints"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        msg_id = f.req_int("id")
-        hints = cast(tuple[PublisherHintResult, ...], f.objs("hints", PublisherHintResult._parse))
+        msg_id = f.req_int("id", minimum=0)
+        hints = f.req_objs("hints", PublisherHintResult._parse)
         return cls(id=msg_id, hints=hints, extra=f.extra())
 
     def _members(self) -> JsonObject:
@@ -693,13 +526,15 @@ class ClientReset(_Msg):
 
     track: str
     id: int
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "client_reset"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        return cls(track=f.req_str("track"), id=f.req_int("id"), extra=f.extra())
+        return cls(
+            track=f.req_str("track", nonempty=True), id=f.req_int("id", minimum=0), extra=f.extra()
+        )
 
     def _members(self) -> JsonObject:
         return {"track": self.track, "id": self.id}
@@ -750,10 +585,7 @@ def parse_msp(channel: str, sender: Sender, obj: object) -> MspMessage:
             sender sends on this channel, or a channel this module does not model.
         MspProtocolError: For anything else malformed.
     """
-    f = _Obj(obj, channel)
-    message_type = f.get("type")
-    if not isinstance(message_type, str):
-        raise f.fail("type", "a string", message_type)
+    message_type = _Obj(obj, channel).req_str("type")
     if sender == "client" and message_type == Ready.TYPE:
         return Ready.parse(obj)
     table = _BY_CHANNEL.get((channel, sender))
@@ -792,18 +624,18 @@ class VideoBandwidthProfile(_Part):
     render_dimensions: Mapping[TrackPriority, RenderDimensions] | None = field(
         default=None, hash=False
     )
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "bandwidth_profile.video"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        dims_obj = f.obj("render_dimensions", optional=True)
+        dims_obj = f.opt_obj("render_dimensions")
         dims: dict[TrackPriority, RenderDimensions] | None = None
         if dims_obj is not None:
             dims = {}
             for priority in TrackPriority:
-                sub = dims_obj.obj(priority.value, optional=True)
+                sub = dims_obj.opt_obj(priority.value)
                 if sub is not None:
                     dims[priority] = RenderDimensions._parse(sub)
         return cls(
@@ -818,11 +650,11 @@ class VideoBandwidthProfile(_Part):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {}
-        _emit(out, "mode", None if self.mode is None else self.mode.value)
-        _emit(out, "max_subscription_bandwidth", self.max_subscription_bandwidth)
-        _emit(out, "max_tracks", self.max_tracks)
-        _emit(out, "active_speaker_priority", _value(self.active_speaker_priority))
-        _emit(out, "track_switch_off", _value(self.track_switch_off))
+        emit(out, "mode", None if self.mode is None else self.mode.value)
+        emit(out, "max_subscription_bandwidth", self.max_subscription_bandwidth)
+        emit(out, "max_tracks", self.max_tracks)
+        emit(out, "active_speaker_priority", _value(self.active_speaker_priority))
+        emit(out, "track_switch_off", _value(self.track_switch_off))
         if self.render_dimensions is not None:
             out["render_dimensions"] = {
                 p.value: d.to_json() for p, d in self.render_dimensions.items()
@@ -844,13 +676,13 @@ class BandwidthProfile(_Part):
     """
 
     video: VideoBandwidthProfile | None = None
-    extra: Mapping[str, Any] = _extra()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "bandwidth_profile"
 
     @classmethod
     def _parse(cls, f: _Obj) -> Self:
-        video = f.obj("video", optional=True)
+        video = f.opt_obj("video")
         return cls(
             video=None if video is None else VideoBandwidthProfile._parse(video), extra=f.extra()
         )

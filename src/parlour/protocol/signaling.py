@@ -28,11 +28,13 @@ SDK transcript in ``shared/reference/transcripts/``; where they differ, the tran
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal, Self, TypeAlias, TypeVar, cast, overload
+
+from parlour.protocol import wire
+from parlour.protocol.wire import JsonObject, Reader, Wire, emit, extra_field
 
 __all__ = [
     "ICE_VERSION",
@@ -110,8 +112,7 @@ RSP_VERSION: Final = 2
 ICE_VERSION: Final = 1
 """``version`` of ``ice``/``iced``. Preflight's ``ice`` leaves it out (an SDK bug)."""
 
-JsonObject: TypeAlias = dict[str, Any]
-"""A decoded JSON object."""
+_T = TypeVar("_T")
 
 Sender: TypeAlias = Literal["client", "server"]
 """Which side sent a frame; picks the ``update`` shape and the allowed types."""
@@ -209,183 +210,24 @@ class MspChannel(StrEnum):
 
 
 # --------------------------------------------------------------------------------------------
-# Reading untrusted JSON
-
-_MISSING: Final = object()
-_E = TypeVar("_E", bound=StrEnum)
-_T = TypeVar("_T")
+# Reading untrusted JSON (the machinery is `parlour.protocol.wire`'s)
 
 
-def _describe(value: object) -> str:
-    """A short description of a JSON value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+class _Fields(Reader):
+    """`Reader` of RSP and TCMP: raises `SignalingProtocolError`, knows who sent the frame."""
 
+    __slots__ = ("sender",)
 
-class _Fields:
-    """Typed, path-aware access to the members of one untrusted JSON object.
-
-    Remembers which members were read, so that the rest become the object's ``extra``.
-    """
-
-    __slots__ = ("_obj", "_seen", "sender", "where")
+    error: ClassVar[type[ValueError]] = SignalingProtocolError
 
     def __init__(self, value: object, where: str, sender: Sender = "client") -> None:
-        if not isinstance(value, dict):
-            raise SignalingProtocolError(f"{where}: expected an object, got {_describe(value)}")
-        self._obj = cast(JsonObject, value)
-        self._seen: set[str] = set()
-        self.where = where
+        super().__init__(value, where)
         self.sender: Sender = sender
         """Who sent the frame; only ``msg`` reads it, to pick the body's shape."""
-
-    def _path(self, key: str) -> str:
-        return f"{self.where}.{key}"
-
-    def _fail(self, key: str, expected: str, value: object) -> SignalingProtocolError:
-        got = "nothing" if value is _MISSING else _describe(value)
-        return SignalingProtocolError(f"{self._path(key)}: expected {expected}, got {got}")
-
-    def _get(self, key: str) -> object:
-        self._seen.add(key)
-        return self._obj.get(key, _MISSING)
-
-    def has(self, key: str) -> bool:
-        """Whether the member is present and not null."""
-        return self._obj.get(key) is not None
-
-    def extra(self) -> JsonObject:
-        """The members that were not read."""
-        return {k: v for k, v in self._obj.items() if k not in self._seen}
-
-    def req_str(self, key: str, *, nonempty: bool = False) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or (nonempty and not value):
-            raise self._fail(key, "a non-empty string" if nonempty else "a string", value)
-        return value
-
-    def opt_str(self, key: str) -> str | None:
-        if not self.has(key):
-            self._get(key)
-            return None
-        return self.req_str(key)
-
-    def req_int(self, key: str) -> int:
-        value = self._get(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self._fail(key, "an integer", value)
-        return value
-
-    def opt_int(self, key: str) -> int | None:
-        if not self.has(key):
-            self._get(key)
-            return None
-        return self.req_int(key)
-
-    def req_number(self, key: str) -> float:
-        value = self._get(key)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise self._fail(key, "a number", value)
-        return value
-
-    def req_bool(self, key: str) -> bool:
-        value = self._get(key)
-        if not isinstance(value, bool):
-            raise self._fail(key, "a boolean", value)
-        return value
-
-    def opt_bool(self, key: str) -> bool | None:
-        if not self.has(key):
-            self._get(key)
-            return None
-        return self.req_bool(key)
-
-    def req_enum(self, key: str, enum: type[_E]) -> _E:
-        value = self._get(key)
-        if isinstance(value, str):
-            try:
-                return enum(value)
-            except ValueError:
-                pass
-        choices = ", ".join(repr(member.value) for member in enum)
-        raise self._fail(key, f"one of {choices}", value) from None
-
-    def req_obj(self, key: str) -> _Fields:
-        value = self._get(key)
-        if not isinstance(value, dict):
-            raise self._fail(key, "an object", value)
-        return _Fields(value, self._path(key))
-
-    def opt_obj(self, key: str) -> _Fields | None:
-        if not self.has(key):
-            self._get(key)
-            return None
-        return self.req_obj(key)
-
-    def opt_raw_obj(self, key: str) -> JsonObject | None:
-        """An object kept as decoded JSON (for parts we pass through without modelling)."""
-        fields = self.opt_obj(key)
-        return None if fields is None else fields._obj
-
-    def req_list(self, key: str) -> Iterator[tuple[object, str]]:
-        """The items of an array member, each with its path."""
-        value = self._get(key)
-        if not isinstance(value, list):
-            raise self._fail(key, "an array", value)
-        path = self._path(key)
-        return ((item, f"{path}[{i}]") for i, item in enumerate(value))
-
-    def req_objs(self, key: str, parse: Callable[[_Fields], _T]) -> tuple[_T, ...]:
-        """An array of objects, each parsed with ``parse``."""
-        return tuple(parse(_Fields(item, path)) for item, path in self.req_list(key))
-
-    def opt_objs(self, key: str, parse: Callable[[_Fields], _T]) -> tuple[_T, ...] | None:
-        if not self.has(key):
-            self._get(key)
-            return None
-        return self.req_objs(key, parse)
-
-    def req_strs(self, key: str) -> tuple[str, ...]:
-        out: list[str] = []
-        for item, path in self.req_list(key):
-            if not isinstance(item, str):
-                raise SignalingProtocolError(f"{path}: expected a string, got {_describe(item)}")
-            out.append(item)
-        return tuple(out)
-
-    def opt_strs(self, key: str) -> tuple[str, ...] | None:
-        if not self.has(key):
-            self._get(key)
-            return None
-        return self.req_strs(key)
-
-    def opt_obj_map(self, key: str, parse: Callable[[_Fields], _T]) -> dict[str, _T] | None:
-        """An object whose every member is an object parsed with ``parse``."""
-        fields = self.opt_obj(key)
-        if fields is None:
-            return None
-        return {k: parse(_Fields(v, f"{fields.where}.{k}")) for k, v in fields._obj.items()}
 
     def version(self) -> int | None:
         """The optional ``version`` member."""
         return self.opt_int("version")
-
-    def expect_type(self, wire_type: str) -> None:
-        """Check the ``type`` member."""
-        value = self._get("type")
-        if value != wire_type:
-            raise self._fail("type", repr(wire_type), value)
 
 
 def _check(ok: bool, where: str, message: str) -> None:
@@ -393,19 +235,8 @@ def _check(ok: bool, where: str, message: str) -> None:
         raise SignalingProtocolError(f"{where}: {message}")
 
 
-def _is_finite(number: float) -> bool:
-    # math.isfinite() raises OverflowError on ints too big for a float; ints are finite.
-    return isinstance(number, int) or math.isfinite(number)
-
-
 def _check_revision(revision: int, where: str) -> None:
     _check(revision >= 0, f"{where}.revision", f"must not be negative, got {revision}")
-
-
-def _emit(out: JsonObject, key: str, value: object) -> None:
-    """Set ``out[key]`` unless the value is None (an omitted optional member)."""
-    if value is not None:
-        out[key] = value
 
 
 def _json_of(value: Any) -> Any:
@@ -414,95 +245,31 @@ def _json_of(value: Any) -> Any:
     Deliberately shallow below that: pass-through JSON (``extra``, ``bandwidth_profile``)
     is copied, not walked, so that deeply nested input cannot exhaust the stack here.
     """
-    if isinstance(value, _Wire):
+    if isinstance(value, Wire):
         return value.to_json()
     if isinstance(value, tuple):
         return [_json_of(item) for item in value]
     if isinstance(value, Mapping):
-        return {k: v.to_json() if isinstance(v, _Wire) else v for k, v in value.items()}
+        return {k: v.to_json() if isinstance(v, Wire) else v for k, v in value.items()}
     return value
-
-
-def _extra_field() -> Any:
-    return field(default_factory=dict, hash=False)
 
 
 # --------------------------------------------------------------------------------------------
 # Base
 
 
-class _Wire:
-    """Base of every wire object: ``parse`` from decoded JSON, ``to_json`` back."""
+class _Wire(Wire[_Fields]):
+    """Base of every wire object here; `parse` raises only `SignalingProtocolError`."""
 
     __slots__ = ()
 
-    _WHERE: ClassVar[str] = ""
-
-    @classmethod
-    def parse(cls, obj: object) -> Self:
-        """Build the object from decoded JSON, validating it.
-
-        Args:
-            obj: The decoded JSON value (normally a dict).
-
-        Returns:
-            The parsed object; unknown members are kept in its ``extra``.
-
-        Raises:
-            SignalingProtocolError: If ``obj`` does not have the required shape.
-        """
-        return cls._parse(_Fields(obj, cls._WHERE or cls.__name__))
-
-    @classmethod
-    def _parse(cls, f: _Fields) -> Self:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
-
-    def _members(self) -> JsonObject:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
-
-    def to_json(self) -> JsonObject:
-        """The JSON object for this value, ready for `json.dumps`.
-
-        Returns:
-            A new dict: ``extra`` members first, then the modelled ones (which win).
-        """
-        extra: Mapping[str, Any] = getattr(self, "extra", {})
-        return {**extra, **self._members()}
+    _READER: ClassVar[type[Reader]] = _Fields
 
 
 class _Message(_Wire):
-    """A TCMP frame or RSP message: a wire object with a ``type`` member."""
+    """A TCMP frame or RSP message: a wire object with a ``type`` member (``TYPE``)."""
 
     __slots__ = ()
-
-    TYPE: ClassVar[str] = ""
-
-    @classmethod
-    def parse(cls, obj: object) -> Self:
-        """Build the message from decoded JSON, validating it (``type`` included).
-
-        Args:
-            obj: The decoded JSON value (normally a dict).
-
-        Returns:
-            The parsed message; unknown members are kept in its ``extra``.
-
-        Raises:
-            SignalingProtocolError: If ``obj`` is not a valid message of this type.
-        """
-        f = _Fields(obj, cls.TYPE)
-        f.expect_type(cls.TYPE)
-        return cls._parse(f)
-
-    def to_json(self) -> JsonObject:
-        """The JSON object for this message, ``type`` first, ready for `json.dumps`.
-
-        Returns:
-            A new dict with ``type``, then the ``extra`` members, then the modelled ones.
-        """
-        members = super().to_json()
-        members.pop("type", None)
-        return {"type": self.TYPE, **members}
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,7 +282,7 @@ class ErrorInfo(_Wire):
 
     code: int
     message: str
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "error"
 
@@ -548,7 +315,7 @@ class LocalTrackState(_Wire):
     priority: TrackPriority
     audio_processor: str | None = None
     """``"krisp"``/``"rnnoise"`` when client-side noise cancellation is on."""
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "track"
 
@@ -575,7 +342,7 @@ class LocalTrackState(_Wire):
             "name": self.name,
             "priority": self.priority.value,
         }
-        _emit(out, "audio_processor", self.audio_processor)
+        emit(out, "audio_processor", self.audio_processor)
         return out
 
 
@@ -590,7 +357,7 @@ class LocalParticipantState(_Wire):
     tracks: tuple[LocalTrackState, ...] = ()
     media_warnings: tuple[str, ...] | None = None
     """``["recordings"]`` when the app asked for ``recording-media-lost`` warnings."""
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "participant"
 
@@ -608,7 +375,7 @@ class LocalParticipantState(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"revision": self.revision, "tracks": _json_of(self.tracks)}
-        _emit(out, "media_warnings", _json_of(self.media_warnings))
+        emit(out, "media_warnings", _json_of(self.media_warnings))
         return out
 
 
@@ -621,7 +388,7 @@ class RemoteTrackState(_Wire):
     name: str
     enabled: bool = True
     priority: TrackPriority = TrackPriority.STANDARD
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "track"
 
@@ -664,7 +431,7 @@ class RemoteParticipantState(_Wire):
     state: ParticipantState
     revision: int
     tracks: tuple[RemoteTrackState, ...] = ()
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "participants[]"
 
@@ -702,7 +469,7 @@ class ParticipantInfo(_Wire):
 
     sid: str
     identity: str
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "participant"
 
@@ -731,7 +498,7 @@ class SessionDescription(_Wire):
     type: SdpType
     revision: int
     sdp: str | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "description"
 
@@ -755,7 +522,7 @@ class SessionDescription(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"type": self.type.value, "revision": self.revision}
-        _emit(out, "sdp", self.sdp)
+        emit(out, "sdp", self.sdp)
         return out
 
 
@@ -771,7 +538,7 @@ class IceCandidate(_Wire):
     sdp_mid: str | None = None
     sdp_m_line_index: int | None = None
     username_fragment: str | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "candidate"
 
@@ -808,7 +575,7 @@ class IceState(_Wire):
     candidates: tuple[IceCandidate, ...] = ()
     ufrag: str | None = None
     complete: bool = False
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "ice"
 
@@ -830,7 +597,7 @@ class IceState(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"candidates": _json_of(self.candidates), "revision": self.revision}
-        _emit(out, "ufrag", self.ufrag)
+        emit(out, "ufrag", self.ufrag)
         if self.complete:
             out["complete"] = True
         return out
@@ -847,7 +614,7 @@ class PeerConnectionState(_Wire):
     id: str
     description: SessionDescription | None = None
     ice: IceState | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "peer_connections[]"
 
@@ -867,8 +634,8 @@ class PeerConnectionState(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"id": self.id}
-        _emit(out, "description", _json_of(self.description))
-        _emit(out, "ice", _json_of(self.ice))
+        emit(out, "description", _json_of(self.description))
+        emit(out, "ice", _json_of(self.ice))
         return out
 
 
@@ -880,7 +647,7 @@ class PublishedTrack(_Wire):
     state: PublishedTrackState
     sid: str | None = None
     error: ErrorInfo | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "published.tracks[]"
 
@@ -910,8 +677,8 @@ class PublishedTrack(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"id": self.id, "state": self.state.value}
-        _emit(out, "sid", self.sid)
-        _emit(out, "error", _json_of(self.error))
+        emit(out, "sid", self.sid)
+        emit(out, "error", _json_of(self.error))
         return out
 
 
@@ -921,7 +688,7 @@ class Published(_Wire):
 
     revision: int
     tracks: tuple[PublishedTrack, ...] = ()
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "published"
 
@@ -951,7 +718,7 @@ class SubscribedTrack(_Wire):
     sid: str
     id: str | None = None
     error: ErrorInfo | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "subscribed.tracks[]"
 
@@ -970,8 +737,8 @@ class SubscribedTrack(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"sid": self.sid}
-        _emit(out, "id", self.id)
-        _emit(out, "error", _json_of(self.error))
+        emit(out, "id", self.id)
+        emit(out, "error", _json_of(self.error))
         return out
 
 
@@ -984,7 +751,7 @@ class Subscribed(_Wire):
 
     revision: int
     tracks: tuple[SubscribedTrack, ...] = ()
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "subscribed"
 
@@ -1009,7 +776,7 @@ class Recording(_Wire):
 
     is_recording: bool
     revision: int
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "recording"
 
@@ -1037,7 +804,7 @@ class MediaSignalingTransport(_Wire):
 
     type: str = "data-channel"
     label: str | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "transport"
 
@@ -1047,7 +814,7 @@ class MediaSignalingTransport(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"type": self.type}
-        _emit(out, "label", self.label)
+        emit(out, "label", self.label)
         return out
 
 
@@ -1056,7 +823,7 @@ class MediaSignalingRequest(_Wire):
     """Client side of ``connect.media_signaling.<channel>``: ``{"transports": [...]}``."""
 
     transports: tuple[MediaSignalingTransport, ...] = (MediaSignalingTransport(),)
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "media_signaling"
 
@@ -1079,7 +846,7 @@ class MediaSignalingChannel(_Wire):
     """
 
     transport: MediaSignalingTransport | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "media_signaling"
 
@@ -1093,7 +860,7 @@ class MediaSignalingChannel(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {}
-        _emit(out, "transport", _json_of(self.transport))
+        emit(out, "transport", _json_of(self.transport))
         return out
 
 
@@ -1103,7 +870,7 @@ class SubscribeRule(_Wire):
 
     type: Literal["include", "exclude"]
     all: bool | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "subscribe.rules[]"
 
@@ -1129,7 +896,7 @@ class SubscribeRule(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"type": self.type}
-        _emit(out, "all", self.all)
+        emit(out, "all", self.all)
         return out
 
 
@@ -1142,7 +909,7 @@ class Subscriptions(_Wire):
 
     rules: tuple[SubscribeRule, ...]
     revision: int = 1
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "subscribe"
 
@@ -1168,7 +935,7 @@ class Publisher(_Wire):
     name: str | None = None
     sdk_version: str | None = None
     user_agent: str | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "publisher"
 
@@ -1183,9 +950,9 @@ class Publisher(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {}
-        _emit(out, "name", self.name)
-        _emit(out, "sdk_version", self.sdk_version)
-        _emit(out, "user_agent", self.user_agent)
+        emit(out, "name", self.name)
+        emit(out, "sdk_version", self.sdk_version)
+        emit(out, "user_agent", self.user_agent)
         return out
 
 
@@ -1196,7 +963,7 @@ class IceServer(_Wire):
     urls: str | tuple[str, ...]
     username: str | None = None
     credential: str | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "ice_servers[]"
 
@@ -1219,8 +986,8 @@ class IceServer(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"urls": self.urls if isinstance(self.urls, str) else list(self.urls)}
-        _emit(out, "username", self.username)
-        _emit(out, "credential", self.credential)
+        emit(out, "username", self.username)
+        emit(out, "credential", self.credential)
         return out
 
 
@@ -1237,13 +1004,13 @@ class ConnectedOptions(_Wire):
     signaling_region: str | None = None
     audio_processors: tuple[str, ...] | None = None
     """Allowed client-side noise cancellation vendors; send ``("krisp",)`` to keep it on."""
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "options"
 
     def __post_init__(self) -> None:
         _check(
-            _is_finite(self.session_timeout) and self.session_timeout >= 0,
+            wire.is_finite_number(self.session_timeout) and self.session_timeout >= 0,
             f"{self._WHERE}.session_timeout",
             f"must be a finite number >= 0, got {self.session_timeout!r}",
         )
@@ -1260,9 +1027,9 @@ class ConnectedOptions(_Wire):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"session_timeout": self.session_timeout}
-        _emit(out, "media_region", self.media_region)
-        _emit(out, "signaling_region", self.signaling_region)
-        _emit(out, "audio_processors", _json_of(self.audio_processors))
+        emit(out, "media_region", self.media_region)
+        emit(out, "signaling_region", self.signaling_region)
+        emit(out, "audio_processors", _json_of(self.audio_processors))
         return out
 
 
@@ -1275,7 +1042,7 @@ class MediaStates(_Wire):
 
     revision: int
     tracks: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     _WHERE: ClassVar[str] = "states"
 
@@ -1317,7 +1084,7 @@ class Ice(_Message):
     """``"roaming"``: the same edge as signaling."""
     preflight: bool | None = None
     version: int | None = ICE_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "ice"
 
@@ -1333,9 +1100,9 @@ class Ice(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"token": self.token}
-        _emit(out, "edge", self.edge)
-        _emit(out, "preflight", self.preflight)
-        _emit(out, "version", self.version)
+        emit(out, "edge", self.edge)
+        emit(out, "preflight", self.preflight)
+        emit(out, "version", self.version)
         return out
 
 
@@ -1364,7 +1131,7 @@ class Connect(_Message):
     """``"unified"`` (always, since 2.35.0)."""
     bandwidth_profile: Mapping[str, Any] | None = field(default=None, hash=False)
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "connect"
 
@@ -1394,13 +1161,13 @@ class Connect(_Message):
             "participant": self.participant.to_json(),
             "peer_connections": _json_of(self.peer_connections),
         }
-        _emit(out, "ice_servers", self.ice_servers)
-        _emit(out, "publisher", _json_of(self.publisher))
-        _emit(out, "media_signaling", _json_of(self.media_signaling))
-        _emit(out, "subscribe", _json_of(self.subscribe))
-        _emit(out, "format", self.format)
-        _emit(out, "bandwidth_profile", _json_of(self.bandwidth_profile))
-        _emit(out, "version", self.version)
+        emit(out, "ice_servers", self.ice_servers)
+        emit(out, "publisher", _json_of(self.publisher))
+        emit(out, "media_signaling", _json_of(self.media_signaling))
+        emit(out, "subscribe", _json_of(self.subscribe))
+        emit(out, "format", self.format)
+        emit(out, "bandwidth_profile", _json_of(self.bandwidth_profile))
+        emit(out, "version", self.version)
         return out
 
 
@@ -1416,7 +1183,7 @@ class ClientUpdate(_Message):
     peer_connections: tuple[PeerConnectionState, ...] | None = None
     bandwidth_profile: Mapping[str, Any] | None = field(default=None, hash=False)
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "update"
 
@@ -1434,10 +1201,10 @@ class ClientUpdate(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"session": self.session}
-        _emit(out, "participant", _json_of(self.participant))
-        _emit(out, "peer_connections", _json_of(self.peer_connections))
-        _emit(out, "bandwidth_profile", _json_of(self.bandwidth_profile))
-        _emit(out, "version", self.version)
+        emit(out, "participant", _json_of(self.participant))
+        emit(out, "peer_connections", _json_of(self.peer_connections))
+        emit(out, "bandwidth_profile", _json_of(self.bandwidth_profile))
+        emit(out, "version", self.version)
         return out
 
 
@@ -1455,7 +1222,7 @@ class Sync(_Message):
     name: str | None = None
     peer_connections: tuple[PeerConnectionState, ...] = ()
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "sync"
 
@@ -1479,7 +1246,7 @@ class Sync(_Message):
             "participant": self.participant.to_json(),
             "peer_connections": _json_of(self.peer_connections),
         }
-        _emit(out, "version", self.version)
+        emit(out, "version", self.version)
         return out
 
 
@@ -1493,7 +1260,7 @@ class Disconnect(_Message):
 
     session: str | None = None
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "disconnect"
 
@@ -1503,7 +1270,7 @@ class Disconnect(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"session": self.session}
-        _emit(out, "version", self.version)
+        emit(out, "version", self.version)
         return out
 
 
@@ -1517,7 +1284,7 @@ class Iced(_Message):
 
     ice_servers: tuple[IceServer, ...] = ()
     version: int | None = ICE_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "iced"
 
@@ -1531,7 +1298,7 @@ class Iced(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"ice_servers": _json_of(self.ice_servers)}
-        _emit(out, "version", self.version)
+        emit(out, "version", self.version)
         return out
 
 
@@ -1561,7 +1328,7 @@ class Connected(_Message):
     recording: Recording | None = None
     media_signaling: Mapping[str, MediaSignalingChannel] | None = field(default=None, hash=False)
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "connected"
 
@@ -1595,12 +1362,12 @@ class Connected(_Message):
             "participants": _json_of(self.participants),
             "peer_connections": _json_of(self.peer_connections),
         }
-        _emit(out, "published", _json_of(self.published))
-        _emit(out, "subscribed", _json_of(self.subscribed))
-        _emit(out, "recording", _json_of(self.recording))
-        _emit(out, "media_signaling", _json_of(self.media_signaling))
+        emit(out, "published", _json_of(self.published))
+        emit(out, "subscribed", _json_of(self.subscribed))
+        emit(out, "recording", _json_of(self.recording))
+        emit(out, "media_signaling", _json_of(self.media_signaling))
         out["options"] = self.options.to_json()
-        _emit(out, "version", self.version)
+        emit(out, "version", self.version)
         return out
 
 
@@ -1616,7 +1383,7 @@ class _RoomState(_Message):
     recording: Recording | None = None
     media_signaling: Mapping[str, MediaSignalingChannel] | None = field(default=None, hash=False)
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     @classmethod
     def _parse(cls, f: _Fields) -> Self:
@@ -1638,14 +1405,14 @@ class _RoomState(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {}
-        _emit(out, "participant", _json_of(self.participant))
-        _emit(out, "participants", _json_of(self.participants))
-        _emit(out, "peer_connections", _json_of(self.peer_connections))
-        _emit(out, "published", _json_of(self.published))
-        _emit(out, "subscribed", _json_of(self.subscribed))
-        _emit(out, "recording", _json_of(self.recording))
-        _emit(out, "media_signaling", _json_of(self.media_signaling))
-        _emit(out, "version", self.version)
+        emit(out, "participant", _json_of(self.participant))
+        emit(out, "participants", _json_of(self.participants))
+        emit(out, "peer_connections", _json_of(self.peer_connections))
+        emit(out, "published", _json_of(self.published))
+        emit(out, "subscribed", _json_of(self.subscribed))
+        emit(out, "recording", _json_of(self.recording))
+        emit(out, "media_signaling", _json_of(self.media_signaling))
+        emit(out, "version", self.version)
         return out
 
 
@@ -1680,7 +1447,7 @@ class Disconnected(_Message):
 
     status: str | None = None
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "disconnected"
 
@@ -1690,8 +1457,8 @@ class Disconnected(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {}
-        _emit(out, "status", self.status)
-        _emit(out, "version", self.version)
+        emit(out, "status", self.status)
+        emit(out, "version", self.version)
         return out
 
 
@@ -1706,7 +1473,7 @@ class ErrorMessage(_Message):
     code: int
     message: str
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "error"
 
@@ -1722,7 +1489,7 @@ class ErrorMessage(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"code": self.code, "message": self.message}
-        _emit(out, "version", self.version)
+        emit(out, "version", self.version)
         return out
 
 
@@ -1733,7 +1500,7 @@ class WarningMessage(_Message):
 
     states: MediaStates | None = None
     version: int | None = RSP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "warning"
 
@@ -1748,8 +1515,8 @@ class WarningMessage(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {}
-        _emit(out, "states", _json_of(self.states))
-        _emit(out, "version", self.version)
+        emit(out, "states", _json_of(self.states))
+        emit(out, "version", self.version)
         return out
 
 
@@ -1790,7 +1557,7 @@ def _read_type(f: _Fields, sender: Sender, allowed: Mapping[str, type[_T]], kind
     cls = allowed.get(wire_type)
     if cls is None:
         raise UnknownMessageTypeError(
-            f"{f._path('type')}: unknown {kind} type {wire_type!r} from a {sender}"
+            f"{f.path('type')}: unknown {kind} type {wire_type!r} from a {sender}"
             f" (expected one of {', '.join(map(repr, allowed))})",
             wire_type,
         )
@@ -1820,7 +1587,7 @@ class Hello(_Message):
     body: Ice | Connect | Sync | None = None
     cookie: str | None = None
     version: int = TCMP_VERSION
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "hello"
 
@@ -1844,8 +1611,8 @@ class Hello(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"id": self.id, "timeout": self.timeout, "version": self.version}
-        _emit(out, "body", _json_of(self.body))
-        _emit(out, "cookie", self.cookie)
+        emit(out, "body", _json_of(self.body))
+        emit(out, "cookie", self.cookie)
         return out
 
 
@@ -1859,7 +1626,7 @@ class Welcome(_Message):
     """
 
     negotiated_timeout: int
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "welcome"
 
@@ -1883,7 +1650,7 @@ class Msg(_Message):
     """``msg``: carries one RSP message in ``body``. Also counts as a heartbeat."""
 
     body: RspMessage
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "msg"
 
@@ -1902,7 +1669,7 @@ class Msg(_Message):
             SignalingProtocolError: If the frame or its body is invalid.
         """
         f = _Fields(obj, cls.TYPE, sender)
-        f.expect_type(cls.TYPE)
+        cls._expect_type(f)
         return cls._parse(f)
 
     @classmethod
@@ -1917,32 +1684,18 @@ class Msg(_Message):
 class Heartbeat(_Message):
     """``heartbeat``: keep-alive, both ways."""
 
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "heartbeat"
-
-    @classmethod
-    def _parse(cls, f: _Fields) -> Self:
-        return cls(extra=f.extra())
-
-    def _members(self) -> JsonObject:
-        return {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bye(_Message):
     """``bye``: the sender is closing the connection (the client ignores one from the server)."""
 
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "bye"
-
-    @classmethod
-    def _parse(cls, f: _Fields) -> Self:
-        return cls(extra=f.extra())
-
-    def _members(self) -> JsonObject:
-        return {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1957,7 +1710,7 @@ class Busy(_Message):
     retry_after: int
     keep_alive: bool = False
     cookie: str | None = None
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "busy"
 
@@ -1972,7 +1725,7 @@ class Busy(_Message):
 
     def _members(self) -> JsonObject:
         out: JsonObject = {"retryAfter": self.retry_after, "keepAlive": self.keep_alive}
-        _emit(out, "cookie", self.cookie)
+        emit(out, "cookie", self.cookie)
         return out
 
 
@@ -1982,7 +1735,7 @@ class Bad(_Message):
     once open, the SDK throws on it, so a server should not send it then."""
 
     reason: str
-    extra: Mapping[str, Any] = _extra_field()
+    extra: Mapping[str, Any] = extra_field()
 
     TYPE: ClassVar[str] = "bad"
 
@@ -2068,17 +1821,6 @@ def parse_frame(obj: object, *, sender: Sender = "client") -> TcmpFrame:
     return cls._parse(f)
 
 
-def _reject_constant(name: str) -> float:
-    raise SignalingProtocolError(f"frame: {name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise SignalingProtocolError(f"frame: number {text[:20]!r} is out of range")
-    return value
-
-
 @overload
 def parse_message(raw: str | bytes, *, sender: Literal["client"] = ...) -> ClientFrame: ...
 @overload
@@ -2101,13 +1843,7 @@ def parse_message(raw: str | bytes, *, sender: Sender = "client") -> TcmpFrame:
         UnknownMessageTypeError: If a ``type`` is not one ``sender`` may send.
         SignalingProtocolError: If the frame is not UTF-8 JSON or is invalid.
     """
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-        obj = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except SignalingProtocolError:
-        raise
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, …
-        raise SignalingProtocolError(f"frame: not a UTF-8 JSON text: {exc}") from None
+    obj = wire.loads(raw, SignalingProtocolError, "frame")
     if sender == "client":
         return parse_frame(obj, sender="client")
     return parse_frame(obj, sender="server")

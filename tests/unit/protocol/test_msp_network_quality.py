@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from parlour.protocol import msp_network_quality as nq
@@ -32,6 +31,8 @@ from parlour.protocol.msp_network_quality import (
     parse_message,
 )
 from parlour.protocol.signaling import SignalingProtocolError, UnknownMessageTypeError
+from tests.unit.protocol import json_fuzz
+from tests.unit.protocol.json_fuzz import FUZZ
 
 V = NetworkQualityVerbosity
 
@@ -335,15 +336,8 @@ def test_public_names_exist() -> None:
 # ---------------------------------------------------------------------------------------------
 # Fuzz: arbitrary input parses (and then round-trips) or raises the module's error
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-LEAVES = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.integers(min_value=-1, max_value=6)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-    | st.just("network_quality")
+LEAVES = json_fuzz.json_leaves(["network_quality"], int_bits=70) | st.integers(
+    min_value=-1, max_value=6
 )
 KEYS = st.sampled_from(
     [
@@ -352,22 +346,14 @@ KEYS = st.sampled_from(
         "level", "sendStats", "recvStats", "bandwidth", "latency", "actual", "available", "x",
     ]
 )  # fmt: skip
-JSON_VALUES = st.recursive(
-    LEAVES,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=6),
-    max_leaves=25,
-)
+JSON_VALUES = json_fuzz.json_values(LEAVES, KEYS, max_size=6, max_leaves=25)
 PARSERS = st.sampled_from([NetworkQualityReport, NetworkQualityMessage])
 
 
 def check(cls: type[NetworkQualityReport] | type[NetworkQualityMessage], value: object) -> None:
-    try:
-        parsed = cls.parse(value)
-    except NetworkQualityProtocolError:
-        return
-    again = cls.parse(json.loads(encode_message(parsed)))
-    assert again == parsed
-    assert again.to_json() == parsed.to_json()
+    json_fuzz.parses_and_round_trips(
+        cls.parse, value, NetworkQualityProtocolError, lambda p: json.loads(encode_message(p))
+    )
 
 
 @FUZZ
@@ -387,21 +373,6 @@ def test_fuzz_arbitrary_text(raw: str | bytes) -> None:
         pass
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = []
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, child in items:
-        out.append((*prefix, key))
-        out.extend(_paths(child, (*prefix, key)))
-    return out
-
-
 GOLDEN = [(NetworkQualityReport, m) for m in CLIENT_MESSAGES] + [
     (NetworkQualityMessage, m) for m in SERVER_MESSAGES
 ]
@@ -413,13 +384,4 @@ def test_fuzz_mutated_golden_messages(
     data: st.DataObject, replacement: object, delete: bool
 ) -> None:
     cls, golden = data.draw(st.sampled_from(GOLDEN))
-    message = copy.deepcopy(golden)
-    path = data.draw(st.sampled_from(_paths(message)))
-    parent: Any = message
-    for key in path[:-1]:
-        parent = parent[key]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = replacement
-    check(cls, message)
+    check(cls, json_fuzz.mutated(data, golden, replacement, delete))

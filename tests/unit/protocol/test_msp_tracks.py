@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from parlour.protocol.msp_tracks import (
@@ -36,6 +36,8 @@ from parlour.protocol.msp_tracks import (
     parse_msp,
 )
 from parlour.protocol.signaling import SignalingProtocolError, TrackPriority
+from tests.unit.protocol import json_fuzz
+from tests.unit.protocol.json_fuzz import FUZZ
 
 MT1 = "MT" + "1" * 32
 MT2 = "MT" + "2" * 32
@@ -373,21 +375,10 @@ def test_bad_bandwidth_profiles(wire: object, path: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Fuzz
 
-JSON_LEAVES = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**64), max_value=2**64)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-    | st.sampled_from(["high", "low", "standard", "OK", MT1, MT2, "grid", "detected", ""])
+JSON_LEAVES = json_fuzz.json_leaves(
+    ["high", "low", "standard", "OK", MT1, MT2, "grid", "detected", ""]
 )
-JSON_VALUES = st.recursive(
-    JSON_LEAVES,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+JSON_VALUES = json_fuzz.json_values(JSON_LEAVES)
 KEYS = [
     "type", "track", "subscribe", "off", "on", "subscriber", "publisher", "id", "hints",
     "enabled", "render_dimensions", "width", "height", "result", "encodings", "layer_index",
@@ -402,38 +393,21 @@ TYPES = [
     "publisher_hints",
     "client_reset",
 ]
-SHAPED = st.recursive(
-    JSON_LEAVES | st.sampled_from(TYPES),
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(st.sampled_from(KEYS), children, max_size=6)
-    ),
-    max_leaves=30,
-)
+SHAPED = json_fuzz.shaped(JSON_LEAVES, KEYS, TYPES)
 CHANNELS = st.sampled_from(
     ["track_priority", "track_switch_off", "render_hints", "publisher_hints", "other"]
 )
 SENDERS = st.sampled_from(["client", "server"])
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(channel: str, sender: Any, value: object) -> None:
-    try:
-        parsed = parse_msp(channel, sender, value)
-    except MspProtocolError:
-        return
-    again = parse_msp(channel, sender, json.loads(json.dumps(parsed.to_json())))
-    assert again == parsed
-    assert again.to_json() == parsed.to_json()
+    json_fuzz.parses_and_round_trips(
+        lambda v: parse_msp(channel, sender, v), value, MspProtocolError
+    )
 
 
 def check_profile(value: object) -> None:
-    try:
-        parsed = BandwidthProfile.parse(value)
-    except MspProtocolError:
-        return
-    again = BandwidthProfile.parse(json.loads(json.dumps(parsed.to_json())))
-    assert again == parsed
+    json_fuzz.parses_and_round_trips(BandwidthProfile.parse, value, MspProtocolError)
 
 
 @FUZZ
@@ -458,35 +432,10 @@ def test_fuzz_shaped_like_the_protocol(
     check_profile({"video": video})
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = []
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, child in items:
-        out.append((*prefix, key))
-        out.extend(_paths(child, (*prefix, key)))
-    return out
-
-
 @FUZZ
 @given(data=st.data(), replacement=JSON_VALUES, delete=st.booleans())
 def test_fuzz_mutated_golden_messages(
     data: st.DataObject, replacement: object, delete: bool
 ) -> None:
     channel, sender, golden, _ = data.draw(st.sampled_from(GOLDEN))
-    wire = copy.deepcopy(golden)
-    paths = _paths(wire)
-    path = data.draw(st.sampled_from(paths))
-    parent: Any = wire
-    for key in path[:-1]:
-        parent = parent[key]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = replacement
-    check(channel, sender, wire)
+    check(channel, sender, json_fuzz.mutated(data, golden, replacement, delete))

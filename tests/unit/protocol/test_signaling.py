@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from parlour.protocol import signaling as sig
@@ -66,6 +66,8 @@ from parlour.protocol.signaling import (
     parse_message,
     parse_rsp,
 )
+from tests.unit.protocol import json_fuzz
+from tests.unit.protocol.json_fuzz import FUZZ
 
 TRANSCRIPTS = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "transcripts"
 CONNECT_TRANSCRIPT = TRANSCRIPTS / "chromium156-twilio-video-2.36.0-connect.json"
@@ -993,21 +995,12 @@ def test_all_is_complete_and_accurate() -> None:
 # ---------------------------------------------------------------------------------------------
 # Fuzzing: untrusted input either parses (and then round-trips) or raises the protocol error
 
-JSON_LEAVES = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-    | st.sampled_from(["audio", "video", "data", "offer", "answer", "ready", "standard", ""])
+JSON_LEAVES = json_fuzz.json_leaves(
+    ["audio", "video", "data", "offer", "answer", "ready", "standard", ""],
+    int_bits=70,
+    text_size=12,
 )
-JSON_VALUES = st.recursive(
-    JSON_LEAVES,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+JSON_VALUES = json_fuzz.json_values(JSON_LEAVES)
 KNOWN_KEYS = sorted(
     {
         "type", "body", "id", "timeout", "version", "cookie", "negotiatedTimeout", "retryAfter",
@@ -1024,26 +1017,14 @@ TYPES = [
     "hello", "welcome", "msg", "heartbeat", "bye", "busy", "bad", "ice", "iced", "connect",
     "connected", "update", "sync", "synced", "disconnect", "disconnected", "error", "warning",
 ]  # fmt: skip
-SHAPED_OBJECTS = st.recursive(
-    JSON_LEAVES | st.sampled_from(TYPES),
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(st.sampled_from(KNOWN_KEYS), children, max_size=6)
-    ),
-    max_leaves=30,
-)
+SHAPED_OBJECTS = json_fuzz.shaped(JSON_LEAVES, KNOWN_KEYS, TYPES)
 SENDERS = st.sampled_from(["client", "server"])
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check_parses_or_rejects(raw: str | bytes, sender: sig.Sender) -> None:
-    try:
-        parsed = parse_message(raw, sender=sender)
-    except SignalingProtocolError:
-        return
-    again = parse_message(encode_message(parsed), sender=sender)
-    assert again == parsed
-    assert again.to_json() == parsed.to_json()
+    json_fuzz.parses_and_round_trips(
+        lambda r: parse_message(r, sender=sender), raw, SignalingProtocolError, encode_message
+    )
 
 
 @FUZZ
@@ -1077,22 +1058,6 @@ def test_fuzz_frames_shaped_like_the_protocol(
     check_parses_or_rejects(json.dumps(frame), sender)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path to a member or item of a decoded JSON value."""
-    out: list[tuple[Any, ...]] = []
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, child in items:
-        out.append((*prefix, key))
-        out.extend(_paths(child, (*prefix, key)))
-    return out
-
-
 GOLDEN_FRAMES: list[tuple[sig.Sender, dict[str, Any]]] = [
     (sender, frame) for sender in ("client", "server") for frame in frames(sender)
 ]
@@ -1102,16 +1067,9 @@ GOLDEN_FRAMES: list[tuple[sig.Sender, dict[str, Any]]] = [
 @given(data=st.data(), replacement=JSON_VALUES, delete=st.booleans())
 def test_fuzz_mutated_golden_frames(data: st.DataObject, replacement: object, delete: bool) -> None:
     sender, golden = data.draw(st.sampled_from(GOLDEN_FRAMES))
-    frame = copy.deepcopy(golden)
-    path = data.draw(st.sampled_from(_paths(frame)))
-    parent: Any = frame
-    for key in path[:-1]:
-        parent = parent[key]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = replacement
-    check_parses_or_rejects(json.dumps(frame), sender)
+    check_parses_or_rejects(
+        json.dumps(json_fuzz.mutated(data, golden, replacement, delete)), sender
+    )
 
 
 @FUZZ
