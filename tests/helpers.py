@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from parlour.client.video import Room, connect
 from parlour.protocol.tokens import encode_token
 from parlour.services.accounts import Credentials
@@ -44,6 +46,11 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 def ws_url(server: ServerThread) -> str:
     """The `wsServer` URL of a test server."""
     return server.base_url.replace("http://", "ws://") + "/signaling"
+
+
+def rest_client(server: ServerThread, acct: Account) -> httpx.AsyncClient:
+    """An async REST client for a test server, authenticated as the account."""
+    return httpx.AsyncClient(base_url=server.base_url, auth=(acct.sid, acct.auth_token))
 
 
 def access_token(acct: Account, identity: str, room: str | None = None, **claims: Any) -> str:

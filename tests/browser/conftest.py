@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
@@ -21,7 +22,7 @@ from tests.browser.harness import (
     missing_requirements,
     open_participant,
 )
-from tests.helpers import Account, new_account
+from tests.helpers import Account, new_account, rest_client
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -43,6 +44,15 @@ def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerT
 @pytest.fixture
 def browser_account(browser_server: ServerThread) -> Account:
     return new_account(browser_server)
+
+
+@pytest.fixture
+async def browser_rest(
+    browser_server: ServerThread, browser_account: Account
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An async REST client for the browser tests' server, as `browser_account`."""
+    async with rest_client(browser_server, browser_account) as rest:
+        yield rest
 
 
 @pytest.fixture

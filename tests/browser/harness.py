@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page
 
 from parlour.testing import ServerThread
-from tests.helpers import ws_url
+from tests.helpers import Account, access_token, ws_url
 
 __all__ = [
     "CHROMIUM",
@@ -26,7 +26,9 @@ __all__ = [
     "SDK_BUNDLE",
     "BrowserParticipant",
     "OpenParticipant",
+    "joined_pages",
     "missing_requirements",
+    "open_pages",
     "open_participant",
     "poll",
 ]
@@ -91,6 +93,8 @@ class BrowserParticipant:
         self.page = page
         self.server = server
         self.console: list[str] = []
+        #: The room SID of the last `join_as_name`.
+        self.room_sid: str | None = None
         page.on("console", self._on_console)
         page.on("pageerror", lambda error: self._log(f"pageerror: {error}"))
 
@@ -135,6 +139,13 @@ class BrowserParticipant:
             within,
         )
         return result
+
+    async def join_as_name(self, acct: Account, room: str, **options: Any) -> dict[str, Any]:
+        """`join` with an Access Token for this page's name; AssertionError if it was refused."""
+        joined = await self.join(access_token(acct, self.name), room, **options)
+        assert "error" not in joined, joined
+        self.room_sid = joined["sid"]
+        return joined
 
     async def evaluate(self, expression: str, arg: Any = None) -> Any:
         """Evaluate JavaScript in the page (a function expression gets `arg`)."""
@@ -207,3 +218,18 @@ async def open_participant(browser: Browser, server: ServerThread, name: str) ->
         raise AssertionError("the page did not load twilio-video from Parlour's /sdk/")
     await page.add_script_tag(path=INSTRUMENTATION)
     return participant
+
+
+async def open_pages(open_page: OpenParticipant, *names: str) -> list[BrowserParticipant]:
+    """One participant page for each name, opened in that order."""
+    return [await open_page(name) for name in names]
+
+
+async def joined_pages(
+    open_page: OpenParticipant, acct: Account, room: str, *names: str, **options: Any
+) -> list[BrowserParticipant]:
+    """Open a page for each name, then join them one by one to `room` with the same options."""
+    pages = await open_pages(open_page, *names)
+    for page in pages:
+        await page.join_as_name(acct, room, **options)
+    return pages

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from tests.browser.harness import OpenParticipant, poll
-from tests.helpers import Account, access_token
+from tests.browser.harness import OpenParticipant, joined_pages, poll
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -20,12 +20,9 @@ async def test_data_track_messages_arrive_in_order(
     open_page: OpenParticipant, browser_account: Account
 ) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await open_page("alice"), await open_page("bob")
-        for page in (alice, bob):
-            joined = await page.join(
-                access_token(browser_account, page.name), ROOM, audio=False, video=False
-            )
-            assert "error" not in joined, joined
+        alice, bob = await joined_pages(
+            open_page, browser_account, ROOM, "alice", "bob", audio=False, video=False
+        )
         await alice.wait_for_events("participantConnected", participant="bob")
 
         track_sid = await alice.evaluate("() => window.publishData('chat')")

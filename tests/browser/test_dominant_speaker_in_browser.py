@@ -7,9 +7,8 @@ import asyncio
 
 import pytest
 
-from parlour.testing import ServerThread
-from tests.browser.harness import OpenParticipant
-from tests.helpers import Account, access_token
+from tests.browser.harness import OpenParticipant, open_pages
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -17,24 +16,13 @@ ROOM = "dominant-speaker"
 
 
 async def test_the_only_microphone_is_the_dominant_speaker(
-    open_page: OpenParticipant, browser_server: ServerThread, browser_account: Account
+    open_page: OpenParticipant, browser_account: Account
 ) -> None:
     acct = browser_account
     async with asyncio.timeout(90):
-        alice, bob, carol = (
-            await open_page("alice"),
-            await open_page("bob"),
-            await open_page("carol"),
-        )
+        alice, bob, carol = await open_pages(open_page, "alice", "bob", "carol")
         for page, audio in ((alice, True), (bob, False), (carol, False)):
-            joined = await page.join(
-                access_token(acct, page.name),
-                ROOM,
-                audio=audio,
-                video=False,
-                dominantSpeaker=True,
-            )
-            assert "error" not in joined, joined
+            await page.join_as_name(acct, ROOM, audio=audio, video=False, dominantSpeaker=True)
         for page in (bob, carol):
             await page.wait_for_events("dominantSpeakerChanged", participant="alice", within=30)
         # The talk moves: alice's microphone goes quiet, bob starts one.

@@ -12,8 +12,8 @@ import pytest
 
 from parlour.media.plane import SfuMediaPlane
 from parlour.testing import ServerThread
-from tests.browser.harness import OpenParticipant
-from tests.helpers import Account, access_token
+from tests.browser.harness import OpenParticipant, joined_pages
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -26,10 +26,7 @@ async def test_levels_for_local_and_remote_participants_and_their_fall(
 ) -> None:
     acct = browser_account
     async with asyncio.timeout(120):
-        alice, bob = await open_page("alice"), await open_page("bob")
-        for page in (alice, bob):
-            joined = await page.join(access_token(acct, page.name), ROOM, **OPTIONS)
-            assert "error" not in joined, joined
+        alice, bob = await joined_pages(open_page, acct, ROOM, "alice", "bob", **OPTIONS)
         for page, other in ((alice, "bob"), (bob, "alice")):
             [mine] = (await page.wait_for_events("networkQuality", local=True, within=30))[:1]
             assert 1 <= mine["level"] <= 5, mine

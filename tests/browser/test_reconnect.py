@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from tests.browser.harness import OpenParticipant, poll
-from tests.helpers import Account, access_token
+from tests.browser.harness import OpenParticipant, joined_pages, poll
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -20,12 +20,9 @@ async def test_signaling_blip_reconnects_and_media_resumes(
     open_page: OpenParticipant, browser_account: Account
 ) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await open_page("alice"), await open_page("bob")
-        rooms = set()
-        for page in (alice, bob):
-            joined = await page.join(access_token(browser_account, page.name), ROOM, debug=True)
-            assert "error" not in joined, joined
-            rooms.add(joined["sid"])
+        alice, bob = await joined_pages(
+            open_page, browser_account, ROOM, "alice", "bob", debug=True
+        )
         events = await alice.wait_for_events("trackSubscribed", 2, participant="bob")
         video = next(e["trackSid"] for e in events if e["kind"] == "video")
 
@@ -47,4 +44,4 @@ async def test_signaling_blip_reconnects_and_media_resumes(
         # The other side never lost alice, and both are still one room.
         assert not await bob.events("participantDisconnected")
         assert await alice.evaluate("() => window.room.participants.size") == 1
-        assert len(rooms) == 1
+        assert alice.room_sid == bob.room_sid

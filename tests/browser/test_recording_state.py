@@ -10,9 +10,8 @@ import json
 import httpx
 import pytest
 
-from parlour.testing import ServerThread
-from tests.browser.harness import OpenParticipant
-from tests.helpers import Account, access_token
+from tests.browser.harness import OpenParticipant, joined_pages
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -20,21 +19,13 @@ ROOM = "recording-state"
 
 
 async def test_recording_rules_start_and_stop_recording_in_the_pages(
-    open_page: OpenParticipant, browser_server: ServerThread, browser_account: Account
+    open_page: OpenParticipant, browser_account: Account, browser_rest: httpx.AsyncClient
 ) -> None:
-    acct = browser_account
-    async with (
-        asyncio.timeout(90),
-        httpx.AsyncClient(
-            base_url=browser_server.base_url, auth=(acct.sid, acct.auth_token)
-        ) as rest,
-    ):
+    acct, rest = browser_account, browser_rest
+    async with asyncio.timeout(90):
         created = await rest.post("/v1/Rooms", data={"UniqueName": ROOM})
         assert created.status_code == 201, created.text
-        alice, bob = await open_page("alice"), await open_page("bob")
-        for page in (alice, bob):
-            joined = await page.join(access_token(acct, page.name), ROOM, video=False)
-            assert "error" not in joined, joined
+        alice, bob = await joined_pages(open_page, acct, ROOM, "alice", "bob", video=False)
         [connected] = await alice.events("connected")
         assert connected["isRecording"] is False
 
@@ -46,8 +37,7 @@ async def test_recording_rules_start_and_stop_recording_in_the_pages(
         for page in (alice, bob):
             await page.wait_for_events("recordingStarted")
         carol = await open_page("carol")
-        joined = await carol.join(access_token(acct, "carol"), ROOM, video=False)
-        assert "error" not in joined, joined
+        await carol.join_as_name(acct, ROOM, video=False)
         [late] = await carol.events("connected")
         assert late["isRecording"] is True
 

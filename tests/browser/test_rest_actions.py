@@ -9,9 +9,8 @@ import asyncio
 import httpx
 import pytest
 
-from parlour.testing import ServerThread
-from tests.browser.harness import OpenParticipant
-from tests.helpers import Account, access_token
+from tests.browser.harness import OpenParticipant, joined_pages
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -19,23 +18,13 @@ ROOM = "rest-actions"
 
 
 async def test_rest_disconnect_and_complete_reach_the_pages(
-    open_page: OpenParticipant, browser_server: ServerThread, browser_account: Account
+    open_page: OpenParticipant, browser_account: Account, browser_rest: httpx.AsyncClient
 ) -> None:
-    acct = browser_account
-    async with (
-        asyncio.timeout(60),
-        httpx.AsyncClient(
-            base_url=browser_server.base_url, auth=(acct.sid, acct.auth_token)
-        ) as rest,
-    ):
-        alice, bob, carol = (
-            await open_page("alice"),
-            await open_page("bob"),
-            await open_page("carol"),
+    acct, rest = browser_account, browser_rest
+    async with asyncio.timeout(60):
+        alice, bob, carol = await joined_pages(
+            open_page, acct, ROOM, "alice", "bob", "carol", video=False
         )
-        for page in (alice, bob, carol):
-            joined = await page.join(access_token(acct, page.name), ROOM, video=False)
-            assert "error" not in joined, joined
         await alice.wait_for_events("participantConnected", 2)
 
         removed = await rest.post(

@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from tests.browser.harness import BrowserParticipant, OpenParticipant, poll
-from tests.helpers import Account, access_token
+from tests.browser.harness import BrowserParticipant, OpenParticipant, joined_pages, poll
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -37,10 +37,7 @@ async def test_publish_unpublish_disable_enable_screen_share_and_leave(
     open_page: OpenParticipant, browser_account: Account
 ) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await open_page("alice"), await open_page("bob")
-        for page in (alice, bob):
-            joined = await page.join(access_token(browser_account, page.name), ROOM)
-            assert "error" not in joined, joined
+        alice, bob = await joined_pages(open_page, browser_account, ROOM, "alice", "bob")
         events = await bob.wait_for_events("trackSubscribed", 2, participant="alice")
         camera = next(e["trackSid"] for e in events if e["kind"] == "video")
         audio = next(e["trackSid"] for e in events if e["kind"] == "audio")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from parlour.testing import ServerThread
-from tests.browser.harness import BrowserParticipant, OpenParticipant
-from tests.helpers import Account, access_token
+from tests.browser.harness import BrowserParticipant, OpenParticipant, open_pages
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -32,22 +32,16 @@ async def frames_grow(page: BrowserParticipant, track_sid: str, within: float) -
 
 
 async def test_manual_switch_off_and_on(
-    open_page: OpenParticipant, browser_server: ServerThread, browser_account: Account
+    open_page: OpenParticipant, browser_account: Account
 ) -> None:
     acct = browser_account
     async with asyncio.timeout(120):
-        alice, bob = await open_page("alice"), await open_page("bob")
-        joined = await alice.join(access_token(acct, "alice"), "switch-manual", audio=False)
-        assert "error" not in joined, joined
+        alice, bob = await open_pages(open_page, "alice", "bob")
+        await alice.join_as_name(acct, "switch-manual", audio=False)
         profile = {"video": {"clientTrackSwitchOffControl": "manual"}}
-        joined = await bob.join(
-            access_token(acct, "bob"),
-            "switch-manual",
-            audio=False,
-            video=False,
-            bandwidthProfile=profile,
+        await bob.join_as_name(
+            acct, "switch-manual", audio=False, video=False, bandwidthProfile=profile
         )
-        assert "error" not in joined, joined
         [sub] = await bob.wait_for_events("trackSubscribed", kind="video", within=30)
         sid = sub["trackSid"]
         assert await frames_grow(bob, sid, 20), "video never played"
@@ -67,24 +61,15 @@ async def test_a_bitrate_cap_switches_off_the_lower_priority_video(
 ) -> None:
     acct = browser_account
     async with asyncio.timeout(120):
-        alice, carol, bob = (
-            await open_page("alice"),
-            await open_page("carol"),
-            await open_page("bob"),
-        )
+        alice, carol, bob = await open_pages(open_page, "alice", "carol", "bob")
         room = "switch-cap"
-        joined = await alice.join(access_token(acct, "alice"), room, audio=False)
-        assert "error" not in joined, joined
-        joined = await carol.join(access_token(acct, "carol"), room, audio=False)
-        assert "error" not in joined, joined
+        for page in (alice, carol):
+            await page.join_as_name(acct, room, audio=False)
         await carol.evaluate(
             "() => window.room.localParticipant.videoTracks.forEach((p) => p.setPriority('low'))"
         )
         profile = {"video": {"maxSubscriptionBitrate": 150_000}}
-        joined = await bob.join(
-            access_token(acct, "bob"), room, audio=False, video=False, bandwidthProfile=profile
-        )
-        assert "error" not in joined, joined
+        await bob.join_as_name(acct, room, audio=False, video=False, bandwidthProfile=profile)
         subs = await bob.wait_for_events("trackSubscribed", 2, kind="video", within=30)
         by_name = {s["participant"]: s["trackSid"] for s in subs}
         await bob.wait_for_events("switchedOff", trackSid=by_name["carol"], within=30)

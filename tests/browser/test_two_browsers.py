@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from parlour.testing import ServerThread
-from tests.browser.harness import BrowserParticipant, OpenParticipant, poll
-from tests.helpers import Account, access_token
+from tests.browser.harness import BrowserParticipant, OpenParticipant, joined_pages, poll
+from tests.helpers import Account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -70,16 +69,13 @@ async def assert_stats_reported(page: BrowserParticipant, remote: dict[str, str]
 
 
 async def test_two_browsers_see_and_play_each_other(
-    open_page: OpenParticipant, browser_server: ServerThread, browser_account: Account
+    open_page: OpenParticipant, browser_account: Account
 ) -> None:
     async with asyncio.timeout(60):
-        alice, bob = await open_page("alice"), await open_page("bob")
-        rooms = set()
-        for page in (alice, bob):
-            joined = await page.join(access_token(browser_account, page.name), ROOM, debug=True)
-            assert "error" not in joined, joined
-            rooms.add(joined["sid"])
-        assert len(rooms) == 1
+        alice, bob = await joined_pages(
+            open_page, browser_account, ROOM, "alice", "bob", debug=True
+        )
+        assert alice.room_sid == bob.room_sid
 
         await alice.wait_for_events("participantConnected", participant="bob")
         await bob.wait_for_events("participantConnected", participant="alice")

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 from urllib.parse import parse_qsl
 
 from twilio.request_validator import RequestValidator
@@ -19,6 +22,30 @@ from parlour.domain.sids import AccountSid
 from parlour.domain.tracks import TrackKind
 from parlour.testing import ServerThread
 from tests.recording_samples import Packet, encode_opus, encode_video, packetize
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kill_when_fed(script: str, *args: str, after: float, header: bool = False) -> tuple[str, float]:
+    """Run `python -c script args…` at the repository's root: read its first line if it prints
+    a `header`, then the seconds of media it reports fed, one a line, until `after`; then
+    SIGKILL it (no cleanup, no trailer). Returns the header ("" without) and the last seconds
+    read."""
+    with subprocess.Popen(
+        [sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        try:
+            first = child.stdout.readline() if header else ""
+            fed = 0.0
+            for line in child.stdout:
+                fed = float(line)
+                if fed >= after:
+                    break
+        finally:
+            child.kill()
+            child.wait(10)
+    return first, fed
 
 
 def recordings_service(server: ServerThread) -> Any:
@@ -97,38 +124,29 @@ def wait_until(check: Callable[[], object], timeout: float = 15.0) -> Any:
         time.sleep(0.05)
 
 
-class Receiver:
-    """A status callback endpoint on 127.0.0.1 that records form posts and checks
-    `X-Twilio-Signature` with twilio's `RequestValidator`."""
+class LoopbackHttp:
+    """An HTTP server on 127.0.0.1 in a thread (while used as a context manager) that passes
+    every GET and POST to `handle`."""
 
-    def __init__(self, auth_token: str) -> None:
-        validator = RequestValidator(auth_token)
-        self.received: list[tuple[dict[str, str], bool]] = []
-        lock = threading.Lock()
-        receiver = self
-
+    def __init__(self, handle: Callable[[BaseHTTPRequestHandler], None], port: int = 0) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                params = dict(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
-                url = f"http://{self.headers['Host']}{self.path}"
-                valid = validator.validate(url, params, self.headers.get("X-Twilio-Signature", ""))
-                with lock:
-                    receiver.received.append((params, valid))
-                self.send_response(204)
-                self.end_headers()
+                handle(self)
+
+            def do_GET(self) -> None:
+                handle(self)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/cb"
+        self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -136,6 +154,29 @@ class Receiver:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
+
+
+class Receiver(LoopbackHttp):
+    """A status callback endpoint on 127.0.0.1 that records form posts and checks
+    `X-Twilio-Signature` with twilio's `RequestValidator`."""
+
+    def __init__(self, auth_token: str) -> None:
+        self._validator = RequestValidator(auth_token)
+        self.received: list[tuple[dict[str, str], bool]] = []
+        self._lock = threading.Lock()
+        super().__init__(self._handle)
+        self.url = f"http://127.0.0.1:{self.port}/cb"
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        params = dict(parse_qsl(handler.rfile.read(length).decode(), keep_blank_values=True))
+        url = f"http://{handler.headers['Host']}{handler.path}"
+        signature = handler.headers.get("X-Twilio-Signature", "")
+        valid = self._validator.validate(url, params, signature)
+        with self._lock:
+            self.received.append((params, valid))
+        handler.send_response(204)
+        handler.end_headers()
 
     def events(self, prefix: str = "recording-") -> list[dict[str, str]]:
         return [p for p, _ in self.received if p["StatusCallbackEvent"].startswith(prefix)]

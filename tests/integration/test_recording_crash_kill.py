@@ -3,8 +3,6 @@ play up to the last second or so, and `remux` turns them into finished files."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,10 +10,9 @@ import av
 import pytest
 
 from parlour.recording.writer import probe, remux
+from tests.integration.recording_support import kill_when_fed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent(
     """
@@ -54,22 +51,7 @@ ALLOWED_LOSS = 2.0  # the open cluster (≤ 1 s) plus the writer's queue
 
 
 def test_sigkill_leaves_playable_files(tmp_path: Path) -> None:
-    fed = 0.0
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as child:
-        assert child.stdout is not None
-        try:
-            for line in child.stdout:
-                fed = float(line)
-                if fed >= KILL_AFTER:
-                    break
-        finally:
-            child.kill()  # SIGKILL: no cleanup, no trailer
-            child.wait(10)
+    _, fed = kill_when_fed(CHILD, str(tmp_path), after=KILL_AFTER)
     assert fed >= KILL_AFTER
 
     for name, codec in (("v.mkv", "vp8"), ("a.mka", "opus")):

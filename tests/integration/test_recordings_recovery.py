@@ -4,8 +4,6 @@ recording is completed (playable file, REST fields, callbacks) or failed, none `
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -15,11 +13,9 @@ import pytest
 from twilio.rest import Client
 
 from parlour.testing import ServerThread
-from tests.integration.recording_support import Receiver, wait_until
+from tests.integration.recording_support import Receiver, kill_when_fed, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent(
     """
@@ -73,23 +69,10 @@ KILL_AFTER = 3.5
 def test_sigkill_then_restart_recovers_every_recording(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with Receiver("unused") as receiver:
-        with subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(data_dir), receiver.url],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        ) as child:
-            assert child.stdout is not None
-            try:
-                setup = json.loads(child.stdout.readline())
-                fed = 0.0
-                for line in child.stdout:
-                    fed = float(line)
-                    if fed >= KILL_AFTER:
-                        break
-            finally:
-                child.kill()
-                child.wait(10)
+        first, fed = kill_when_fed(
+            CHILD, str(data_dir), receiver.url, after=KILL_AFTER, header=True
+        )
+        setup = json.loads(first)
         assert fed >= KILL_AFTER
         spool = data_dir / "media" / "spool"
         assert len(list(spool.glob("RT*.mk?"))) == 2  # the idle track never wrote a file

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -29,6 +29,7 @@ from parlour.domain.events import DeliveryStatus
 from parlour.protocol.tokens import encode_token
 from parlour.testing import ServerThread
 from tests.helpers import Account, new_account
+from tests.integration.recording_support import LoopbackHttp
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ class Received:
     names: tuple[str, ...] = ()  # the parameter names in the order they were sent
 
 
-class Receiver:
+class Receiver(LoopbackHttp):
     """A status callback endpoint on 127.0.0.1 that records requests and checks signatures.
 
     Args:
@@ -81,33 +82,7 @@ class Receiver:
         self.fail_first = fail_first
         self.requests: list[Received] = []
         self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver._handle(self)
-
-            def do_GET(self) -> None:
-                receiver._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        super().__init__(self._handle, port)
 
     def url(self, path: str = "/cb") -> str:
         return f"http://127.0.0.1:{self.port}{path}"

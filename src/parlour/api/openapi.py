@@ -288,6 +288,26 @@ _RETENTION_JSON = _resource_schema(
     "account_sid", "identity_days", "recording_days", "callback_days", "default", "url"
 )
 
+
+def _track_ops(path: str, name: str, key: str) -> dict[tuple[str, str], Operation]:
+    """List and Fetch of one participant's tracks (`name`, e.g. RoomParticipantPublishedTrack)."""
+    return {
+        ("GET", path): _op(f"List{name}", query=_paging(), schema=_page_schema(key)),
+        ("GET", path + "/{sid}"): _op(f"Fetch{name}", errors=_NOT_FOUND_ONLY, schema=_TRACK_JSON),
+    }
+
+
+def _recording_ops(path: str, name: str) -> dict[tuple[str, str], Operation]:
+    """Fetch, Delete and Fetch…Media of the recording at `path` (Recording, RoomRecording)."""
+    return {
+        ("GET", path): _op(f"Fetch{name}", errors=_NOT_FOUND_ONLY, schema=_RECORDING_JSON),
+        ("DELETE", path): _op(f"Delete{name}", ok="204"),
+        ("GET", path + "/Media"): _op(
+            f"Fetch{name}Media", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
+        ),
+    }
+
+
 #: (method, Starlette path) → its description.
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", _ROOMS): _op(
@@ -322,22 +342,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", _PART + "/Anonymize"): _op(
         "UpdateRoomParticipantAnonymize", body={}, errors=_NOT_FOUND_ONLY, schema=_PART_JSON
     ),
-    ("GET", _PUB): _op(
-        "ListRoomParticipantPublishedTrack",
-        query=_paging(),
-        schema=_page_schema("published_tracks"),
-    ),
-    ("GET", _PUB + "/{sid}"): _op(
-        "FetchRoomParticipantPublishedTrack", errors=_NOT_FOUND_ONLY, schema=_TRACK_JSON
-    ),
-    ("GET", _SUB): _op(
-        "ListRoomParticipantSubscribedTrack",
-        query=_paging(),
-        schema=_page_schema("subscribed_tracks"),
-    ),
-    ("GET", _SUB + "/{sid}"): _op(
-        "FetchRoomParticipantSubscribedTrack", errors=_NOT_FOUND_ONLY, schema=_TRACK_JSON
-    ),
+    **_track_ops(_PUB, "RoomParticipantPublishedTrack", "published_tracks"),
+    **_track_ops(_SUB, "RoomParticipantSubscribedTrack", "subscribed_tracks"),
     ("GET", _SUB_RULES): _op(
         "FetchRoomParticipantSubscribeRule",
         errors=_NOT_FOUND_ONLY,
@@ -377,26 +383,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         query={**_ROOM_RECORDING_FILTERS, **_paging()},
         schema=_page_schema("recordings"),
     ),
-    ("GET", _ROOM_RECS + "/{sid}"): _op(
-        "FetchRoomRecording", errors=_NOT_FOUND_ONLY, schema=_RECORDING_JSON
-    ),
-    ("DELETE", _ROOM_RECS + "/{sid}"): _op("DeleteRoomRecording", ok="204"),
-    ("GET", _ROOM_RECS + "/{sid}/Media"): _op(
-        "FetchRoomRecordingMedia", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
-    ),
+    **_recording_ops(_ROOM_RECS + "/{sid}", "RoomRecording"),
     ("GET", _RECS): _op(
         "ListRecording",
         query={**_RECORDING_FILTERS, **_paging(100)},
         errors=("400", "401"),
         schema=_page_schema("recordings"),
     ),
-    ("GET", _RECS + "/{sid}"): _op(
-        "FetchRecording", errors=_NOT_FOUND_ONLY, schema=_RECORDING_JSON
-    ),
-    ("DELETE", _RECS + "/{sid}"): _op("DeleteRecording", ok="204"),
-    ("GET", _RECS + "/{sid}/Media"): _op(
-        "FetchRecordingMedia", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
-    ),
+    **_recording_ops(_RECS + "/{sid}", "Recording"),
     ("GET", _RETENTION): _op("FetchParlourRetention", errors=("401",), schema=_RETENTION_JSON),
     ("POST", _RETENTION): _op(
         "UpdateParlourRetention",

@@ -18,6 +18,7 @@ from parlour.media.dtls import (
     fingerprint_digest,
     parse_fingerprint,
 )
+from tests.helpers import wait_for
 
 
 def rtp_packet(ssrc: int = 0x1234, seq: int = 1, payload: bytes = b"\xaa" * 40) -> bytes:
@@ -89,16 +90,6 @@ def make_pair(
             label="test-" + ("server" if is_server else "client"),
         )
     return server, client
-
-
-async def wait_for(check: Callable[[], str | None], limit: float = 5.0) -> None:
-    """Poll `check` (which returns why it is not done yet, or None) until done."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while (reason := check()) is not None:
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {limit} s: {reason}")
-        await asyncio.sleep(0.005)
 
 
 def states(*sides: Side, want: str) -> Callable[[], str | None]:

@@ -14,18 +14,7 @@ from aiortc.rtcsctptransport import RTCSctpTransport
 
 from parlour.media.dtls import Certificate, DtlsSrtpTransport, parse_fingerprint
 from parlour.media.sctp import ChannelInfo, DataChannels, Message, _DtlsAdapter
-
-WAIT = 5.0
-
-
-async def wait_for(check: Callable[[], str | None], limit: float = WAIT) -> None:
-    """Poll `check` (returns why it is not done yet, or None when done)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while (reason := check()) is not None:
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {limit} s: {reason}")
-        await asyncio.sleep(0.005)
+from tests.helpers import wait_for
 
 
 class End:

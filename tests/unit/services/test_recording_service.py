@@ -45,6 +45,7 @@ from parlour.protocol.media_urls import media_url_key
 from parlour.services.recordings import RecordingService
 from parlour.store.sql import SqlStore
 from parlour.testing import FakeClock
+from tests.unit.services.fakes import FakeStorage
 
 KEY = media_url_key(b"secret")
 
@@ -90,27 +91,6 @@ class FakeMedia:
 
     async def recover(self, recording: Recording) -> RecordingResult:
         return self.recovered[recording.sid]
-
-
-class FakeStorage:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    async def put(self, key: str, source: Path) -> int:
-        raise NotImplementedError
-
-    async def size(self, key: str) -> int | None:
-        data = self.objects.get(key)
-        return None if data is None else len(data)
-
-    async def open(
-        self, key: str, start: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
-        data = self.objects[key]
-        yield data[start : None if length is None else start + length]
-
-    async def delete(self, key: str) -> bool:
-        return self.objects.pop(key, None) is not None
 
 
 class Sink:

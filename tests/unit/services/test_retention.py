@@ -4,9 +4,7 @@ per-account policy, `never`, and a restarted sweeper (a new service) carrying on
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -19,29 +17,10 @@ from parlour.services.retention import RetentionService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
 from tests.store.factories import join, make_room, new_account, publish
+from tests.unit.services.fakes import FakeStorage
 
 DAY = 86400.0
 SECRET_ID = "carol-H8d2@private.example"
-
-
-class FakeStorage:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    async def put(self, key: str, source: Path) -> int:
-        raise NotImplementedError
-
-    async def size(self, key: str) -> int | None:
-        blob = self.objects.get(key)
-        return None if blob is None else len(blob)
-
-    async def open(
-        self, key: str, start: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
-        yield self.objects[key][start:]
-
-    async def delete(self, key: str) -> bool:
-        return self.objects.pop(key, None) is not None
 
 
 async def world(store: MemoryStore, clock: FakeClock, storage: FakeStorage) -> dict[str, str]:

@@ -75,6 +75,14 @@ class Harness:
         self.clock.advance(seconds)
         await asyncio.sleep(0)
 
+    async def deliver_created(self, room: Room, settings: WebhookSettings = SETTINGS) -> None:
+        """A new sender delivers the room's `room-created` until it settles, then closes."""
+        sender = self.sender(settings)
+        await sender.start()
+        await sender.emit(created(room, self.clock))
+        await settle(sender)
+        await sender.close()
+
     def sender(self, settings: WebhookSettings = SETTINGS) -> WebhookSender:
         return WebhookSender(
             self.store,
@@ -217,11 +225,7 @@ async def test_delivers_signed_callbacks_in_order_to_the_checked_address(h: Harn
 
 async def test_get_puts_the_parameters_in_the_signed_query_string(h: Harness) -> None:
     room = await h.room("http://hooks.example.com/cb?tenant=1", method="GET")
-    sender = h.sender()
-    await sender.start()
-    await sender.emit(created(room, h.clock))
-    await settle(sender)
-    await sender.close()
+    await h.deliver_created(room)
     [request] = h.requests
     assert request.method == "GET" and request.content == b""
     url = str(request.url).replace(PUBLIC, "hooks.example.com")
@@ -294,11 +298,7 @@ async def test_client_errors_are_final(h: Harness, status: int) -> None:
 async def test_gives_up_after_max_attempts_with_capped_backoff(h: Harness) -> None:
     room = await h.room("https://hooks.example.com/cb")
     h.respond = lambda r: httpx.Response(500)
-    sender = h.sender()
-    await sender.start()
-    await sender.emit(created(room, h.clock))
-    await settle(sender)
-    await sender.close()
+    await h.deliver_created(room)
     assert len(h.requests) == SETTINGS.max_attempts == 4
     assert h.sleeps == [1.0, 2.0, 3.0]
     [record] = await h.store.list_callback_deliveries(room.sid)
@@ -314,11 +314,7 @@ async def test_too_many_requests_waits_for_retry_after(h: Harness) -> None:
     room = await h.room("https://hooks.example.com/cb")
     answers = [httpx.Response(429, headers={"Retry-After": "2.5"}), httpx.Response(200)]
     h.respond = lambda r: answers.pop(0)
-    sender = h.sender()
-    await sender.start()
-    await sender.emit(created(room, h.clock))
-    await settle(sender)
-    await sender.close()
+    await h.deliver_created(room)
     assert h.sleeps == [2.5]
     [record] = await h.store.list_callback_deliveries(room.sid)
     assert record.status is DeliveryStatus.DELIVERED and record.attempts == 2
@@ -369,11 +365,7 @@ async def test_network_errors_and_timeouts_are_retried(h: Harness) -> None:
 
 async def test_unresolvable_host_is_retried_as_a_connection_error(h: Harness) -> None:
     room = await h.room("https://nowhere.example.com/cb")
-    sender = h.sender(WebhookSettings(max_attempts=2, retry_initial=0.0))
-    await sender.start()
-    await sender.emit(created(room, h.clock))
-    await settle(sender)
-    await sender.close()
+    await h.deliver_created(room, WebhookSettings(max_attempts=2, retry_initial=0.0))
     [record] = await h.store.list_callback_deliveries(room.sid)
     assert (record.status, record.attempts) == (DeliveryStatus.FAILED, 2)
     assert record.last_error == "name resolution failed"
@@ -381,11 +373,7 @@ async def test_unresolvable_host_is_retried_as_a_connection_error(h: Harness) ->
 
 async def test_refused_target_fails_without_a_request(h: Harness) -> None:
     room = await h.room("https://internal.example.com/cb")
-    sender = h.sender()
-    await sender.start()
-    await sender.emit(created(room, h.clock))
-    await settle(sender)
-    await sender.close()
+    await h.deliver_created(room)
     assert h.requests == []
     [record] = await h.store.list_callback_deliveries(room.sid)
     assert (record.status, record.attempts, record.last_error) == (
@@ -592,11 +580,7 @@ async def test_network_errors_are_recorded_by_kind(
         raise error
 
     h.respond = fail
-    sender = h.sender(WebhookSettings(max_attempts=1))
-    await sender.start()
-    await sender.emit(created(room, h.clock))
-    await settle(sender)
-    await sender.close()
+    await h.deliver_created(room, WebhookSettings(max_attempts=1))
     [record] = await h.store.list_callback_deliveries(room.sid)
     assert (record.status, record.last_error) == (DeliveryStatus.FAILED, recorded)
 
@@ -605,11 +589,7 @@ async def test_an_unreadable_retry_after_is_ignored(h: Harness) -> None:
     room = await h.room("https://hooks.example.com/cb")
     answers = [httpx.Response(503, headers={"Retry-After": "soon"}), httpx.Response(200)]
     h.respond = lambda r: answers.pop(0)
-    sender = h.sender()
-    await sender.start()
-    await sender.emit(created(room, h.clock))
-    await settle(sender)
-    await sender.close()
+    await h.deliver_created(room)
     assert h.sleeps == [1.0]
 
 
