@@ -5,13 +5,12 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from parlour.testing import ServerThread
-from tests.helpers import Account, new_account
+from tests.helpers import Account, new_account, server_fixture
 
 # twilio-python rewrites hosts when these are set; never let them leak into tests.
 for _var in ("TWILIO_EDGE", "TWILIO_REGION"):
@@ -33,16 +32,14 @@ def _collect_garbage() -> Iterator[None]:
     gc.collect()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    data_dir: Path = tmp_path_factory.mktemp("parlour-data")
-    # PARLOUR_TEST_DATABASE_URL runs the integration suites on another database (PostgreSQL).
-    database_url = os.environ.get("PARLOUR_TEST_DATABASE_URL") or None
-    # Loopback callback targets (port 9, nothing listening) keep every delivery on this host.
-    with ServerThread(
-        data_dir, idle_sweep_seconds=0.05, database_url=database_url, webhook_allow_private=True
-    ) as srv:
-        yield srv
+# PARLOUR_TEST_DATABASE_URL runs the integration suites on another database (PostgreSQL).
+# Loopback callback targets (port 9, nothing listening) keep every delivery on this host.
+server = server_fixture(
+    "parlour-data",
+    idle_sweep_seconds=0.05,
+    database_url=os.environ.get("PARLOUR_TEST_DATABASE_URL") or None,
+    webhook_allow_private=True,
+)
 
 
 @pytest.fixture

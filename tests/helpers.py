@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from parlour.client.video import Room, connect
 from parlour.protocol.tokens import encode_token
@@ -22,6 +23,20 @@ class Account:
     auth_token: str
     key_sid: str
     key_secret: str
+
+
+def server_fixture(data_dir_prefix: str, **options: Any) -> Any:
+    """A module-scoped fixture: a real Parlour server of the module's own, on 127.0.0.1 (port
+    0), keeping its data in a fresh temporary directory named after `data_dir_prefix`.
+
+    Assign it to `server` to override the shared one (`account` and `http` follow it)."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+        with ServerThread(tmp_path_factory.mktemp(data_dir_prefix), **options) as srv:
+            yield srv
+
+    return server
 
 
 def new_account(server: ServerThread) -> Account:

@@ -6,8 +6,7 @@ there by `scripts/install`); without them they are skipped with the reason.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from tests.browser.harness import (
     missing_requirements,
     open_participant,
 )
-from tests.helpers import Account, new_account, rest_client
+from tests.helpers import Account, new_account, rest_client, server_fixture
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -34,11 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"browser test: {reason}"))
 
 
-@pytest.fixture(scope="module")
-def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    data_dir: Path = tmp_path_factory.mktemp("browser")
-    with ServerThread(data_dir) as srv:
-        yield srv
+browser_server = server_fixture("browser")
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,30 +14,21 @@ import websockets
 
 from parlour.client.video import LocalTrackInfo, Room, connect
 from parlour.testing import ServerThread
-from tests.helpers import Account, new_account
+from tests.helpers import Account, server_fixture
 from tests.helpers import access_token as token
 from tests.helpers import ws_url as url
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    data_dir: Path = tmp_path_factory.mktemp("bad-input")
-    with ServerThread(data_dir) as srv:
-        yield srv
+server = server_fixture("bad-input")
 
 
 @pytest.fixture
-def acct(server: ServerThread) -> Account:
-    return new_account(server)
-
-
-@pytest.fixture
-async def bystanders(server: ServerThread, acct: Account) -> AsyncIterator[tuple[Room, Room]]:
+async def bystanders(server: ServerThread, account: Account) -> AsyncIterator[tuple[Room, Room]]:
     chat = LocalTrackInfo(name="chat", kind="data")
-    a = await connect(url(server), token(acct, "a"), name="bad", tracks=(chat,), media=False)
-    b = await connect(url(server), token(acct, "b"), name="bad", media=False)
+    a = await connect(url(server), token(account, "a"), name="bad", tracks=(chat,), media=False)
+    b = await connect(url(server), token(account, "b"), name="bad", media=False)
     yield a, b
     await a.disconnect()
     await b.disconnect()
@@ -90,7 +80,7 @@ async def test_malformed_json(
 
 
 async def test_unknown_message_types_are_ignored(
-    server: ServerThread, acct: Account, bystanders: tuple[Room, Room]
+    server: ServerThread, account: Account, bystanders: tuple[Room, Room]
 ) -> None:
     ws = await opened(server)
     await ws.send(json.dumps({"type": "surprise", "x": 1}))
@@ -101,7 +91,7 @@ async def test_unknown_message_types_are_ignored(
         "body": {
             "type": "connect",
             "version": 2,
-            "token": token(acct, "c"),
+            "token": token(account, "c"),
             "name": "bad",
             "participant": {"revision": 1, "tracks": []},
         },
@@ -114,7 +104,7 @@ async def test_unknown_message_types_are_ignored(
 
 
 async def test_out_of_order_revisions_are_ignored(
-    server: ServerThread, acct: Account, bystanders: tuple[Room, Room]
+    server: ServerThread, account: Account, bystanders: tuple[Room, Room]
 ) -> None:
     a, b = bystanders
     ws = await opened(server)
@@ -126,7 +116,7 @@ async def test_out_of_order_revisions_are_ignored(
                 "body": {
                     "type": "connect",
                     "version": 2,
-                    "token": token(acct, "d"),
+                    "token": token(account, "d"),
                     "name": "bad",
                     "participant": {"revision": 5, "tracks": [track]},
                 },
@@ -154,14 +144,14 @@ async def test_out_of_order_revisions_are_ignored(
 
 
 async def test_garbage_sdp_gets_53403_and_the_room_goes_on(
-    server: ServerThread, acct: Account, bystanders: tuple[Room, Room]
+    server: ServerThread, account: Account, bystanders: tuple[Room, Room]
 ) -> None:
     ws = await opened(server)
     pcs = [{"id": "pc1", "description": {"type": "offer", "revision": 1, "sdp": "v=0\r\ngarbage"}}]
     body = {
         "type": "connect",
         "version": 2,
-        "token": token(acct, "e"),
+        "token": token(account, "e"),
         "name": "bad",
         "participant": {"revision": 1, "tracks": []},
         "peer_connections": pcs,
@@ -171,7 +161,7 @@ async def test_garbage_sdp_gets_53403_and_the_room_goes_on(
     assert frame["body"]["type"] == "error" and frame["body"]["code"] == 53403
     with pytest.raises(websockets.ConnectionClosed):
         await recv(ws)
-    auth = (acct.sid, acct.auth_token)
+    auth = (account.sid, account.auth_token)
     with httpx.Client(base_url=server.base_url, auth=auth) as rest:
         parts = rest.get("/v1/Rooms/bad/Participants").json()["participants"]
         assert {p["identity"] for p in parts} == {"a", "b"}
@@ -179,10 +169,10 @@ async def test_garbage_sdp_gets_53403_and_the_room_goes_on(
 
 
 async def test_garbage_sdp_in_an_update_ends_only_that_session(
-    server: ServerThread, acct: Account, bystanders: tuple[Room, Room]
+    server: ServerThread, account: Account, bystanders: tuple[Room, Room]
 ) -> None:
     a, b = bystanders
-    f = await connect(url(server), token(acct, "f"), name="bad", media=False)
+    f = await connect(url(server), token(account, "f"), name="bad", media=False)
     await b.wait_for(lambda: any(p.identity == "f" for p in b.participants.values()))
     pcs = [{"id": "pc1", "description": {"type": "offer", "revision": 1, "sdp": "nonsense"}}]
     body = {"type": "update", "version": 2, "session": f.session, "peer_connections": pcs}

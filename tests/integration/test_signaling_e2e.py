@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ import websockets
 
 from parlour.client.video import LocalTrackInfo, Room, SignalingClientError, connect
 from parlour.testing import ServerThread
-from tests.helpers import Account, join, new_account, ws_url
+from tests.helpers import Account, join, new_account, server_fixture, ws_url
 from tests.helpers import access_token as token
 
 pytestmark = pytest.mark.integration
@@ -27,23 +26,7 @@ pytestmark = pytest.mark.integration
 SESSION_TIMEOUT = 1.5
 
 
-@pytest.fixture(scope="module")
-def sig_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    data_dir: Path = tmp_path_factory.mktemp("signaling")
-    with ServerThread(data_dir, session_timeout_seconds=SESSION_TIMEOUT) as srv:
-        yield srv
-
-
-@pytest.fixture
-def acct(sig_server: ServerThread) -> Account:
-    return new_account(sig_server)
-
-
-@pytest.fixture
-def rest(sig_server: ServerThread, acct: Account) -> Iterator[httpx.Client]:
-    auth = (acct.sid, acct.auth_token)
-    with httpx.Client(base_url=sig_server.base_url, auth=auth) as c:
-        yield c
+server = server_fixture("signaling", session_timeout_seconds=SESSION_TIMEOUT)
 
 
 async def events_until(room: Room, name: str) -> list[str]:
@@ -56,18 +39,18 @@ async def events_until(room: Room, name: str) -> list[str]:
 
 
 async def test_two_participants_see_each_other(
-    sig_server: ServerThread, acct: Account, rest: httpx.Client
+    server: ServerThread, account: Account, http: httpx.Client
 ) -> None:
-    alice = await join(sig_server, acct, "alice", "standup")
+    alice = await join(server, account, "alice", "standup")
     assert alice.name == "standup" and alice.sid.startswith("RM")
     assert alice.local_identity == "alice" and alice.local_sid.startswith("PA")
-    bob = await join(sig_server, acct, "bob", "standup")
+    bob = await join(server, account, "bob", "standup")
     assert [p.identity for p in bob.participants.values()] == ["alice"]
     await alice.wait_for(lambda: any(p.identity == "bob" for p in alice.participants.values()))
 
-    room = rest.get("/v1/Rooms/standup").json()
+    room = http.get("/v1/Rooms/standup").json()
     assert room["sid"] == alice.sid == bob.sid
-    listed = rest.get(f"/v1/Rooms/{alice.sid}/Participants").json()["participants"]
+    listed = http.get(f"/v1/Rooms/{alice.sid}/Participants").json()["participants"]
     assert {(p["identity"], p["status"]) for p in listed} == {
         ("alice", "connected"),
         ("bob", "connected"),
@@ -75,20 +58,20 @@ async def test_two_participants_see_each_other(
 
     await bob.disconnect()
     await alice.wait_for(lambda: not alice.participants)
-    bob_rest = rest.get(f"/v1/Rooms/{alice.sid}/Participants/{bob.local_sid}").json()
+    bob_rest = http.get(f"/v1/Rooms/{alice.sid}/Participants/{bob.local_sid}").json()
     assert bob_rest["status"] == "disconnected" and bob_rest["duration"] is not None
     await alice.disconnect()
 
 
 async def test_tracks_published_enabled_unpublished(
-    sig_server: ServerThread, acct: Account, rest: httpx.Client
+    server: ServerThread, account: Account, http: httpx.Client
 ) -> None:
     chat = LocalTrackInfo(name="chat", kind="data")
-    alice = await join(sig_server, acct, "alice", "tracks", tracks=(chat,))
+    alice = await join(server, account, "alice", "tracks", tracks=(chat,))
     await alice.wait_for(lambda: chat.id in alice.published)
     chat_sid = alice.published[chat.id]
     assert chat_sid.startswith("MT")
-    bob = await join(sig_server, acct, "bob", "tracks")
+    bob = await join(server, account, "bob", "tracks")
     [remote] = bob.participants.values()
     assert [(t.sid, t.name, t.kind) for t in remote.tracks.values()] == [(chat_sid, "chat", "data")]
 
@@ -96,7 +79,7 @@ async def test_tracks_published_enabled_unpublished(
     await alice.publish_track(mic)
     await alice.wait_for(lambda: mic.id in alice.published)
     await bob.wait_for(lambda: len(remote.tracks) == 2)
-    published = rest.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks").json()[
+    published = http.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks").json()[
         "published_tracks"
     ]
     assert {(t["name"], t["kind"], t["enabled"]) for t in published} == {
@@ -106,14 +89,14 @@ async def test_tracks_published_enabled_unpublished(
 
     await alice.set_track_enabled(mic.id, False)
     await bob.wait_for(lambda: not remote.tracks[alice.published[mic.id]].enabled)
-    track = rest.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks/mic").json()
+    track = http.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks/mic").json()
     assert track["enabled"] is False
 
     await alice.unpublish_track(chat.id)
     await bob.wait_for(lambda: chat_sid not in remote.tracks)
     names = [
         t["name"]
-        for t in rest.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks").json()[
+        for t in http.get(f"/v1/Rooms/{alice.sid}/Participants/alice/PublishedTracks").json()[
             "published_tracks"
         ]
     ]
@@ -123,13 +106,13 @@ async def test_tracks_published_enabled_unpublished(
 
 
 async def test_publication_errors(
-    sig_server: ServerThread, acct: Account, rest: httpx.Client
+    server: ServerThread, account: Account, http: httpx.Client
 ) -> None:
-    rest.post("/v1/Rooms", data={"UniqueName": "audio-only", "AudioOnly": "true"})
+    http.post("/v1/Rooms", data={"UniqueName": "audio-only", "AudioOnly": "true"})
     a = LocalTrackInfo(name="same", kind="audio")
     b = LocalTrackInfo(name="same", kind="data")
     cam = LocalTrackInfo(name="cam", kind="video")
-    room = await join(sig_server, acct, "alice", "audio-only", tracks=(a, b, cam))
+    room = await join(server, account, "alice", "audio-only", tracks=(a, b, cam))
     await room.wait_for(lambda: len(room.failed) == 2)
     assert room.failed[b.id].code == 53304
     assert room.failed[cam.id].code == 53125
@@ -148,53 +131,53 @@ async def test_publication_errors(
         (lambda a: token(a, ""), 20106),
     ],
 )
-async def test_token_errors(sig_server: ServerThread, acct: Account, make, code: int) -> None:
+async def test_token_errors(server: ServerThread, account: Account, make, code: int) -> None:
     with pytest.raises(SignalingClientError) as err:
-        await connect(ws_url(sig_server), make(acct), name="tokens")
+        await connect(ws_url(server), make(account), name="tokens")
     assert err.value.code == code
 
 
-async def test_token_room_grant_is_enforced(sig_server: ServerThread, acct: Account) -> None:
+async def test_token_room_grant_is_enforced(server: ServerThread, account: Account) -> None:
     with pytest.raises(SignalingClientError) as err:
-        await connect(ws_url(sig_server), token(acct, "x", room="allowed"), name="other")
+        await connect(ws_url(server), token(account, "x", room="allowed"), name="other")
     assert err.value.code == 20106
-    room = await connect(ws_url(sig_server), token(acct, "x", room="allowed"))
+    room = await connect(ws_url(server), token(account, "x", room="allowed"))
     assert room.name == "allowed"
     await room.disconnect()
 
 
 async def test_rest_kick_and_room_end_reach_clients(
-    sig_server: ServerThread, acct: Account, rest: httpx.Client
+    server: ServerThread, account: Account, http: httpx.Client
 ) -> None:
-    alice = await join(sig_server, acct, "alice", "kick")
-    bob = await join(sig_server, acct, "bob", "kick")
-    carol = await join(sig_server, acct, "carol", "kick")
-    r = rest.post("/v1/Rooms/kick/Participants/bob", data={"Status": "disconnected"})
+    alice = await join(server, account, "alice", "kick")
+    bob = await join(server, account, "bob", "kick")
+    carol = await join(server, account, "carol", "kick")
+    r = http.post("/v1/Rooms/kick/Participants/bob", data={"Status": "disconnected"})
     assert r.status_code == 202 and r.json()["status"] == "disconnected"
     await bob.wait_for(lambda: bob.state == "disconnected")
     assert bob.disconnect_error is not None and bob.disconnect_error.code == 53204
     await alice.wait_for(lambda: len(alice.participants) == 1)
 
-    assert rest.post("/v1/Rooms/kick", data={"Status": "completed"}).status_code == 202
+    assert http.post("/v1/Rooms/kick", data={"Status": "completed"}).status_code == 202
     for room in (alice, carol):
         await room.wait_for(lambda room=room: room.state == "disconnected")
         assert room.disconnect_error is not None and room.disconnect_error.code == 53118
     with pytest.raises(SignalingClientError) as err:
-        await connect(ws_url(sig_server), token(acct, "dave"), name=alice.sid)
+        await connect(ws_url(server), token(account, "dave"), name=alice.sid)
     assert err.value.code == 53118
     # The name is free again: a new room starts.
-    again = await join(sig_server, acct, "dave", "kick")
+    again = await join(server, account, "dave", "kick")
     assert again.sid != alice.sid
     for ended in (again, alice, bob, carol):  # waits for media the server ended to close
         await ended.disconnect()
 
 
 async def test_duplicate_identity_disconnects_the_older(
-    sig_server: ServerThread, acct: Account
+    server: ServerThread, account: Account
 ) -> None:
-    first = await join(sig_server, acct, "erin", "dupe")
-    watcher = await join(sig_server, acct, "watcher", "dupe")
-    second = await join(sig_server, acct, "erin", "dupe")
+    first = await join(server, account, "erin", "dupe")
+    watcher = await join(server, account, "watcher", "dupe")
+    second = await join(server, account, "erin", "dupe")
     await first.wait_for(lambda: first.state == "disconnected")
     assert first.disconnect_error is not None and first.disconnect_error.code == 53205
     await watcher.wait_for(
@@ -205,31 +188,29 @@ async def test_duplicate_identity_disconnects_the_older(
     await watcher.disconnect()
 
 
-async def test_max_participants(
-    sig_server: ServerThread, acct: Account, rest: httpx.Client
-) -> None:
-    rest.post("/v1/Rooms", data={"UniqueName": "pair", "MaxParticipants": "2", "Type": "go"})
-    a = await join(sig_server, acct, "a", "pair")
-    b = await join(sig_server, acct, "b", "pair")
+async def test_max_participants(server: ServerThread, account: Account, http: httpx.Client) -> None:
+    http.post("/v1/Rooms", data={"UniqueName": "pair", "MaxParticipants": "2", "Type": "go"})
+    a = await join(server, account, "a", "pair")
+    b = await join(server, account, "b", "pair")
     with pytest.raises(SignalingClientError) as err:
-        await join(sig_server, acct, "c", "pair")
+        await join(server, account, "c", "pair")
     assert err.value.code == 53105
     await a.disconnect()
     await b.disconnect()
 
 
 async def test_resume_after_dropped_socket(
-    sig_server: ServerThread, acct: Account, rest: httpx.Client
+    server: ServerThread, account: Account, http: httpx.Client
 ) -> None:
-    alice = await join(sig_server, acct, "alice", "blip")
-    bob = await join(sig_server, acct, "bob", "blip")
+    alice = await join(server, account, "alice", "blip")
+    bob = await join(server, account, "bob", "blip")
     await alice.drop_connection()
     seen = await events_until(alice, "reconnected")
     assert "reconnecting" in seen
     names = await events_until(bob, "participantReconnected")
     assert "participantReconnecting" in names
     assert alice.state == "connected"
-    participant = rest.get(f"/v1/Rooms/blip/Participants/{alice.local_sid}").json()
+    participant = http.get(f"/v1/Rooms/blip/Participants/{alice.local_sid}").json()
     assert participant["status"] == "connected"
     # Still fully working after the resume.
     mic = LocalTrackInfo(name="mic", kind="audio")
@@ -240,16 +221,16 @@ async def test_resume_after_dropped_socket(
 
 
 async def test_session_expires_when_not_resumed(
-    sig_server: ServerThread, acct: Account, rest: httpx.Client
+    server: ServerThread, account: Account, http: httpx.Client
 ) -> None:
-    watcher = await join(sig_server, acct, "watcher", "expire")
-    ws = await websockets.connect(ws_url(sig_server))
+    watcher = await join(server, account, "watcher", "expire")
+    ws = await websockets.connect(ws_url(server))
     hello = {
         "type": "hello",
         "id": "x",
         "timeout": 5000,
         "version": 2,
-        "body": {"type": "ice", "token": token(acct, "ghost"), "version": 1},
+        "body": {"type": "ice", "token": token(account, "ghost"), "version": 1},
     }
     await ws.send(json.dumps(hello))
     assert json.loads(await ws.recv())["type"] == "welcome"
@@ -259,7 +240,7 @@ async def test_session_expires_when_not_resumed(
         "body": {
             "type": "connect",
             "version": 2,
-            "token": token(acct, "ghost"),
+            "token": token(account, "ghost"),
             "name": "expire",
             "participant": {"revision": 1, "tracks": []},
         },
@@ -276,19 +257,19 @@ async def test_session_expires_when_not_resumed(
     await watcher.wait_for(
         lambda: all(p.state == "reconnecting" for p in watcher.participants.values())
     )
-    assert rest.get(f"/v1/Rooms/expire/Participants/{ghost}").json()["status"] == "reconnecting"
+    assert http.get(f"/v1/Rooms/expire/Participants/{ghost}").json()["status"] == "reconnecting"
     await watcher.wait_for(lambda: not watcher.participants, within=SESSION_TIMEOUT + 5)
-    assert rest.get(f"/v1/Rooms/expire/Participants/{ghost}").json()["status"] == "disconnected"
+    assert http.get(f"/v1/Rooms/expire/Participants/{ghost}").json()["status"] == "disconnected"
     await watcher.disconnect()
 
 
-async def test_protocol_errors_do_not_hurt_others(sig_server: ServerThread, acct: Account) -> None:
-    bystander = await join(sig_server, acct, "bystander", "errors")
-    async with websockets.connect(ws_url(sig_server)) as ws:
+async def test_protocol_errors_do_not_hurt_others(server: ServerThread, account: Account) -> None:
+    bystander = await join(server, account, "bystander", "errors")
+    async with websockets.connect(ws_url(server)) as ws:
         await ws.send("not json")
         bad = json.loads(await ws.recv())
         assert bad["type"] == "bad" and bad["reason"]
-    async with websockets.connect(ws_url(sig_server)) as ws:
+    async with websockets.connect(ws_url(server)) as ws:
         await ws.send(json.dumps({"type": "hello", "id": "x", "timeout": 2000, "version": 2}))
         assert json.loads(await ws.recv()) == {"type": "welcome", "negotiatedTimeout": 2000}
         await ws.send(json.dumps({"type": "msg", "body": {"type": "connect", "token": 5}}))
@@ -297,14 +278,14 @@ async def test_protocol_errors_do_not_hurt_others(sig_server: ServerThread, acct
         assert error["body"]["code"] == 53004
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
-    other = await join(sig_server, acct, "other", "errors")
+    other = await join(server, account, "other", "errors")
     await bystander.wait_for(lambda: len(bystander.participants) == 1)
     await other.disconnect()
     await bystander.disconnect()
 
 
-async def test_server_sends_heartbeats(sig_server: ServerThread, acct: Account) -> None:
-    async with websockets.connect(ws_url(sig_server)) as ws:
+async def test_server_sends_heartbeats(server: ServerThread, account: Account) -> None:
+    async with websockets.connect(ws_url(server)) as ws:
         await ws.send(json.dumps({"type": "hello", "id": "x", "timeout": 1000, "version": 2}))
         assert json.loads(await ws.recv())["negotiatedTimeout"] == 1000
         started = time.monotonic()
@@ -314,18 +295,18 @@ async def test_server_sends_heartbeats(sig_server: ServerThread, acct: Account) 
 
 async def test_auto_create_can_be_disabled(tmp_path: Path) -> None:
     with ServerThread(tmp_path, auto_create_rooms=False) as srv:
-        acct = new_account(srv)
+        account = new_account(srv)
         with pytest.raises(SignalingClientError) as err:
-            await connect(ws_url(srv), token(acct, "x"), name="nope")
+            await connect(ws_url(srv), token(account, "x"), name="nope")
         assert err.value.code == 53106
-        with httpx.Client(base_url=srv.base_url, auth=(acct.sid, acct.auth_token)) as c:
+        with httpx.Client(base_url=srv.base_url, auth=(account.sid, account.auth_token)) as c:
             c.post("/v1/Rooms", data={"UniqueName": "made"})
-        room = await connect(ws_url(srv), token(acct, "x"), name="made")
+        room = await connect(ws_url(srv), token(account, "x"), name="made")
         await room.disconnect()
 
 
 async def test_synced_names_every_peer_connection_the_client_keeps(
-    sig_server: ServerThread, acct: Account
+    server: ServerThread, account: Account
 ) -> None:
     # twilio-video closes every peer connection that `synced` leaves out, so a resume whose
     # `sync` carries a PC without a new description must still get that PC's id back.
@@ -336,13 +317,13 @@ async def test_synced_names_every_peer_connection_the_client_keeps(
         assert json.loads(await ws.recv())["type"] == "welcome"
 
     participant = {"revision": 1, "tracks": []}
-    ws = await websockets.connect(ws_url(sig_server))
+    ws = await websockets.connect(ws_url(server))
     await hello(
         ws,
         {
             "type": "connect",
             "version": 2,
-            "token": token(acct, "resumer"),
+            "token": token(account, "resumer"),
             "name": "resync",
             "participant": participant,
         },
@@ -351,7 +332,7 @@ async def test_synced_names_every_peer_connection_the_client_keeps(
     assert connected["type"] == "connected", connected
     await ws.close(4000)  # a blip
 
-    async with websockets.connect(ws_url(sig_server)) as again:
+    async with websockets.connect(ws_url(server)) as again:
         ice = {"revision": 1, "ufrag": "abcd", "candidates": [], "complete": True}
         await hello(
             again,
@@ -359,7 +340,7 @@ async def test_synced_names_every_peer_connection_the_client_keeps(
                 "type": "sync",
                 "version": 2,
                 "session": connected["session"],
-                "token": token(acct, "resumer"),
+                "token": token(account, "resumer"),
                 "name": "resync",
                 "participant": participant,
                 "peer_connections": [{"id": "pc-kept", "ice": ice}],

@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -23,7 +22,7 @@ from twilio.rest import Client
 
 from parlour.client.video import LocalTrackInfo
 from parlour.testing import ServerThread
-from tests.helpers import Account, eventually, join, new_account
+from tests.helpers import Account, eventually, join, server_fixture
 from tests.integration.media.test_sfu_rooms import CountingVideo
 
 pytestmark = pytest.mark.integration
@@ -31,22 +30,13 @@ pytestmark = pytest.mark.integration
 SECONDS = 3.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    data_dir: Path = tmp_path_factory.mktemp("rec-live")
-    with ServerThread(data_dir) as srv:
-        yield srv
-
-
-@pytest.fixture
-def acct(server: ServerThread) -> Account:
-    return new_account(server)
+server = server_fixture("rec-live")
 
 
 async def test_two_participants_make_four_playable_recordings(
-    server: ServerThread, acct: Account, tmp_path: Path
+    server: ServerThread, account: Account, tmp_path: Path
 ) -> None:
-    client = Client(acct.key_sid, acct.key_secret, account_sid=acct.sid)
+    client = Client(account.key_sid, account.key_secret, account_sid=account.sid)
     client.video.base_url = server.base_url
     room = client.video.v1.rooms.create(unique_name="rec", record_participants_on_connect=True)
     rooms = []
@@ -56,7 +46,7 @@ async def test_two_participants_make_four_playable_recordings(
             LocalTrackInfo.from_track(AudioStreamTrack(), f"{name}-mic"),
             LocalTrackInfo.from_track(CountingVideo(), f"{name}-cam"),
         )
-        rooms.append(await join(server, acct, name, "rec", tracks=tracks))
+        rooms.append(await join(server, account, name, "rec", tracks=tracks))
     try:
         await eventually(lambda: len(client.video.v1.rooms(room.sid).recordings.list()) == 4, 20)
         recording_at = time.monotonic()
@@ -82,7 +72,7 @@ async def test_two_participants_make_four_playable_recordings(
         ("video", "mkv", "VP8"),
     ]
     assert {r.track_name for r in recordings} == {"ann-mic", "ann-cam", "ben-mic", "ben-cam"}
-    auth = (acct.sid, acct.auth_token)
+    auth = (account.sid, account.auth_token)
     for rec in recordings:
         assert rec.duration is not None and rec.duration >= 1
         assert rec.size and rec.size > 0

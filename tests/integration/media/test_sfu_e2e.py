@@ -4,8 +4,6 @@ Parlour's own forwarding plane and receive each other's media, decodable."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,32 +11,23 @@ from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from parlour.client.video import LocalTrackInfo
 from parlour.testing import ServerThread
-from tests.helpers import Account, eventually, join, new_account
+from tests.helpers import Account, eventually, join, server_fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    data_dir: Path = tmp_path_factory.mktemp("sfu")
-    with ServerThread(data_dir) as srv:
-        yield srv
-
-
-@pytest.fixture
-def acct(sfu: ServerThread) -> Account:
-    return new_account(sfu)
+server = server_fixture("sfu")
 
 
 async def test_audio_video_and_data_flow_between_two_participants(
-    sfu: ServerThread, acct: Account
+    server: ServerThread, account: Account
 ) -> None:
     a_mic, a_cam = AudioStreamTrack(), VideoStreamTrack()
     b_mic, b_cam = AudioStreamTrack(), VideoStreamTrack()
     chat = LocalTrackInfo(name="chat", kind="data")
     alice = await join(
-        sfu,
-        acct,
+        server,
+        account,
         "alice",
         "sfu",
         tracks=(
@@ -48,8 +37,8 @@ async def test_audio_video_and_data_flow_between_two_participants(
         ),
     )
     bob = await join(
-        sfu,
-        acct,
+        server,
+        account,
         "bob",
         "sfu",
         tracks=(LocalTrackInfo.from_track(b_mic, "mic"), LocalTrackInfo.from_track(b_cam, "cam")),
@@ -77,7 +66,7 @@ async def test_audio_video_and_data_flow_between_two_participants(
         await eventually(lambda: len(received) == 20)
         assert received == [f"msg-{i}" for i in range(20)]
 
-        with httpx.Client(base_url=sfu.base_url, auth=(acct.sid, acct.auth_token)) as rest:
+        with httpx.Client(base_url=server.base_url, auth=(account.sid, account.auth_token)) as rest:
             subs = rest.get("/v1/Rooms/sfu/Participants/bob/SubscribedTracks").json()
             assert {t["name"] for t in subs["subscribed_tracks"]} == {"mic", "cam", "chat"}
     finally:
@@ -85,18 +74,20 @@ async def test_audio_video_and_data_flow_between_two_participants(
         await bob.disconnect()
 
 
-async def test_pre_encoded_video_is_forwarded_and_decodes(sfu: ServerThread, acct: Account) -> None:
+async def test_pre_encoded_video_is_forwarded_and_decodes(
+    server: ServerThread, account: Account
+) -> None:
     from parlour.client.media import PreEncodedVideoTrack, encode_test_clip
 
     clip = encode_test_clip(width=320, height=240, frames=30, gop=15)
     bot = await join(
-        sfu,
-        acct,
+        server,
+        account,
         "bot",
         "pre",
         tracks=(LocalTrackInfo.from_track(PreEncodedVideoTrack(clip), "loop"),),
     )
-    viewer = await join(sfu, acct, "viewer", "pre")
+    viewer = await join(server, account, "viewer", "pre")
     try:
         await viewer.wait_for(lambda: len(viewer.remote_media) == 1, 20)
         [track] = viewer.remote_media.values()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import httpx
@@ -20,7 +18,7 @@ from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from parlour.client.video import LocalTrackInfo, Room
 from parlour.testing import ServerThread
-from tests.helpers import Account, eventually, join, new_account
+from tests.helpers import Account, eventually, join, server_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -46,16 +44,7 @@ class CountingVideo(VideoStreamTrack):
         return frame
 
 
-@pytest.fixture(scope="module")
-def sfu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    data_dir: Path = tmp_path_factory.mktemp("sfu-rooms")
-    with ServerThread(data_dir) as srv:
-        yield srv
-
-
-@pytest.fixture
-def acct(sfu: ServerThread) -> Account:
-    return new_account(sfu)
+server = server_fixture("sfu-rooms")
 
 
 def media_tracks(name: str) -> tuple[LocalTrackInfo, ...]:
@@ -84,9 +73,13 @@ async def decoded_video(room: Room, publisher: str) -> list[av.VideoFrame]:
     return [await asyncio.wait_for(track.recv(), 10) for _ in range(4)]
 
 
-async def test_three_participants_then_a_late_fourth(sfu: ServerThread, acct: Account) -> None:
+async def test_three_participants_then_a_late_fourth(
+    server: ServerThread, account: Account
+) -> None:
     tracks = {name: media_tracks(name) for name in ("ann", "ben", "cat")}
-    rooms = {name: await join(sfu, acct, name, "trio", tracks=tracks[name]) for name in tracks}
+    rooms = {
+        name: await join(server, account, name, "trio", tracks=tracks[name]) for name in tracks
+    }
     late: Room | None = None
     try:
         for room in rooms.values():
@@ -127,7 +120,7 @@ async def test_three_participants_then_a_late_fourth(sfu: ServerThread, acct: Ac
         assert inbox["ben"] == inbox["cat"] == [f"m{i}" for i in range(30)]
 
         # A late joiner decodes ann's video within a second: the SFU asked for a keyframe.
-        late = await join(sfu, acct, "dan", "trio")
+        late = await join(server, account, "dan", "trio")
         await late.wait_for(lambda: len(late.remote_media) == 6, 10)
         subscribed_at = time.monotonic()
         first = await decoded_video(late, "ann")
@@ -136,7 +129,7 @@ async def test_three_participants_then_a_late_fourth(sfu: ServerThread, acct: Ac
         assert elapsed < 1.0, f"first decoded frame {elapsed:.2f} s after subscribing"
 
         # REST shows the four participants and each one's published tracks.
-        with httpx.Client(base_url=sfu.base_url, auth=(acct.sid, acct.auth_token)) as rest:
+        with httpx.Client(base_url=server.base_url, auth=(account.sid, account.auth_token)) as rest:
             parts = rest.get("/v1/Rooms/trio/Participants").json()["participants"]
             assert {p["identity"] for p in parts} == {"ann", "ben", "cat", "dan"}
             pub = rest.get("/v1/Rooms/trio/Participants/ben/PublishedTracks").json()
