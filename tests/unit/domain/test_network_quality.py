@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -289,6 +290,7 @@ def test_same_inputs_same_levels() -> None:
     assert run() == run()
 
 
+# Any value, or none, in every field of a LinkSample.
 OPTIONAL = st.none() | st.floats(allow_nan=True, allow_infinity=True)
 
 
@@ -298,15 +300,7 @@ OPTIONAL = st.none() | st.floats(allow_nan=True, allow_infinity=True)
             st.floats(min_value=0, max_value=100),
             st.sampled_from(MediaKind),
             st.sampled_from(Direction),
-            st.builds(
-                LinkSample,
-                fraction_lost=OPTIONAL,
-                jitter=OPTIONAL,
-                rtt=OPTIONAL,
-                bitrate=OPTIONAL,
-                expected_bitrate=OPTIONAL,
-                available_bitrate=OPTIONAL,
-            ),
+            st.builds(LinkSample, **{f.name: OPTIONAL for f in dataclasses.fields(LinkSample)}),
         ),
         max_size=30,
     )
