@@ -28,6 +28,7 @@ from parlour.media.negotiation import (
     ServerCapabilities,
 )
 from parlour.media.sdp import Codec, Extmap, MediaSection, Msid, SessionDescription
+from tests.unit.media.chrome_sdp import video_codec_lines
 
 FINGERPRINT = ("sha-256", ":".join(f"{i:02X}" for i in range(32)))
 CLIENT_FP = (
@@ -75,74 +76,7 @@ a=rtpmap:126 telephone-event/8000
 a=ssrc:3364439724 cname:pCGsX/kv/c0Vw8Qu
 a=ssrc:3364439724 msid:- {AUDIO_ID}
 """
-CHROME_VIDEO_CODECS = """\
-a=rtpmap:96 VP8/90000
-a=rtcp-fb:96 goog-remb
-a=rtcp-fb:96 transport-cc
-a=rtcp-fb:96 ccm fir
-a=rtcp-fb:96 nack
-a=rtcp-fb:96 nack pli
-a=rtpmap:97 rtx/90000
-a=fmtp:97 apt=96
-a=rtpmap:102 H264/90000
-a=rtcp-fb:102 goog-remb
-a=rtcp-fb:102 transport-cc
-a=rtcp-fb:102 ccm fir
-a=rtcp-fb:102 nack
-a=rtcp-fb:102 nack pli
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f
-a=rtpmap:103 rtx/90000
-a=fmtp:103 apt=102
-a=rtpmap:104 H264/90000
-a=rtcp-fb:104 goog-remb
-a=rtcp-fb:104 transport-cc
-a=rtcp-fb:104 ccm fir
-a=rtcp-fb:104 nack
-a=rtcp-fb:104 nack pli
-a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f
-a=rtpmap:107 rtx/90000
-a=fmtp:107 apt=104
-a=rtpmap:108 H264/90000
-a=rtcp-fb:108 goog-remb
-a=rtcp-fb:108 transport-cc
-a=rtcp-fb:108 ccm fir
-a=rtcp-fb:108 nack
-a=rtcp-fb:108 nack pli
-a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f
-a=rtpmap:109 rtx/90000
-a=fmtp:109 apt=108
-a=rtpmap:116 H264/90000
-a=rtcp-fb:116 goog-remb
-a=rtcp-fb:116 transport-cc
-a=rtcp-fb:116 ccm fir
-a=rtcp-fb:116 nack
-a=rtcp-fb:116 nack pli
-a=fmtp:116 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f
-a=rtpmap:117 rtx/90000
-a=fmtp:117 apt=116
-a=rtpmap:45 AV1/90000
-a=rtcp-fb:45 goog-remb
-a=rtcp-fb:45 transport-cc
-a=rtcp-fb:45 ccm fir
-a=rtcp-fb:45 nack
-a=rtcp-fb:45 nack pli
-a=fmtp:45 level-idx=5;profile=0;tier=0
-a=rtpmap:46 rtx/90000
-a=fmtp:46 apt=45
-a=rtpmap:98 VP9/90000
-a=rtcp-fb:98 goog-remb
-a=rtcp-fb:98 transport-cc
-a=rtcp-fb:98 ccm fir
-a=rtcp-fb:98 nack
-a=rtcp-fb:98 nack pli
-a=fmtp:98 profile-id=0
-a=rtpmap:99 rtx/90000
-a=fmtp:99 apt=98
-a=rtpmap:118 red/90000
-a=rtpmap:119 rtx/90000
-a=fmtp:119 apt=118
-a=rtpmap:120 ulpfec/90000
-"""
+CHROME_VIDEO_CODECS = video_codec_lines(96, 102, 104, 108, 116, 45, 98, 118, 120)
 CHROME_VIDEO_FORMATS = "96 97 102 103 104 107 108 109 116 117 45 46 98 99 118 119 120"
 CHROME_VIDEO = f"""\
 m=video 9 UDP/TLS/RTP/SAVPF {CHROME_VIDEO_FORMATS}

@@ -30,6 +30,7 @@ from parlour.media.sdp import (
     SsrcAttribute,
     SsrcGroup,
 )
+from tests.unit.media.chrome_sdp import video_codec_lines
 
 FINGERPRINT = (
     "06:7B:4B:9B:DD:29:85:6F:D9:74:B8:AE:B5:C0:83:D8:"
@@ -39,9 +40,12 @@ VIDEO_FORMATS = (
     "96 97 102 103 104 107 108 109 114 115 116 117 39 40 45 46 98 99 100 101 118 119 120"
 )
 
+VIDEO_CODECS = video_codec_lines(96, 102, 104, 108, 114, 116, 39, 45, 98, 100, 118, 120)
+
 # The first offer of twilio-video 2.36.0 in headless Chromium 156 (audio, video and data
 # tracks published at connect), verbatim from the `connect` message of the recorded
-# transcript (shared/reference/transcripts/chromium156-twilio-video-2.36.0-connect.json).
+# transcript (shared/reference/transcripts/chromium156-twilio-video-2.36.0-connect.json),
+# its video codec lines written out by `video_codec_lines`.
 CHROME_OFFER = f"""\
 v=0
 o=- 2419188247673677525 2 IN IP4 127.0.0.1
@@ -106,100 +110,7 @@ a=msid:- cb77128e-4663-4079-871f-b010eb87d9f2
 a=rtcp-mux
 a=rtcp-rsize
 a=rtcp-xr:rcvr-rtt=all
-a=rtpmap:96 VP8/90000
-a=rtcp-fb:96 goog-remb
-a=rtcp-fb:96 transport-cc
-a=rtcp-fb:96 ccm fir
-a=rtcp-fb:96 nack
-a=rtcp-fb:96 nack pli
-a=rtpmap:97 rtx/90000
-a=fmtp:97 apt=96
-a=rtpmap:102 H264/90000
-a=rtcp-fb:102 goog-remb
-a=rtcp-fb:102 transport-cc
-a=rtcp-fb:102 ccm fir
-a=rtcp-fb:102 nack
-a=rtcp-fb:102 nack pli
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f
-a=rtpmap:103 rtx/90000
-a=fmtp:103 apt=102
-a=rtpmap:104 H264/90000
-a=rtcp-fb:104 goog-remb
-a=rtcp-fb:104 transport-cc
-a=rtcp-fb:104 ccm fir
-a=rtcp-fb:104 nack
-a=rtcp-fb:104 nack pli
-a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f
-a=rtpmap:107 rtx/90000
-a=fmtp:107 apt=104
-a=rtpmap:108 H264/90000
-a=rtcp-fb:108 goog-remb
-a=rtcp-fb:108 transport-cc
-a=rtcp-fb:108 ccm fir
-a=rtcp-fb:108 nack
-a=rtcp-fb:108 nack pli
-a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f
-a=rtpmap:109 rtx/90000
-a=fmtp:109 apt=108
-a=rtpmap:114 H264/90000
-a=rtcp-fb:114 goog-remb
-a=rtcp-fb:114 transport-cc
-a=rtcp-fb:114 ccm fir
-a=rtcp-fb:114 nack
-a=rtcp-fb:114 nack pli
-a=fmtp:114 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f
-a=rtpmap:115 rtx/90000
-a=fmtp:115 apt=114
-a=rtpmap:116 H264/90000
-a=rtcp-fb:116 goog-remb
-a=rtcp-fb:116 transport-cc
-a=rtcp-fb:116 ccm fir
-a=rtcp-fb:116 nack
-a=rtcp-fb:116 nack pli
-a=fmtp:116 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f
-a=rtpmap:117 rtx/90000
-a=fmtp:117 apt=116
-a=rtpmap:39 H264/90000
-a=rtcp-fb:39 goog-remb
-a=rtcp-fb:39 transport-cc
-a=rtcp-fb:39 ccm fir
-a=rtcp-fb:39 nack
-a=rtcp-fb:39 nack pli
-a=fmtp:39 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=4d001f
-a=rtpmap:40 rtx/90000
-a=fmtp:40 apt=39
-a=rtpmap:45 AV1/90000
-a=rtcp-fb:45 goog-remb
-a=rtcp-fb:45 transport-cc
-a=rtcp-fb:45 ccm fir
-a=rtcp-fb:45 nack
-a=rtcp-fb:45 nack pli
-a=fmtp:45 level-idx=5;profile=0;tier=0
-a=rtpmap:46 rtx/90000
-a=fmtp:46 apt=45
-a=rtpmap:98 VP9/90000
-a=rtcp-fb:98 goog-remb
-a=rtcp-fb:98 transport-cc
-a=rtcp-fb:98 ccm fir
-a=rtcp-fb:98 nack
-a=rtcp-fb:98 nack pli
-a=fmtp:98 profile-id=0
-a=rtpmap:99 rtx/90000
-a=fmtp:99 apt=98
-a=rtpmap:100 VP9/90000
-a=rtcp-fb:100 goog-remb
-a=rtcp-fb:100 transport-cc
-a=rtcp-fb:100 ccm fir
-a=rtcp-fb:100 nack
-a=rtcp-fb:100 nack pli
-a=fmtp:100 profile-id=2
-a=rtpmap:101 rtx/90000
-a=fmtp:101 apt=100
-a=rtpmap:118 red/90000
-a=rtpmap:119 rtx/90000
-a=fmtp:119 apt=118
-a=rtpmap:120 ulpfec/90000
-a=ssrc-group:FID 1142849503 3162591883
+{VIDEO_CODECS}a=ssrc-group:FID 1142849503 3162591883
 a=ssrc:1142849503 cname:pCGsX/kv/c0Vw8Qu
 a=ssrc:1142849503 msid:- cb77128e-4663-4079-871f-b010eb87d9f2
 a=ssrc:3162591883 cname:pCGsX/kv/c0Vw8Qu
