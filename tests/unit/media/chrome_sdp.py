@@ -38,3 +38,33 @@ def video_codec_lines(*payload_types: int) -> str:
         if rtx is not None:
             lines += [f"a=rtpmap:{rtx} rtx/90000", f"a=fmtp:{rtx} apt={pt}"]
     return "".join(f"{line}\n" for line in lines)
+
+
+# Headless Chromium 156's audio codec lines, in its offer order.
+AUDIO_CODEC_LINES = """\
+a=rtpmap:111 opus/48000/2
+a=rtcp-fb:111 transport-cc
+a=fmtp:111 minptime=10;useinbandfec=1
+a=rtpmap:63 red/48000/2
+a=fmtp:63 111/111
+a=rtpmap:9 G722/8000
+a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
+a=rtpmap:13 CN/8000
+a=rtpmap:110 telephone-event/48000
+a=rtpmap:126 telephone-event/8000
+"""
+
+
+def transport_lines(fingerprint: str, *, rtcp: bool = True) -> str:
+    """The connection and ICE/DTLS lines of each m-section of the recorded Chrome offer (an
+    application section has no rtcp line)."""
+    rtcp_line = "a=rtcp:9 IN IP4 0.0.0.0\n" if rtcp else ""
+    return f"""\
+c=IN IP4 0.0.0.0
+{rtcp_line}a=ice-ufrag:8Ia2
+a=ice-pwd:MAMoeBGI1SkF3V0hzWeWgpyb
+a=ice-options:trickle
+a=fingerprint:sha-256 {fingerprint}
+a=setup:actpass
+"""

@@ -28,7 +28,7 @@ from parlour.media.negotiation import (
     ServerCapabilities,
 )
 from parlour.media.sdp import Codec, Extmap, MediaSection, Msid, SessionDescription
-from tests.unit.media.chrome_sdp import video_codec_lines
+from tests.unit.media.chrome_sdp import AUDIO_CODEC_LINES, transport_lines, video_codec_lines
 
 FINGERPRINT = ("sha-256", ":".join(f"{i:02X}" for i in range(32)))
 CLIENT_FP = (
@@ -41,15 +41,7 @@ VIDEO_ID = "cb77128e-4663-4079-871f-b010eb87d9f2"
 # An excerpt of the first offer of twilio-video 2.36.0 in Chromium 156 (audio, video and data
 # tracks published at connect): every line is verbatim; some codecs and header extensions of
 # the original are left out.
-CHROME_TRANSPORT = f"""\
-c=IN IP4 0.0.0.0
-a=rtcp:9 IN IP4 0.0.0.0
-a=ice-ufrag:8Ia2
-a=ice-pwd:MAMoeBGI1SkF3V0hzWeWgpyb
-a=ice-options:trickle
-a=fingerprint:sha-256 {CLIENT_FP}
-a=setup:actpass
-"""
+CHROME_TRANSPORT = transport_lines(CLIENT_FP)
 CHROME_AUDIO = f"""\
 m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126
 {CHROME_TRANSPORT}a=mid:0
@@ -62,18 +54,7 @@ a=msid:- {AUDIO_ID}
 a=rtcp-mux
 a=rtcp-rsize
 a=rtcp-xr:rcvr-rtt=all
-a=rtpmap:111 opus/48000/2
-a=rtcp-fb:111 transport-cc
-a=fmtp:111 minptime=10;useinbandfec=1
-a=rtpmap:63 red/48000/2
-a=fmtp:63 111/111
-a=rtpmap:9 G722/8000
-a=rtpmap:0 PCMU/8000
-a=rtpmap:8 PCMA/8000
-a=rtpmap:13 CN/8000
-a=rtpmap:110 telephone-event/48000
-a=rtpmap:126 telephone-event/8000
-a=ssrc:3364439724 cname:pCGsX/kv/c0Vw8Qu
+{AUDIO_CODEC_LINES}a=ssrc:3364439724 cname:pCGsX/kv/c0Vw8Qu
 a=ssrc:3364439724 msid:- {AUDIO_ID}
 """
 CHROME_VIDEO_CODECS = video_codec_lines(96, 102, 104, 108, 116, 45, 98, 118, 120)
@@ -97,7 +78,7 @@ a=ssrc:1142849503 msid:- {VIDEO_ID}
 a=ssrc:3162591883 cname:pCGsX/kv/c0Vw8Qu
 a=ssrc:3162591883 msid:- {VIDEO_ID}
 """
-CHROME_DATA_TRANSPORT = CHROME_TRANSPORT.replace("a=rtcp:9 IN IP4 0.0.0.0\n", "")
+CHROME_DATA_TRANSPORT = transport_lines(CLIENT_FP, rtcp=False)
 CHROME_DATA = f"""\
 m=application 9 UDP/DTLS/SCTP webrtc-datachannel
 {CHROME_DATA_TRANSPORT}a=mid:2

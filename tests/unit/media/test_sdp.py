@@ -30,7 +30,7 @@ from parlour.media.sdp import (
     SsrcAttribute,
     SsrcGroup,
 )
-from tests.unit.media.chrome_sdp import video_codec_lines
+from tests.unit.media.chrome_sdp import AUDIO_CODEC_LINES, transport_lines, video_codec_lines
 
 FINGERPRINT = (
     "06:7B:4B:9B:DD:29:85:6F:D9:74:B8:AE:B5:C0:83:D8:"
@@ -40,12 +40,14 @@ VIDEO_FORMATS = (
     "96 97 102 103 104 107 108 109 114 115 116 117 39 40 45 46 98 99 100 101 118 119 120"
 )
 
+TRANSPORT = transport_lines(FINGERPRINT)
+DATA_TRANSPORT = transport_lines(FINGERPRINT, rtcp=False)
 VIDEO_CODECS = video_codec_lines(96, 102, 104, 108, 114, 116, 39, 45, 98, 100, 118, 120)
 
 # The first offer of twilio-video 2.36.0 in headless Chromium 156 (audio, video and data
 # tracks published at connect), verbatim from the `connect` message of the recorded
 # transcript (shared/reference/transcripts/chromium156-twilio-video-2.36.0-connect.json),
-# its video codec lines written out by `video_codec_lines`.
+# its transport and codec lines written out by `tests.unit.media.chrome_sdp`.
 CHROME_OFFER = f"""\
 v=0
 o=- 2419188247673677525 2 IN IP4 127.0.0.1
@@ -55,14 +57,7 @@ a=group:BUNDLE 0 1 2
 a=extmap-allow-mixed
 a=msid-semantic: WMS
 m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126
-c=IN IP4 0.0.0.0
-a=rtcp:9 IN IP4 0.0.0.0
-a=ice-ufrag:8Ia2
-a=ice-pwd:MAMoeBGI1SkF3V0hzWeWgpyb
-a=ice-options:trickle
-a=fingerprint:sha-256 {FINGERPRINT}
-a=setup:actpass
-a=mid:0
+{TRANSPORT}a=mid:0
 a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level
 a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time
 a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01
@@ -72,28 +67,10 @@ a=msid:- 1a507dcb-d7a0-4e1f-89bd-0e5c8ab32426
 a=rtcp-mux
 a=rtcp-rsize
 a=rtcp-xr:rcvr-rtt=all
-a=rtpmap:111 opus/48000/2
-a=rtcp-fb:111 transport-cc
-a=fmtp:111 minptime=10;useinbandfec=1
-a=rtpmap:63 red/48000/2
-a=fmtp:63 111/111
-a=rtpmap:9 G722/8000
-a=rtpmap:0 PCMU/8000
-a=rtpmap:8 PCMA/8000
-a=rtpmap:13 CN/8000
-a=rtpmap:110 telephone-event/48000
-a=rtpmap:126 telephone-event/8000
-a=ssrc:3364439724 cname:pCGsX/kv/c0Vw8Qu
+{AUDIO_CODEC_LINES}a=ssrc:3364439724 cname:pCGsX/kv/c0Vw8Qu
 a=ssrc:3364439724 msid:- 1a507dcb-d7a0-4e1f-89bd-0e5c8ab32426
 m=video 9 UDP/TLS/RTP/SAVPF {VIDEO_FORMATS}
-c=IN IP4 0.0.0.0
-a=rtcp:9 IN IP4 0.0.0.0
-a=ice-ufrag:8Ia2
-a=ice-pwd:MAMoeBGI1SkF3V0hzWeWgpyb
-a=ice-options:trickle
-a=fingerprint:sha-256 {FINGERPRINT}
-a=setup:actpass
-a=mid:1
+{TRANSPORT}a=mid:1
 a=extmap:14 urn:ietf:params:rtp-hdrext:toffset
 a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time
 a=extmap:13 urn:3gpp:video-orientation
@@ -116,13 +93,7 @@ a=ssrc:1142849503 msid:- cb77128e-4663-4079-871f-b010eb87d9f2
 a=ssrc:3162591883 cname:pCGsX/kv/c0Vw8Qu
 a=ssrc:3162591883 msid:- cb77128e-4663-4079-871f-b010eb87d9f2
 m=application 9 UDP/DTLS/SCTP webrtc-datachannel
-c=IN IP4 0.0.0.0
-a=ice-ufrag:8Ia2
-a=ice-pwd:MAMoeBGI1SkF3V0hzWeWgpyb
-a=ice-options:trickle
-a=fingerprint:sha-256 {FINGERPRINT}
-a=setup:actpass
-a=mid:2
+{DATA_TRANSPORT}a=mid:2
 a=sctp-port:5000
 a=max-message-size:262144
 """.replace("\n", "\r\n")
