@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -31,7 +32,7 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -577,10 +578,23 @@ def _check_account_sid(text: str) -> str:
     return text
 
 
+@contextlib.contextmanager
+def _known_account(account: str | None) -> Iterator[None]:
+    """Report the store's not-found for `account` as the CLI does."""
+    from parlour.domain.errors import NotFoundError
+
+    try:
+        yield
+    except NotFoundError:
+        raise CliError(f"no account {account} in this database") from None
+
+
+def _record_counts(records: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in records.items())
+
+
 def _cmd_export(args: argparse.Namespace, config: Config) -> None:
     from pathlib import Path
-
-    from parlour.domain.errors import NotFoundError
 
     account = _check_account_sid(args.account)
     out = Path(args.out)
@@ -591,9 +605,8 @@ def _cmd_export(args: argparse.Namespace, config: Config) -> None:
 
     async def run(store: Any) -> None:
         try:
-            done = await _privacy(store, config).export(account, args.identity, out)
-        except NotFoundError:
-            raise CliError(f"no account {account} in this database") from None
+            with _known_account(account):
+                done = await _privacy(store, config).export(account, args.identity, out)
         except OSError as exc:
             raise CliError(f"cannot write {out}: {_reason(exc)}") from exc
         data = {
@@ -604,14 +617,13 @@ def _cmd_export(args: argparse.Namespace, config: Config) -> None:
             "media": done.media_files,
             "missing_media": done.missing_media,
         }
-        counts = ", ".join(f"{n} {k}" for k, n in done.records.items())
+        counts = _record_counts(done.records)
         _print(args, data, f"wrote {done.path}: {counts}, {len(done.media_files)} media files")
 
     _run_store(config, run)
 
 
 def _cmd_erase(args: argparse.Namespace, config: Config) -> None:
-    from parlour.domain.errors import NotFoundError
     from parlour.domain.ports import ErasureBlocked
 
     account = _check_account_sid(args.account)
@@ -621,9 +633,8 @@ def _cmd_erase(args: argparse.Namespace, config: Config) -> None:
 
     async def run(store: Any) -> None:
         try:
-            done = await _privacy(store, config).erase(account, args.identity)
-        except NotFoundError:
-            raise CliError(f"no account {account} in this database") from None
+            with _known_account(account):
+                done = await _privacy(store, config).erase(account, args.identity)
         except ErasureBlocked as exc:
             raise CliError(f"nothing erased: {exc}") from exc
         data = {
@@ -633,14 +644,13 @@ def _cmd_erase(args: argparse.Namespace, config: Config) -> None:
             "media_deleted": done.media_deleted,
             "spool_files_deleted": done.spool_deleted,
         }
-        counts = ", ".join(f"{n} {k}" for k, n in done.records.items())
+        counts = _record_counts(done.records)
         _print(args, data, f"erased {counts}; {len(done.media_deleted)} media files")
 
     _run_store(config, run)
 
 
 def _cmd_retention(args: argparse.Namespace, config: Config) -> None:
-    from parlour.domain.errors import NotFoundError
     from parlour.services.retention import RetentionService
 
     changes = {
@@ -661,13 +671,11 @@ def _cmd_retention(args: argparse.Namespace, config: Config) -> None:
             secret = load_server_secret(config)
             account = (await AccountService(store, clock, secret).default_account()).account_sid
         service = RetentionService(store, clock, config.retention_policy)
-        try:
+        with _known_account(account):
             if changes:
                 current = await service.update(account, **changes)
             else:
                 current = await service.get(account)
-        except NotFoundError:
-            raise CliError(f"no account {account} in this database") from None
         data = {"account_sid": account, **current.as_dict()}
         lines = [f"account_sid     {account}"] + [
             f"{k:<15} {'never' if v is None else v}"

@@ -16,7 +16,6 @@ from parlour import __version__
 from parlour.api import (
     media_downloads,
     participants,
-    published_tracks,
     quickstart,
     recording_rules,
     recordings,
@@ -25,7 +24,7 @@ from parlour.api import (
     rooms,
     sdk_assets,
     subscribe_rules,
-    subscribed_tracks,
+    tracks,
     transcriptions,
 )
 from parlour.api.context import ApiContext
@@ -42,8 +41,7 @@ __all__ = ["build_api", "openapi_document"]
 REST_ROUTES: list[Route] = [
     *rooms.routes,
     *participants.routes,
-    *published_tracks.routes,
-    *subscribed_tracks.routes,
+    *tracks.routes,
     *subscribe_rules.routes,
     *recording_rules.routes,
     *transcriptions.routes,

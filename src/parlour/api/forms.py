@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -14,6 +16,7 @@ from parlour.protocol.rest import parse_date_filter
 __all__ = ["Params", "body_params", "query_params"]
 
 ErrorFactory = Callable[[str], errors.TwilioError]
+E = TypeVar("E", bound=enum.Enum)
 
 
 def _invalid(message: str) -> errors.TwilioError:
@@ -58,6 +61,16 @@ class Params:
             return int(value.strip())
         except ValueError:
             raise error(f"{name} must be an integer") from None
+
+    def choice(self, name: str, kind: type[E]) -> E | None:
+        """One of the values of the enum `kind` (None when absent)."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise errors.InvalidParameterError(f"{name} is invalid: {value}") from None
 
     def date(self, name: str) -> dt.datetime | None:
         value = self.text(name)

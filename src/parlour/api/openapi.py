@@ -59,17 +59,20 @@ def _paging(max_size: int = 1000) -> dict[str, Schema]:
     }
 
 
+#: The creation-date range every list endpoint filters on.
+_CREATED_FILTERS: dict[str, Schema] = {
+    "DateCreatedAfter": _DATE_TIME,
+    "DateCreatedBefore": _DATE_TIME,
+}
 _ROOM_FILTERS: dict[str, Schema] = {
     "Status": {"type": "string", "enum": ["in-progress", "completed", "failed"]},
     "UniqueName": _STRING,
-    "DateCreatedAfter": _DATE_TIME,
-    "DateCreatedBefore": _DATE_TIME,
+    **_CREATED_FILTERS,
 }
 _PARTICIPANT_FILTERS: dict[str, Schema] = {
     "Status": {"type": "string", "enum": ["connected", "disconnected", "reconnecting"]},
     "Identity": _STRING,
-    "DateCreatedAfter": _DATE_TIME,
-    "DateCreatedBefore": _DATE_TIME,
+    **_CREATED_FILTERS,
 }
 _RECORDING_STATUS: Schema = {
     "type": "string",
@@ -78,8 +81,7 @@ _RECORDING_STATUS: Schema = {
 _ROOM_RECORDING_FILTERS: dict[str, Schema] = {
     "Status": _RECORDING_STATUS,
     "SourceSid": _SID,
-    "DateCreatedAfter": _DATE_TIME,
-    "DateCreatedBefore": _DATE_TIME,
+    **_CREATED_FILTERS,
 }
 _RECORDING_FILTERS: dict[str, Schema] = {
     **_ROOM_RECORDING_FILTERS,

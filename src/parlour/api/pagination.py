@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -14,7 +14,7 @@ from parlour.domain import errors
 from parlour.domain.paging import Page, PageRequest, parse_page_token
 from parlour.protocol.rest import page_meta
 
-__all__ = ["page_request", "page_response"]
+__all__ = ["list_response", "page_request", "page_response"]
 
 T = TypeVar("T")
 
@@ -62,3 +62,21 @@ def page_response(
         previous_token=page.previous_token,
     )
     return JSONResponse({key: [render(item) for item in page.items], "meta": meta})
+
+
+async def list_response(
+    request: Request,
+    params: Params,
+    *,
+    key: str,
+    find: Callable[[PageRequest], Awaitable[Page[T]]],
+    render: Callable[[T], dict[str, Any]],
+    filters: Sequence[str] = (),
+    max_size: int = 1000,
+) -> JSONResponse:
+    """A list endpoint: parse the paging parameters, `find` that page, and render it."""
+    req = page_request(params, max_size=max_size)
+    page = await find(req)
+    return page_response(
+        request, key=key, page=page, req=req, params=params, filters=filters, render=render
+    )

@@ -11,8 +11,7 @@ from starlette.routing import Route
 from parlour.api.auth import authenticate
 from parlour.api.context import ApiContext, context
 from parlour.api.forms import body_params, query_params
-from parlour.api.pagination import page_request, page_response
-from parlour.domain import errors
+from parlour.api.pagination import list_response
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import ParticipantFilter
 from parlour.domain.rooms import Room
@@ -56,25 +55,18 @@ async def room_of(request: Request) -> tuple[ApiContext, Room]:
 async def list_participants(request: Request) -> JSONResponse:
     ctx, room = await room_of(request)
     p = query_params(request)
-    status = p.text("Status")
-    try:
-        statuses = (ParticipantStatus(status),) if status is not None else None
-    except ValueError:
-        raise errors.InvalidParameterError(f"Status is invalid: {status}") from None
+    status = p.choice("Status", ParticipantStatus)
     flt = ParticipantFilter(
-        statuses=statuses,
+        statuses=(status,) if status is not None else None,
         identity=p.text("Identity"),
         created_after=p.date("DateCreatedAfter"),
         created_before=p.date("DateCreatedBefore"),
     )
-    req = page_request(p)
-    page = await ctx.participants.find(room, flt, req)
-    return page_response(
+    return await list_response(
         request,
+        p,
         key="participants",
-        page=page,
-        req=req,
-        params=p,
+        find=lambda req: ctx.participants.find(room, flt, req),
         filters=("Status", "Identity", "DateCreatedAfter", "DateCreatedBefore"),
         render=lambda x: participant_json(ctx, x),
     )

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from parlour.api.auth import authenticate
 from parlour.api.context import ApiContext, context
 from parlour.api.forms import Params, query_params
-from parlour.api.pagination import page_request, page_response
+from parlour.api.pagination import list_response
 from parlour.domain import errors
 from parlour.domain.ports import RecordingFilter
 from parlour.domain.recordings import Recording, RecordingStatus, RecordingType
@@ -61,18 +61,6 @@ def recording_json(ctx: ApiContext, r: Recording) -> dict[str, Any]:
     }
 
 
-def _enum_param(
-    params: Params, name: str, enum: type[RecordingStatus] | type[RecordingType]
-) -> Any:
-    value = params.text(name)
-    if value is None:
-        return None
-    try:
-        return enum(value)
-    except ValueError:
-        raise errors.InvalidParameterError(f"{name} is invalid: {value}") from None
-
-
 def _sid_param(value: str, name: str) -> str:
     if not _ANY_SID.match(value):
         raise errors.InvalidParameterError(f"{name} is invalid: {value}")
@@ -84,12 +72,12 @@ def recording_filter(params: Params, *, room_sid: RoomSid | None = None) -> Reco
     source = params.text("SourceSid")
     return RecordingFilter(
         room_sid=room_sid,
-        status=_enum_param(params, "Status", RecordingStatus),
+        status=params.choice("Status", RecordingStatus),
         source_sid=_sid_param(source, "SourceSid") if source is not None else None,
         grouping_sids=tuple(
             _sid_param(v, "GroupingSid") for v in (params.values("GroupingSid") or ())
         ),
-        media_type=_enum_param(params, "MediaType", RecordingType),
+        media_type=params.choice("MediaType", RecordingType),
         created_after=params.date("DateCreatedAfter"),
         created_before=params.date("DateCreatedBefore"),
     )
@@ -118,14 +106,12 @@ async def list_recordings(request: Request) -> JSONResponse:
     ctx = context(request)
     p = query_params(request)
     flt = recording_filter(p)
-    req = page_request(p, max_size=100)
-    page = await ctx.recording_service.find(account, flt, req)
-    return page_response(
+    return await list_response(
         request,
+        p,
         key="recordings",
-        page=page,
-        req=req,
-        params=p,
+        find=lambda req: ctx.recording_service.find(account, flt, req),
+        max_size=100,
         filters=(
             "Status",
             "SourceSid",

@@ -8,13 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from parlour.api.auth import authenticate
-from parlour.api.context import ApiContext, context
+from parlour.api.context import ApiContext
 from parlour.api.forms import query_params
-from parlour.api.pagination import page_request, page_response
+from parlour.api.pagination import list_response
+from parlour.api.participants import room_of
 from parlour.api.recordings import media_redirect, recording_fields, recording_filter
 from parlour.domain.recordings import Recording
-from parlour.domain.rooms import Room
 
 __all__ = ["room_recording_json", "routes"]
 
@@ -29,25 +28,16 @@ def room_recording_json(ctx: ApiContext, r: Recording) -> dict[str, Any]:
     }
 
 
-async def _room(request: Request) -> tuple[ApiContext, Room]:
-    account = await authenticate(request)
-    ctx = context(request)
-    return ctx, await ctx.rooms.get(account, request.path_params["room"])
-
-
 async def list_room_recordings(request: Request) -> JSONResponse:
     """The recordings of a room."""
-    ctx, room = await _room(request)
+    ctx, room = await room_of(request)
     p = query_params(request)
     flt = recording_filter(p, room_sid=room.sid)
-    req = page_request(p)
-    page = await ctx.recording_service.find(room.account_sid, flt, req)
-    return page_response(
+    return await list_response(
         request,
+        p,
         key="recordings",
-        page=page,
-        req=req,
-        params=p,
+        find=lambda req: ctx.recording_service.find(room.account_sid, flt, req),
         filters=("Status", "SourceSid", "DateCreatedAfter", "DateCreatedBefore"),
         render=lambda r: room_recording_json(ctx, r),
     )
@@ -55,7 +45,7 @@ async def list_room_recordings(request: Request) -> JSONResponse:
 
 async def fetch_room_recording(request: Request) -> JSONResponse:
     """One recording of a room."""
-    ctx, room = await _room(request)
+    ctx, room = await room_of(request)
     recording = await ctx.recording_service.get(
         room.account_sid, request.path_params["sid"], room_sid=room.sid
     )
@@ -64,7 +54,7 @@ async def fetch_room_recording(request: Request) -> JSONResponse:
 
 async def delete_room_recording(request: Request) -> Response:
     """Delete a room recording's media; the resource stays with status `deleted`."""
-    ctx, room = await _room(request)
+    ctx, room = await room_of(request)
     await ctx.recording_service.delete(
         room.account_sid, request.path_params["sid"], room_sid=room.sid
     )
@@ -73,7 +63,7 @@ async def delete_room_recording(request: Request) -> Response:
 
 async def room_recording_media(request: Request) -> Response:
     """Redirect (302) to a temporary URL of the room recording's media file."""
-    ctx, room = await _room(request)
+    ctx, room = await room_of(request)
     return await media_redirect(request, room.account_sid, request.path_params["sid"], room.sid)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +12,7 @@ from starlette.routing import Route
 from parlour.api.auth import authenticate
 from parlour.api.context import ApiContext, context
 from parlour.api.forms import body_params, query_params
-from parlour.api.pagination import page_request, page_response
+from parlour.api.pagination import list_response
 from parlour.domain import errors
 from parlour.domain.ports import RoomFilter
 from parlour.domain.rooms import Room, RoomSpec, RoomStatus
@@ -55,22 +56,23 @@ def room_json(ctx: ApiContext, room: Room) -> dict[str, Any]:
     }
 
 
-def _room_error(code: errors.Code, message: str) -> errors.TwilioError:
-    return errors.RoomError(message, code=code)
+def _room_error(code: errors.Code) -> Callable[[str], errors.TwilioError]:
+    """How an out-of-range integer parameter is refused: a `RoomError` with `code`."""
+    return lambda message: errors.RoomError(message, code=code)
 
 
 async def create_room(request: Request) -> JSONResponse:
     account = await authenticate(request)
     ctx = context(request)
     p = await body_params(request)
+    timeout_error = _room_error(errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE)
     spec = RoomSpec(
         unique_name=p.text("UniqueName"),
         type=p.text("Type"),
         status_callback=p.text("StatusCallback"),
         status_callback_method=p.text("StatusCallbackMethod"),
         max_participants=p.integer(
-            "MaxParticipants",
-            lambda m: _room_error(errors.Code.ROOM_MAX_PARTICIPANTS_OUT_OF_RANGE, m),
+            "MaxParticipants", _room_error(errors.Code.ROOM_MAX_PARTICIPANTS_OUT_OF_RANGE)
         ),
         record_participants_on_connect=p.flag("RecordParticipantsOnConnect"),
         transcribe_participants_on_connect=p.flag("TranscribeParticipantsOnConnect"),
@@ -79,16 +81,9 @@ async def create_room(request: Request) -> JSONResponse:
         recording_rules=p.text("RecordingRules"),
         transcriptions_configuration=p.text("TranscriptionsConfiguration"),
         audio_only=p.flag("AudioOnly"),
-        max_participant_duration=p.integer(
-            "MaxParticipantDuration",
-            lambda m: _room_error(errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE, m),
-        ),
-        empty_room_timeout=p.integer(
-            "EmptyRoomTimeout", lambda m: _room_error(errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE, m)
-        ),
-        unused_room_timeout=p.integer(
-            "UnusedRoomTimeout", lambda m: _room_error(errors.Code.ROOM_TIMEOUT_OUT_OF_RANGE, m)
-        ),
+        max_participant_duration=p.integer("MaxParticipantDuration", timeout_error),
+        empty_room_timeout=p.integer("EmptyRoomTimeout", timeout_error),
+        unused_room_timeout=p.integer("UnusedRoomTimeout", timeout_error),
         large_room=p.flag("LargeRoom"),
     )
     p.flag("EnableTurn")  # deprecated, always true; still rejects a non-boolean
@@ -100,25 +95,17 @@ async def list_rooms(request: Request) -> JSONResponse:
     account = await authenticate(request)
     ctx = context(request)
     p = query_params(request)
-    status = p.text("Status")
-    try:
-        room_status = RoomStatus(status) if status is not None else RoomStatus.IN_PROGRESS
-    except ValueError:
-        raise errors.InvalidParameterError(f"Status is invalid: {status}") from None
     flt = RoomFilter(
-        status=room_status,
+        status=p.choice("Status", RoomStatus) or RoomStatus.IN_PROGRESS,
         unique_name=p.text("UniqueName"),
         created_after=p.date("DateCreatedAfter"),
         created_before=p.date("DateCreatedBefore"),
     )
-    req = page_request(p)
-    page = await ctx.rooms.find(account, flt, req)
-    return page_response(
+    return await list_response(
         request,
+        p,
         key="rooms",
-        page=page,
-        req=req,
-        params=p,
+        find=lambda req: ctx.rooms.find(account, flt, req),
         filters=("Status", "UniqueName", "DateCreatedAfter", "DateCreatedBefore"),
         render=lambda r: room_json(ctx, r),
     )

@@ -31,7 +31,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Final, Literal, Self, TypeAlias, TypeVar, cast, overload
+from typing import (
+    Any,
+    ClassVar,
+    Final,
+    Generic,
+    Literal,
+    Self,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from parlour.protocol import wire
 from parlour.protocol.wire import JsonObject, Reader, Wire, emit, extra_field
@@ -682,29 +693,46 @@ class PublishedTrack(_Wire):
         return out
 
 
+_E = TypeVar("_E", bound=_Wire)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Published(_Wire):
-    """``published``: publish acknowledgements. ``revision`` must grow with each change."""
+class _TrackList(_Wire, Generic[_E]):
+    """``published``/``subscribed``: a list of track entries whose ``revision`` must grow."""
 
     revision: int
-    tracks: tuple[PublishedTrack, ...] = ()
+    tracks: tuple[_E, ...] = ()
     extra: Mapping[str, Any] = extra_field()
-
-    _WHERE: ClassVar[str] = "published"
 
     def __post_init__(self) -> None:
         _check_revision(self.revision, self._WHERE)
 
     @classmethod
+    def _track(cls, f: _Fields) -> _E:
+        """Parse one entry of ``tracks``."""
+        raise NotImplementedError
+
+    @classmethod
     def _parse(cls, f: _Fields) -> Self:
         return cls(
             revision=f.req_int("revision"),
-            tracks=f.req_objs("tracks", PublishedTrack._parse),
+            tracks=f.req_objs("tracks", cls._track),
             extra=f.extra(),
         )
 
     def _members(self) -> JsonObject:
         return {"revision": self.revision, "tracks": _json_of(self.tracks)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published(_TrackList[PublishedTrack]):
+    """``published``: publish acknowledgements. ``revision`` must grow with each change."""
+
+    _WHERE: ClassVar[str] = "published"
+
+    @classmethod
+    def _track(cls, f: _Fields) -> PublishedTrack:
+        return PublishedTrack._parse(f)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -743,31 +771,17 @@ class SubscribedTrack(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Subscribed(_Wire):
+class Subscribed(_TrackList[SubscribedTrack]):
     """``subscribed``: the authoritative list of the client's subscriptions.
 
     SIDs missing from a newer list become unsubscribed; ``revision`` must grow.
     """
 
-    revision: int
-    tracks: tuple[SubscribedTrack, ...] = ()
-    extra: Mapping[str, Any] = extra_field()
-
     _WHERE: ClassVar[str] = "subscribed"
 
-    def __post_init__(self) -> None:
-        _check_revision(self.revision, self._WHERE)
-
     @classmethod
-    def _parse(cls, f: _Fields) -> Self:
-        return cls(
-            revision=f.req_int("revision"),
-            tracks=f.req_objs("tracks", SubscribedTrack._parse),
-            extra=f.extra(),
-        )
-
-    def _members(self) -> JsonObject:
-        return {"revision": self.revision, "tracks": _json_of(self.tracks)}
+    def _track(cls, f: _Fields) -> SubscribedTrack:
+        return SubscribedTrack._parse(f)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import TypeVar
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
@@ -37,6 +38,8 @@ from parlour.domain.tracks import PublishedTrack, SubscribedTrack, TrackKind
 __all__ = ["ParticipantService"]
 
 log = logging.getLogger(__name__)
+
+_Track = TypeVar("_Track", PublishedTrack, SubscribedTrack)
 
 
 class ParticipantService:
@@ -130,11 +133,12 @@ class ParticipantService:
     ) -> PublishedTrack:
         participant = await self.get(room, participant_sid)
         track = await self._store.get_published_track(participant.sid, sid_or_name)
-        if track is None:
-            raise errors.NotFoundError.for_path(
-                f"/Rooms/{room.sid}/Participants/{participant.sid}/PublishedTracks/{sid_or_name}"
-            )
-        return track
+        return self._found(track, room, participant, f"PublishedTracks/{sid_or_name}")
+
+    async def subscribed_track(self, room: Room, participant_sid: str, sid: str) -> SubscribedTrack:
+        participant = await self.get(room, participant_sid)
+        track = await self._store.get_subscribed_track(participant.sid, sid)
+        return self._found(track, room, participant, f"SubscribedTracks/{sid}")
 
     async def published_tracks(
         self, room: Room, participant_sid: str, req: PageRequest
@@ -142,20 +146,20 @@ class ParticipantService:
         participant = await self.get(room, participant_sid)
         return participant, await self._store.list_published_tracks(participant.sid, req)
 
-    async def subscribed_track(self, room: Room, participant_sid: str, sid: str) -> SubscribedTrack:
-        participant = await self.get(room, participant_sid)
-        track = await self._store.get_subscribed_track(participant.sid, sid)
-        if track is None:
-            raise errors.NotFoundError.for_path(
-                f"/Rooms/{room.sid}/Participants/{participant.sid}/SubscribedTracks/{sid}"
-            )
-        return track
-
     async def subscribed_tracks(
         self, room: Room, participant_sid: str, req: PageRequest
     ) -> tuple[Participant, Page[SubscribedTrack]]:
         participant = await self.get(room, participant_sid)
         return participant, await self._store.list_subscribed_tracks(participant.sid, req)
+
+    @staticmethod
+    def _found(track: _Track | None, room: Room, participant: Participant, path: str) -> _Track:
+        """`track`, or 20404 for `/Rooms/{room}/Participants/{participant}/{path}`."""
+        if track is None:
+            raise errors.NotFoundError.for_path(
+                f"/Rooms/{room.sid}/Participants/{participant.sid}/{path}"
+            )
+        return track
 
     # -- driven by the live-rooms service ------------------------------------------------
 

@@ -35,6 +35,7 @@ import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import httpx
 
@@ -118,14 +119,7 @@ def status_callback(
     participant = event.participant if isinstance(event, ParticipantEvent) else None
     track = event.track if isinstance(event, TrackEvent) else None
     return wire.RoomStatusCallback(
-        account_sid=event.account_sid,
-        room_sid=event.room_sid,
-        room_name=room.unique_name,
-        room_status=room.status.value,
-        room_type=room.type.value,
-        event=event.name,
-        timestamp=wire.format_timestamp(event.timestamp),
-        sequence_number=sequence_number,
+        **_room_params(event, room, sequence_number),
         participant_sid=participant.sid if participant else None,
         participant_status=participant.status.value if participant else None,
         participant_identity=participant.identity if participant else None,
@@ -135,6 +129,22 @@ def status_callback(
         track_kind=track.kind.value if track else None,
         track_name=track.name if track else None,
     )
+
+
+def _room_params(
+    event: RoomEvent | RecordingEvent, room: Room, sequence_number: int
+) -> dict[str, Any]:
+    """The parameters every status callback has: the account, the room, the event."""
+    return {
+        "account_sid": event.account_sid,
+        "room_sid": event.room_sid,
+        "room_name": room.unique_name,
+        "room_status": room.status.value,
+        "room_type": room.type.value,
+        "event": event.name,
+        "timestamp": wire.format_timestamp(event.timestamp),
+        "sequence_number": sequence_number,
+    }
 
 
 def _recording_callback(
@@ -147,14 +157,7 @@ def _recording_callback(
         isinstance(event, RecordingCompleted) and recording.status is RecordingStatus.COMPLETED
     )
     return wire.RecordingStatusCallback(
-        account_sid=event.account_sid,
-        room_sid=event.room_sid,
-        room_name=room.unique_name,
-        room_type=room.type.value,
-        room_status=room.status.value,
-        event=event.name,
-        timestamp=wire.format_timestamp(event.timestamp),
-        sequence_number=sequence_number,
+        **_room_params(event, room, sequence_number),
         recording_sid=recording.sid,
         participant_sid=recording.participant_sid,
         participant_identity=event.participant_identity or "",
