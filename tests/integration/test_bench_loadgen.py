@@ -83,3 +83,32 @@ async def test_two_lean_participants_exchange_media_through_the_sfu(
     assert report["keyframes"] >= 1
     assert len(report["join_ms"]) == 1 and 0 < report["join_ms"][0] < 5000
     assert report["delays_ns"] and max(report["delays_ns"]) < 1e9
+
+
+async def test_a_client_that_refuses_data_channels_is_not_offered_them_again() -> None:
+    """The lean endpoint rejects m=application: after that, asking for a data channel (media
+    signaling, a data track) must not renegotiate for ever."""
+    endpoint = LeanEndpoint(None, Certificate.generate(), send_audio=True, send_video=False)
+    await endpoint.open()
+    try:
+        server_cert = Certificate.generate()
+        negotiator = PeerNegotiator(
+            LocalTransport.generate(server_cert.fingerprint(), "127.0.0.1", 9)
+        )
+        answer = negotiator.apply_client_offer(endpoint.offer(), 1)
+        assert answer is not None
+        endpoint.apply_answer(answer.sdp)
+        negotiator.need_data_channel()
+        assert negotiator.needs_negotiation
+        offer = negotiator.create_offer()
+        assert "m=application" in offer
+        negotiator.apply_client_answer(endpoint.answer(offer), 2)
+        assert negotiator.data_mid is None
+        assert not negotiator.needs_negotiation
+        negotiator.need_data_channel()  # asked again: still refused, no new offer
+        assert not negotiator.needs_negotiation
+        negotiator.send_track("remote-audio", "PA", "audio")
+        assert negotiator.needs_negotiation
+        assert "m=application 9" not in negotiator.create_offer()
+    finally:
+        endpoint.close()

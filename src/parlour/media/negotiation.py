@@ -474,6 +474,9 @@ class PeerNegotiator:
         self._used_mids: set[str] = set()
         self._requests: dict[str, _SendRequest] = {}
         self._want_data = False
+        # The client rejected the m=application section we offered: offering it again would
+        # be refused again, every time (until the client offers SCTP itself).
+        self._data_refused = False
         self._remote: RemoteTransport | None = None
         self._client_pts: dict[int, _CodecKey] = {}
         self._client_ext_ids: dict[str, int] = {}
@@ -528,7 +531,7 @@ class PeerNegotiator:
                 return True
         if any(track_id not in self._requests for track_id in active):
             return True
-        return self._want_data and self.data_mid is None
+        return self._want_data and self.data_mid is None and not self._data_refused
 
     @property
     def data_mid(self) -> str | None:
@@ -696,6 +699,8 @@ class PeerNegotiator:
         self._slots = slots
         self._remote = remote
         self._last_revision = revision
+        if data_seen:
+            self._data_refused = False
         answer = self._result(
             revision, old_slots, stopped, track_ids, ice_restart, sdp_text=str(answer_sd)
         )
@@ -835,7 +840,11 @@ class PeerNegotiator:
                 reuse = _Slot(mid=self._new_mid(), kind=request.kind, proto=_RTP_PROTO)
                 slots.append(reuse)
             offered[reuse.mid] = request
-        if self._want_data and not any(s.kind == "application" and not s.rejected for s in slots):
+        if (
+            self._want_data
+            and not self._data_refused
+            and not any(s.kind == "application" and not s.rejected for s in slots)
+        ):
             slots.append(_Slot(mid=self._new_mid(), kind="application", proto=_SCTP_PROTO))
         registry = _payload_registry(slots)
         ext_ids = _extension_registry(slots, self._client_ext_ids)
@@ -992,6 +1001,8 @@ class PeerNegotiator:
         self._used_mids.update(s.mid for s in pending.slots)
         old_slots = self._slots
         self._slots = pending.slots
+        if self.data_mid is None and any(s.kind == "application" for s in pending.slots):
+            self._data_refused = True
         self._remote = remote
         self._pending = None
         for send in stopped:
