@@ -140,6 +140,7 @@ class ParticipantSession:
     network: NetworkQuality = field(default_factory=NetworkQuality)
     switch: SwitchOff = field(default_factory=SwitchOff)
     held: list[sig.RspMessage] | None = field(default_factory=list)
+    recording_subscriptions: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def sid(self) -> ParticipantSid:
@@ -919,14 +920,15 @@ class LiveRoomService:
     def _subscriptions_changed(
         self, session: ParticipantSession, subscribed: dict[TrackSid, str]
     ) -> None:
-        """The media plane now delivers `subscribed`: tell the client and record it for REST."""
+        """The media plane now delivers `subscribed`: record it for REST, then tell the
+        client (so that what the client sees, REST already lists)."""
         if subscribed == session.subscribed:
             return
         added = [sid for sid in subscribed if sid not in session.subscribed]
         removed = [sid for sid in session.subscribed if sid not in subscribed]
         session.subscribed = subscribed
         session.subscribed_revision += 1
-        session.send(sig.ServerUpdate(subscribed=session.subscribed_message()))
+        update = sig.ServerUpdate(subscribed=session.subscribed_message())
         self._reallocate(session)
         records = {
             t.record.sid: t.record
@@ -935,17 +937,26 @@ class LiveRoomService:
         }
         self._spawn(
             self._record_subscriptions(
-                session, [records[s] for s in added if s in records], removed
+                session, [records[s] for s in added if s in records], removed, update
             )
         )
 
     async def _record_subscriptions(
-        self, session: ParticipantSession, added: list[PublishedTrack], removed: list[TrackSid]
+        self,
+        session: ParticipantSession,
+        added: list[PublishedTrack],
+        removed: list[TrackSid],
+        update: sig.ServerUpdate,
     ) -> None:
-        for track in added:
-            await self._participants.subscribe(session.participant, track)
-        for sid in removed:
-            await self._participants.unsubscribe(session.participant, sid)
+        async with session.recording_subscriptions:  # in order: updates go out in order
+            try:
+                for track in added:
+                    await self._participants.subscribe(session.participant, track)
+                for sid in removed:
+                    await self._participants.unsubscribe(session.participant, sid)
+            finally:
+                if not session.ended:
+                    session.send(update)
 
     # -- background work and shutdown -----------------------------------------------------
 
