@@ -1106,18 +1106,7 @@ class SqlStore:
                 await auto.exec_driver_sql("VACUUM")
                 await _sqlite_checkpoint(auto)
             elif dialect == "postgresql":
-                names = ", ".join(
-                    t.name
-                    for t in (
-                        rooms,
-                        participants,
-                        published_tracks,
-                        subscribed_tracks,
-                        recordings,
-                        callback_deliveries,
-                    )
-                )
-                await auto.exec_driver_sql(f"VACUUM {names}")
+                await _postgres_reclaim(auto)
 
     async def get_retention(self, account_sid: AccountSid) -> RetentionSettings | None:
         t = retention_policies
@@ -1306,6 +1295,42 @@ async def _personal_data(conn: Any, account_sid: AccountSid, identity: str | Non
         recordings=[_recording(row) for row in rec_rows],
         callback_deliveries=deliveries,
     )
+
+
+_PERSONAL_TABLES = (
+    rooms,
+    participants,
+    published_tracks,
+    subscribed_tracks,
+    recordings,
+    callback_deliveries,
+)
+
+
+async def _postgres_reclaim(conn: Any) -> None:
+    """Drop the bytes of deleted rows on PostgreSQL.
+
+    A plain VACUUM only marks dead tuples' space reusable: their bytes stay in the heap
+    and index pages until overwritten. `VACUUM (FULL)` rewrites each table and its indexes
+    into new files (the old ones are truncated at commit and unlinked at the next
+    checkpoint). The rows also live on in the WAL segments written since the last
+    checkpoint: switching to a new segment and checkpointing lets PostgreSQL remove them
+    (with `wal_recycle = off`, removed rather than renamed for reuse; docs/privacy.md).
+    CHECKPOINT and pg_switch_wal() need a superuser or the pg_checkpoint role and an
+    EXECUTE grant: without them the erasure stands and a warning says what is left.
+    """
+    names = ", ".join(t.name for t in _PERSONAL_TABLES)
+    await conn.exec_driver_sql(f"VACUUM (FULL) {names}")
+    try:
+        await conn.exec_driver_sql("CHECKPOINT")
+        await conn.exec_driver_sql("SELECT pg_switch_wal()")
+        await conn.exec_driver_sql("CHECKPOINT")
+    except sa.exc.DBAPIError as exc:
+        log.warning(
+            "erasure: the database user may not checkpoint or switch WAL (%s): erased rows "
+            "stay in PostgreSQL's WAL segments until it recycles them (docs/privacy.md)",
+            type(exc.orig).__name__,
+        )
 
 
 async def _sqlite_checkpoint(conn: Any) -> None:
