@@ -244,6 +244,8 @@ async def build(
         ParlourCollector(
             media=sfu.stats if sfu is not None else None,
             webhook_pending=lambda: webhooks.pending,
+            sessions=lambda: live.session_count,
+            recordings=lambda: recordings.in_progress,
         )
     )
     asgi = build_api(

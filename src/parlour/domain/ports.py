@@ -217,7 +217,12 @@ class Store(Protocol):
         every time); None if unknown."""
         ...
 
-    async def insert_published_track(self, track: PublishedTrack) -> None: ...
+    async def insert_published_track(self, track: PublishedTrack) -> bool:
+        """Record a new track of a participant still in the room; False (nothing written)
+        once the participant has disconnected: a publish racing the participant's
+        departure must not leave a track that nothing will ever end."""
+        ...
+
     async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
         """A live track ends at `now`, with every subscription to it; None if it had ended."""
         ...

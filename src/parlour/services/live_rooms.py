@@ -284,6 +284,11 @@ class LiveRoomService:
     def session(self, token: str) -> ParticipantSession | None:
         return self._sessions.get(token)
 
+    @property
+    def session_count(self) -> int:
+        """Sessions held: connected, or waiting for their client to resume."""
+        return len(self._sessions)
+
     def live_room(self, room_sid: RoomSid) -> LiveRoom | None:
         return self._live.get(room_sid)
 
@@ -535,6 +540,8 @@ class LiveRoomService:
             record = await self._participants.publish(
                 room, participant, track.name, TrackKind(track.kind.value), track.enabled
             )
+            if record is None:  # the participant left while this update was processed
+                return changed
             session.tracks[track.id] = LiveTrack(track.id, record, track.priority.value)
             names.add(track.name)
             changed = True

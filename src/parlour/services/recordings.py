@@ -185,6 +185,11 @@ class RecordingService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
+    @property
+    def in_progress(self) -> int:
+        """Recordings being written (taps of tracks being recorded)."""
+        return sum(1 for tap in self._taps.values() if tap.writer is not None)
+
     # -- the Recorder port (called by the SFU and the room service) ----------------------
 
     async def track_published(

@@ -364,12 +364,14 @@ class MemoryStore:
 
     # -- tracks ---------------------------------------------------------------------------
 
-    async def insert_published_track(self, track: PublishedTrack) -> None:
+    async def insert_published_track(self, track: PublishedTrack) -> bool:
         if track.sid in self._published:
             raise ValueError(f"track {track.sid} exists")
-        if track.participant_sid not in self._participants:
-            raise ValueError(f"no participant {track.participant_sid}")
+        participant = self._participants.item(track.participant_sid)
+        if participant is None or participant.status is ParticipantStatus.DISCONNECTED:
+            return False
         self._published.add(track.sid, track)
+        return True
 
     async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
         track = self._published.item(sid)

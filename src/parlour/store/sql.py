@@ -719,10 +719,27 @@ class SqlStore:
 
     # -- tracks ---------------------------------------------------------------------------
 
-    async def insert_published_track(self, track: PublishedTrack) -> None:
+    async def insert_published_track(self, track: PublishedTrack) -> bool:
+        pub, p = published_tracks, participants
         values = vars(track) | {"kind": track.kind.value}
+        active = sa.and_(
+            p.c.sid == track.participant_sid,
+            p.c.status != ParticipantStatus.DISCONNECTED.value,
+        )
         async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(published_tracks).values(**values))
+            if self.engine.dialect.name == "postgresql":
+                # Lock the participant's row: a disconnect in flight (which ends the
+                # participant's tracks) commits first, or waits for this insert to commit.
+                await conn.execute(sa.select(p.c.sid).where(active).with_for_update())
+            inserted = await conn.execute(
+                sa.insert(pub).from_select(
+                    list(values),
+                    sa.select(
+                        *(sa.literal(v, type_=pub.c[k].type) for k, v in values.items())
+                    ).where(sa.exists().where(active)),
+                )
+            )
+        return inserted.rowcount == 1
 
     async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
         pub, sub = published_tracks, subscribed_tracks
