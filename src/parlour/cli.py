@@ -1,6 +1,7 @@
 """The `parlour` command line.
 
-    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev] ...
+    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev]
+                    [--tls-cert FILE --tls-key FILE] ...
     parlour account [--data-dir D] [--json]
     parlour account create [--data-dir D] [--friendly-name N] [--json]
     parlour keys create [--data-dir D] [--friendly-name N] [--json]
@@ -29,6 +30,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 import traceback
@@ -37,7 +39,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from parlour import __version__
-from parlour.config import Config, load_metrics_token, load_server_secret
+from parlour.config import Config, load_metrics_token, load_server_secret, server_tls_context
 
 __all__ = ["CliError", "main"]
 
@@ -144,6 +146,13 @@ def _parser() -> _Parser:
         help="address put in ICE candidates, for a server behind NAT (default: media host)",
     )
     serve.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate chain: serve HTTPS and WSS (TLS 1.2+) with --tls-key "
+        "(default: plain HTTP, e.g. behind a TLS reverse proxy)",
+    )
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default)"
     )
     serve.add_argument(
@@ -244,6 +253,8 @@ def _config(args: argparse.Namespace) -> Config:
             media_port=getattr(args, "media_port", None),
             media_advertised_address=getattr(args, "advertised_address", None),
             dev=getattr(args, "dev", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
@@ -499,10 +510,23 @@ def _check_media_address(host: str, port: int) -> None:
         ) from exc
 
 
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    """The TLS context of --tls-cert/--tls-key, checked before anything starts."""
+    try:
+        return server_tls_context(config)
+    except OSError as exc:  # ssl.SSLError is one: its errno is OpenSSL's, not the OS's
+        reason = (exc.reason or str(exc)) if isinstance(exc, ssl.SSLError) else _reason(exc)
+        raise CliError(
+            f"cannot use TLS certificate {config.tls_cert} with key {config.tls_key}: "
+            f"{str(reason).lower().replace('_', ' ')}"
+        ) from exc
+
+
 def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
     import uvicorn
     import uvloop
 
+    tls = _tls_context(config)
     sock = _listen(config.host, config.port)
     try:
         _check_media_address(config.media_host or config.host, config.media_port)
@@ -527,6 +551,7 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
                 access_log=bool(args.access_log),
                 log_level=config.log_level,
                 server_header=False,
+                ssl_context_factory=None if tls is None else (lambda *_: tls),
             )
         )
         log.info(
