@@ -232,3 +232,42 @@ async def assert_media_flows(page: BrowserParticipant, sender: str, within: floa
         within=within,
         what=f"media from {sender} to keep arriving on {page.name}",
     )
+
+
+# -- coturn ------------------------------------------------------------------------------------
+
+TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+
+
+def coturn_missing() -> str | None:
+    if not os.access(TURNSERVER, os.X_OK):
+        return "turnserver is missing (scripts/install puts Debian's coturn there)"
+    return None
+
+
+@contextlib.contextmanager
+def coturn(workdir: Path, config_text: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Debian's coturn on 127.0.0.1:port with `config_text`, relaying on loopback."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "turnserver.conf"
+    config_text = re.sub(r"(?m)^listening-port=.*$", f"listening-port={port}", config_text)
+    config_text = re.sub(r"(?m)^external-ip=.*\n", "", config_text)
+    config.write_text(
+        config_text
+        + "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nallow-loopback-peers\n"
+        + f"pidfile={workdir / 'turnserver.pid'}\nlog-file={workdir / 'turn.log'}\n"
+        + "simple-log\nno-stdout-log\nno-tls\nno-dtls\n"
+    )
+    process = subprocess.Popen(
+        [TURNSERVER, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port, process, "turnserver")
+        yield process
+    finally:
+        stop(process)
+
+
+def turn_log(workdir: Path) -> str:
+    log = workdir / "turn.log"
+    return log.read_text(errors="replace") if log.exists() else ""
