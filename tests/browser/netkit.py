@@ -28,8 +28,15 @@ from tests.browser.harness import BrowserParticipant, poll
 __all__ = [
     "DOCS",
     "Certificate",
+    "NattedClient",
     "assert_media_flows",
+    "chromium_in",
+    "coturn",
+    "coturn_missing",
+    "namespaces_missing",
+    "natted_client",
     "selected_pairs",
+    "turn_log",
     "doc_block",
     "free_port",
     "nginx",
@@ -271,3 +278,127 @@ def coturn(workdir: Path, config_text: str, port: int) -> Iterator[subprocess.Po
 def turn_log(workdir: Path) -> str:
     log = workdir / "turn.log"
     return log.read_text(errors="replace") if log.exists() else ""
+
+
+# -- network namespaces ------------------------------------------------------------------------
+
+IP = shutil.which("ip") or "/usr/sbin/ip"
+NFT = shutil.which("nft") or "/usr/sbin/nft"
+
+
+def _run(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def namespaces_missing() -> str | None:
+    """Why this machine cannot make network namespaces with nftables rules (None: it can)."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool, package in ((IP, "iproute2"), (NFT, "nftables")):
+        if not os.access(tool, os.X_OK):
+            return f"{tool} is missing (scripts/install puts Debian's {package} there)"
+    probe = f"plprobe{os.getpid()}"
+    made = subprocess.run([IP, "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot make a network namespace: {made.stderr.strip()}"
+    try:
+        nft = subprocess.run(
+            [IP, "netns", "exec", probe, NFT, "list", "tables"], capture_output=True, text=True
+        )
+        if nft.returncode != 0:
+            return f"nftables does not work in a namespace: {nft.stderr.strip()}"
+    finally:
+        subprocess.run([IP, "netns", "del", probe], capture_output=True)
+    return None
+
+
+@dataclass(frozen=True)
+class NattedClient:
+    """A client network behind a NAT router, made by `natted_client()`::
+
+        client ns  CLIENT (10.N.1.2) ── 10.N.1.1  router ns  100.64.N.2 ── SERVER (100.64.N.1)
+                   default via router             masquerade out            this namespace
+
+    The server's side sees the client only as the router's outside address (PUBLIC); it has
+    no route to the client's own network.
+    """
+
+    client_ns: str
+    router_ns: str
+    client: str
+    public: str
+    server: str
+
+    def in_client(self, *command: str) -> list[str]:
+        """`command` run inside the client's namespace."""
+        return [IP, "netns", "exec", self.client_ns, *command]
+
+    def router_nft(self, ruleset: str) -> None:
+        """Load nftables rules in the router (a firewall between client and server)."""
+        _run(IP, "netns", "exec", self.router_ns, NFT, "-f", "-", stdin=ruleset)
+
+    def router_ruleset(self) -> str:
+        return _run(IP, "netns", "exec", self.router_ns, NFT, "list", "ruleset")
+
+
+@contextlib.contextmanager
+def natted_client() -> Iterator[NattedClient]:
+    """Namespaces, veth pairs and a masquerading router for one test; all removed after."""
+    n = 16 + os.getpid() % 200
+    tag = f"{os.getpid() % 100000}"
+    client_ns, router_ns = f"plc{tag}", f"plr{tag}"
+    host_if, router_out, router_in, client_if = f"plh{tag}", f"plo{tag}", f"pli{tag}", f"plv{tag}"
+    net = NattedClient(client_ns, router_ns, f"10.{n}.1.2", f"100.64.{n}.2", f"100.64.{n}.1")
+    try:
+        _run(IP, "netns", "add", client_ns)
+        _run(IP, "netns", "add", router_ns)
+        # server (this namespace) ── router
+        _run(IP, "link", "add", host_if, "type", "veth", "peer", "name", router_out)
+        _run(IP, "link", "set", router_out, "netns", router_ns)
+        _run(IP, "addr", "add", f"{net.server}/24", "dev", host_if)
+        _run(IP, "link", "set", host_if, "up")
+        # router ── client
+        _run(IP, "link", "add", router_in, "type", "veth", "peer", "name", client_if)
+        _run(IP, "link", "set", router_in, "netns", router_ns)
+        _run(IP, "link", "set", client_if, "netns", client_ns)
+        in_router = (IP, "netns", "exec", router_ns)
+        in_client = (IP, "netns", "exec", client_ns)
+        _run(*in_router, IP, "addr", "add", f"{net.public}/24", "dev", router_out)
+        _run(*in_router, IP, "addr", "add", f"10.{n}.1.1/24", "dev", router_in)
+        for link in ("lo", router_out, router_in):
+            _run(*in_router, IP, "link", "set", link, "up")
+        _run(*in_router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        _run(*in_client, IP, "addr", "add", f"{net.client}/24", "dev", client_if)
+        for link in ("lo", client_if):
+            _run(*in_client, IP, "link", "set", link, "up")
+        _run(*in_client, IP, "route", "add", "default", "via", f"10.{n}.1.1")
+        net.router_nft(
+            "table ip parlour_nat {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            f'    oifname "{router_out}" counter masquerade\n'
+            "  }\n"
+            "}\n"
+        )
+        yield net
+    finally:
+        for ns in (router_ns, client_ns):
+            subprocess.run(
+                [IP, "netns", "exec", ns, NFT, "flush", "ruleset"], capture_output=True, timeout=30
+            )
+            subprocess.run([IP, "netns", "del", ns], capture_output=True, timeout=30)
+        # Deleting the router's namespace removes its veth ends and so their peers here.
+        subprocess.run([IP, "link", "del", host_if], capture_output=True, timeout=30)
+
+
+def chromium_in(net: NattedClient, directory: Path, chromium: Path) -> Path:
+    """An executable that runs Chromium inside the client's namespace (for Playwright)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    wrapper = directory / "chromium-in-netns"
+    command = " ".join(net.in_client(str(chromium)))
+    wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper

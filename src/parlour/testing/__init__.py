@@ -43,19 +43,21 @@ class FakeClock:
 
 
 class ServerThread:
-    """`parlour serve` in-process on 127.0.0.1, port 0, in a thread with its own uvloop
-    (HTTPS and WSS when the config has `tls_cert` and `tls_key`).
+    """`parlour serve` in-process on 127.0.0.1 (or `host`), port 0, in a thread with its own
+    uvloop (HTTPS and WSS when the config has `tls_cert` and `tls_key`).
 
     Use as a context manager. `parlour` gives the wired objects; `call(coro)` runs a
     coroutine on the server's loop (to drive services the way signaling will).
     """
 
-    def __init__(self, data_dir: Path, *, media: Any = None, **config: Any) -> None:
+    def __init__(
+        self, data_dir: Path, *, media: Any = None, host: str = "127.0.0.1", **config: Any
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((host, 0))
         port = self._sock.getsockname()[1]
-        self.config = Config(data_dir=data_dir, host="127.0.0.1", port=port, **config)
+        self.config = Config(data_dir=data_dir, host=host, port=port, **config)
         self.base_url = self.config.base_url
         self._ready = threading.Event()
         self._error: BaseException | None = None
