@@ -200,6 +200,7 @@ async def build(
             or (None if media_host not in ("0.0.0.0", "::", "") else "127.0.0.1"),
             connect_timeout=config.media_connect_timeout_seconds,
             consent_timeout=config.media_consent_timeout_seconds,
+            tcp=config.media_tcp,
         )
         media = sfu
     traversal = NetworkTraversal(

@@ -496,18 +496,25 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _check_media_address(host: str, port: int) -> None:
-    """Fail now, in one line, if the SFU could not bind its UDP address."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.bind(address)
-    except OSError as exc:
-        raise CliError(
-            f"cannot listen for media on UDP {_address(host, port)}: {_reason(exc)}"
-        ) from exc
+def _check_media_address(host: str, port: int, tcp: bool = False) -> None:
+    """Fail now, in one line, if the SFU could not bind its UDP address (or, with a fixed
+    port and ICE-TCP, the same TCP port)."""
+    kinds = [("UDP", socket.SOCK_DGRAM)]
+    if tcp and port:
+        kinds.append(("TCP", socket.SOCK_STREAM))
+    for name, sock_type in kinds:
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=sock_type, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                if sock_type == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen for media on {name} {_address(host, port)}: {_reason(exc)}"
+            ) from exc
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:
@@ -529,7 +536,7 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
     tls = _tls_context(config)
     sock = _listen(config.host, config.port)
     try:
-        _check_media_address(config.media_host or config.host, config.media_port)
+        _check_media_address(config.media_host or config.host, config.media_port, config.media_tcp)
         _prepare_data_dir(config, announce=False)
     except BaseException:
         sock.close()

@@ -16,6 +16,7 @@
 | media (UDP) host | `--media-host` | `PARLOUR_MEDIA_HOST` | the HTTP host |
 | media (UDP) port | `--media-port` | `PARLOUR_MEDIA_PORT` | `0` (any free port) |
 | ICE address | `--advertised-address` | `PARLOUR_MEDIA_ADVERTISED_ADDRESS` | media host |
+| ICE-TCP on the media port number | | `PARLOUR_MEDIA_TCP` | `true` |
 | webhooks to private addresses | | `PARLOUR_WEBHOOK_ALLOW_PRIVATE` | `false` |
 | webhook request timeout | | `PARLOUR_WEBHOOK_TIMEOUT_SECONDS` | `10` |
 | webhook attempts per callback | | `PARLOUR_WEBHOOK_MAX_ATTEMPTS` | `6` |
@@ -86,6 +87,9 @@ class Config:
     media_port: int = 0
     #: Address put in ICE candidates, for a server behind NAT (defaults to the media host).
     media_advertised_address: str | None = None
+    #: Also accept media over TCP (ICE-TCP passive candidates, RFC 6544) on the media port
+    #: number, for clients whose UDP is blocked.
+    media_tcp: bool = True
     #: Let status callbacks reach loopback, private and link-local addresses (tests, closed
     #: networks). Off in production: a StatusCallback must not probe the server's network.
     webhook_allow_private: bool = False
@@ -173,6 +177,7 @@ class Config:
             ("webhook_allow_private", "PARLOUR_WEBHOOK_ALLOW_PRIVATE"),
             ("dev", "PARLOUR_DEV"),
             ("log_personal_data", "PARLOUR_LOG_PERSONAL_DATA"),
+            ("media_tcp", "PARLOUR_MEDIA_TCP"),
         ):
             if env.get(key):
                 values[name] = env[key].lower() in ("1", "true", "yes")
