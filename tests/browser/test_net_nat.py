@@ -33,6 +33,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 CONSENT_TIMEOUT = 10.0
 FLAGS = [*CHROMIUM_FLAGS, "--ignore-certificate-errors"]
+#: Drops what the client sends to the SFU's media port (signaling, on HTTPS, still passes).
+CUT_MEDIA = """
+table ip parlour_cut {{
+  chain forward {{
+    type filter hook forward priority filter; policy accept;
+    udp dport {port} drop
+    tcp dport {port} drop
+  }}
+}}
+"""
 
 
 @pytest.fixture
@@ -110,6 +120,17 @@ async def test_a_client_behind_nat_joins_on_the_advertised_address(
                 for page in pages:
                     assert not await page.events("disconnected"), page.name
                     assert not await page.events("participantDisconnected"), page.name
+
+                # The NAT stops forwarding alice's media (and her checks): the SFU's consent
+                # for her lapses and she leaves the room for bob, signaling still up.
+                net.router_nft(
+                    CUT_MEDIA.format(port=server.parlour.sfu.socket.candidate_address[1])
+                )
+                await bob.wait_for_events(
+                    "participantDisconnected", participant="alice", within=4 * CONSENT_TIMEOUT
+                )
+                [gone] = await alice.wait_for_events("disconnected", within=20)
+                assert gone["code"] == 53405, gone
         finally:
             for page in pages:
                 await page.close()

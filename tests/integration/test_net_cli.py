@@ -119,3 +119,21 @@ def test_unusable_certificates_are_one_line(tmp_path: Path) -> None:
 )
 def test_turn_settings_are_checked(tmp_path: Path, env: dict[str, str], says: str) -> None:
     assert says in failed_start("--data-dir", str(tmp_path / "var"), **env)
+
+
+def test_the_readme_production_setup_uses_real_flags_and_settings() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Production set-up", 1)[1].split("\n## ", 1)[0]
+    command = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert command, "README's production set-up has no command"
+    flags = set(re.findall(r"(--[a-z-]+)", command.group(1)))
+    assert {"--tls-cert", "--tls-key", "--advertised-address"} <= flags
+    serve_help = subprocess.run(
+        [*PARLOUR, "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in flags:
+        assert flag in serve_help, flag
+    config = (root / "src" / "parlour" / "config.py").read_text()
+    for setting in re.findall(r"(PARLOUR_[A-Z_]+)", command.group(1)):
+        assert f'"{setting}"' in config, setting
