@@ -9,6 +9,7 @@
     ├── ParticipantService  (services/)
     ├── LiveRoomService     (services/)    live sessions; implements SessionControl
     ├── NodeMonitor         (services/)    this node's heartbeat; recovers gone nodes
+    ├── NetworkTraversal    (services/)    TURN credentials for `iced` and /2010-04-01/…/Tokens.json
     ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs

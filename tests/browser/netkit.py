@@ -264,6 +264,7 @@ def coturn(workdir: Path, config_text: str, port: int) -> Iterator[subprocess.Po
         + "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nallow-loopback-peers\n"
         + f"pidfile={workdir / 'turnserver.pid'}\nlog-file={workdir / 'turn.log'}\n"
         + "simple-log\nno-stdout-log\nno-tls\nno-dtls\n"
+        + f"userdb={workdir / 'turndb'}\n"  # not the system's /var/lib/turn
     )
     process = subprocess.Popen(
         [TURNSERVER, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
