@@ -9,6 +9,7 @@
     ├── ParticipantService  (services/)
     ├── LiveRoomService     (services/)    live sessions; implements SessionControl
     ├── NodeMonitor         (services/)    this node's heartbeat; recovers gone nodes
+    ├── NetworkTraversal    (services/)    TURN credentials for `iced` and /2010-04-01/…/Tokens.json
     ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
@@ -37,6 +38,7 @@ from parlour.domain.clock import Clock, SystemClock
 from parlour.domain.events import Event
 from parlour.domain.ports import FanOutEventSink, MediaPlane
 from parlour.domain.sids import ParticipantSid, RoomSid
+from parlour.domain.turn import TurnServers
 from parlour.media.plane import SfuMediaPlane
 from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
@@ -47,6 +49,7 @@ from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.retention import RetentionService
 from parlour.services.rooms import RoomService
+from parlour.services.traversal import NetworkTraversal
 from parlour.signaling.endpoint import signaling_routes
 from parlour.store.sql import SqlStore
 from parlour.webhooks import TargetPolicy, WebhookSender, WebhookSettings
@@ -198,8 +201,14 @@ async def build(
             or (None if media_host not in ("0.0.0.0", "::", "") else "127.0.0.1"),
             connect_timeout=config.media_connect_timeout_seconds,
             consent_timeout=config.media_consent_timeout_seconds,
+            tcp=config.media_tcp,
         )
         media = sfu
+    traversal = NetworkTraversal(
+        clock,
+        TurnServers(config.turn_urls, config.turn_secret) if config.turn_secret else None,
+        config.turn_ttl_seconds,
+    )
     live = LiveRoomService(
         accounts,
         rooms,
@@ -208,6 +217,7 @@ async def build(
         session_timeout=config.session_timeout_seconds,
         auto_create_rooms=config.auto_create_rooms,
         recorder=recordings,
+        traversal=traversal,
     )
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
@@ -258,4 +268,5 @@ async def build(
         dev=config.dev,
     )
     asgi.state.retention = retention  # /v1/Parlour/Retention
+    asgi.state.traversal = traversal  # /2010-04-01/Accounts/{AccountSid}/Tokens.json
     return Parlour(config, store, accounts, rooms, participants, live, nodes, asgi, sfu, metrics)

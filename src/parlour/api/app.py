@@ -24,6 +24,7 @@ from parlour.api import (
     rooms,
     sdk_assets,
     subscribe_rules,
+    tokens,
     tracks,
     transcriptions,
 )
@@ -94,6 +95,7 @@ def build_api(
             Route("/healthz", health, methods=["GET"]),
             *sdk_assets.sdk_routes(),
             *quickstart.quickstart_routes(dev=dev),
+            *tokens.routes,  # Twilio's Network Traversal Service (2010-04-01 API, not Video v1)
             *extra_routes,
         ],
         exception_handlers={
