@@ -6,6 +6,7 @@ your Stored Media"), and played by PyAV and ffprobe."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import subprocess
 from dataclasses import dataclass
@@ -63,6 +64,10 @@ def record_room(server: ServerThread, account: Account, client: Client) -> list[
         feed(server, streams)  # type: ignore[arg-type]
         client.video.v1.rooms(room.sid).update(status="completed")
         wait_until(lambda: len(receiver.events("recording-completed")) == 2)
+        # Every callback delivered before the receiver goes (erasure waits for pending ones).
+        wait_until(lambda: receiver.events("room-ended") and receiver.events("participant-disc"))
+        pending = server.parlour.store.pending_callback_deliveries
+        wait_until(lambda: not server.call(pending()))
     listed = client.video.v1.recordings.list(grouping_sid=[room.sid])
     assert {r.status for r in listed} == {"completed"}
     return listed
@@ -283,3 +288,52 @@ def test_encrypted_media_decrypts_with_twilios_recipe(
             with pytest.raises(av.error.InvalidDataError):
                 av.open(str(stored)).close()
             assert not list((media / "spool").glob(f"{rec.sid}*"))  # no plain or scratch copy
+
+
+def test_erasure_and_retention_remove_objects_from_the_bucket(
+    server: ServerThread, s3: S3Server
+) -> None:
+    """`parlour privacy erase` (its service, as the CLI wires it) and the retention sweep
+    delete media where it is: in the account's bucket."""
+    from parlour.cli import _privacy
+    from parlour.domain.ports import RetentionPolicy
+    from parlour.domain.sids import AccountSid
+    from parlour.services.retention import RetentionService
+    from parlour.testing import FakeClock
+
+    erased = setup(server, s3, bucket=True, encrypted=False)
+    swept = setup(server, s3, bucket=True, encrypted=False)
+    parlour = server.parlour
+    for recorded in (erased, swept):
+        assert recorded.bucket is not None and len(s3.keys(recorded.bucket)) == 3
+
+    privacy = _privacy(parlour.store, parlour.config)
+    summary = server.call(privacy.erase(erased.account.sid, None))
+    assert sorted(summary.media_deleted) == sorted(r.sid for r in erased.recordings)
+    assert erased.bucket is not None
+    assert s3.keys(erased.bucket) == ["video/parlour-write-test.txt"]
+
+    account = AccountSid(swept.account.sid)
+    never = RetentionPolicy(identity_days=None, recording_days=None, callback_days=None)
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    clock.advance(2 * 86400)
+    retention = RetentionService(
+        parlour.store,
+        clock,
+        never,
+        storage=parlour.asgi.state.api.media_storage.local,
+        resolver=parlour.asgi.state.api.media_storage,
+    )
+
+    async def sweep() -> list[str]:
+        await parlour.store.set_retention(
+            account,
+            RetentionPolicy(identity_days=None, recording_days=1, callback_days=None),
+            clock.now(),
+        )
+        return (await retention.sweep()).recordings_deleted
+
+    assert sorted(server.call(sweep())) == sorted(r.sid for r in swept.recordings)
+    assert swept.bucket is not None
+    assert s3.keys(swept.bucket) == ["video/parlour-write-test.txt"]
+    assert {r.status for r in swept.client.video.v1.recordings.list()} == {"deleted"}
