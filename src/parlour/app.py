@@ -156,7 +156,12 @@ async def build(
     # Per-account media settings: S3 buckets and encryption (RecordingSettings …).
     credentials = CredentialService(store, clock, SecretBox(secret))
     storage_resolver = MediaStorageResolver(store, credentials, media_storage)
-    media_settings = MediaSettingsService(store, clock, probe=storage_resolver.probe)
+    media_settings = MediaSettingsService(
+        store,
+        clock,
+        probe=storage_resolver.probe,
+        s3_endpoints=(config.s3_endpoints or "").split(","),
+    )
     recordings = RecordingService(
         store,
         clock,

@@ -28,6 +28,7 @@
 | retention: finished callbacks (days) | | `PARLOUR_RETENTION_CALLBACK_DAYS` | `7` |
 | retention sweep interval | | `PARLOUR_RETENTION_SWEEP_SECONDS` | `3600` |
 | personal data in logs | | `PARLOUR_LOG_PERSONAL_DATA` | `false` |
+| S3-compatible endpoints accepted in `AwsS3Url` | | `PARLOUR_S3_ENDPOINTS` | none (AWS only) |
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ class Config:
     retention_sweep_seconds: float = 3600.0
     #: Let identities, IP addresses and room names into the logs (off: they are masked).
     log_personal_data: bool = False
+    #: S3-compatible endpoints (`http://minio.internal:9000`, comma-separated; `*` any) that
+    #: accounts may name in `AwsS3Url`; AWS's own hosts are always accepted. None: AWS only,
+    #: so that an account cannot make the server send requests into its own network.
+    s3_endpoints: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -123,6 +128,7 @@ class Config:
             ("media_host", "PARLOUR_MEDIA_HOST"),
             ("media_advertised_address", "PARLOUR_MEDIA_ADVERTISED_ADDRESS"),
             ("metrics_token", "PARLOUR_METRICS_TOKEN"),
+            ("s3_endpoints", "PARLOUR_S3_ENDPOINTS"),
         ):
             if env.get(key):
                 values[name] = env[key]

@@ -3,6 +3,8 @@ through the official `twilio` package (base URLs only changed) and plain HTTP.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from twilio.base.exceptions import TwilioRestException
@@ -15,6 +17,18 @@ from tests.s3_support import ACCESS_KEY, SECRET_KEY, S3Server, rsa_key_pair, s3
 pytestmark = pytest.mark.integration
 
 __all__ = ["s3"]  # the fixture
+
+
+@pytest.fixture(scope="module")
+def server(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """A server of the module's own that accepts moto's endpoint in `AwsS3Url`."""
+    with ServerThread(
+        tmp_path_factory.mktemp("parlour-settings"),
+        s3_endpoints=s3.endpoint,
+        idle_sweep_seconds=0.05,
+        webhook_allow_private=True,
+    ) as srv:
+        yield srv
 
 
 def client_for(server: ServerThread, account: Account) -> Client:
@@ -151,6 +165,9 @@ def test_settings_validation(client: Client, account: Account, server: ServerThr
         {"friendly_name": "x", "aws_credentials_sid": key.sid},
         {"friendly_name": "x", "aws_s3_url": "ftp://bucket/path"},
         {"friendly_name": "x", "aws_s3_url": "https://127.0.0.1:9000/"},
+        # An S3-compatible endpoint the operator did not enable (PARLOUR_S3_ENDPOINTS).
+        {"friendly_name": "x", "aws_s3_url": "http://169.254.169.254/latest/meta-data"},
+        {"friendly_name": "x", "aws_s3_url": "http://10.0.0.1:9000/bucket/x"},
     ]
     for params in cases:
         error = rest_error(lambda params=params: settings().create(**params))

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +34,7 @@ from parlour.domain.media_settings import (
     MediaKind,
     MediaSettings,
     PublicKeyCredential,
+    S3Location,
     check_friendly_name,
     parse_aws_credentials,
 )
@@ -204,12 +205,22 @@ class MediaSettingsService:
     Args:
         probe: called with settings that enable S3 storage before they are saved; writes a
             test object as Twilio does, raising InvalidParameterError if that fails.
+        s3_endpoints: the S3-compatible endpoints (`scheme://host[:port]`) an `AwsS3Url`
+            may name (`*`: any); AWS's hosts are always accepted.
     """
 
-    def __init__(self, store: Store, clock: Clock, probe: BucketProbe | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        probe: BucketProbe | None = None,
+        *,
+        s3_endpoints: Collection[str] = (),
+    ) -> None:
         self._store = store
         self._clock = clock
         self._probe = probe
+        self._endpoints = {e.strip().rstrip("/").lower() for e in s3_endpoints if e.strip()}
 
     async def get(self, account_sid: AccountSid, kind: MediaKind) -> MediaSettings:
         """The account's settings (defaults, all off, if it never set them)."""
@@ -234,6 +245,13 @@ class MediaSettingsService:
         )
         current = await self.get(account_sid, kind)
         updated = current.changed(self._clock.now(), **changes)
+        if updated.aws_s3_url is not None and updated.aws_s3_url != current.aws_s3_url:
+            endpoint = S3Location.parse(updated.aws_s3_url).endpoint_url
+            if endpoint is not None and not {"*", endpoint} & self._endpoints:
+                raise errors.InvalidParameterError(
+                    f"AwsS3Url: the S3-compatible endpoint {endpoint} is not enabled on this "
+                    "server (PARLOUR_S3_ENDPOINTS)"
+                )
         for field, wanted in (
             ("aws_credentials_sid", AwsCredential),
             ("encryption_key_sid", PublicKeyCredential),
