@@ -350,3 +350,24 @@ def test_erasure_and_retention_remove_objects_from_the_bucket(
     assert swept.bucket is not None
     assert s3.keys(swept.bucket) == ["video/parlour-write-test.txt"]
     assert {r.status for r in swept.client.video.v1.recordings.list()} == {"deleted"}
+
+
+def test_new_settings_apply_to_new_recordings_only_and_a_gone_credential_is_404(
+    server: ServerThread, s3: S3Server
+) -> None:
+    recorded = setup(server, s3, bucket=True, encrypted=False)
+    client, rec = recorded.client, recorded.recordings[0]
+    # Back to local storage: the bucket's recordings stay where they are.
+    client.video.v1.recording_settings().create(friendly_name="local", aws_storage_enabled=False)
+    later = record_room(server, recorded.account, client)
+    assert {r.media_external_location for r in later} == {None}
+    assert redirect(server, recorded, later[0].sid).startswith(f"{server.base_url}/media/")
+    assert redirect(server, recorded, rec.sid).startswith(s3.endpoint)
+    # Without its credential, the bucket's media cannot be reached: 404, never a 5xx.
+    aws_sid = client.video.v1.recording_settings().fetch().aws_credentials_sid
+    client.accounts.v1.credentials.aws(aws_sid).delete()
+    auth = (recorded.account.sid, recorded.account.auth_token)
+    with httpx.Client(base_url=server.base_url, auth=auth) as http:
+        assert http.get(f"/v1/Recordings/{rec.sid}/Media").status_code == 404
+        assert http.delete(f"/v1/Recordings/{rec.sid}").status_code == 204
+        assert http.get(f"/v1/Recordings/{rec.sid}").json()["status"] == "deleted"
