@@ -15,11 +15,6 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from parlour.domain.media_settings import S3Location
 
 if TYPE_CHECKING:
@@ -29,11 +24,17 @@ __all__ = ["S3Storage", "s3_client"]
 
 CHUNK_SIZE = 256 * 1024
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-_TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, use_threads=False)
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
 
 
 def s3_client(location: S3Location, access_key_id: str, secret_access_key: str) -> S3Client:
-    """A boto3 client for the location's endpoint (path-style for S3-compatible stores)."""
+    """A boto3 client for the location's endpoint (path-style for S3-compatible stores).
+
+    boto3 is imported here, not with the module: it takes a quarter of a second, which the
+    servers and commands that never meet a bucket should not pay."""
+    import boto3
+    from botocore.config import Config
+
     session = boto3.session.Session()
     return session.client(
         "s3",
@@ -71,6 +72,9 @@ class S3Storage:
         return await asyncio.to_thread(self._upload, key, source, metadata)
 
     def _upload(self, key: str, source: Path, metadata: Mapping[str, str] | None) -> int:
+        from boto3.s3.transfer import TransferConfig
+
+        transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, use_threads=False)
         size = source.stat().st_size
         extra: dict[str, Any] = {"ContentType": "application/octet-stream"}
         if metadata:
@@ -80,7 +84,7 @@ class S3Storage:
             self.location.bucket,
             self.object_key(key),
             ExtraArgs=extra,
-            Config=_TRANSFER,
+            Config=transfer,
         )
         source.unlink()
         return size
@@ -90,7 +94,7 @@ class S3Storage:
             head = await asyncio.to_thread(
                 self.client.head_object, Bucket=self.location.bucket, Key=self.object_key(key)
             )
-        except ClientError as exc:
+        except Exception as exc:
             if _missing(exc):
                 return None
             raise
@@ -107,7 +111,7 @@ class S3Storage:
             args["Range"] = f"bytes={start}-{end}"
         try:
             response = await asyncio.to_thread(lambda: self.client.get_object(**args))
-        except ClientError as exc:
+        except Exception as exc:
             if _missing(exc):
                 raise FileNotFoundError(key) from None
             raise
@@ -154,5 +158,9 @@ class S3Storage:
         )
 
 
-def _missing(exc: ClientError) -> bool:
-    return str(exc.response.get("Error", {}).get("Code")) in _MISSING
+def _missing(exc: Exception) -> bool:
+    """Whether a botocore `ClientError` says there is no such object."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return str(response.get("Error", {}).get("Code")) in _MISSING
