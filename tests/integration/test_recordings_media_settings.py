@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import json
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,7 +305,7 @@ def test_encrypted_media_decrypts_with_twilios_recipe(
 
 
 def test_erasure_and_retention_remove_objects_from_the_bucket(
-    server: ServerThread, s3: S3Server
+    server: ServerThread, s3: S3Server, tmp_path: Path
 ) -> None:
     """`parlour privacy erase` (its service, as the CLI wires it) and the retention sweep
     delete media where it is: in the account's bucket."""
@@ -321,6 +322,14 @@ def test_erasure_and_retention_remove_objects_from_the_bucket(
         assert recorded.bucket is not None and len(s3.keys(recorded.bucket)) == 3
 
     privacy = _privacy(parlour.store, parlour.config)
+    archive = tmp_path / "export.zip"
+    exported = server.call(privacy.export(erased.account.sid, None, archive))
+    assert sorted(exported.media_files) == sorted(
+        f"media/{r.sid}.{r.container_format}" for r in erased.recordings
+    )
+    with zipfile.ZipFile(archive) as z:
+        for r in erased.recordings:
+            assert z.read(f"media/{r.sid}.{r.container_format}").startswith(EBML)
     summary = server.call(privacy.erase(erased.account.sid, None))
     assert sorted(summary.media_deleted) == sorted(r.sid for r in erased.recordings)
     assert erased.bucket is not None

@@ -1191,14 +1191,21 @@ class SqlStore:
             "date_updated": settings.date_updated,
         }
         key = (t.c.account_sid == settings.account_sid, t.c.kind == settings.kind.value)
-        async with self.engine.begin() as conn:
-            result = await conn.execute(sa.update(t).where(*key).values(**values))
-            if not result.rowcount:
-                await conn.execute(
-                    sa.insert(t).values(
-                        account_sid=settings.account_sid, kind=settings.kind.value, **values
-                    )
-                )
+        for _ in range(2):  # two first POSTs at once: the loser's insert becomes an update
+            try:
+                async with self.engine.begin() as conn:
+                    result = await conn.execute(sa.update(t).where(*key).values(**values))
+                    if not result.rowcount:
+                        await conn.execute(
+                            sa.insert(t).values(
+                                account_sid=settings.account_sid,
+                                kind=settings.kind.value,
+                                **values,
+                            )
+                        )
+                return
+            except IntegrityError:
+                continue
 
     # -- privacy --------------------------------------------------------------------------
 
