@@ -230,6 +230,12 @@ class Recording:
         return {"room_sid": self.room_sid, "participant_sid": self.participant_sid}
 
     @property
+    def encrypted(self) -> bool:
+        """Stored encrypted for the account's public key (EncryptionEnabled): Parlour cannot
+        read it back, so it cannot be composed (as on Twilio)."""
+        return self.encryption is not None or self.encryption_key_sid is not None
+
+    @property
     def has_media(self) -> bool:
         """Whether `/Media` can serve it (completed, with at least one frame)."""
         return self.status is RecordingStatus.COMPLETED and self.size > 0

@@ -128,3 +128,32 @@ def test_envelope_headers_and_json() -> None:
         "x-amz-meta-x-amz-matdesc": "{}",
     }
     assert Envelope.from_json(envelope.to_json()) == envelope
+
+
+def test_s3_endpoints_setting_from_the_environment() -> None:
+    from parlour.config import Config
+
+    assert Config.from_env({}).s3_endpoints is None
+    env = {"PARLOUR_S3_ENDPOINTS": "http://minio:9000,https://ceph.internal"}
+    assert Config.from_env(env).s3_endpoints == "http://minio:9000,https://ceph.internal"
+
+
+def test_a_recording_knows_it_is_encrypted() -> None:
+    import datetime as dt
+    from dataclasses import replace
+
+    from parlour.domain.recordings import Recording, RecordingCodec
+    from parlour.domain.sids import ParticipantSid, RecordingSid, RoomSid, TrackSid
+
+    recording = Recording.for_track(
+        sid=RecordingSid("RT" + "0" * 32),
+        account_sid=AccountSid("AC" + "0" * 32),
+        room_sid=RoomSid("RM" + "0" * 32),
+        participant_sid=ParticipantSid("PA" + "0" * 32),
+        source_sid=TrackSid("MT" + "0" * 32),
+        track_name="mic",
+        codec=RecordingCodec.OPUS,
+        now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+    assert not recording.encrypted
+    assert replace(recording, encryption_key_sid="CR" + "1" * 32).encrypted
