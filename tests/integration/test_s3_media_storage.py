@@ -10,6 +10,7 @@ import pytest
 
 from parlour.domain.media_settings import S3Location
 from parlour.recording.s3 import S3Storage, s3_client
+from parlour.services.media_storage import MediaStorageResolver
 from tests.s3_support import ACCESS_KEY, SECRET_KEY, S3Server, s3
 
 pytestmark = pytest.mark.integration
@@ -55,6 +56,8 @@ async def test_the_media_storage_contract(s3: S3Server, tmp_path: Path) -> None:
     assert reply.status_code == 200 and reply.content == data
     assert reply.headers["content-type"] == "audio/x-matroska"
     assert reply.headers["content-disposition"] == 'inline; filename="x.mka"'
+    presigned = MediaStorageResolver.presigned(store, "recordings/RT1.mka", 60, "inline", "a/b")
+    assert presigned is not None and presigned.startswith(f"{s3.endpoint}/{bucket}/media/rec/")
     assert await store.delete("recordings/RT1.mka")
     assert not await store.delete("recordings/RT1.mka")
     assert await store.size("recordings/RT1.mka") is None

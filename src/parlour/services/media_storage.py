@@ -7,8 +7,13 @@ written on the record (a recording's `media_credentials_sid`, `media_external_lo
 `encryption_key_sid`) so that the media is found, served, deleted and erased where it was
 put even after the settings change.
 
-Compositions use the same resolver: `plan(account, MediaKind.COMPOSITIONS, "compositions/CJ….mp4")`
-then `writer(plan)` to store, `storage_at(...)` to reach stored media.
+Compositions use the same resolver, in one call each way::
+
+    stored = await resolver.store(account, MediaKind.COMPOSITIONS, "compositions/CJ….mp4", file)
+    # keep stored.plan (credentials_sid, external_location → media_external_location,
+    # encryption_key_sid) and stored.envelope on the composition, then later:
+    storage = await resolver.storage_at(account, plan.credentials_sid, plan.external_location)
+    url = resolver.presigned(storage, key, ttl, disposition, content_type)  # None: local
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from parlour.domain import errors
 from parlour.domain.media_settings import (
     AwsCredential,
+    Envelope,
     MediaKind,
     MediaSettings,
     PublicKeyCredential,
@@ -33,7 +40,7 @@ from parlour.recording.encryption import EncryptingStorage
 from parlour.recording.s3 import S3Storage, s3_client
 from parlour.services.media_settings import CredentialService
 
-__all__ = ["MediaPlan", "MediaStorageResolver", "StorageUnavailable"]
+__all__ = ["MediaPlan", "MediaStorageResolver", "StorageUnavailable", "StoredMedia"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,15 @@ class MediaPlan:
     credentials_sid: str | None = None
     external_location: str | None = None
     encryption_key_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    """Where `store` put a file, how big it is there, and its envelope if encrypted."""
+
+    plan: MediaPlan
+    size: int
+    envelope: Envelope | None = None
 
 
 class MediaStorageResolver:
@@ -116,6 +132,31 @@ class MediaStorageResolver:
         if not isinstance(key, PublicKeyCredential):
             raise StorageUnavailable(f"public key {plan.encryption_key_sid} no longer exists")
         return EncryptingStorage(storage, key.public_key, key.sid)
+
+    async def store(
+        self, account_sid: AccountSid, kind: MediaKind, key: str, source: Path
+    ) -> StoredMedia:
+        """Put a finished file (then gone from `source`) where the account's settings say.
+
+        Raises:
+            StorageUnavailable: the settings' credential or key is gone.
+            Exception: the storage's own errors (an upload that failed).
+        """
+        plan = await self.plan(account_sid, kind, key)
+        writer = await self.writer(account_sid, plan)
+        size = await writer.put(key, source)
+        envelope = writer.envelope if isinstance(writer, EncryptingStorage) else None
+        return StoredMedia(plan, size, envelope)
+
+    @staticmethod
+    def presigned(
+        storage: MediaStorage, key: str, ttl: int, disposition: str, content_type: str
+    ) -> str | None:
+        """The bucket's presigned GET URL for media in a bucket; None for local media
+        (served by Parlour's own signed URLs)."""
+        if isinstance(storage, S3Storage):
+            return storage.presigned_url(key, ttl, disposition, content_type)
+        return None
 
     async def of_recording(self, recording: Recording) -> MediaStorage:
         """Where a recording's media is."""

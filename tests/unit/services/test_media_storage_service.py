@@ -165,6 +165,15 @@ async def test_resolver_plans_local_encrypted_media(tmp_path: Path) -> None:
     assert b"".join([c async for c in writer.open("compositions/CJ1.mp4", 0, 16)]) == stored[:16]
     assert await writer.size("compositions/CJ1.mp4") == size
     assert await writer.delete("compositions/CJ1.mp4")
+    # The same in one call, as the composer stores a composition.
+    second = tmp_path / "CJ2.mp4"
+    second.write_bytes(plain)
+    stored_media = await resolver.store(
+        acct, MediaKind.COMPOSITIONS, "compositions/CJ2.mp4", second
+    )
+    assert stored_media.plan == plan and stored_media.size == size
+    assert stored_media.envelope is not None and stored_media.envelope.plain_size == len(plain)
+    assert resolver.presigned(local, "compositions/CJ2.mp4", 60, "inline", "video/mp4") is None
     await creds.delete(acct, CredentialType.PUBLIC_KEY, key.sid)
     with pytest.raises(StorageUnavailable):
         await resolver.writer(acct, plan)
