@@ -64,6 +64,7 @@ def test_aws_credentials_lifecycle_never_shows_the_secret(
     assert (fetched.sid, fetched.friendly_name) == (made.sid, "bucket writer")
     renamed = aws(made.sid).update(friendly_name="renamed")
     assert renamed.friendly_name == "renamed"
+    assert aws(made.sid).update().friendly_name == "renamed"  # no FriendlyName: unchanged
     assert [c.sid for c in aws.list()] == [made.sid]
     with httpx.Client(base_url=server.base_url, auth=(account.sid, account.auth_token)) as http:
         for path in ("/v1/Credentials/AWS", f"/v1/Credentials/AWS/{made.sid}"):

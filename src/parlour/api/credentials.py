@@ -82,9 +82,13 @@ def _handlers(type: CredentialType) -> list[Route]:
         account = await authenticate(request)
         ctx = context(request)
         p = await body_params(request)
-        credential = await ctx.credential_service.rename(
-            account, type, request.path_params["sid"], p.text("FriendlyName")
-        )
+        sid = request.path_params["sid"]
+        if "FriendlyName" not in p:  # nothing to change
+            credential = await ctx.credential_service.get(account, type, sid)
+        else:
+            credential = await ctx.credential_service.rename(
+                account, type, sid, p.text("FriendlyName")
+            )
         return JSONResponse(credential_json(ctx, type, credential))
 
     async def delete(request: Request) -> Response:
