@@ -14,6 +14,7 @@
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
     ├── RetentionService    (services/)    per-account retention + its sweeper task
+    ├── MediaStorageResolver (services/)   per-account media storage: local, S3, encrypted
     ├── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
     └── CollectorRegistry   (api/metrics)  /metrics: reads the SFU and webhook counters
 """
@@ -44,6 +45,8 @@ from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
 from parlour.services.accounts import AccountService
 from parlour.services.live_rooms import LiveRoomService
+from parlour.services.media_settings import CredentialService, MediaSettingsService, SecretBox
+from parlour.services.media_storage import MediaStorageResolver
 from parlour.services.nodes import NodeMonitor, new_node_id
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
@@ -153,6 +156,15 @@ async def build(
     )
     callbacks = FanOutEventSink(LoggingEventSink(), webhooks)
     media_storage = LocalStorage(config.data_dir / "media")
+    # Per-account media settings: S3 buckets and encryption (RecordingSettings …).
+    credentials = CredentialService(store, clock, SecretBox(secret))
+    storage_resolver = MediaStorageResolver(store, credentials, media_storage)
+    media_settings = MediaSettingsService(
+        store,
+        clock,
+        probe=storage_resolver.probe,
+        s3_endpoints=(config.s3_endpoints or "").split(","),
+    )
     recordings = RecordingService(
         store,
         clock,
@@ -160,6 +172,7 @@ async def build(
         MatroskaRecorder(media_storage, config.data_dir / "media" / "spool"),
         media_storage,
         media_url_key=media_url_key(secret),
+        resolver=storage_resolver,
     )
     await recordings.recover()
     retention = RetentionService(
@@ -168,6 +181,7 @@ async def build(
         config.retention_policy,
         storage=media_storage,
         spool_dir=config.data_dir / "media" / "spool",
+        resolver=storage_resolver,
     )
     # Recordings end with their track, participant or room: the service hears those events.
     events = FanOutEventSink(callbacks, recordings)
@@ -229,6 +243,9 @@ async def build(
         participants=participants,
         public_url=config.base_url,
         recordings=recordings,
+        credentials=credentials,
+        media_settings=media_settings,
+        media_storage=storage_resolver,
     )
 
     @contextlib.asynccontextmanager

@@ -596,10 +596,16 @@ def _run_store(config: Config, fn: Callable[[Any], Awaitable[None]]) -> None:
 def _privacy(store: Any, config: Config) -> Any:
     from parlour.domain.clock import SystemClock
     from parlour.recording import LocalStorage
+    from parlour.services.media_settings import CredentialService, SecretBox
+    from parlour.services.media_storage import MediaStorageResolver
     from parlour.services.privacy import PrivacyService
 
     media = config.data_dir / "media"
-    return PrivacyService(store, SystemClock(), LocalStorage(media), media / "spool")
+    local = LocalStorage(media)
+    # Media in an account's S3 bucket is exported and erased there too.
+    box = SecretBox(load_server_secret(config))
+    resolver = MediaStorageResolver(store, CredentialService(store, SystemClock(), box), local)
+    return PrivacyService(store, SystemClock(), local, media / "spool", resolver=resolver)
 
 
 def _check_account_sid(text: str) -> str:

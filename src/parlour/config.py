@@ -34,6 +34,7 @@
 | TURN server URLs (comma-separated `turn:`/`turns:`) | | `PARLOUR_TURN_URLS` | none (no TURN) |
 | TURN REST API shared secret (coturn `static-auth-secret`) | | `PARLOUR_TURN_SECRET` | none |
 | lifetime of TURN credentials in `iced` (seconds) | | `PARLOUR_TURN_TTL_SECONDS` | `86400` |
+| S3-compatible endpoints accepted in `AwsS3Url` | | `PARLOUR_S3_ENDPOINTS` | none (AWS only) |
 """
 
 from __future__ import annotations
@@ -126,6 +127,10 @@ class Config:
     turn_secret: str | None = field(default=None, repr=False)
     #: Seconds the TURN credentials given in `iced` stay valid.
     turn_ttl_seconds: int = 86400
+    #: S3-compatible endpoints (`http://minio.internal:9000`, comma-separated; `*` any) that
+    #: accounts may name in `AwsS3Url`; AWS's own hosts are always accepted. None: AWS only,
+    #: so that an account cannot make the server send requests into its own network.
+    s3_endpoints: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -146,6 +151,7 @@ class Config:
             ("tls_cert", "PARLOUR_TLS_CERT"),
             ("tls_key", "PARLOUR_TLS_KEY"),
             ("turn_secret", "PARLOUR_TURN_SECRET"),
+            ("s3_endpoints", "PARLOUR_S3_ENDPOINTS"),
         ):
             if env.get(key):
                 values[name] = env[key]

@@ -14,7 +14,9 @@ from starlette.routing import BaseRoute, Route
 
 from parlour import __version__
 from parlour.api import (
+    credentials,
     media_downloads,
+    media_settings,
     participants,
     quickstart,
     recording_rules,
@@ -50,6 +52,8 @@ REST_ROUTES: list[Route] = [
     *recordings.routes,
     *media_downloads.routes,
     *retention.routes,
+    *media_settings.routes,
+    *credentials.routes,
 ]
 
 
