@@ -7,12 +7,13 @@ sender); services only know the Protocols.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from parlour.domain.accounts import Account, ApiKey
+from parlour.domain.bandwidth import SimulcastLayer
 from parlour.domain.events import CallbackDelivery, Event
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
@@ -459,6 +460,17 @@ class MediaSession(Protocol):
     def published_bitrate(self, track_id: str) -> int:
         """The bitrate (bps) at which this participant's track arrives, over the last
         second or so; 0 if unknown."""
+        ...
+
+    def published_layers(self, track_id: str) -> Sequence[SimulcastLayer]:
+        """The simulcast layers of a video track this participant publishes, lowest first
+        (empty: not simulcast)."""
+        ...
+
+    def select_layers(self, layers: Mapping[str, tuple[int | None, int]]) -> None:
+        """For received simulcast tracks (by the publisher's wire id): the spatial layer to
+        forward (None: the best arriving) and the highest VP8 temporal layer. Tracks not
+        named get the best layer, all temporal layers."""
         ...
 
     def switch_off(self, track_ids: Collection[str]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from parlour.domain import errors
+from parlour.domain.bandwidth import SimulcastLayer
 from parlour.domain.ports import LinkReport, MediaListener, TrackDescriptor, TrackTap
 from parlour.domain.sids import ParticipantSid, TrackSid
 from parlour.media import rtcp, rtp
@@ -29,7 +30,14 @@ from parlour.media.negotiation import (
     PublishedTrackInfo,
     ServerCapabilities,
 )
-from parlour.media.router import Consumer, DataConsumer, DataProducer, Producer, Router
+from parlour.media.router import (
+    ALL_TEMPORAL,
+    Consumer,
+    DataConsumer,
+    DataProducer,
+    Producer,
+    Router,
+)
 from parlour.media.sctp import ChannelInfo, DataChannels
 from parlour.media.udp import Address, MediaSocket
 
@@ -105,6 +113,8 @@ class Peer:
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._data_wanted: dict[str, DataConsumer] = {}  # label → what we relay
         self._switched_off: frozenset[str] = frozenset()  # received track ids not forwarded
+        # Simulcast layers chosen for received tracks: track id → (spatial, temporal).
+        self._layers: dict[str, tuple[int | None, int]] = {}
         self._octets_at = 0.0  # when the producers' bitrates were last measured
         # Loss and jitter by (kind, direction): the worst stream of the last report each.
         self._links: dict[tuple[str, str], LinkReport] = {}
@@ -207,6 +217,28 @@ class Peer:
     def published_bitrate(self, track_id: str) -> int:
         producer = self._producers.get(track_id)
         return producer.bitrate if producer is not None else 0
+
+    def published_layers(self, track_id: str) -> list[SimulcastLayer]:
+        producer = self._producers.get(track_id)
+        if producer is None:
+            return []
+        now = time.monotonic()
+        return [
+            SimulcastLayer(
+                width=layer.width,
+                height=layer.height,
+                bitrate=layer.bitrate,
+                active=layer.active(now),
+            )
+            for layer in producer.layers
+        ]
+
+    def select_layers(self, layers: Mapping[str, tuple[int | None, int]]) -> None:
+        self._layers = dict(layers)
+        now = time.monotonic()
+        for track_id, consumer in self._consumers.items():
+            spatial, temporal = self._layers.get(track_id, (None, ALL_TEMPORAL))
+            consumer.set_layers(spatial, temporal, now)
 
     def switch_off(self, track_ids: Collection[str]) -> None:
         self._switched_off = frozenset(track_ids)
@@ -482,15 +514,16 @@ class Peer:
             now = time.monotonic()
             self.send_feedback(dtls, now)
             self._measure_bitrates(now)
+            for consumer in self._consumers.values():
+                if consumer.switch is not None:
+                    consumer.retarget(now)  # layers come and go; waiting ones need keyframes
 
     def _measure_bitrates(self, now: float) -> None:
         """Each producer's bitrate over the interval since the last measurement."""
         elapsed = now - self._octets_at
         self._octets_at = now
         for producer in self._producers.values():
-            octets, producer.octets = producer.octets, 0
-            if 0 < elapsed < 10:
-                producer.bitrate = int(octets * 8 / elapsed)
+            producer.measure(elapsed)
 
     def send_feedback(self, dtls: RtcpSink, now: float) -> None:
         """Receiver reports and REMB about the streams this participant publishes, NACKs for
@@ -501,7 +534,7 @@ class Peer:
         the loss, jitter and round-trip time the twilio-video SDK reports for local tracks.
         """
         blocks: list[rtcp.ReportBlock] = []
-        video_ssrcs = []
+        video_ssrcs: list[int] = []
         for producer in self._producers.values():
             for ssrc, tracker in producer.tracker.items():
                 missing = tracker.nacks()
@@ -509,13 +542,13 @@ class Peer:
                     self.nacks_sent += 1
                     dtls.send_rtcp(rtcp.nack(self.rtcp_ssrc, ssrc, missing))
                 if tracker.take_keyframe_request():
-                    producer.request_keyframe(now)
+                    producer.request_keyframe(now, producer.layer_of.get(ssrc))
                 if tracker.received:
                     block = tracker.report_block(now)
                     blocks.append(block)
                     self._link(producer.kind, "send", block, producer.clock_rate)
-            if producer.kind == "video" and producer.info.ssrc is not None:
-                video_ssrcs.append(producer.info.ssrc)
+            if producer.kind == "video":
+                video_ssrcs.extend(producer.info.ssrcs)
         remb = rtcp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs) if video_ssrcs else b""
         for start in range(0, len(blocks), MAX_REPORT_BLOCKS):
             report = rtcp.receiver_report(self.rtcp_ssrc, blocks[start : start + MAX_REPORT_BLOCKS])
@@ -603,10 +636,13 @@ class Peer:
         consumer = self.router.consume(producer, info, self.dtls, self._source_closed)
         self._consumers[track_id] = consumer
         self._consumer_by_ssrc[info.ssrc] = consumer
+        now = time.monotonic()
+        spatial, temporal = self._layers.get(track_id, (None, ALL_TEMPORAL))
+        consumer.set_layers(spatial, temporal, now)
         if track_id in self._switched_off:
             consumer.pause()
         else:
-            producer.request_keyframe(time.monotonic())
+            consumer.request_keyframe(now)
 
     def _drop_consumer(self, track_id: str) -> None:
         consumer = self._consumers.pop(track_id, None)
@@ -689,7 +725,7 @@ class Peer:
                     else list(self._consumers.values())
                 )
                 for consumer in targets:
-                    consumer.producer.request_keyframe(now)
+                    consumer.request_keyframe(now)
             elif isinstance(item, rtcp.Nack):
                 self.nacks_received += 1
                 nacked = self._consumer_by_ssrc.get(item.media_ssrc)

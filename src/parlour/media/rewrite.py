@@ -9,12 +9,11 @@
   when the source changes (`RtpRewriter.switch_source`) and translates the source's Sender
   Reports (`translate_sr`) so lip sync survives forwarding.
 
-What is deliberately *not* rewritten: the codec payload. In particular VP8's PictureID and
-TL0PICIDX (RFC 7741 §4.2) pass through untouched. That is correct as long as a consumer
-forwards a single source without dropping frames (no simulcast layer switching, no temporal
-layer dropping): the receiver sees one encoder's numbering. When the source switches, the
-jump in PictureID is harmless because a keyframe (requested by the caller) follows. Layer
-switching would need PictureID/TL0PICIDX rewriting here; it is not implemented.
+What is deliberately *not* rewritten here: the codec payload. A consumer of a single
+stream passes VP8's PictureID and TL0PICIDX (RFC 7741 §4.2) through untouched: the receiver
+sees one encoder's numbering. A consumer of a simulcast producer, which switches between
+encoders and may drop temporal layers, also runs `simulcast.Vp8Rewriter` on its output, and
+compacts the sequence numbers of dropped packets with `RtpRewriter.skip`.
 """
 
 from __future__ import annotations
@@ -436,6 +435,22 @@ class RtpRewriter:
         self._src = self._cur = src
         self._hi_seq = in_seq
         self._hi_ts = in_ts
+
+    def skip(self, pkt: Packet) -> None:
+        """Drop a packet of the current source without a hole in the output numbering.
+
+        The next packets' sequence numbers close up (a subscriber must not NACK what was
+        dropped on purpose, e.g. a VP8 temporal layer above the limit). Only an in-order
+        packet (the next after the highest seen) can be compacted; others are ignored.
+        """
+        if len(pkt) < 12:
+            return
+        in_seq, in_ts, src = _unpack_seq_ts_ssrc(pkt, 2)
+        if src != self._src or ((in_seq - self._hi_seq) & 0xFFFF) != 1:
+            return
+        self._hi_seq = in_seq
+        self._hi_ts = in_ts
+        self._seq_off = (self._seq_off - 1) & _MASK16
 
     def rewrite(self, pkt: Packet) -> bytes:
         """Return the outgoing packet for this consumer.
