@@ -446,8 +446,8 @@ def choose_layer(
        large enough, or when sizes are unknown.
     2. Bitrate: while the layer's bitrate exceeds ``bitrate`` (what the allocation granted
        the track; None: no limit), the next smaller arriving layer.
-    3. Temporal: on the smallest layer and still over ``bitrate``, the fewest VP8
-       temporal layers that fit (`TEMPORAL_SHARE`; at least the base layer); else all (2).
+    3. Temporal: on the smallest layer and still over ``bitrate``, the most VP8 temporal
+       layers that fit (`TEMPORAL_SHARE`; at least the base layer); else all (2).
 
     With no arriving layer the top layer is asked for (it is what the publisher should send).
     """
@@ -467,8 +467,8 @@ def choose_layer(
             pick = arriving[arriving.index(pick) - 1]
         rate = layers[pick].bitrate
         if rate > bitrate:
-            for temporal, share in enumerate(TEMPORAL_SHARE):
-                if rate * share <= bitrate:
+            for temporal in (1, 0):
+                if rate * TEMPORAL_SHARE[temporal] <= bitrate:
                     return pick, temporal
             return pick, 0
     return pick, 2

@@ -284,17 +284,15 @@ class Consumer:
         last: bytes | None = None
         last_seq = rewriter.last_seq
         clock = self.producer.clock_rate
-        if last_seq is None:
-            step = None
-        elif (
-            old is not None
-            and rewriter.source_ssrc == old.ssrc
-            and self.switch is not None
-            and self.switch.current != simulcast.NO_LAYER
-        ):
+        step: int | None = None
+        if last_seq is not None and old is not None and rewriter.source_ssrc == old.ssrc:
             last = old.history.get((last_seq - rewriter.seq_offset) & 0xFFFF)
+        switch = self.switch
+        if last_seq is None:
+            pass
+        elif last is not None and switch is not None and switch.current != simulcast.NO_LAYER:
             last_ts = rewriter.last_timestamp
-            assert last_ts is not None
+            assert last_ts is not None and old is not None
             source_last = (last_ts - rewriter.ts_offset) & 0xFFFFFFFF
             source_step = ((rtp.timestamp(packet) - source_last + 0x80000000) & 0xFFFFFFFF) - (
                 0x80000000

@@ -265,10 +265,9 @@ class Vp8Rewriter:
         self, first: Packet, first_offset: int, last: Packet | None, last_offset: int
     ) -> None:
         """``first`` (a source packet) starts a new source; ``last`` is the source packet
-        forwarded last before it (None: nothing yet, the numbering starts as it is)."""
+        forwarded last before it (None: not known, the offsets stay)."""
         if last is None:
-            self._pic_off = self._tl0_off = 0
-            return
+            return  # the numbering goes on as it is (from the start: the source's own)
         new = parse_vp8_descriptor(first, first_offset)
         old = parse_vp8_descriptor(last, last_offset)
         if new is None or old is None:
