@@ -93,6 +93,19 @@ async def test_small_and_large_renderers_get_different_layers(
                 what=f"{page.name} still decoding",
             )
 
+        # Both subscribers negotiated transport-wide CC: the SFU stamps what it sends them
+        # and Chrome's transport feedback drives their downlink estimates.
+        for peer in browser_server.parlour.sfu.peers.values():
+            if peer is publisher:
+                continue
+            assert peer.downlink.sender is not None, "transport-cc was not negotiated"
+            await poll(
+                lambda peer=peer: asyncio.sleep(0, peer.downlink.estimator.feedbacks),
+                lambda n: n > 5,
+                within=10,
+                what="transport feedback",
+            )
+
         # The small renderer grows: it moves up to the high layer, at a keyframe.
         await render_at(small, 640, 480)
         await poll(

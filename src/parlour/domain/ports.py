@@ -473,6 +473,12 @@ class MediaSession(Protocol):
         named get the best layer, all temporal layers."""
         ...
 
+    def downlink_estimate(self) -> tuple[int | None, bool]:
+        """``(bps, congested)``: the estimated bandwidth towards this participant when it
+        should limit what it is sent (None: no limit known), and whether congestion is being
+        seen now (``trackSwitchOffMode: "detected"``)."""
+        ...
+
     def switch_off(self, track_ids: Collection[str]) -> None:
         """Stop forwarding these received video tracks (by the publisher's wire id) and
         forward every other again (from a keyframe): track switch-off."""

@@ -343,14 +343,16 @@ class BandwidthEstimator:
         self.estimate = min(delay_based, loss_based)
         return self.estimate
 
-    def probe_result(self, cluster: int) -> float | None:
+    def probe_result(self, cluster: int, target: float | None = None) -> float | None:
         """The rate a finished probe burst got through at (None: not enough reported); the
-        estimate rises to it when nothing congested meanwhile."""
+        estimate rises to it (at most to ``target``, the rate probed for) when nothing
+        congested meanwhile."""
         probe = self._probes.pop(cluster, None)
         rate = probe.bitrate() if probe is not None else None
         if rate is not None and self.usage is not BandwidthUsage.OVERUSING and self.loss < 0.1:
-            self.delay.raise_to(rate * 0.95)
-            self.loss_control.raise_to(rate * 0.95)
+            got = min(rate, target) if target is not None else rate
+            self.delay.raise_to(got * 0.95)
+            self.loss_control.raise_to(got * 0.95)
             self.estimate = int(min(self.delay.estimate, self.loss_control.estimate))
         return rate
 

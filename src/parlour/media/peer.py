@@ -21,6 +21,8 @@ from parlour.domain.bandwidth import SimulcastLayer
 from parlour.domain.ports import LinkReport, MediaListener, TrackDescriptor, TrackTap
 from parlour.domain.sids import ParticipantSid, TrackSid
 from parlour.media import rtcp, rtp
+from parlour.media.codecs import URI_TRANSPORT_CC
+from parlour.media.downlink import Downlink
 from parlour.media.dtls import Certificate, DtlsSrtpTransport
 from parlour.media.negotiation import (
     LocalTransport,
@@ -37,6 +39,7 @@ from parlour.media.router import (
     DataProducer,
     Producer,
     Router,
+    RtpSink,
 )
 from parlour.media.sctp import ChannelInfo, DataChannels
 from parlour.media.udp import Address, MediaSocket
@@ -115,6 +118,8 @@ class Peer:
         self._switched_off: frozenset[str] = frozenset()  # received track ids not forwarded
         # Simulcast layers chosen for received tracks: track id → (spatial, temporal).
         self._layers: dict[str, tuple[int | None, int]] = {}
+        # Send-side bandwidth estimation of what we send it (transport-wide CC).
+        self.downlink = Downlink(self._call_later)
         self._octets_at = 0.0  # when the producers' bitrates were last measured
         # Loss and jitter by (kind, direction): the worst stream of the last report each.
         self._links: dict[tuple[str, str], LinkReport] = {}
@@ -239,6 +244,28 @@ class Peer:
         for track_id, consumer in self._consumers.items():
             spatial, temporal = self._layers.get(track_id, (None, ALL_TEMPORAL))
             consumer.set_layers(spatial, temporal, now)
+
+    def downlink_estimate(self) -> tuple[int | None, bool]:
+        return self.downlink.limit(time.monotonic())
+
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> object:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    def _rtp_sink(self) -> RtpSink | None:
+        """What consumers send through: the DTLS transport, stamping transport-wide sequence
+        numbers when the client negotiated transport-cc on what we send."""
+        if self.dtls is None:
+            return None
+        ext_id = next(
+            (
+                e.id
+                for s in self.negotiator.sending
+                for e in s.header_extensions
+                if e.uri == URI_TRANSPORT_CC
+            ),
+            None,
+        )
+        return self.downlink.sink(self.dtls, ext_id)
 
     def switch_off(self, track_ids: Collection[str]) -> None:
         self._switched_off = frozenset(track_ids)
@@ -517,6 +544,22 @@ class Peer:
             for consumer in self._consumers.values():
                 if consumer.switch is not None:
                     consumer.retarget(now)  # layers come and go; waiting ones need keyframes
+            self._probe(now)
+
+    def _probe(self, now: float) -> None:
+        """Probe the downlink when its estimate keeps this subscriber below its best: the
+        best layer of every track it is forwarded."""
+        wanted = 0
+        video: list[Consumer] = []
+        for consumer in self._consumers.values():
+            if consumer.paused:
+                continue
+            producer = consumer.producer
+            rates = [layer.bitrate for layer in producer.layers if layer.active(now)]
+            wanted += rates[-1] if rates else producer.bitrate
+            if consumer.info.kind == "video":
+                video.append(consumer)
+        self.downlink.tick(wanted, video, now)
 
     def _measure_bitrates(self, now: float) -> None:
         """Each producer's bitrate over the interval since the last measurement."""
@@ -633,7 +676,9 @@ class Peer:
         info = next((s for s in self.negotiator.sending if s.track_id == track_id), None)
         if info is None or self.dtls is None:
             return
-        consumer = self.router.consume(producer, info, self.dtls, self._source_closed)
+        sink = self._rtp_sink()
+        assert sink is not None
+        consumer = self.router.consume(producer, info, sink, self._source_closed)
         self._consumers[track_id] = consumer
         self._consumer_by_ssrc[info.ssrc] = consumer
         now = time.monotonic()
@@ -675,6 +720,10 @@ class Peer:
     def _apply_sending(self, result: NegotiationResult) -> None:
         for info in result.stopped:
             self._drop_consumer(info.track_id)
+        sink = self._rtp_sink()
+        for consumer in self._consumers.values():
+            if sink is not None:
+                consumer.sink = sink
         self._sync_wanted()
 
     def _report(self) -> None:
@@ -731,6 +780,8 @@ class Peer:
                 nacked = self._consumer_by_ssrc.get(item.media_ssrc)
                 if nacked is not None:
                     nacked.retransmit(list(item.seqs))
+            elif isinstance(item, rtcp.TransportFeedback):
+                self.downlink.on_feedback(item)
             elif isinstance(item, rtcp.ReceiverReport):
                 self._receiver_reports(item.reports)
             elif isinstance(item, rtcp.SenderReport):

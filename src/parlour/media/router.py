@@ -318,6 +318,19 @@ class Consumer:
         back to the packet the producer kept; it is rewritten again, and sent only if that
         lands on the number asked for (not after a source switch moved the offset).
         """
+        send = self.sink.send_rtp
+        for packet in self._repairs(seqs):
+            send(packet)
+
+    def probe_packets(self, count: int) -> list[bytes]:
+        """Retransmissions (RTX) of up to ``count`` packets sent last, as bandwidth-probe
+        padding the subscriber discards (none without RTX)."""
+        last = self.rewriter.last_seq
+        if self.info.rtx_ssrc is None or last is None or self.paused or count <= 0:
+            return []
+        return list(self._repairs([(last - i) & 0xFFFF for i in range(count - 1, -1, -1)]))
+
+    def _repairs(self, seqs: list[int]) -> Iterator[bytes]:
         info = self.info
         rewriter = self.rewriter
         history = self.producer.history if self._layer is None else self._layer.history
@@ -346,7 +359,7 @@ class Consumer:
                     payload_type=info.rtx_payload_type,
                     seq=self._rtx_seq,
                 )
-            self.sink.send_rtp(packet)
+            yield packet
 
     def sender_report(self, report: rtcp.SenderReport) -> None:
         """Relay the publisher's SR, translated, so the subscriber can sync audio and video."""

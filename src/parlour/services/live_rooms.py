@@ -815,7 +815,10 @@ class LiveRoomService:
             for publisher, track in (published[sid],)
         ]
         speaker = session.dominant_speaker if session.signaling.wants("active_speaker") else None
-        off, on = session.switch.allocate(tracks, speaker)
+        available, congested = media.downlink_estimate()
+        off, on = session.switch.allocate(
+            tracks, speaker, available_bitrate=available, congested=congested
+        )
         wire: dict[str, str] = {
             sid: published[sid][1].id for sid in session.subscribed if sid in published
         }

@@ -129,9 +129,15 @@ class SwitchOff:
         return None
 
     def allocate(
-        self, tracks: Iterable[VideoTrack], dominant_speaker: str | None
+        self,
+        tracks: Iterable[VideoTrack],
+        dominant_speaker: str | None,
+        *,
+        available_bitrate: int | None = None,
+        congested: bool = False,
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Decide again; returns the `(off, on)` changes not reported yet."""
+        """Decide again (with the downlink estimate, if any); returns the `(off, on)`
+        changes not reported yet."""
         candidates = [
             Candidate(
                 track_sid=t.sid,
@@ -146,7 +152,13 @@ class SwitchOff:
             )
             for t in tracks
         ]
-        allocation = allocate(self.profile, candidates, dominant_speaker=dominant_speaker)
+        allocation = allocate(
+            self.profile,
+            candidates,
+            dominant_speaker=dominant_speaker,
+            available_bitrate=available_bitrate,
+            congested=congested,
+        )
         self.allocation = allocation
         self.layers = {}
         for t in tracks:
