@@ -338,7 +338,9 @@ class BandwidthEstimator:
             loss_based = self.loss_control.update(self._lost, self._total, now)
             self._lost = self._total = 0
             self._loss_since = now
-        if self.usage is BandwidthUsage.OVERUSING or self.loss > 0.10:
+            if self.loss > 0.10:
+                self.congested_at = now
+        if self.usage is BandwidthUsage.OVERUSING:
             self.congested_at = now
         self.estimate = min(delay_based, loss_based)
         return self.estimate

@@ -166,11 +166,10 @@ class Downlink:
             return
         cluster = self._next_cluster
         self._next_cluster = cluster % 0xFFFF + 1
-        per = -(-len(packets) // PROBE_SLICES)
+        n = len(packets)
         for i in range(PROBE_SLICES):
-            part = packets[i * per : (i + 1) * per]
-            if part:
-                self._schedule(i * PROBE_DURATION / PROBE_SLICES, self._send_probe(cluster, part))
+            part = packets[i * n // PROBE_SLICES : (i + 1) * n // PROBE_SLICES]
+            self._schedule(i * PROBE_DURATION / PROBE_SLICES, self._send_probe(cluster, part))
         self.probes += 1
         self._last_probe = now
         self._pending = (cluster, rate, now + PROBE_DURATION + PROBE_RESULT_AFTER)

@@ -397,3 +397,24 @@ def test_skip_compacts_only_in_order_packets() -> None:
     rewriter.skip(b"\x80")
     out.append(rewriter.rewrite(build(seq=12, ts=3)))
     assert [rtp.seq(p) for p in out] == [10, 11]
+
+
+def test_probe_packets_are_retransmissions_of_the_last_packets_sent() -> None:
+    producer, _, streams = setup()
+    feed(producer, streams, 1)
+    info = SentTrackInfo("0", "t", "s", "video", 0xAAAA, 0xBBBB, SUB_VP8, 101, ())
+    sink = Sink()
+    consumer = Router("RM").consume(producer, info, sink)
+    assert consumer.probe_packets(3) == []  # nothing sent yet
+    consumer.set_layers(0, 2, now=100.0)
+    for packet in streams[0].frame_packets(key=True):
+        producer.forward(packet)
+    feed(producer, streams, 6)
+    probes = consumer.probe_packets(3)
+    assert [rtp.ssrc(p) for p in probes] == [0xBBBB] * 3
+    assert [p[1] & 0x7F for p in probes] == [101] * 3
+    originals = [int.from_bytes(p[12:14], "big") for p in probes]  # RTX: original seq first
+    assert originals == [rtp.seq(p) for p in sink.rtp[-3:]]
+    assert consumer.probe_packets(0) == []
+    consumer.pause()
+    assert consumer.probe_packets(3) == []
