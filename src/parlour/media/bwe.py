@@ -41,6 +41,7 @@ __all__ = [
     "ProbeCluster",
     "SendHistory",
     "TrendlineEstimator",
+    "UplinkEstimator",
 ]
 
 BURST: Final = 0.005  # packets sent this close together form one group (s)
@@ -395,3 +396,34 @@ class BandwidthEstimator:
                 self.usage = self.trendline.update(recv_delta, send_delta, last_arrival)
         self._prev_group = (last_send, last_arrival)
         self._group = (send, send, arrival)
+
+
+class UplinkEstimator:
+    """What a publisher's uplink carries, for the REMB the SFU sends it (receive side).
+
+    Loss-based, from the receiver reports the SFU makes anyway: more than 10 % lost in a
+    report interval lowers the estimate to what arrived, less half the loss; under 2 % lets
+    it grow by 8 % a second up to ``maximum``. Chrome caps its send-side estimate at the
+    REMB, so its encoder (and which simulcast layers it can afford) follows.
+    """
+
+    def __init__(
+        self, initial: int = 2_500_000, *, minimum: int = 150_000, maximum: int = 2_500_000
+    ) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.estimate = float(initial)
+        self._last: float | None = None
+
+    def update(self, fraction_lost: float, received: int, now: float) -> int:
+        """One report interval: the worst loss fraction of the publisher's video streams
+        and the bitrate received from it (bps)."""
+        dt = 0.0 if self._last is None else min(now - self._last, 2.0)
+        self._last = now
+        if fraction_lost > 0.10:
+            reduced = received * (1 - 0.5 * fraction_lost) if received else self.estimate * 0.8
+            self.estimate = min(self.estimate, reduced)
+        elif fraction_lost < 0.02:
+            self.estimate *= 1.08**dt
+        self.estimate = min(max(self.estimate, self.minimum), self.maximum)
+        return int(self.estimate)

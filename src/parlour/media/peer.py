@@ -21,6 +21,7 @@ from parlour.domain.bandwidth import SimulcastLayer
 from parlour.domain.ports import LinkReport, MediaListener, TrackDescriptor, TrackTap
 from parlour.domain.sids import ParticipantSid, TrackSid
 from parlour.media import rtcp, rtp
+from parlour.media.bwe import UplinkEstimator
 from parlour.media.codecs import URI_TRANSPORT_CC
 from parlour.media.downlink import Downlink
 from parlour.media.dtls import Certificate, DtlsSrtpTransport
@@ -120,6 +121,8 @@ class Peer:
         self._layers: dict[str, tuple[int | None, int]] = {}
         # Send-side bandwidth estimation of what we send it (transport-wide CC).
         self.downlink = Downlink(self._call_later)
+        # … and of what it sends us (the REMB it gets).
+        self.uplink = UplinkEstimator(REMB_BITRATE, maximum=REMB_BITRATE)
         self._octets_at = 0.0  # when the producers' bitrates were last measured
         # Loss and jitter by (kind, direction): the worst stream of the last report each.
         self._links: dict[tuple[str, str], LinkReport] = {}
@@ -578,6 +581,8 @@ class Peer:
         """
         blocks: list[rtcp.ReportBlock] = []
         video_ssrcs: list[int] = []
+        worst_loss = 0.0
+        received = 0
         for producer in self._producers.values():
             for ssrc, tracker in producer.tracker.items():
                 missing = tracker.nacks()
@@ -590,9 +595,15 @@ class Peer:
                     block = tracker.report_block(now)
                     blocks.append(block)
                     self._link(producer.kind, "send", block, producer.clock_rate)
+                    if producer.kind == "video":
+                        worst_loss = max(worst_loss, block.fraction_lost / 256)
             if producer.kind == "video":
                 video_ssrcs.extend(producer.info.ssrcs)
-        remb = rtcp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs) if video_ssrcs else b""
+                received += producer.bitrate
+        remb = b""
+        if video_ssrcs:
+            bitrate = self.uplink.update(worst_loss, received, now)
+            remb = rtcp.remb(self.rtcp_ssrc, bitrate, video_ssrcs)
         for start in range(0, len(blocks), MAX_REPORT_BLOCKS):
             report = rtcp.receiver_report(self.rtcp_ssrc, blocks[start : start + MAX_REPORT_BLOCKS])
             dtls.send_rtcp(report + remb)  # a compound packet starts with the RR

@@ -207,3 +207,18 @@ def test_run_length_and_one_bit_chunks_parse() -> None:
     reserved = bytearray(wire)
     reserved[20:22] = (0x6000 | 16).to_bytes(2, "big")
     assert rtcp.parse_rtcp(bytes(reserved)) == []
+
+
+def test_the_uplink_estimate_follows_loss_within_bounds() -> None:
+    up = bwe.UplinkEstimator(1_000_000, minimum=150_000, maximum=2_000_000)
+    assert up.update(0.0, 900_000, 0.0) == 1_000_000
+    assert up.update(0.0, 900_000, 1.0) == 1_080_000  # 8 % a second
+    assert up.update(0.05, 900_000, 2.0) == 1_080_000  # moderate loss: hold
+    assert up.update(0.30, 800_000, 3.0) == 680_000  # what arrived, less half the loss
+    assert up.update(0.50, 0, 4.0) == int(680_000 * 0.8)
+    for t in range(5, 60):
+        up.update(0.0, 1_000_000, float(t))
+    assert up.estimate == 2_000_000
+    for t in range(60, 80):
+        up.update(0.9, 100_000, float(t))
+    assert up.estimate == 150_000
