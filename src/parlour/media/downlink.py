@@ -19,6 +19,7 @@ rate wanted; if it gets through, the estimate rises to it and the allocation swi
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
@@ -27,6 +28,8 @@ from parlour.media.bwe import BandwidthEstimator, SendHistory
 from parlour.media.rtcp import TransportFeedback
 
 __all__ = ["CONGESTION_MEMORY", "Downlink", "Prober", "TransportCcSender", "stamp"]
+
+_U16 = struct.Struct("!H")
 
 CONGESTION_MEMORY = 10.0  # s after congestion during which the estimate limits the allocation
 PROBE_INTERVAL = 3.0  # s between probes
@@ -50,22 +53,21 @@ class Prober(Protocol):
 def stamp(packet: bytes, ext_id: int, seq: int) -> bytes:
     """``packet`` with a one-byte transport-wide-cc element (``ext_id``, 1–14) appended to
     its extension block (one made if it has none). A packet with a two-byte block is
-    returned as it is."""
+    returned as it is. One copy of the packet (``join`` over memoryviews)."""
     element = bytes(((ext_id << 4) | 1, seq >> 8, seq & 0xFF, 0))
     b0 = packet[0]
     pos = 12 + ((b0 & 0x0F) << 2)
+    view = memoryview(packet)
     if not b0 & 0x10:
-        return bytes((b0 | 0x10,)) + packet[1:pos] + b"\xbe\xde\x00\x01" + element + packet[pos:]
+        return b"".join(
+            (bytes((b0 | 0x10,)), view[1:pos], b"\xbe\xde\x00\x01", element, view[pos:])
+        )
     if packet[pos] != 0xBE or packet[pos + 1] != 0xDE:
         return packet
     words = (packet[pos + 2] << 8) | packet[pos + 3]
     end = pos + 4 + (words << 2)
-    return (
-        packet[: pos + 2]
-        + (words + 1).to_bytes(2, "big")
-        + packet[pos + 4 : end]
-        + element
-        + packet[end:]
+    return b"".join(
+        (view[: pos + 2], _U16.pack(words + 1), view[pos + 4 : end], element, view[end:])
     )
 
 
