@@ -191,6 +191,7 @@ class Consumer:
             wanted = len(producer.layers) - 1
         target = producer.best_layer(wanted, now)
         switch.set_target(target)
+        producer._place(self)
         if switch.waiting and not self.paused:
             producer.request_keyframe(now, producer.layers[target])
 
@@ -260,6 +261,7 @@ class Consumer:
                 return
             self._switch_to(layer, packet, offset)
             switch.accept(layer.index, keyframe)
+            self.producer._place(self)
         out_pt = self.pt_map.get(payload_type)
         if out_pt is None:
             return
@@ -381,6 +383,7 @@ class Producer:
         "_tap_layer",
         "audio_level_id",
         "bitrate",
+        "by_layer",
         "clock_rate",
         "closed",
         "codec_name",
@@ -399,6 +402,7 @@ class Producer:
         "tap",
         "top_layer",
         "tracker",
+        "waiting",
     )
 
     def __init__(
@@ -429,6 +433,11 @@ class Producer:
         if info.kind == "video" and len(info.ssrcs) > 1:
             self.layers = tuple(Layer(i, ssrc) for i, ssrc in enumerate(info.ssrcs))
         self.layer_of: dict[int, Layer] = {layer.ssrc: layer for layer in self.layers}
+        # The simulcast fan-out, per layer: the consumers forwarding it, and those waiting for
+        # its keyframe to switch to it (only they look at its keyframes). Replaced, not
+        # mutated, like `consumers`.
+        self.by_layer: list[list[Consumer]] = [[] for _ in self.layers]
+        self.waiting: list[list[Consumer]] = [[] for _ in self.layers]
         self.top_layer = 0  # the highest layer seen so far
         self._tap_layer: Layer | None = None  # the one layer the recording tap gets
         # What was received, by the publisher's sequence number: consumers answer NACKs from
@@ -501,10 +510,31 @@ class Producer:
 
     def _attach(self, consumer: Consumer) -> None:
         self.consumers = [*self.consumers, consumer]
+        self._place(consumer)
 
     def _detach(self, consumer: Consumer) -> None:
         # A new list rather than remove(): a fan-out loop running now keeps its snapshot.
         self.consumers = [c for c in self.consumers if c is not consumer]
+        self._place(consumer)
+
+    def _place(self, consumer: Consumer) -> None:
+        """Put a simulcast consumer in the per-layer lists its state calls for."""
+        switch = consumer.switch
+        if switch is None or not self.layers:
+            return
+        attached = not consumer.closed and not consumer.paused
+        for index in range(len(self.layers)):
+            for lists, wanted in (
+                (self.by_layer, attached and switch.current == index),
+                (self.waiting, attached and switch.target == index != switch.current),
+            ):
+                members = lists[index]
+                if (consumer in members) != wanted:
+                    lists[index] = (
+                        [*members, consumer]
+                        if wanted
+                        else [c for c in members if c is not consumer]
+                    )
 
     def forward(self, packet: bytes) -> None:
         """Fan one publisher packet out to every consumer (hot path)."""
@@ -553,8 +583,12 @@ class Producer:
             if self._tap_layer is layer:
                 tap.feed(packet)
         payload_type = packet[1] & 0x7F
-        for consumer in self.consumers:
+        index = layer.index
+        for consumer in self.by_layer[index]:
             consumer.forward_layer(packet, payload_type, layer, keyframe, offset)
+        if keyframe:
+            for consumer in self.waiting[index]:
+                consumer.forward_layer(packet, payload_type, layer, keyframe, offset)
 
     def measure(self, elapsed: float) -> None:
         """The bitrates over the last ``elapsed`` seconds (the owner's RTCP loop)."""

@@ -245,7 +245,9 @@ class Vp8Rewriter:
 
         Lowering applies at once; raising waits for a base-layer frame start, where every
         layer can be decoded again."""
-        tid = max(0, min(tid, _MAX_TEMPORAL))
+        # libwebrtc uses at most three temporal layers (ids 0-2): 2 and above mean all, and
+        # then no packet needs looking at.
+        tid = _MAX_TEMPORAL if tid >= 2 else max(0, tid)
         if tid < self.max_temporal:
             self.max_temporal = tid
         self._pending_temporal = tid
