@@ -7,6 +7,7 @@ high layer (`inbound-rtp` frameWidth), each from the render dimensions the SDK s
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -113,4 +114,23 @@ async def test_small_and_large_renderers_get_different_layers(
             lambda s: s.get("frameWidth") == sizes[-1][0],
             within=40,
             what="the small renderer switching up",
+        )
+
+        # Publisher hints: when both render small, nobody watches the high layer and the
+        # publisher pauses it; when one grows again, it resumes and that one gets it.
+        for page in (small, large):
+            await render_at(page, 160, 120)
+        high_layer = producer.layers[len(sizes) - 1]
+        await poll(
+            lambda: asyncio.sleep(0, high_layer.active(time.monotonic())),
+            lambda active: not active,
+            within=40,
+            what="the publisher pausing the unwatched high layer",
+        )
+        await render_at(large, 640, 480)
+        await poll(
+            lambda: inbound(large, sub_large["trackSid"]),
+            lambda s: s.get("frameWidth") == sizes[-1][0],
+            within=40,
+            what="the high layer resumed for a large renderer",
         )
