@@ -418,3 +418,39 @@ def test_probe_packets_are_retransmissions_of_the_last_packets_sent() -> None:
     assert consumer.probe_packets(0) == []
     consumer.pause()
     assert consumer.probe_packets(3) == []
+
+
+def test_h264_simulcast_switches_at_idr_frames_without_vp8_rewriting() -> None:
+    h264 = Codec(102, "H264", 90000, parameters=(("packetization-mode", "1"),))
+    info = PublishedTrackInfo("1", "t", "s", "video", (h264,), SSRCS[:2], (), ())
+    plis: list[int] = []
+    producer = Router("RM").produce("PA", info, plis.append)
+    sent = SentTrackInfo("0", "t", "s", "video", 0xAAAA, None, Codec(100, "H264", 90000), None, ())
+    sink = Sink()
+    seqs = [100, 5000]
+
+    def frame(layer: int, idr: bool, ts: int) -> None:
+        nal = bytes([0x65 if idr else 0x41]) + b"\x00" * 50  # IDR slice / non-IDR slice
+        producer.forward(build(pt=102, seq=seqs[layer], ts=ts, ssrc=SSRCS[layer], payload=nal))
+        seqs[layer] += 1
+
+    for layer in (0, 1):
+        frame(layer, False, 0)
+    consumer = Router("RM").consume(producer, sent, sink)
+    assert consumer.vp8 is None and consumer.target_layer == 1
+    consumer.set_layers(0, 2, now=1.0)
+    assert plis == [SSRCS[0]]
+    frame(0, False, 3000)
+    assert sink.rtp == []
+    frame(0, True, 6000)
+    frame(1, False, 6000)
+    frame(0, False, 9000)
+    assert len(sink.rtp) == 2
+    consumer.set_layers(1, 2, now=2.0)
+    frame(1, True, 12000)
+    frame(0, False, 12000)
+    frame(1, False, 15000)
+    assert consumer.layer == 1 and len(sink.rtp) == 4
+    seqs_out = [rtp.seq(p) for p in sink.rtp]
+    assert seqs_out == [seqs_out[0] + i for i in range(4)]
+    assert [p[12] & 0x1F for p in sink.rtp] == [5, 1, 5, 1]
