@@ -258,6 +258,8 @@ def _parse_twcc(
     if end - pos < 16:
         return None
     base, count = _TWO_U16.unpack_from(data, pos + 8)
+    if not count:
+        return None  # reports nothing
     ref = (data[pos + 12] << 16) | (data[pos + 13] << 8) | data[pos + 14]
     if ref & 0x800000:
         ref -= 1 << 24
