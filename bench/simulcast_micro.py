@@ -119,14 +119,14 @@ def run(fanout: int, seconds: float, mode: str) -> dict[str, Any]:
     producer = router.produce("PA", info, lambda ssrc: None)
     sinks: list[_Sink] = []
     consumers: list[Consumer] = []
+    downlink = Downlink(lambda delay, cb: None)
     for i in range(fanout):
         sent = SentTrackInfo(str(i), "track", "stream", "video", 1000 + i, None, VP8, None, ())
         sink = _Sink(key)
         sinks.append(sink)
-        target: Any = sink
+        consumer = router.consume(producer, sent, sink)
         if mode == "simulcast+twcc":
-            target = Downlink(lambda delay, cb: None).sink(sink, 3)
-        consumer = router.consume(producer, sent, target)
+            consumer.rewriter.transport_cc = downlink.configure(3)
         consumers.append(consumer)
     tx = SrtpSession(_policy(key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
     rx = SrtpSession(_policy(key, pylibsrtp.Policy.SSRC_ANY_INBOUND))

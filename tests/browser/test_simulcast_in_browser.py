@@ -99,7 +99,7 @@ async def test_small_and_large_renderers_get_different_layers(
         for peer in browser_server.parlour.sfu.peers.values():
             if peer is publisher:
                 continue
-            assert peer.downlink.sender is not None, "transport-cc was not negotiated"
+            assert peer.downlink.transport_cc is not None, "transport-cc was not negotiated"
             await poll(
                 lambda peer=peer: asyncio.sleep(0, peer.downlink.estimator.feedbacks),
                 lambda n: n > 5,

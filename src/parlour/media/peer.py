@@ -33,6 +33,7 @@ from parlour.media.negotiation import (
     PublishedTrackInfo,
     ServerCapabilities,
 )
+from parlour.media.rewrite import TransportCc
 from parlour.media.router import (
     ALL_TEMPORAL,
     Consumer,
@@ -40,7 +41,6 @@ from parlour.media.router import (
     DataProducer,
     Producer,
     Router,
-    RtpSink,
 )
 from parlour.media.sctp import ChannelInfo, DataChannels
 from parlour.media.udp import Address, MediaSocket
@@ -254,11 +254,8 @@ class Peer:
     def _call_later(self, delay: float, callback: Callable[[], None]) -> object:
         return asyncio.get_running_loop().call_later(delay, callback)
 
-    def _rtp_sink(self) -> RtpSink | None:
-        """What consumers send through: the DTLS transport, stamping transport-wide sequence
-        numbers when the client negotiated transport-cc on what we send."""
-        if self.dtls is None:
-            return None
+    def _transport_cc(self) -> TransportCc | None:
+        """The transport-wide CC stamping of what we send, when the client negotiated it."""
         ext_id = next(
             (
                 e.id
@@ -268,7 +265,7 @@ class Peer:
             ),
             None,
         )
-        return self.downlink.sink(self.dtls, ext_id)
+        return self.downlink.configure(ext_id)
 
     def switch_off(self, track_ids: Collection[str]) -> None:
         self._switched_off = frozenset(track_ids)
@@ -562,7 +559,8 @@ class Peer:
             wanted += rates[-1] if rates else producer.bitrate
             if consumer.info.kind == "video":
                 video.append(consumer)
-        self.downlink.tick(wanted, video, now)
+        if self.dtls is not None:
+            self.downlink.tick(wanted, video, self.dtls, now)
 
     def _measure_bitrates(self, now: float) -> None:
         """Each producer's bitrate over the interval since the last measurement."""
@@ -687,9 +685,8 @@ class Peer:
         info = next((s for s in self.negotiator.sending if s.track_id == track_id), None)
         if info is None or self.dtls is None:
             return
-        sink = self._rtp_sink()
-        assert sink is not None
-        consumer = self.router.consume(producer, info, sink, self._source_closed)
+        consumer = self.router.consume(producer, info, self.dtls, self._source_closed)
+        consumer.rewriter.transport_cc = self._transport_cc()
         self._consumers[track_id] = consumer
         self._consumer_by_ssrc[info.ssrc] = consumer
         now = time.monotonic()
@@ -731,10 +728,9 @@ class Peer:
     def _apply_sending(self, result: NegotiationResult) -> None:
         for info in result.stopped:
             self._drop_consumer(info.track_id)
-        sink = self._rtp_sink()
+        tcc = self._transport_cc()
         for consumer in self._consumers.values():
-            if sink is not None:
-                consumer.sink = sink
+            consumer.rewriter.transport_cc = tcc
         self._sync_wanted()
 
     def _report(self) -> None:

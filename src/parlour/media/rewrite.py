@@ -19,7 +19,7 @@ compacts the sequence numbers of dropped packets with `RtpRewriter.skip`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias
 
 from parlour.media.rtcp import SenderReport
@@ -36,6 +36,7 @@ from parlour.media.rtp import (
 __all__ = [
     "ExtensionRewriter",
     "RtpRewriter",
+    "TransportCc",
 ]
 
 _MASK16: Final = 0xFFFF
@@ -290,6 +291,65 @@ def _prefix(pkt: Packet, ext: ExtensionRewriter | None) -> tuple[int, bytes | by
     return b0, (pkt[12:ext_start] + block if ext_start > 12 else block), pos, octets
 
 
+class TransportCc:
+    """Transport-wide sequence numbers of one subscriber transport (transport-wide CC).
+
+    Shared by the rewriters of every consumer of that subscriber (`RtpRewriter.transport_cc`):
+    each packet they rewrite gets a one-byte extension element ``ext_id`` with the next
+    number, appended to its extension block (one 32-bit word: id/length, the number, a
+    padding byte; RFC 8285 allows padding between elements) or in a new block, and is
+    recorded with ``record(seq, clock(), size, cluster)``. Stamping while the packet is built
+    costs a few bytes of copying, not another copy of the packet. A packet with a two-byte
+    extension block is not stamped.
+
+    Args:
+        ext_id: the negotiated id (1-14).
+        record: where sends are noted (`bwe.SendHistory.sent`).
+        clock: monotonic seconds.
+    """
+
+    __slots__ = ("_hdr", "_pending", "clock", "cluster", "ext_id", "record", "seq")
+
+    def __init__(
+        self,
+        ext_id: int,
+        record: Callable[[int, float, int, int], None],
+        clock: Callable[[], float],
+    ) -> None:
+        if not 0 < ext_id < 15:
+            raise RtpError(f"transport-wide-cc id {ext_id} needs the two-byte form")
+        self.ext_id = ext_id
+        self._hdr = (ext_id << 4) | 1
+        self.record = record
+        self.clock = clock
+        self.seq = 0
+        self.cluster = 0  # the probe cluster packets sent now belong to (0: none)
+        self._pending = -1
+
+    def extend(self, b0: int, prefix: bytes | bytearray) -> tuple[int, bytes | bytearray]:
+        """(first byte, CSRCs + extension block) with the next number's element added."""
+        seq = self.seq
+        element = bytes((self._hdr, seq >> 8, seq & 0xFF, 0))
+        cc4 = (b0 & 0x0F) << 2
+        if len(prefix) == cc4:
+            self._pending = seq
+            return b0 | 0x10, prefix + b"\xbe\xde\x00\x01" + element
+        if prefix[cc4] != 0xBE or prefix[cc4 + 1] != 0xDE:
+            self._pending = -1
+            return b0, prefix
+        words = ((prefix[cc4 + 2] << 8) | prefix[cc4 + 3]) + 1
+        self._pending = seq
+        return b0, prefix[: cc4 + 2] + _U16.pack(words) + prefix[cc4 + 4 :] + element
+
+    def commit(self, size: int) -> None:
+        """The packet stamped by the last `extend` is ``size`` bytes and goes out now."""
+        seq = self._pending
+        if seq >= 0:
+            self._pending = -1
+            self.seq = (seq + 1) & 0xFFFF
+            self.record(seq, self.clock(), size, self.cluster)
+
+
 class RtpRewriter:
     """Rewrites one source's packets for one consumer (a subscriber's stream).
 
@@ -335,6 +395,7 @@ class RtpRewriter:
         "packets",
         "payload_type",
         "ssrc",
+        "transport_cc",
     )
 
     def __init__(
@@ -368,6 +429,8 @@ class RtpRewriter:
         self._hi_seq = 0  # highest input seq / its timestamp, of the current source
         self._hi_ts = 0
         self._next_delta: int | None = None
+        #: Stamp transport-wide sequence numbers (None: the subscriber did not negotiate them).
+        self.transport_cc: TransportCc | None = None
 
     @property
     def extensions(self) -> ExtensionRewriter | None:
@@ -487,8 +550,11 @@ class RtpRewriter:
             self._hi_ts = in_ts
         self.packets += 1
         self.octets += octets
+        tcc = self.transport_cc
+        if tcc is not None:
+            b0, prefix = tcc.extend(b0, prefix)
         # literals instead of _MASK16/_MASK32: global lookups cost on this path
-        return (
+        out = (
             _pack_hdr(
                 b0,
                 (pkt[1] & 0x80) | self.payload_type,
@@ -499,6 +565,9 @@ class RtpRewriter:
             + prefix  # small: concatenating it first copies the payload only twice
             + pkt[start:]
         )
+        if tcc is not None:
+            tcc.commit(len(out))
+        return out
 
     def translate_sr(self, sr: SenderReport) -> SenderReport | None:
         """Map the source's Sender Report onto this consumer's stream.

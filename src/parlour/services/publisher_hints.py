@@ -31,12 +31,16 @@ __all__ = ["PublisherHints"]
 
 log = logging.getLogger(__name__)
 
+#: How many times in a row a hint the publisher could not apply is sent again.
+MAX_RETRIES = 3
+
 
 class PublisherHints:
     """One publisher's hints: what was last sent per track, and the layers as last seen."""
 
     def __init__(self) -> None:
         self._sent: dict[str, tuple[bool, ...]] = {}
+        self._failures: dict[str, int] = {}
         self._seen: dict[str, list[SimulcastLayer]] = {}
         self._next_id = 1
 
@@ -90,6 +94,7 @@ class PublisherHints:
         for sid in [s for s in self._sent if s not in needs]:
             del self._sent[sid]  # unpublished: a republished track starts afresh
             self._seen.pop(sid, None)
+            self._failures.pop(sid, None)
         if not hints:
             return None
         message = msp.PublisherHints(id=self._next_id, hints=tuple(hints))
@@ -107,5 +112,13 @@ class PublisherHints:
             self._sent.pop(message.track, None)
         elif isinstance(message, msp.PublisherHintsReply):
             for result in message.hints:
-                if result.result != "OK":
-                    log.info("publisher hint not applied: %s", result.result)
+                if result.result == "OK":
+                    self._failures.pop(result.track, None)
+                    continue
+                # Chrome sometimes refuses setParameters right after a renegotiation: send
+                # the hint again with the next update, a few times.
+                failures = self._failures.get(result.track, 0) + 1
+                self._failures[result.track] = failures
+                if failures <= MAX_RETRIES:
+                    self._sent.pop(result.track, None)
+                log.info("publisher hint not applied: %s", result.result)

@@ -50,9 +50,6 @@ def test_client_reset_and_unpublished_tracks_send_again() -> None:
     hints.received(
         {"type": "publisher_hints", "id": 3, "hints": [{"track": "MT1", "result": "OK"}]}
     )
-    hints.received(
-        {"type": "publisher_hints", "id": 3, "hints": [{"track": "MT1", "result": "UNKNOWN_TRACK"}]}
-    )
     hints.received({"type": "nonsense"})
     assert hints.update({}) is None
     assert encodings(hints.update({"MT1": (2, 0)})) == [True, True]  # forgotten: afresh
@@ -98,3 +95,24 @@ def test_a_bitrate_cap_lowers_the_layer() -> None:
     tracks = [VideoTrack("MT1", "PA1", "cam", "high", 750_000, (LOW, HIGH))]
     switch.allocate(tracks, None)
     assert switch.layers == {"MT1": (0, 2)}
+
+
+def test_a_hint_not_applied_is_sent_again_a_few_times() -> None:
+    hints = PublisherHints()
+    hints.layers("MT1", (LOW, HIGH))
+    hints.update({"MT1": (2, 0)})
+    failed = {
+        "type": "publisher_hints",
+        "id": 1,
+        "hints": [{"track": "MT1", "result": "COULD_NOT_APPLY_HINT"}],
+    }
+    for _ in range(3):
+        hints.received(failed)
+        assert encodings(hints.update({"MT1": (2, 0)})) == [True, False]
+    hints.received(failed)
+    assert hints.update({"MT1": (2, 0)}) is None  # given up
+    hints.received(
+        {"type": "publisher_hints", "id": 9, "hints": [{"track": "MT1", "result": "OK"}]}
+    )
+    hints.received(failed)
+    assert encodings(hints.update({"MT1": (2, 0)})) == [True, False]  # counting afresh
