@@ -835,7 +835,8 @@ class LiveRoomService:
     def _publisher_hints(self, live: LiveRoom) -> None:
         """Tell each publisher that asked for hints which simulcast layers of its video
         tracks are watched (`services/publisher_hints.py`): up to the highest layer any
-        subscriber is forwarded; a subscriber without an allocation takes the best."""
+        subscriber is forwarded; a subscriber without an allocation, and a recording of
+        the room, take the best."""
         members = live.active()
         for publisher in members:
             media = publisher.media
@@ -849,7 +850,8 @@ class LiveRoomService:
                 if count < 2:
                     continue
                 sid = track.record.sid
-                highest = -1
+                # A recording takes the best layer (media/router.py, the recording tap).
+                highest = count - 1 if live.recording.is_recording else -1
                 for member in members:
                     if member is publisher or sid not in member.subscribed:
                         continue
@@ -894,6 +896,7 @@ class LiveRoomService:
         live.recording = sig.Recording(is_recording=now, revision=live.recording.revision + 1)
         for member in live.active():
             member.send(sig.ServerUpdate(recording=live.recording))
+        self._publisher_hints(live)  # a recording keeps the best simulcast layers on
 
     # -- SessionControl port --------------------------------------------------------------
 
