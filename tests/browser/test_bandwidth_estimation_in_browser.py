@@ -222,7 +222,9 @@ async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
         steady = await open_page("steady")
         squeezed = await open_in_namespace(ns_browser, browser_server, relay, "squeezed")
         try:
-            await alice.join_as_name(acct, room, audio=False, preferredVideoCodecs="auto")
+            # Audio too: only video is stamped with transport-wide numbers (audio does not
+            # negotiate them), so the subscriber's feedback shows no false loss.
+            await alice.join_as_name(acct, room, preferredVideoCodecs="auto")
             joined = {}
             for page in (steady, squeezed):
                 await render_at(page, 640, 480)
@@ -243,6 +245,8 @@ async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
                 return layer(squeezed_peer), layer(steady_peer)
 
             await poll(layers, lambda ls: ls == (1, 1), within=60, what="both on the high layer")
+            await asyncio.sleep(3)
+            assert squeezed_peer.downlink.estimator.loss < 0.05, "no loss before squeezing"
             high = await poll(
                 lambda: inbound(squeezed, sub["trackSid"]),
                 lambda s: s.get("frameWidth", 0) >= 640,
@@ -253,6 +257,8 @@ async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
             namespace.shape(SHAPED_RATE)
             await poll(layers, lambda ls: ls[0] == 0, within=30, what="the low layer when squeezed")
             assert layer(steady_peer) == 1, "the other subscriber kept the high layer"
+            [audio] = [c for c in steady_peer._consumers.values() if c.info.kind == "audio"]
+            assert audio.rewriter.transport_cc is None
             estimate = squeezed_peer.downlink.estimator.estimate
             assert estimate < 600_000, estimate
             await poll(

@@ -267,6 +267,14 @@ class Peer:
         )
         return self.downlink.configure(ext_id)
 
+    def _stamp(self, consumer: Consumer, tcc: TransportCc | None) -> None:
+        """Stamp a consumer's packets with transport-wide numbers if its section negotiated
+        them: a receiver that does not read them on a stream (audio) would report the
+        numbers those packets took as lost."""
+        sent = next((s for s in self.negotiator.sending if s.mid == consumer.info.mid), None)
+        negotiated = sent is not None and sent.extension_id(URI_TRANSPORT_CC) is not None
+        consumer.rewriter.transport_cc = tcc if negotiated else None
+
     def switch_off(self, track_ids: Collection[str]) -> None:
         self._switched_off = frozenset(track_ids)
         now = time.monotonic()
@@ -686,7 +694,7 @@ class Peer:
         if info is None or self.dtls is None:
             return
         consumer = self.router.consume(producer, info, self.dtls, self._source_closed)
-        consumer.rewriter.transport_cc = self._transport_cc()
+        self._stamp(consumer, self._transport_cc())
         self._consumers[track_id] = consumer
         self._consumer_by_ssrc[info.ssrc] = consumer
         now = time.monotonic()
@@ -730,7 +738,7 @@ class Peer:
             self._drop_consumer(info.track_id)
         tcc = self._transport_cc()
         for consumer in self._consumers.values():
-            consumer.rewriter.transport_cc = tcc
+            self._stamp(consumer, tcc)
         self._sync_wanted()
 
     def _report(self) -> None:
