@@ -31,7 +31,7 @@ from aioice import stun
 from parlour.api.forms import Params
 from parlour.domain import errors
 from parlour.domain.rules import TrackRef, evaluate, parse_rules, rules_to_json
-from parlour.media import rtcp, rtp, sdp
+from parlour.media import rtcp, rtp, sdp, simulcast
 from parlour.media.codecs import NegotiationError
 from parlour.media.dtls import (
     _SRTP_PROFILES,
@@ -207,6 +207,11 @@ def run_rtp(data: bytes) -> bool:
         assert rtp.header_length(data) == start <= end <= len(data)
         for codec in ("VP8", "H264"):
             assert isinstance(rtp.is_keyframe(codec, data, start), bool)
+        assert simulcast.payload_offset(data) == start
+        descriptor = simulcast.parse_vp8_descriptor(data, start)
+        assert descriptor is None or start + descriptor.size <= len(data)
+        size = simulcast.vp8_keyframe_size(data, start)
+        assert size is None or all(0 <= n < 0x4000 for n in size)
         inner = rtp.unwrap_rtx(data, ssrc=1, payload_type=96)
         if inner is not None:
             rtp.wrap_rtx(inner, ssrc=2, payload_type=97, seq=3)
@@ -233,6 +238,7 @@ def _rtcp_seeds() -> list[bytes]:
         compound,
         rtcp.receiver_report(1, [block, block]) + rtcp.remb(1, 300000, [2, 3]),
         rtcp.nack(1, 2, [5, 6, 9, 40]) + rtcp.bye([1], "gone"),
+        rtcp.transport_feedback(1, 2, 65530, 3, [64_000, None, 64_250, 80_000, 70_000, None]),
     ]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from parlour.domain.accounts import Account, ApiKey
+from parlour.domain.bandwidth import SimulcastLayer
 from parlour.domain.events import CallbackDelivery, Event
 from parlour.domain.media_settings import Credential, CredentialType, MediaKind, MediaSettings
 from parlour.domain.paging import Page, PageRequest
@@ -488,6 +489,23 @@ class MediaSession(Protocol):
     def published_bitrate(self, track_id: str) -> int:
         """The bitrate (bps) at which this participant's track arrives, over the last
         second or so; 0 if unknown."""
+        ...
+
+    def published_layers(self, track_id: str) -> Sequence[SimulcastLayer]:
+        """The simulcast layers of a video track this participant publishes, lowest first
+        (empty: not simulcast)."""
+        ...
+
+    def select_layers(self, layers: Mapping[str, tuple[int | None, int]]) -> None:
+        """For received simulcast tracks (by the publisher's wire id): the spatial layer to
+        forward (None: the best arriving) and the highest VP8 temporal layer. Tracks not
+        named get the best layer, all temporal layers."""
+        ...
+
+    def downlink_estimate(self) -> tuple[int | None, bool]:
+        """``(bps, congested)``: the estimated bandwidth towards this participant when it
+        should limit what it is sent (None: no limit known), and whether congestion is being
+        seen now (``trackSwitchOffMode: "detected"``)."""
         ...
 
     def switch_off(self, track_ids: Collection[str]) -> None:

@@ -39,6 +39,7 @@ from typing import Final
 
 from parlour.media import sdp
 from parlour.media.codecs import (
+    SERVER_SEND_ONLY_FEEDBACK,
     URI_AUDIO_LEVEL,
     URI_MID,
     CodecCapability,
@@ -786,7 +787,11 @@ class PeerNegotiator:
             return self._rejected(slot, media, "passive")
         slot.rejected = False
         slot.codecs = codecs
-        slot.extmaps = self._intersect_extensions(slot.kind, media.extmaps)
+        client_sends = _sends(media.effective_direction)
+        if client_sends:  # what only a receiving client negotiates (transport-cc)
+            codecs = tuple(_without_send_only_feedback(c) for c in codecs)
+            slot.codecs = codecs
+        slot.extmaps = self._intersect_extensions(slot.kind, media.extmaps, client_sends)
         slot.rtcp_rsize = media.rtcp_rsize
         slot.client_direction = media.effective_direction
         slot.publication = _publication(media, slot.codecs, slot.extmaps)
@@ -825,8 +830,14 @@ class PeerNegotiator:
                     result.append(_rtx_codec(codec.payload_type, base))
         return tuple(result)
 
-    def _intersect_extensions(self, kind: str, offered: tuple[Extmap, ...]) -> tuple[Extmap, ...]:
-        uris = {e.uri for e in self._caps.extensions_for(kind)}
+    def _intersect_extensions(
+        self, kind: str, offered: tuple[Extmap, ...], client_sends: bool = False
+    ) -> tuple[Extmap, ...]:
+        uris = {
+            e.uri
+            for e in self._caps.extensions_for(kind)
+            if not (client_sends and e.server_send_only)
+        }
         return tuple(Extmap(e.id, e.uri) for e in offered if e.uri in uris)
 
     # -- server offers -------------------------------------------------------------------------
@@ -935,6 +946,7 @@ class PeerNegotiator:
             Extmap(_pick_extension_id(slot, e, ext_ids), e.uri)
             for e in self._caps.extensions_for(slot.kind)
             if _extension_id(slot.extmaps, e.uri) is None
+            and not (client_sends and e.server_send_only)
         )
         slot.extmaps = extmaps
         sending = None
@@ -1262,6 +1274,14 @@ def _answer_codec(theirs: Codec, cap: CodecCapability) -> Codec:
         channels=theirs.channels,
         parameters=_merge_parameters(theirs.parameters, cap.parameters),
         feedback=tuple(f for f in theirs.feedback if f in cap.feedback),
+    )
+
+
+def _without_send_only_feedback(codec: Codec) -> Codec:
+    if not any(f in SERVER_SEND_ONLY_FEEDBACK for f in codec.feedback):
+        return codec
+    return replace(
+        codec, feedback=tuple(f for f in codec.feedback if f not in SERVER_SEND_ONLY_FEEDBACK)
     )
 
 
