@@ -56,8 +56,16 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes:
 
 @pytest.fixture
 async def sock() -> AsyncIterator[MediaSocket]:
-    media = await MediaSocket.bind("127.0.0.1", 0)
-    port = await media.listen_tcp("127.0.0.1", media.candidate_address[1])
+    for _ in range(20):  # the UDP port's number may be taken over TCP by another process
+        media = await MediaSocket.bind("127.0.0.1", 0)
+        try:
+            port = await media.listen_tcp("127.0.0.1", media.candidate_address[1])
+            break
+        except OSError:
+            media.close()
+            await media.wait_closed()
+    else:
+        pytest.fail("no port number free over both UDP and TCP")
     assert port == media.tcp_port == media.candidate_address[1]
     try:
         yield media
