@@ -684,10 +684,13 @@
     const chatOpen = !$('chat').hidden;
     $('chat-toggle').setAttribute('aria-pressed', String(chatOpen));
     $('chat-toggle').setAttribute('aria-expanded', String(chatOpen));
+    $('chat-toggle').setAttribute('aria-label', state.unread
+      ? `Chat, ${state.unread} unread` : 'Chat');
     const speaker = state.view === 'speaker';
     $('layout').setAttribute('aria-pressed', String(speaker));
     setIcon($('layout').querySelector('.icon'), speaker ? 'grid' : 'speaker');
     $('layout').querySelector('.label').textContent = speaker ? 'Grid view' : 'Speaker view';
+    $('layout').setAttribute('aria-label', speaker ? 'Grid view' : 'Speaker view');
     if (!('getDisplayMedia' in (navigator.mediaDevices || {}))) $('share').hidden = true;
   }
 
@@ -834,6 +837,7 @@
       state.unread += 1;
       $('unread').textContent = String(state.unread);
       $('unread').hidden = false;
+      updateControls();
       announce(`Message from ${participant.identity}: ${text}`);
     }
   }

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
 from tests.browser.harness import (
@@ -78,3 +78,12 @@ async def open_page(
     yield open_one
     for participant in opened:
         await participant.close()
+
+
+@pytest.fixture
+async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
+    """Browser contexts a test opens (one person each), closed after it."""
+    opened: list[BrowserContext] = []
+    yield opened
+    for context in opened:
+        await context.close()
