@@ -79,6 +79,7 @@
     53105: 'The meeting is full.',
     53106: 'There is no meeting with this name.',
     53118: 'The meeting has ended.',
+    53204: 'You were removed from the meeting.',
     53205: 'You joined this meeting with the same name somewhere else (another tab or device).',
     53405: 'Your audio and video could not connect. A firewall may be blocking it.',
     53407: 'Your audio and video connection could not be secured.',

@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext
 
 from parlour.testing import ServerThread
-from tests.browser.harness import poll
+from tests.browser.harness import SOCKETS, poll
 from tests.browser.meet import compare_screenshot, dev_rest, open_meet, playing
 
 # The HTTP-only tests run without Chromium; the app tests need it.
@@ -194,3 +194,42 @@ async def test_join_error_is_said_in_plain_words(
         await bob.page.click("#join")
         assert await bob.page.inner_text("#status") == "Enter your name to join."
         assert await bob.page.evaluate("() => document.activeElement.id") == "identity"
+
+
+@pytest.mark.browser
+async def test_reconnecting_and_removed_are_said_in_plain_words(
+    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
+) -> None:
+    async with asyncio.timeout(90):
+        cleo = await open_meet(
+            browser, contexts, dev_server, "cleo", init_script=SOCKETS.read_text()
+        )
+        await cleo.join("blip-room")
+        await cleo.wait_tiles(lambda tiles: playing(tiles, 1), "cleo's own tile")
+        assert await cleo.page.evaluate("() => window.cutSignaling()") >= 1
+        banner = await poll(
+            lambda: cleo.page.inner_text("#banner"),
+            lambda text: "Reconnecting" in text,
+            within=10,
+            what="the reconnecting banner",
+            interval=0.02,
+        )
+        assert banner == "Your connection was lost. Reconnecting…"
+        await poll(
+            lambda: cleo.page.inner_text("#banner"),
+            lambda text: text == "Reconnected.",
+            within=20,
+            what="the reconnected banner",
+            interval=0.02,
+        )
+        # Removed through the REST API: a page that says so, not an error code.
+        room_sid = await cleo.page.evaluate("() => window.quickstart.room.sid")
+        async with dev_rest(dev_server) as rest:
+            kicked = await rest.post(
+                f"/v1/Rooms/{room_sid}/Participants/cleo", data={"Status": "disconnected"}
+            )
+            assert kicked.is_success, kicked.text
+        await cleo.page.wait_for_selector("#left:not([hidden])", timeout=20_000)
+        assert await cleo.page.inner_text("#left-title") == "You were disconnected"
+        detail = await cleo.page.inner_text("#left-detail")
+        assert detail == "You were removed from the meeting."
