@@ -1,7 +1,8 @@
 """Fixtures for browser tests: a Parlour server, headless Chromium, and participant pages.
 
 Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` (both put
-there by `scripts/install`); without them they are skipped with the reason.
+there by `scripts/install --tests`, which `make test` runs); without them they are skipped
+with the reason.
 """
 
 from __future__ import annotations
