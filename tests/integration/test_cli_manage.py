@@ -307,3 +307,49 @@ def test_progress_bar_draws_only_on_a_terminal() -> None:
     unknown = Progress("x", None, Terminal())
     unknown.advance(1500)
     assert unknown.line() == "x  1.5 kB"
+
+
+def test_in_process_with_given_credentials(
+    manage_server: ServerThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same commands through `parlour.cli.main` in this process (credentials given, so
+    no database is opened): tables, details, JSON, kicking, ending, downloading."""
+    from parlour.cli import main
+
+    acct = new_account(manage_server)
+    room = record_room(manage_server, acct, "in-process")
+    given = ["--url", manage_server.base_url, "--account-sid", acct.sid]
+    given += ["--auth-token", acct.auth_token, "--data-dir", str(tmp_path / "unused")]
+
+    def parlour(*args: str) -> str:
+        assert main([*args, *given]) == 0, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    assert room in parlour("rooms", "list", "--status", "completed")
+    assert re.search(r"^status +completed$", parlour("rooms", "show", room), re.M)
+    people = json.loads(parlour("participants", "list", room, "--json", "--status", "disconnected"))
+    assert [p["identity"] for p in people] == ["ada"]
+    listed = json.loads(parlour("recordings", "list", "--json", "--limit", "1"))
+    assert len(listed) == 1
+    table_text = parlour("recordings", "list", "--room", room)
+    assert len(table_text.splitlines()) == 3
+    sid = listed[0]["sid"]
+    assert re.search(rf"^sid +{sid}$", parlour("recordings", "show", sid), re.M)
+    out = parlour("recordings", "download", sid, "--out", str(tmp_path))
+    assert out.startswith(f"saved {tmp_path / sid}.")
+    assert parlour("recordings", "delete", sid).strip() == f"deleted {sid}"
+
+    with httpx.Client(base_url=manage_server.base_url, auth=(acct.sid, acct.auth_token)) as http:
+        live = http.post("/v1/Rooms", data={"UniqueName": "live"}).json()["sid"]
+    publish(manage_server, acct.sid, live, "zoe", [])
+    assert "zoe" in parlour("participants", "list", "live")
+    assert parlour("participants", "kick", "live", "zoe").startswith("disconnected zoe (PA")
+    assert parlour("rooms", "end", live).strip() == f"ended {live} (live)"
+    assert main(["rooms", "show", "nope", *given]) == 1
+    assert "(404, code 20404)" in capsys.readouterr().err
+    wrong = [*given[:-4], "--auth-token", "wrong", "--data-dir", str(tmp_path / "unused")]
+    assert main(["rooms", "list", *wrong]) == 1
+    assert "refused the credentials (401)" in capsys.readouterr().err
+    unreachable = ["--url", "http://127.0.0.1:9", *given[2:]]
+    assert main(["recordings", "list", *unreachable]) == 1
+    assert "cannot reach Parlour at http://127.0.0.1:9" in capsys.readouterr().err
