@@ -212,6 +212,10 @@
         state.meter.frame = window.requestAnimationFrame(tick);
       };
       state.meter = { context, frame: 0 };
+      // Browsers start audio only after a gesture: the first click or key wakes the meter.
+      const wake = () => { if (context.state === 'suspended') context.resume(); };
+      document.addEventListener('pointerdown', wake, { once: true });
+      document.addEventListener('keydown', wake, { once: true });
       tick();
     } catch (error) {
       state.meter = null;
@@ -757,10 +761,11 @@
   }
 
   function showRecording(on) {
+    const changed = !!on !== !$('rec-pill').hidden;
     state.recording = !!on;
     $('rec-pill').hidden = !on;
     updateControls();
-    announce(on ? 'This meeting is being recorded' : 'Recording stopped');
+    if (changed && state.room) announce(on ? 'This meeting is being recorded' : 'Recording stopped');
   }
 
   async function toggleRecording() {

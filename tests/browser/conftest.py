@@ -8,6 +8,7 @@ with the reason.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from tests.browser.harness import (
     missing_requirements,
     open_participant,
 )
+from tests.browser.meet import LOOKS, PersonBrowser, write_camera
 from tests.helpers import Account, new_account, rest_client, server_fixture
 
 
@@ -88,3 +90,26 @@ async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
     yield opened
     for context in opened:
         await context.close()
+
+
+@pytest.fixture
+async def person_browser(tmp_path: Path) -> AsyncIterator[PersonBrowser]:
+    """Headless Chromium per person, each playing its own fake camera (`meet.LOOKS`)."""
+    launched: list[Browser] = []
+    async with async_playwright() as playwright:
+
+        async def launch(name: str) -> Browser:
+            camera = tmp_path / f"camera-{len(launched)}.y4m"
+            write_camera(camera, LOOKS[name])
+            flags = [*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"]
+            chromium = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=flags
+            )
+            launched.append(chromium)
+            return chromium
+
+        try:
+            yield launch
+        finally:
+            for chromium in launched:
+                await chromium.close()

@@ -10,6 +10,7 @@ which the moving fake camera and the clock in it do not change much). Run the te
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,16 @@ from parlour.testing import ServerThread
 from tests.browser.harness import REPO, poll
 
 __all__ = [
+    "LOOKS",
     "SCREENSHOTS",
+    "Look",
     "MeetPage",
+    "PersonBrowser",
     "Rect",
     "compare_screenshot",
     "dev_rest",
     "open_meet",
+    "write_camera",
 ]
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -127,6 +132,11 @@ class Rect:
             and self.right <= other.right + 1
             and self.bottom <= other.bottom + 1
         )
+
+
+#: The `person_browser` fixture: `await person_browser("Ada Lovelace")` launches a Chromium
+#: whose fake camera shows that person (`LOOKS`).
+PersonBrowser = Callable[[str], Awaitable[Browser]]
 
 
 class MeetPage:
@@ -229,3 +239,88 @@ def compare_screenshot(shot: Path, name: str) -> None:
         f"{name} looks different from docs/screenshots/{name} ({differ} of {len(new_cells)} "
         "regions); if the design changed on purpose, run with PARLOUR_UPDATE_SCREENSHOTS=1"
     )
+
+
+# -- a camera per person ---------------------------------------------------------------------
+# Chromium's own fake camera is the same green test pattern for everyone. For screenshots,
+# each person's browser plays a Y4M file of its own (`--use-file-for-fake-video-capture`):
+# a flat illustration of someone at a desk, drawn here row by row.
+
+
+@dataclass(frozen=True)
+class Look:
+    top: tuple[int, int, int]  # the wall, top and bottom of a vertical gradient
+    bottom: tuple[int, int, int]
+    shirt: tuple[int, int, int]
+    skin: tuple[int, int, int]
+    hair: tuple[int, int, int]
+
+
+LOOKS = {
+    "Ada Lovelace": Look((86, 98, 140), (38, 44, 66), (52, 84, 160), (236, 196, 166), (70, 46, 34)),
+    "Grace Hopper": Look(
+        (146, 120, 98), (70, 54, 46), (150, 60, 70), (228, 186, 152), (196, 196, 204)
+    ),
+    "Alan Turing": Look(
+        (92, 128, 116), (36, 58, 54), (210, 170, 90), (224, 178, 140), (40, 32, 28)
+    ),
+    "Katherine Johnson": Look(
+        (120, 96, 140), (52, 40, 66), (60, 150, 130), (150, 104, 76), (24, 20, 22)
+    ),
+}
+
+
+def _yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    r, g, b = rgb
+    y = 0.257 * r + 0.504 * g + 0.098 * b + 16
+    u = -0.148 * r - 0.291 * g + 0.439 * b + 128
+    v = 0.439 * r - 0.368 * g - 0.071 * b + 128
+    return tuple(max(0, min(255, int(c))) for c in (y, u, v))  # type: ignore[return-value]
+
+
+def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    return (
+        int(a[0] + (b[0] - a[0]) * t),
+        int(a[1] + (b[1] - a[1]) * t),
+        int(a[2] + (b[2] - a[2]) * t),
+    )
+
+
+def write_camera(path: Path, look: Look, width: int = 480, height: int = 270) -> None:
+    """Twelve frames (a second, looped by Chromium) of `look`, gently moving, as Y4M."""
+    frames = [f"YUV4MPEG2 W{width} H{height} F12:1 Ip A1:1 C420jpeg\n".encode()]
+    for bob in (0, 1, 2, 2, 1, 0, -1, -2, -2, -1, 0, 0):
+        cx, head_cy, head_r = width // 2 + bob, int(height * 0.42) + bob, int(height * 0.16)
+        sh_cy, sh_rx, sh_ry = int(height * 1.02), int(width * 0.26), int(height * 0.36)
+        rows = []
+        for row in range(height):
+            wall = _mix(look.top, look.bottom, row / height)
+            line = [_yuv(wall)] * width
+            spans: list[tuple[int, int, tuple[int, int, int]]] = []
+            if height * 0.12 < row < height * 0.62:  # a softly lit picture on the wall
+                spans.append(
+                    (int(width * 0.08), int(width * 0.3), _mix(wall, (255, 255, 255), 0.12))
+                )
+            dy = row - sh_cy
+            if abs(dy) < sh_ry:  # shoulders
+                half = int(sh_rx * (1 - (dy / sh_ry) ** 2) ** 0.5)
+                spans.append((cx - half, cx + half, look.shirt))
+            if head_cy + head_r * 0.6 < row < sh_cy - sh_ry + 8:  # neck
+                spans.append((cx - head_r // 3, cx + head_r // 3, _mix(look.skin, (0, 0, 0), 0.12)))
+            dy, hair_r = row - (head_cy - int(head_r * 0.06)), head_r * 1.06
+            if abs(dy) < hair_r and dy < head_r * 0.15:  # hair, then the face over it
+                half = int(hair_r * (1 - (dy / hair_r) ** 2) ** 0.5)
+                spans.append((cx - half, cx + half, look.hair))
+            dy = row - head_cy
+            if abs(dy) < head_r and dy > -head_r * 0.5:
+                half = int(head_r * 0.8 * (1 - (dy / head_r) ** 2) ** 0.5)
+                spans.append((cx - half, cx + half, look.skin))
+            for x0, x1, rgb in spans:
+                x0, x1 = max(0, x0), min(width, x1)
+                line[x0:x1] = [_yuv(rgb)] * (x1 - x0)
+            rows.append(line)
+        y = bytes(p[0] for line in rows for p in line)
+        u = bytes(rows[r][x][1] for r in range(0, height, 2) for x in range(0, width, 2))
+        v = bytes(rows[r][x][2] for r in range(0, height, 2) for x in range(0, width, 2))
+        frames.append(b"FRAME\n" + y + u + v)
+    path.write_bytes(b"".join(frames))

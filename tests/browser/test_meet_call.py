@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext
+from playwright.async_api import BrowserContext
 
 from parlour.testing import ServerThread
 from tests.browser.harness import poll
 from tests.browser.meet import (
     SLIDE_SCREEN,
     MeetPage,
+    PersonBrowser,
     Rect,
     compare_screenshot,
     dev_rest,
@@ -56,12 +57,14 @@ async def screenshot(page: MeetPage, tmp_path: Path, name: str) -> None:
 
 
 async def test_four_people_meet(
-    browser: Browser, contexts: list[BrowserContext], meet_server: ServerThread, tmp_path: Path
+    person_browser: PersonBrowser, meet_server: ServerThread, tmp_path: Path
 ) -> None:
+    contexts: list[BrowserContext] = []
     async with asyncio.timeout(240):
         pages = []
         for name in PEOPLE:
             script = SLIDE_SCREEN if name == "Grace Hopper" else None
+            browser = await person_browser(name)
             page = await open_meet(browser, contexts, meet_server, name, init_script=script)
             await page.join("team")
             pages.append(page)
@@ -142,7 +145,7 @@ async def test_four_people_meet(
 
         # Grace shares her screen: it is shown large on every page, the others beside it.
         await grace.page.click("#share")
-        assert await grace.page.get_attribute("#share", "aria-pressed") == "true"
+        await grace.page.wait_for_selector('#share[aria-pressed="true"]')
         for page in pages:
             tiles = await page.wait_tiles(
                 lambda tiles: any(
@@ -207,15 +210,17 @@ async def test_four_people_meet(
 
 
 async def test_meeting_on_a_phone(
-    browser: Browser, contexts: list[BrowserContext], meet_server: ServerThread, tmp_path: Path
+    person_browser: PersonBrowser, meet_server: ServerThread, tmp_path: Path
 ) -> None:
     phone = {"width": 390, "height": 844}
+    contexts: list[BrowserContext] = []
     async with asyncio.timeout(120):
-        first = await open_meet(browser, contexts, meet_server, "Ada Lovelace", viewport=phone)
+        ada, grace = await person_browser("Ada Lovelace"), await person_browser("Grace Hopper")
+        first = await open_meet(ada, contexts, meet_server, "Ada Lovelace", viewport=phone)
         width = await first.page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= phone["width"], "the pre-join screen scrolls sideways"
         await first.join("phone")
-        second = await open_meet(browser, contexts, meet_server, "Grace Hopper", viewport=phone)
+        second = await open_meet(grace, contexts, meet_server, "Grace Hopper", viewport=phone)
         await second.join("phone")
         tiles = await first.wait_tiles(lambda t: playing(t, 2), "two tiles on a phone", 60)
         stage = await first.rect("#main-tiles")

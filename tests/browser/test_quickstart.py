@@ -18,7 +18,14 @@ from playwright.async_api import Browser, BrowserContext
 
 from parlour.testing import ServerThread
 from tests.browser.harness import SOCKETS, poll
-from tests.browser.meet import compare_screenshot, dev_rest, open_meet, playing
+from tests.browser.meet import (
+    SCREENSHOTS,
+    PersonBrowser,
+    compare_screenshot,
+    dev_rest,
+    open_meet,
+    playing,
+)
 
 # The HTTP-only tests run without Chromium; the app tests need it.
 pytestmark = pytest.mark.integration
@@ -101,9 +108,13 @@ def test_recording_switch_refuses_who_is_not_in_the_room(dev_server: ServerThrea
 
 @pytest.mark.browser
 async def test_prejoin_preview_devices_and_one_session_per_join(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread, tmp_path: Path
+    person_browser: PersonBrowser,
+    contexts: list[BrowserContext],
+    dev_server: ServerThread,
+    tmp_path: Path,
 ) -> None:
     async with asyncio.timeout(120):
+        browser = await person_browser("Ada Lovelace")
         ada = await open_meet(browser, contexts, dev_server, "Ada Lovelace")
         page = ada.page
         # Devices are listed with their labels once the page may use them.
@@ -233,3 +244,15 @@ async def test_reconnecting_and_removed_are_said_in_plain_words(
         assert await cleo.page.inner_text("#left-title") == "You were disconnected"
         detail = await cleo.page.inner_text("#left-detail")
         assert detail == "You were removed from the meeting."
+
+
+def test_screenshot_comparison_tells_layouts_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coarse comparison accepts a screenshot as itself and refuses another layout."""
+    monkeypatch.delenv("PARLOUR_UPDATE_SCREENSHOTS", raising=False)  # never rewrite here
+    call = SCREENSHOTS / "call.png"
+    compare_screenshot(call, "call.png")
+    for other in ("screen-share.png", "muted.png"):
+        with pytest.raises(AssertionError, match="looks different"):
+            compare_screenshot(SCREENSHOTS / other, "call.png")
+    with pytest.raises(AssertionError, match="390×844, not 1280×800"):
+        compare_screenshot(SCREENSHOTS / "phone.png", "call.png")
