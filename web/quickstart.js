@@ -62,7 +62,7 @@
     recording: false,
     meter: null,
   };
-  window.quickstart = state; // for tests and the browser console
+  window.quickstart = state; // for tests and the browser console (state.relayout() too)
 
   // -- words ----------------------------------------------------------------------------------
   const PLAIN = {
@@ -291,6 +291,7 @@
     const query = new URLSearchParams({ identity, room });
     const response = await fetch('/quickstart/token?' + query);
     if (response.status === 404) {
+      $('token-details').open = true;
       throw new Error('This server does not hand out tokens (start it with '
         + '`parlour serve --dev`), so paste an Access Token from `parlour token` below.');
     }
@@ -656,6 +657,8 @@
     }
     stripTiles.slice(shown).forEach((t) => t.classList.add('overflowed'));
   }
+
+  state.relayout = () => layout();
 
   function addMore(box, count, x, y, w, h) {
     const more = document.createElement('div');

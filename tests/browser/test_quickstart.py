@@ -21,6 +21,7 @@ from tests.browser.harness import SOCKETS, poll
 from tests.browser.meet import (
     SCREENSHOTS,
     PersonBrowser,
+    Rect,
     compare_screenshot,
     dev_rest,
     open_meet,
@@ -256,3 +257,60 @@ def test_screenshot_comparison_tells_layouts_apart(monkeypatch: pytest.MonkeyPat
             compare_screenshot(SCREENSHOTS / other, "call.png")
     with pytest.raises(AssertionError, match="390×844, not 1280×800"):
         compare_screenshot(SCREENSHOTS / "phone.png", "call.png")
+
+
+#: Adds `n` stand-in tiles (no media) next to the page's own and lays the stage out again.
+STAND_INS = """(n) => {
+  const state = window.quickstart;
+  const first = state.tiles.size;
+  for (let i = first; i < first + n; i++) {
+    const tile = document.createElement('div');
+    tile.className = 'tile remote video-off';
+    tile.dataset.identity = 'guest ' + i;
+    tile.dataset.sid = 'PA' + i;
+    tile.innerHTML = '<span class="name">guest ' + i + '</span>';
+    document.getElementById('main-tiles').appendChild(tile);
+    state.tiles.set('PA' + i, tile);
+  }
+  state.relayout();
+}"""
+
+
+@pytest.mark.browser
+async def test_the_grid_fits_any_number(
+    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
+) -> None:
+    async with asyncio.timeout(60):
+        eve = await open_meet(browser, contexts, dev_server, "eve")
+        await eve.page.emulate_media(reduced_motion="reduce")  # no gliding: read final places
+        await eve.join("crowd")
+        await eve.wait_tiles(lambda tiles: playing(tiles, 1), "eve's own tile")
+        total = 1
+        for add in (2, 6, 16, 25):
+            await eve.page.evaluate(STAND_INS, add)
+            total += add
+            tiles = await eve.tiles()
+            assert len(tiles) == total
+            stage = await eve.rect("#main-tiles")
+            rects = [Rect.of(t["rect"]) for t in tiles]
+            assert all(r.inside(stage) for r in rects), (total, stage)
+            overlaps = [
+                (a, b) for i, a in enumerate(rects) for b in rects[i + 1 :] if a.overlaps(b)
+            ]
+            assert not overlaps, (total, overlaps)
+            assert len({(round(r.w), round(r.h)) for r in rects}) == 1, total
+            # Full rows, the last one centred; together they fill most of the stage.
+            top = min(round(r.y) for r in rects)
+            cols = sum(1 for r in rects if round(r.y) == top)
+            assert len({round(r.y) for r in rects}) == -(-total // cols), total
+            used = sum(r.w * r.h for r in rects) / (stage.w * stage.h)
+            assert used > 0.45, f"{total} tiles use {used:.0%} of the stage"
+        # Speaker view: one large tile, a strip of those that fit, and "+N more".
+        await eve.page.click("#layout")
+        tiles = await eve.tiles()
+        [featured] = [t for t in tiles if t["featured"]]
+        shown = [t for t in tiles if t["shown"] and not t["featured"]]
+        more = await eve.page.inner_text("#main-tiles .more")
+        assert more == f"+{total - 1 - len(shown)} more"
+        big = Rect.of(featured["rect"])
+        assert all(big.w > 3 * Rect.of(t["rect"]).w for t in shown)
