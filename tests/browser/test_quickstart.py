@@ -314,3 +314,32 @@ async def test_the_grid_fits_any_number(
         assert more == f"+{total - 1 - len(shown)} more"
         big = Rect.of(featured["rect"])
         assert all(big.w > 3 * Rect.of(t["rect"]).w for t in shown)
+
+
+@pytest.mark.browser
+async def test_join_muted_without_camera_then_start_it(
+    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
+) -> None:
+    async with asyncio.timeout(60):
+        finn = await open_meet(browser, contexts, dev_server, "finn")
+        await finn.page.click("#preview-mic")
+        await finn.page.click("#preview-camera")
+        assert await finn.page.get_attribute("#preview-mic", "aria-label") == "Microphone off"
+        await finn.join("quiet-room")
+        [tile] = await finn.tiles()
+        assert tile["audioOff"] and tile["videoOff"], tile
+        assert await finn.page.get_attribute("#mute", "aria-pressed") == "true"
+        published = (
+            "() => [...window.quickstart.room.localParticipant.tracks.values()]"
+            ".map((p) => p.kind).sort()"
+        )
+        assert await finn.page.evaluate(published) == ["audio", "data"]
+        # Starting the camera in the call publishes one.
+        await finn.page.click("#camera")
+        await finn.wait_tiles(lambda tiles: playing(tiles, 1), "finn's camera")
+        [tile] = await finn.tiles()
+        assert not tile["videoOff"] and tile["audioOff"]
+        assert await finn.page.evaluate(published) == ["audio", "data", "video"]
+        await finn.page.click("#mute")
+        [tile] = await finn.tiles()
+        assert not tile["audioOff"] and "microphone on" in tile["label"]
