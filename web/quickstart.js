@@ -24,6 +24,8 @@
     speaker: '<rect x="3" y="3" width="18" height="12" rx="2"/>'
       + '<rect x="3" y="17.5" width="5" height="3.5" rx="1"/><rect x="9.5" y="17.5" width="5" height="3.5" rx="1"/>'
       + '<rect x="16" y="17.5" width="5" height="3.5" rx="1"/>',
+    sliders: '<path d="M4 7h9M17 7h3M4 17h3M11 17h9"/><circle cx="15" cy="7" r="2"/>'
+      + '<circle cx="9" cy="17" r="2"/>',
     grid: '<rect x="3" y="3" width="8" height="8" rx="1.5"/><rect x="13" y="3" width="8" height="8" rx="1.5"/>'
       + '<rect x="3" y="13" width="8" height="8" rx="1.5"/><rect x="13" y="13" width="8" height="8" rx="1.5"/>',
   };
@@ -798,6 +800,40 @@
     }
   }
 
+  // -- devices during the call -----------------------------------------------------------
+  function currentDevice(kind) {
+    const [track] = localTracks(kind);
+    return track ? track.mediaStreamTrack.getSettings().deviceId : undefined;
+  }
+
+  async function openSettings() {
+    $('settings-status').textContent = '';
+    if (navigator.mediaDevices && navigator.mediaDevices.enumerateDevices) {
+      const devices = await navigator.mediaDevices.enumerateDevices();
+      fill($('call-camera'), devices.filter((d) => d.kind === 'videoinput'), 'Camera');
+      fill($('call-mic'), devices.filter((d) => d.kind === 'audioinput'), 'Microphone');
+      for (const [select, kind] of [[$('call-camera'), 'video'], [$('call-mic'), 'audio']]) {
+        const id = currentDevice(kind);
+        if (id && [...select.options].some((o) => o.value === id)) select.value = id;
+      }
+    }
+    $('settings-dialog').showModal();
+  }
+
+  // Switch a published track to another device: the SDK restarts it in place.
+  async function switchDevice(kind, select) {
+    const [track] = localTracks(kind);
+    if (!track || !select.value) return;
+    try {
+      await track.restart({ deviceId: { exact: select.value } });
+      if (kind === 'video') $('camera-select').value = select.value;
+      else $('mic-select').value = select.value;
+      $('settings-status').textContent = `${kind === 'video' ? 'Camera' : 'Microphone'} changed.`;
+    } catch (error) {
+      $('settings-status').textContent = explain(error);
+    }
+  }
+
   function setView(view) {
     state.view = view;
     updateControls();
@@ -971,6 +1007,10 @@
     $('chat-form').addEventListener('submit', send);
     $('layout').addEventListener('click', () => setView(state.view === 'speaker' ? 'grid' : 'speaker'));
     $('leave').addEventListener('click', leave);
+    $('settings').addEventListener('click', openSettings);
+    $('call-camera').addEventListener('change', () => switchDevice('video', $('call-camera')));
+    $('call-mic').addEventListener('change', () => switchDevice('audio', $('call-mic')));
+    $('settings-dialog').addEventListener('close', () => $('settings').focus());
     $('rejoin').addEventListener('click', rejoin);
     $('home').addEventListener('click', backToStart);
     document.addEventListener('keydown', (event) => {

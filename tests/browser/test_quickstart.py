@@ -343,3 +343,30 @@ async def test_join_muted_without_camera_then_start_it(
         await finn.page.click("#mute")
         [tile] = await finn.tiles()
         assert not tile["audioOff"] and "microphone on" in tile["label"]
+
+
+@pytest.mark.browser
+async def test_switch_microphone_during_the_call(
+    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
+) -> None:
+    async with asyncio.timeout(60):
+        gil = await open_meet(browser, contexts, dev_server, "gil")
+        await gil.join("devices-room")
+        await gil.page.click("#settings")
+        await gil.page.wait_for_selector("#settings-dialog[open]")
+        mics = await gil.page.locator("#call-mic option").evaluate_all(
+            "(options) => options.map((o) => o.value)"
+        )
+        assert len(mics) >= 2, mics
+        current = await gil.page.input_value("#call-mic")
+        other = next(m for m in mics if m != current)
+        await gil.page.select_option("#call-mic", other)
+        await gil.page.wait_for_selector("#settings-status:has-text('Microphone changed.')")
+        in_use = await gil.page.evaluate(
+            "() => [...window.quickstart.room.localParticipant.audioTracks.values()][0]"
+            ".track.mediaStreamTrack.getSettings().deviceId"
+        )
+        assert in_use == other
+        await gil.page.keyboard.press("Escape")
+        assert not await gil.page.locator("#settings-dialog").is_visible()
+        assert await gil.page.evaluate("() => document.activeElement.id") == "settings"
