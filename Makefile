@@ -1,9 +1,10 @@
 # Parlour: two commands on a fresh Debian machine with Python 3.11.
 #   make run   installs what the server needs and starts it on http://127.0.0.1:8080
-#   make test  installs what tests need too (chromium, ffmpeg, postgresql) and runs lint,
-#              types and the whole suite
+#   make test  installs what tests need too (chromium, ffmpeg, postgresql, nginx, coturn…)
+#              and runs lint, types and the whole suite
 #   make setup only installs what the server needs; make setup-tests adds the tests' part
 #   make bench Parlour's SFU side by side with Janus (QUICK=1: one meeting size, < 3 min)
+#   make soak  an hour of churn against a real server, checking nothing leaks (SOAK_MINUTES=60)
 #   make fuzz  a long fuzzing campaign over every parser of untrusted input (docs/security.md)
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +15,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA_DIR ?= ./var
 
-.PHONY: setup setup-tests run test check lint format clean bench fuzz
+.PHONY: setup setup-tests run test check lint format clean bench fuzz soak
 
 setup: $(STAMP)
 
@@ -43,6 +44,9 @@ bench: setup
 
 fuzz: setup
 	scripts/fuzz
+
+soak: setup
+	$(BIN)/python -m bench.soak
 
 format: setup
 	$(BIN)/ruff format src tests bench

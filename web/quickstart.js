@@ -758,7 +758,9 @@
     const track = state.screenTrack;
     if (!track) return;
     state.screenTrack = null;
-    if (state.room) state.room.localParticipant.unpublishTrack(track);
+    try {
+      if (state.room) state.room.localParticipant.unpublishTrack(track);
+    } catch (error) { /* the room is gone already: nothing to unpublish from */ }
     detach(track, state.room ? state.room.localParticipant : null);
     track.stop();
     updateControls();

@@ -85,8 +85,12 @@ def have_test_packages() -> bool:
     return (
         Path("/usr/bin/chromium").is_file()
         and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-        and shutil.which("ffprobe") is not None
-        and shutil.which("node") is not None
+        and all(shutil.which(tool) for tool in ("ffprobe", "node", "openssl"))
+        and all(
+            Path(path).is_file()
+            for path in ("/usr/sbin/nginx", "/usr/bin/turnserver", "/usr/sbin/nft")
+        )
+        and (Path("/usr/sbin/ip").is_file() or Path("/sbin/ip").is_file())
     )
 
 
@@ -95,12 +99,12 @@ def test_installed_means_only_checks(tmp_path: Path) -> None:
     tree, env = checkout(tmp_path)
     out = run(tree, env)
     assert steps(out) == STEPS, out
-    assert "chromium, ffmpeg and postgresql come with 'make test'" in out
+    assert "chromium, ffmpeg, postgresql… come with 'make test'" in out
     assert "up to date with pyproject.toml" in out and "parlour 9.9.9" in out
     assert "chromium" not in out.split("[3/6]")[0].split("all there:")[1]
     out = run(tree, env, "--tests")
     assert steps(out) == STEPS, out
-    assert "all there: python3-venv nodejs npm chromium ffmpeg postgresql" in out
+    assert "all there: python3-venv nodejs npm chromium ffmpeg postgresql openssl" in out
     assert "for the tests: " in out
     assert calls(tmp_path) == [], "an installed checkout ran a package manager"
 
