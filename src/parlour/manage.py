@@ -548,7 +548,8 @@ def _server_options() -> argparse.ArgumentParser:
     p.add_argument(
         "--url",
         default=argparse.SUPPRESS,
-        help=f"the server's base URL (default $PARLOUR_URL, else {DEFAULT_URL})",
+        help=f"the server's base URL (default $PARLOUR_URL, else {DEFAULT_URL}); https "
+        "trusts the system's CAs, or the bundle in $SSL_CERT_FILE",
     )
     p.add_argument(
         "--account-sid",
