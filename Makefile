@@ -1,6 +1,8 @@
 # Parlour: two commands on a fresh Debian machine with Python 3.11.
-#   make run   installs everything and starts the server on http://127.0.0.1:8080
-#   make test  installs what tests need and runs lint, types and the whole suite
+#   make run   installs what the server needs and starts it on http://127.0.0.1:8080
+#   make test  installs what tests need too (chromium, ffmpeg, postgresql, nginx, coturn…)
+#              and runs lint, types and the whole suite
+#   make setup only installs what the server needs; make setup-tests adds the tests' part
 #   make bench Parlour's SFU side by side with Janus (QUICK=1: one meeting size, < 3 min)
 #   make soak  an hour of churn against a real server, checking nothing leaks (SOAK_MINUTES=60)
 #   make fuzz  a long fuzzing campaign over every parser of untrusted input (docs/security.md)
@@ -8,22 +10,29 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
+TEST_STAMP := $(VENV)/.setup-tests-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA_DIR ?= ./var
 
-.PHONY: setup run test check lint format clean bench fuzz soak
+.PHONY: setup setup-tests run test check lint format clean bench fuzz soak
 
 setup: $(STAMP)
+
+setup-tests: $(TEST_STAMP)
 
 $(STAMP): pyproject.toml package.json package-lock.json scripts/install
 	scripts/install
 	@touch $(STAMP)
 
+$(TEST_STAMP): pyproject.toml package.json package-lock.json scripts/install
+	scripts/install --tests
+	@touch $(STAMP) $(TEST_STAMP)
+
 run: setup
 	$(BIN)/parlour serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: setup
+test: setup-tests
 	scripts/check
 	scripts/test
 

@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL cluster for tests: initdb in a temp dir, a free port on 127.0.0.1.
 
 `PostgresCluster.start()` finds Debian's server binaries (`postgresql` package:
-/usr/lib/postgresql/<version>/bin, installed by `scripts/install`), creates a cluster with
+/usr/lib/postgresql/<version>/bin, installed by `scripts/install --tests`), creates a cluster with
 trust authentication and durability off (fsync, full-page writes: a test cluster is
 thrown away), starts it on a free loopback port with its unix socket inside the temp dir,
 and `stop()` shuts it down and removes the directory. PostgreSQL refuses to run as root,
@@ -53,7 +53,7 @@ def _run_as() -> list[str]:
 def missing_reason() -> str | None:
     """Why a cluster cannot be started here, or None if it can."""
     if find_bindir() is None:
-        return "PostgreSQL server binaries (initdb, pg_ctl) not found: run scripts/install"
+        return "PostgreSQL server binaries (initdb, pg_ctl) not found: run scripts/install --tests"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(SUPERUSER)

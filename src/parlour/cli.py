@@ -14,6 +14,9 @@
     parlour erase --account AC… [--identity I] --yes [--data-dir D] [--json]
     parlour retention [--account AC…] [--identity-days N|never] [--recording-days N|never]
                       [--callback-days N|never] [--data-dir D] [--json]
+    parlour rooms list|show|end, participants list|kick, recordings list|show|download|delete
+                      [--url URL] [--account-sid AC… --auth-token T] [--data-dir D] [--json]
+                      (a running server, through its REST API: `parlour.manage`)
 
 Every subcommand takes `--log-level` and works while `parlour serve` runs on the same data
 dir. A usage or start-up error is one line on stderr (`parlour: …`) and exit status 2 (usage)
@@ -234,6 +237,10 @@ def _parser() -> _Parser:
             metavar="N|never",
             help=f"days after which {what}",
         )
+
+    from parlour import manage
+
+    manage.add_commands(sub, [printing])
     return parser
 
 
@@ -725,6 +732,31 @@ def _cmd_retention(args: argparse.Namespace, config: Config) -> None:
     _run_store(config, run)
 
 
+def _cmd_manage(args: argparse.Namespace, config: Config) -> None:
+    """`parlour rooms|participants|recordings …` against a running server."""
+    from parlour import manage
+
+    def default_credentials() -> tuple[str, str]:
+        if not config.database_url and not (config.data_dir / "parlour.db").exists():
+            raise CliError(
+                f"no Parlour database in {config.data_dir} to take the default account from: "
+                "give the server's --data-dir, or --account-sid and --auth-token"
+            )
+        found: list[tuple[str, str]] = []
+
+        async def run(accounts: Any) -> None:
+            creds = await accounts.default_account()
+            found.append((creds.account_sid, creds.auth_token))
+
+        asyncio.run(_with_services(config, run))
+        return found[0]
+
+    try:
+        manage.run(args, default_credentials)
+    except manage.ManageError as exc:
+        raise CliError(str(exc)) from exc
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
     "serve": _cmd_serve,
     "account": _cmd_account,
@@ -735,6 +767,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
     "export": _cmd_export,
     "erase": _cmd_erase,
     "retention": _cmd_retention,
+    "rooms": _cmd_manage,
+    "participants": _cmd_manage,
+    "recordings": _cmd_manage,
 }
 
 

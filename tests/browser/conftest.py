@@ -1,16 +1,18 @@
 """Fixtures for browser tests: a Parlour server, headless Chromium, and participant pages.
 
 Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` (both put
-there by `scripts/install`); without them they are skipped with the reason.
+there by `scripts/install --tests`, which `make test` runs); without them they are skipped
+with the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
 from tests.browser.harness import (
@@ -21,6 +23,7 @@ from tests.browser.harness import (
     missing_requirements,
     open_participant,
 )
+from tests.browser.meet import LOOKS, PersonBrowser, write_camera
 from tests.helpers import Account, new_account, rest_client, server_fixture
 
 
@@ -78,3 +81,35 @@ async def open_page(
     yield open_one
     for participant in opened:
         await participant.close()
+
+
+@pytest.fixture
+async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
+    """Browser contexts a test opens (one person each), closed after it."""
+    opened: list[BrowserContext] = []
+    yield opened
+    for context in opened:
+        await context.close()
+
+
+@pytest.fixture
+async def person_browser(tmp_path: Path) -> AsyncIterator[PersonBrowser]:
+    """Headless Chromium per person, each playing its own fake camera (`meet.LOOKS`)."""
+    launched: list[Browser] = []
+    async with async_playwright() as playwright:
+
+        async def launch(name: str) -> Browser:
+            camera = tmp_path / f"camera-{len(launched)}.y4m"
+            write_camera(camera, LOOKS[name])
+            flags = [*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={camera}"]
+            chromium = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=flags
+            )
+            launched.append(chromium)
+            return chromium
+
+        try:
+            yield launch
+        finally:
+            for chromium in launched:
+                await chromium.close()

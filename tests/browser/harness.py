@@ -57,7 +57,7 @@ T = TypeVar("T")
 def missing_requirements() -> str | None:
     """Why browser tests cannot run here (None when they can)."""
     if not CHROMIUM.is_file():
-        return f"{CHROMIUM} is missing (scripts/install puts Debian's chromium there)"
+        return f"{CHROMIUM} is missing (make setup-tests puts Debian's chromium there)"
     if not SDK_BUNDLE.is_file():
         return "node_modules/twilio-video is missing (scripts/install runs npm install)"
     return None
