@@ -47,8 +47,10 @@ from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.retention import RetentionService
 from parlour.services.rooms import RoomService
+from parlour.services.transcriptions import TapFanOut, TranscriptionService
 from parlour.signaling.endpoint import signaling_routes
 from parlour.store.sql import SqlStore
+from parlour.transcription import EngineSpec, TranscriberPool
 from parlour.webhooks import TargetPolicy, WebhookSender, WebhookSettings
 
 __all__ = ["LoggingEventSink", "Parlour", "SessionsProxy", "build", "open_store"]
@@ -166,8 +168,20 @@ async def build(
         storage=media_storage,
         spool_dir=config.data_dir / "media" / "spool",
     )
-    # Recordings end with their track, participant or room: the service hears those events.
-    events = FanOutEventSink(callbacks, recordings)
+    languages = [x.strip() for x in config.transcription_languages.split(",") if x.strip()]
+    transcriptions = TranscriptionService(
+        store,
+        clock,
+        callbacks,
+        TranscriberPool(
+            EngineSpec(config.transcription_engine, config.transcription_model),
+            workers=config.transcription_workers,
+        ),
+        languages=None if "*" in languages else languages,
+    )
+    # Recordings and transcriptions end with their track, participant or room (and
+    # transcriptions start with it): the services hear those events.
+    events = FanOutEventSink(callbacks, recordings, transcriptions)
     node_id = new_node_id()
     participants = ParticipantService(store, clock, events, sessions, node_id=node_id)
     rooms = RoomService(
@@ -207,8 +221,9 @@ async def build(
         media,
         session_timeout=config.session_timeout_seconds,
         auto_create_rooms=config.auto_create_rooms,
-        recorder=recordings,
+        recorder=TapFanOut(recordings, transcriptions),
     )
+    transcriptions.deliver = live.send_transcription
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
     await accounts.default_account()
@@ -219,6 +234,7 @@ async def build(
         participants=participants,
         public_url=config.base_url,
         recordings=recordings,
+        transcriptions=transcriptions,
     )
 
     @contextlib.asynccontextmanager
@@ -238,6 +254,7 @@ async def build(
                     await task
             await nodes.stop()
             await recordings.close()
+            await transcriptions.close()
             await webhooks.close()
 
     metrics = metrics_registry(

@@ -11,6 +11,7 @@ from parlour.services.accounts import AccountService
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.rooms import RoomService
+from parlour.services.transcriptions import TranscriptionService
 
 __all__ = ["ApiContext", "context"]
 
@@ -22,6 +23,7 @@ class ApiContext:
     participants: ParticipantService
     public_url: str
     recordings: RecordingService | None = None
+    transcriptions: TranscriptionService | None = None
 
     def url(self, path: str) -> str:
         """Absolute URL of a path on our own public base URL."""

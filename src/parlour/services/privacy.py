@@ -41,6 +41,7 @@ _RECORDS = (
     "subscribed_tracks",
     "recordings",
     "callback_deliveries",
+    "transcriptions",
 )
 
 
