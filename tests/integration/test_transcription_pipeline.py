@@ -31,7 +31,7 @@ async def _transcribe(
         on_error=errors.append,
     )
     for packet in spoken_packets(text):
-        stream.feed(packet.data)
+        stream.feed(packet)
     stream.close()
     for _ in range(600):  # the worker loads PocketSphinx first: generous on a busy machine
         if any(u.final for u in got) or errors:
@@ -66,7 +66,7 @@ async def test_a_stream_of_silence_says_nothing_and_bad_packets_are_ignored() ->
         )
         packets = spoken_packets("", pad_seconds=1.0)
         for packet in packets:
-            stream.feed(packet.data)
+            stream.feed(packet)
         for junk in (
             b"",
             b"\x00" * 20,

@@ -15,10 +15,11 @@ and nowhere else (docs/privacy.md).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from parlour.domain import errors
@@ -142,6 +143,7 @@ class TranscriptionService:
         self._languages = None if languages is None else {lang.lower() for lang in languages}
         self._taps: dict[TrackSid, _Tap] = {}
         self._rooms: dict[RoomSid, _RoomState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.deliver: Deliver | None = None
 
     # -- REST -----------------------------------------------------------------------------
@@ -338,10 +340,9 @@ class TranscriptionService:
         if state is None:
             return
         log.error("transcription engine failed room=%s: %s", tap.room_sid, message)
-        import asyncio
-
         task = asyncio.get_running_loop().create_task(self._fail(state))
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _fail(self, state: _RoomState) -> None:
         current = state.transcription
@@ -426,12 +427,12 @@ class TranscriptionService:
         for tap in list(self._taps.values()):
             tap.close()
         self._rooms.clear()
+        for task in list(self._tasks):
+            await task
         await self._transcriber.close()
 
 
 def _with_configuration(t: Transcription, configuration: dict[str, Any]) -> Transcription:
-    from dataclasses import replace
-
     return replace(t, configuration=configuration)
 
 
