@@ -5,6 +5,11 @@ resample, WebRTC VAD, PocketSphinx) hears most of its words."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -109,3 +114,37 @@ def test_rtp_headers_with_csrcs_extension_and_padding_are_parsed() -> None:
     packet = header + csrc + ext + b"opus" + b"\x00\x02"
     assert parse_rtp(packet) == (111, 7, 960, b"opus")
     assert parse_rtp(b"\x40" + bytes(20)) is None  # version 1
+
+
+KILLED_PARENT = """
+import asyncio, sys
+from parlour.transcription import EngineSpec, TranscriberPool
+
+async def main():
+    pool = TranscriberPool(EngineSpec(), workers=1)
+    pool.open_stream(language="en-US", partial_results=False, payload_types=(),
+                     on_result=lambda u: None)
+    print(pool._workers[0].process.pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def test_workers_do_not_outlive_a_killed_server() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its server")

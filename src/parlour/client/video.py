@@ -157,7 +157,7 @@ class RoomEvent:
     `receive_transcriptions=True`: the message as twilio-video's `transcription` event
     has it, in `transcription`: `participant`, `track`, `transcription` (the text),
     `partial_results`, `language_code`, `sequence_number`, `timestamp`; `participant`
-    is the speaker if known, or the local participant's own words have it None).
+    is the speaker, None for the local participant's own words).
     """
 
     name: str

@@ -53,36 +53,49 @@ class SpeechEngine(Protocol):
 class _SphinxRecognizer:
     """Partial results decode incrementally (live cepstral normalisation); the final result
     decodes the whole utterance at once, normalised over all of it, which PocketSphinx
-    recognises markedly better. Without partials the audio is decoded once."""
+    recognises markedly better. Without partials the audio is decoded once.
 
-    def __init__(self, decoder: Any) -> None:
-        self._decoder = decoder
+    Decoders (a loaded model each) are the engine's, lent for a live utterance or one final
+    decode: a worker needs as many as it has streams partially decoding at once, plus one.
+    """
+
+    def __init__(self, engine: PocketSphinxEngine) -> None:
+        self._engine = engine
         self._pcm = bytearray()
-        self._live = 0  # bytes of `_pcm` already decoded live (0: no live utterance)
+        self._live: Any = None  # the decoder of the live utterance, if partials started one
+        self._decoded = 0  # bytes of `_pcm` it has seen
 
     def accept(self, pcm: bytes) -> None:
         self._pcm += pcm
 
     def partial(self) -> str:
-        if not self._live:
-            self._decoder.start_utt()
-        self._decoder.process_raw(bytes(self._pcm[self._live :]), False, False)
-        self._live = len(self._pcm) or 1
-        hyp = self._decoder.hyp()
+        if self._live is None:
+            self._live = self._engine.acquire()
+            self._live.start_utt()
+            self._decoded = 0
+        self._live.process_raw(bytes(self._pcm[self._decoded :]), False, False)
+        self._decoded = len(self._pcm)
+        hyp = self._live.hyp()
         return str(hyp.hypstr) if hyp is not None else ""
 
     def finish(self) -> str:
-        if self._live:
-            self._decoder.end_utt()
-            self._live = 0
+        decoder = self._live
+        if decoder is not None:
+            decoder.end_utt()
+            self._live = None
+        else:
+            decoder = self._engine.acquire()
         pcm, self._pcm = bytes(self._pcm), bytearray()
-        if not pcm:
-            return ""
-        self._decoder.start_utt()
-        self._decoder.process_raw(pcm, False, True)
-        self._decoder.end_utt()
-        hyp = self._decoder.hyp()
-        return str(hyp.hypstr) if hyp is not None else ""
+        try:
+            if not pcm:
+                return ""
+            decoder.start_utt()
+            decoder.process_raw(pcm, False, True)
+            decoder.end_utt()
+            hyp = decoder.hyp()
+            return str(hyp.hypstr) if hyp is not None else ""
+        finally:
+            self._engine.release(decoder)
 
 
 class PocketSphinxEngine:
@@ -90,7 +103,7 @@ class PocketSphinxEngine:
     and `pronounciation-dictionary.dict` (None: the wheel's US English model)."""
 
     def __init__(self, model: str | None = None) -> None:
-        from pocketsphinx import Config, get_model_path
+        from pocketsphinx import Config, Decoder, get_model_path
 
         kwargs: dict[str, Any] = {"samprate": SAMPLE_RATE, "loglevel": "FATAL"}
         if model:
@@ -105,11 +118,17 @@ class PocketSphinxEngine:
                 hmm=f"{base}/en-us", lm=f"{base}/en-us.lm.bin", dict=f"{base}/cmudict-en-us.dict"
             )
         self._config = Config(**kwargs)
+        self._decoder = Decoder
+        self._free: list[Any] = [Decoder(self._config)]  # loaded now: the worker is ready
+
+    def acquire(self) -> Any:
+        return self._free.pop() if self._free else self._decoder(self._config)
+
+    def release(self, decoder: Any) -> None:
+        self._free.append(decoder)
 
     def recognizer(self, language: str) -> Recognizer:
-        from pocketsphinx import Decoder
-
-        return _SphinxRecognizer(Decoder(self._config))
+        return _SphinxRecognizer(self)
 
 
 # -- Vosk -----------------------------------------------------------------------------------

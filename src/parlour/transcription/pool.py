@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import queue
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = ["EngineSpec", "TranscriberPool"]
 log = logging.getLogger(__name__)
 
 BATCH_PACKETS = 10  # Opus frames (20 ms each) per message to a worker
+PARENT_CHECK_SECONDS = 2.0  # an idle worker checks this often that the server still runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,14 @@ def _worker_main(index: int, spec: EngineSpec, jobs: Any, results: Any) -> None:
         return
     results.put(("ready", index, ""))
     streams: dict[int, StreamPipeline] = {}
+    parent = multiprocessing.parent_process()
     while True:
-        job = jobs.get()
+        try:
+            job = jobs.get(timeout=PARENT_CHECK_SECONDS)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                return  # the server was killed: do not outlive it
+            continue
         kind = job[0]
         if kind == "stop":
             return
