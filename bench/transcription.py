@@ -40,6 +40,7 @@ from typing import Any
 
 import av
 
+from bench.procstat import ProcessTree
 from bench.speech import SENTENCES, opus_frames, rtp_packets, speak_wav, word_errors
 from parlour.domain.transcriptions import Utterance
 from parlour.transcription import EngineSpec, TranscriberPool
@@ -137,6 +138,8 @@ async def live(
             for _ in range(k)
         ]
         packets = rtp_packets(frames)
+        worker = ProcessTree(pool._workers[0].process.pid)  # the one worker's own CPU
+        cpu_before = worker.cpu_seconds()
         t0 = loop.time()
         for (ts, _), packet in zip(frames, packets, strict=True):
             delay = t0 + ts / 48000 - loop.time()
@@ -148,6 +151,7 @@ async def live(
             stream.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_heard.wait(), 60)
+        worker_cpu = worker.cpu_seconds() - cpu_before
     finally:
         await pool.close()
     return {
@@ -156,6 +160,9 @@ async def live(
         "expected_finals": expected,
         "delay_median_s": round(statistics.median(delays), 3) if delays else None,
         "delay_max_s": round(max(delays), 3) if delays else None,
+        "worker_cpu_s": round(worker_cpu, 2),
+        # Streams of this audio (with its pauses) that one core would keep up with.
+        "speakers_per_core": round(k * ((frames[-1][0] + 960) / 48000) / worker_cpu, 1),
     }
 
 
@@ -262,11 +269,13 @@ def main() -> None:
         "|---|---|---|",
         *(f"| {s['text']} | {s['heard']} | {s['wer']:.0%} |" for s in sentences),
         "",
-        "| live streams | finals | median delay (s) | max delay (s) |",
-        "|---|---|---|---|",
+        "| live streams | finals | median delay (s) | max delay (s) | worker CPU (s) "
+        "| speakers per core |",
+        "|---|---|---|---|---|---|",
         *(
             f"| {r['streams']} | {r['finals']}/{r['expected_finals']} | "
-            f"{r['delay_median_s']} | {r['delay_max_s']} |"
+            f"{r['delay_median_s']} | {r['delay_max_s']} | {r['worker_cpu_s']} "
+            f"| {r['speakers_per_core']} |"
             for r in runs
         ),
         "",
