@@ -371,7 +371,14 @@ class TranscriptionService:
         tap = _Tap(track, participant.sid, payload_types, self._tap_closed)
         self._taps[track.sid] = tap
         state = self._rooms.get(room.sid)
-        if state is not None:
+        if state is None:
+            # Started through another server process of the same database: join in.
+            started = await self._started(room)
+            if started is not None:
+                state = self._rooms.setdefault(
+                    room.sid, _RoomState(transcription=started, room=room)
+                )
+        if state is not None and not tap.closed:
             self._open(state, tap)
         return tap
 

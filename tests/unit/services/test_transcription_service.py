@@ -343,3 +343,15 @@ async def test_one_tap_feeds_the_recording_and_the_transcription(world: World) -
     await fan.recording_rules_changed(room)
     assert fan.is_recording(room.sid)
     assert recorder.calls == [f"unpublished {track.sid}", "rules"]
+
+
+async def test_a_track_joins_transcriptions_another_process_started(world: World) -> None:
+    w = world
+    room = await new_room(w)
+    elsewhere = TranscriptionService(w.store, w.clock, Events(), FakeTranscriber())
+    await elsewhere.create(room, {"partialResults": True})
+    tap = await tap_of(w, room)
+    assert tap is not None
+    (stream,) = w.transcriber.streams
+    assert stream.partial_results
+    assert w.events.names() == []  # the other process announced it
