@@ -414,7 +414,28 @@ class TranscriptionService:
         configuration = normalize_configuration(
             dict(room.transcriptions_configuration or {}), name="TranscriptionsConfiguration"
         )
-        await self.create(room, configuration)
+        try:
+            await self.create(room, configuration)
+        except errors.InvalidParameterError as exc:
+            # A language this server does not serve: the resource says so (failed), and
+            # so does a transcription-failed callback.
+            now = self._clock.now()
+            failed = Transcription(
+                ttid=new_ttid(),
+                account_sid=room.account_sid,
+                room_sid=room.sid,
+                status=TranscriptionStatus.FAILED,
+                date_created=now,
+                date_updated=now,
+                end_time=now,
+                duration=0,
+                configuration=configuration,
+            )
+            await self._store.insert_transcription(failed)
+            await self._events.emit(
+                TranscriptionFailed(timestamp=now, room=room, transcription=failed)
+            )
+            log.warning("transcriptions failed room=%s: %s", room.sid, exc.message)
 
     async def _room_ended(self, room: Room) -> None:
         for tap in list(self._taps.values()):

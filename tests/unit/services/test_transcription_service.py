@@ -355,3 +355,17 @@ async def test_a_track_joins_transcriptions_another_process_started(world: World
     (stream,) = w.transcriber.streams
     assert stream.partial_results
     assert w.events.names() == []  # the other process announced it
+
+
+async def test_a_language_the_engine_lacks_fails_on_connect(world: World) -> None:
+    w = world
+    room = await new_room(
+        w,
+        transcribe_participants_on_connect=True,
+        transcriptions_configuration='{"languageCode": "fr-FR"}',
+    )
+    await w.service.emit(RoomCreated(timestamp=w.clock.now(), room=room))
+    (failed,) = (await w.service.list(room, PageRequest())).items
+    assert failed.status is TranscriptionStatus.FAILED
+    assert w.events.names() == ["transcription-failed"]
+    assert await tap_of(w, room) is not None and w.transcriber.streams == []

@@ -130,3 +130,20 @@ def test_pocketsphinx_recognizer_partials_and_finals_of_silence() -> None:
     assert isinstance(recognizer.partial(), str)
     recognizer.accept(silence(0.5))
     assert isinstance(recognizer.finish(), str)
+
+
+def test_transcription_settings_come_from_the_environment() -> None:
+    from parlour.config import Config
+
+    config = Config.from_env(
+        {
+            "PARLOUR_TRANSCRIPTION_ENGINE": "vosk",
+            "PARLOUR_TRANSCRIPTION_MODEL": "/srv/model",
+            "PARLOUR_TRANSCRIPTION_LANGUAGES": "en-US,en-GB",
+            "PARLOUR_TRANSCRIPTION_WORKERS": "3",
+        }
+    )
+    assert (config.transcription_engine, config.transcription_model) == ("vosk", "/srv/model")
+    assert config.transcription_languages == "en-US,en-GB"
+    assert config.transcription_workers == 3
+    assert Config().transcription_engine == "pocketsphinx"
