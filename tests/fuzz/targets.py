@@ -31,7 +31,7 @@ from aioice import stun
 from parlour.api.forms import Params
 from parlour.domain import errors
 from parlour.domain.rules import TrackRef, evaluate, parse_rules, rules_to_json
-from parlour.media import rtcp, rtp, sdp
+from parlour.media import rtcp, rtp, sdp, simulcast
 from parlour.media.codecs import NegotiationError
 from parlour.media.dtls import (
     _SRTP_PROFILES,
@@ -45,7 +45,7 @@ from parlour.media.dtls import (
 from parlour.media.negotiation import LocalTransport, PeerNegotiator
 from parlour.media.rewrite import ExtensionRewriter, RtpRewriter
 from parlour.media.sdp import SdpError
-from parlour.media.udp import MediaSocket
+from parlour.media.udp import MediaSocket, _TcpConnection
 from parlour.protocol import tokens
 from parlour.protocol.signaling import Sender, SignalingProtocolError, encode_message
 from parlour.protocol.signaling import parse_message as parse_signaling
@@ -207,6 +207,11 @@ def run_rtp(data: bytes) -> bool:
         assert rtp.header_length(data) == start <= end <= len(data)
         for codec in ("VP8", "H264"):
             assert isinstance(rtp.is_keyframe(codec, data, start), bool)
+        assert simulcast.payload_offset(data) == start
+        descriptor = simulcast.parse_vp8_descriptor(data, start)
+        assert descriptor is None or start + descriptor.size <= len(data)
+        size = simulcast.vp8_keyframe_size(data, start)
+        assert size is None or all(0 <= n < 0x4000 for n in size)
         inner = rtp.unwrap_rtx(data, ssrc=1, payload_type=96)
         if inner is not None:
             rtp.wrap_rtx(inner, ssrc=2, payload_type=97, seq=3)
@@ -233,6 +238,7 @@ def _rtcp_seeds() -> list[bytes]:
         compound,
         rtcp.receiver_report(1, [block, block]) + rtcp.remb(1, 300000, [2, 3]),
         rtcp.nack(1, 2, [5, 6, 9, 40]) + rtcp.bye([1], "gone"),
+        rtcp.transport_feedback(1, 2, 65530, 3, [64_000, None, 64_250, 80_000, 70_000, None]),
     ]
 
 
@@ -297,6 +303,53 @@ def run_stun(data: bytes) -> bool:
     sock.datagram_received(data, ("192.0.2.10", 40000))
     assert sock.handler_errors == 0, "an exception escaped the STUN responder"
     return sock.stun_errors == before and data[:1] in (b"\x00", b"\x01")
+
+
+class _TcpTransport(asyncio.Transport):
+    """The ICE-TCP connection's socket: every frame written back must hold valid STUN."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("192.0.2.20", 50000) if name == "peername" else default
+
+    def write(self, data: Any) -> None:
+        data = bytes(data)
+        assert int.from_bytes(data[:2], "big") == len(data) - 2, "a frame of the wrong length"
+        stun.parse_message(data[2:])
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def _ice_tcp_seeds() -> list[bytes]:
+    frames = [struct.pack("!H", len(m)) + m for m in _stun_seeds()]
+    return [b"".join(frames), frames[0], frames[1][:9]]
+
+
+def run_ice_tcp(data: bytes) -> bool:
+    """A byte stream on an ICE-TCP connection (RFC 4571), delivered in two pieces."""
+    sock = _media_socket()
+
+    async def feed() -> bool:
+        connection = _TcpConnection(sock)
+        connection.connection_made(_TcpTransport())
+        try:
+            cut = len(data) // 3
+            connection.data_received(data[:cut])
+            connection.data_received(data[cut:])
+            return not connection._buffer  # every byte was a whole frame
+        finally:
+            connection.connection_lost(None)
+
+    accepted = _on_loop(feed())
+    assert sock.handler_errors == 0, "an exception escaped the ICE-TCP framing"
+    assert not sock._tcp, "a closed connection stayed registered"
+    return accepted
 
 
 # -- DTLS: record framing, the handshake's input, SRTP ------------------------------------------
@@ -518,6 +571,7 @@ TARGETS: tuple[Target, ...] = (
     Target("rewrite", run_rewrite, _rtp_seeds, max_size=1500),
     Target("rtcp", run_rtcp, _rtcp_seeds, max_size=1500),
     Target("stun", run_stun, _stun_seeds, max_size=1500),
+    Target("ice-tcp", run_ice_tcp, _ice_tcp_seeds, max_size=4000),
     Target("dtls-records", run_dtls_records, _dtls_flights, max_size=4000),
     Target("dtls-handshake", run_dtls, _dtls_flights, weight=0.5, max_size=1500),
     Target("srtp", run_srtp, _srtp_seeds, weight=0.5, max_size=1500),

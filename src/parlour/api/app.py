@@ -14,7 +14,9 @@ from starlette.routing import BaseRoute, Route
 
 from parlour import __version__
 from parlour.api import (
+    credentials,
     media_downloads,
+    media_settings,
     participants,
     quickstart,
     recording_rules,
@@ -24,6 +26,7 @@ from parlour.api import (
     rooms,
     sdk_assets,
     subscribe_rules,
+    tokens,
     tracks,
     transcriptions,
 )
@@ -49,6 +52,8 @@ REST_ROUTES: list[Route] = [
     *recordings.routes,
     *media_downloads.routes,
     *retention.routes,
+    *media_settings.routes,
+    *credentials.routes,
 ]
 
 
@@ -94,6 +99,7 @@ def build_api(
             Route("/healthz", health, methods=["GET"]),
             *sdk_assets.sdk_routes(),
             *quickstart.quickstart_routes(dev=dev),
+            *tokens.routes,  # Twilio's Network Traversal Service (2010-04-01 API, not Video v1)
             *extra_routes,
         ],
         exception_handlers={

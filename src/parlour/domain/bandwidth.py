@@ -29,9 +29,11 @@ __all__ = [
     "Priority",
     "Profile",
     "PublisherNeed",
+    "SimulcastLayer",
     "SwitchOffMode",
     "TrackSource",
     "allocate",
+    "choose_layer",
     "publisher_needs",
     "switch_changes",
 ]
@@ -404,3 +406,69 @@ def switch_changes(
     went_off = current.off - previous.off
     went_on = current.on - previous.on
     return tuple(s for s in ranked if s in went_off), tuple(s for s in ranked if s in went_on)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulcastLayer:
+    """One simulcast layer of a published video track, as the SFU measures it.
+
+    ``width``/``height`` are its last keyframe's (0: unknown), ``bitrate`` in bps, and
+    ``active`` whether it arrives now (a publisher's encoder may not send every layer: too
+    small a source, too little uplink, or paused by a publisher hint).
+    """
+
+    width: int = 0
+    height: int = 0
+    bitrate: int = 0
+    active: bool = True
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+LAYER_AREA_SLACK = 3 / 4
+"""A layer serves render areas up to 1/slack of its own: a 320×240 layer is enough for a
+360×270 element (upscaled a little) rather than sending 640×480 for it."""
+
+TEMPORAL_SHARE = (0.4, 0.6, 1.0)
+"""Share of a VP8 layer's bitrate carried by temporal layers 0, 0–1 and 0–2 (libwebrtc's
+three-layer split is 40/20/40 %)."""
+
+
+def choose_layer(
+    layers: Sequence[SimulcastLayer], *, render_area: int | None, bitrate: int | None
+) -> tuple[int, int]:
+    """``(spatial, temporal)``: which layer of a simulcast track a subscriber gets.
+
+    1. Size: the smallest arriving layer at least about as large as the render area
+       (`LAYER_AREA_SLACK`); the largest arriving one without a render area, when none is
+       large enough, or when sizes are unknown.
+    2. Bitrate: while the layer's bitrate exceeds ``bitrate`` (what the allocation granted
+       the track; None: no limit), the next smaller arriving layer.
+    3. Temporal: on the smallest layer and still over ``bitrate``, the most VP8 temporal
+       layers that fit (`TEMPORAL_SHARE`; at least the base layer); else all (2).
+
+    With no arriving layer the top layer is asked for (it is what the publisher should send).
+    """
+    if not layers:
+        return 0, 2
+    arriving = [i for i, layer in enumerate(layers) if layer.active]
+    if not arriving:
+        return len(layers) - 1, 2
+    pick = arriving[-1]
+    if render_area is not None and all(layers[i].area for i in arriving):
+        for i in arriving:
+            if layers[i].area >= render_area * LAYER_AREA_SLACK:
+                pick = i
+                break
+    if bitrate is not None:
+        while pick != arriving[0] and layers[pick].bitrate > bitrate:
+            pick = arriving[arriving.index(pick) - 1]
+        rate = layers[pick].bitrate
+        if rate > bitrate:
+            for temporal in (1, 0):
+                if rate * TEMPORAL_SHARE[temporal] <= bitrate:
+                    return pick, temporal
+            return pick, 0
+    return pick, 2

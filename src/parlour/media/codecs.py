@@ -2,8 +2,12 @@
 
 `ServerCapabilities.default(video_codecs)`: Opus/48000/2 (``useinbandfec=1``), VP8 and H.264
 (packetization-mode 1, profile-level-id 42e01f and 42001f) with RTX and nack / nack pli /
-ccm fir / goog-remb; header extensions sdes:mid (audio and video) and ssrc-audio-level
-(audio). No transport-cc.
+ccm fir / goog-remb, and transport-cc; header extensions sdes:mid (audio and video),
+ssrc-audio-level (audio) and transport-wide-cc (video). Transport-wide congestion control
+(the extension and the ``transport-cc`` feedback) is negotiated only on sections where the
+server sends and the client does not (`SERVER_SEND_ONLY_FEEDBACK`,
+`HeaderExtensionCapability.server_send_only`): the SFU estimates each subscriber's downlink
+from the client's feedback, but sends none itself, so a publisher must not expect it.
 `negotiation.py` matches client codecs against these (`CodecCapability.matches`).
 """
 
@@ -17,8 +21,10 @@ from typing import Final, Literal, TypeAlias
 from parlour.media.sdp import Codec
 
 __all__ = [
+    "SERVER_SEND_ONLY_FEEDBACK",
     "URI_AUDIO_LEVEL",
     "URI_MID",
+    "URI_TRANSPORT_CC",
     "CodecCapability",
     "HeaderExtensionCapability",
     "MediaKind",
@@ -29,7 +35,12 @@ __all__ = [
 MediaKind: TypeAlias = Literal["audio", "video"]
 URI_MID: Final = "urn:ietf:params:rtp-hdrext:sdes:mid"
 URI_AUDIO_LEVEL: Final = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
-_VIDEO_FEEDBACK: Final = ("goog-remb", "ccm fir", "nack", "nack pli")
+URI_TRANSPORT_CC: Final = (
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+)
+_VIDEO_FEEDBACK: Final = ("goog-remb", "transport-cc", "ccm fir", "nack", "nack pli")
+SERVER_SEND_ONLY_FEEDBACK: Final = frozenset({"transport-cc"})
+"""Feedback negotiated only where the client does not send (see the module docstring)."""
 
 
 class NegotiationError(ValueError):
@@ -130,6 +141,8 @@ class HeaderExtensionCapability:
     kind: MediaKind
     uri: str
     preferred_id: int
+    server_send_only: bool = False
+    """Negotiated only on sections where the server sends and the client does not."""
 
 
 _OPUS: Final = CodecCapability("audio", "opus", 48000, 2, (("useinbandfec", "1"),), (), False, 111)
@@ -163,6 +176,7 @@ _EXTENSIONS: Final = (
     HeaderExtensionCapability("audio", URI_AUDIO_LEVEL, 1),
     HeaderExtensionCapability("audio", URI_MID, 4),
     HeaderExtensionCapability("video", URI_MID, 4),
+    HeaderExtensionCapability("video", URI_TRANSPORT_CC, 3, server_send_only=True),
 )
 
 

@@ -17,9 +17,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from parlour.domain import errors
+from parlour.domain.bandwidth import SimulcastLayer
 from parlour.domain.ports import LinkReport, MediaListener, TrackDescriptor, TrackTap
 from parlour.domain.sids import ParticipantSid, TrackSid
 from parlour.media import rtcp, rtp
+from parlour.media.bwe import UplinkEstimator
+from parlour.media.codecs import URI_TRANSPORT_CC
+from parlour.media.downlink import Downlink
 from parlour.media.dtls import Certificate, DtlsSrtpTransport
 from parlour.media.negotiation import (
     LocalTransport,
@@ -29,7 +33,15 @@ from parlour.media.negotiation import (
     PublishedTrackInfo,
     ServerCapabilities,
 )
-from parlour.media.router import Consumer, DataConsumer, DataProducer, Producer, Router
+from parlour.media.rewrite import TransportCc
+from parlour.media.router import (
+    ALL_TEMPORAL,
+    Consumer,
+    DataConsumer,
+    DataProducer,
+    Producer,
+    Router,
+)
 from parlour.media.sctp import ChannelInfo, DataChannels
 from parlour.media.udp import Address, MediaSocket
 
@@ -86,7 +98,9 @@ class Peer:
         self._connect_timeout = connect_timeout
         self._consent_timeout = consent_timeout
         host, port = socket.candidate_address
-        self.local = LocalTransport.generate(certificate.fingerprint(), host, port)
+        self.local = LocalTransport.generate(
+            certificate.fingerprint(), host, port, tcp_port=socket.tcp_port
+        )
         self.negotiator = PeerNegotiator(self.local, capabilities)
         self.pc_id: str | None = None
         self.addr: Address | None = None
@@ -105,6 +119,12 @@ class Peer:
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._data_wanted: dict[str, DataConsumer] = {}  # label → what we relay
         self._switched_off: frozenset[str] = frozenset()  # received track ids not forwarded
+        # Simulcast layers chosen for received tracks: track id → (spatial, temporal).
+        self._layers: dict[str, tuple[int | None, int]] = {}
+        # Send-side bandwidth estimation of what we send it (transport-wide CC).
+        self.downlink = Downlink(self._call_later)
+        # … and of what it sends us (the REMB it gets).
+        self.uplink = UplinkEstimator(REMB_BITRATE, maximum=REMB_BITRATE)
         self._octets_at = 0.0  # when the producers' bitrates were last measured
         # Loss and jitter by (kind, direction): the worst stream of the last report each.
         self._links: dict[tuple[str, str], LinkReport] = {}
@@ -207,6 +227,55 @@ class Peer:
     def published_bitrate(self, track_id: str) -> int:
         producer = self._producers.get(track_id)
         return producer.bitrate if producer is not None else 0
+
+    def published_layers(self, track_id: str) -> list[SimulcastLayer]:
+        producer = self._producers.get(track_id)
+        if producer is None:
+            return []
+        now = time.monotonic()
+        return [
+            SimulcastLayer(
+                width=layer.width,
+                height=layer.height,
+                bitrate=layer.bitrate,
+                active=layer.active(now),
+            )
+            for layer in producer.layers
+        ]
+
+    def select_layers(self, layers: Mapping[str, tuple[int | None, int]]) -> None:
+        self._layers = dict(layers)
+        now = time.monotonic()
+        for track_id, consumer in self._consumers.items():
+            spatial, temporal = self._layers.get(track_id, (None, ALL_TEMPORAL))
+            consumer.set_layers(spatial, temporal, now)
+
+    def downlink_estimate(self) -> tuple[int | None, bool]:
+        return self.downlink.limit(time.monotonic())
+
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> object:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    def _transport_cc(self) -> TransportCc | None:
+        """The transport-wide CC stamping of what we send, when the client negotiated it."""
+        ext_id = next(
+            (
+                e.id
+                for s in self.negotiator.sending
+                for e in s.header_extensions
+                if e.uri == URI_TRANSPORT_CC
+            ),
+            None,
+        )
+        return self.downlink.configure(ext_id)
+
+    def _stamp(self, consumer: Consumer, tcc: TransportCc | None) -> None:
+        """Stamp a consumer's packets with transport-wide numbers if its section negotiated
+        them: a receiver that does not read them on a stream (audio) would report the
+        numbers those packets took as lost."""
+        sent = next((s for s in self.negotiator.sending if s.mid == consumer.info.mid), None)
+        negotiated = sent is not None and sent.extension_id(URI_TRANSPORT_CC) is not None
+        consumer.rewriter.transport_cc = tcc if negotiated else None
 
     def switch_off(self, track_ids: Collection[str]) -> None:
         self._switched_off = frozenset(track_ids)
@@ -482,15 +551,33 @@ class Peer:
             now = time.monotonic()
             self.send_feedback(dtls, now)
             self._measure_bitrates(now)
+            for consumer in self._consumers.values():
+                if consumer.switch is not None:
+                    consumer.retarget(now)  # layers come and go; waiting ones need keyframes
+            self._probe(now)
+
+    def _probe(self, now: float) -> None:
+        """Probe the downlink when its estimate keeps this subscriber below its best: the
+        best layer of every track it is forwarded."""
+        wanted = 0
+        video: list[Consumer] = []
+        for consumer in self._consumers.values():
+            if consumer.paused:
+                continue
+            producer = consumer.producer
+            rates = [layer.bitrate for layer in producer.layers if layer.active(now)]
+            wanted += rates[-1] if rates else producer.bitrate
+            if consumer.info.kind == "video":
+                video.append(consumer)
+        if self.dtls is not None:
+            self.downlink.tick(wanted, video, self.dtls, now)
 
     def _measure_bitrates(self, now: float) -> None:
         """Each producer's bitrate over the interval since the last measurement."""
         elapsed = now - self._octets_at
         self._octets_at = now
         for producer in self._producers.values():
-            octets, producer.octets = producer.octets, 0
-            if 0 < elapsed < 10:
-                producer.bitrate = int(octets * 8 / elapsed)
+            producer.measure(elapsed)
 
     def send_feedback(self, dtls: RtcpSink, now: float) -> None:
         """Receiver reports and REMB about the streams this participant publishes, NACKs for
@@ -501,7 +588,9 @@ class Peer:
         the loss, jitter and round-trip time the twilio-video SDK reports for local tracks.
         """
         blocks: list[rtcp.ReportBlock] = []
-        video_ssrcs = []
+        video_ssrcs: list[int] = []
+        worst_loss = 0.0
+        received = 0
         for producer in self._producers.values():
             for ssrc, tracker in producer.tracker.items():
                 missing = tracker.nacks()
@@ -509,14 +598,20 @@ class Peer:
                     self.nacks_sent += 1
                     dtls.send_rtcp(rtcp.nack(self.rtcp_ssrc, ssrc, missing))
                 if tracker.take_keyframe_request():
-                    producer.request_keyframe(now)
+                    producer.request_keyframe(now, producer.layer_of.get(ssrc))
                 if tracker.received:
                     block = tracker.report_block(now)
                     blocks.append(block)
                     self._link(producer.kind, "send", block, producer.clock_rate)
-            if producer.kind == "video" and producer.info.ssrc is not None:
-                video_ssrcs.append(producer.info.ssrc)
-        remb = rtcp.remb(self.rtcp_ssrc, REMB_BITRATE, video_ssrcs) if video_ssrcs else b""
+                    if producer.kind == "video":
+                        worst_loss = max(worst_loss, block.fraction_lost / 256)
+            if producer.kind == "video":
+                video_ssrcs.extend(producer.info.ssrcs)
+                received += producer.bitrate
+        remb = b""
+        if video_ssrcs:
+            bitrate = self.uplink.update(worst_loss, received, now)
+            remb = rtcp.remb(self.rtcp_ssrc, bitrate, video_ssrcs)
         for start in range(0, len(blocks), MAX_REPORT_BLOCKS):
             report = rtcp.receiver_report(self.rtcp_ssrc, blocks[start : start + MAX_REPORT_BLOCKS])
             dtls.send_rtcp(report + remb)  # a compound packet starts with the RR
@@ -601,12 +696,16 @@ class Peer:
         if info is None or self.dtls is None:
             return
         consumer = self.router.consume(producer, info, self.dtls, self._source_closed)
+        self._stamp(consumer, self._transport_cc())
         self._consumers[track_id] = consumer
         self._consumer_by_ssrc[info.ssrc] = consumer
+        now = time.monotonic()
+        spatial, temporal = self._layers.get(track_id, (None, ALL_TEMPORAL))
+        consumer.set_layers(spatial, temporal, now)
         if track_id in self._switched_off:
             consumer.pause()
         else:
-            producer.request_keyframe(time.monotonic())
+            consumer.request_keyframe(now)
 
     def _drop_consumer(self, track_id: str) -> None:
         consumer = self._consumers.pop(track_id, None)
@@ -639,6 +738,9 @@ class Peer:
     def _apply_sending(self, result: NegotiationResult) -> None:
         for info in result.stopped:
             self._drop_consumer(info.track_id)
+        tcc = self._transport_cc()
+        for consumer in self._consumers.values():
+            self._stamp(consumer, tcc)
         self._sync_wanted()
 
     def _report(self) -> None:
@@ -689,12 +791,14 @@ class Peer:
                     else list(self._consumers.values())
                 )
                 for consumer in targets:
-                    consumer.producer.request_keyframe(now)
+                    consumer.request_keyframe(now)
             elif isinstance(item, rtcp.Nack):
                 self.nacks_received += 1
                 nacked = self._consumer_by_ssrc.get(item.media_ssrc)
                 if nacked is not None:
                     nacked.retransmit(list(item.seqs))
+            elif isinstance(item, rtcp.TransportFeedback):
+                self.downlink.on_feedback(item)
             elif isinstance(item, rtcp.ReceiverReport):
                 self._receiver_reports(item.reports)
             elif isinstance(item, rtcp.SenderReport):

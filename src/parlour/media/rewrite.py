@@ -9,18 +9,17 @@
   when the source changes (`RtpRewriter.switch_source`) and translates the source's Sender
   Reports (`translate_sr`) so lip sync survives forwarding.
 
-What is deliberately *not* rewritten: the codec payload. In particular VP8's PictureID and
-TL0PICIDX (RFC 7741 §4.2) pass through untouched. That is correct as long as a consumer
-forwards a single source without dropping frames (no simulcast layer switching, no temporal
-layer dropping): the receiver sees one encoder's numbering. When the source switches, the
-jump in PictureID is harmless because a keyframe (requested by the caller) follows. Layer
-switching would need PictureID/TL0PICIDX rewriting here; it is not implemented.
+What is deliberately *not* rewritten here: the codec payload. A consumer of a single
+stream passes VP8's PictureID and TL0PICIDX (RFC 7741 §4.2) through untouched: the receiver
+sees one encoder's numbering. A consumer of a simulcast producer, which switches between
+encoders and may drop temporal layers, also runs `simulcast.Vp8Rewriter` on its output, and
+compacts the sequence numbers of dropped packets with `RtpRewriter.skip`.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias
 
 from parlour.media.rtcp import SenderReport
@@ -37,6 +36,7 @@ from parlour.media.rtp import (
 __all__ = [
     "ExtensionRewriter",
     "RtpRewriter",
+    "TransportCc",
 ]
 
 _MASK16: Final = 0xFFFF
@@ -291,6 +291,65 @@ def _prefix(pkt: Packet, ext: ExtensionRewriter | None) -> tuple[int, bytes | by
     return b0, (pkt[12:ext_start] + block if ext_start > 12 else block), pos, octets
 
 
+class TransportCc:
+    """Transport-wide sequence numbers of one subscriber transport (transport-wide CC).
+
+    Shared by the rewriters of every consumer of that subscriber (`RtpRewriter.transport_cc`):
+    each packet they rewrite gets a one-byte extension element ``ext_id`` with the next
+    number, appended to its extension block (one 32-bit word: id/length, the number, a
+    padding byte; RFC 8285 allows padding between elements) or in a new block, and is
+    recorded with ``record(seq, clock(), size, cluster)``. Stamping while the packet is built
+    costs a few bytes of copying, not another copy of the packet. A packet with a two-byte
+    extension block is not stamped.
+
+    Args:
+        ext_id: the negotiated id (1-14).
+        record: where sends are noted (`bwe.SendHistory.sent`).
+        clock: monotonic seconds.
+    """
+
+    __slots__ = ("_hdr", "_pending", "clock", "cluster", "ext_id", "record", "seq")
+
+    def __init__(
+        self,
+        ext_id: int,
+        record: Callable[[int, float, int, int], None],
+        clock: Callable[[], float],
+    ) -> None:
+        if not 0 < ext_id < 15:
+            raise RtpError(f"transport-wide-cc id {ext_id} needs the two-byte form")
+        self.ext_id = ext_id
+        self._hdr = (ext_id << 4) | 1
+        self.record = record
+        self.clock = clock
+        self.seq = 0
+        self.cluster = 0  # the probe cluster packets sent now belong to (0: none)
+        self._pending = -1
+
+    def extend(self, b0: int, prefix: bytes | bytearray) -> tuple[int, bytes | bytearray]:
+        """(first byte, CSRCs + extension block) with the next number's element added."""
+        seq = self.seq
+        element = bytes((self._hdr, seq >> 8, seq & 0xFF, 0))
+        cc4 = (b0 & 0x0F) << 2
+        if len(prefix) == cc4:
+            self._pending = seq
+            return b0 | 0x10, prefix + b"\xbe\xde\x00\x01" + element
+        if prefix[cc4] != 0xBE or prefix[cc4 + 1] != 0xDE:
+            self._pending = -1
+            return b0, prefix
+        words = ((prefix[cc4 + 2] << 8) | prefix[cc4 + 3]) + 1
+        self._pending = seq
+        return b0, prefix[: cc4 + 2] + _U16.pack(words) + prefix[cc4 + 4 :] + element
+
+    def commit(self, size: int) -> None:
+        """The packet stamped by the last `extend` is ``size`` bytes and goes out now."""
+        seq = self._pending
+        if seq >= 0:
+            self._pending = -1
+            self.seq = (seq + 1) & 0xFFFF
+            self.record(seq, self.clock(), size, self.cluster)
+
+
 class RtpRewriter:
     """Rewrites one source's packets for one consumer (a subscriber's stream).
 
@@ -336,6 +395,7 @@ class RtpRewriter:
         "packets",
         "payload_type",
         "ssrc",
+        "transport_cc",
     )
 
     def __init__(
@@ -369,6 +429,8 @@ class RtpRewriter:
         self._hi_seq = 0  # highest input seq / its timestamp, of the current source
         self._hi_ts = 0
         self._next_delta: int | None = None
+        #: Stamp transport-wide sequence numbers (None: the subscriber did not negotiate them).
+        self.transport_cc: TransportCc | None = None
 
     @property
     def extensions(self) -> ExtensionRewriter | None:
@@ -437,6 +499,22 @@ class RtpRewriter:
         self._hi_seq = in_seq
         self._hi_ts = in_ts
 
+    def skip(self, pkt: Packet) -> None:
+        """Drop a packet of the current source without a hole in the output numbering.
+
+        The next packets' sequence numbers close up (a subscriber must not NACK what was
+        dropped on purpose, e.g. a VP8 temporal layer above the limit). Only an in-order
+        packet (the next after the highest seen) can be compacted; others are ignored.
+        """
+        if len(pkt) < 12:
+            return
+        in_seq, in_ts, src = _unpack_seq_ts_ssrc(pkt, 2)
+        if src != self._src or ((in_seq - self._hi_seq) & 0xFFFF) != 1:
+            return
+        self._hi_seq = in_seq
+        self._hi_ts = in_ts
+        self._seq_off = (self._seq_off - 1) & _MASK16
+
     def rewrite(self, pkt: Packet) -> bytes:
         """Return the outgoing packet for this consumer.
 
@@ -472,8 +550,11 @@ class RtpRewriter:
             self._hi_ts = in_ts
         self.packets += 1
         self.octets += octets
+        tcc = self.transport_cc
+        if tcc is not None:
+            b0, prefix = tcc.extend(b0, prefix)
         # literals instead of _MASK16/_MASK32: global lookups cost on this path
-        return (
+        out = (
             _pack_hdr(
                 b0,
                 (pkt[1] & 0x80) | self.payload_type,
@@ -484,6 +565,9 @@ class RtpRewriter:
             + prefix  # small: concatenating it first copies the payload only twice
             + pkt[start:]
         )
+        if tcc is not None:
+            tcc.commit(len(out))
+        return out
 
     def translate_sr(self, sr: SenderReport) -> SenderReport | None:
         """Map the source's Sender Report onto this consumer's stream.

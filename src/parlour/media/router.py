@@ -28,18 +28,20 @@ from types import MappingProxyType
 from typing import Protocol
 
 from parlour.domain.ports import TrackTap
-from parlour.media import rewrite, rtcp, rtp, stats
+from parlour.media import rewrite, rtcp, rtp, simulcast, stats
 from parlour.media.active_speaker import ActiveSpeakerObserver
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
 from parlour.media.speakers import audio_level
 
-__all__ = ["Consumer", "DataConsumer", "DataProducer", "Producer", "Router", "RtpSink"]
+__all__ = ["Consumer", "DataConsumer", "DataProducer", "Layer", "Producer", "Router", "RtpSink"]
 
 log = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL = 0.3  # at most one PLI per producer per 300 ms
 VIDEO_HISTORY = 1024
 AUDIO_HISTORY = 128
+LAYER_IDLE = 1.0  # a simulcast layer with no packet for this long is inactive
+ALL_TEMPORAL = 2  # the highest VP8 temporal layer id libwebrtc uses (three layers)
 
 
 class RtpSink(Protocol):
@@ -53,20 +55,68 @@ def _extension_map(track: PublishedTrackInfo | SentTrackInfo) -> dict[str, int]:
     return {e.uri: e.id for e in track.header_extensions}
 
 
-class Consumer:
-    """One subscriber's copy of one producer (made by `Router.consume`)."""
+class Layer:
+    """One simulcast layer (one SSRC) of a producer, lowest resolution first.
+
+    Counters are written on the hot path; ``bitrate`` by the owner's RTCP loop. ``width``
+    and ``height`` are those of the last VP8 keyframe (0 until one, or for other codecs).
+    """
 
     __slots__ = (
+        "bitrate",
+        "height",
+        "history",
+        "index",
+        "keyframes",
+        "last_at",
+        "last_keyframe_request",
+        "octets",
+        "packets",
+        "ssrc",
+        "width",
+    )
+
+    def __init__(self, index: int, ssrc: int) -> None:
+        self.index = index
+        self.ssrc = ssrc
+        self.history = rtp.PacketHistory(VIDEO_HISTORY)  # by this layer's sequence numbers
+        self.octets = 0  # since the last bitrate measurement
+        self.bitrate = 0
+        self.packets = 0
+        self.keyframes = 0
+        self.last_at = -1e9  # arrival of the last packet (monotonic seconds)
+        self.last_keyframe_request = -1e9
+        self.width = 0
+        self.height = 0
+
+    def active(self, now: float) -> bool:
+        """Packets arrived within `LAYER_IDLE` seconds."""
+        return now - self.last_at < LAYER_IDLE
+
+
+class Consumer:
+    """One subscriber's copy of one producer (made by `Router.consume`).
+
+    Of a simulcast producer it forwards one layer (`switch`, `set_layers`), switching at
+    keyframes, with the VP8 numbering made continuous (`vp8`).
+    """
+
+    __slots__ = (
+        "_layer",
         "_on_producer_closed",
+        "_paused_at",
         "_rtx_seq",
         "closed",
         "info",
         "keyframe_requests",
         "paused",
+        "preferred_layer",
         "pt_map",
         "producer",
         "rewriter",
         "sink",
+        "switch",
+        "vp8",
     )
 
     def __init__(
@@ -96,6 +146,63 @@ class Consumer:
         self._rtx_seq = 0
         self.keyframe_requests = 0
         self.paused = False
+        self._paused_at = 0.0
+        # Simulcast: the layer wanted (None: the best there is), the switch, VP8 numbering.
+        self.preferred_layer: int | None = None
+        self.switch: simulcast.LayerSwitch | None = None
+        self.vp8: simulcast.Vp8Rewriter | None = None
+        self._layer: Layer | None = None  # the layer forwarded now
+        if producer.layers:
+            self.switch = simulcast.LayerSwitch(producer.best_layer(len(producer.layers) - 1))
+            if producer.codec_name == "vp8":
+                self.vp8 = simulcast.Vp8Rewriter()
+
+    @property
+    def layer(self) -> int:
+        """The simulcast layer forwarded now (`simulcast.NO_LAYER`: none; 0 without simulcast)."""
+        return self.switch.current if self.switch is not None else 0
+
+    @property
+    def target_layer(self) -> int:
+        """The simulcast layer being switched to (0 without simulcast)."""
+        return self.switch.target if self.switch is not None else 0
+
+    def set_layers(self, spatial: int | None, temporal: int, now: float) -> None:
+        """Forward simulcast layer ``spatial`` (None: the best one arriving; an inactive one
+        falls back to the best active one below, else above) and VP8 temporal layers up to
+        ``temporal``. Switching waits for a keyframe, asked for here. No-op without simulcast."""
+        switch = self.switch
+        if switch is None:
+            return
+        self.preferred_layer = spatial
+        if self.vp8 is not None:
+            self.vp8.set_max_temporal(temporal)
+        self.retarget(now)
+
+    def retarget(self, now: float) -> None:
+        """Aim at the best layer for the preference among those arriving now, and ask for a
+        keyframe of it while waiting (the owner calls this about once a second)."""
+        switch = self.switch
+        if switch is None or self.closed:
+            return
+        producer = self.producer
+        wanted = self.preferred_layer
+        if wanted is None:
+            wanted = len(producer.layers) - 1
+        target = producer.best_layer(wanted, now)
+        switch.set_target(target)
+        producer._place(self)
+        if switch.waiting and not self.paused:
+            producer.request_keyframe(now, producer.layers[target])
+
+    def request_keyframe(self, now: float) -> None:
+        """The subscriber asked for a keyframe (PLI/FIR): ask the publisher, for the layer
+        this consumer forwards or is switching to."""
+        switch = self.switch
+        if switch is None:
+            self.producer.request_keyframe(now)
+        else:
+            self.producer.request_keyframe(now, self.producer.layers[switch.target])
 
     def close(self) -> None:
         """Stop receiving from the producer (idempotent; the owner is not called back)."""
@@ -109,6 +216,7 @@ class Consumer:
         consumer costs nothing per packet. NACKs are still answered."""
         if not self.paused and not self.closed:
             self.paused = True
+            self._paused_at = time.monotonic()
             self.producer._detach(self)
 
     def resume(self, now: float) -> None:
@@ -116,7 +224,11 @@ class Consumer:
         if self.paused and not self.closed:
             self.paused = False
             self.producer._attach(self)
-            self.producer.request_keyframe(now)
+            if self.switch is not None:
+                self.switch.restart()  # what arrives next may be mid-GOP of any layer
+                self.retarget(now)
+            else:
+                self.producer.request_keyframe(now)
 
     def _producer_closed(self) -> None:
         self.closed = True
@@ -137,6 +249,70 @@ class Consumer:
             return
         self.sink.send_rtp(out)
 
+    def forward_layer(
+        self, packet: bytes, payload_type: int, layer: Layer, keyframe: bool, offset: int
+    ) -> None:
+        """Send one packet of a simulcast producer, if it is of the layer forwarded (hot
+        path of simulcast consumers); switch layers at the target's keyframe."""
+        switch = self.switch
+        assert switch is not None
+        if layer.index != switch.current:
+            if layer.index != switch.target or not keyframe:
+                return
+            self._switch_to(layer, packet, offset)
+            switch.accept(layer.index, keyframe)
+            self.producer._place(self)
+        out_pt = self.pt_map.get(payload_type)
+        if out_pt is None:
+            return
+        rewriter = self.rewriter
+        vp8 = self.vp8
+        if vp8 is not None and vp8.active and not vp8.keep(packet, offset):
+            rewriter.skip(packet)
+            return
+        rewriter.payload_type = out_pt
+        try:
+            out = rewriter.rewrite(packet)
+        except rtp.RtpError:
+            return
+        if vp8 is not None and vp8.active:
+            out = vp8.rewrite(out, simulcast.payload_offset(out))
+        self.sink.send_rtp(out)
+
+    def _switch_to(self, layer: Layer, packet: bytes, offset: int) -> None:
+        """Continue the output stream with ``layer``, whose keyframe ``packet`` starts."""
+        rewriter = self.rewriter
+        old = self._layer
+        last: bytes | None = None
+        last_seq = rewriter.last_seq
+        clock = self.producer.clock_rate
+        step: int | None = None
+        if last_seq is not None and old is not None and rewriter.source_ssrc == old.ssrc:
+            last = old.history.get((last_seq - rewriter.seq_offset) & 0xFFFF)
+        switch = self.switch
+        if last_seq is None:
+            pass
+        elif last is not None and switch is not None and switch.current != simulcast.NO_LAYER:
+            last_ts = rewriter.last_timestamp
+            assert last_ts is not None and old is not None
+            source_last = (last_ts - rewriter.ts_offset) & 0xFFFFFFFF
+            source_step = ((rtp.timestamp(packet) - source_last + 0x80000000) & 0xFFFFFFFF) - (
+                0x80000000
+            )
+            wall = int((layer.last_at - old.last_at) * clock)
+            step = simulcast.ts_step(source_step, wall, clock)
+        else:  # resumed after a pause: the gap in wall time
+            step = max(1, int((layer.last_at - self._paused_at) * clock))
+        if self.vp8 is not None:
+            self.vp8.switched(
+                packet,
+                offset,
+                last,
+                simulcast.payload_offset(last) if last is not None else 0,
+            )
+        rewriter.switch_source(step)
+        self._layer = layer
+
     def retransmit(self, seqs: list[int]) -> None:
         """Answer a subscriber NACK from the producer's history (RTX-wrapped when negotiated).
 
@@ -144,9 +320,23 @@ class Consumer:
         back to the packet the producer kept; it is rewritten again, and sent only if that
         lands on the number asked for (not after a source switch moved the offset).
         """
+        send = self.sink.send_rtp
+        for packet in self._repairs(seqs):
+            send(packet)
+
+    def probe_packets(self, count: int) -> list[bytes]:
+        """Retransmissions (RTX) of up to ``count`` packets sent last, as bandwidth-probe
+        padding the subscriber discards (none without RTX)."""
+        last = self.rewriter.last_seq
+        if self.info.rtx_ssrc is None or last is None or self.paused or count <= 0:
+            return []
+        return list(self._repairs([(last - i) & 0xFFFF for i in range(count - 1, -1, -1)]))
+
+    def _repairs(self, seqs: list[int]) -> Iterator[bytes]:
         info = self.info
         rewriter = self.rewriter
-        history = self.producer.history
+        history = self.producer.history if self._layer is None else self._layer.history
+        vp8 = self.vp8 if self.vp8 is not None and self.vp8.active else None
         for seq in seqs:
             original = history.get((seq - rewriter.seq_offset) & 0xFFFF)
             if original is None or rtp.ssrc(original) != rewriter.source_ssrc:
@@ -161,6 +351,8 @@ class Consumer:
                 continue
             if rtp.seq(packet) != seq:
                 continue
+            if vp8 is not None:
+                packet = vp8.rewrite(packet, simulcast.payload_offset(packet))
             if info.rtx_ssrc is not None and info.rtx_payload_type is not None:
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
                 packet = rtp.wrap_rtx(
@@ -169,7 +361,7 @@ class Consumer:
                     payload_type=info.rtx_payload_type,
                     seq=self._rtx_seq,
                 )
-            self.sink.send_rtp(packet)
+            yield packet
 
     def sender_report(self, report: rtcp.SenderReport) -> None:
         """Relay the publisher's SR, translated, so the subscriber can sync audio and video."""
@@ -188,22 +380,29 @@ class Producer:
 
     __slots__ = (
         "_router",
+        "_tap_layer",
         "audio_level_id",
         "bitrate",
+        "by_layer",
         "clock_rate",
         "closed",
+        "codec_name",
         "consumers",
         "history",
         "info",
         "keyframe_deferred",
         "last_keyframe_request",
+        "layer_of",
+        "layers",
         "octets",
         "publisher_sid",
         "request_keyframe_cb",
         "rtx",
         "ssrcs",
         "tap",
+        "top_layer",
         "tracker",
+        "waiting",
     )
 
     def __init__(
@@ -228,6 +427,19 @@ class Producer:
         self.tracker: dict[int, stats.LossTracker] = {s: stats.LossTracker(s) for s in info.ssrcs}
         codec = info.codec
         self.clock_rate = (codec.clock_rate if codec is not None else 0) or 90000
+        self.codec_name = codec.name.lower() if codec is not None else ""
+        # Simulcast (a=ssrc-group:SIM): one `Layer` per SSRC, lowest first.
+        self.layers: tuple[Layer, ...] = ()
+        if info.kind == "video" and len(info.ssrcs) > 1:
+            self.layers = tuple(Layer(i, ssrc) for i, ssrc in enumerate(info.ssrcs))
+        self.layer_of: dict[int, Layer] = {layer.ssrc: layer for layer in self.layers}
+        # The simulcast fan-out, per layer: the consumers forwarding it, and those waiting for
+        # its keyframe to switch to it (only they look at its keyframes). Replaced, not
+        # mutated, like `consumers`.
+        self.by_layer: list[list[Consumer]] = [[] for _ in self.layers]
+        self.waiting: list[list[Consumer]] = [[] for _ in self.layers]
+        self.top_layer = 0  # the highest layer seen so far
+        self._tap_layer: Layer | None = None  # the one layer the recording tap gets
         # What was received, by the publisher's sequence number: consumers answer NACKs from
         # it, so a packet is kept once however many subscribers it went to.
         size = VIDEO_HISTORY if info.kind == "video" else AUDIO_HISTORY
@@ -251,8 +463,32 @@ class Producer:
         return self.info.kind
 
     def set_tap(self, tap: TrackTap | None) -> None:
-        """Feed every packet to `tap` from now on (None: stop; the old tap is not closed)."""
+        """Feed every packet to `tap` from now on (None: stop; the old tap is not closed).
+
+        Of a simulcast producer the tap gets one layer: the highest arriving at its first
+        keyframe after the tap is set (the recorder asks for one)."""
         self.tap = None if self.closed else tap
+        self._tap_layer = None
+
+    def best_layer(self, wanted: int, now: float | None = None) -> int:
+        """The layer to forward for a preference: ``wanted`` if it arrives, else the best
+        one arriving below it, else the lowest arriving above it, else ``wanted`` (nothing
+        arrives yet; without ``now``, layers that ever had packets count as arriving)."""
+        layers = self.layers
+        if not layers:
+            return 0
+        wanted = max(0, min(wanted, len(layers) - 1))
+
+        def arriving(layer: Layer) -> bool:
+            return layer.packets > 0 if now is None else layer.active(now)
+
+        for layer in reversed(layers[: wanted + 1]):
+            if arriving(layer):
+                return layer.index
+        for layer in layers[wanted + 1 :]:
+            if arriving(layer):
+                return layer.index
+        return wanted
 
     def close(self) -> None:
         """The track is gone: close every consumer (their owners are told), close the
@@ -274,13 +510,37 @@ class Producer:
 
     def _attach(self, consumer: Consumer) -> None:
         self.consumers = [*self.consumers, consumer]
+        self._place(consumer)
 
     def _detach(self, consumer: Consumer) -> None:
         # A new list rather than remove(): a fan-out loop running now keeps its snapshot.
         self.consumers = [c for c in self.consumers if c is not consumer]
+        self._place(consumer)
+
+    def _place(self, consumer: Consumer) -> None:
+        """Put a simulcast consumer in the per-layer lists its state calls for."""
+        switch = consumer.switch
+        if switch is None or not self.layers:
+            return
+        attached = not consumer.closed and not consumer.paused
+        for index in range(len(self.layers)):
+            for lists, wanted in (
+                (self.by_layer, attached and switch.current == index),
+                (self.waiting, attached and switch.target == index != switch.current),
+            ):
+                members = lists[index]
+                if (consumer in members) != wanted:
+                    lists[index] = (
+                        [*members, consumer]
+                        if wanted
+                        else [c for c in members if c is not consumer]
+                    )
 
     def forward(self, packet: bytes) -> None:
         """Fan one publisher packet out to every consumer (hot path)."""
+        if self.layer_of:
+            self._forward_simulcast(packet)
+            return
         tap = self.tap
         if tap is not None:
             tap.feed(packet)
@@ -293,6 +553,52 @@ class Producer:
         payload_type = packet[1] & 0x7F
         for consumer in self.consumers:
             consumer.forward(packet, payload_type)
+
+    def _forward_simulcast(self, packet: bytes) -> None:
+        """One packet of a simulcast layer: its counters and history, then the consumers
+        (each forwards its own layer)."""
+        layer = self.layer_of.get(int.from_bytes(packet[8:12], "big"))
+        if layer is None:
+            return
+        layer.last_at = time.monotonic()
+        layer.packets += 1
+        size = len(packet)
+        layer.octets += size
+        self.octets += size
+        layer.history.put(packet)
+        offset = simulcast.payload_offset(packet)
+        keyframe = rtp.is_keyframe(self.codec_name, packet, offset)
+        if keyframe:
+            layer.keyframes += 1
+            if self.codec_name == "vp8":
+                dims = simulcast.vp8_keyframe_size(packet, offset)
+                if dims is not None:
+                    layer.width, layer.height = dims
+        if layer.index > self.top_layer:
+            self.top_layer = layer.index
+        tap = self.tap
+        if tap is not None:
+            if self._tap_layer is None and keyframe and layer.index == self.top_layer:
+                self._tap_layer = layer
+            if self._tap_layer is layer:
+                tap.feed(packet)
+        payload_type = packet[1] & 0x7F
+        index = layer.index
+        for consumer in self.by_layer[index]:
+            consumer.forward_layer(packet, payload_type, layer, keyframe, offset)
+        if keyframe:
+            for consumer in self.waiting[index]:
+                consumer.forward_layer(packet, payload_type, layer, keyframe, offset)
+
+    def measure(self, elapsed: float) -> None:
+        """The bitrates over the last ``elapsed`` seconds (the owner's RTCP loop)."""
+        octets, self.octets = self.octets, 0
+        if 0 < elapsed < 10:
+            self.bitrate = int(octets * 8 / elapsed)
+        for layer in self.layers:
+            octets, layer.octets = layer.octets, 0
+            if 0 < elapsed < 10:
+                layer.bitrate = int(octets * 8 / elapsed)
 
     def forward_rtx(self, packet: bytes) -> bytes | None:
         """A retransmission from the publisher: unwrap and forward it like the original.
@@ -321,15 +627,25 @@ class Producer:
             self.forward(original)
         return original
 
-    def request_keyframe(self, now: float) -> bool:
+    def request_keyframe(self, now: float, layer: Layer | None = None) -> bool:
         """Ask the publisher for a keyframe, at most every KEYFRAME_INTERVAL.
 
         A request within the interval is not lost: one deferred request goes out when the
         interval ends (a subscriber that arrives just after another still starts promptly).
-        Returns whether a request was sent now.
+        Of a simulcast producer, the keyframe is of one layer (``layer``; None: the highest
+        seen, for the recording), limited per layer and not deferred (consumers waiting for
+        a layer ask again every second). Returns whether a request was sent now.
         """
         if self.kind != "video":
             return False
+        if self.layers:
+            if layer is None:
+                layer = self._tap_layer or self.layers[self.top_layer]
+            if now - layer.last_keyframe_request < KEYFRAME_INTERVAL:
+                return False
+            layer.last_keyframe_request = now
+            self.request_keyframe_cb(layer.ssrc)
+            return True
         wait = self.last_keyframe_request + KEYFRAME_INTERVAL - now
         if wait > 0:
             if not self.keyframe_deferred:

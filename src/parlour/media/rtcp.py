@@ -1,8 +1,10 @@
-"""RTCP (RFC 3550, RFC 4585, RFC 5104, draft-alvestrand-rmcat-remb), pure.
+"""RTCP (RFC 3550, RFC 4585, RFC 5104, draft-alvestrand-rmcat-remb,
+draft-holmer-rmcat-transport-wide-cc-extensions-01), pure.
 
 `parse_rtcp` (never raises; malformed packets are skipped) into small frozen objects
-(`SenderReport`, `ReceiverReport`, `ReportBlock`, `Nack`, `Pli`, `Fir`, `Remb`, `Bye`), and
-builders for what the SFU sends: `pli`, `nack`, `receiver_report`, `sender_report`, `remb`.
+(`SenderReport`, `ReceiverReport`, `ReportBlock`, `Nack`, `Pli`, `Fir`, `Remb`, `Bye`,
+`TransportFeedback`), and builders for what the SFU sends: `pli`, `nack`,
+`receiver_report`, `sender_report`, `remb` (and `transport_feedback`, for tests and tools).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "ReportBlock",
     "RtcpPacket",
     "SenderReport",
+    "TransportFeedback",
     "bye",
     "nack",
     "parse_rtcp",
@@ -31,6 +34,7 @@ __all__ = [
     "receiver_report",
     "remb",
     "sender_report",
+    "transport_feedback",
 ]
 
 _MASK16: Final = 0xFFFF
@@ -54,6 +58,9 @@ _FMT_NACK: Final = 1
 _FMT_PLI: Final = 1
 _FMT_FIR: Final = 4
 _FMT_AFB: Final = 15
+_FMT_TWCC: Final = 15  # RTPFB
+_TWCC_TICK_US: Final = 250  # receive delta unit
+_TWCC_REFERENCE_US: Final = 64_000  # reference time unit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,8 +215,95 @@ class Remb:
         return remb(self.sender_ssrc, self.bitrate, self.ssrcs)
 
 
-RtcpPacket: TypeAlias = SenderReport | ReceiverReport | Bye | Nack | Pli | Fir | Remb
-"""What `parse_rtcp` returns; SDES, APP, XR, TWCC and unknown feedback are skipped."""
+@dataclass(frozen=True, slots=True)
+class TransportFeedback:
+    """Transport-wide congestion control feedback (RTPFB FMT 15,
+    draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1).
+
+    Attributes:
+        sender_ssrc: the receiver sending the feedback.
+        media_ssrc: the media source (unused by the protocol).
+        base_seq: transport-wide sequence number of the first packet reported.
+        feedback_count: the feedback packet's own counter (8 bits).
+        arrivals: per packet from ``base_seq`` on (mod 2^16), its arrival time in µs on the
+            receiver's clock (reference time + receive deltas), or None if not received.
+    """
+
+    sender_ssrc: int
+    media_ssrc: int
+    base_seq: int
+    feedback_count: int
+    arrivals: tuple[int | None, ...]
+
+    def received(self) -> list[tuple[int, int]]:
+        """``(transport-wide seq, arrival µs)`` of the packets received."""
+        base = self.base_seq
+        return [((base + i) & _MASK16, t) for i, t in enumerate(self.arrivals) if t is not None]
+
+    def __bytes__(self) -> bytes:
+        return transport_feedback(
+            self.sender_ssrc, self.media_ssrc, self.base_seq, self.feedback_count, self.arrivals
+        )
+
+
+RtcpPacket: TypeAlias = (
+    SenderReport | ReceiverReport | Bye | Nack | Pli | Fir | Remb | TransportFeedback
+)
+"""What `parse_rtcp` returns; SDES, APP, XR and unknown feedback are skipped."""
+
+
+def _parse_twcc(
+    data: Packet, sender: int, media: int, pos: int, end: int
+) -> TransportFeedback | None:
+    if end - pos < 16:
+        return None
+    base, count = _TWO_U16.unpack_from(data, pos + 8)
+    if not count:
+        return None  # reports nothing
+    ref = (data[pos + 12] << 16) | (data[pos + 13] << 8) | data[pos + 14]
+    if ref & 0x800000:
+        ref -= 1 << 24
+    fb_count = data[pos + 15]
+    symbols: list[int] = []
+    p = pos + 16
+    while len(symbols) < count:
+        if p + 2 > end:
+            return None
+        chunk = (data[p] << 8) | data[p + 1]
+        p += 2
+        if not chunk & 0x8000:  # run length: 2-bit symbol, 13-bit length
+            run = chunk & 0x1FFF
+            symbols.extend([(chunk >> 13) & 0x03] * min(run, count - len(symbols)))
+        elif chunk & 0x4000:  # status vector of seven 2-bit symbols
+            for shift in range(12, -1, -2):
+                symbols.append((chunk >> shift) & 0x03)
+        else:  # status vector of fourteen 1-bit symbols
+            for shift in range(13, -1, -1):
+                symbols.append((chunk >> shift) & 0x01)
+    del symbols[count:]
+    arrivals: list[int | None] = []
+    t = ref * _TWCC_REFERENCE_US
+    for symbol in symbols:
+        if symbol == 1:
+            if p + 1 > end:
+                return None
+            t += data[p] * _TWCC_TICK_US
+            p += 1
+        elif symbol == 2:
+            if p + 2 > end:
+                return None
+            delta = (data[p] << 8) | data[p + 1]
+            if delta & 0x8000:
+                delta -= 1 << 16
+            t += delta * _TWCC_TICK_US
+            p += 2
+        elif symbol == 3:
+            return None  # reserved
+        else:
+            arrivals.append(None)
+            continue
+        arrivals.append(t)
+    return TransportFeedback(sender, media, base, fb_count, tuple(arrivals))
 
 
 def _report_blocks(data: Packet, pos: int, end: int, count: int) -> tuple[ReportBlock, ...]:
@@ -251,8 +345,10 @@ def _parse_one(data: Packet, pt: int, count: int, pos: int, end: int) -> RtcpPac
         return None
     sender, media = _TWO_U32.unpack_from(data, pos)
     if pt == _RTPFB:
+        if count == _FMT_TWCC:
+            return _parse_twcc(data, sender, media, pos, end)
         if count != _FMT_NACK:
-            return None  # TWCC (FMT 15) and others: not ours to read
+            return None
         seqs: list[int] = []
         for fpos in range(pos + 8, end - 3, 4):
             pid = (data[fpos] << 8) | data[fpos + 1]
@@ -432,3 +528,55 @@ def bye(ssrcs: Sequence[int], reason: str = "") -> bytes:
         tail = bytes((len(text),)) + text
         body += tail + _PAD[-len(tail) & 3]
     return _rtcp(_BYE, len(ssrcs), body)
+
+
+def transport_feedback(
+    sender_ssrc: int,
+    media_ssrc: int,
+    base_seq: int,
+    feedback_count: int,
+    arrivals: Sequence[int | None],
+) -> bytes:
+    """A transport-wide CC feedback packet (see `TransportFeedback`): two-bit status vector
+    chunks, small (1-byte) or large (2-byte signed) receive deltas. The reference time is the
+    first arrival rounded down to 64 ms (0 without any).
+
+    Raises:
+        RtpError: a delta between consecutive arrivals does not fit 16 bits of 250 µs.
+    """
+    if not 0 < len(arrivals) <= 0xFFFF:
+        raise RtpError("transport feedback reports 1-65535 packets")
+    first = next((t for t in arrivals if t is not None), 0)
+    ref = first // _TWCC_REFERENCE_US
+    t = ref * _TWCC_REFERENCE_US
+    symbols: list[int] = []
+    deltas = bytearray()
+    for arrival in arrivals:
+        if arrival is None:
+            symbols.append(0)
+            continue
+        delta = (arrival - t) // _TWCC_TICK_US
+        t += delta * _TWCC_TICK_US
+        if 0 <= delta <= 0xFF:
+            symbols.append(1)
+            deltas.append(delta)
+        elif -0x8000 <= delta <= 0x7FFF:
+            symbols.append(2)
+            deltas += (delta & 0xFFFF).to_bytes(2, "big")
+        else:
+            raise RtpError(f"receive delta {delta * _TWCC_TICK_US} µs does not fit")
+    chunks = bytearray()
+    for start in range(0, len(symbols), 7):
+        chunk = 0xC000
+        for i, symbol in enumerate(symbols[start : start + 7]):
+            chunk |= symbol << (12 - 2 * i)
+        chunks += chunk.to_bytes(2, "big")
+    body = (
+        _TWO_U32.pack(sender_ssrc & _MASK32, media_ssrc & _MASK32)
+        + _TWO_U16.pack(base_seq & _MASK16, len(arrivals))
+        + (ref & 0xFFFFFF).to_bytes(3, "big")
+        + bytes([feedback_count & 0xFF])
+        + bytes(chunks)
+        + bytes(deltas)
+    )
+    return _rtcp(_RTPFB, _FMT_TWCC, body + _PAD[-len(body) & 3])

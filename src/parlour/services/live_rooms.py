@@ -50,8 +50,10 @@ from parlour.services.accounts import AccountService
 from parlour.services.media_signaling import MediaSignalingChannels
 from parlour.services.network_quality import NetworkQuality
 from parlour.services.participants import ParticipantService
+from parlour.services.publisher_hints import PublisherHints
 from parlour.services.rooms import RoomService
 from parlour.services.track_switch_off import SwitchOff, VideoTrack
+from parlour.services.traversal import NetworkTraversal
 
 __all__ = ["ClientChannel", "LiveRoom", "LiveRoomService", "ParticipantSession", "error_message"]
 
@@ -75,6 +77,7 @@ SERVED_CHANNELS = frozenset(
         sig.MspChannel.RENDER_HINTS,
         sig.MspChannel.TRACK_PRIORITY,
         sig.MspChannel.EXTENSION_TRANSCRIPTIONS,
+        sig.MspChannel.PUBLISHER_HINTS,
     }
 )
 
@@ -140,6 +143,7 @@ class ParticipantSession:
     dominant_speaker: ParticipantSid | None = None
     network: NetworkQuality = field(default_factory=NetworkQuality)
     switch: SwitchOff = field(default_factory=SwitchOff)
+    hints: PublisherHints = field(default_factory=PublisherHints)
     held: list[sig.RspMessage] | None = field(default_factory=list)
     recording_subscriptions: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -266,8 +270,10 @@ class LiveRoomService:
         session_timeout: float = 30.0,
         auto_create_rooms: bool = True,
         recorder: Recorder | None = None,
+        traversal: NetworkTraversal | None = None,
     ) -> None:
         self._accounts = accounts
+        self._traversal = traversal
         self._rooms = rooms
         self._participants = participants
         self._media = media
@@ -284,6 +290,11 @@ class LiveRoomService:
 
     def session(self, token: str) -> ParticipantSession | None:
         return self._sessions.get(token)
+
+    @property
+    def session_count(self) -> int:
+        """Sessions held: connected, or waiting for their client to resume."""
+        return len(self._sessions)
 
     def live_room(self, room_sid: RoomSid) -> LiveRoom | None:
         return self._live.get(room_sid)
@@ -304,6 +315,31 @@ class LiveRoomService:
             return await self._accounts.verify_access_token(token)
         except TokenError as exc:
             raise errors.TwilioError(exc.message, code=exc.code) from None
+
+    async def ice(self, token: str) -> sig.Iced:
+        """`iced` for a client's `ice`: the TURN servers with credentials for the token's
+        account (none when the server has no TURN; rooms always have `EnableTurn`, which
+        Twilio deprecated and forces on).
+
+        Raises:
+            TwilioError: 20101–20107, the first check the token fails.
+        """
+        claims = await self.verify(token)
+        credentials = (
+            self._traversal.credentials(AccountSid(claims.account_sid))
+            if self._traversal is not None
+            else None
+        )
+        if credentials is None:
+            return sig.Iced(ice_servers=())
+        return sig.Iced(
+            ice_servers=tuple(
+                sig.IceServer(
+                    urls=url, username=credentials.username, credential=credentials.password
+                )
+                for url in credentials.urls
+            )
+        )
 
     async def connect(self, channel: ClientChannel, msg: sig.Connect) -> sig.Connected:
         """A client joins: token, room, participant, tracks; sends its `connected` (first,
@@ -536,6 +572,8 @@ class LiveRoomService:
             record = await self._participants.publish(
                 room, participant, track.name, TrackKind(track.kind.value), track.enabled
             )
+            if record is None:  # the participant left while this update was processed
+                return changed
             session.tracks[track.id] = LiveTrack(track.id, record, track.priority.value)
             names.add(track.name)
             changed = True
@@ -739,6 +777,12 @@ class LiveRoomService:
             if reply is not None:
                 session.signaling.send(session.media, channel, reply)
             self._reallocate(session)
+        elif channel == sig.MspChannel.PUBLISHER_HINTS:
+            if message.get("type") != "ready":
+                session.hints.received(message)
+            live = self._live.get(session.room.sid)
+            if live is not None:
+                self._publisher_hints(live)
         elif channel == sig.MspChannel.TRACK_SWITCH_OFF and message.get("type") == "ready":
             self._reallocate(session)
             if self._allocator is None:  # bitrates move: decide again every second
@@ -807,21 +851,69 @@ class LiveRoomService:
                 name=track.record.name,
                 priority=track.priority,
                 bitrate=publisher.media.published_bitrate(track.id) if publisher.media else 0,
+                layers=publisher.hints.layers(
+                    sid, publisher.media.published_layers(track.id) if publisher.media else ()
+                ),
             )
             for sid in session.subscribed
             if sid in published
             for publisher, track in (published[sid],)
         ]
         speaker = session.dominant_speaker if session.signaling.wants("active_speaker") else None
-        off, on = session.switch.allocate(tracks, speaker)
+        available, congested = media.downlink_estimate()
+        off, on = session.switch.allocate(
+            tracks, speaker, available_bitrate=available, congested=congested
+        )
         wire: dict[str, str] = {
             sid: published[sid][1].id for sid in session.subscribed if sid in published
         }
+        media.select_layers(
+            {wire[sid]: choice for sid, choice in session.switch.layers.items() if sid in wire}
+        )
         media.switch_off([wire[sid] for sid in session.switch.off if sid in wire])
         if off or on:
             message = {"type": "track_switch_off", "off": list(off), "on": list(on)}
             if session.signaling.send(media, sig.MspChannel.TRACK_SWITCH_OFF, message):
                 session.switch.reported()
+        self._publisher_hints(live)
+
+    def _publisher_hints(self, live: LiveRoom) -> None:
+        """Tell each publisher that asked for hints which simulcast layers of its video
+        tracks are watched (`services/publisher_hints.py`): up to the highest layer any
+        subscriber is forwarded; a subscriber without an allocation, and a recording of
+        the room, take the best."""
+        members = live.active()
+        for publisher in members:
+            media = publisher.media
+            if media is None or not publisher.signaling.ready(sig.MspChannel.PUBLISHER_HINTS):
+                continue
+            needs: dict[str, tuple[int, int]] = {}
+            for track in publisher.tracks.values():
+                if track.record.kind is not TrackKind.VIDEO:
+                    continue
+                count = len(media.published_layers(track.id))
+                if count < 2:
+                    continue
+                sid = track.record.sid
+                # A recording takes the best layer (media/router.py, the recording tap).
+                highest = count - 1 if live.recording.is_recording else -1
+                for member in members:
+                    if member is publisher or sid not in member.subscribed:
+                        continue
+                    allocation = member.switch.allocation
+                    if allocation is None or not member.signaling.ready(
+                        sig.MspChannel.TRACK_SWITCH_OFF
+                    ):
+                        highest = count - 1
+                        break
+                    decision = allocation.decision(sid)
+                    if decision is not None and decision.on:
+                        spatial = member.switch.layers.get(sid, (count - 1, 0))[0]
+                        highest = max(highest, spatial)
+                needs[sid] = (count, highest)
+            message = publisher.hints.update(needs)
+            if message is not None:
+                publisher.signaling.send(media, sig.MspChannel.PUBLISHER_HINTS, message)
 
     def _send_dominant_speaker(self, session: ParticipantSession) -> None:
         """`{"type": "active_speaker", "participant": PA… | null}` (the SDK's
@@ -849,6 +941,7 @@ class LiveRoomService:
         live.recording = sig.Recording(is_recording=now, revision=live.recording.revision + 1)
         for member in live.active():
             member.send(sig.ServerUpdate(recording=live.recording))
+        self._publisher_hints(live)  # a recording keeps the best simulcast layers on
 
     # -- SessionControl port --------------------------------------------------------------
 

@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from parlour.domain.bandwidth import (
+    DEFAULT_RENDER_AREA,
     Allocation,
     Candidate,
     Mode,
     Priority,
     Profile,
+    SimulcastLayer,
     SwitchOffMode,
     TrackSource,
     allocate,
+    choose_layer,
     switch_changes,
 )
 from parlour.protocol import msp_tracks as msp
@@ -41,7 +44,20 @@ class VideoTrack:
     publisher_sid: str
     name: str
     priority: str  # the publisher's: low | standard | high
-    bitrate: int  # bps, as measured on the way in
+    bitrate: int  # bps, as measured on the way in (every layer)
+    layers: tuple[SimulcastLayer, ...] = ()  # simulcast layers, lowest first
+
+    @property
+    def best_bitrate(self) -> int:
+        """The bitrate at its best quality: the top arriving layer's, with simulcast."""
+        rates = [layer.bitrate for layer in self.layers if layer.active]
+        return rates[-1] if rates else self.bitrate
+
+    @property
+    def lowest_bitrate(self) -> int | None:
+        """The bitrate at its lowest quality (None: the same as `best_bitrate`)."""
+        rates = [layer.bitrate for layer in self.layers if layer.active]
+        return rates[0] if rates else None
 
 
 def profile_of(raw: Mapping[str, Any] | None) -> Profile:
@@ -83,6 +99,8 @@ class SwitchOff:
         self._overrides: dict[str, Priority] = {}
         self.allocation: Allocation | None = None
         self._reported: Allocation | None = None
+        #: Simulcast layers chosen for the tracks on: SID → (spatial, temporal).
+        self.layers: dict[str, tuple[int, int]] = {}
 
     def set_profile(self, bandwidth_profile: Mapping[str, Any] | None) -> None:
         self.profile = profile_of(bandwidth_profile)
@@ -111,9 +129,15 @@ class SwitchOff:
         return None
 
     def allocate(
-        self, tracks: Iterable[VideoTrack], dominant_speaker: str | None
+        self,
+        tracks: Iterable[VideoTrack],
+        dominant_speaker: str | None,
+        *,
+        available_bitrate: int | None = None,
+        congested: bool = False,
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Decide again; returns the `(off, on)` changes not reported yet."""
+        """Decide again (with the downlink estimate, if any); returns the `(off, on)`
+        changes not reported yet."""
         candidates = [
             Candidate(
                 track_sid=t.sid,
@@ -123,12 +147,32 @@ class SwitchOff:
                 source=TrackSource.guess(t.name),
                 enabled=self._enabled.get(t.sid),
                 render_area=self._areas.get(t.sid),
-                bitrate=t.bitrate,
+                bitrate=t.best_bitrate,
+                min_bitrate=t.lowest_bitrate,
             )
             for t in tracks
         ]
-        self.allocation = allocate(self.profile, candidates, dominant_speaker=dominant_speaker)
-        return switch_changes(self._reported, self.allocation)
+        allocation = allocate(
+            self.profile,
+            candidates,
+            dominant_speaker=dominant_speaker,
+            available_bitrate=available_bitrate,
+            congested=congested,
+        )
+        self.allocation = allocation
+        self.layers = {}
+        for t in tracks:
+            decision = allocation.decision(t.sid)
+            if not t.layers or decision is None or not decision.on:
+                continue
+            area = self._areas.get(t.sid)
+            if area is None:
+                area = self.profile.render_areas.get(
+                    decision.priority, DEFAULT_RENDER_AREA[decision.priority]
+                )
+            limit = decision.bitrate if allocation.budget is not None else None
+            self.layers[t.sid] = choose_layer(t.layers, render_area=area, bitrate=limit)
+        return switch_changes(self._reported, allocation)
 
     def reported(self) -> None:
         """The last changes reached the client."""

@@ -17,6 +17,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from parlour.media import sdp
+from parlour.media.codecs import URI_TRANSPORT_CC
 from parlour.media.negotiation import (
     URI_AUDIO_LEVEL,
     URI_MID,
@@ -471,6 +472,7 @@ def test_answer_to_chrome_offer() -> None:
     # Video: VP8 and packetization-mode=1 H.264 (42001f, 42e01f) with RTX, client order.
     assert video.formats == ("96", "97", "102", "103", "108", "109")
     vp8 = video.codec(96)
+    # The client publishes here: no transport-cc (the SFU sends no TWCC feedback).
     assert vp8 is not None and vp8.feedback == ("goog-remb", "ccm fir", "nack", "nack pli")
     assert video.codec(97) == Codec(97, "rtx", 90000, None, (("apt", "96"),))
     h264 = video.codec(108)
@@ -531,8 +533,9 @@ def test_capabilities() -> None:
         ("H264", True),
         ("H264", True),
     ]
-    assert [e.uri for e in caps.extensions_for("video")] == [URI_MID]
-    assert all("transport-cc" not in c.feedback for c in caps.codecs)
+    assert [e.uri for e in caps.extensions_for("video")] == [URI_MID, URI_TRANSPORT_CC]
+    assert [e.server_send_only for e in caps.extensions_for("video")] == [False, True]
+    assert all("transport-cc" in c.feedback for c in caps.codecs_for("video"))
     with pytest.raises(NegotiationError, match="unsupported video codecs: VP9"):
         ServerCapabilities.default(["VP8", "VP9"])
     assert ServerCapabilities.default([]).codecs_for("video") == ()
@@ -665,7 +668,11 @@ def test_server_offer_payload_types_follow_the_client() -> None:
     assert audio.codecs == (Codec(111, "opus", 48000, 2, (("useinbandfec", "1"),)),)
     assert audio.extmaps == (Extmap(1, URI_AUDIO_LEVEL), Extmap(4, URI_MID))
     assert audio.ssrc_groups == ()  # no RTX for audio
-    assert vp8.formats == ("96", "97") and vp8.extmaps == (Extmap(4, URI_MID),)
+    # Transport-wide CC where only the server sends, with the client's BUNDLE-wide id.
+    assert vp8.formats == ("96", "97")
+    assert vp8.extmaps == (Extmap(4, URI_MID), Extmap(3, URI_TRANSPORT_CC))
+    vp8_codec = vp8.codec(96)
+    assert vp8_codec is not None and "transport-cc" in vp8_codec.feedback
     # H.264 profiles get the payload types Chrome gave them (108 = 42e01f, 102 = 42001f).
     assert h264.formats == ("108", "109", "102", "103")
     h264_codec = h264.codec(108)

@@ -1,7 +1,7 @@
 """transcriptions: the Transcriptions resources of rooms
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-02 16:00:00.000000
 
 One row per `/v1/Rooms/{RoomSid}/Transcriptions` resource: status, times and the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
