@@ -52,9 +52,11 @@ from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.retention import RetentionService
 from parlour.services.rooms import RoomService
+from parlour.services.transcriptions import TapFanOut, TranscriptionService
 from parlour.services.traversal import NetworkTraversal
 from parlour.signaling.endpoint import signaling_routes
 from parlour.store.sql import SqlStore
+from parlour.transcription import EngineSpec, TranscriberPool
 from parlour.webhooks import TargetPolicy, WebhookSender, WebhookSettings
 
 __all__ = ["LoggingEventSink", "Parlour", "SessionsProxy", "build", "open_store"]
@@ -183,8 +185,20 @@ async def build(
         spool_dir=config.data_dir / "media" / "spool",
         resolver=storage_resolver,
     )
-    # Recordings end with their track, participant or room: the service hears those events.
-    events = FanOutEventSink(callbacks, recordings)
+    languages = [x.strip() for x in config.transcription_languages.split(",") if x.strip()]
+    transcriptions = TranscriptionService(
+        store,
+        clock,
+        callbacks,
+        TranscriberPool(
+            EngineSpec(config.transcription_engine, config.transcription_model),
+            workers=config.transcription_workers,
+        ),
+        languages=None if "*" in languages else languages,
+    )
+    # Recordings and transcriptions end with their track, participant or room (and
+    # transcriptions start with it): the services hear those events.
+    events = FanOutEventSink(callbacks, recordings, transcriptions)
     node_id = new_node_id()
     participants = ParticipantService(store, clock, events, sessions, node_id=node_id)
     rooms = RoomService(
@@ -230,9 +244,10 @@ async def build(
         media,
         session_timeout=config.session_timeout_seconds,
         auto_create_rooms=config.auto_create_rooms,
-        recorder=recordings,
+        recorder=TapFanOut(recordings, transcriptions),
         traversal=traversal,
     )
+    transcriptions.deliver = live.send_transcription
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
     await accounts.default_account()
@@ -246,6 +261,7 @@ async def build(
         credentials=credentials,
         media_settings=media_settings,
         media_storage=storage_resolver,
+        transcriptions=transcriptions,
     )
 
     @contextlib.asynccontextmanager
@@ -265,6 +281,7 @@ async def build(
                     await task
             await nodes.stop()
             await recordings.close()
+            await transcriptions.close()
             await webhooks.close()
 
     metrics = metrics_registry(

@@ -29,6 +29,10 @@
 | retention: finished callbacks (days) | | `PARLOUR_RETENTION_CALLBACK_DAYS` | `7` |
 | retention sweep interval | | `PARLOUR_RETENTION_SWEEP_SECONDS` | `3600` |
 | personal data in logs | | `PARLOUR_LOG_PERSONAL_DATA` | `false` |
+| transcription engine | | `PARLOUR_TRANSCRIPTION_ENGINE` | `pocketsphinx` |
+| transcription model (path) | | `PARLOUR_TRANSCRIPTION_MODEL` | the engine's own |
+| transcription languages | | `PARLOUR_TRANSCRIPTION_LANGUAGES` | `en-US` |
+| transcription worker processes | | `PARLOUR_TRANSCRIPTION_WORKERS` | `1` |
 | TLS certificate chain (PEM) | `--tls-cert` | `PARLOUR_TLS_CERT` | none (plain HTTP) |
 | TLS private key (PEM) | `--tls-key` | `PARLOUR_TLS_KEY` | none |
 | TURN server URLs (comma-separated `turn:`/`turns:`) | | `PARLOUR_TURN_URLS` | none (no TURN) |
@@ -117,6 +121,14 @@ class Config:
     retention_sweep_seconds: float = 3600.0
     #: Let identities, IP addresses and room names into the logs (off: they are masked).
     log_personal_data: bool = False
+    #: The speech engine of real-time transcriptions (`pocketsphinx`, `vosk`,
+    #: `faster-whisper` or `module:callable`; docs/configuration.md, "Transcriptions"),
+    #: the model it loads (a path; None: the engine's own), the language codes it serves
+    #: (comma-separated; `*`: any) and how many worker processes run it.
+    transcription_engine: str = "pocketsphinx"
+    transcription_model: str | None = None
+    transcription_languages: str = "en-US"
+    transcription_workers: int = 1
     #: PEM certificate chain and private key: the server answers HTTPS and WSS itself
     #: (TLS 1.2 or newer). Without them it speaks plain HTTP (behind a TLS proxy).
     tls_cert: Path | None = None
@@ -148,6 +160,9 @@ class Config:
             ("media_host", "PARLOUR_MEDIA_HOST"),
             ("media_advertised_address", "PARLOUR_MEDIA_ADVERTISED_ADDRESS"),
             ("metrics_token", "PARLOUR_METRICS_TOKEN"),
+            ("transcription_engine", "PARLOUR_TRANSCRIPTION_ENGINE"),
+            ("transcription_model", "PARLOUR_TRANSCRIPTION_MODEL"),
+            ("transcription_languages", "PARLOUR_TRANSCRIPTION_LANGUAGES"),
             ("tls_cert", "PARLOUR_TLS_CERT"),
             ("tls_key", "PARLOUR_TLS_KEY"),
             ("turn_secret", "PARLOUR_TURN_SECRET"),
@@ -159,6 +174,7 @@ class Config:
             ("port", "PARLOUR_PORT"),
             ("media_port", "PARLOUR_MEDIA_PORT"),
             ("webhook_max_attempts", "PARLOUR_WEBHOOK_MAX_ATTEMPTS"),
+            ("transcription_workers", "PARLOUR_TRANSCRIPTION_WORKERS"),
             ("turn_ttl_seconds", "PARLOUR_TURN_TTL_SECONDS"),
         ):
             if env.get(key):

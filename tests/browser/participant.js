@@ -93,6 +93,7 @@ function watchRoom(room) {
     p ? describe(p) : { participant: null }));
   room.on('recordingStarted', () => record('recordingStarted'));
   room.on('recordingStopped', () => record('recordingStopped'));
+  room.on('transcription', (message) => record('transcription', message));
   room.on('disconnected', (r, error) => record('disconnected', {
     code: error ? error.code : null, message: error ? error.message : null,
   }));

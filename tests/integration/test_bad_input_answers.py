@@ -66,7 +66,8 @@ def test_a_body_over_the_limit_is_413(http: httpx.Client) -> None:
     ("form", "code"),
     [
         ({"MediaRegion": "mars1"}, 53115),
-        ({"TranscribeParticipantsOnConnect": "true"}, 20001),
+        ({"TranscriptionsConfiguration": '{"partialResults": "yes"}'}, 20001),
+        ({"Type": "peer-to-peer", "TranscribeParticipantsOnConnect": "true"}, 53114),
         ({"Type": "group-small", "LargeRoom": "true"}, 53114),
         ({"Type": "peer-to-peer", "RecordParticipantsOnConnect": "true"}, 53114),
         ({"Type": "go", "RecordParticipantsOnConnect": "true"}, 53114),
@@ -90,16 +91,33 @@ def test_unknown_participant_is_404_whatever_the_status(http: httpx.Client) -> N
     assert r.status_code == 404 and r.json()["code"] == 20404
 
 
-def test_transcriptions_answer_and_refuse_clearly(http: httpx.Client) -> None:
+def test_transcriptions_refuse_bad_input_clearly(http: httpx.Client) -> None:
     room = http.post("/v1/Rooms", data={"UniqueName": f"t-{time.monotonic_ns()}"}).json()
     link = room["links"]["transcriptions"]
     listed = http.get(link)
     assert listed.status_code == 200
     assert listed.json()["transcriptions"] == []
     assert listed.json()["meta"]["key"] == "transcriptions"
-    assert http.get(f"{link}/video_extension_1").status_code == 404
-    created = http.post(link, data={"Configuration": "{}"})
-    assert created.status_code == 400 and "not available" in created.json()["message"]
+    assert http.get(f"{link}/video_transcriptions_1").json()["code"] == 20404
+    for configuration in ("[1]", "{not json", '{"languageCode": 7}', '{"languageCode": "xx-YY"}'):
+        r = http.post(link, data={"Configuration": configuration})
+        assert (r.status_code, r.json()["code"]) == (400, 20001), configuration
+    started = http.post(link, data={"Configuration": "{}"})
+    assert started.status_code == 202
+    again = http.post(link)
+    assert again.status_code == 400 and "already started" in again.json()["message"]
+    ttid = started.json()["ttid"]
+    for form in ({"Status": "failed"}, {"Status": "paused"}, {}):
+        r = http.post(f"{link}/{ttid}", data=form)
+        assert (r.status_code, r.json()["code"]) == (400, 20001), form
+    p2p = http.post("/v1/Rooms", data={"Type": "peer-to-peer"}).json()
+    r = http.post(p2p["links"]["transcriptions"])
+    assert (r.status_code, r.json()["code"]) == (400, 53114)
+    http.post(f"/v1/Rooms/{room['sid']}", data={"Status": "completed"})
+    ended = http.get(f"{link}/{ttid}").json()
+    assert ended["status"] == "stopped" and ended["end_time"] is not None
+    r = http.post(f"{link}/{ttid}", data={"Status": "started"})
+    assert (r.status_code, r.json()["code"]) == (400, 53118)
 
 
 # -- signaling ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from parlour.services.media_storage import MediaStorageResolver
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.rooms import RoomService
+from parlour.services.transcriptions import TranscriptionService
 
 __all__ = ["ApiContext", "context"]
 
@@ -24,6 +25,7 @@ class ApiContext:
     participants: ParticipantService
     public_url: str
     recordings: RecordingService | None = None
+    transcriptions: TranscriptionService | None = None
     credentials: CredentialService | None = None
     media_settings: MediaSettingsService | None = None
     media_storage: MediaStorageResolver | None = None

@@ -162,8 +162,8 @@ _DESCRIPTIONS = {
 class Operation:
     """One documented operation: its Twilio operation ID, inputs and answers.
 
-    `ok` is the answer to a request that succeeds (for the Transcriptions stubs, the error
-    they always give); `errors` the other codes it gives; `schema` the JSON body of `ok`.
+    `ok` is the answer to a request that succeeds; `errors` the other codes it gives;
+    `schema` the JSON body of `ok`.
     """
 
     def __init__(
@@ -277,6 +277,7 @@ _ROOM_JSON = _resource_schema("sid", "status", "account_sid", "url", "links")
 _PART_JSON = _resource_schema("sid", "room_sid", "identity", "status", "url")
 _TRACK_JSON = _resource_schema("sid", "participant_sid", "room_sid", "kind", "url")
 _RULES_JSON = _resource_schema("room_sid", "rules")
+_TRANSCRIPTION_JSON = _resource_schema("ttid", "room_sid", "status", "configuration", "url")
 _RECORDING_JSON = _resource_schema("sid", "status", "type", "url", "links")
 _REDIRECT_JSON = _resource_schema("redirect_to")
 _NOT_FOUND_ONLY = ("401", "404")
@@ -422,20 +423,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", _TRANS): _op(
         "CreateRoomTranscriptions",
-        ok="400",
+        ok="202",
         body={"Configuration": _JSON_TEXT},
-        errors=("401", "404"),
-        schema=_ERROR,
+        schema=_TRANSCRIPTION_JSON,
     ),
-    ("GET", _TRANS + "/{ttid}"): _op(
-        "FetchRoomTranscriptions", ok="404", errors=("401",), schema=_ERROR
-    ),
+    ("GET", _TRANS + "/{ttid}"): _op("FetchRoomTranscriptions", schema=_TRANSCRIPTION_JSON),
     ("POST", _TRANS + "/{ttid}"): _op(
         "UpdateRoomTranscriptions",
-        ok="404",
+        ok="202",
         body={"Status": _STRING, "Configuration": _JSON_TEXT},
-        errors=("401",),
-        schema=_ERROR,
+        schema=_TRANSCRIPTION_JSON,
     ),
     ("GET", _ROOM_RECS): _op(
         "ListRoomRecording",

@@ -153,7 +153,11 @@ class RoomEvent:
     `recordingStarted`, `recordingStopped`, `dominantSpeakerChanged` (with `participant`
     None when nobody is dominant any more), `networkQualityLevelChanged` (`participant`
     None for the local one; the level is `room.network_quality_level` or the
-    participant's `network_quality_level`).
+    participant's `network_quality_level`), `transcription` (rooms joined with
+    `receive_transcriptions=True`: the message as twilio-video's `transcription` event
+    has it, in `transcription`: `participant`, `track`, `transcription` (the text),
+    `partial_results`, `language_code`, `sequence_number`, `timestamp`; `participant`
+    is the speaker, None for the local participant's own words).
     """
 
     name: str
@@ -164,6 +168,7 @@ class RoomEvent:
     media: MediaStreamTrack | None = None
     channel: RTCDataChannel | None = None
     message: str | bytes | None = None
+    transcription: dict[str, Any] | None = None
 
 
 class Room:
@@ -193,6 +198,7 @@ class Room:
         self.dominant_speaker: RemoteParticipant | None = None
         self._signaling_labels: dict[str, str] = {}  # media-signaling channel → label
         self.network_quality_level: int | None = None
+        self.receive_transcriptions = False
         self._quality_timer: asyncio.TimerHandle | None = None
         self._revision = 1
         self._published_revision = 0
@@ -321,6 +327,11 @@ class Room:
                 {
                     sig.MspChannel.ACTIVE_SPEAKER: sig.MediaSignalingRequest(),
                     sig.MspChannel.NETWORK_QUALITY: sig.MediaSignalingRequest(),
+                    **(
+                        {sig.MspChannel.EXTENSION_TRANSCRIPTIONS: sig.MediaSignalingRequest()}
+                        if self.receive_transcriptions
+                        else {}
+                    ),
                 }
                 if self.peer is not None
                 else {}
@@ -442,6 +453,18 @@ class Room:
             elif name == sig.MspChannel.NETWORK_QUALITY and body.get("type") == "network_quality":
                 self._network_quality(body)
                 self._schedule_quality_report(channel)
+            elif (
+                name == sig.MspChannel.EXTENSION_TRANSCRIPTIONS
+                and body.get("type") == "extension_transcriptions"
+            ):
+                speaker = body.get("participant")
+                self._emit(
+                    RoomEvent(
+                        "transcription",
+                        self.participants.get(speaker) if isinstance(speaker, str) else None,
+                        transcription=body,
+                    )
+                )
 
         channel.on("message", on_message)
         channel.send(json.dumps({"type": "ready"}))
@@ -778,8 +801,10 @@ async def connect(
     heartbeat_ms: int = 5000,
     subscribe_all: bool = True,
     media: bool = True,
+    receive_transcriptions: bool = False,
 ) -> Room:
-    """Join a room, as `Video.connect(token, {name, tracks, wsServer: url})` does.
+    """Join a room, as `Video.connect(token, {name, tracks, wsServer: url})` does
+    (`receive_transcriptions` is twilio-video's `receiveTranscriptions`).
 
     Raises:
         SignalingClientError: the server's Twilio error (bad token, room full, …).
@@ -787,6 +812,7 @@ async def connect(
     room = Room(url, token, heartbeat_ms)
     room.name = name or ""
     room.subscribe_all = subscribe_all
+    room.receive_transcriptions = receive_transcriptions
     if media:
         room.peer = ClientPeer(str(uuid.uuid4()), room._remote_track, room._remote_channel)
     for track in tracks:

@@ -19,6 +19,10 @@ in the webhook adapter.
     │       └── TrackEvent          + track
     │           ├── TrackAdded / TrackRemoved      track-added / track-removed
     │           └── TrackEnabled / TrackDisabled   track-enabled / track-disabled
+    │   └── TranscriptionEvent      + transcription
+    │       ├── TranscriptionStarted      transcription-started
+    │       ├── TranscriptionStopped      transcription-stopped
+    │       └── TranscriptionFailed       transcription-failed
     └── RecordingEvent              recording (room if known, participant identity)
         ├── RecordingStarted        recording-started
         ├── RecordingCompleted      recording-completed
@@ -37,6 +41,7 @@ from parlour.domain.recordings import FailedOperation, Recording
 from parlour.domain.rooms import Room
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid
 from parlour.domain.tracks import PublishedTrack
+from parlour.domain.transcriptions import Transcription
 
 __all__ = [
     "CallbackDelivery",
@@ -57,6 +62,10 @@ __all__ = [
     "TrackEnabled",
     "TrackEvent",
     "TrackRemoved",
+    "TranscriptionEvent",
+    "TranscriptionFailed",
+    "TranscriptionStarted",
+    "TranscriptionStopped",
 ]
 
 
@@ -161,6 +170,26 @@ class TrackEnabled(TrackEvent, name="track-enabled"):
 
 class TrackDisabled(TrackEvent, name="track-disabled"):
     """`track-disabled`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptionEvent(RoomEvent):
+    """The room's transcriptions resource started, stopped or failed (no transcript text:
+    that goes to the clients only)."""
+
+    transcription: Transcription
+
+
+class TranscriptionStarted(TranscriptionEvent, name="transcription-started"):
+    """`transcription-started`."""
+
+
+class TranscriptionStopped(TranscriptionEvent, name="transcription-stopped"):
+    """`transcription-stopped` (by REST or with the room's end)."""
+
+
+class TranscriptionFailed(TranscriptionEvent, name="transcription-failed"):
+    """`transcription-failed`: the speech engine could not run."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from parlour.domain.rooms import Room, RoomStatus
 from parlour.domain.rules import Rule
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack
+from parlour.domain.transcriptions import Transcription, TranscriptionStatus, Utterance
 
 __all__ = [
     "ErasureBlocked",
@@ -119,6 +120,8 @@ class PersonalData:
     subscribed_tracks: list[SubscribedTrack]
     recordings: list[Recording]
     callback_deliveries: list[CallbackDelivery]
+    #: The Transcriptions resources of `rooms` (no transcript text is ever stored).
+    transcriptions: list[Transcription] = field(default_factory=list)
 
 
 class ErasureBlocked(Exception):
@@ -328,6 +331,23 @@ class Store(Protocol):
         ...
 
     # Privacy: data-subject requests (export, erasure) and retention.
+    async def insert_transcription(self, transcription: Transcription) -> None: ...
+    async def update_transcription(
+        self, transcription: Transcription, *, expected: TranscriptionStatus
+    ) -> bool:
+        """Replace the resource if its status is still `expected` (one writer wins)."""
+        ...
+
+    async def get_transcription(
+        self, account_sid: AccountSid, room_sid: RoomSid, ttid: str
+    ) -> Transcription | None: ...
+    async def list_transcriptions(
+        self, account_sid: AccountSid, room_sid: RoomSid, req: PageRequest
+    ) -> Page[Transcription]: ...
+    async def room_transcriptions(self, room_sid: RoomSid) -> list[Transcription]:
+        """Every transcriptions resource of a room, oldest first."""
+        ...
+
     async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
         """Everything held for the account, or for one identity of it (see `PersonalData`)."""
         ...
@@ -696,3 +716,33 @@ class Recorder(Protocol):
     def is_recording(self, room_sid: RoomSid) -> bool:
         """Whether any track of the room is being recorded right now."""
         ...
+
+
+class TranscriptStream(Protocol):
+    """One audio track being transcribed: the SFU's forwarded RTP (Opus) goes in.
+
+    `feed` is synchronous and cheap (it queues the payload for a worker process); `close`
+    ends the stream (an utterance in progress is finished and reported)."""
+
+    def feed(self, packet: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+class Transcriber(Protocol):
+    """The speech recogniser (`parlour.transcription.TranscriberPool`): worker processes
+    that decode, resample, detect voice and recognise, never on the event loop."""
+
+    def open_stream(
+        self,
+        *,
+        language: str,
+        partial_results: bool,
+        payload_types: Collection[int],
+        on_result: Callable[[Utterance], None],
+        on_error: Callable[[str], None] | None = None,
+    ) -> TranscriptStream:
+        """Start transcribing one track; `on_result` (and `on_error`, if the engine
+        fails) are called on the event loop."""
+        ...
+
+    async def close(self) -> None: ...

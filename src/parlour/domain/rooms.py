@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from parlour.domain import errors
 from parlour.domain.rules import Rule, parse_rules
 from parlour.domain.sids import AccountSid, RoomSid, is_sid
+from parlour.domain.transcriptions import normalize_configuration
 
 __all__ = [
     "ROOM_TYPE_LIMITS",
@@ -255,15 +256,14 @@ def validate_room_spec(
         raise errors.RoomError(
             f"Recording is not available for {room_type.value} rooms", code=incompatible
         )
+    if room_type not in RECORDABLE_TYPES and spec.transcribe_participants_on_connect:
+        raise errors.RoomError(
+            f"Transcriptions are not available for {room_type.value} rooms", code=incompatible
+        )
     if spec.large_room and room_type is not RoomType.GROUP:
         raise errors.RoomError("LargeRoom is only for group rooms", code=incompatible)
     if spec.media_region is not None and spec.media_region not in MEDIA_REGIONS:
         raise errors.RoomError(code=errors.Code.ROOM_MEDIA_REGION_INVALID)
-    if spec.transcribe_participants_on_connect:
-        raise errors.InvalidParameterError(
-            "TranscribeParticipantsOnConnect: this server has no transcriptions yet"
-        )
-
     if spec.recording_rules is not None:
         rules = parse_rules(spec.recording_rules, kind="recording")
     elif spec.record_participants_on_connect:
@@ -279,7 +279,7 @@ def validate_room_spec(
             loaded = None
         if not isinstance(loaded, dict):
             raise errors.InvalidParameterError("TranscriptionsConfiguration must be a JSON object")
-        transcriptions = loaded
+        transcriptions = normalize_configuration(loaded, name="TranscriptionsConfiguration")
 
     record_on_connect = bool(spec.record_participants_on_connect)
     return Room(

@@ -33,6 +33,7 @@ __all__ = [
     "ROOM_EVENTS",
     "SIGNATURE_HEADER",
     "TRACK_EVENTS",
+    "TRANSCRIPTION_EVENTS",
     "CallbackRequest",
     "RecordingStatusCallback",
     "RoomStatusCallback",
@@ -49,8 +50,17 @@ CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 PARTICIPANT_EVENTS = ("participant-connected", "participant-disconnected")
 TRACK_EVENTS = ("track-added", "track-removed", "track-enabled", "track-disabled")
+#: The room's real-time transcriptions started, stopped or failed (with `TranscriptionTtid`
+#: and `TranscriptionStatus`; docs/compatibility.md, "Transcriptions").
+TRANSCRIPTION_EVENTS = ("transcription-started", "transcription-stopped", "transcription-failed")
 #: Every room event with the room/participant/track parameter set of §8.1.
-ROOM_EVENTS = ("room-created", "room-ended", *PARTICIPANT_EVENTS, *TRACK_EVENTS)
+ROOM_EVENTS = (
+    "room-created",
+    "room-ended",
+    *PARTICIPANT_EVENTS,
+    *TRACK_EVENTS,
+    *TRANSCRIPTION_EVENTS,
+)
 #: Track recording events (rest-api.md §8.2), sent to the Room's StatusCallback too.
 RECORDING_EVENTS = ("recording-started", "recording-completed", "recording-failed")
 FAILED_OPERATIONS = ("RecordingStart", "RecordingComplete", "RecordingUpload")
@@ -114,6 +124,8 @@ class RoomStatusCallback:
     track_sid: str | None = None
     track_kind: str | None = None
     track_name: str | None = None
+    transcription_ttid: str | None = None
+    transcription_status: str | None = None
 
     def __post_init__(self) -> None:
         if self.event not in ROOM_EVENTS:
@@ -134,6 +146,9 @@ class RoomStatusCallback:
             raise ValueError("ParticipantDuration is only, and always, on participant-disconnected")
         if (self.room_duration is not None) != (self.event == "room-ended"):
             raise ValueError("RoomDuration is only, and always, on room-ended")
+        transcription = (self.transcription_ttid, self.transcription_status)
+        if (self.event in TRANSCRIPTION_EVENTS) != all(f is not None for f in transcription):
+            raise ValueError(f"{self.event} needs exactly the Transcription parameters")
 
     def to_params(self) -> list[tuple[str, str]]:
         """The parameters in the order Twilio sends them (order does not affect signing)."""
@@ -151,6 +166,8 @@ class RoomStatusCallback:
             ("TrackSid", self.track_sid),
             ("TrackKind", self.track_kind),
             ("TrackName", self.track_name),
+            ("TranscriptionTtid", self.transcription_ttid),
+            ("TranscriptionStatus", self.transcription_status),
         ]
         params += [(k, str(v)) for k, v in optional if v is not None]
         params += [
@@ -188,6 +205,8 @@ class RoomStatusCallback:
             track_sid=received.optional("TrackSid"),
             track_kind=received.optional("TrackKind"),
             track_name=received.optional("TrackName"),
+            transcription_ttid=received.optional("TranscriptionTtid"),
+            transcription_status=received.optional("TranscriptionStatus"),
         )
 
 

@@ -32,7 +32,7 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +76,7 @@ SERVED_CHANNELS = frozenset(
         sig.MspChannel.TRACK_SWITCH_OFF,
         sig.MspChannel.RENDER_HINTS,
         sig.MspChannel.TRACK_PRIORITY,
+        sig.MspChannel.EXTENSION_TRANSCRIPTIONS,
         sig.MspChannel.PUBLISHER_HINTS,
     }
 )
@@ -786,6 +787,15 @@ class LiveRoomService:
             self._reallocate(session)
             if self._allocator is None:  # bitrates move: decide again every second
                 self._allocator = asyncio.get_running_loop().create_task(self._reallocate_all())
+
+    def send_transcription(self, room_sid: RoomSid, message: Mapping[str, Any]) -> None:
+        """A transcription result (services/transcriptions.py) to every participant of the
+        room that connected with `receiveTranscriptions` and whose channel is ready."""
+        live = self._live.get(room_sid)
+        if live is None:
+            return
+        for member in live.active():
+            member.signaling.send(member.media, sig.MspChannel.EXTENSION_TRANSCRIPTIONS, message)
 
     async def _reallocate_all(self) -> None:
         """Every `ALLOCATION_INTERVAL`, the switch-off allocation of every subscriber that

@@ -42,6 +42,7 @@ _RECORDS = (
     "subscribed_tracks",
     "recordings",
     "callback_deliveries",
+    "transcriptions",
 )
 
 

@@ -44,6 +44,7 @@ from parlour.domain.rooms import Room
 from parlour.domain.rules import Rule
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid, is_sid
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack
+from parlour.domain.transcriptions import Transcription, TranscriptionStatus
 from parlour.store.personal import check_erasable, mentions
 
 __all__ = ["MemoryStore"]
@@ -126,6 +127,10 @@ def _room_copy(room: Room) -> Room:
     )
 
 
+def _transcription_copy(t: Transcription) -> Transcription:
+    return replace(t, configuration=copy.deepcopy(t.configuration))
+
+
 def _delivery_copy(d: CallbackDelivery) -> CallbackDelivery:
     return replace(d, params=dict(d.params))
 
@@ -144,6 +149,7 @@ class MemoryStore:
         self._subscribed: _Table[SubscribedTrack] = _Table()
         self._deliveries: _Table[CallbackDelivery] = _Table()
         self._recordings: _Table[Recording] = _Table()
+        self._transcriptions: _Table[Transcription] = _Table()
         self._nodes: dict[str, _Node] = {}
         self._retention: dict[str, RetentionSettings] = {}
         self._credentials: _Table[Credential] = _Table()
@@ -575,6 +581,45 @@ class MemoryStore:
     async def recordings_with_status(self, status: RecordingStatus) -> list[Recording]:
         return self._recordings.items_where(lambda r: r.status is status)
 
+    # -- transcriptions -------------------------------------------------------------------
+
+    async def insert_transcription(self, transcription: Transcription) -> None:
+        if transcription.ttid in self._transcriptions:
+            raise ValueError(f"transcription {transcription.ttid} exists")
+        self._transcriptions.add(transcription.ttid, _transcription_copy(transcription))
+
+    async def update_transcription(
+        self, transcription: Transcription, *, expected: TranscriptionStatus
+    ) -> bool:
+        current = self._transcriptions.item(transcription.ttid)
+        if current is None or current.status is not expected:
+            return False
+        self._transcriptions.put(transcription.ttid, _transcription_copy(transcription))
+        return True
+
+    async def get_transcription(
+        self, account_sid: AccountSid, room_sid: RoomSid, ttid: str
+    ) -> Transcription | None:
+        t = self._transcriptions.item(ttid)
+        if t is None or t.account_sid != account_sid or t.room_sid != room_sid:
+            return None
+        return _transcription_copy(t)
+
+    async def list_transcriptions(
+        self, account_sid: AccountSid, room_sid: RoomSid, req: PageRequest
+    ) -> Page[Transcription]:
+        rows = self._transcriptions.rows(
+            lambda t: t.account_sid == account_sid and t.room_sid == room_sid
+        )
+        page = _page(rows, req, descending=False)
+        return Page(
+            [_transcription_copy(t) for t in page.items], page.next_token, page.previous_token
+        )
+
+    async def room_transcriptions(self, room_sid: RoomSid) -> list[Transcription]:
+        found = self._transcriptions.items_where(lambda t: t.room_sid == room_sid)
+        return [_transcription_copy(t) for t in found]
+
     # -- privacy --------------------------------------------------------------------------
 
     async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
@@ -609,7 +654,12 @@ class MemoryStore:
                     and mentions(d, names)
                 )
             )
+        room_sids = {r.sid for r in rooms}
         return PersonalData(
+            transcriptions=[
+                _transcription_copy(t)
+                for t in self._transcriptions.items_where(lambda t: t.room_sid in room_sids)
+            ],
             rooms=[_room_copy(r) for r in rooms],
             participants=people,
             published_tracks=published,
@@ -633,6 +683,10 @@ class MemoryStore:
             (self._deliveries, [str(d.id) for d in data.callback_deliveries]),
             (self._participants, list(psids)),
             (self._rooms, [r.sid for r in data.rooms] if identity is None else []),
+            (
+                self._transcriptions,
+                [t.ttid for t in data.transcriptions] if identity is None else [],
+            ),
         ):
             for key in keys:
                 table.pop(key, None)

@@ -28,6 +28,7 @@ __all__ = [
     "retention_policies",
     "rooms",
     "subscribed_tracks",
+    "transcriptions",
 ]
 
 
@@ -261,6 +262,25 @@ retention_policies = sa.Table(
     sa.Column("callback_days", sa.Integer, nullable=True),
     sa.Column("date_created", UTCDateTime, nullable=False),
     sa.Column("date_updated", UTCDateTime, nullable=False),
+)
+
+# Real-time transcriptions of rooms (revision 0008): the resource only (status, times,
+# configuration). Transcript text is never stored (docs/privacy.md).
+transcriptions = sa.Table(
+    "transcriptions",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("ttid", sa.String(64), nullable=False, unique=True),
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), nullable=False),
+    sa.Column("room_sid", SID, sa.ForeignKey("rooms.sid"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("configuration", sa.JSON, nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Column("start_time", UTCDateTime, nullable=True),
+    sa.Column("end_time", UTCDateTime, nullable=True),
+    sa.Column("duration", sa.Integer, nullable=True),
+    sa.Index("ix_transcriptions_room_seq", "room_sid", "seq"),
 )
 
 # Accounts API credentials (revision 0007): AWS credentials and RSA public keys (`CR…`).

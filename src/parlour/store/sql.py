@@ -62,6 +62,7 @@ from parlour.domain.sids import (
     is_sid,
 )
 from parlour.domain.tracks import PublishedTrack, SubscribedTrack, TrackKind
+from parlour.domain.transcriptions import Transcription, TranscriptionStatus
 from parlour.store import migrate
 from parlour.store.personal import check_erasable, mentions
 from parlour.store.schema import (
@@ -78,6 +79,7 @@ from parlour.store.schema import (
     retention_policies,
     rooms,
     subscribed_tracks,
+    transcriptions,
 )
 
 __all__ = ["SqlStore", "create_engine"]
@@ -328,6 +330,36 @@ def _recording_values(r: Recording) -> dict[str, Any]:
         "media_credentials_sid": r.media_credentials_sid,
         "encryption": r.encryption.to_json() if r.encryption is not None else None,
         "encryption_key_sid": r.encryption_key_sid,
+    }
+
+
+def _transcription(row: Row[Any]) -> Transcription:
+    return Transcription(
+        ttid=row.ttid,
+        account_sid=AccountSid(row.account_sid),
+        room_sid=RoomSid(row.room_sid),
+        status=TranscriptionStatus(row.status),
+        configuration=dict(row.configuration or {}),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        duration=row.duration,
+    )
+
+
+def _transcription_values(t: Transcription) -> dict[str, Any]:
+    return {
+        "ttid": t.ttid,
+        "account_sid": t.account_sid,
+        "room_sid": t.room_sid,
+        "status": t.status.value,
+        "configuration": t.configuration,
+        "date_created": t.date_created,
+        "date_updated": t.date_updated,
+        "start_time": t.start_time,
+        "end_time": t.end_time,
+        "duration": t.duration,
     }
 
 
@@ -1140,6 +1172,55 @@ class SqlStore:
             rows = (await conn.execute(query.order_by(recordings.c.seq))).all()
         return [_recording(r) for r in rows]
 
+    # -- transcriptions -------------------------------------------------------------------
+
+    async def insert_transcription(self, transcription: Transcription) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(transcriptions).values(**_transcription_values(transcription))
+            )
+
+    async def update_transcription(
+        self, transcription: Transcription, *, expected: TranscriptionStatus
+    ) -> bool:
+        t = transcriptions
+        values = _transcription_values(transcription)
+        del values["ttid"]
+        query = (
+            sa.update(t)
+            .where(t.c.ttid == transcription.ttid, t.c.status == expected.value)
+            .values(**values)
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(query)
+        return bool(result.rowcount)
+
+    async def get_transcription(
+        self, account_sid: AccountSid, room_sid: RoomSid, ttid: str
+    ) -> Transcription | None:
+        t = transcriptions
+        query = sa.select(t).where(
+            t.c.account_sid == account_sid, t.c.room_sid == room_sid, t.c.ttid == ttid
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _transcription(row)
+
+    async def list_transcriptions(
+        self, account_sid: AccountSid, room_sid: RoomSid, req: PageRequest
+    ) -> Page[Transcription]:
+        """In the order they were created."""
+        t = transcriptions
+        query = sa.select(t).where(t.c.account_sid == account_sid, t.c.room_sid == room_sid)
+        rows, nxt, prev = await self._page(query, t.c.seq, req, descending=False)
+        return Page([_transcription(r) for r in rows], nxt, prev)
+
+    async def room_transcriptions(self, room_sid: RoomSid) -> list[Transcription]:
+        t = transcriptions
+        query = sa.select(t).where(t.c.room_sid == room_sid).order_by(t.c.seq)
+        async with self.engine.connect() as conn:
+            return [_transcription(r) for r in (await conn.execute(query)).all()]
+
     # -- media settings and credentials ---------------------------------------------------
 
     async def insert_credential(self, credential: Credential) -> None:
@@ -1269,6 +1350,8 @@ class SqlStore:
                 conn, participants, participants.c.sid, [p.sid for p in data.participants]
             )
             if identity is None:
+                tr = transcriptions
+                await _delete_in(conn, tr, tr.c.ttid, [t.ttid for t in data.transcriptions])
                 await _delete_in(conn, rooms, rooms.c.sid, [r.sid for r in data.rooms])
         return data
 
@@ -1462,7 +1545,15 @@ async def _personal_data(conn: Any, account_sid: AccountSid, identity: str | Non
             (d for d in map(_delivery, cb_rows) if mentions(d, names)),
             key=lambda d: d.id or 0,
         )
+    tr = transcriptions
+    tr_rows = await _select_in(
+        conn,
+        sa.select(tr).where(tr.c.account_sid == account_sid),
+        tr.c.room_sid,
+        [row.sid for row in room_rows],
+    )
     return PersonalData(
+        transcriptions=[_transcription(row) for row in sorted(tr_rows, key=lambda r: r.seq)],
         rooms=[_room(row) for row in room_rows],
         participants=[_participant(row) for row in part_rows],
         published_tracks=[_published(row) for row in pub_rows],
@@ -1479,6 +1570,7 @@ _PERSONAL_TABLES = (
     subscribed_tracks,
     recordings,
     callback_deliveries,
+    transcriptions,
 )
 
 

@@ -52,6 +52,7 @@ from parlour.domain.events import (
     RoomEnded,
     RoomEvent,
     TrackEvent,
+    TranscriptionEvent,
 )
 from parlour.domain.ports import Store
 from parlour.domain.recordings import RecordingStatus
@@ -128,6 +129,12 @@ def status_callback(
         track_sid=track.sid if track else None,
         track_kind=track.kind.value if track else None,
         track_name=track.name if track else None,
+        transcription_ttid=(
+            event.transcription.ttid if isinstance(event, TranscriptionEvent) else None
+        ),
+        transcription_status=(
+            event.transcription.status.value if isinstance(event, TranscriptionEvent) else None
+        ),
     )
 
 

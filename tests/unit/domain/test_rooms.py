@@ -80,7 +80,9 @@ def test_explicit_recording_rules_win() -> None:
         ({"type": "group-small", "large_room": True}, 53114),
         ({"type": "peer-to-peer", "record_participants_on_connect": True}, 53114),
         ({"type": "go", "recording_rules": '[{"type":"include","all":true}]'}, 53114),
-        ({"transcribe_participants_on_connect": True}, 20001),
+        ({"type": "go", "transcribe_participants_on_connect": True}, 53114),
+        ({"transcriptions_configuration": '{"languageCode": "e n"}'}, 20001),
+        ({"transcriptions_configuration": '{"partialResults": 1}'}, 20001),
         ({"transcriptions_configuration": "[" * 5000 + "]" * 5000}, 20001),
     ],
 )
