@@ -4,10 +4,11 @@ With adaptive simulcast (``preferredVideoCodecs: "auto"``) the SDK asks for the
 ``publisher_hints`` media-signaling channel (and keeps simulcast only if it gets it). The
 server then tells it, per track, which encodings to keep active (`msp_tracks.PublisherHints`;
 the SDK sets ``RTCRtpEncodingParameters.active`` and answers with the results). Parlour
-keeps the layers up to the highest one any subscriber is forwarded and pauses those above;
-the lowest layer always stays on (recordings, a fast start for the next subscriber, the
-fallback under congestion), and so does a layer never seen arriving (its size is unknown
-until it has). A track nobody watches keeps only its lowest layer.
+keeps the layers up to the highest one any subscriber is forwarded and pauses those above
+(a recording of the room counts as watching the best); a layer never seen arriving stays on
+(its size is unknown until it has). A track nobody watches, not recorded, has every layer
+paused: its encoder rests until someone subscribes or switches it on again, when the
+allocation picks a layer, the hint resumes it and the subscriber asks for a keyframe.
 
 A layer the publisher paused because of a hint no longer arrives, yet must stay a choice
 for the allocation, or nobody would ever ask for it again: `PublisherHints.layers` reports
@@ -77,8 +78,9 @@ class PublisherHints:
         for sid, (count, highest) in needs.items():
             seen = self._seen.get(sid, [])
             # A layer never seen arriving stays on: until it has, nobody can choose it.
+            # Nobody watching (and no recording): every seen layer rests, the encoder too.
             enabled = tuple(
-                i == 0 or i <= highest or i >= len(seen) or not seen[i].active for i in range(count)
+                i <= highest or i >= len(seen) or not seen[i].active for i in range(count)
             )
             if self._sent.get(sid) == enabled:
                 continue

@@ -27,7 +27,11 @@ def test_layers_above_the_highest_watched_are_paused_once_seen() -> None:
     assert encodings(message) == [True, False, True]  # the third never arrived
     assert message is not None and message["publisher"]["id"] == 2
     assert hints.update({"MT1": (3, 0)}) is None  # unchanged: nothing sent
-    assert hints.update({"MT1": (3, -1)}) is None  # nobody watches: the lowest stays on
+    # Nobody watches: every layer seen arriving rests (the encoder too); the third, never
+    # seen, stays on until it is.
+    assert encodings(hints.update({"MT1": (3, -1)})) == [False, False, True]
+    # Someone subscribes again: the layers up to the one chosen come back.
+    assert encodings(hints.update({"MT1": (3, 0)})) == [True, False, True]
 
 
 def test_a_paused_layer_stays_a_choice_as_it_last_arrived() -> None:
