@@ -40,7 +40,9 @@ from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.media.plane import SfuMediaPlane
 from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
+from parlour.recording.composer import PoolComposer
 from parlour.services.accounts import AccountService
+from parlour.services.compositions import CompositionService
 from parlour.services.live_rooms import LiveRoomService
 from parlour.services.nodes import NodeMonitor, new_node_id
 from parlour.services.participants import ParticipantService
@@ -159,6 +161,15 @@ async def build(
         media_url_key=media_url_key(secret),
     )
     await recordings.recover()
+    compositions = CompositionService(
+        store,
+        clock,
+        callbacks,
+        media_storage,
+        PoolComposer(media_storage, config.data_dir / "media" / "compose"),
+        media_url_key=media_url_key(secret),
+        callback_policy=callback_policy,
+    )
     retention = RetentionService(
         store,
         clock,
@@ -211,6 +222,8 @@ async def build(
     )
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
+    # Compositions start when their room has ended and its recordings are finished.
+    callbacks.add(compositions)
     await accounts.default_account()
     await nodes.beat()
     ctx = ApiContext(
@@ -219,11 +232,13 @@ async def build(
         participants=participants,
         public_url=config.base_url,
         recordings=recordings,
+        compositions=compositions,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await webhooks.start()
+        await compositions.recover()
         reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
         heartbeat = asyncio.create_task(nodes.run())
         # Retention: every account's policy, applied now and every sweep interval.
@@ -238,6 +253,7 @@ async def build(
                     await task
             await nodes.stop()
             await recordings.close()
+            await compositions.close()
             await webhooks.close()
 
     metrics = metrics_registry(

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from parlour import __version__
 from parlour.api import (
+    compositions,
     media_downloads,
     participants,
     quickstart,
@@ -47,6 +48,7 @@ REST_ROUTES: list[Route] = [
     *transcriptions.routes,
     *room_recordings.routes,
     *recordings.routes,
+    *compositions.routes,
     *media_downloads.routes,
     *retention.routes,
 ]

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from parlour.domain import errors
 from parlour.services.accounts import AccountService
+from parlour.services.compositions import CompositionService
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.rooms import RoomService
@@ -22,6 +23,7 @@ class ApiContext:
     participants: ParticipantService
     public_url: str
     recordings: RecordingService | None = None
+    compositions: CompositionService | None = None
 
     def url(self, path: str) -> str:
         """Absolute URL of a path on our own public base URL."""

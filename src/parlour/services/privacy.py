@@ -25,6 +25,7 @@ from typing import Any
 from parlour import __version__
 from parlour.domain import errors
 from parlour.domain.clock import Clock
+from parlour.domain.compositions import Composition
 from parlour.domain.ports import MediaStorage, PersonalData, Store
 from parlour.domain.recordings import Recording
 from parlour.domain.sids import AccountSid
@@ -41,6 +42,7 @@ _RECORDS = (
     "subscribed_tracks",
     "recordings",
     "callback_deliveries",
+    "compositions",
 )
 
 
@@ -131,15 +133,16 @@ class PrivacyService:
                     body = json.dumps(_plain(getattr(data, name)), indent=2, ensure_ascii=False)
                     z.writestr(arcname, body)
                     files[arcname] = hashlib.sha256(body.encode()).hexdigest()
-                for recording in data.recordings:
-                    if await self._storage.size(recording.media_key) is None:
-                        if recording.has_media:
-                            missing.append(recording.sid)
+                stored: list[Recording | Composition] = [*data.recordings, *data.compositions]
+                for item in stored:
+                    if await self._storage.size(item.media_key) is None:
+                        if item.has_media:
+                            missing.append(item.sid)
                         continue
-                    arcname = f"media/{recording.file_name}"
+                    arcname = f"media/{item.file_name}"
                     digest = hashlib.sha256()
                     with z.open(arcname, "w", force_zip64=True) as dst:
-                        async for chunk in self._storage.open(recording.media_key):
+                        async for chunk in self._storage.open(item.media_key):
                             digest.update(chunk)
                             dst.write(chunk)
                     files[arcname] = digest.hexdigest()
@@ -191,6 +194,9 @@ class PrivacyService:
                     except FileNotFoundError:
                         continue
                     spool.append(path.name)
+        for composition in data.compositions:
+            if await self._storage.delete(composition.media_key):
+                media.append(composition.sid)
         await self._store.reclaim_space()
         for kind in _RECORDS:
             for record in getattr(data, kind):
