@@ -36,6 +36,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from parlour.domain.compositions import CompositionFormat
 from parlour.domain.layouts import CompositionPlan, Placement, Source, contain
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 FPS = 15
 RATE = 48_000
+#: x264's speed/size trade-off (bench/compose.py gives ffmpeg the same).
+X264_PRESET = "superfast"
 _BLACK_Y, _BLACK_C = 16, 128
 _VIDEO_CODEC = {CompositionFormat.MP4: "libx264", CompositionFormat.WEBM: "libvpx"}
 _AUDIO_CODEC = {CompositionFormat.MP4: "aac", CompositionFormat.WEBM: "libopus"}
@@ -72,6 +75,8 @@ class _VideoReader:
         self._current_t = -math.inf
         self._next = self._pull()
         self._scaled: tuple[int, tuple[int, int], np.ndarray] | None = None
+        # one scaler per source: it keeps its swscale context between pictures
+        self._scaler = VideoReformatter()
         self._serial = 0
 
     def _decode(self, stream: Any) -> Iterator[av.VideoFrame]:
@@ -102,7 +107,13 @@ class _VideoReader:
         cached = self._scaled
         if cached is not None and cached[0] == self._serial and cached[1] == (width, height):
             return cached[2]
-        picture = self._current.reformat(width=width, height=height, format="yuv420p")
+        picture = self._scaler.reformat(
+            self._current,
+            width=width,
+            height=height,
+            format="yuv420p",
+            interpolation="BILINEAR",
+        )
         array = picture.to_ndarray()
         self._scaled = (self._serial, (width, height), array)
         return array
@@ -245,7 +256,7 @@ def compose_file(
             vstream = out.add_stream(_VIDEO_CODEC[fmt], rate=fps)
             vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
             if fmt is CompositionFormat.MP4:
-                vstream.options = {"preset": "veryfast", "crf": "23"}
+                vstream.options = {"preset": X264_PRESET, "crf": "23"}
             else:
                 vstream.bit_rate = 1_000_000
                 vstream.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
