@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -300,3 +303,34 @@ def test_a_composition_left_processing_is_composed_again_at_start(
     assert started == []  # no StatusCallback on the copy: nothing sent, nothing twice
     assert json.dumps(done.video_layout) == "{}"
     assert np.isfinite(time.time())
+
+
+def test_cli_lists_compositions_with_their_status(composed: Composed, server: ServerThread) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "PARLOUR_DATA_DIR": str(server.parlour.config.data_dir),
+        "PARLOUR_DATABASE_URL": server.parlour.config.db_url,
+    }
+    args = [sys.executable, "-m", "parlour", "compositions", "--account", composed.account.sid]
+    listed = subprocess.run(
+        [*args, "--room", composed.room_sid, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert rows and {r["room_sid"] for r in rows} == {composed.room_sid}
+    assert "completed" in {r["status"] for r in rows}
+    text = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert text.returncode == 0 and "completed" in text.stdout
+    unknown = subprocess.run(
+        [sys.executable, "-m", "parlour", "compositions", "--account", "AC" + "0" * 32],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unknown.returncode == 1 and "no account" in unknown.stderr
