@@ -161,6 +161,7 @@ async def build(
         media_url_key=media_url_key(secret),
     )
     await recordings.recover()
+    node_id = new_node_id()
     compositions = CompositionService(
         store,
         clock,
@@ -169,6 +170,8 @@ async def build(
         PoolComposer(media_storage, config.data_dir / "media" / "compose"),
         media_url_key=media_url_key(secret),
         callback_policy=callback_policy,
+        node_id=node_id,
+        node_stale_after=config.node_stale_seconds,
     )
     retention = RetentionService(
         store,
@@ -179,7 +182,6 @@ async def build(
     )
     # Recordings end with their track, participant or room: the service hears those events.
     events = FanOutEventSink(callbacks, recordings)
-    node_id = new_node_id()
     participants = ParticipantService(store, clock, events, sessions, node_id=node_id)
     rooms = RoomService(
         store,
@@ -243,11 +245,13 @@ async def build(
         heartbeat = asyncio.create_task(nodes.run())
         # Retention: every account's policy, applied now and every sweep interval.
         sweeper = asyncio.create_task(retention.run(config.retention_sweep_seconds))
+        # What a server that died was composing is taken over (by the stale-node rule).
+        composer = asyncio.create_task(compositions.run(config.node_stale_seconds))
         try:
             yield
         finally:
             await live.close()  # participants here leave, with their callbacks
-            for task in (reaper, heartbeat, sweeper):
+            for task in (reaper, heartbeat, sweeper, composer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

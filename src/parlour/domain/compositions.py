@@ -184,6 +184,7 @@ class Composition:
     hook_sid: str | None = None
     failure_reason: str | None = None
     progress: int = 0  # percent done while processing
+    node_id: str | None = None  # the server process composing it (while processing)
 
     @property
     def file_name(self) -> str:
@@ -209,11 +210,11 @@ class Composition:
             raise InvalidTransition(f"composition {self.sid}: {self.status} → {status}")
         return replace(self, status=status, date_updated=now)
 
-    def processing(self, now: dt.datetime) -> Composition:
-        return replace(self._to(CompositionStatus.PROCESSING, now), progress=0)
+    def processing(self, now: dt.datetime, node_id: str | None = None) -> Composition:
+        return replace(self._to(CompositionStatus.PROCESSING, now), progress=0, node_id=node_id)
 
     def requeued(self, now: dt.datetime) -> Composition:
-        return replace(self._to(CompositionStatus.ENQUEUED, now), progress=0)
+        return replace(self._to(CompositionStatus.ENQUEUED, now), progress=0, node_id=None)
 
     def with_progress(self, percent: int, now: dt.datetime) -> Composition:
         return replace(self, progress=max(0, min(100, percent)), date_updated=now)

@@ -16,6 +16,7 @@ none is stored twice (completion is conditional on `processing` too).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -104,6 +105,8 @@ class CompositionService:
         *,
         media_url_key: bytes,
         callback_policy: StatusCallbackPolicy | None = None,
+        node_id: str | None = None,
+        node_stale_after: float = 30.0,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -112,6 +115,8 @@ class CompositionService:
         self._composer = composer
         self._url_key = media_url_key
         self._policy = callback_policy
+        self._node_id = node_id
+        self._stale_after = dt.timedelta(seconds=node_stale_after)
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -376,10 +381,20 @@ class CompositionService:
     # -- the queue --------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """At start: compositions left `processing` go back to `enqueued`; every ready one
-        is composed."""
-        for composition in await self._store.compositions_with_status(CompositionStatus.PROCESSING):
+        """At start (and then now and again): compositions left `processing` by a server
+        process that is gone (stopped, or silent for the stale time) go back to `enqueued`;
+        every ready one is composed. Those a live process is composing are left to it."""
+        processing = await self._store.compositions_with_status(CompositionStatus.PROCESSING)
+        alive: set[str] = set()
+        if processing:
+            now = self._clock.now()
+            known = set(await self._store.stale_nodes(now + dt.timedelta(days=1)))
+            alive = known - set(await self._store.stale_nodes(now - self._stale_after))
+        for composition in processing:
             if composition.sid in self._running:
+                continue
+            owner = composition.node_id
+            if owner is not None and owner != self._node_id and owner in alive:
                 continue
             again = composition.requeued(self._clock.now())
             if await self._store.update_composition(again, expected=CompositionStatus.PROCESSING):
@@ -394,6 +409,16 @@ class CompositionService:
                 continue
             rooms[room.sid] = room
             await self._kick(room)
+
+    async def run(self, interval: float) -> None:
+        """`recover()` every `interval` seconds, until cancelled: what a server that died
+        was composing is taken over."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.recover()
+            except Exception:
+                log.exception("composition recovery failed")
 
     async def close(self) -> None:
         """Stop composing (what is in progress is composed again at the next start)."""
@@ -430,7 +455,7 @@ class CompositionService:
             PageRequest(page_size=_LIST_ALL),
         )
         for composition in reversed(page.items):
-            claimed = composition.processing(self._clock.now())
+            claimed = composition.processing(self._clock.now(), self._node_id)
             if not await self._store.update_composition(
                 claimed, expected=CompositionStatus.ENQUEUED
             ):

@@ -282,6 +282,7 @@ compositions = sa.Table(
     sa.Column("status_callback_method", sa.String(8), nullable=False),
     sa.Column("hook_sid", SID, nullable=True),
     sa.Column("failure_reason", sa.String(512), nullable=True),
+    sa.Column("node_id", sa.String(64), nullable=True),
     sa.Index("ix_compositions_account_seq", "account_sid", "seq"),
     sa.Index("ix_compositions_room", "room_sid"),
     sa.Index("ix_compositions_status", "status"),

@@ -368,6 +368,7 @@ def _composition(row: Row[Any]) -> Composition:
         status_callback_method=row.status_callback_method,
         hook_sid=row.hook_sid,
         failure_reason=row.failure_reason,
+        node_id=row.node_id,
     )
 
 
@@ -391,6 +392,7 @@ def _composition_values(c: Composition) -> dict[str, Any]:
         "status_callback_method": c.status_callback_method,
         "hook_sid": c.hook_sid,
         "failure_reason": c.failure_reason,
+        "node_id": c.node_id,
     }
 
 

@@ -276,3 +276,44 @@ async def test_media_urls_are_signed_and_checked() -> None:
     deleted = await w.service.delete(account, c.sid)
     assert deleted.status is CompositionStatus.DELETED and c.media_key not in w.storage.objects
     assert (await w.service.delete(account, c.sid)).status is CompositionStatus.DELETED
+
+
+async def test_what_a_live_node_composes_is_left_to_it_until_it_goes_silent() -> None:
+    w = World()
+    account, room = await w.room()
+    w.composer.gate = asyncio.Event()
+    first = CompositionService(
+        w.store, w.clock, w.sink, w.storage, w.composer, media_url_key=b"k", node_id="node-a"
+    )
+    w.service = first
+    await w.store.heartbeat_node("node-a", w.clock.now())
+    c = await first.create(account, room.sid, SPEC)
+    await w.finish_recordings(await w.end(room))
+    await asyncio.sleep(0.05)
+    claimed = await first.get(account, c.sid)
+    assert claimed.status is CompositionStatus.PROCESSING and claimed.node_id == "node-a"
+    other_composer = FakeComposer(w.storage)
+    other = CompositionService(
+        w.store,
+        w.clock,
+        w.sink,
+        w.storage,
+        other_composer,
+        media_url_key=b"k",
+        node_id="node-b",
+        node_stale_after=30,
+    )
+    await other.recover()
+    await other.wait_idle()
+    assert other_composer.jobs == []  # node-a is alive: its composition is its own
+    w.clock.advance(31)  # node-a fell silent (killed)
+    await other.recover()
+    await other.wait_idle()
+    assert len(other_composer.jobs) == 1
+    done = await other.get(account, c.sid)
+    assert done.status is CompositionStatus.COMPLETED
+    # node-a wakes up and finishes too: its completion is refused, the stored file stays
+    w.composer.gate.set()
+    await first.wait_idle()
+    assert (await first.get(account, c.sid)).status is CompositionStatus.COMPLETED
+    assert w.storage.objects[c.media_key] == b"mp4!"

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("status_callback_method", sa.String(length=8), nullable=False),
         sa.Column("hook_sid", sa.String(length=34), nullable=True),
         sa.Column("failure_reason", sa.String(length=512), nullable=True),
+        sa.Column("node_id", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["account_sid"], ["accounts.sid"]),
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("sid"),
