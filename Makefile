@@ -1,7 +1,8 @@
 # Parlour: two commands on a fresh Debian machine with Python 3.11.
 #   make run   installs everything and starts the server on http://127.0.0.1:8080
 #   make test  installs what tests need and runs lint, types and the whole suite
-#   make bench Parlour's SFU side by side with Janus (QUICK=1: one meeting size, < 3 min)
+#   make bench Parlour's SFU side by side with Janus, then compositions beside ffmpeg
+#              (QUICK=1: one meeting size and 15 s of composition media)
 #   make fuzz  a long fuzzing campaign over every parser of untrusted input (docs/security.md)
 PYTHON ?= python3
 VENV   := .venv
