@@ -334,3 +334,58 @@ def test_cli_lists_compositions_with_their_status(composed: Composed, server: Se
         timeout=120,
     )
     assert unknown.returncode == 1 and "no account" in unknown.stderr
+
+
+#: `video.v1.composition` and `video.v1.composition_hook` of Twilio's OpenAPI description.
+COMPOSITION_FIELDS = {
+    "account_sid", "status", "date_created", "date_completed", "date_deleted", "sid",
+    "room_sid", "audio_sources", "audio_sources_excluded", "video_layout", "resolution",
+    "trim", "format", "bitrate", "size", "duration", "media_external_location",
+    "status_callback", "status_callback_method", "url", "links",
+}  # fmt: skip
+HOOK_FIELDS = {
+    "account_sid", "friendly_name", "enabled", "date_created", "date_updated", "sid",
+    "audio_sources", "audio_sources_excluded", "video_layout", "resolution", "trim", "format",
+    "status_callback", "status_callback_method", "url",
+}  # fmt: skip
+
+
+def test_http_shapes_and_errors(composed: Composed, server: ServerThread) -> None:
+    acct = composed.account
+    with httpx.Client(base_url=server.base_url, auth=(acct.sid, acct.auth_token)) as http:
+        page = http.get("/v1/Compositions", params={"RoomSid": composed.room_sid, "PageSize": 1})
+        assert page.status_code == 200
+        body = page.json()
+        assert set(body) == {"compositions", "meta"} and body["meta"]["key"] == "compositions"
+        [item] = body["compositions"]
+        assert set(item) == COMPOSITION_FIELDS
+        assert item["url"] == f"{server.base_url}/v1/Compositions/{item['sid']}"
+        hooks = http.get("/v1/CompositionHooks").json()
+        assert hooks["meta"]["key"] == "composition_hooks"
+        assert set(hooks["composition_hooks"][0]) == HOOK_FIELDS
+        for method, path, data, status in (
+            ("POST", "/v1/Compositions", {}, 400),
+            ("POST", "/v1/Compositions", {"RoomSid": "nope", "AudioSources": "*"}, 400),
+            ("POST", "/v1/Compositions", {"RoomSid": composed.room_sid, "Format": "avi"}, 400),
+            ("POST", "/v1/Compositions", {"RoomSid": composed.room_sid, "VideoLayout": "{"}, 400),
+            (
+                "POST",
+                "/v1/Compositions",
+                {"RoomSid": composed.room_sid, "AudioSources": "*", "Resolution": "4000x10"},
+                400,
+            ),
+            ("POST", "/v1/CompositionHooks", {"AudioSources": "*"}, 400),
+            ("POST", "/v1/CompositionHooks", {"FriendlyName": "x" * 101, "AudioSources": "*"}, 400),
+            ("GET", "/v1/Compositions/CJ" + "0" * 32, None, 404),
+            ("GET", "/v1/Compositions/CJ" + "0" * 32 + "/Media", None, 404),
+            ("DELETE", "/v1/CompositionHooks/HK" + "0" * 32, None, 404),
+            ("GET", "/v1/Compositions", {"Status": "lost"}, 400),
+        ):
+            if method == "GET":
+                r = http.get(path, params=data)
+            else:
+                r = http.request(method, path, data=data)
+            assert r.status_code == status, (path, data, r.text)
+            assert set(r.json()) == {"code", "message", "more_info", "status"}
+    anonymous = httpx.get(f"{server.base_url}/v1/Compositions")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == 20003
