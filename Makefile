@@ -3,6 +3,7 @@
 #   make test  installs what tests need and runs lint, types and the whole suite
 #   make bench Parlour's SFU side by side with Janus, then compositions beside ffmpeg
 #              (QUICK=1: one meeting size and 15 s of composition media)
+#   make soak  an hour of churn against a real server, checking nothing leaks (SOAK_MINUTES=60)
 #   make fuzz  a long fuzzing campaign over every parser of untrusted input (docs/security.md)
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +13,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA_DIR ?= ./var
 
-.PHONY: setup run test check lint format clean bench fuzz
+.PHONY: setup run test check lint format clean bench fuzz soak
 
 setup: $(STAMP)
 
@@ -35,6 +36,9 @@ bench: setup
 
 fuzz: setup
 	scripts/fuzz
+
+soak: setup
+	$(BIN)/python -m bench.soak
 
 format: setup
 	$(BIN)/ruff format src tests bench

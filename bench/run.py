@@ -103,12 +103,14 @@ async def _wait_http(url: str, timeout: float = 30.0) -> None:
 class ParlourServer:
     name = "parlour"
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="parlour-bench-"))
         self.port = _free_port()
         self.metrics_token = secrets.token_hex(16)
         self.proc: subprocess.Popen[bytes] | None = None
         self.creds: dict[str, str] = {}
+        self.auth_token = ""
+        self.env = env or {}
 
     def _cli(self, *args: str) -> Any:
         out = subprocess.run(
@@ -126,7 +128,8 @@ class ParlourServer:
             "key_sid": key.get("sid") or key.get("key_sid"),
             "key_secret": key["secret"],
         }
-        env = dict(os.environ, PARLOUR_METRICS_TOKEN=self.metrics_token)
+        self.auth_token = account.get("auth_token", "")
+        env = dict(os.environ, PARLOUR_METRICS_TOKEN=self.metrics_token, **self.env)
         self.log = open(self.dir / "server.log", "wb")
         self.proc = subprocess.Popen(
             [
@@ -181,6 +184,9 @@ class ParlourServer:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None) is not None:
+            self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -8,9 +8,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from parlour.testing import ServerThread
 from tests.helpers import Account, new_account, server_fixture
+
+# Property tests check behaviour, not speed: no per-example deadline (on a loaded machine
+# one slow example is not a failure; speed lives in bench/).
+settings.register_profile("parlour", deadline=None)
+settings.load_profile("parlour")
 
 # twilio-python rewrites hosts when these are set; never let them leak into tests.
 for _var in ("TWILIO_EDGE", "TWILIO_REGION"):

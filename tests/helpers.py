@@ -60,7 +60,7 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 
 def ws_url(server: ServerThread) -> str:
     """The `wsServer` URL of a test server."""
-    return server.base_url.replace("http://", "ws://") + "/signaling"
+    return server.base_url.replace("http", "ws", 1) + "/signaling"  # https: wss
 
 
 def rest_client(server: ServerThread, acct: Account) -> httpx.AsyncClient:

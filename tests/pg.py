@@ -94,8 +94,12 @@ class PostgresCluster:
         )
 
     @classmethod
-    def start(cls) -> PostgresCluster:
-        """initdb and start a new cluster (raises RuntimeError with the server's log)."""
+    def start(cls, *settings: str) -> PostgresCluster:
+        """initdb and start a new cluster (raises RuntimeError with the server's log).
+
+        `settings` are extra `name=value` server settings (`-c`), after the defaults, so
+        they win (e.g. `full_page_writes=on`).
+        """
         bindir = find_bindir()
         if bindir is None:
             raise RuntimeError(missing_reason())
@@ -127,6 +131,7 @@ class PostgresCluster:
                     "-c synchronous_commit=off",
                     "-c full_page_writes=off",
                     "-c max_connections=200",
+                    *(f"-c {setting}" for setting in settings),
                 ]
             )
             cluster._bin(

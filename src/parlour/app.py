@@ -9,10 +9,12 @@
     ├── ParticipantService  (services/)
     ├── LiveRoomService     (services/)    live sessions; implements SessionControl
     ├── NodeMonitor         (services/)    this node's heartbeat; recovers gone nodes
+    ├── NetworkTraversal    (services/)    TURN credentials for `iced` and /2010-04-01/…/Tokens.json
     ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
     ├── RetentionService    (services/)    per-account retention + its sweeper task
+    ├── MediaStorageResolver (services/)   per-account media storage: local, S3, encrypted
     ├── Starlette app       (api/)         REST v1, /openapi.json, /healthz, /signaling
     └── CollectorRegistry   (api/metrics)  /metrics: reads the SFU and webhook counters
 """
@@ -37,6 +39,7 @@ from parlour.domain.clock import Clock, SystemClock
 from parlour.domain.events import Event
 from parlour.domain.ports import FanOutEventSink, MediaPlane
 from parlour.domain.sids import ParticipantSid, RoomSid
+from parlour.domain.turn import TurnServers
 from parlour.media.plane import SfuMediaPlane
 from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
@@ -44,11 +47,14 @@ from parlour.recording.composer import PoolComposer
 from parlour.services.accounts import AccountService
 from parlour.services.compositions import CompositionService
 from parlour.services.live_rooms import LiveRoomService
+from parlour.services.media_settings import CredentialService, MediaSettingsService, SecretBox
+from parlour.services.media_storage import MediaStorageResolver
 from parlour.services.nodes import NodeMonitor, new_node_id
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.retention import RetentionService
 from parlour.services.rooms import RoomService
+from parlour.services.traversal import NetworkTraversal
 from parlour.signaling.endpoint import signaling_routes
 from parlour.store.sql import SqlStore
 from parlour.webhooks import TargetPolicy, WebhookSender, WebhookSettings
@@ -152,6 +158,15 @@ async def build(
     )
     callbacks = FanOutEventSink(LoggingEventSink(), webhooks)
     media_storage = LocalStorage(config.data_dir / "media")
+    # Per-account media settings: S3 buckets and encryption (RecordingSettings …).
+    credentials = CredentialService(store, clock, SecretBox(secret))
+    storage_resolver = MediaStorageResolver(store, credentials, media_storage)
+    media_settings = MediaSettingsService(
+        store,
+        clock,
+        probe=storage_resolver.probe,
+        s3_endpoints=(config.s3_endpoints or "").split(","),
+    )
     recordings = RecordingService(
         store,
         clock,
@@ -159,6 +174,7 @@ async def build(
         MatroskaRecorder(media_storage, config.data_dir / "media" / "spool"),
         media_storage,
         media_url_key=media_url_key(secret),
+        resolver=storage_resolver,
     )
     await recordings.recover()
     node_id = new_node_id()
@@ -179,6 +195,7 @@ async def build(
         config.retention_policy,
         storage=media_storage,
         spool_dir=config.data_dir / "media" / "spool",
+        resolver=storage_resolver,
     )
     # Recordings end with their track, participant or room: the service hears those events.
     events = FanOutEventSink(callbacks, recordings)
@@ -211,8 +228,14 @@ async def build(
             or (None if media_host not in ("0.0.0.0", "::", "") else "127.0.0.1"),
             connect_timeout=config.media_connect_timeout_seconds,
             consent_timeout=config.media_consent_timeout_seconds,
+            tcp=config.media_tcp,
         )
         media = sfu
+    traversal = NetworkTraversal(
+        clock,
+        TurnServers(config.turn_urls, config.turn_secret) if config.turn_secret else None,
+        config.turn_ttl_seconds,
+    )
     live = LiveRoomService(
         accounts,
         rooms,
@@ -221,6 +244,7 @@ async def build(
         session_timeout=config.session_timeout_seconds,
         auto_create_rooms=config.auto_create_rooms,
         recorder=recordings,
+        traversal=traversal,
     )
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
@@ -235,6 +259,9 @@ async def build(
         public_url=config.base_url,
         recordings=recordings,
         compositions=compositions,
+        credentials=credentials,
+        media_settings=media_settings,
+        media_storage=storage_resolver,
     )
 
     @contextlib.asynccontextmanager
@@ -264,6 +291,8 @@ async def build(
         ParlourCollector(
             media=sfu.stats if sfu is not None else None,
             webhook_pending=lambda: webhooks.pending,
+            sessions=lambda: live.session_count,
+            recordings=lambda: recordings.in_progress,
         )
     )
     asgi = build_api(
@@ -276,4 +305,5 @@ async def build(
         dev=config.dev,
     )
     asgi.state.retention = retention  # /v1/Parlour/Retention
+    asgi.state.traversal = traversal  # /2010-04-01/Accounts/{AccountSid}/Tokens.json
     return Parlour(config, store, accounts, rooms, participants, live, nodes, asgi, sfu, metrics)

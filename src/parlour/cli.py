@@ -1,6 +1,7 @@
 """The `parlour` command line.
 
-    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev] ...
+    parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev]
+                    [--tls-cert FILE --tls-key FILE] ...
     parlour account [--data-dir D] [--json]
     parlour account create [--data-dir D] [--friendly-name N] [--json]
     parlour keys create [--data-dir D] [--friendly-name N] [--json]
@@ -29,6 +30,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 import traceback
@@ -37,7 +39,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from parlour import __version__
-from parlour.config import Config, load_metrics_token, load_server_secret
+from parlour.config import Config, load_metrics_token, load_server_secret, server_tls_context
 
 __all__ = ["CliError", "main"]
 
@@ -143,6 +145,13 @@ def _parser() -> _Parser:
         "--advertised-address",
         help="address put in ICE candidates, for a server behind NAT (default: media host)",
     )
+    serve.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate chain: serve HTTPS and WSS (TLS 1.2+) with --tls-key "
+        "(default: plain HTTP, e.g. behind a TLS reverse proxy)",
+    )
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default)"
     )
@@ -252,6 +261,8 @@ def _config(args: argparse.Namespace) -> Config:
             media_port=getattr(args, "media_port", None),
             media_advertised_address=getattr(args, "advertised_address", None),
             dev=getattr(args, "dev", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
@@ -493,17 +504,36 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _check_media_address(host: str, port: int) -> None:
-    """Fail now, in one line, if the SFU could not bind its UDP address."""
+def _check_media_address(host: str, port: int, tcp: bool = False) -> None:
+    """Fail now, in one line, if the SFU could not bind its UDP address (or, with a fixed
+    port and ICE-TCP, the same TCP port)."""
+    kinds = [("UDP", socket.SOCK_DGRAM)]
+    if tcp and port:
+        kinds.append(("TCP", socket.SOCK_STREAM))
+    for name, sock_type in kinds:
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=sock_type, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                if sock_type == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen for media on {name} {_address(host, port)}: {_reason(exc)}"
+            ) from exc
+
+
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    """The TLS context of --tls-cert/--tls-key, checked before anything starts."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.bind(address)
-    except OSError as exc:
+        return server_tls_context(config)
+    except OSError as exc:  # ssl.SSLError is one: its errno is OpenSSL's, not the OS's
+        reason = (exc.reason or str(exc)) if isinstance(exc, ssl.SSLError) else _reason(exc)
         raise CliError(
-            f"cannot listen for media on UDP {_address(host, port)}: {_reason(exc)}"
+            f"cannot use TLS certificate {config.tls_cert} with key {config.tls_key}: "
+            f"{str(reason).lower().replace('_', ' ')}"
         ) from exc
 
 
@@ -511,9 +541,10 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
     import uvicorn
     import uvloop
 
+    tls = _tls_context(config)
     sock = _listen(config.host, config.port)
     try:
-        _check_media_address(config.media_host or config.host, config.media_port)
+        _check_media_address(config.media_host or config.host, config.media_port, config.media_tcp)
         _prepare_data_dir(config, announce=False)
     except BaseException:
         sock.close()
@@ -535,6 +566,7 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
                 access_log=bool(args.access_log),
                 log_level=config.log_level,
                 server_header=False,
+                ssl_context_factory=None if tls is None else (lambda *_: tls),
             )
         )
         log.info(
@@ -572,10 +604,16 @@ def _run_store(config: Config, fn: Callable[[Any], Awaitable[None]]) -> None:
 def _privacy(store: Any, config: Config) -> Any:
     from parlour.domain.clock import SystemClock
     from parlour.recording import LocalStorage
+    from parlour.services.media_settings import CredentialService, SecretBox
+    from parlour.services.media_storage import MediaStorageResolver
     from parlour.services.privacy import PrivacyService
 
     media = config.data_dir / "media"
-    return PrivacyService(store, SystemClock(), LocalStorage(media), media / "spool")
+    local = LocalStorage(media)
+    # Media in an account's S3 bucket is exported and erased there too.
+    box = SecretBox(load_server_secret(config))
+    resolver = MediaStorageResolver(store, CredentialService(store, SystemClock(), box), local)
+    return PrivacyService(store, SystemClock(), local, media / "spool", resolver=resolver)
 
 
 def _check_account_sid(text: str) -> str:

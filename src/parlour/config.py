@@ -16,6 +16,7 @@
 | media (UDP) host | `--media-host` | `PARLOUR_MEDIA_HOST` | the HTTP host |
 | media (UDP) port | `--media-port` | `PARLOUR_MEDIA_PORT` | `0` (any free port) |
 | ICE address | `--advertised-address` | `PARLOUR_MEDIA_ADVERTISED_ADDRESS` | media host |
+| ICE-TCP on the media port number | | `PARLOUR_MEDIA_TCP` | `true` |
 | webhooks to private addresses | | `PARLOUR_WEBHOOK_ALLOW_PRIVATE` | `false` |
 | webhook request timeout | | `PARLOUR_WEBHOOK_TIMEOUT_SECONDS` | `10` |
 | webhook attempts per callback | | `PARLOUR_WEBHOOK_MAX_ATTEMPTS` | `6` |
@@ -28,6 +29,12 @@
 | retention: finished callbacks (days) | | `PARLOUR_RETENTION_CALLBACK_DAYS` | `7` |
 | retention sweep interval | | `PARLOUR_RETENTION_SWEEP_SECONDS` | `3600` |
 | personal data in logs | | `PARLOUR_LOG_PERSONAL_DATA` | `false` |
+| TLS certificate chain (PEM) | `--tls-cert` | `PARLOUR_TLS_CERT` | none (plain HTTP) |
+| TLS private key (PEM) | `--tls-key` | `PARLOUR_TLS_KEY` | none |
+| TURN server URLs (comma-separated `turn:`/`turns:`) | | `PARLOUR_TURN_URLS` | none (no TURN) |
+| TURN REST API shared secret (coturn `static-auth-secret`) | | `PARLOUR_TURN_SECRET` | none |
+| lifetime of TURN credentials in `iced` (seconds) | | `PARLOUR_TURN_TTL_SECONDS` | `86400` |
+| S3-compatible endpoints accepted in `AwsS3Url` | | `PARLOUR_S3_ENDPOINTS` | none (AWS only) |
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +51,7 @@ from pathlib import Path
 
 from parlour.domain.ports import RetentionPolicy
 
-__all__ = ["Config", "load_metrics_token", "load_server_secret"]
+__all__ = ["Config", "load_metrics_token", "load_server_secret", "server_tls_context"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,9 @@ class Config:
     media_port: int = 0
     #: Address put in ICE candidates, for a server behind NAT (defaults to the media host).
     media_advertised_address: str | None = None
+    #: Also accept media over TCP (ICE-TCP passive candidates, RFC 6544) on the media port
+    #: number, for clients whose UDP is blocked.
+    media_tcp: bool = True
     #: Let status callbacks reach loopback, private and link-local addresses (tests, closed
     #: networks). Off in production: a StatusCallback must not probe the server's network.
     webhook_allow_private: bool = False
@@ -106,6 +117,20 @@ class Config:
     retention_sweep_seconds: float = 3600.0
     #: Let identities, IP addresses and room names into the logs (off: they are masked).
     log_personal_data: bool = False
+    #: PEM certificate chain and private key: the server answers HTTPS and WSS itself
+    #: (TLS 1.2 or newer). Without them it speaks plain HTTP (behind a TLS proxy).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: TURN servers handed to clients (`iced`, `/2010-04-01/.../Tokens.json`), with
+    #: credentials minted from the TURN REST API shared secret (coturn `use-auth-secret`).
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
+    #: Seconds the TURN credentials given in `iced` stay valid.
+    turn_ttl_seconds: int = 86400
+    #: S3-compatible endpoints (`http://minio.internal:9000`, comma-separated; `*` any) that
+    #: accounts may name in `AwsS3Url`; AWS's own hosts are always accepted. None: AWS only,
+    #: so that an account cannot make the server send requests into its own network.
+    s3_endpoints: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -123,6 +148,10 @@ class Config:
             ("media_host", "PARLOUR_MEDIA_HOST"),
             ("media_advertised_address", "PARLOUR_MEDIA_ADVERTISED_ADDRESS"),
             ("metrics_token", "PARLOUR_METRICS_TOKEN"),
+            ("tls_cert", "PARLOUR_TLS_CERT"),
+            ("tls_key", "PARLOUR_TLS_KEY"),
+            ("turn_secret", "PARLOUR_TURN_SECRET"),
+            ("s3_endpoints", "PARLOUR_S3_ENDPOINTS"),
         ):
             if env.get(key):
                 values[name] = env[key]
@@ -130,6 +159,7 @@ class Config:
             ("port", "PARLOUR_PORT"),
             ("media_port", "PARLOUR_MEDIA_PORT"),
             ("webhook_max_attempts", "PARLOUR_WEBHOOK_MAX_ATTEMPTS"),
+            ("turn_ttl_seconds", "PARLOUR_TURN_TTL_SECONDS"),
         ):
             if env.get(key):
                 values[name] = _number(int, key, env[key])
@@ -153,6 +183,7 @@ class Config:
             ("webhook_allow_private", "PARLOUR_WEBHOOK_ALLOW_PRIVATE"),
             ("dev", "PARLOUR_DEV"),
             ("log_personal_data", "PARLOUR_LOG_PERSONAL_DATA"),
+            ("media_tcp", "PARLOUR_MEDIA_TCP"),
         ):
             if env.get(key):
                 values[name] = env[key].lower() in ("1", "true", "yes")
@@ -163,10 +194,28 @@ class Config:
         ):
             if env.get(key):
                 values[name] = _retention_days(key, env[key])
+        if env.get("PARLOUR_TURN_URLS"):
+            values["turn_urls"] = _turn_urls(env["PARLOUR_TURN_URLS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "data_dir" in values:
-            values["data_dir"] = Path(str(values["data_dir"]))
+        for name in ("data_dir", "tls_cert", "tls_key"):
+            if name in values:
+                values[name] = Path(str(values[name]))
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        """TLS files come in pairs, TURN URLs with their secret."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(
+                "a TLS certificate (--tls-cert, PARLOUR_TLS_CERT) needs its private key "
+                "(--tls-key, PARLOUR_TLS_KEY), and the other way round"
+            )
+        if bool(self.turn_urls) != bool(self.turn_secret):
+            raise ValueError(
+                "PARLOUR_TURN_URLS and PARLOUR_TURN_SECRET go together (the TURN server's "
+                "static-auth-secret signs the credentials given to clients)"
+            )
+        if not 0 < self.turn_ttl_seconds <= 86400:
+            raise ValueError("PARLOUR_TURN_TTL_SECONDS must be from 1 to 86400")
 
     @property
     def retention_policy(self) -> RetentionPolicy:
@@ -183,7 +232,8 @@ class Config:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def db_url(self) -> str:
@@ -195,6 +245,32 @@ class Config:
                 url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'parlour.db').resolve()}"
+
+
+def _turn_urls(text: str) -> tuple[str, ...]:
+    """`PARLOUR_TURN_URLS`: comma-separated `turn:`/`turns:` URLs (RFC 7065)."""
+    urls = tuple(url.strip() for url in text.split(",") if url.strip())
+    for url in urls:
+        if not url.startswith(("turn:", "turns:")) or len(url) <= len("turns:"):
+            raise ValueError(
+                f"PARLOUR_TURN_URLS: {url!r} is not a turn: or turns: URL "
+                "(e.g. turn:turn.example.com:3478?transport=udp)"
+            )
+    return urls
+
+
+def server_tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 or newer), or None for plain HTTP.
+
+    Raises:
+        OSError, ssl.SSLError: the certificate or key cannot be read or do not match.
+    """
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
 
 
 def _retention_days(key: str, text: str) -> int | None:

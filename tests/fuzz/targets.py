@@ -45,7 +45,7 @@ from parlour.media.dtls import (
 from parlour.media.negotiation import LocalTransport, PeerNegotiator
 from parlour.media.rewrite import ExtensionRewriter, RtpRewriter
 from parlour.media.sdp import SdpError
-from parlour.media.udp import MediaSocket
+from parlour.media.udp import MediaSocket, _TcpConnection
 from parlour.protocol import tokens
 from parlour.protocol.signaling import Sender, SignalingProtocolError, encode_message
 from parlour.protocol.signaling import parse_message as parse_signaling
@@ -299,6 +299,53 @@ def run_stun(data: bytes) -> bool:
     return sock.stun_errors == before and data[:1] in (b"\x00", b"\x01")
 
 
+class _TcpTransport(asyncio.Transport):
+    """The ICE-TCP connection's socket: every frame written back must hold valid STUN."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("192.0.2.20", 50000) if name == "peername" else default
+
+    def write(self, data: Any) -> None:
+        data = bytes(data)
+        assert int.from_bytes(data[:2], "big") == len(data) - 2, "a frame of the wrong length"
+        stun.parse_message(data[2:])
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def _ice_tcp_seeds() -> list[bytes]:
+    frames = [struct.pack("!H", len(m)) + m for m in _stun_seeds()]
+    return [b"".join(frames), frames[0], frames[1][:9]]
+
+
+def run_ice_tcp(data: bytes) -> bool:
+    """A byte stream on an ICE-TCP connection (RFC 4571), delivered in two pieces."""
+    sock = _media_socket()
+
+    async def feed() -> bool:
+        connection = _TcpConnection(sock)
+        connection.connection_made(_TcpTransport())
+        try:
+            cut = len(data) // 3
+            connection.data_received(data[:cut])
+            connection.data_received(data[cut:])
+            return not connection._buffer  # every byte was a whole frame
+        finally:
+            connection.connection_lost(None)
+
+    accepted = _on_loop(feed())
+    assert sock.handler_errors == 0, "an exception escaped the ICE-TCP framing"
+    assert not sock._tcp, "a closed connection stayed registered"
+    return accepted
+
+
 # -- DTLS: record framing, the handshake's input, SRTP ------------------------------------------
 
 
@@ -518,6 +565,7 @@ TARGETS: tuple[Target, ...] = (
     Target("rewrite", run_rewrite, _rtp_seeds, max_size=1500),
     Target("rtcp", run_rtcp, _rtcp_seeds, max_size=1500),
     Target("stun", run_stun, _stun_seeds, max_size=1500),
+    Target("ice-tcp", run_ice_tcp, _ice_tcp_seeds, max_size=4000),
     Target("dtls-records", run_dtls_records, _dtls_flights, max_size=4000),
     Target("dtls-handshake", run_dtls, _dtls_flights, weight=0.5, max_size=1500),
     Target("srtp", run_srtp, _srtp_seeds, weight=0.5, max_size=1500),

@@ -129,6 +129,8 @@ async def test_counters_follow_media_between_two_participants(
 ) -> None:
     before = await scrape(server, token)
     assert (before["parlour_rooms"], before["parlour_participants"]) == (0, 0)
+    assert before["parlour_signaling_sessions"] == 0
+    assert before["parlour_asyncio_tasks"] >= 1  # the scrape's own task, at least
 
     clip = encode_test_clip(width=160, height=120, frames=30, gop=15)
     rooms: list[Room] = []
@@ -148,6 +150,9 @@ async def test_counters_follow_media_between_two_participants(
 
         during = await scrape(server, token)
         assert (during["parlour_rooms"], during["parlour_participants"]) == (1, 2)
+        assert during["parlour_signaling_sessions"] == 2
+        assert during["parlour_recordings_in_progress"] == 0
+        assert during["parlour_asyncio_tasks"] > before["parlour_asyncio_tasks"]
         for direction in ("published", "subscribed"):
             for kind, count in (("audio", 2), ("video", 2), ("data", 0)):
                 assert during[f'parlour_{direction}_tracks{{kind="{kind}"}}'] == count
@@ -172,8 +177,12 @@ async def test_counters_follow_media_between_two_participants(
             await room.disconnect()
 
     def left(now: Samples) -> str | None:
-        live = (now["parlour_rooms"], now["parlour_participants"])
-        return None if live == (0, 0) else f"rooms, participants: {live}"
+        live = (
+            now["parlour_rooms"],
+            now["parlour_participants"],
+            now["parlour_signaling_sessions"],
+        )
+        return None if live == (0, 0, 0) else f"rooms, participants, sessions: {live}"
 
     gone = await scrape_until(server, token, left)
     # What closed peers counted stays in the totals.

@@ -1,8 +1,11 @@
 """Export and erasure end to end, while the server runs: a room with two participants
 (each publishing, one subscribed to the other), a recording and status callbacks; then
 `parlour export` (the archive is opened and checked) and `parlour erase` in another
-process, first for one identity, then for the whole account; after each, the database
-file, its WAL and every file of the data dir are scanned for what was erased."""
+process, first for one identity, then for the whole account; after each, every file of
+the data dir is scanned for what was erased, and so is the database: the SQLite file and
+its WAL, or, on PostgreSQL, every file of a cluster the test starts (heap and index
+files, WAL segments, its log), run as production should be for erasure (full-page
+writes on, `wal_recycle = off`: docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from parlour.domain.tracks import SubscribedTrack
 from parlour.testing import ServerThread
 from tests.helpers import Account, new_account
 from tests.integration.recording_support import Receiver, feed, media_packets, publish, wait_until
+from tests.pg import PostgresCluster, missing_reason
 from tests.privacy_inventory import inventory
 
 pytestmark = [pytest.mark.integration]
@@ -35,10 +40,31 @@ ROOM = "privacy-room-Jm3pW"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def parlour(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`parlour …` in a process of its own, on the server's data dir."""
-    env = {**os.environ, "PYTHONPATH": SRC, "PARLOUR_DATA_DIR": str(data_dir)}
+@dataclass
+class Deployment:
+    """The server's data dir and, on PostgreSQL, the cluster holding its database."""
+
+    data_dir: Path
+    cluster: PostgresCluster | None = None
+    database_url: str | None = None
+
+    def roots(self) -> list[Path]:
+        """Every directory the server's data can be in."""
+        return [self.data_dir] + ([self.cluster.root] if self.cluster else [])
+
+    def settle(self) -> None:
+        """Let PostgreSQL write what it holds in memory to its files (a scan before erasure
+        must find the data where it is, not miss it in shared buffers)."""
+        if self.cluster is not None:
+            self.cluster.psql("CHECKPOINT")
+
+
+def parlour(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+    """`parlour …` in a process of its own, on the server's data dir and database."""
+    env = {**os.environ, "PYTHONPATH": SRC, "PARLOUR_DATA_DIR": str(deployment.data_dir)}
     env.pop("PARLOUR_DATABASE_URL", None)
+    if deployment.database_url is not None:
+        env["PARLOUR_DATABASE_URL"] = deployment.database_url
     return subprocess.run(
         [sys.executable, "-m", "parlour", *args],
         env=env,
@@ -62,20 +88,23 @@ print(json.dumps(found))
 """
 
 
-def files_holding(data_dir: Path, needles: list[str]) -> dict[str, list[str]]:
-    """Which files of the data dir contain which needles (UTF-8 and UTF-16).
+def files_holding(deployment: Deployment, needles: list[str]) -> dict[str, list[str]]:
+    """Which files of the data dir (and the PostgreSQL cluster) contain which needles
+    (UTF-8 and UTF-16).
 
     Read by another process: closing a descriptor of the database file in the server's
     own process would drop the server's SQLite (POSIX) locks on it.
     """
-    scan = subprocess.run(
-        [sys.executable, "-c", _SCAN, str(data_dir), json.dumps(needles)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    found: dict[str, list[str]] = json.loads(scan.stdout)
+    found: dict[str, list[str]] = {}
+    for root in deployment.roots():
+        scan = subprocess.run(
+            [sys.executable, "-c", _SCAN, str(root), json.dumps(needles)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        found.update({f"{root.name}/{k}": v for k, v in json.loads(scan.stdout).items()})
     return found
 
 
@@ -88,14 +117,41 @@ def unlisted_files(data_dir: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("privacy-data")
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    data_dir = tmp_path_factory.mktemp(f"privacy-data-{request.param}")
+    if request.param == "sqlite":
+        yield Deployment(data_dir)
+        return
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    # Durable settings, as in production (tests/pg.py turns them off for speed), and the
+    # one erasure needs: WAL segments past a checkpoint are removed, not kept for reuse.
+    cluster = PostgresCluster.start("full_page_writes=on", "wal_recycle=off")
+    try:
+        yield Deployment(data_dir, cluster, cluster.create_database("parlour"))
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
-def server(data_dir: Path) -> Iterator[ServerThread]:
-    srv = ServerThread(data_dir, idle_sweep_seconds=0.05, webhook_allow_private=True)
+def data_dir(deployment: Deployment) -> Path:
+    return deployment.data_dir
+
+
+@pytest.fixture(scope="module")
+def server(deployment: Deployment) -> Iterator[ServerThread]:
+    srv = ServerThread(
+        deployment.data_dir,
+        idle_sweep_seconds=0.05,
+        webhook_allow_private=True,
+        database_url=deployment.database_url,
+    )
     srv.__enter__()
     yield srv
     if srv._thread.is_alive():  # the last test stops it itself
@@ -107,7 +163,7 @@ def pending_callbacks(server: ServerThread) -> int:
 
 
 def test_export_and_erase_while_the_server_runs(
-    server: ServerThread, data_dir: Path, tmp_path: Path
+    server: ServerThread, deployment: Deployment, data_dir: Path, tmp_path: Path
 ) -> None:
     started = time.monotonic()
     account: Account = new_account(server)
@@ -150,7 +206,9 @@ def test_export_and_erase_while_the_server_runs(
         )
 
         # Erin is connected: her erasure is refused, and nothing is erased.
-        refused = parlour(data_dir, "erase", "--account", account.sid, "--identity", ERIN, "--yes")
+        refused = parlour(
+            deployment, "erase", "--account", account.sid, "--identity", ERIN, "--yes"
+        )
         assert refused.returncode == 1
         assert refused.stderr.startswith("parlour: nothing erased: participant PA")
         assert refused.stderr.count("\n") == 1
@@ -169,7 +227,7 @@ def test_export_and_erase_while_the_server_runs(
         # Export: one archive with her records and her recording.
         archive = tmp_path / "erin.zip"
         export = parlour(
-            data_dir,
+            deployment,
             "export",
             "--account",
             account.sid,
@@ -206,23 +264,25 @@ def test_export_and_erase_while_the_server_runs(
         assert manifest["records"]["participants"] == 1
 
         before = [ERIN, erin.participant_sid, erin.track_sid, erin_rec]
-        assert files_holding(data_dir, before)  # the scan finds what is there
+        deployment.settle()
+        assert files_holding(deployment, before)  # the scan finds what is there
         assert unlisted_files(data_dir) == [], "a file kind missing from docs/privacy.md"
 
         # Erase Erin, in another process, while the server runs.
         erased = parlour(
-            data_dir, "erase", "--account", account.sid, "--identity", ERIN, "--yes", "--json"
+            deployment, "erase", "--account", account.sid, "--identity", ERIN, "--yes", "--json"
         )
         assert erased.returncode == 0, erased.stderr
         summary = json.loads(erased.stdout)
         assert summary["erased"]["participants"] == 1
         assert summary["erased"]["subscribed_tracks"] == 1
         assert summary["media_deleted"] == [erin_rec]
-        assert files_holding(data_dir, before) == {}
+        assert files_holding(deployment, before) == {}
         wal = data_dir / "parlour.db-wal"
         assert not wal.exists() or wal.stat().st_size == 0  # truncated (or removed)
+        deployment.settle()
         # Bob and the room are untouched and the server serves them.
-        assert files_holding(data_dir, [BOB, ROOM])
+        assert files_holding(deployment, [BOB, ROOM])
         gone = http.get(f"/v1/Rooms/{room['sid']}/Participants/{erin.participant_sid}")
         assert gone.status_code == 404
         assert http.get(f"/v1/Recordings/{erin_rec}").status_code == 404
@@ -230,7 +290,7 @@ def test_export_and_erase_while_the_server_runs(
         assert [p["identity"] for p in listed] == [BOB]
 
         # The whole account: refused while the room is in progress, then done.
-        refused = parlour(data_dir, "erase", "--account", account.sid, "--yes")
+        refused = parlour(deployment, "erase", "--account", account.sid, "--yes")
         assert refused.returncode == 1 and "in progress" in refused.stderr
         done = http.post(f"/v1/Rooms/{room['sid']}", data={"Status": "completed"})
         assert done.json()["status"] == "completed", done.text
@@ -239,9 +299,9 @@ def test_export_and_erase_while_the_server_runs(
         wait_until(lambda: pending_callbacks(server) == 0)
         bob_rec = receiver.events("recording-completed")[1]["RecordingSid"]
         everything = [BOB, ROOM, room["sid"], bob.participant_sid, bob.track_sid, bob_rec]
-        erased = parlour(data_dir, "erase", "--account", account.sid, "--yes")
+        erased = parlour(deployment, "erase", "--account", account.sid, "--yes")
         assert erased.returncode == 0, erased.stderr
-        assert files_holding(data_dir, everything + before) == {}
+        assert files_holding(deployment, everything + before) == {}
         assert http.get(f"/v1/Rooms/{room['sid']}").status_code == 404
         assert http.get("/v1/Rooms").json()["rooms"] == []
         assert server.call(server.parlour.store.get_account(AccountSid(account.sid))) is not None
@@ -249,8 +309,11 @@ def test_export_and_erase_while_the_server_runs(
     print(f"privacy e2e: {time.monotonic() - started:.1f} s")
 
 
-def test_nothing_comes_back_after_the_server_stops(server: ServerThread, data_dir: Path) -> None:
+def test_nothing_comes_back_after_the_server_stops(
+    server: ServerThread, deployment: Deployment
+) -> None:
     """The server keeps running after the erasures and then stops (ending its sessions):
     nothing erased is written back."""
     server.__exit__(None, None, None)
-    assert files_holding(data_dir, [ERIN, BOB, ROOM]) == {}
+    deployment.settle()
+    assert files_holding(deployment, [ERIN, BOB, ROOM]) == {}

@@ -62,7 +62,7 @@ async def publish(
     store: Store, p: Participant, name: str = "mic", kind: TrackKind = TrackKind.AUDIO
 ) -> PublishedTrack:
     track = PublishedTrack.published(p.room_sid, p.sid, name, kind, T0)
-    await store.insert_published_track(track)
+    assert await store.insert_published_track(track)
     return track
 
 

@@ -14,6 +14,7 @@ from parlour.domain.ports import Store
 from parlour.domain.rooms import RoomStatus
 from parlour.domain.rules import Rule
 from parlour.domain.sids import ParticipantSid, RoomSid, TrackSid, new_sid
+from parlour.domain.tracks import PublishedTrack, TrackKind
 from tests.store.factories import (
     T0,
     at,
@@ -152,6 +153,39 @@ async def test_disconnect_participant_has_one_winner(store: Store) -> None:
     assert len(winners) == 1
     gone, tracks = winners[0]
     assert len(tracks) == 1 and tracks[0].ended_at == gone.end_time
+
+
+async def test_a_track_is_not_published_once_its_participant_left(store: Store) -> None:
+    """A publish that races the participant's departure records nothing (the soak found
+    tracks left open for ever: published after their participant had disconnected)."""
+    room = await new_room(store)
+    alice = await join(store, room)
+    await store.disconnect_participant(alice.sid, at(5))
+    late = PublishedTrack.published(room.sid, alice.sid, "late", TrackKind.AUDIO, at(6))
+    assert await store.insert_published_track(late) is False
+    assert await store.active_published_tracks(alice.sid) == []
+    assert await store.get_published_track(alice.sid, "late") is None
+    nobody = PublishedTrack.published(
+        room.sid, ParticipantSid(new_sid("PA")), "x", TrackKind.AUDIO, at(6)
+    )
+    assert await store.insert_published_track(nobody) is False
+
+
+async def test_publish_racing_disconnect_leaves_no_open_track(store: Store) -> None:
+    """Whichever commits first, no track of a disconnected participant stays open."""
+    room = await new_room(store)
+    for i in range(8):
+        alice = await join(store, room, f"alice-{i}")
+        tracks = [
+            PublishedTrack.published(room.sid, alice.sid, f"t{n}", TrackKind.DATA, at(1))
+            for n in range(3)
+        ]
+        await asyncio.gather(
+            *(store.insert_published_track(t) for t in tracks[:2]),
+            store.disconnect_participant(alice.sid, at(2)),
+            store.insert_published_track(tracks[2]),
+        )
+        assert await store.active_published_tracks(alice.sid) == []
 
 
 async def test_set_participant_status(store: Store) -> None:

@@ -15,7 +15,9 @@ from starlette.routing import BaseRoute, Route
 from parlour import __version__
 from parlour.api import (
     compositions,
+    credentials,
     media_downloads,
+    media_settings,
     participants,
     quickstart,
     recording_rules,
@@ -25,6 +27,7 @@ from parlour.api import (
     rooms,
     sdk_assets,
     subscribe_rules,
+    tokens,
     tracks,
     transcriptions,
 )
@@ -51,6 +54,8 @@ REST_ROUTES: list[Route] = [
     *compositions.routes,
     *media_downloads.routes,
     *retention.routes,
+    *media_settings.routes,
+    *credentials.routes,
 ]
 
 
@@ -96,6 +101,7 @@ def build_api(
             Route("/healthz", health, methods=["GET"]),
             *sdk_assets.sdk_routes(),
             *quickstart.quickstart_routes(dev=dev),
+            *tokens.routes,  # Twilio's Network Traversal Service (2010-04-01 API, not Video v1)
             *extra_routes,
         ],
         exception_handlers={

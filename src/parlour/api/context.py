@@ -9,6 +9,8 @@ from starlette.requests import Request
 from parlour.domain import errors
 from parlour.services.accounts import AccountService
 from parlour.services.compositions import CompositionService
+from parlour.services.media_settings import CredentialService, MediaSettingsService
+from parlour.services.media_storage import MediaStorageResolver
 from parlour.services.participants import ParticipantService
 from parlour.services.recordings import RecordingService
 from parlour.services.rooms import RoomService
@@ -24,6 +26,9 @@ class ApiContext:
     public_url: str
     recordings: RecordingService | None = None
     compositions: CompositionService | None = None
+    credentials: CredentialService | None = None
+    media_settings: MediaSettingsService | None = None
+    media_storage: MediaStorageResolver | None = None
 
     def url(self, path: str) -> str:
         """Absolute URL of a path on our own public base URL."""
@@ -35,6 +40,18 @@ class ApiContext:
         if self.recordings is None:
             raise errors.NotFoundError("Recordings are not available on this server")
         return self.recordings
+
+    @property
+    def credential_service(self) -> CredentialService:
+        if self.credentials is None:
+            raise errors.NotFoundError("Credentials are not available on this server")
+        return self.credentials
+
+    @property
+    def media_settings_service(self) -> MediaSettingsService:
+        if self.media_settings is None:
+            raise errors.NotFoundError("Media settings are not available on this server")
+        return self.media_settings
 
 
 def context(request: Request) -> ApiContext:

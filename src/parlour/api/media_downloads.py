@@ -82,6 +82,7 @@ async def download(request: Request) -> Response:
         "Accept-Ranges": "bytes",
         "Content-Disposition": media.content_disposition,
         "Cache-Control": "private, no-transform",
+        **media.headers,
     }
     try:
         selected = parse_range(request.headers.get("range"), media.size)

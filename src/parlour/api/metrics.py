@@ -11,6 +11,7 @@ The metric names are listed in `docs/metrics.md`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
@@ -107,6 +108,9 @@ class ParlourCollector(Collector):
         media: the media plane's `stats()`; None when the server runs no SFU of its own
             (its media families are then absent).
         webhook_pending: how many status callbacks wait for delivery.
+        sessions: how many signaling sessions the server holds (connected or waiting for
+            their client to reconnect).
+        recordings: how many recordings are being written.
     """
 
     def __init__(
@@ -114,9 +118,13 @@ class ParlourCollector(Collector):
         *,
         media: Callable[[], MediaStatsView] | None = None,
         webhook_pending: Callable[[], int] | None = None,
+        sessions: Callable[[], int] | None = None,
+        recordings: Callable[[], int] | None = None,
     ) -> None:
         self._media = media
         self._webhook_pending = webhook_pending
+        self._sessions = sessions
+        self._recordings = recordings
 
     def collect(self) -> Iterable[Metric]:
         yield InfoMetricFamily("parlour_build", "Parlour's version.", {"version": __version__})
@@ -126,6 +134,21 @@ class ParlourCollector(Collector):
                 "Status callbacks waiting for delivery (queued or between retries).",
                 self._webhook_pending(),
             )
+        if self._sessions is not None:
+            yield _gauge(
+                "parlour_signaling_sessions",
+                "Participant sessions held (connected, or waiting for the client to resume).",
+                self._sessions(),
+            )
+        if self._recordings is not None:
+            yield _gauge(
+                "parlour_recordings_in_progress", "Recordings being written.", self._recordings()
+            )
+        yield _gauge(
+            "parlour_asyncio_tasks",
+            "Tasks alive on the server's event loop (a number that grows without bound is a leak).",
+            _task_count(),
+        )
         if self._media is not None:
             yield from self._media_families(self._media())
 
@@ -208,6 +231,14 @@ class ParlourCollector(Collector):
         dropped.add_metric(["in"], c.datagrams_dropped_in)
         dropped.add_metric(["out"], c.datagrams_dropped_out)
         yield dropped
+
+
+def _task_count() -> int:
+    """Tasks of the running event loop (scrapes run on it); 0 outside one."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0
 
 
 def metrics_registry(collector: ParlourCollector) -> CollectorRegistry:

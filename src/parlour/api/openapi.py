@@ -291,6 +291,63 @@ _RETENTION_JSON = _resource_schema(
 )
 
 
+_CR_SID: Schema = {"type": "string", "pattern": "^CR[0-9a-fA-F]{32}$"}
+_SETTINGS_BODY: dict[str, Schema] = {
+    "FriendlyName": _STRING,
+    "AwsCredentialsSid": _CR_SID,
+    "EncryptionKeySid": _CR_SID,
+    "AwsS3Url": {"type": "string", "format": "uri"},
+    "AwsStorageEnabled": _BOOLEAN,
+    "EncryptionEnabled": _BOOLEAN,
+}
+_SETTINGS_JSON = _resource_schema("account_sid", "aws_storage_enabled", "encryption_enabled", "url")
+_CREDENTIAL_JSON = _resource_schema("sid", "account_sid", "url")
+
+
+def _settings_ops(path: str, name: str) -> dict[tuple[str, str], Operation]:
+    """Fetch and Create of a `*Settings/Default` singleton."""
+    return {
+        ("GET", path): _op(f"Fetch{name}", errors=("401",), schema=_SETTINGS_JSON),
+        ("POST", path): _op(
+            f"Create{name}",
+            body=_SETTINGS_BODY,
+            required=("FriendlyName",),
+            errors=("400", "401"),
+            schema=_SETTINGS_JSON,
+        ),
+    }
+
+
+def _credential_ops(
+    path: str, name: str, secret: dict[str, Schema]
+) -> dict[tuple[str, str], Operation]:
+    """The Accounts API's create/list/fetch/update/delete of one kind of credential."""
+    create_body = {**secret, "FriendlyName": _STRING, "AccountSid": _SID}
+    return {
+        ("POST", path): _op(
+            f"Create{name}",
+            ok="201",
+            body=create_body,
+            required=tuple(secret),
+            errors=("400", "401"),
+            schema=_CREDENTIAL_JSON,
+        ),
+        ("GET", path): _op(
+            f"List{name}",
+            query=_paging(),
+            errors=("400", "401"),
+            schema=_page_schema("credentials"),
+        ),
+        ("GET", path + "/{sid}"): _op(
+            f"Fetch{name}", errors=_NOT_FOUND_ONLY, schema=_CREDENTIAL_JSON
+        ),
+        ("POST", path + "/{sid}"): _op(
+            f"Update{name}", body={"FriendlyName": _STRING}, schema=_CREDENTIAL_JSON
+        ),
+        ("DELETE", path + "/{sid}"): _op(f"Delete{name}", ok="204", errors=_NOT_FOUND_ONLY),
+    }
+
+
 def _track_ops(path: str, name: str, key: str) -> dict[tuple[str, str], Operation]:
     """List and Fetch of one participant's tracks (`name`, e.g. RoomParticipantPublishedTrack)."""
     return {
@@ -406,6 +463,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", _ACCOUNT_RETENTION): _op(
         "UpdateParlourAccountRetention", body=_RETENTION_BODY, schema=_RETENTION_JSON
     ),
+    **_settings_ops("/v1/RecordingSettings/Default", "RecordingSettings"),
+    **_settings_ops("/v1/CompositionSettings/Default", "CompositionSettings"),
+    **_credential_ops("/v1/Credentials/AWS", "CredentialAws", {"Credentials": _STRING}),
+    **_credential_ops("/v1/Credentials/PublicKeys", "CredentialPublicKey", {"PublicKey": _STRING}),
     ("GET", "/media/{account}/{name}"): _op(
         "FetchMediaFile",
         query={"Expires": _INTEGER, "ContentDisposition": _STRING, "Signature": _STRING},
@@ -424,6 +485,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             "video/webm",
             "audio/mp4",
             "audio/webm",
+            "application/octet-stream",
         ),
         schema={},
     ),

@@ -96,7 +96,8 @@ async def media_redirect(
         ttl=p.integer("Ttl"),
         disposition=p.text("ContentDisposition"),
     )
-    target = ctx.url(path)
+    # A bucket's presigned URL is absolute; Parlour's own signed URLs are paths.
+    target = path if path.startswith(("http://", "https://")) else ctx.url(path)
     return JSONResponse({"redirect_to": target}, status_code=302, headers={"Location": target})
 
 

@@ -121,7 +121,15 @@ class ClientPeer:
                     log.info("peer %s: server offer %s crossed ours", self.id, revision)
                     return None
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-                await self.pc.setLocalDescription(await self.pc.createAnswer())
+                answer = await self.pc.createAnswer()
+                for transceiver in self.pc.getTransceivers():
+                    # A track added since our last negotiation is not in the server's
+                    # offer: aiortc would combine its direction with the offer's direction
+                    # for it, None, and fail the answer (`None is not in list`). It is
+                    # not part of this answer; our next offer negotiates it.
+                    if transceiver._offerDirection is None:
+                        transceiver._offerDirection = "inactive"
+                await self.pc.setLocalDescription(answer)
                 self.revision = revision
                 self._flush_tracks()
                 return revision, self.pc.localDescription.sdp

@@ -287,6 +287,18 @@ class Room:
         if self._ws is not None:
             await self._ws.close(4000)
 
+    async def vanish(self) -> None:
+        """Stop at once without telling the server, as a client whose process died: the
+        signaling connection is aborted (no close frame, no `disconnect`), the media stops,
+        and nothing reconnects. The server notices when its session times out (soak and
+        load tests use it)."""
+        self.state = "disconnected"
+        ws = self._ws
+        if ws is not None:
+            ws.transport.abort()
+        await self._stop_tasks()
+        await self._close_peer()
+
     # -- connection -----------------------------------------------------------------------
 
     async def _open(self, body: sig.Ice | sig.Connect | sig.Sync) -> sig.Connected | sig.Synced:

@@ -119,6 +119,7 @@ class Code(IntEnum):
     MEDIA_DTLS_TRANSPORT_FAILED = 53407
     CONFIGURATION_ACQUIRE_FAILED = 53500
     CONFIGURATION_ACQUIRE_TURN_FAILED = 53501
+    INVALID_AWS_CREDENTIALS = 70106
 
 
 MESSAGES: Final[Mapping[int, str]] = {
@@ -199,6 +200,7 @@ MESSAGES: Final[Mapping[int, str]] = {
     Code.MEDIA_DTLS_TRANSPORT_FAILED: "Media connection failed due to DTLS handshake failure",
     Code.CONFIGURATION_ACQUIRE_FAILED: "Unable to acquire configuration",
     Code.CONFIGURATION_ACQUIRE_TURN_FAILED: "Unable to acquire TURN credentials",
+    Code.INVALID_AWS_CREDENTIALS: "Invalid AWS credentials",
 }
 """Twilio's message for each code (the SDK shows these to apps for codes it knows)."""
 

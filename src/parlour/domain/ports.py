@@ -7,7 +7,7 @@ sender); services only know the Protocols.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +21,7 @@ from parlour.domain.compositions import (
 )
 from parlour.domain.events import CallbackDelivery, Event
 from parlour.domain.layouts import CompositionPlan
+from parlour.domain.media_settings import Credential, CredentialType, MediaKind, MediaSettings
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.recordings import Recording, RecordingResult, RecordingStatus, RecordingType
@@ -250,7 +251,12 @@ class Store(Protocol):
         every time); None if unknown."""
         ...
 
-    async def insert_published_track(self, track: PublishedTrack) -> None: ...
+    async def insert_published_track(self, track: PublishedTrack) -> bool:
+        """Record a new track of a participant still in the room; False (nothing written)
+        once the participant has disconnected: a publish racing the participant's
+        departure must not leave a track that nothing will ever end."""
+        ...
+
     async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
         """A live track ends at `now`, with every subscription to it; None if it had ended."""
         ...
@@ -374,6 +380,29 @@ class Store(Protocol):
         ...
 
     async def delete_composition_hook(self, account_sid: AccountSid, sid: str) -> bool: ...
+
+    # Media settings: Accounts API credentials (`CR…`) and Recording/CompositionSettings.
+    async def insert_credential(self, credential: Credential) -> None: ...
+    async def get_credential(self, account_sid: AccountSid, sid: str) -> Credential | None: ...
+    async def list_credentials(
+        self, account_sid: AccountSid, type: CredentialType, req: PageRequest
+    ) -> Page[Credential]:
+        """Oldest first."""
+        ...
+
+    async def rename_credential(
+        self, account_sid: AccountSid, sid: str, friendly_name: str | None, now: dt.datetime
+    ) -> Credential | None:
+        """Set the FriendlyName; the updated credential, or None if there is none."""
+        ...
+
+    async def delete_credential(self, account_sid: AccountSid, sid: str) -> bool: ...
+    async def get_media_settings(
+        self, account_sid: AccountSid, kind: MediaKind
+    ) -> MediaSettings | None: ...
+    async def put_media_settings(self, settings: MediaSettings) -> None:
+        """Insert or replace the account's settings of that kind."""
+        ...
 
     # Privacy: data-subject requests (export, erasure) and retention.
     async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
@@ -616,9 +645,13 @@ class MediaStorage(Protocol):
     store can replace it.
     """
 
-    async def put(self, key: str, source: Path) -> int:
+    async def put(
+        self, key: str, source: Path, *, metadata: Mapping[str, str] | None = None
+    ) -> int:
         """Take a finished local file under `key` (moved or uploaded, then gone from
-        `source`); returns the stored size in bytes."""
+        `source`); returns the stored size in bytes. `metadata` is object metadata for
+        stores that keep it (S3 user metadata, served as `x-amz-meta-*`); others ignore
+        it."""
         ...
 
     async def size(self, key: str) -> int | None:
@@ -660,8 +693,10 @@ class RecordingMedia(Protocol):
         *,
         payload_types: Collection[int] = (),
         on_keyframe_needed: Callable[[], None] | None = None,
+        storage: MediaStorage | None = None,
     ) -> TrackWriter:
-        """Start writing `recording` (only packets of `payload_types`, if given).
+        """Start writing `recording` (only packets of `payload_types`, if given); the
+        finished file goes to `storage` (default: the adapter's own).
 
         `on_keyframe_needed` may be called from any thread while a video recording waits
         for a keyframe (at its start, and after packet loss).
@@ -671,9 +706,12 @@ class RecordingMedia(Protocol):
         """
         ...
 
-    async def recover(self, recording: Recording) -> RecordingResult:
+    async def recover(
+        self, recording: Recording, *, storage: MediaStorage | None = None
+    ) -> RecordingResult:
         """Finish the file of a recording a killed server left `processing`: finalize and
-        store what is playable; `error` says why there is nothing to keep."""
+        store what is playable (in `storage`, default the adapter's own); `error` says why
+        there is nothing to keep."""
         ...
 
 

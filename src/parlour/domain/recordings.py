@@ -30,6 +30,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, replace
 
+from parlour.domain.media_settings import Envelope
 from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid
 
 __all__ = [
@@ -172,6 +173,12 @@ class Recording:
     status_callback: str | None = None
     status_callback_method: str = "POST"
     failure_reason: str | None = None
+    #: The AWS credential (`CR…`) of the bucket holding the media; None: local storage.
+    media_credentials_sid: str | None = None
+    #: How the stored file is encrypted (EncryptionEnabled); None: plain.
+    encryption: Envelope | None = None
+    #: The public key (`CR…`) the media is encrypted for (set when the recording starts).
+    encryption_key_sid: str | None = None
 
     @classmethod
     def for_track(
@@ -221,6 +228,12 @@ class Recording:
     @property
     def grouping_sids(self) -> dict[str, str]:
         return {"room_sid": self.room_sid, "participant_sid": self.participant_sid}
+
+    @property
+    def encrypted(self) -> bool:
+        """Stored encrypted for the account's public key (EncryptionEnabled): Parlour cannot
+        read it back, so it cannot be composed (as on Twilio)."""
+        return self.encryption is not None or self.encryption_key_sid is not None
 
     @property
     def has_media(self) -> bool:

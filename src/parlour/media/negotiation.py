@@ -81,6 +81,8 @@ _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,256}")
 # Dynamic payload types, in the order we hand them out (RFC 3551 §6; 35–63 as Chrome does).
 _DYNAMIC_PTS: Final = (*range(96, 128), *range(35, 64))
 _HOST_PRIORITY: Final = 2130706431
+#: RFC 6544 §4.2: type preference 126 (host), local preference 2^13 × 4 (passive) + 8191.
+_TCP_PASSIVE_PRIORITY: Final = (126 << 24) | ((4 * 8192 + 8191) << 8) | 255
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,8 +99,9 @@ class LocalTransport:
         ice_pwd: ICE password: at least 22 characters of ``[A-Za-z0-9+/]``.
         fingerprint: ``(algorithm, value)`` of the DTLS certificate, e.g.
             ``("sha-256", "AB:CD:…")``.
-        host: IP address of the one host candidate.
-        port: UDP port of the one host candidate.
+        host: IP address of the host candidates.
+        port: UDP port of the UDP host candidate.
+        tcp_port: TCP port of the passive TCP host candidate (ICE-TCP, RFC 6544), or None.
     """
 
     ice_ufrag: str
@@ -106,6 +109,7 @@ class LocalTransport:
     fingerprint: tuple[str, str]
     host: str
     port: int
+    tcp_port: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.ice_ufrag) < 4 or not _ICE_CHARS.fullmatch(self.ice_ufrag):
@@ -123,6 +127,8 @@ class LocalTransport:
             raise NegotiationError(f"host must be an IP address, got {self.host!r}") from None
         if not 1 <= self.port <= 65535:
             raise NegotiationError(f"port must be 1–65535, got {self.port}")
+        if self.tcp_port is not None and not 1 <= self.tcp_port <= 65535:
+            raise NegotiationError(f"tcp_port must be 1–65535, got {self.tcp_port}")
 
     @classmethod
     def generate(
@@ -132,6 +138,7 @@ class LocalTransport:
         port: int,
         *,
         rng: random.Random | None = None,
+        tcp_port: int | None = None,
     ) -> LocalTransport:
         """Fresh ICE credentials (8-character ufrag, 24-character pwd) for an endpoint.
 
@@ -141,6 +148,7 @@ class LocalTransport:
             host: candidate IP address.
             port: candidate UDP port.
             rng: random source; defaults to the OS's (the password is a secret).
+            tcp_port: TCP port of a passive TCP candidate (ICE-TCP), if the SFU listens.
 
         Returns:
             The transport parameters.
@@ -159,12 +167,32 @@ class LocalTransport:
             fingerprint=pair,
             host=host,
             port=port,
+            tcp_port=tcp_port,
         )
 
     @property
     def candidate(self) -> sdp.Candidate:
-        """The single host UDP candidate."""
+        """The host UDP candidate."""
         return sdp.Candidate("1", 1, "udp", _HOST_PRIORITY, self.host, self.port, "host")
+
+    @property
+    def candidates(self) -> tuple[sdp.Candidate, ...]:
+        """The host UDP candidate, and the passive TCP one (RFC 6544) if there is a TCP port:
+        a client whose UDP is blocked connects to it and speaks RFC 4571-framed ICE, DTLS
+        and SRTP. Its lower priority makes a working UDP pair win."""
+        if self.tcp_port is None:
+            return (self.candidate,)
+        tcp = sdp.Candidate(
+            "2",
+            1,
+            "tcp",
+            _TCP_PASSIVE_PRIORITY,
+            self.host,
+            self.tcp_port,
+            "host",
+            extensions=(("tcptype", "passive"),),
+        )
+        return (self.candidate, tcp)
 
     @property
     def connection(self) -> sdp.Connection:
@@ -666,7 +694,11 @@ class PeerNegotiator:
         elif ice_restart:
             # RFC 8839 §4.4.1.1.1: an answer to an ICE restart carries new credentials too.
             self._local = LocalTransport.generate(
-                self._local.fingerprint, self._local.host, self._local.port, rng=self._rng
+                self._local.fingerprint,
+                self._local.host,
+                self._local.port,
+                rng=self._rng,
+                tcp_port=self._local.tcp_port,
             )
         bundle = offer.group("BUNDLE")
         if bundle is not None:
@@ -1062,7 +1094,7 @@ class PeerNegotiator:
         )
 
     def _with_transport(self, media: MediaSection, setup: sdp.Setup) -> MediaSection:
-        """Add our ICE/DTLS attributes, and for a live section (port ≠ 0) our candidate."""
+        """Add our ICE/DTLS attributes, and for a live section (port ≠ 0) our candidates."""
         local = self._local
         media = replace(
             media,
@@ -1076,7 +1108,7 @@ class PeerNegotiator:
         return replace(
             media,
             connection=local.connection,
-            candidates=(local.candidate,),
+            candidates=local.candidates,
             end_of_candidates=True,
         )
 

@@ -86,7 +86,9 @@ class Peer:
         self._connect_timeout = connect_timeout
         self._consent_timeout = consent_timeout
         host, port = socket.candidate_address
-        self.local = LocalTransport.generate(certificate.fingerprint(), host, port)
+        self.local = LocalTransport.generate(
+            certificate.fingerprint(), host, port, tcp_port=socket.tcp_port
+        )
         self.negotiator = PeerNegotiator(self.local, capabilities)
         self.pc_id: str | None = None
         self.addr: Address | None = None

@@ -145,9 +145,27 @@ class SfuMediaPlane:
         advertised_host: str | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         consent_timeout: float = CONSENT_TIMEOUT,
+        tcp: bool = False,
     ) -> SfuMediaPlane:
+        """Bind the SFU's UDP socket (and with `tcp`, its ICE-TCP listener on the same port
+        number; with `port` 0, on any port if that number is taken over TCP)."""
         socket = await MediaSocket.bind(host, port, advertised_host=advertised_host)
         log.info("media plane on udp %s:%s", *socket.candidate_address)
+        if tcp:
+            udp_port = socket.candidate_address[1]
+            try:
+                try:
+                    await socket.listen_tcp(host, udp_port)
+                except OSError:
+                    if port:
+                        raise
+                    await socket.listen_tcp(host, 0)
+            except BaseException:
+                socket.close()
+                raise
+            log.info(
+                "media plane on tcp %s:%s (ICE-TCP)", socket.candidate_address[0], socket.tcp_port
+            )
         return cls(
             socket,
             Certificate.generate(),

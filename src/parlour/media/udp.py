@@ -14,6 +14,13 @@ media worker). Every datagram is classified by its first byte (RFC 7983 §7):
 The server never sends checks (ICE-lite), so there are no timers here. Consent freshness is
 tracked (`last_consent`) but enforced by the owner of the endpoint.
 
+ICE-TCP (`listen_tcp`, RFC 6544): a passive TCP host candidate for clients whose UDP is
+blocked. Each accepted connection carries RFC 4571 frames (a 2-byte length, then one
+"datagram"), which go through the same demultiplexing as UDP datagrams, with the
+connection's peer address as their source; what is sent to that address is framed back on
+the connection. A connection that passes no valid check within `_TCP_AUTH_SECONDS` is
+closed; a closed connection invalidates its address.
+
 May import: the standard library and `aioice.stun` (STUN message codec). Must not import other
 `parlour` modules except `parlour.domain`; `peer.py` and `plane.py` use this module.
 """
@@ -45,6 +52,9 @@ _MAX_ADDRESSES_PER_ENDPOINT: Final = 16
 _MAX_DATAGRAM: Final = 65535
 _PATH_BATCH: Final = 32  # datagrams read from a connected socket per readiness callback
 _SOCKET_BUFFER: Final = 4 * 1024 * 1024  # asked for; the kernel caps it (net.core.*mem_max)
+_TCP_AUTH_SECONDS: Final = 10.0  # an ICE-TCP connection must pass a check this soon
+_TCP_MAX_CONNECTIONS: Final = 4096
+_TCP_WRITE_LIMIT: Final = 1024 * 1024  # bytes queued on a connection before media is dropped
 
 
 class EndpointHandler(Protocol):
@@ -122,6 +132,10 @@ class MediaSocket(asyncio.DatagramProtocol):
         self._routes: dict[Address, Callable[[bytes, Address], None]] = {}
         self._owners: dict[Address, _Endpoint] = {}
         self.candidate_address: Address = (advertised_host or "", 0)
+        #: The ICE-TCP port (`listen_tcp`), None without one.
+        self.tcp_port: int | None = None
+        self._tcp_server: asyncio.Server | None = None
+        self._tcp: dict[Address, _TcpConnection] = {}
         self.dropped = 0
         self.send_dropped = 0
         self.stun_errors = 0
@@ -176,6 +190,41 @@ class MediaSocket(asyncio.DatagramProtocol):
         await loop.create_datagram_endpoint(lambda: sock, sock=raw)
         return sock
 
+    async def listen_tcp(self, host: str, port: int) -> int:
+        """Accept ICE-TCP connections (passive candidates, RFC 6544) on `host:port`.
+
+        Returns:
+            The bound TCP port (`tcp_port`).
+
+        Raises:
+            OSError: the address could not be bound.
+        """
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _TcpConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        self._tcp_server = server
+        self.tcp_port = int(server.sockets[0].getsockname()[1])
+        return self.tcp_port
+
+    def _tcp_opened(self, connection: _TcpConnection) -> bool:
+        if self._closed or len(self._tcp) >= _TCP_MAX_CONNECTIONS:
+            return False
+        old = self._tcp.get(connection.addr)
+        if old is not None:
+            old.close()
+        self._tcp[connection.addr] = connection
+        return True
+
+    def _tcp_closed(self, connection: _TcpConnection) -> None:
+        addr = connection.addr
+        if self._tcp.get(addr) is not connection:
+            return
+        del self._tcp[addr]
+        owner = self._owners.get(addr)
+        if owner is not None:
+            self._forget(owner, addr)
+
     # -- endpoint table ---------------------------------------------------------------------
 
     def register(self, local_ufrag: str, local_pwd: str, handler: EndpointHandler) -> None:
@@ -200,6 +249,9 @@ class MediaSocket(asyncio.DatagramProtocol):
             if self._owners.get(addr) is endpoint:
                 del self._owners[addr]
                 del self._routes[addr]
+            connection = self._tcp.get(addr)
+            if connection is not None:
+                connection.close()
         endpoint.consent.clear()
 
     def selected_address(self, local_ufrag: str) -> Address | None:
@@ -264,8 +316,8 @@ class MediaSocket(asyncio.DatagramProtocol):
         """Connect a socket on our port to `addr`: the kernel then delivers that address's
         datagrams to it (a connected socket is the better match) and sends to it cheaply."""
         self._close_path(endpoint)
-        if self._raw is None or self._local is None:
-            return
+        if self._raw is None or self._local is None or addr in self._tcp:
+            return  # an ICE-TCP address is reached through its connection (`sendto`)
         path = socket.socket(self._family, socket.SOCK_DGRAM)
         try:
             path.setblocking(False)
@@ -307,6 +359,11 @@ class MediaSocket(asyncio.DatagramProtocol):
 
     def sendto(self, data: bytes, addr: Address) -> None:
         """Send one datagram (no await). Dropped, and counted, if closed or congested."""
+        if self._tcp:
+            connection = self._tcp.get(addr)
+            if connection is not None:
+                connection.send(data)
+                return
         raw = self._raw
         if raw is not None:
             # Hot path: straight to the kernel. A full send buffer (EAGAIN) drops the packet:
@@ -337,6 +394,11 @@ class MediaSocket(asyncio.DatagramProtocol):
         self._raw = None
         for endpoint in self._endpoints.values():
             self._close_path(endpoint)
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+        for connection in list(self._tcp.values()):
+            connection.close()
+        self._tcp.clear()
         self._endpoints.clear()
         self._routes.clear()
         self._owners.clear()
@@ -491,6 +553,10 @@ class MediaSocket(asyncio.DatagramProtocol):
             self._owners[addr] = endpoint
             self._routes[addr] = endpoint.handler.datagram_received
         endpoint.consent[addr] = self._clock()
+        if self._tcp:
+            connection = self._tcp.get(addr)
+            if connection is not None:
+                connection.authenticated()
         if len(endpoint.consent) > _MAX_ADDRESSES_PER_ENDPOINT:
             stale = min(
                 (a for a in endpoint.consent if a != endpoint.selected and a != addr),
@@ -511,6 +577,66 @@ class MediaSocket(asyncio.DatagramProtocol):
             logger.debug("ICE endpoint %s: selected %s", endpoint.ufrag, addr)
             self._open_path(endpoint, addr)
             endpoint.handler.ice_connected(addr)
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One ICE-TCP connection: RFC 4571 frames in and out (a 16-bit length, then the data)."""
+
+    def __init__(self, owner: MediaSocket) -> None:
+        self._owner = owner
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.addr: Address = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.addr = (peer[0], peer[1])
+        if not self._owner._tcp_opened(self):
+            transport.close()
+            return
+        self._timer = asyncio.get_running_loop().call_later(_TCP_AUTH_SECONDS, self.close)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 2:
+            size = (buffer[0] << 8) | buffer[1]
+            if len(buffer) < 2 + size:
+                return
+            frame = bytes(buffer[2 : 2 + size])
+            del buffer[: 2 + size]
+            self._owner.datagram_received(frame, self.addr)
+
+    def authenticated(self) -> None:
+        """A valid check came on this connection: it may stay."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def send(self, data: bytes) -> None:
+        transport = self._transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or len(data) > 0xFFFF
+            or transport.get_write_buffer_size() > _TCP_WRITE_LIMIT
+        ):
+            self._owner.send_dropped += 1  # media is dropped, never queued without bound
+            return
+        transport.write(len(data).to_bytes(2, "big") + data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport = None
+        self._owner._tcp_closed(self)
 
 
 def _check_port_free(family: int, address: Any) -> None:

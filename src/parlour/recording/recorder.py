@@ -90,6 +90,7 @@ class MatroskaRecorder:
         *,
         payload_types: Collection[int] = (),
         on_keyframe_needed: Callable[[], None] | None = None,
+        storage: MediaStorage | None = None,
     ) -> _SpoolWriter:
         path = self.spool_path(recording)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,12 +104,15 @@ class MatroskaRecorder:
             on_keyframe_needed=on_keyframe_needed,
             name=recording.sid,
         )
-        return _SpoolWriter(recorder, self.storage, recording.media_key)
+        return _SpoolWriter(recorder, storage or self.storage, recording.media_key)
 
-    async def recover(self, recording: Recording) -> RecordingResult:
+    async def recover(
+        self, recording: Recording, *, storage: MediaStorage | None = None
+    ) -> RecordingResult:
+        storage = storage or self.storage
         path = self.spool_path(recording)
         if not path.exists():
-            return await self._recover_stored(recording)
+            return await self._recover_stored(recording, storage)
         finished = path.with_name(path.stem + ".recovered" + path.suffix)
         try:
             packets, end_ms = await asyncio.to_thread(remux, path, finished)
@@ -123,7 +127,7 @@ class MatroskaRecorder:
             return RecordingResult(error=reason[:400], failed_operation=FailedOperation.COMPLETE)
         path.unlink(missing_ok=True)
         try:
-            size = await self.storage.put(recording.media_key, finished)
+            size = await storage.put(recording.media_key, finished)
         except Exception as exc:
             finished.unlink(missing_ok=True)
             return RecordingResult(
@@ -134,10 +138,10 @@ class MatroskaRecorder:
             )
         return RecordingResult(duration_ms=end_ms, size=size, frames=packets)
 
-    async def _recover_stored(self, recording: Recording) -> RecordingResult:
+    async def _recover_stored(self, recording: Recording, storage: MediaStorage) -> RecordingResult:
         """No spool file: either nothing was ever written, or the server stopped between
         storing the file and recording that it had."""
-        size = await self.storage.size(recording.media_key)
+        size = await storage.size(recording.media_key)
         if not size:
             return RecordingResult(
                 error="no media was written before the server stopped",
@@ -147,7 +151,7 @@ class MatroskaRecorder:
         try:
             copy.parent.mkdir(parents=True, exist_ok=True)
             with copy.open("wb") as out:
-                async for chunk in self.storage.open(recording.media_key):
+                async for chunk in storage.open(recording.media_key):
                     out.write(chunk)
             _, packets, end_ms = await asyncio.to_thread(probe, copy)
         except Exception as exc:

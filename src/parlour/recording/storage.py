@@ -12,7 +12,7 @@ import asyncio
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from parlour.domain.ports import MediaStorage
@@ -38,7 +38,11 @@ class LocalStorage:
         """The file of `key` (readers in other processes, e.g. the composer, open it)."""
         return self._path(key)
 
-    async def put(self, key: str, source: Path) -> int:
+    async def put(
+        self, key: str, source: Path, *, metadata: Mapping[str, str] | None = None
+    ) -> int:
+        """Move `source` into place (`metadata` is not kept: callers that need it, such as
+        an encrypted recording's envelope, keep it in the database)."""
         return await asyncio.to_thread(self._put, self._path(key), source)
 
     @staticmethod

@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -80,6 +80,7 @@ class CompositionMedia:
     content_type: str
     content_disposition: str
     _storage: MediaStorage
+    headers: dict[str, str] = field(default_factory=dict)
 
     def chunks(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self._storage.open(self.composition.media_key, start, length)

@@ -52,6 +52,7 @@ from parlour.services.network_quality import NetworkQuality
 from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
 from parlour.services.track_switch_off import SwitchOff, VideoTrack
+from parlour.services.traversal import NetworkTraversal
 
 __all__ = ["ClientChannel", "LiveRoom", "LiveRoomService", "ParticipantSession", "error_message"]
 
@@ -265,8 +266,10 @@ class LiveRoomService:
         session_timeout: float = 30.0,
         auto_create_rooms: bool = True,
         recorder: Recorder | None = None,
+        traversal: NetworkTraversal | None = None,
     ) -> None:
         self._accounts = accounts
+        self._traversal = traversal
         self._rooms = rooms
         self._participants = participants
         self._media = media
@@ -283,6 +286,11 @@ class LiveRoomService:
 
     def session(self, token: str) -> ParticipantSession | None:
         return self._sessions.get(token)
+
+    @property
+    def session_count(self) -> int:
+        """Sessions held: connected, or waiting for their client to resume."""
+        return len(self._sessions)
 
     def live_room(self, room_sid: RoomSid) -> LiveRoom | None:
         return self._live.get(room_sid)
@@ -303,6 +311,31 @@ class LiveRoomService:
             return await self._accounts.verify_access_token(token)
         except TokenError as exc:
             raise errors.TwilioError(exc.message, code=exc.code) from None
+
+    async def ice(self, token: str) -> sig.Iced:
+        """`iced` for a client's `ice`: the TURN servers with credentials for the token's
+        account (none when the server has no TURN; rooms always have `EnableTurn`, which
+        Twilio deprecated and forces on).
+
+        Raises:
+            TwilioError: 20101–20107, the first check the token fails.
+        """
+        claims = await self.verify(token)
+        credentials = (
+            self._traversal.credentials(AccountSid(claims.account_sid))
+            if self._traversal is not None
+            else None
+        )
+        if credentials is None:
+            return sig.Iced(ice_servers=())
+        return sig.Iced(
+            ice_servers=tuple(
+                sig.IceServer(
+                    urls=url, username=credentials.username, credential=credentials.password
+                )
+                for url in credentials.urls
+            )
+        )
 
     async def connect(self, channel: ClientChannel, msg: sig.Connect) -> sig.Connected:
         """A client joins: token, room, participant, tracks; sends its `connected` (first,
@@ -535,6 +568,8 @@ class LiveRoomService:
             record = await self._participants.publish(
                 room, participant, track.name, TrackKind(track.kind.value), track.enabled
             )
+            if record is None:  # the participant left while this update was processed
+                return changed
             session.tracks[track.id] = LiveTrack(track.id, record, track.priority.value)
             names.add(track.name)
             changed = True

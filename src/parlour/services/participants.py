@@ -235,12 +235,15 @@ class ParticipantService:
         name: str,
         kind: TrackKind,
         enabled: bool = True,
-    ) -> PublishedTrack:
+    ) -> PublishedTrack | None:
+        """A new published track; None (nothing recorded, no event) if the participant
+        disconnected meanwhile."""
         now = self._clock.now()
         track = PublishedTrack.published(
             participant.room_sid, participant.sid, name, kind, now, enabled=enabled
         )
-        await self._store.insert_published_track(track)
+        if not await self._store.insert_published_track(track):
+            return None
         await self._events.emit(
             TrackAdded(room=room, participant=participant, track=track, timestamp=now)
         )

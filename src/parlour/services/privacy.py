@@ -29,6 +29,7 @@ from parlour.domain.compositions import Composition
 from parlour.domain.ports import MediaStorage, PersonalData, Store
 from parlour.domain.recordings import Recording
 from parlour.domain.sids import AccountSid
+from parlour.services.media_storage import MediaStorageResolver, StorageUnavailable
 
 __all__ = ["ErasureSummary", "ExportSummary", "PrivacyService", "spool_files"]
 
@@ -48,13 +49,16 @@ _RECORDS = (
 
 def spool_files(spool_dir: Path, recording: Recording) -> list[Path]:
     """Every scratch file a recording can leave in the spool directory: the file being
-    written, a recovered remux and a probe copy (`recording/recorder.py`)."""
+    written, a recovered remux, a probe copy (`recording/recorder.py`) and the encrypted
+    copies of the first two (`recording/encryption.py`)."""
     name = recording.file_name
     stem, _, suffix = name.partition(".")
     return [
         spool_dir / name,
         spool_dir / f"{stem}.recovered.{suffix}",
         spool_dir / f"{stem}.probe",
+        spool_dir / f"{name}.enc",
+        spool_dir / f"{stem}.recovered.{suffix}.enc",
     ]
 
 
@@ -97,15 +101,34 @@ class PrivacyService:
     Args:
         storage: where finished recordings live (files, or an object store).
         spool_dir: where recordings are written while in progress (local scratch files).
+        resolver: finds media stored elsewhere (an account's S3 bucket); without one,
+            everything is in `storage`.
     """
 
     def __init__(
-        self, store: Store, clock: Clock, storage: MediaStorage, spool_dir: Path | None
+        self,
+        store: Store,
+        clock: Clock,
+        storage: MediaStorage,
+        spool_dir: Path | None,
+        *,
+        resolver: MediaStorageResolver | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._storage = storage
         self._spool = spool_dir
+        self._resolver = resolver
+
+    async def _storage_of(self, recording: Recording) -> MediaStorage | None:
+        """Where the recording's media is; None if its bucket can no longer be reached."""
+        if self._resolver is None:
+            return self._storage
+        try:
+            return await self._resolver.of_recording(recording)
+        except StorageUnavailable as exc:
+            log.warning("recording media unreachable sid=%s reason=%s", recording.sid, exc)
+            return None
 
     async def _check_account(self, account_sid: str) -> AccountSid:
         if await self._store.get_account(account_sid) is None:
@@ -135,14 +158,19 @@ class PrivacyService:
                     files[arcname] = hashlib.sha256(body.encode()).hexdigest()
                 stored: list[Recording | Composition] = [*data.recordings, *data.compositions]
                 for item in stored:
-                    if await self._storage.size(item.media_key) is None:
+                    storage = (
+                        await self._storage_of(item)
+                        if isinstance(item, Recording)
+                        else self._storage
+                    )
+                    if storage is None or await storage.size(item.media_key) is None:
                         if item.has_media:
                             missing.append(item.sid)
                         continue
                     arcname = f"media/{item.file_name}"
                     digest = hashlib.sha256()
                     with z.open(arcname, "w", force_zip64=True) as dst:
-                        async for chunk in self._storage.open(item.media_key):
+                        async for chunk in storage.open(item.media_key):
                             digest.update(chunk)
                             dst.write(chunk)
                     files[arcname] = digest.hexdigest()
@@ -185,7 +213,8 @@ class PrivacyService:
         media: list[str] = []
         spool: list[str] = []
         for recording in data.recordings:
-            if await self._storage.delete(recording.media_key):
+            storage = await self._storage_of(recording)
+            if storage is not None and await storage.delete(recording.media_key):
                 media.append(recording.sid)
             if self._spool is not None:
                 for path in spool_files(self._spool, recording):

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
@@ -31,6 +31,7 @@ from parlour.domain.events import (
     RoomEnded,
     TrackRemoved,
 )
+from parlour.domain.media_settings import MediaKind
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant
 from parlour.domain.ports import (
@@ -64,6 +65,9 @@ from parlour.domain.sids import (
 )
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.protocol.media_urls import signed_media_url, verify_media_path
+from parlour.recording.encryption import EncryptingStorage
+from parlour.recording.s3 import S3Storage
+from parlour.services.media_storage import MediaPlan, MediaStorageResolver, StorageUnavailable
 
 __all__ = ["MediaFile", "RecordingService"]
 
@@ -72,6 +76,8 @@ log = logging.getLogger(__name__)
 TTL_RANGE = range(1, 3601)
 DEFAULT_TTL = 600
 _AUDIO_CODECS = {RecordingCodec.OPUS, RecordingCodec.PCMU}
+#: What Twilio's bucket serves an encrypted file as.
+ENCRYPTED_CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class MediaFile:
     content_type: str
     content_disposition: str
     _storage: MediaStorage
+    #: Twilio's `x-amz-meta-*` headers of an encrypted file (its envelope).
+    headers: dict[str, str] = field(default_factory=dict)
 
     def chunks(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self._storage.open(self.recording.media_key, start, length)
@@ -103,6 +111,7 @@ class _Tap:
         "request_keyframe",
         "room_sid",
         "started",
+        "storage",
         "track",
         "writer",
     )
@@ -129,6 +138,7 @@ class _Tap:
         self.on_close = on_close
         self.closed = False
         self.writer: TrackWriter | None = None
+        self.storage: MediaStorage | None = None
         self.recording: Recording | None = None
         # (monotonic, wall clock) when the current recording started, to place its offset.
         self.started: tuple[float, float] = (0.0, 0.0)
@@ -162,6 +172,8 @@ class RecordingService:
         media: the recording adapter (writers, crash recovery).
         storage: where finished media lives (deleted and served from here).
         media_url_key: signs the short-lived download URLs `/Media` redirects to.
+        resolver: where each account's media goes (RecordingSettings: S3, encryption);
+            without one, everything is in `storage`.
     """
 
     def __init__(
@@ -173,7 +185,9 @@ class RecordingService:
         storage: MediaStorage,
         *,
         media_url_key: bytes,
+        resolver: MediaStorageResolver | None = None,
     ) -> None:
+        self._resolver = resolver
         self._store = store
         self._clock = clock
         self._events = events
@@ -184,6 +198,11 @@ class RecordingService:
         self._locks: dict[RoomSid, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    @property
+    def in_progress(self) -> int:
+        """Recordings being written (taps of tracks being recorded)."""
+        return sum(1 for tap in self._taps.values() if tap.writer is not None)
 
     # -- the Recorder port (called by the SFU and the room service) ----------------------
 
@@ -289,14 +308,18 @@ class RecordingService:
         for recording in await self._store.recordings_with_status(RecordingStatus.PROCESSING):
             if recording.sid in active:
                 continue
+            storage: MediaStorage | None = None
             try:
-                result = await self._media.recover(recording)
+                storage = await self._writer_storage(recording)
+                result = await self._media.recover(recording, storage=storage)
             except Exception as exc:
                 result = RecordingResult(
                     error=f"recovery failed: {exc}"[:400],
                     failed_operation=FailedOperation.COMPLETE,
                 )
-            done = await self._finish(recording, result, started=None, identity=None)
+            done = await self._finish(
+                recording, result, started=None, identity=None, storage=storage
+            )
             log.info(
                 "recording recovered sid=%s status=%s duration=%s",
                 done.sid,
@@ -349,7 +372,7 @@ class RecordingService:
             raise errors.InvalidParameterError(
                 "The recording is still processing; delete it once it has completed"
             )
-        await self._storage.delete(recording.media_key)
+        await self.delete_media(recording)
         deleted = recording.deleted(self._clock.now())
         if not await self._store.update_recording(deleted, expected=recording.status):
             return await self.delete(account_sid, sid, room_sid=room_sid)  # changed meanwhile
@@ -365,7 +388,8 @@ class RecordingService:
         ttl: int | None = None,
         disposition: str | None = None,
     ) -> str:
-        """The signed path (with query) of a completed recording's media, valid `ttl` s.
+        """The signed path (with query) of a completed recording's media, valid `ttl` s;
+        for media in an S3 bucket, the bucket's presigned URL (absolute).
 
         Raises:
             InvalidParameterError: 20001 `Ttl` outside 1–3600, bad `ContentDisposition`.
@@ -381,6 +405,14 @@ class RecordingService:
         if disposition is None:
             disposition = f'attachment; filename="{recording.file_name}"'
         _check_disposition(disposition)
+        storage = await self._reachable(recording, _path(sid, room_sid) + "/Media")
+        if isinstance(storage, S3Storage):
+            content_type = (
+                ENCRYPTED_CONTENT_TYPE
+                if recording.encryption is not None
+                else recording.container_format.content_type
+            )
+            return storage.presigned_url(recording.media_key, ttl, disposition, content_type)
         expires = unix_ms(self._clock.now()) // 1000 + ttl
         path = f"/media/{recording.account_sid}/{recording.file_name}"
         return signed_media_url(self._url_key, path, expires, disposition)
@@ -416,14 +448,79 @@ class RecordingService:
         recording = await self._store.get_recording(AccountSid(account_sid), sid)
         if recording is None or recording.file_name != file_name or not recording.has_media:
             raise errors.NotFoundError.for_path(path)
-        size = await self._storage.size(recording.media_key)
+        storage = await self._reachable(recording, path)
+        size = await storage.size(recording.media_key)
         if size is None:
             raise errors.NotFoundError.for_path(path)
+        if recording.encryption is not None:
+            return MediaFile(
+                recording,
+                size,
+                ENCRYPTED_CONTENT_TYPE,
+                disposition,
+                storage,
+                recording.encryption.headers(),
+            )
         return MediaFile(
-            recording, size, recording.container_format.content_type, disposition, self._storage
+            recording, size, recording.container_format.content_type, disposition, storage
         )
 
+    async def delete_media(self, recording: Recording) -> bool:
+        """Remove a recording's media wherever it is (local, or its bucket); False if
+        there was none or its bucket can no longer be reached (logged)."""
+        try:
+            storage = await self._storage_of(recording)
+        except StorageUnavailable as exc:
+            log.warning("recording media not deleted sid=%s reason=%s", recording.sid, exc)
+            return False
+        return await storage.delete(recording.media_key)
+
     # -- internals ------------------------------------------------------------------------
+
+    async def _storage_of(self, recording: Recording) -> MediaStorage:
+        """Where a stored recording's media is.
+
+        Raises:
+            StorageUnavailable: its bucket's credential is gone.
+        """
+        if self._resolver is None:
+            return self._storage
+        return await self._resolver.of_recording(recording)
+
+    async def _reachable(self, recording: Recording, path: str) -> MediaStorage:
+        """The recording's storage; 20404 if its bucket can no longer be reached."""
+        try:
+            return await self._storage_of(recording)
+        except StorageUnavailable as exc:
+            log.warning("recording media unreachable sid=%s reason=%s", recording.sid, exc)
+            raise errors.NotFoundError.for_path(path) from None
+
+    async def _planned(self, recording: Recording) -> Recording:
+        """The recording with where its media will go (the account's settings now)."""
+        if self._resolver is None:
+            return recording
+        plan = await self._resolver.plan(
+            recording.account_sid, MediaKind.RECORDINGS, recording.media_key
+        )
+        return replace(
+            recording,
+            media_credentials_sid=plan.credentials_sid,
+            media_external_location=plan.external_location,
+            encryption_key_sid=plan.encryption_key_sid,
+        )
+
+    async def _writer_storage(self, recording: Recording) -> MediaStorage | None:
+        """The storage a recording's finished file is put in (None: the default)."""
+        if self._resolver is None:
+            return None
+        return await self._resolver.writer(
+            recording.account_sid,
+            MediaPlan(
+                recording.media_credentials_sid,
+                recording.media_external_location,
+                recording.encryption_key_sid,
+            ),
+        )
 
     def _lock(self, room_sid: RoomSid) -> asyncio.Lock:
         lock = self._locks.get(room_sid)
@@ -474,11 +571,15 @@ class RecordingService:
             status_callback=room.status_callback,
             status_callback_method=room.status_callback_method,
         )
+        storage: MediaStorage | None = None
         try:
+            recording = await self._planned(recording)
+            storage = await self._writer_storage(recording)
             writer = self._media.open_writer(
                 recording,
                 payload_types=tap.payload_types,
                 on_keyframe_needed=self._keyframe_requester(tap),
+                storage=storage,
             )
         except Exception as exc:
             failed = recording.failed(now, f"the recording could not be started: {exc}")
@@ -502,6 +603,7 @@ class RecordingService:
             await writer.close()
             raise
         tap.writer, tap.recording, tap.started = writer, recording, started
+        tap.storage = storage
         log.info(
             "recording started sid=%s room=%s track=%s codec=%s",
             recording.sid,
@@ -528,10 +630,10 @@ class RecordingService:
             await self._stop(tap)
 
     async def _stop(self, tap: _Tap) -> None:
-        writer, recording = tap.writer, tap.recording
+        writer, recording, storage = tap.writer, tap.recording, tap.storage
         if writer is None or recording is None:
             return
-        tap.writer = tap.recording = None
+        tap.writer = tap.recording = tap.storage = None
         try:
             result = await writer.close()
         except Exception as exc:
@@ -539,7 +641,9 @@ class RecordingService:
                 error=f"the recording could not be finished: {exc}"[:400],
                 failed_operation=FailedOperation.COMPLETE,
             )
-        await self._finish(recording, result, started=tap.started, identity=tap.identity)
+        await self._finish(
+            recording, result, started=tap.started, identity=tap.identity, storage=storage
+        )
 
     async def _finish(
         self,
@@ -548,8 +652,10 @@ class RecordingService:
         *,
         started: tuple[float, float] | None,
         identity: str | None,
+        storage: MediaStorage | None = None,
     ) -> Recording:
-        """Record how a recording ended (completed or failed) and emit the event."""
+        """Record how a recording ended (completed or failed) and emit the event; an
+        encrypted file's envelope comes from the `EncryptingStorage` it was put in."""
         now = self._clock.now()
         if result.error is not None:
             done = recording.failed(
@@ -563,6 +669,8 @@ class RecordingService:
             done = recording.completed(
                 now, duration_ms=result.duration_ms, size=result.size, offset=offset
             )
+            if isinstance(storage, EncryptingStorage):
+                done = replace(done, encryption=storage.envelope)
         if not await self._store.update_recording(done, expected=RecordingStatus.PROCESSING):
             log.info("recording sid=%s was finished elsewhere", recording.sid)
             return done

@@ -18,7 +18,9 @@ from typing import Any
 from parlour.domain import errors
 from parlour.domain.clock import Clock
 from parlour.domain.ports import MediaStorage, RetentionPolicy, Store
+from parlour.domain.recordings import Recording
 from parlour.domain.sids import AccountSid
+from parlour.services.media_storage import MediaStorageResolver, StorageUnavailable
 from parlour.services.privacy import spool_files
 
 __all__ = ["MAX_DAYS", "Retention", "RetentionService", "SweepResult", "check_days"]
@@ -96,6 +98,7 @@ class RetentionService:
         *,
         storage: MediaStorage | None = None,
         spool_dir: Path | None = None,
+        resolver: MediaStorageResolver | None = None,
         batch: int = 200,
     ) -> None:
         self._store = store
@@ -103,6 +106,7 @@ class RetentionService:
         self.defaults = defaults
         self._storage = storage
         self._spool = spool_dir
+        self._resolver = resolver
         self._batch = batch
 
     async def get(self, account_sid: str) -> Retention:
@@ -154,6 +158,18 @@ class RetentionService:
                 log.exception("retention sweep failed")
             await asyncio.sleep(interval)
 
+    async def _delete_media(self, recording: Recording) -> None:
+        """Remove the recording's media where it is (local, or its account's bucket)."""
+        storage = self._storage
+        if self._resolver is not None:
+            try:
+                storage = await self._resolver.of_recording(recording)
+            except StorageUnavailable as exc:
+                log.warning("recording media not deleted sid=%s reason=%s", recording.sid, exc)
+                return
+        if storage is not None:
+            await storage.delete(recording.media_key)
+
     async def _sweep_account(self, account: AccountSid, result: SweepResult) -> None:
         policy = (await self.get(account)).policy
         now = self._clock.now()
@@ -169,7 +185,7 @@ class RetentionService:
         if policy.recording_days is not None and self._storage is not None:
             cutoff = now - policy.recording_days * _DAY
             for recording in await self._store.expired_recordings(account, cutoff, self._batch):
-                await self._storage.delete(recording.media_key)
+                await self._delete_media(recording)
                 if self._spool is not None:
                     for path in spool_files(self._spool, recording):
                         path.unlink(missing_ok=True)

@@ -164,8 +164,7 @@ class SignalingConnection:
     async def _rsp(self, body: sig.RspMessage) -> bool:
         try:
             if isinstance(body, sig.Ice):
-                await self._rooms.verify(body.token)
-                self.send(sig.Iced(ice_servers=()))
+                self.send(await self._rooms.ice(body.token))
             elif isinstance(body, sig.Connect):
                 if self._session is not None:
                     raise errors.TwilioError("already connected", code=INVALID_MESSAGE)

@@ -26,6 +26,14 @@ from parlour.domain.compositions import (
     name_pattern,
 )
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
+from parlour.domain.media_settings import (
+    AwsCredential,
+    Credential,
+    CredentialType,
+    MediaKind,
+    MediaSettings,
+    PublicKeyCredential,
+)
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import (
@@ -148,6 +156,8 @@ class MemoryStore:
         self._hooks: _Table[CompositionHook] = _Table()
         self._nodes: dict[str, _Node] = {}
         self._retention: dict[str, RetentionSettings] = {}
+        self._credentials: _Table[Credential] = _Table()
+        self._media_settings: dict[tuple[str, MediaKind], MediaSettings] = {}
         self.closed = False
 
     async def close(self) -> None:
@@ -168,6 +178,10 @@ class MemoryStore:
 
     async def delete_account(self, sid: AccountSid) -> None:
         self._accounts.pop(sid, None)
+        for kind in MediaKind:
+            self._media_settings.pop((sid, kind), None)
+        for credential in self._credentials.items_where(lambda c: c.account_sid == sid):
+            self._credentials.pop(credential.sid)
 
     async def get_account(self, sid: str) -> Account | None:
         return self._accounts.get(sid)
@@ -374,12 +388,14 @@ class MemoryStore:
 
     # -- tracks ---------------------------------------------------------------------------
 
-    async def insert_published_track(self, track: PublishedTrack) -> None:
+    async def insert_published_track(self, track: PublishedTrack) -> bool:
         if track.sid in self._published:
             raise ValueError(f"track {track.sid} exists")
-        if track.participant_sid not in self._participants:
-            raise ValueError(f"no participant {track.participant_sid}")
+        participant = self._participants.item(track.participant_sid)
+        if participant is None or participant.status is ParticipantStatus.DISCONNECTED:
+            return False
         self._published.add(track.sid, track)
+        return True
 
     async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
         track = self._published.item(sid)
@@ -738,6 +754,53 @@ class MemoryStore:
 
     async def reclaim_space(self) -> None:
         return None
+
+    # -- media settings and credentials ---------------------------------------------------
+
+    async def insert_credential(self, credential: Credential) -> None:
+        if credential.sid in self._credentials:
+            raise errors.TwilioError("duplicate credential")
+        self._credentials.add(credential.sid, credential)
+
+    async def get_credential(self, account_sid: AccountSid, sid: str) -> Credential | None:
+        credential = self._credentials.item(sid)
+        return (
+            credential if credential is not None and credential.account_sid == account_sid else None
+        )
+
+    async def list_credentials(
+        self, account_sid: AccountSid, type: CredentialType, req: PageRequest
+    ) -> Page[Credential]:
+        wanted = AwsCredential if type is CredentialType.AWS else PublicKeyCredential
+
+        def keep(c: Credential) -> bool:
+            return c.account_sid == account_sid and isinstance(c, wanted)
+
+        return _page(self._credentials.rows(keep), req, descending=False)
+
+    async def rename_credential(
+        self, account_sid: AccountSid, sid: str, friendly_name: str | None, now: dt.datetime
+    ) -> Credential | None:
+        credential = await self.get_credential(account_sid, sid)
+        if credential is None:
+            return None
+        renamed = replace(credential, friendly_name=friendly_name, date_updated=now)
+        self._credentials.put(sid, renamed)
+        return renamed
+
+    async def delete_credential(self, account_sid: AccountSid, sid: str) -> bool:
+        if await self.get_credential(account_sid, sid) is None:
+            return False
+        self._credentials.pop(sid)
+        return True
+
+    async def get_media_settings(
+        self, account_sid: AccountSid, kind: MediaKind
+    ) -> MediaSettings | None:
+        return self._media_settings.get((account_sid, kind))
+
+    async def put_media_settings(self, settings: MediaSettings) -> None:
+        self._media_settings[(settings.account_sid, settings.kind)] = settings
 
     async def get_retention(self, account_sid: AccountSid) -> RetentionSettings | None:
         return self._retention.get(account_sid)

@@ -19,7 +19,9 @@ __all__ = [
     "callback_deliveries",
     "composition_hooks",
     "compositions",
+    "credentials",
     "instance",
+    "media_settings",
     "metadata",
     "nodes",
     "participants",
@@ -240,6 +242,10 @@ recordings = sa.Table(
     sa.Column("status_callback", sa.String(1024), nullable=True),
     sa.Column("status_callback_method", sa.String(8), nullable=False),
     sa.Column("failure_reason", sa.String(512), nullable=True),
+    # Revision 0007: the bucket's credential (NULL: local storage) and the encryption.
+    sa.Column("media_credentials_sid", SID, nullable=True),
+    sa.Column("encryption_key_sid", SID, nullable=True),
+    sa.Column("encryption", sa.JSON, nullable=True),
     sa.Index("ix_recordings_account_seq", "account_sid", "seq"),
     sa.Index("ix_recordings_room_seq", "room_sid", "seq"),
     sa.Index("ix_recordings_status", "status"),
@@ -255,6 +261,42 @@ retention_policies = sa.Table(
     sa.Column("identity_days", sa.Integer, nullable=True),
     sa.Column("recording_days", sa.Integer, nullable=True),
     sa.Column("callback_days", sa.Integer, nullable=True),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+)
+
+# Accounts API credentials (revision 0007): AWS credentials and RSA public keys (`CR…`).
+# `aws_secret_sealed` is the secret access key sealed with a key derived from the server
+# secret (AES-256-GCM, services/credentials.py): never the secret itself.
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False, unique=True),
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("friendly_name", sa.String(64), nullable=True),
+    sa.Column("aws_access_key_id", sa.String(128), nullable=True),
+    sa.Column("aws_secret_sealed", sa.String(512), nullable=True),
+    sa.Column("public_key", sa.Text, nullable=True),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Index("ix_credentials_account_type_seq", "account_sid", "type", "seq"),
+)
+
+# RecordingSettings / CompositionSettings `Default` (revision 0007): one row per account
+# and kind ("recordings" | "compositions") that set them.
+media_settings = sa.Table(
+    "media_settings",
+    metadata,
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("friendly_name", sa.String(255), nullable=True),
+    sa.Column("aws_credentials_sid", SID, nullable=True),
+    sa.Column("aws_s3_url", sa.String(1024), nullable=True),
+    sa.Column("aws_storage_enabled", sa.Boolean, nullable=False),
+    sa.Column("encryption_key_sid", SID, nullable=True),
+    sa.Column("encryption_enabled", sa.Boolean, nullable=False),
     sa.Column("date_created", UTCDateTime, nullable=False),
     sa.Column("date_updated", UTCDateTime, nullable=False),
 )

@@ -30,6 +30,15 @@ from parlour.domain.compositions import (
     like_pattern,
 )
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
+from parlour.domain.media_settings import (
+    AwsCredential,
+    Credential,
+    CredentialType,
+    Envelope,
+    MediaKind,
+    MediaSettings,
+    PublicKeyCredential,
+)
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import (
@@ -71,7 +80,9 @@ from parlour.store.schema import (
     callback_deliveries,
     composition_hooks,
     compositions,
+    credentials,
     instance,
+    media_settings,
     nodes,
     participants,
     published_tracks,
@@ -299,6 +310,9 @@ def _recording(row: Row[Any]) -> Recording:
         status_callback=row.status_callback,
         status_callback_method=row.status_callback_method,
         failure_reason=row.failure_reason,
+        media_credentials_sid=row.media_credentials_sid,
+        encryption=Envelope.from_json(row.encryption) if row.encryption else None,
+        encryption_key_sid=row.encryption_key_sid,
     )
 
 
@@ -323,6 +337,9 @@ def _recording_values(r: Recording) -> dict[str, Any]:
         "status_callback": r.status_callback,
         "status_callback_method": r.status_callback_method,
         "failure_reason": r.failure_reason,
+        "media_credentials_sid": r.media_credentials_sid,
+        "encryption": r.encryption.to_json() if r.encryption is not None else None,
+        "encryption_key_sid": r.encryption_key_sid,
     }
 
 
@@ -424,6 +441,61 @@ def _hook_values(h: CompositionHook) -> dict[str, Any]:
     }
 
 
+def _credential(row: Row[Any]) -> Credential:
+    if row.type == CredentialType.AWS:
+        return AwsCredential(
+            sid=row.sid,
+            account_sid=AccountSid(row.account_sid),
+            friendly_name=row.friendly_name,
+            access_key_id=row.aws_access_key_id,
+            secret_sealed=row.aws_secret_sealed,
+            date_created=row.date_created,
+            date_updated=row.date_updated,
+        )
+    return PublicKeyCredential(
+        sid=row.sid,
+        account_sid=AccountSid(row.account_sid),
+        friendly_name=row.friendly_name,
+        public_key=row.public_key,
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+    )
+
+
+def _credential_values(c: Credential) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "sid": c.sid,
+        "account_sid": c.account_sid,
+        "friendly_name": c.friendly_name,
+        "date_created": c.date_created,
+        "date_updated": c.date_updated,
+    }
+    if isinstance(c, AwsCredential):
+        values |= {
+            "type": CredentialType.AWS.value,
+            "aws_access_key_id": c.access_key_id,
+            "aws_secret_sealed": c.secret_sealed,
+        }
+    else:
+        values |= {"type": CredentialType.PUBLIC_KEY.value, "public_key": c.public_key}
+    return values
+
+
+def _media_settings(row: Row[Any]) -> MediaSettings:
+    return MediaSettings(
+        account_sid=AccountSid(row.account_sid),
+        kind=MediaKind(row.kind),
+        friendly_name=row.friendly_name,
+        aws_credentials_sid=row.aws_credentials_sid,
+        aws_s3_url=row.aws_s3_url,
+        aws_storage_enabled=row.aws_storage_enabled,
+        encryption_key_sid=row.encryption_key_sid,
+        encryption_enabled=row.encryption_enabled,
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+    )
+
+
 class SqlStore:
     """Every persistent record of Parlour, on one SQL database."""
 
@@ -505,6 +577,8 @@ class SqlStore:
 
     async def delete_account(self, sid: AccountSid) -> None:
         async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(media_settings).where(media_settings.c.account_sid == sid))
+            await conn.execute(sa.delete(credentials).where(credentials.c.account_sid == sid))
             await conn.execute(sa.delete(accounts).where(accounts.c.sid == sid))
 
     async def get_account(self, sid: str) -> Account | None:
@@ -829,10 +903,27 @@ class SqlStore:
 
     # -- tracks ---------------------------------------------------------------------------
 
-    async def insert_published_track(self, track: PublishedTrack) -> None:
+    async def insert_published_track(self, track: PublishedTrack) -> bool:
+        pub, p = published_tracks, participants
         values = vars(track) | {"kind": track.kind.value}
+        active = sa.and_(
+            p.c.sid == track.participant_sid,
+            p.c.status != ParticipantStatus.DISCONNECTED.value,
+        )
         async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(published_tracks).values(**values))
+            if self.engine.dialect.name == "postgresql":
+                # Lock the participant's row: a disconnect in flight (which ends the
+                # participant's tracks) commits first, or waits for this insert to commit.
+                await conn.execute(sa.select(p.c.sid).where(active).with_for_update())
+            inserted = await conn.execute(
+                sa.insert(pub).from_select(
+                    list(values),
+                    sa.select(
+                        *(sa.literal(v, type_=pub.c[k].type) for k, v in values.items())
+                    ).where(sa.exists().where(active)),
+                )
+            )
+        return inserted.rowcount == 1
 
     async def end_published_track(self, sid: TrackSid, now: dt.datetime) -> PublishedTrack | None:
         pub, sub = published_tracks, subscribed_tracks
@@ -1284,6 +1375,90 @@ class SqlStore:
             )
         return bool(result.rowcount)
 
+    # -- media settings and credentials ---------------------------------------------------
+
+    async def insert_credential(self, credential: Credential) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(credentials).values(**_credential_values(credential)))
+
+    async def get_credential(self, account_sid: AccountSid, sid: str) -> Credential | None:
+        t = credentials
+        query = sa.select(t).where(t.c.account_sid == account_sid, t.c.sid == sid)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _credential(row)
+
+    async def list_credentials(
+        self, account_sid: AccountSid, type: CredentialType, req: PageRequest
+    ) -> Page[Credential]:
+        t = credentials
+        query = sa.select(t).where(t.c.account_sid == account_sid, t.c.type == type.value)
+        rows, nxt, prev = await self._page(query, t.c.seq, req, descending=False)
+        return Page([_credential(r) for r in rows], nxt, prev)
+
+    async def rename_credential(
+        self, account_sid: AccountSid, sid: str, friendly_name: str | None, now: dt.datetime
+    ) -> Credential | None:
+        t = credentials
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.account_sid == account_sid, t.c.sid == sid)
+                .values(friendly_name=friendly_name, date_updated=now)
+            )
+            row = (
+                await conn.execute(
+                    sa.select(t).where(t.c.account_sid == account_sid, t.c.sid == sid)
+                )
+            ).first()
+        return None if row is None else _credential(row)
+
+    async def delete_credential(self, account_sid: AccountSid, sid: str) -> bool:
+        t = credentials
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t).where(t.c.account_sid == account_sid, t.c.sid == sid)
+            )
+        return bool(result.rowcount)
+
+    async def get_media_settings(
+        self, account_sid: AccountSid, kind: MediaKind
+    ) -> MediaSettings | None:
+        t = media_settings
+        query = sa.select(t).where(t.c.account_sid == account_sid, t.c.kind == kind.value)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _media_settings(row)
+
+    async def put_media_settings(self, settings: MediaSettings) -> None:
+        t = media_settings
+        values = {
+            "friendly_name": settings.friendly_name,
+            "aws_credentials_sid": settings.aws_credentials_sid,
+            "aws_s3_url": settings.aws_s3_url,
+            "aws_storage_enabled": settings.aws_storage_enabled,
+            "encryption_key_sid": settings.encryption_key_sid,
+            "encryption_enabled": settings.encryption_enabled,
+            "date_created": settings.date_created,
+            "date_updated": settings.date_updated,
+        }
+        key = (t.c.account_sid == settings.account_sid, t.c.kind == settings.kind.value)
+        for _ in range(2):  # two first POSTs at once: the loser's insert becomes an update
+            try:
+                async with self.engine.begin() as conn:
+                    result = await conn.execute(sa.update(t).where(*key).values(**values))
+                    if not result.rowcount:
+                        await conn.execute(
+                            sa.insert(t).values(
+                                account_sid=settings.account_sid,
+                                kind=settings.kind.value,
+                                **values,
+                            )
+                        )
+                return
+            except IntegrityError:
+                continue
+
     # -- privacy --------------------------------------------------------------------------
 
     async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
@@ -1357,6 +1532,7 @@ class SqlStore:
                     )
                 )
                 await auto.exec_driver_sql(f"VACUUM {names}")
+                await _postgres_reclaim(auto)
 
     async def get_retention(self, account_sid: AccountSid) -> RetentionSettings | None:
         t = retention_policies
@@ -1565,6 +1741,42 @@ async def _personal_data(conn: Any, account_sid: AccountSid, identity: str | Non
         callback_deliveries=deliveries,
         compositions=[_composition(row) for row in comp_rows],
     )
+
+
+_PERSONAL_TABLES = (
+    rooms,
+    participants,
+    published_tracks,
+    subscribed_tracks,
+    recordings,
+    callback_deliveries,
+)
+
+
+async def _postgres_reclaim(conn: Any) -> None:
+    """Drop the bytes of deleted rows on PostgreSQL.
+
+    A plain VACUUM only marks dead tuples' space reusable: their bytes stay in the heap
+    and index pages until overwritten. `VACUUM (FULL)` rewrites each table and its indexes
+    into new files (the old ones are truncated at commit and unlinked at the next
+    checkpoint). The rows also live on in the WAL segments written since the last
+    checkpoint: switching to a new segment and checkpointing lets PostgreSQL remove them
+    (with `wal_recycle = off`, removed rather than renamed for reuse; docs/privacy.md).
+    CHECKPOINT and pg_switch_wal() need a superuser or the pg_checkpoint role and an
+    EXECUTE grant: without them the erasure stands and a warning says what is left.
+    """
+    names = ", ".join(t.name for t in _PERSONAL_TABLES)
+    await conn.exec_driver_sql(f"VACUUM (FULL) {names}")
+    try:
+        await conn.exec_driver_sql("CHECKPOINT")
+        await conn.exec_driver_sql("SELECT pg_switch_wal()")
+        await conn.exec_driver_sql("CHECKPOINT")
+    except sa.exc.DBAPIError as exc:
+        log.warning(
+            "erasure: the database user may not checkpoint or switch WAL (%s): erased rows "
+            "stay in PostgreSQL's WAL segments until it recycles them (docs/privacy.md)",
+            type(exc.orig).__name__,
+        )
 
 
 async def _sqlite_checkpoint(conn: Any) -> None:

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from parlour.config import Config
+from parlour.config import Config, server_tls_context
 from parlour.store.memory import MemoryStore
 
 __all__ = ["FakeClock", "MemoryStore", "ServerThread"]
@@ -43,18 +43,21 @@ class FakeClock:
 
 
 class ServerThread:
-    """`parlour serve` in-process on 127.0.0.1, port 0, in a thread with its own uvloop.
+    """`parlour serve` in-process on 127.0.0.1 (or `host`), port 0, in a thread with its own
+    uvloop (HTTPS and WSS when the config has `tls_cert` and `tls_key`).
 
     Use as a context manager. `parlour` gives the wired objects; `call(coro)` runs a
     coroutine on the server's loop (to drive services the way signaling will).
     """
 
-    def __init__(self, data_dir: Path, *, media: Any = None, **config: Any) -> None:
+    def __init__(
+        self, data_dir: Path, *, media: Any = None, host: str = "127.0.0.1", **config: Any
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind((host, 0))
         port = self._sock.getsockname()[1]
-        self.config = Config(data_dir=data_dir, host="127.0.0.1", port=port, **config)
+        self.config = Config(data_dir=data_dir, host=host, port=port, **config)
         self.base_url = self.config.base_url
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -95,6 +98,7 @@ class ServerThread:
             self._loop = asyncio.get_running_loop()
             try:
                 self.parlour = await build(self.config, media=self._media)
+                tls = server_tls_context(self.config)  # HTTPS/WSS with tls_cert, tls_key
                 self._server = uvicorn.Server(
                     uvicorn.Config(
                         self.parlour.asgi,
@@ -102,6 +106,7 @@ class ServerThread:
                         access_log=False,
                         log_level="warning",
                         http="httptools",
+                        ssl_context_factory=None if tls is None else (lambda *_: tls),
                     )
                 )
                 serve = asyncio.create_task(self._server.serve(sockets=[self._sock]))

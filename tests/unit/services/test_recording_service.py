@@ -80,6 +80,7 @@ class FakeMedia:
         *,
         payload_types: Collection[int] = (),
         on_keyframe_needed: Callable[[], None] | None = None,
+        storage: object = None,
     ) -> FakeWriter:
         if self.fail_open is not None:
             raise self.fail_open
@@ -89,7 +90,7 @@ class FakeMedia:
         self.writers[recording.sid] = writer
         return writer
 
-    async def recover(self, recording: Recording) -> RecordingResult:
+    async def recover(self, recording: Recording, *, storage: object = None) -> RecordingResult:
         return self.recovered[recording.sid]
 
 

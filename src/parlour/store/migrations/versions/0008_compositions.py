@@ -1,7 +1,7 @@
 """compositions and composition_hooks
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 16:00:00.000000
 
 `/v1/Compositions` (CJ…) and `/v1/CompositionHooks` (HK…). A composition's `spec` holds what
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
