@@ -188,6 +188,7 @@ async def build(
         callback_policy=callback_policy,
         node_id=node_id,
         node_stale_after=config.node_stale_seconds,
+        locate=storage_resolver.of_recording,
     )
     retention = RetentionService(
         store,

@@ -767,6 +767,8 @@ class CompositionJob:
     media_keys: dict[str, str]  # recording SID → its MediaStorage key
     format: CompositionFormat
     output_key: str
+    #: recording SID → the storage holding it, when not the composer's own (an S3 bucket)
+    storages: dict[str, MediaStorage] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

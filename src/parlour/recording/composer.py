@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -451,12 +452,13 @@ class PoolComposer:
         try:
             inputs = {}
             for sid, key in job.media_keys.items():
-                inputs[sid] = str(await self._local(key, workdir))
+                source = job.storages.get(sid, self._storage)
+                inputs[sid] = str(await self._local(source, key, workdir))
             output = workdir / f"{job.composition_sid}.{job.format.value}"
             self._listeners[job.composition_sid] = progress
             try:
                 duration = await asyncio.wrap_future(
-                    pool.submit(_run_job, job, inputs, str(output))
+                    pool.submit(_run_job, replace(job, storages={}), inputs, str(output))
                 )
             finally:
                 self._listeners.pop(job.composition_sid, None)
@@ -466,16 +468,16 @@ class PoolComposer:
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def _local(self, key: str, workdir: Path) -> Path:
+    async def _local(self, storage: MediaStorage, key: str, workdir: Path) -> Path:
         """A local path of a stored recording (a copy if the storage is not local files)."""
-        local = getattr(self._storage, "local_path", None)
+        local = getattr(storage, "local_path", None)
         if local is not None:
             path: Path = local(key)
             if await asyncio.to_thread(path.exists):
                 return path
         copy = workdir / key.replace("/", "_")
         with copy.open("wb") as handle:
-            async for chunk in self._storage.open(key):
+            async for chunk in storage.open(key):
                 await asyncio.to_thread(handle.write, chunk)
         return copy
 

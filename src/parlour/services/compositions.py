@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -108,6 +108,7 @@ class CompositionService:
         callback_policy: StatusCallbackPolicy | None = None,
         node_id: str | None = None,
         node_stale_after: float = 30.0,
+        locate: Callable[[Recording], Awaitable[MediaStorage]] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -117,6 +118,7 @@ class CompositionService:
         self._url_key = media_url_key
         self._policy = callback_policy
         self._node_id = node_id
+        self._locate = locate
         self._stale_after = dt.timedelta(seconds=node_stale_after)
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -477,8 +479,12 @@ class CompositionService:
         )
         try:
             job = self._job(composition, recordings)
+            job = await self._located(job, recordings)
         except (LayoutError, ValueError) as exc:
             await self._fail(composition, str(exc), hook)
+            return
+        except Exception as exc:  # a bucket that cannot be reached any more
+            await self._fail(composition, f"a recording cannot be read: {exc}"[:400], hook)
             return
 
         def progress(percent: int, remaining: float) -> None:
@@ -547,12 +553,32 @@ class CompositionService:
                 )
             )
 
+    async def _located(self, job: CompositionJob, recordings: list[Recording]) -> CompositionJob:
+        """The job with the storage of each recording kept outside the local storage."""
+        if self._locate is None:
+            return job
+        storages: dict[str, MediaStorage] = {}
+        for r in recordings:
+            if r.sid in job.media_keys and r.media_credentials_sid is not None:
+                storages[r.sid] = await self._locate(r)
+        return replace(job, storages=storages)
+
     def _job(self, composition: Composition, recordings: list[Recording]) -> CompositionJob:
-        usable = [r for r in recordings if r.has_media and r.type is not RecordingType.DATA]
+        usable = [
+            r
+            for r in recordings
+            if r.has_media and r.type is not RecordingType.DATA and not r.encrypted
+        ]
         if not usable:
             deleted = any(r.status is RecordingStatus.DELETED for r in recordings)
+            encrypted = any(r.encrypted and r.has_media for r in recordings)
             raise ValueError(
-                "the room's recordings were deleted" if deleted else "the room has no recordings"
+                "the room's recordings were deleted"
+                if deleted
+                else "the room's recordings are encrypted for the account's public key: "
+                "they cannot be composed"
+                if encrypted
+                else "the room has no recordings"
             )
         sources = [_source(r) for r in usable]
         spec = composition.spec

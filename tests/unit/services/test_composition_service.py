@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -317,3 +318,37 @@ async def test_what_a_live_node_composes_is_left_to_it_until_it_goes_silent() ->
     await first.wait_idle()
     assert (await first.get(account, c.sid)).status is CompositionStatus.COMPLETED
     assert w.storage.objects[c.media_key] == b"mp4!"
+
+
+async def test_encrypted_recordings_are_not_composed_and_bucket_ones_are_located() -> None:
+    w = World()
+    located: list[str] = []
+    bucket = FakeStorage()
+
+    async def locate(recording: Recording) -> FakeStorage:
+        located.append(recording.sid)
+        return bucket
+
+    w.service = CompositionService(
+        w.store, w.clock, w.sink, w.storage, w.composer, media_url_key=b"k", locate=locate
+    )
+    account, room = await w.room()
+    [rec] = await w.store.recordings_with_status(RecordingStatus.PROCESSING)
+    in_bucket = replace(rec, media_credentials_sid="CR" + "1" * 32)
+    await w.store.update_recording(in_bucket, expected=RecordingStatus.PROCESSING)
+    c = await w.service.create(account, room.sid, SPEC)
+    await w.finish_recordings(await w.end(room))
+    await w.service.wait_idle()
+    assert (await w.service.get(account, c.sid)).status is CompositionStatus.COMPLETED
+    assert located == [rec.sid] and w.composer.jobs[0].storages == {rec.sid: bucket}
+
+    account, room = await w.room()
+    [rec] = await w.store.recordings_with_status(RecordingStatus.PROCESSING)
+    sealed = replace(rec, encryption_key_sid="CR" + "2" * 32)
+    await w.store.update_recording(sealed, expected=RecordingStatus.PROCESSING)
+    c = await w.service.create(account, room.sid, SPEC)
+    await w.finish_recordings(await w.end(room))
+    await w.service.wait_idle()
+    failed = await w.service.get(account, c.sid)
+    assert failed.status is CompositionStatus.FAILED
+    assert failed.failure_reason is not None and "encrypted" in failed.failure_reason
