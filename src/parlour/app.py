@@ -43,7 +43,9 @@ from parlour.domain.turn import TurnServers
 from parlour.media.plane import SfuMediaPlane
 from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
+from parlour.recording.composer import PoolComposer
 from parlour.services.accounts import AccountService
+from parlour.services.compositions import CompositionService
 from parlour.services.live_rooms import LiveRoomService
 from parlour.services.media_settings import CredentialService, MediaSettingsService, SecretBox
 from parlour.services.media_storage import MediaStorageResolver
@@ -177,6 +179,19 @@ async def build(
         resolver=storage_resolver,
     )
     await recordings.recover()
+    node_id = new_node_id()
+    compositions = CompositionService(
+        store,
+        clock,
+        callbacks,
+        media_storage,
+        PoolComposer(media_storage, config.data_dir / "media" / "compose"),
+        media_url_key=media_url_key(secret),
+        callback_policy=callback_policy,
+        node_id=node_id,
+        node_stale_after=config.node_stale_seconds,
+        locate=storage_resolver.of_recording,
+    )
     retention = RetentionService(
         store,
         clock,
@@ -199,7 +214,6 @@ async def build(
     # Recordings and transcriptions end with their track, participant or room (and
     # transcriptions start with it): the services hear those events.
     events = FanOutEventSink(callbacks, recordings, transcriptions)
-    node_id = new_node_id()
     participants = ParticipantService(store, clock, events, sessions, node_id=node_id)
     rooms = RoomService(
         store,
@@ -250,6 +264,8 @@ async def build(
     transcriptions.deliver = live.send_transcription
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
+    # Compositions start when their room has ended and its recordings are finished.
+    callbacks.add(compositions)
     await accounts.default_account()
     await nodes.beat()
     ctx = ApiContext(
@@ -258,6 +274,7 @@ async def build(
         participants=participants,
         public_url=config.base_url,
         recordings=recordings,
+        compositions=compositions,
         credentials=credentials,
         media_settings=media_settings,
         media_storage=storage_resolver,
@@ -267,21 +284,25 @@ async def build(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await webhooks.start()
+        await compositions.recover()
         reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
         heartbeat = asyncio.create_task(nodes.run())
         # Retention: every account's policy, applied now and every sweep interval.
         sweeper = asyncio.create_task(retention.run(config.retention_sweep_seconds))
+        # What a server that died was composing is taken over (by the stale-node rule).
+        composer = asyncio.create_task(compositions.run(config.node_stale_seconds))
         try:
             yield
         finally:
             await live.close()  # participants here leave, with their callbacks
-            for task in (reaper, heartbeat, sweeper):
+            for task in (reaper, heartbeat, sweeper, composer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await nodes.stop()
             await recordings.close()
             await transcriptions.close()
+            await compositions.close()
             await webhooks.close()
 
     metrics = metrics_registry(

@@ -219,6 +219,14 @@ def _parser() -> _Parser:
     erase.add_argument("--identity", help="only this participant identity, across its rooms")
     erase.add_argument("--yes", action="store_true", help="really erase (required)")
 
+    compositions = sub.add_parser(
+        "compositions",
+        parents=[printing],
+        help="list an account's compositions with their status and progress",
+    )
+    compositions.add_argument("--account", help="the account (AC…; default: the default account)")
+    compositions.add_argument("--room", help="only the compositions of this room (RM…)")
+
     retention = sub.add_parser(
         "retention",
         parents=[printing],
@@ -757,6 +765,49 @@ def _cmd_manage(args: argparse.Namespace, config: Config) -> None:
         raise CliError(str(exc)) from exc
 
 
+def _cmd_compositions(args: argparse.Namespace, config: Config) -> None:
+    account = None if args.account is None else _check_account_sid(args.account)
+
+    async def run(store: Any) -> None:
+        from parlour.domain.clock import SystemClock
+        from parlour.domain.paging import PageRequest
+        from parlour.domain.ports import CompositionFilter
+        from parlour.services.accounts import AccountService
+
+        nonlocal account
+        if account is None:
+            secret = load_server_secret(config)
+            account = (
+                await AccountService(store, SystemClock(), secret).default_account()
+            ).account_sid
+        if await store.get_account(account) is None:
+            raise CliError(f"no account {account} in this database")
+        flt = CompositionFilter(room_sid=args.room)
+        page = await store.list_compositions(account, flt, PageRequest(page_size=1000))
+        rows = [
+            {
+                "sid": c.sid,
+                "room_sid": c.room_sid,
+                "status": c.status.value,
+                "progress": c.progress,
+                "duration": c.duration,
+                "size": c.size,
+                "format": c.spec.format.value,
+                "date_created": c.date_created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            for c in page.items
+        ]
+        text = "\n".join(
+            f"{r['sid']}  {r['room_sid']}  {r['status']:<10} "
+            + (f"{r['progress']:>3}%" if r["status"] == "processing" else f"{r['duration']:>4}s")
+            + f"  {r['format']}  {r['date_created']}"
+            for r in rows
+        )
+        _print(args, rows, text or "no compositions")
+
+    _run_store(config, run)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
     "serve": _cmd_serve,
     "account": _cmd_account,
@@ -770,6 +821,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
     "rooms": _cmd_manage,
     "participants": _cmd_manage,
     "recordings": _cmd_manage,
+    "compositions": _cmd_compositions,
 }
 
 

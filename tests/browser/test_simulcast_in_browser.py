@@ -134,3 +134,22 @@ async def test_small_and_large_renderers_get_different_layers(
             within=40,
             what="the high layer resumed for a large renderer",
         )
+
+        # Nobody watches any more (both subscribers leave, nothing records): every layer
+        # rests, so the publisher's encoder does; a new subscriber brings the video back.
+        for page in (small, large):
+            await page.disconnect()
+
+        async def arriving() -> list[bool]:
+            now = time.monotonic()
+            return [layer.active(now) for layer in producer.layers[: len(sizes)]]
+
+        await poll(arriving, lambda a: not any(a), within=40, what="every layer paused")
+        await large.join_as_name(acct, room, audio=False, video=False, bandwidthProfile=PROFILE)
+        await large.wait_for_events("trackSubscribed", 2, kind="video", within=30)
+        await poll(
+            lambda: inbound(large, sub_large["trackSid"]),
+            lambda s: s.get("framesDecoded", 0) > 10,
+            within=30,
+            what="video back for a new subscriber",
+        )

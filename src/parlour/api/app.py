@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from parlour import __version__
 from parlour.api import (
+    compositions,
     credentials,
     media_downloads,
     media_settings,
@@ -50,6 +51,7 @@ REST_ROUTES: list[Route] = [
     *transcriptions.routes,
     *room_recordings.routes,
     *recordings.routes,
+    *compositions.routes,
     *media_downloads.routes,
     *retention.routes,
     *media_settings.routes,

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from parlour.domain import errors
 from parlour.services.accounts import AccountService
+from parlour.services.compositions import CompositionService
 from parlour.services.media_settings import CredentialService, MediaSettingsService
 from parlour.services.media_storage import MediaStorageResolver
 from parlour.services.participants import ParticipantService
@@ -26,6 +27,7 @@ class ApiContext:
     public_url: str
     recordings: RecordingService | None = None
     transcriptions: TranscriptionService | None = None
+    compositions: CompositionService | None = None
     credentials: CredentialService | None = None
     media_settings: MediaSettingsService | None = None
     media_storage: MediaStorageResolver | None = None

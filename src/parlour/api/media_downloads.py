@@ -1,4 +1,5 @@
-"""`/media/{AccountSid}/{RT…}.{mka|mkv}`: the signed, short-lived URLs `/Media` redirects to.
+"""`/media/{AccountSid}/{RT…}.{mka|mkv}` and `…/{CJ…}.{mp4|webm}`: the signed, short-lived
+URLs `/Media` redirects to (recordings and compositions).
 
 No Basic auth: the signature (`parlour.protocol.media_urls`) is the credential, as with the
 pre-signed S3 URLs Twilio redirects to. Serves the bytes with HTTP range support
@@ -15,6 +16,8 @@ from starlette.routing import Route
 
 from parlour.api.context import context
 from parlour.api.forms import query_params
+from parlour.services.compositions import CompositionMedia
+from parlour.services.recordings import MediaFile
 
 __all__ = ["parse_range", "routes"]
 
@@ -57,13 +60,24 @@ async def download(request: Request) -> Response:
     """A recording's media file, by signed URL (no credentials)."""
     ctx = context(request)
     p = query_params(request)
-    media = await ctx.recording_service.open_media(
-        request.path_params["account"],
-        request.path_params["name"],
-        expires=p.text("Expires"),
-        disposition=p.text("ContentDisposition"),
-        signature=p.text("Signature"),
-    )
+    name = request.path_params["name"]
+    media: MediaFile | CompositionMedia
+    if name.startswith("CJ") and ctx.compositions is not None:
+        media = await ctx.compositions.open_media(
+            request.path_params["account"],
+            name,
+            expires=p.text("Expires"),
+            disposition=p.text("ContentDisposition"),
+            signature=p.text("Signature"),
+        )
+    else:
+        media = await ctx.recording_service.open_media(
+            request.path_params["account"],
+            name,
+            expires=p.text("Expires"),
+            disposition=p.text("ContentDisposition"),
+            signature=p.text("Signature"),
+        )
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Disposition": media.content_disposition,

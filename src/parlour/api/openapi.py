@@ -475,10 +475,96 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         },
         errors=("206", "403", "404", "416"),
         authenticated=False,
-        media_types=("audio/x-matroska", "video/x-matroska", "application/octet-stream"),
+        media_types=(
+            "audio/x-matroska",
+            "video/x-matroska",
+            "video/mp4",
+            "video/webm",
+            "audio/mp4",
+            "audio/webm",
+            "application/octet-stream",
+        ),
         schema={},
     ),
 }
+
+_COMPS = "/v1/Compositions"
+_HOOKS = "/v1/CompositionHooks"
+_COMPOSITION_JSON = _resource_schema("sid", "status", "room_sid", "format", "url", "links")
+_HOOK_JSON = _resource_schema("sid", "friendly_name", "enabled", "url")
+_COMPOSITION_SPEC: dict[str, Schema] = {
+    "VideoLayout": _JSON_TEXT,
+    "AudioSources": {"type": "array", "items": _STRING},
+    "AudioSourcesExcluded": {"type": "array", "items": _STRING},
+    "Resolution": _STRING,
+    "Format": {"type": "string", "enum": ["mp4", "webm"]},
+    "StatusCallback": {"type": "string", "format": "uri"},
+    "StatusCallbackMethod": {"type": "string", "enum": ["GET", "POST"]},
+    "Trim": _BOOLEAN,
+}
+OPERATIONS.update(
+    {
+        ("GET", _COMPS): _op(
+            "ListComposition",
+            query={
+                "Status": {
+                    "type": "string",
+                    "enum": ["enqueued", "processing", "completed", "deleted", "failed"],
+                },
+                "RoomSid": _SID,
+                **_CREATED_FILTERS,
+                **_paging(100),
+            },
+            errors=("400", "401"),
+            schema=_page_schema("compositions"),
+        ),
+        ("POST", _COMPS): _op(
+            "CreateComposition",
+            ok="201",
+            body={"RoomSid": _SID, **_COMPOSITION_SPEC},
+            required=("RoomSid",),
+            schema=_COMPOSITION_JSON,
+        ),
+        ("GET", _COMPS + "/{sid}"): _op(
+            "FetchComposition", errors=_NOT_FOUND_ONLY, schema=_COMPOSITION_JSON
+        ),
+        ("DELETE", _COMPS + "/{sid}"): _op("DeleteComposition", ok="204"),
+        ("GET", _COMPS + "/{sid}/Media"): _op(
+            "FetchCompositionMedia", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
+        ),
+        ("GET", _HOOKS): _op(
+            "ListCompositionHook",
+            query={
+                "Enabled": _BOOLEAN,
+                "FriendlyName": _STRING,
+                **_CREATED_FILTERS,
+                **_paging(),
+            },
+            errors=("400", "401"),
+            schema=_page_schema("composition_hooks"),
+        ),
+        ("POST", _HOOKS): _op(
+            "CreateCompositionHook",
+            ok="201",
+            body={"FriendlyName": _STRING, "Enabled": _BOOLEAN, **_COMPOSITION_SPEC},
+            required=("FriendlyName",),
+            errors=("400", "401"),
+            schema=_HOOK_JSON,
+        ),
+        ("GET", _HOOKS + "/{sid}"): _op(
+            "FetchCompositionHook", errors=_NOT_FOUND_ONLY, schema=_HOOK_JSON
+        ),
+        ("POST", _HOOKS + "/{sid}"): _op(
+            "UpdateCompositionHook",
+            body={"FriendlyName": _STRING, "Enabled": _BOOLEAN, **_COMPOSITION_SPEC},
+            required=("FriendlyName",),
+            schema=_HOOK_JSON,
+        ),
+        ("DELETE", _HOOKS + "/{sid}"): _op(
+            "DeleteCompositionHook", ok="204", errors=("401", "404")
+        ),
+    }
+)
 
 
 def openapi_paths(routes: Sequence[Route]) -> dict[str, dict[str, Any]]:

@@ -23,10 +23,20 @@ in the webhook adapter.
     │       ├── TranscriptionStarted      transcription-started
     │       ├── TranscriptionStopped      transcription-stopped
     │       └── TranscriptionFailed       transcription-failed
-    └── RecordingEvent              recording (room if known, participant identity)
-        ├── RecordingStarted        recording-started
-        ├── RecordingCompleted      recording-completed
-        └── RecordingFailed         recording-failed (failed_operation)
+    ├── RecordingEvent              recording (room if known, participant identity)
+    │   ├── RecordingStarted        recording-started
+    │   ├── RecordingCompleted      recording-completed
+    │   └── RecordingFailed         recording-failed (failed_operation)
+    └── CompositionEvent            composition (hook if a hook created it)
+        ├── CompositionEnqueued     composition-enqueued (hook-created only)
+        ├── CompositionStarted      composition-started
+        ├── CompositionProgress     composition-progress (percentage, seconds remaining)
+        ├── CompositionAvailable    composition-available
+        ├── CompositionFailed       composition-failed (error)
+        └── CompositionHookFailed   composition-hook-failed (hook, room, error; no composition)
+
+Composition events go to the composition's `StatusCallback` (a hook's compositions have the
+hook's), never to the room's.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
+from parlour.domain.compositions import Composition, CompositionHook
 from parlour.domain.participants import Participant
 from parlour.domain.recordings import FailedOperation, Recording
 from parlour.domain.rooms import Room
@@ -45,6 +56,13 @@ from parlour.domain.transcriptions import Transcription
 
 __all__ = [
     "CallbackDelivery",
+    "CompositionAvailable",
+    "CompositionEnqueued",
+    "CompositionEvent",
+    "CompositionFailed",
+    "CompositionHookFailed",
+    "CompositionProgress",
+    "CompositionStarted",
     "DeliveryStatus",
     "Event",
     "ParticipantConnected",
@@ -231,6 +249,64 @@ class RecordingFailed(RecordingEvent, name="recording-failed"):
     """`failed_operation` says which step failed (Twilio's `FailedOperation`)."""
 
     failed_operation: FailedOperation = FailedOperation.COMPLETE
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompositionEvent(Event):
+    """An event of a composition; `hook` when a hook created it."""
+
+    composition: Composition
+    hook: CompositionHook | None = None
+
+    @property
+    def account_sid(self) -> AccountSid:
+        return self.composition.account_sid
+
+    @property
+    def room_sid(self) -> RoomSid:
+        return self.composition.room_sid
+
+
+class CompositionEnqueued(CompositionEvent, name="composition-enqueued"):
+    """A hook created the composition (sent for hook-created compositions only)."""
+
+
+class CompositionStarted(CompositionEvent, name="composition-started"):
+    """Media processing started."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompositionProgress(CompositionEvent, name="composition-progress"):
+    """About every 10 % of the work."""
+
+    percentage: int
+    seconds_remaining: int
+
+
+class CompositionAvailable(CompositionEvent, name="composition-available"):
+    """The media can be downloaded."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompositionFailed(CompositionEvent, name="composition-failed"):
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompositionHookFailed(Event, name="composition-hook-failed"):
+    """A hook could not create a composition of a room that ended (Twilio warning 53631)."""
+
+    hook: CompositionHook
+    room: Room
+    error: str
+
+    @property
+    def account_sid(self) -> AccountSid:
+        return self.hook.account_sid
+
+    @property
+    def room_sid(self) -> RoomSid:
+        return self.room.sid
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -14,7 +14,14 @@ from typing import Protocol
 
 from parlour.domain.accounts import Account, ApiKey
 from parlour.domain.bandwidth import SimulcastLayer
+from parlour.domain.compositions import (
+    Composition,
+    CompositionFormat,
+    CompositionHook,
+    CompositionStatus,
+)
 from parlour.domain.events import CallbackDelivery, Event
+from parlour.domain.layouts import CompositionPlan
 from parlour.domain.media_settings import Credential, CredentialType, MediaKind, MediaSettings
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
@@ -26,6 +33,11 @@ from parlour.domain.tracks import PublishedTrack, SubscribedTrack
 from parlour.domain.transcriptions import Transcription, TranscriptionStatus, Utterance
 
 __all__ = [
+    "Composer",
+    "CompositionJob",
+    "CompositionOutput",
+    "CompositionFilter",
+    "CompositionHookFilter",
     "ErasureBlocked",
     "EventSink",
     "FanOutEventSink",
@@ -81,6 +93,24 @@ class RecordingFilter:
 
 
 @dataclass(frozen=True)
+class CompositionFilter:
+    room_sid: RoomSid | None = None
+    status: CompositionStatus | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class CompositionHookFilter:
+    """`friendly_name`: case-insensitive, `*` matches any run of characters."""
+
+    enabled: bool | None = None
+    friendly_name: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class RetentionPolicy:
     """How many days an account's personal data is kept; None keeps it until deleted.
 
@@ -122,6 +152,9 @@ class PersonalData:
     callback_deliveries: list[CallbackDelivery]
     #: The Transcriptions resources of `rooms` (no transcript text is ever stored).
     transcriptions: list[Transcription] = field(default_factory=list)
+    #: Compositions of the rooms (whole account; for an identity, of its rooms: a
+    #: composition shows everyone in the room, so erasing an identity erases them).
+    compositions: list[Composition] = field(default_factory=list)
 
 
 class ErasureBlocked(Exception):
@@ -306,6 +339,51 @@ class Store(Protocol):
     async def recordings_with_status(self, status: RecordingStatus) -> list[Recording]:
         """Every recording (any account) in this status, oldest first (startup recovery)."""
         ...
+
+    # Compositions and composition hooks.
+    async def insert_composition(self, composition: Composition) -> None: ...
+    async def update_composition(
+        self, composition: Composition, *, expected: CompositionStatus
+    ) -> bool:
+        """Write `composition` over the stored one if that is still in the `expected`
+        status (one conditional write); False, and nothing written, if it is not."""
+        ...
+
+    async def get_composition(self, account_sid: AccountSid, sid: str) -> Composition | None: ...
+    async def list_compositions(
+        self, account_sid: AccountSid, flt: CompositionFilter, req: PageRequest
+    ) -> Page[Composition]:
+        """Newest first."""
+        ...
+
+    async def compositions_with_status(self, status: CompositionStatus) -> list[Composition]:
+        """Every composition (any account) in this status, oldest first."""
+        ...
+
+    async def expired_compositions(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[Composition]:
+        """Completed compositions of the account created before `before`."""
+        ...
+
+    async def insert_composition_hook(self, hook: CompositionHook) -> bool:
+        """False (nothing written) if the account has a hook of that friendly name."""
+        ...
+
+    async def update_composition_hook(self, hook: CompositionHook) -> bool:
+        """Replace the stored hook; False if it is gone or the new friendly name is taken."""
+        ...
+
+    async def get_composition_hook(
+        self, account_sid: AccountSid, sid: str
+    ) -> CompositionHook | None: ...
+    async def list_composition_hooks(
+        self, account_sid: AccountSid, flt: CompositionHookFilter, req: PageRequest
+    ) -> Page[CompositionHook]:
+        """Newest first."""
+        ...
+
+    async def delete_composition_hook(self, account_sid: AccountSid, sid: str) -> bool: ...
 
     # Media settings: Accounts API credentials (`CR…`) and Recording/CompositionSettings.
     async def insert_credential(self, credential: Credential) -> None: ...
@@ -743,6 +821,43 @@ class Transcriber(Protocol):
     ) -> TranscriptStream:
         """Start transcribing one track; `on_result` (and `on_error`, if the engine
         fails) are called on the event loop."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CompositionJob:
+    """One composition to encode: the plan, where each recording's media is, the output."""
+
+    composition_sid: str
+    plan: CompositionPlan
+    media_keys: dict[str, str]  # recording SID → its MediaStorage key
+    format: CompositionFormat
+    output_key: str
+    #: recording SID → the storage holding it, when not the composer's own (an S3 bucket)
+    storages: dict[str, MediaStorage] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompositionOutput:
+    duration_ms: int
+    size: int
+    bitrate: int  # kbps
+
+
+class Composer(Protocol):
+    """The composition media pipeline (`recording.composer.PoolComposer`)."""
+
+    async def compose(
+        self, job: CompositionJob, progress: Callable[[int, float], None]
+    ) -> CompositionOutput:
+        """Encode and store the composition under `job.output_key`; `progress(percent,
+        seconds_remaining)` about every 10 %.
+
+        Raises:
+            Exception: it could not be composed (the message says why).
+        """
         ...
 
     async def close(self) -> None: ...

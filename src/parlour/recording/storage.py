@@ -34,6 +34,10 @@ class LocalStorage:
             raise ValueError(f"bad media key {key!r}")
         return self.root / key
 
+    def local_path(self, key: str) -> Path:
+        """The file of `key` (readers in other processes, e.g. the composer, open it)."""
+        return self._path(key)
+
     async def put(
         self, key: str, source: Path, *, metadata: Mapping[str, str] | None = None
     ) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 from parlour import __version__
 from parlour.domain import errors
 from parlour.domain.clock import Clock
+from parlour.domain.compositions import Composition
 from parlour.domain.ports import MediaStorage, PersonalData, Store
 from parlour.domain.recordings import Recording
 from parlour.domain.sids import AccountSid
@@ -43,6 +44,7 @@ _RECORDS = (
     "recordings",
     "callback_deliveries",
     "transcriptions",
+    "compositions",
 )
 
 
@@ -155,16 +157,21 @@ class PrivacyService:
                     body = json.dumps(_plain(getattr(data, name)), indent=2, ensure_ascii=False)
                     z.writestr(arcname, body)
                     files[arcname] = hashlib.sha256(body.encode()).hexdigest()
-                for recording in data.recordings:
-                    storage = await self._storage_of(recording)
-                    if storage is None or await storage.size(recording.media_key) is None:
-                        if recording.has_media:
-                            missing.append(recording.sid)
+                stored: list[Recording | Composition] = [*data.recordings, *data.compositions]
+                for item in stored:
+                    storage = (
+                        await self._storage_of(item)
+                        if isinstance(item, Recording)
+                        else self._storage
+                    )
+                    if storage is None or await storage.size(item.media_key) is None:
+                        if item.has_media:
+                            missing.append(item.sid)
                         continue
-                    arcname = f"media/{recording.file_name}"
+                    arcname = f"media/{item.file_name}"
                     digest = hashlib.sha256()
                     with z.open(arcname, "w", force_zip64=True) as dst:
-                        async for chunk in storage.open(recording.media_key):
+                        async for chunk in storage.open(item.media_key):
                             digest.update(chunk)
                             dst.write(chunk)
                     files[arcname] = digest.hexdigest()
@@ -217,6 +224,9 @@ class PrivacyService:
                     except FileNotFoundError:
                         continue
                     spool.append(path.name)
+        for composition in data.compositions:
+            if await self._storage.delete(composition.media_key):
+                media.append(composition.sid)
         await self._store.reclaim_space()
         for kind in _RECORDS:
             for record in getattr(data, kind):

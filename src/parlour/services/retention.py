@@ -67,10 +67,16 @@ class SweepResult:
     anonymized: list[str] = field(default_factory=list)
     recordings_deleted: list[str] = field(default_factory=list)
     callbacks_removed: list[int] = field(default_factory=list)
+    compositions_deleted: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.anonymized) + len(self.recordings_deleted) + len(self.callbacks_removed)
+        return (
+            len(self.anonymized)
+            + len(self.recordings_deleted)
+            + len(self.callbacks_removed)
+            + len(self.compositions_deleted)
+        )
 
 
 class RetentionService:
@@ -187,6 +193,13 @@ class RetentionService:
                 if await self._store.update_recording(deleted, expected=recording.status):
                     log.info("retention deleted recording=%s", recording.sid)
                     result.recordings_deleted.append(recording.sid)
+            # A composition is made of recordings: it goes with them (R-recording).
+            for composition in await self._store.expired_compositions(account, cutoff, self._batch):
+                await self._storage.delete(composition.media_key)
+                gone = composition.deleted(now)
+                if await self._store.update_composition(gone, expected=composition.status):
+                    log.info("retention deleted composition=%s", composition.sid)
+                    result.compositions_deleted.append(composition.sid)
         # Callback bodies carry identities: they never outlive the identities themselves.
         days = [d for d in (policy.callback_days, policy.identity_days) if d is not None]
         if days:

@@ -19,6 +19,12 @@ from typing import TypeVar
 
 from parlour.domain import errors
 from parlour.domain.accounts import Account, ApiKey
+from parlour.domain.compositions import (
+    Composition,
+    CompositionHook,
+    CompositionStatus,
+    name_pattern,
+)
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.media_settings import (
     AwsCredential,
@@ -31,6 +37,8 @@ from parlour.domain.media_settings import (
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import (
+    CompositionFilter,
+    CompositionHookFilter,
     ParticipantFilter,
     PersonalData,
     RecordingFilter,
@@ -150,6 +158,8 @@ class MemoryStore:
         self._deliveries: _Table[CallbackDelivery] = _Table()
         self._recordings: _Table[Recording] = _Table()
         self._transcriptions: _Table[Transcription] = _Table()
+        self._compositions: _Table[Composition] = _Table()
+        self._hooks: _Table[CompositionHook] = _Table()
         self._nodes: dict[str, _Node] = {}
         self._retention: dict[str, RetentionSettings] = {}
         self._credentials: _Table[Credential] = _Table()
@@ -620,6 +630,102 @@ class MemoryStore:
         found = self._transcriptions.items_where(lambda t: t.room_sid == room_sid)
         return [_transcription_copy(t) for t in found]
 
+    # -- compositions ---------------------------------------------------------------------
+
+    async def insert_composition(self, composition: Composition) -> None:
+        if composition.sid in self._compositions:
+            raise ValueError(f"composition {composition.sid} exists")
+        self._compositions.add(composition.sid, composition)
+
+    async def update_composition(
+        self, composition: Composition, *, expected: CompositionStatus
+    ) -> bool:
+        current = self._compositions.item(composition.sid)
+        if current is None or current.status is not expected:
+            return False
+        self._compositions.put(composition.sid, composition)
+        return True
+
+    async def get_composition(self, account_sid: AccountSid, sid: str) -> Composition | None:
+        item = self._compositions.item(sid)
+        return item if item is not None and item.account_sid == account_sid else None
+
+    async def list_compositions(
+        self, account_sid: AccountSid, flt: CompositionFilter, req: PageRequest
+    ) -> Page[Composition]:
+        def keep(c: Composition) -> bool:
+            return (
+                c.account_sid == account_sid
+                and (flt.room_sid is None or c.room_sid == flt.room_sid)
+                and (flt.status is None or c.status is flt.status)
+                and (flt.created_after is None or c.date_created >= flt.created_after)
+                and (flt.created_before is None or c.date_created < flt.created_before)
+            )
+
+        return _page(self._compositions.rows(keep), req, descending=True)
+
+    async def compositions_with_status(self, status: CompositionStatus) -> list[Composition]:
+        return self._compositions.items_where(lambda c: c.status is status)
+
+    async def expired_compositions(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[Composition]:
+        return self._compositions.items_where(
+            lambda c: (
+                c.account_sid == account_sid
+                and c.status is CompositionStatus.COMPLETED
+                and c.date_created < before
+            )
+        )[:limit]
+
+    def _hook_name_taken(self, hook: CompositionHook) -> bool:
+        return any(
+            h.account_sid == hook.account_sid
+            and h.friendly_name == hook.friendly_name
+            and h.sid != hook.sid
+            for h in self._hooks.items_where()
+        )
+
+    async def insert_composition_hook(self, hook: CompositionHook) -> bool:
+        if self._hook_name_taken(hook):
+            return False
+        self._hooks.add(hook.sid, hook)
+        return True
+
+    async def update_composition_hook(self, hook: CompositionHook) -> bool:
+        if hook.sid not in self._hooks or self._hook_name_taken(hook):
+            return False
+        self._hooks.put(hook.sid, hook)
+        return True
+
+    async def get_composition_hook(
+        self, account_sid: AccountSid, sid: str
+    ) -> CompositionHook | None:
+        item = self._hooks.item(sid)
+        return item if item is not None and item.account_sid == account_sid else None
+
+    async def list_composition_hooks(
+        self, account_sid: AccountSid, flt: CompositionHookFilter, req: PageRequest
+    ) -> Page[CompositionHook]:
+        name = name_pattern(flt.friendly_name) if flt.friendly_name is not None else None
+
+        def keep(h: CompositionHook) -> bool:
+            return (
+                h.account_sid == account_sid
+                and (flt.enabled is None or h.enabled is flt.enabled)
+                and (name is None or name.match(h.friendly_name) is not None)
+                and (flt.created_after is None or h.date_created >= flt.created_after)
+                and (flt.created_before is None or h.date_created < flt.created_before)
+            )
+
+        return _page(self._hooks.rows(keep), req, descending=True)
+
+    async def delete_composition_hook(self, account_sid: AccountSid, sid: str) -> bool:
+        if await self.get_composition_hook(account_sid, sid) is None:
+            return False
+        del self._hooks[sid]
+        return True
+
     # -- privacy --------------------------------------------------------------------------
 
     async def personal_data(self, account_sid: AccountSid, identity: str | None) -> PersonalData:
@@ -642,16 +748,22 @@ class MemoryStore:
                 r.account_sid == account_sid and (identity is None or r.participant_sid in psids)
             )
         )
+        room_sids = {r.sid for r in rooms}
+        compositions = self._compositions.items_where(
+            lambda c: c.account_sid == account_sid and c.room_sid in room_sids
+        )
         if identity is None:
             deliveries = self._deliveries.items_where(lambda d: d.account_sid == account_sid)
         else:
             names = {identity, *psids, *(t.sid for t in published), *(r.sid for r in recordings)}
-            room_sids = {r.sid for r in rooms}
+            composition_sids = {c.sid for c in compositions}
             deliveries = self._deliveries.items_where(
                 lambda d: (
                     d.account_sid == account_sid
-                    and d.resource_sid in room_sids
-                    and mentions(d, names)
+                    and (
+                        (d.resource_sid in room_sids and mentions(d, names))
+                        or d.resource_sid in composition_sids
+                    )
                 )
             )
         room_sids = {r.sid for r in rooms}
@@ -666,6 +778,7 @@ class MemoryStore:
             subscribed_tracks=subscribed,
             recordings=recordings,
             callback_deliveries=[_delivery_copy(d) for d in deliveries],
+            compositions=compositions,
         )
 
     async def erase_personal_data(
@@ -680,6 +793,7 @@ class MemoryStore:
         for table, keys in (
             (self._published, [t.sid for t in data.published_tracks]),
             (self._recordings, [r.sid for r in data.recordings]),
+            (self._compositions, [c.sid for c in data.compositions]),
             (self._deliveries, [str(d.id) for d in data.callback_deliveries]),
             (self._participants, list(psids)),
             (self._rooms, [r.sid for r in data.rooms] if identity is None else []),

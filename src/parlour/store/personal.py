@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from parlour.domain.compositions import CompositionStatus
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.participants import ParticipantStatus
 from parlour.domain.ports import ErasureBlocked, PersonalData
@@ -36,6 +37,9 @@ def check_erasable(data: PersonalData, *, whole_account: bool) -> None:
     busy = [r.sid for r in data.recordings if r.status is RecordingStatus.PROCESSING]
     if busy:
         raise ErasureBlocked(f"recording {busy[0]} is still processing; try again shortly")
+    composing = [c.sid for c in data.compositions if c.status is CompositionStatus.PROCESSING]
+    if composing:
+        raise ErasureBlocked(f"composition {composing[0]} is being composed; try again shortly")
     pending = [d for d in data.callback_deliveries if d.status is DeliveryStatus.PENDING]
     if pending:
         raise ErasureBlocked(

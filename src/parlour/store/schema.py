@@ -17,6 +17,8 @@ __all__ = [
     "accounts",
     "api_keys",
     "callback_deliveries",
+    "composition_hooks",
+    "compositions",
     "credentials",
     "instance",
     "media_settings",
@@ -264,7 +266,7 @@ retention_policies = sa.Table(
     sa.Column("date_updated", UTCDateTime, nullable=False),
 )
 
-# Real-time transcriptions of rooms (revision 0008): the resource only (status, times,
+# Real-time transcriptions of rooms (revision 0009): the resource only (status, times,
 # configuration). Transcript text is never stored (docs/privacy.md).
 transcriptions = sa.Table(
     "transcriptions",
@@ -317,4 +319,50 @@ media_settings = sa.Table(
     sa.Column("encryption_enabled", sa.Boolean, nullable=False),
     sa.Column("date_created", UTCDateTime, nullable=False),
     sa.Column("date_updated", UTCDateTime, nullable=False),
+)
+
+
+compositions = sa.Table(
+    "compositions",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False, unique=True),
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), nullable=False),
+    sa.Column("room_sid", SID, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=False),
+    sa.Column("date_completed", UTCDateTime, nullable=True),
+    sa.Column("date_deleted", UTCDateTime, nullable=True),
+    sa.Column("duration", sa.Integer, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("bitrate", sa.Integer, nullable=False),
+    sa.Column("progress", sa.Integer, nullable=False),
+    sa.Column("media_external_location", sa.String(1024), nullable=True),
+    sa.Column("status_callback", sa.String(1024), nullable=True),
+    sa.Column("status_callback_method", sa.String(8), nullable=False),
+    sa.Column("hook_sid", SID, nullable=True),
+    sa.Column("failure_reason", sa.String(512), nullable=True),
+    sa.Column("node_id", sa.String(64), nullable=True),
+    sa.Index("ix_compositions_account_seq", "account_sid", "seq"),
+    sa.Index("ix_compositions_room", "room_sid"),
+    sa.Index("ix_compositions_status", "status"),
+)
+
+composition_hooks = sa.Table(
+    "composition_hooks",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("sid", SID, nullable=False, unique=True),
+    sa.Column("account_sid", SID, sa.ForeignKey("accounts.sid"), nullable=False),
+    sa.Column("friendly_name", sa.String(100), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("date_created", UTCDateTime, nullable=False),
+    sa.Column("date_updated", UTCDateTime, nullable=True),
+    sa.Column("status_callback", sa.String(1024), nullable=True),
+    sa.Column("status_callback_method", sa.String(8), nullable=False),
+    sa.UniqueConstraint("account_sid", "friendly_name", name="uq_composition_hooks_name"),
+    sa.Index("ix_composition_hooks_account_seq", "account_sid", "seq"),
 )

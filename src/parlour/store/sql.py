@@ -21,6 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parlour.domain import errors
 from parlour.domain.accounts import Account, ApiKey
+from parlour.domain.compositions import (
+    Composition,
+    CompositionFormat,
+    CompositionHook,
+    CompositionSpec,
+    CompositionStatus,
+    like_pattern,
+)
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.media_settings import (
     AwsCredential,
@@ -34,6 +42,8 @@ from parlour.domain.media_settings import (
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.participants import Participant, ParticipantStatus
 from parlour.domain.ports import (
+    CompositionFilter,
+    CompositionHookFilter,
     ErasureBlocked,
     ParticipantFilter,
     PersonalData,
@@ -69,6 +79,8 @@ from parlour.store.schema import (
     accounts,
     api_keys,
     callback_deliveries,
+    composition_hooks,
+    compositions,
     credentials,
     instance,
     media_settings,
@@ -360,6 +372,104 @@ def _transcription_values(t: Transcription) -> dict[str, Any]:
         "start_time": t.start_time,
         "end_time": t.end_time,
         "duration": t.duration,
+    }
+
+
+def _spec_values(spec: CompositionSpec) -> dict[str, Any]:
+    return {
+        "video_layout": spec.video_layout,
+        "audio_sources": list(spec.audio_sources),
+        "audio_sources_excluded": list(spec.audio_sources_excluded),
+        "resolution": spec.resolution,
+        "format": spec.format.value,
+        "trim": spec.trim,
+    }
+
+
+def _spec(data: dict[str, Any]) -> CompositionSpec:
+    return CompositionSpec(
+        video_layout=data.get("video_layout"),
+        audio_sources=tuple(data.get("audio_sources", ())),
+        audio_sources_excluded=tuple(data.get("audio_sources_excluded", ())),
+        resolution=data.get("resolution", "640x480"),
+        format=CompositionFormat(data.get("format", "webm")),
+        trim=bool(data.get("trim", True)),
+    )
+
+
+def _composition(row: Row[Any]) -> Composition:
+    return Composition(
+        sid=row.sid,
+        account_sid=AccountSid(row.account_sid),
+        room_sid=RoomSid(row.room_sid),
+        spec=_spec(row.spec),
+        status=CompositionStatus(row.status),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        date_completed=row.date_completed,
+        date_deleted=row.date_deleted,
+        duration=row.duration,
+        size=row.size,
+        bitrate=row.bitrate,
+        progress=row.progress,
+        media_external_location=row.media_external_location,
+        status_callback=row.status_callback,
+        status_callback_method=row.status_callback_method,
+        hook_sid=row.hook_sid,
+        failure_reason=row.failure_reason,
+        node_id=row.node_id,
+    )
+
+
+def _composition_values(c: Composition) -> dict[str, Any]:
+    return {
+        "sid": c.sid,
+        "account_sid": c.account_sid,
+        "room_sid": c.room_sid,
+        "status": c.status.value,
+        "spec": _spec_values(c.spec),
+        "date_created": c.date_created,
+        "date_updated": c.date_updated,
+        "date_completed": c.date_completed,
+        "date_deleted": c.date_deleted,
+        "duration": c.duration,
+        "size": c.size,
+        "bitrate": c.bitrate,
+        "progress": c.progress,
+        "media_external_location": c.media_external_location,
+        "status_callback": c.status_callback,
+        "status_callback_method": c.status_callback_method,
+        "hook_sid": c.hook_sid,
+        "failure_reason": c.failure_reason,
+        "node_id": c.node_id,
+    }
+
+
+def _hook(row: Row[Any]) -> CompositionHook:
+    return CompositionHook(
+        sid=row.sid,
+        account_sid=AccountSid(row.account_sid),
+        friendly_name=row.friendly_name,
+        enabled=bool(row.enabled),
+        spec=_spec(row.spec),
+        date_created=row.date_created,
+        date_updated=row.date_updated,
+        status_callback=row.status_callback,
+        status_callback_method=row.status_callback_method,
+    )
+
+
+def _hook_values(h: CompositionHook) -> dict[str, Any]:
+    return {
+        "sid": h.sid,
+        "account_sid": h.account_sid,
+        "friendly_name": h.friendly_name,
+        "enabled": h.enabled,
+        "spec": _spec_values(h.spec),
+        "date_created": h.date_created,
+        "date_updated": h.date_updated,
+        "status_callback": h.status_callback,
+        "status_callback_method": h.status_callback_method,
     }
 
 
@@ -1195,6 +1305,27 @@ class SqlStore:
             result = await conn.execute(query)
         return bool(result.rowcount)
 
+    # -- compositions ---------------------------------------------------------------------
+
+    async def insert_composition(self, composition: Composition) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(compositions).values(**_composition_values(composition)))
+
+    async def update_composition(
+        self, composition: Composition, *, expected: CompositionStatus
+    ) -> bool:
+        values = _composition_values(composition)
+        del values["sid"]
+        t = compositions
+        query = (
+            sa.update(t)
+            .where(t.c.sid == composition.sid, t.c.status == expected.value)
+            .values(**values)
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(query)
+        return bool(result.rowcount)
+
     async def get_transcription(
         self, account_sid: AccountSid, room_sid: RoomSid, ttid: str
     ) -> Transcription | None:
@@ -1220,6 +1351,110 @@ class SqlStore:
         query = sa.select(t).where(t.c.room_sid == room_sid).order_by(t.c.seq)
         async with self.engine.connect() as conn:
             return [_transcription(r) for r in (await conn.execute(query)).all()]
+
+    async def get_composition(self, account_sid: AccountSid, sid: str) -> Composition | None:
+        t = compositions
+        query = sa.select(t).where(t.c.account_sid == account_sid, t.c.sid == sid)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _composition(row)
+
+    async def list_compositions(
+        self, account_sid: AccountSid, flt: CompositionFilter, req: PageRequest
+    ) -> Page[Composition]:
+        t = compositions
+        query = sa.select(t).where(t.c.account_sid == account_sid)
+        if flt.room_sid is not None:
+            query = query.where(t.c.room_sid == flt.room_sid)
+        if flt.status is not None:
+            query = query.where(t.c.status == flt.status.value)
+        if flt.created_after is not None:
+            query = query.where(t.c.date_created >= flt.created_after)
+        if flt.created_before is not None:
+            query = query.where(t.c.date_created < flt.created_before)
+        rows, nxt, prev = await self._page(query, t.c.seq, req, descending=True)
+        return Page([_composition(r) for r in rows], nxt, prev)
+
+    async def compositions_with_status(self, status: CompositionStatus) -> list[Composition]:
+        t = compositions
+        query = sa.select(t).where(t.c.status == status.value).order_by(t.c.seq)
+        async with self.engine.connect() as conn:
+            return [_composition(r) for r in (await conn.execute(query)).all()]
+
+    async def expired_compositions(
+        self, account_sid: AccountSid, before: dt.datetime, limit: int
+    ) -> list[Composition]:
+        t = compositions
+        query = (
+            sa.select(t)
+            .where(
+                t.c.account_sid == account_sid,
+                t.c.status == CompositionStatus.COMPLETED.value,
+                t.c.date_created < before,
+            )
+            .order_by(t.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_composition(r) for r in (await conn.execute(query)).all()]
+
+    async def insert_composition_hook(self, hook: CompositionHook) -> bool:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.insert(composition_hooks).values(**_hook_values(hook)))
+        except IntegrityError:
+            return False
+        return True
+
+    async def update_composition_hook(self, hook: CompositionHook) -> bool:
+        values = _hook_values(hook)
+        del values["sid"]
+        t = composition_hooks
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    sa.update(t)
+                    .where(t.c.sid == hook.sid, t.c.account_sid == hook.account_sid)
+                    .values(**values)
+                )
+        except IntegrityError:
+            return False
+        return bool(result.rowcount)
+
+    async def get_composition_hook(
+        self, account_sid: AccountSid, sid: str
+    ) -> CompositionHook | None:
+        t = composition_hooks
+        query = sa.select(t).where(t.c.account_sid == account_sid, t.c.sid == sid)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _hook(row)
+
+    async def list_composition_hooks(
+        self, account_sid: AccountSid, flt: CompositionHookFilter, req: PageRequest
+    ) -> Page[CompositionHook]:
+        t = composition_hooks
+        query = sa.select(t).where(t.c.account_sid == account_sid)
+        if flt.enabled is not None:
+            query = query.where(t.c.enabled == flt.enabled)
+        if flt.friendly_name is not None:
+            query = query.where(
+                sa.func.lower(t.c.friendly_name).like(like_pattern(flt.friendly_name), escape="\\")
+            )
+        if flt.created_after is not None:
+            query = query.where(t.c.date_created >= flt.created_after)
+        if flt.created_before is not None:
+            query = query.where(t.c.date_created < flt.created_before)
+        rows, nxt, prev = await self._page(query, t.c.seq, req, descending=True)
+        return Page([_hook(r) for r in rows], nxt, prev)
+
+    async def delete_composition_hook(self, account_sid: AccountSid, sid: str) -> bool:
+        t = composition_hooks
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t).where(t.c.account_sid == account_sid, t.c.sid == sid)
+            )
+        return bool(result.rowcount)
 
     # -- media settings and credentials ---------------------------------------------------
 
@@ -1341,6 +1576,9 @@ class SqlStore:
             await _delete_in(conn, pub, pub.c.sid, [t.sid for t in data.published_tracks])
             await _delete_in(conn, recordings, recordings.c.sid, [r.sid for r in data.recordings])
             await _delete_in(
+                conn, compositions, compositions.c.sid, [c.sid for c in data.compositions]
+            )
+            await _delete_in(
                 conn,
                 callback_deliveries,
                 callback_deliveries.c.seq,
@@ -1364,6 +1602,19 @@ class SqlStore:
                 await auto.exec_driver_sql("VACUUM")
                 await _sqlite_checkpoint(auto)
             elif dialect == "postgresql":
+                names = ", ".join(
+                    t.name
+                    for t in (
+                        rooms,
+                        participants,
+                        published_tracks,
+                        subscribed_tracks,
+                        recordings,
+                        compositions,
+                        callback_deliveries,
+                    )
+                )
+                await auto.exec_driver_sql(f"VACUUM {names}")
                 await _postgres_reclaim(auto)
 
     async def get_retention(self, account_sid: AccountSid) -> RetentionSettings | None:
@@ -1512,6 +1763,16 @@ async def _personal_data(conn: Any, account_sid: AccountSid, identity: str | Non
         for column in (sub.c.participant_sid, sub.c.publisher_sid)
         for row in await _select_in(conn, sa.select(sub), column, psids)
     }
+    comp = compositions
+    comp_rows = sorted(
+        await _select_in(
+            conn,
+            sa.select(comp).where(comp.c.account_sid == account_sid),
+            comp.c.room_sid,
+            [row.sid for row in room_rows],
+        ),
+        key=lambda row: row.seq,
+    )
     if identity is None:
         rec_rows = (
             await conn.execute(
@@ -1541,8 +1802,17 @@ async def _personal_data(conn: Any, account_sid: AccountSid, identity: str | Non
             cb.c.resource_sid,
             [row.sid for row in room_rows],
         )
+        comp_cb_rows = await _select_in(
+            conn,
+            sa.select(cb).where(cb.c.account_sid == account_sid),
+            cb.c.resource_sid,
+            [row.sid for row in comp_rows],
+        )
         deliveries = sorted(
-            (d for d in map(_delivery, cb_rows) if mentions(d, names)),
+            [
+                *(d for d in map(_delivery, cb_rows) if mentions(d, names)),
+                *map(_delivery, comp_cb_rows),
+            ],
             key=lambda d: d.id or 0,
         )
     tr = transcriptions
@@ -1560,6 +1830,7 @@ async def _personal_data(conn: Any, account_sid: AccountSid, identity: str | Non
         subscribed_tracks=[_subscribed(sub_rows[k]) for k in sorted(sub_rows)],
         recordings=[_recording(row) for row in rec_rows],
         callback_deliveries=deliveries,
+        compositions=[_composition(row) for row in comp_rows],
     )
 
 

@@ -40,8 +40,14 @@ from typing import Any
 import httpx
 
 from parlour.domain.clock import Clock
+from parlour.domain.compositions import CompositionHook
 from parlour.domain.events import (
     CallbackDelivery,
+    CompositionAvailable,
+    CompositionEvent,
+    CompositionFailed,
+    CompositionHookFailed,
+    CompositionProgress,
     DeliveryStatus,
     Event,
     ParticipantDisconnected,
@@ -61,7 +67,13 @@ from parlour.domain.sids import AccountSid
 from parlour.protocol import webhooks as wire
 from parlour.webhooks.targets import TargetPolicy, TargetRefused
 
-__all__ = ["WebhookSender", "WebhookSettings", "retry_delay", "status_callback"]
+__all__ = [
+    "WebhookSender",
+    "WebhookSettings",
+    "composition_callback",
+    "retry_delay",
+    "status_callback",
+]
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +197,54 @@ def _recording_callback(
     )
 
 
+def composition_callback(
+    event: CompositionEvent | CompositionHookFailed,
+) -> tuple[str | None, str, list[tuple[str, str]]]:
+    """(URL, method, parameters) of a composition event (rest-api.md §8.3): to the
+    composition's StatusCallback (a hook's compositions carry the hook's), or the hook's for
+    `composition-hook-failed`. No `SequenceNumber`: these are not room callbacks."""
+    params: list[tuple[str, str]] = [
+        ("AccountSid", event.account_sid),
+        ("RoomSid", event.room_sid),
+        ("StatusCallbackEvent", event.name),
+        ("Timestamp", wire.format_timestamp(event.timestamp)),
+    ]
+    hook: CompositionHook | None = event.hook
+    if hook is not None and event.name in ("composition-enqueued", "composition-hook-failed"):
+        params += [
+            ("HookSid", hook.sid),
+            ("HookUri", f"/v1/CompositionHooks/{hook.sid}"),
+            ("HookFriendlyName", hook.friendly_name),
+        ]
+    if isinstance(event, CompositionHookFailed):
+        assert hook is not None
+        params += [("FailedOperation", "CompositionHook"), ("ErrorMessage", event.error)]
+        return hook.status_callback, hook.status_callback_method, params
+    composition = event.composition
+    uri = f"/v1/Compositions/{composition.sid}"
+    params += [("CompositionSid", composition.sid), ("CompositionUri", uri)]
+    if isinstance(event, CompositionAvailable):
+        params += [
+            ("MediaUri", f"{uri}/Media"),
+            ("Duration", str(composition.duration)),
+            ("Size", str(composition.size)),
+        ]
+        if composition.media_external_location:
+            params.append(("MediaExternalLocation", composition.media_external_location))
+    elif isinstance(event, CompositionProgress):
+        params += [
+            ("PercentageDone", str(event.percentage)),
+            ("SecondsRemaining", str(event.seconds_remaining)),
+        ]
+    elif isinstance(event, CompositionFailed):
+        params += [("FailedOperation", "CompositionMediaProcessing"), ("ErrorMessage", event.error)]
+    return composition.status_callback, composition.status_callback_method, params
+
+
 def _request_params(delivery: CallbackDelivery) -> list[tuple[str, str]]:
     """The stored parameters with `SequenceNumber`, in Twilio's order."""
+    if delivery.event.startswith("composition-"):
+        return list(delivery.params.items())
     params = dict(delivery.params)
     params["SequenceNumber"] = str(delivery.sequence_number)
     if delivery.event in wire.RECORDING_EVENTS:
@@ -294,6 +352,9 @@ class WebhookSender:
 
         Never raises: a failure to record is logged (with SIDs) and the event is dropped.
         """
+        if isinstance(event, CompositionEvent | CompositionHookFailed):
+            await self._emit_composition(event)
+            return
         if not isinstance(event, RoomEvent | RecordingEvent):
             return
         try:
@@ -314,6 +375,41 @@ class WebhookSender:
                         method=room.status_callback_method,
                         # The store assigns SequenceNumber; the rest is final.
                         params={k: v for k, v in params if k != "SequenceNumber"},
+                        date_created=now,
+                        next_attempt_at=now,
+                    )
+                )
+                if self._started and not self._closed:
+                    self._enqueue(delivery)
+        except Exception as exc:
+            log.error(
+                "webhook not recorded event=%s room=%s error=%s",
+                event.name,
+                event.room_sid,
+                type(exc).__name__,
+            )
+
+    async def _emit_composition(self, event: CompositionEvent | CompositionHookFailed) -> None:
+        """Record a composition callback (its own queue, by composition or hook SID)."""
+        try:
+            url, method, params = composition_callback(event)
+            if not url:
+                return
+            key = (
+                event.hook.sid
+                if isinstance(event, CompositionHookFailed)
+                else event.composition.sid
+            )
+            async with self._emit_lock(key):
+                now = self._clock.now()
+                delivery = await self._store.insert_callback_delivery(
+                    CallbackDelivery(
+                        account_sid=event.account_sid,
+                        resource_sid=key,
+                        event=event.name,
+                        url=url,
+                        method=method,
+                        params=dict(params),
                         date_created=now,
                         next_attempt_at=now,
                     )

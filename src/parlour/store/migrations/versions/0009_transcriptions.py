@@ -1,7 +1,7 @@
 """transcriptions: the Transcriptions resources of rooms
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 16:00:00.000000
 
 One row per `/v1/Rooms/{RoomSid}/Transcriptions` resource: status, times and the
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
