@@ -219,14 +219,6 @@ def _parser() -> _Parser:
     erase.add_argument("--identity", help="only this participant identity, across its rooms")
     erase.add_argument("--yes", action="store_true", help="really erase (required)")
 
-    compositions = sub.add_parser(
-        "compositions",
-        parents=[printing],
-        help="list an account's compositions with their status and progress",
-    )
-    compositions.add_argument("--account", help="the account (AC…; default: the default account)")
-    compositions.add_argument("--room", help="only the compositions of this room (RM…)")
-
     retention = sub.add_parser(
         "retention",
         parents=[printing],
@@ -248,7 +240,15 @@ def _parser() -> _Parser:
 
     from parlour import manage
 
-    manage.add_commands(sub, [printing])
+    actions = manage.add_commands(sub, [printing])
+    progress = actions["compositions"].add_parser(
+        "progress",
+        parents=[printing],
+        help="compositions with their progress, read from this data dir's database (the "
+        "REST API has no progress field; Twilio sends it in callbacks)",
+    )
+    progress.add_argument("--account", help="the account (AC…; default: the default account)")
+    progress.add_argument("--room", help="only the compositions of this room (RM…)")
     return parser
 
 
@@ -821,7 +821,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Config], None]] = {
     "rooms": _cmd_manage,
     "participants": _cmd_manage,
     "recordings": _cmd_manage,
-    "compositions": _cmd_compositions,
+    "compositions": lambda args, config: (
+        _cmd_compositions if args.action == "progress" else _cmd_manage
+    )(args, config),
 }
 
 

@@ -418,8 +418,58 @@ RECORDINGS = Resource(
     extension=lambda item: str(item.get("container_format") or "mka"),
 )
 
+
+def _composition_pairs(c: Json) -> list[tuple[str, str]]:
+    return [
+        ("sid", c["sid"]),
+        ("room", c.get("room_sid") or "-"),
+        ("status", c.get("status", "-")),
+        ("format", c.get("format") or "-"),
+        ("resolution", c.get("resolution") or "-"),
+        ("layout", json.dumps(c.get("video_layout") or {}, separators=(",", ":"))),
+        ("audio sources", ", ".join(c.get("audio_sources") or []) or "-"),
+        ("trim", "yes" if c.get("trim") else "no"),
+        ("created", _date(c.get("date_created"))),
+        ("completed", _date(c.get("date_completed"))),
+        ("duration", _duration(c.get("duration"))),
+        ("size", human_size(c.get("size"))),
+    ]
+
+
+COMPOSITIONS = Resource(
+    name="compositions",
+    singular="composition",
+    key="compositions",
+    columns=(
+        Column("SID", field_of("sid")),
+        Column("ROOM", field_of("room_sid")),
+        Column("STATUS", field_of("status")),
+        Column("FORMAT", field_of("format")),
+        Column("DURATION", field_of("duration", _duration)),
+        Column("SIZE", field_of("size", human_size)),
+        Column("CREATED", field_of("date_created", _date)),
+    ),
+    describe=_composition_pairs,
+    actions=("list", "show", "download", "delete"),
+    filters=(
+        Filter(
+            "--status",
+            "Status",
+            "enqueued, processing, completed, deleted or failed",
+            ("enqueued", "processing", "completed", "deleted", "failed"),
+        ),
+        Filter("--room", "RoomSid", "only the compositions of this room (RM…)"),
+    ),
+    collection=lambda args: "/v1/Compositions",
+    item=lambda args, sid: f"/v1/Compositions/{_seg(sid)}",
+    id_help="the composition's SID (CJ…)",
+    extension=lambda item: str(item.get("format") or "mp4"),
+)
+
 #: Every resource the CLI manages, by command name.
-RESOURCES: dict[str, Resource] = {r.name: r for r in (ROOMS, PARTICIPANTS, RECORDINGS)}
+RESOURCES: dict[str, Resource] = {
+    r.name: r for r in (ROOMS, PARTICIPANTS, RECORDINGS, COMPOSITIONS)
+}
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -567,14 +617,17 @@ def _server_options() -> argparse.ArgumentParser:
 
 def add_commands(
     sub: argparse._SubParsersAction[Any], parents: Sequence[argparse.ArgumentParser]
-) -> None:
-    """Add a command per resource (`rooms`, …) with its actions to `parlour`'s subparsers."""
+) -> dict[str, argparse._SubParsersAction[Any]]:
+    """Add a command per resource (`rooms`, …) with its actions to `parlour`'s subparsers;
+    returns each command's action subparsers (the CLI adds local actions to some)."""
     common = [*parents, _server_options()]
+    added: dict[str, argparse._SubParsersAction[Any]] = {}
     for resource in RESOURCES.values():
         command = sub.add_parser(
             resource.name, help=f"manage {resource.name} of a running server (REST API)"
         )
         actions = command.add_subparsers(dest="action", required=True, metavar="ACTION")
+        added[resource.name] = actions
         for name in resource.actions:
             _, what = ACTIONS[name]
             action = actions.add_parser(
@@ -603,11 +656,12 @@ def add_commands(
                 action.add_argument("id", metavar=resource.singular.upper(), help=resource.id_help)
             if name == "download":
                 action.add_argument(
-                    "--out", help="the file (or folder) to write (default ./SID.mka or .mkv)"
+                    "--out", help="the file (or folder) to write (default ./SID.<its format>)"
                 )
                 action.add_argument(
                     "--force", action="store_true", help="replace the file if it exists"
                 )
+    return added
 
 
 def server_url(args: argparse.Namespace) -> str:

@@ -312,7 +312,10 @@ def test_cli_lists_compositions_with_their_status(composed: Composed, server: Se
         "PARLOUR_DATA_DIR": str(server.parlour.config.data_dir),
         "PARLOUR_DATABASE_URL": server.parlour.config.db_url,
     }
-    args = [sys.executable, "-m", "parlour", "compositions", "--account", composed.account.sid]
+    args = [
+        sys.executable, "-m", "parlour", "compositions", "progress",
+        "--account", composed.account.sid,
+    ]  # fmt: skip
     listed = subprocess.run(
         [*args, "--room", composed.room_sid, "--json"],
         env=env,
@@ -327,7 +330,7 @@ def test_cli_lists_compositions_with_their_status(composed: Composed, server: Se
     text = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert text.returncode == 0 and "completed" in text.stdout
     unknown = subprocess.run(
-        [sys.executable, "-m", "parlour", "compositions", "--account", "AC" + "0" * 32],
+        [sys.executable, "-m", "parlour", "compositions", "progress", "--account", "AC" + "0" * 32],
         env=env,
         capture_output=True,
         text=True,
@@ -389,3 +392,45 @@ def test_http_shapes_and_errors(composed: Composed, server: ServerThread) -> Non
             assert set(r.json()) == {"code", "message", "more_info", "status"}
     anonymous = httpx.get(f"{server.base_url}/v1/Compositions")
     assert anonymous.status_code == 401 and anonymous.json()["code"] == 20003
+
+
+def test_cli_manages_compositions_through_the_rest_api(
+    composed: Composed, server: ServerThread, tmp_path: Path
+) -> None:
+    """`parlour compositions list|show|download|delete` against the running server (last in
+    the module: it deletes a composition the others look at)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    auth = ["--url", server.base_url, "--account-sid", composed.account.sid]
+    auth += ["--auth-token", composed.account.auth_token]
+
+    def parlour(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "parlour", "compositions", *args, *auth],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listed = parlour("list", "--room", composed.room_sid, "--status", "completed", "--json")
+    assert listed.returncode == 0, listed.stderr
+    items = json.loads(listed.stdout)
+    assert items and {c["room_sid"] for c in items} == {composed.room_sid}
+    sid = items[0]["sid"]
+    table = parlour("list", "--room", composed.room_sid)
+    assert table.returncode == 0 and sid in table.stdout and "completed" in table.stdout
+    shown = parlour("show", sid)
+    assert shown.returncode == 0 and "sid " in shown.stdout and "completed" in shown.stdout
+    out = tmp_path / "composition"
+    got = parlour("download", sid, "--out", str(out), "--json")
+    assert got.returncode == 0, got.stderr
+    saved = json.loads(got.stdout)
+    assert saved["bytes"] == out.stat().st_size == items[0]["size"] > 0
+    with av.open(str(out)) as media:
+        assert media.streams.video or media.streams.audio
+    deleted = parlour("delete", sid)
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+    again = parlour("show", sid, "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["status"] == "deleted"
+    missing = parlour("show", "CJ" + "0" * 32)
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
