@@ -1019,6 +1019,9 @@ class LiveRoomService:
                 [descriptors[sid] for sid in descriptors if sid in chosen]
             )
             self._reallocate(member)  # publishers' priorities may have changed
+        # Who watches what may have changed without any allocation (the last subscriber
+        # left, or rules dropped a track): publishers hear it.
+        self._publisher_hints(live)
 
     def _subscriptions_changed(
         self, session: ParticipantSession, subscribed: dict[TrackSid, str]
@@ -1033,6 +1036,9 @@ class LiveRoomService:
         session.subscribed_revision += 1
         update = sig.ServerUpdate(subscribed=session.subscribed_message())
         self._reallocate(session)
+        live = self._live.get(session.room.sid)
+        if live is not None and removed:
+            self._publisher_hints(live)  # an unsubscribed track may be watched by nobody now
         records = {
             t.record.sid: t.record
             for m in self.live_participants(session.room.sid)
