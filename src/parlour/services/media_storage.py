@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parlour.domain import errors
+from parlour.domain.compositions import Composition
 from parlour.domain.media_settings import (
     AwsCredential,
     Envelope,
@@ -164,6 +165,14 @@ class MediaStorageResolver:
             recording.account_sid,
             recording.media_credentials_sid,
             recording.media_external_location,
+        )
+
+    async def of_composition(self, composition: Composition) -> MediaStorage:
+        """Where a composition's media is."""
+        return await self.storage_at(
+            composition.account_sid,
+            composition.media_credentials_sid,
+            composition.media_external_location,
         )
 
     async def probe(self, settings: MediaSettings) -> None:
