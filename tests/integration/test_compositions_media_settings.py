@@ -60,7 +60,11 @@ class Room:
 
 @pytest.fixture(scope="module")
 def room(server: ServerThread, s3: S3Server) -> Room:
-    """A recorded room (its recordings local and plain); an AWS credential and a key."""
+    return recorded_room(server, s3)
+
+
+def recorded_room(server: ServerThread, s3: S3Server) -> Room:
+    """A new account's recorded room (recordings local and plain), an AWS credential, a key."""
     account = new_account(server)
     client = client_for(server, account)
     recordings = record_room(server, account, client)
@@ -207,3 +211,44 @@ def test_settings_changed_later_do_not_move_a_composition_and_erase_removes_it(
     assert done.sid in summary.media_deleted
     assert key not in s3.keys(room.bucket)
     assert not [k for k in s3.keys(room.bucket) if k.endswith(".mp4")]
+
+
+def test_retention_sweeps_the_composition_from_the_bucket(
+    server: ServerThread, s3: S3Server
+) -> None:
+    """Recording retention deletes compositions where they are: the account's bucket."""
+    import datetime as dt
+
+    from parlour.domain.ports import RetentionPolicy
+    from parlour.domain.sids import AccountSid
+    from parlour.services.retention import RetentionService
+    from parlour.testing import FakeClock
+
+    swept = recorded_room(server, s3)
+    settings(swept, s3, bucket=True, encrypted=False)
+    done = compose(swept)
+    key = f"composed/{done.sid}.mp4"
+    assert key in s3.keys(swept.bucket)
+    parlour = server.parlour
+    never = RetentionPolicy(identity_days=None, recording_days=None, callback_days=None)
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    clock.advance(2 * 86400)
+    retention = RetentionService(
+        parlour.store,
+        clock,
+        never,
+        storage=parlour.asgi.state.api.media_storage.local,
+        resolver=parlour.asgi.state.api.media_storage,
+    )
+
+    async def sweep() -> list[str]:
+        await parlour.store.set_retention(
+            AccountSid(swept.account.sid),
+            RetentionPolicy(identity_days=None, recording_days=1, callback_days=None),
+            clock.now(),
+        )
+        return (await retention.sweep()).compositions_deleted
+
+    assert server.call(sweep()) == [done.sid]
+    assert key not in s3.keys(swept.bucket)
+    assert swept.client.video.v1.compositions(done.sid).fetch().status == "deleted"
