@@ -191,6 +191,7 @@ async def build(
         node_id=node_id,
         node_stale_after=config.node_stale_seconds,
         locate=storage_resolver.of_recording,
+        resolver=storage_resolver,
     )
     retention = RetentionService(
         store,

@@ -3,6 +3,8 @@ filters, paging, name uniqueness, privacy."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from parlour.domain.compositions import (
     Composition,
     CompositionFormat,
@@ -10,6 +12,7 @@ from parlour.domain.compositions import (
     CompositionSpec,
     CompositionStatus,
 )
+from parlour.domain.media_settings import Envelope
 from parlour.domain.paging import PageRequest, parse_page_token
 from parlour.domain.ports import CompositionFilter, CompositionHookFilter, Store
 from parlour.domain.sids import new_sid
@@ -53,6 +56,29 @@ async def test_composition_round_trip_and_conditional_writes(store: Store) -> No
     assert await store.compositions_with_status(CompositionStatus.COMPLETED) == [done]
     assert await store.expired_compositions(room.account_sid, at(10), 10) == [done]
     assert await store.expired_compositions(room.account_sid, at(0), 10) == []
+
+
+async def test_composition_keeps_where_its_media_is(store: Store) -> None:
+    """CompositionSettings: the bucket's credential, object URL, key and envelope."""
+    room = await new_room(store)
+    c = replace(
+        make(room.sid, room.account_sid, 1),
+        media_credentials_sid=new_sid("CR"),
+        media_external_location="http://127.0.0.1:9/bucket/path/CJx.mp4",
+        encryption_key_sid=new_sid("CR"),
+    )
+    await store.insert_composition(c)
+    assert await store.get_composition(room.account_sid, c.sid) == c
+    claimed = c.processing(at(2))
+    assert await store.update_composition(claimed, expected=CompositionStatus.ENQUEUED)
+    done = replace(
+        claimed.completed(at(3), duration_ms=1000, size=48, bitrate=1),
+        encryption=Envelope(c.encryption_key_sid or "", "a2V5", "aXY=", 40),
+    )
+    assert await store.update_composition(done, expected=CompositionStatus.PROCESSING)
+    stored = await store.get_composition(room.account_sid, c.sid)
+    assert stored == done and stored.encrypted
+    assert stored.encryption is not None and stored.encryption.plain_size == 40
 
 
 async def test_composition_list_filters_newest_first(store: Store) -> None:

@@ -203,7 +203,8 @@ async def composition_media(request: Request) -> Response:
         ttl=p.integer("Ttl"),
         disposition=p.text("ContentDisposition"),
     )
-    target = ctx.url(path)
+    # A bucket's presigned URL is absolute; Parlour's own signed URLs are paths.
+    target = path if path.startswith(("http://", "https://")) else ctx.url(path)
     return JSONResponse({"redirect_to": target}, status_code=302, headers={"Location": target})
 
 

@@ -32,6 +32,7 @@ from parlour.domain.layouts import (
     parse_layout,
     parse_resolution,
 )
+from parlour.domain.media_settings import Envelope
 from parlour.domain.sids import AccountSid, RoomSid
 
 __all__ = [
@@ -185,6 +186,12 @@ class Composition:
     failure_reason: str | None = None
     progress: int = 0  # percent done while processing
     node_id: str | None = None  # the server process composing it (while processing)
+    #: Where its media goes, by the account's CompositionSettings when it was created: the
+    #: bucket's credential (None: local storage, with `media_external_location` None) and
+    #: the public key it is encrypted for; `encryption` is the stored file's envelope.
+    media_credentials_sid: str | None = None
+    encryption_key_sid: str | None = None
+    encryption: Envelope | None = None
 
     @property
     def file_name(self) -> str:
@@ -198,6 +205,11 @@ class Composition:
     @property
     def has_media(self) -> bool:
         return self.status is CompositionStatus.COMPLETED and self.size > 0
+
+    @property
+    def encrypted(self) -> bool:
+        """Its media is (or will be) encrypted for the account's public key."""
+        return self.encryption is not None or self.encryption_key_sid is not None
 
     @property
     def content_type(self) -> str:

@@ -837,6 +837,9 @@ class CompositionJob:
     output_key: str
     #: recording SID → the storage holding it, when not the composer's own (an S3 bucket)
     storages: dict[str, MediaStorage] = field(default_factory=dict)
+    #: where the output is put, when not the composer's own storage (the account's bucket,
+    #: an encrypting storage: CompositionSettings)
+    output_storage: MediaStorage | None = None
 
 
 @dataclass(frozen=True)

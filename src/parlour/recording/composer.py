@@ -392,7 +392,8 @@ class PoolComposer:
     """The `Composer` port on a process pool.
 
     Args:
-        storage: where the recordings are read from and the composition is stored.
+        storage: where the recordings are read from and the composition is stored (unless
+            the job names other storages: `storages`, `output_storage`).
         scratch_dir: where the output is written before it is stored (and where recordings
             of a non-local storage are copied to be read).
         workers: processes composing at once.
@@ -458,11 +459,17 @@ class PoolComposer:
             self._listeners[job.composition_sid] = progress
             try:
                 duration = await asyncio.wrap_future(
-                    pool.submit(_run_job, replace(job, storages={}), inputs, str(output))
+                    pool.submit(
+                        _run_job,
+                        replace(job, storages={}, output_storage=None),
+                        inputs,
+                        str(output),
+                    )
                 )
             finally:
                 self._listeners.pop(job.composition_sid, None)
-            size = await self._storage.put(job.output_key, output)
+            target = job.output_storage if job.output_storage is not None else self._storage
+            size = await target.put(job.output_key, output)
             bitrate = round(size * 8 / max(duration, 1))  # bits per ms = kbps
             return CompositionOutput(duration_ms=duration, size=size, bitrate=bitrate)
         finally:

@@ -44,6 +44,7 @@ from parlour.domain.events import (
     RoomEnded,
 )
 from parlour.domain.layouts import LayoutError, Source, plan_composition
+from parlour.domain.media_settings import MediaKind
 from parlour.domain.paging import Page, PageRequest
 from parlour.domain.ports import (
     Composer,
@@ -60,6 +61,8 @@ from parlour.domain.recordings import Recording, RecordingStatus, RecordingType,
 from parlour.domain.rooms import Room, RoomType
 from parlour.domain.sids import AccountSid, is_sid, new_sid
 from parlour.protocol.media_urls import signed_media_url, verify_media_path
+from parlour.recording.encryption import EncryptingStorage
+from parlour.services.media_storage import MediaPlan, MediaStorageResolver, StorageUnavailable
 
 __all__ = ["CompositionMedia", "CompositionService"]
 
@@ -67,6 +70,8 @@ log = logging.getLogger(__name__)
 
 TTL_RANGE = range(1, 3601)
 DEFAULT_TTL = 600
+#: What Twilio's bucket serves an encrypted file as.
+ENCRYPTED_CONTENT_TYPE = "application/octet-stream"
 _LIST_ALL = 1000
 _GROUP_TYPES = (RoomType.GROUP, RoomType.GROUP_SMALL)
 
@@ -94,6 +99,8 @@ class CompositionService:
         composer: the media pipeline (None: compositions stay `enqueued`).
         storage: where recordings are read and compositions are stored.
         media_url_key: signs the `/Media` download URLs.
+        resolver: where each account's compositions go (CompositionSettings: S3,
+            encryption); without one, everything is in `storage`.
     """
 
     def __init__(
@@ -109,7 +116,9 @@ class CompositionService:
         node_id: str | None = None,
         node_stale_after: float = 30.0,
         locate: Callable[[Recording], Awaitable[MediaStorage]] | None = None,
+        resolver: MediaStorageResolver | None = None,
     ) -> None:
+        self._resolver = resolver
         self._store = store
         self._clock = clock
         self._events = events
@@ -159,6 +168,7 @@ class CompositionService:
             status_callback=status_callback or None,
             status_callback_method=status_callback_method,
         )
+        composition = await self._planned(composition)
         await self._store.insert_composition(composition)
         log.info("composition created sid=%s room=%s", composition.sid, room.sid)
         await self._kick(room)
@@ -192,7 +202,7 @@ class CompositionService:
             raise errors.InvalidParameterError(
                 f"The composition is still {composition.status}; delete it once it has completed"
             )
-        await self._storage.delete(composition.media_key)
+        await self.delete_media(composition)
         deleted = composition.deleted(self._clock.now())
         if not await self._store.update_composition(deleted, expected=CompositionStatus.COMPLETED):
             return await self.delete(account_sid, sid)
@@ -217,6 +227,12 @@ class CompositionService:
         if disposition is None:
             disposition = f'attachment; filename="{composition.file_name}"'
         _check_disposition(disposition)
+        storage = await self._reachable(composition, f"/Compositions/{sid}/Media")
+        presigned = MediaStorageResolver.presigned(
+            storage, composition.media_key, ttl, disposition, _served_type(composition)
+        )
+        if presigned is not None:
+            return presigned
         expires = unix_ms(self._clock.now()) // 1000 + ttl
         path = f"/media/{composition.account_sid}/{composition.file_name}"
         return signed_media_url(self._url_key, path, expires, disposition)
@@ -247,12 +263,24 @@ class CompositionService:
         composition = await self._store.get_composition(AccountSid(account_sid), sid)
         if composition is None or composition.file_name != file_name or not composition.has_media:
             raise errors.NotFoundError.for_path(path)
-        size = await self._storage.size(composition.media_key)
+        storage = await self._reachable(composition, path)
+        size = await storage.size(composition.media_key)
         if size is None:
             raise errors.NotFoundError.for_path(path)
+        headers = composition.encryption.headers() if composition.encryption is not None else {}
         return CompositionMedia(
-            composition, size, composition.content_type, disposition, self._storage
+            composition, size, _served_type(composition), disposition, storage, headers
         )
+
+    async def delete_media(self, composition: Composition) -> bool:
+        """Remove a composition's media wherever it is (local, or its bucket); False if
+        there was none or its bucket can no longer be reached (logged)."""
+        try:
+            storage = await self._storage_of(composition)
+        except StorageUnavailable as exc:
+            log.warning("composition media not deleted sid=%s reason=%s", composition.sid, exc)
+            return False
+        return await storage.delete(composition.media_key)
 
     # -- hooks (REST) -----------------------------------------------------------------------
 
@@ -375,6 +403,7 @@ class CompositionService:
                 status_callback_method=hook.status_callback_method,
                 hook_sid=hook.sid,
             )
+            composition = await self._planned(composition)
             await self._store.insert_composition(composition)
             log.info("composition enqueued by hook sid=%s hook=%s", composition.sid, hook.sid)
             await self._events.emit(
@@ -486,6 +515,12 @@ class CompositionService:
         except Exception as exc:  # a bucket that cannot be reached any more
             await self._fail(composition, f"a recording cannot be read: {exc}"[:400], hook)
             return
+        try:
+            output_storage = await self._writer_storage(composition)
+        except StorageUnavailable as exc:  # CompositionSettings' credential or key deleted
+            await self._fail(composition, f"the media cannot be stored: {exc}"[:400], hook)
+            return
+        job = replace(job, output_storage=output_storage)
 
         def progress(percent: int, remaining: float) -> None:
             if self._closed:
@@ -509,11 +544,13 @@ class CompositionService:
         done = composition.completed(
             now, duration_ms=output.duration_ms, size=output.size, bitrate=output.bitrate
         )
+        if isinstance(output_storage, EncryptingStorage):
+            done = replace(done, encryption=output_storage.envelope)
         if not await self._store.update_composition(done, expected=CompositionStatus.PROCESSING):
             # Erased or finished elsewhere meanwhile: this output is not wanted.
             current = await self._store.get_composition(composition.account_sid, composition.sid)
             if current is None or current.status is not CompositionStatus.COMPLETED:
-                await self._storage.delete(composition.media_key)
+                await (output_storage or self._storage).delete(composition.media_key)
             return
         log.info(
             "composition available sid=%s duration=%s size=%s seconds=%.1f",
@@ -602,6 +639,57 @@ class CompositionService:
             output_key=composition.media_key,
         )
 
+    # -- where the media is (CompositionSettings) --------------------------------------------
+
+    async def _planned(self, composition: Composition) -> Composition:
+        """The composition with where its media will go (the account's settings now)."""
+        if self._resolver is None:
+            return composition
+        plan = await self._resolver.plan(
+            composition.account_sid, MediaKind.COMPOSITIONS, composition.media_key
+        )
+        return replace(
+            composition,
+            media_credentials_sid=plan.credentials_sid,
+            media_external_location=plan.external_location,
+            encryption_key_sid=plan.encryption_key_sid,
+        )
+
+    async def _writer_storage(self, composition: Composition) -> MediaStorage | None:
+        """The storage the composed file is put in (None: the composer's own).
+
+        Raises:
+            StorageUnavailable: the planned credential or public key is gone.
+        """
+        if self._resolver is None:
+            return None
+        return await self._resolver.writer(
+            composition.account_sid,
+            MediaPlan(
+                composition.media_credentials_sid,
+                composition.media_external_location,
+                composition.encryption_key_sid,
+            ),
+        )
+
+    async def _storage_of(self, composition: Composition) -> MediaStorage:
+        """Where a stored composition's media is.
+
+        Raises:
+            StorageUnavailable: its bucket's credential is gone.
+        """
+        if self._resolver is None:
+            return self._storage
+        return await self._resolver.of_composition(composition)
+
+    async def _reachable(self, composition: Composition, path: str) -> MediaStorage:
+        """The composition's storage; 20404 if its bucket can no longer be reached."""
+        try:
+            return await self._storage_of(composition)
+        except StorageUnavailable as exc:
+            log.warning("composition media unreachable sid=%s reason=%s", composition.sid, exc)
+            raise errors.NotFoundError.for_path(path) from None
+
     # -- helpers ----------------------------------------------------------------------------
 
     async def _room(self, account_sid: AccountSid, room_sid: str) -> Room:
@@ -647,6 +735,13 @@ def _source(r: Recording) -> Source:
         kind=r.type.value,
         start=r.offset,
         end=r.offset + max(r.duration, 0) * 1000,
+    )
+
+
+def _served_type(composition: Composition) -> str:
+    """The Content-Type its download is served with (an encrypted file is opaque)."""
+    return (
+        ENCRYPTED_CONTENT_TYPE if composition.encryption is not None else composition.content_type
     )
 
 

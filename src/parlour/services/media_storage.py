@@ -7,13 +7,10 @@ written on the record (a recording's `media_credentials_sid`, `media_external_lo
 `encryption_key_sid`) so that the media is found, served, deleted and erased where it was
 put even after the settings change.
 
-Compositions use the same resolver, in one call each way::
-
-    stored = await resolver.store(account, MediaKind.COMPOSITIONS, "compositions/CJ….mp4", file)
-    # keep stored.plan (credentials_sid, external_location → media_external_location,
-    # encryption_key_sid) and stored.envelope on the composition, then later:
-    storage = await resolver.storage_at(account, plan.credentials_sid, plan.external_location)
-    url = resolver.presigned(storage, key, ttl, disposition, content_type)  # None: local
+Compositions use it the same way (`services.compositions`): `plan` with
+`MediaKind.COMPOSITIONS` when a composition is created (kept on its row), `writer` for the
+composer's output (the envelope kept once stored), `of_composition` and `presigned` to serve,
+delete, export and erase it. `store` does plan, writer and put in one call.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parlour.domain import errors
+from parlour.domain.compositions import Composition
 from parlour.domain.media_settings import (
     AwsCredential,
     Envelope,
@@ -164,6 +162,14 @@ class MediaStorageResolver:
             recording.account_sid,
             recording.media_credentials_sid,
             recording.media_external_location,
+        )
+
+    async def of_composition(self, composition: Composition) -> MediaStorage:
+        """Where a composition's media is."""
+        return await self.storage_at(
+            composition.account_sid,
+            composition.media_credentials_sid,
+            composition.media_external_location,
         )
 
     async def probe(self, settings: MediaSettings) -> None:

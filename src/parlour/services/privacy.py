@@ -121,14 +121,17 @@ class PrivacyService:
         self._spool = spool_dir
         self._resolver = resolver
 
-    async def _storage_of(self, recording: Recording) -> MediaStorage | None:
-        """Where the recording's media is; None if its bucket can no longer be reached."""
+    async def _storage_of(self, item: Recording | Composition) -> MediaStorage | None:
+        """Where a recording's or composition's media is; None if its bucket can no
+        longer be reached."""
         if self._resolver is None:
             return self._storage
         try:
-            return await self._resolver.of_recording(recording)
+            if isinstance(item, Recording):
+                return await self._resolver.of_recording(item)
+            return await self._resolver.of_composition(item)
         except StorageUnavailable as exc:
-            log.warning("recording media unreachable sid=%s reason=%s", recording.sid, exc)
+            log.warning("media unreachable sid=%s reason=%s", item.sid, exc)
             return None
 
     async def _check_account(self, account_sid: str) -> AccountSid:
@@ -159,11 +162,7 @@ class PrivacyService:
                     files[arcname] = hashlib.sha256(body.encode()).hexdigest()
                 stored: list[Recording | Composition] = [*data.recordings, *data.compositions]
                 for item in stored:
-                    storage = (
-                        await self._storage_of(item)
-                        if isinstance(item, Recording)
-                        else self._storage
-                    )
+                    storage = await self._storage_of(item)
                     if storage is None or await storage.size(item.media_key) is None:
                         if item.has_media:
                             missing.append(item.sid)
@@ -225,7 +224,8 @@ class PrivacyService:
                         continue
                     spool.append(path.name)
         for composition in data.compositions:
-            if await self._storage.delete(composition.media_key):
+            storage = await self._storage_of(composition)
+            if storage is not None and await storage.delete(composition.media_key):
                 media.append(composition.sid)
         await self._store.reclaim_space()
         for kind in _RECORDS:

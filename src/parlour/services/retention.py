@@ -17,6 +17,7 @@ from typing import Any
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
+from parlour.domain.compositions import Composition
 from parlour.domain.ports import MediaStorage, RetentionPolicy, Store
 from parlour.domain.recordings import Recording
 from parlour.domain.sids import AccountSid
@@ -170,6 +171,18 @@ class RetentionService:
         if storage is not None:
             await storage.delete(recording.media_key)
 
+    async def _delete_composition_media(self, composition: Composition) -> None:
+        """Remove the composition's media where it is (local, or its account's bucket)."""
+        storage = self._storage
+        if self._resolver is not None:
+            try:
+                storage = await self._resolver.of_composition(composition)
+            except StorageUnavailable as exc:
+                log.warning("composition media not deleted sid=%s reason=%s", composition.sid, exc)
+                return
+        if storage is not None:
+            await storage.delete(composition.media_key)
+
     async def _sweep_account(self, account: AccountSid, result: SweepResult) -> None:
         policy = (await self.get(account)).policy
         now = self._clock.now()
@@ -195,7 +208,7 @@ class RetentionService:
                     result.recordings_deleted.append(recording.sid)
             # A composition is made of recordings: it goes with them (R-recording).
             for composition in await self._store.expired_compositions(account, cutoff, self._batch):
-                await self._storage.delete(composition.media_key)
+                await self._delete_composition_media(composition)
                 gone = composition.deleted(now)
                 if await self._store.update_composition(gone, expected=composition.status):
                     log.info("retention deleted composition=%s", composition.sid)

@@ -345,6 +345,10 @@ compositions = sa.Table(
     sa.Column("hook_sid", SID, nullable=True),
     sa.Column("failure_reason", sa.String(512), nullable=True),
     sa.Column("node_id", sa.String(64), nullable=True),
+    # Revision 0010: the bucket's credential (NULL: local storage) and the encryption.
+    sa.Column("media_credentials_sid", SID, nullable=True),
+    sa.Column("encryption_key_sid", SID, nullable=True),
+    sa.Column("encryption", sa.JSON, nullable=True),
     sa.Index("ix_compositions_account_seq", "account_sid", "seq"),
     sa.Index("ix_compositions_room", "room_sid"),
     sa.Index("ix_compositions_status", "status"),

@@ -418,6 +418,9 @@ def _composition(row: Row[Any]) -> Composition:
         hook_sid=row.hook_sid,
         failure_reason=row.failure_reason,
         node_id=row.node_id,
+        media_credentials_sid=row.media_credentials_sid,
+        encryption_key_sid=row.encryption_key_sid,
+        encryption=Envelope.from_json(row.encryption) if row.encryption else None,
     )
 
 
@@ -442,6 +445,9 @@ def _composition_values(c: Composition) -> dict[str, Any]:
         "hook_sid": c.hook_sid,
         "failure_reason": c.failure_reason,
         "node_id": c.node_id,
+        "media_credentials_sid": c.media_credentials_sid,
+        "encryption_key_sid": c.encryption_key_sid,
+        "encryption": c.encryption.to_json() if c.encryption is not None else None,
     }
 
 

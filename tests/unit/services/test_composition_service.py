@@ -352,3 +352,46 @@ async def test_encrypted_recordings_are_not_composed_and_bucket_ones_are_located
     failed = await w.service.get(account, c.sid)
     assert failed.status is CompositionStatus.FAILED
     assert failed.failure_reason is not None and "encrypted" in failed.failure_reason
+
+
+async def test_a_composition_keeps_its_planned_key_and_fails_once_it_is_gone() -> None:
+    """CompositionSettings are planned on the composition when it is created; if the
+    public key is deleted before it is composed, it fails rather than store plain media."""
+    from parlour.domain.media_settings import CredentialType, MediaKind
+    from parlour.services.media_settings import CredentialService, MediaSettingsService, SecretBox
+    from parlour.services.media_storage import MediaStorageResolver
+    from tests.s3_support import rsa_key_pair
+
+    w = World()
+    creds = CredentialService(w.store, w.clock, SecretBox(b"s" * 32))
+    w.service = CompositionService(
+        w.store,
+        w.clock,
+        w.sink,
+        w.storage,
+        w.composer,
+        media_url_key=b"k",
+        resolver=MediaStorageResolver(w.store, creds, w.storage),
+    )
+    account, room = await w.room()
+    _, pem = rsa_key_pair()
+    key = await creds.create_public_key(account, pem, None)
+    await MediaSettingsService(w.store, w.clock).update(
+        account,
+        MediaKind.COMPOSITIONS,
+        friendly_name="enc",
+        encryption_enabled=True,
+        encryption_key_sid=key.sid,
+    )
+    c = await w.service.create(account, room.sid, SPEC)
+    assert c.encryption_key_sid == key.sid and c.encrypted
+    assert c.media_credentials_sid is None and c.media_external_location is None
+    await creds.delete(account, CredentialType.PUBLIC_KEY, key.sid)
+    ended = await w.end(room)
+    await w.finish_recordings(ended)
+    await w.service.wait_idle()
+    failed = await w.service.get(account, c.sid)
+    assert failed.status is CompositionStatus.FAILED
+    assert failed.failure_reason is not None and "cannot be stored" in failed.failure_reason
+    assert w.composer.jobs == [] and w.storage.objects == {}
+    assert isinstance(w.sink.events[-1], CompositionFailed)
