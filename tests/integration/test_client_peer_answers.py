@@ -26,3 +26,18 @@ async def test_a_server_offer_is_answered_while_a_new_track_waits_for_its_own() 
     finally:
         await client.close()
         await server.close()
+
+
+async def test_a_description_arriving_after_close_is_ignored() -> None:
+    """The room is leaving (peer closed) when the server's offer arrives: nothing to apply
+    it to, and no error (the soak saw `InvalidStateError` escape the SDK's read loop)."""
+    server = RTCPeerConnection()
+    server.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    await server.setLocalDescription(await server.createOffer())
+    client = ClientPeer("pc-2", lambda *a: None, lambda *a: None)
+    try:
+        await client.close()
+        assert await client.apply("offer", 1, server.localDescription.sdp) is None
+        assert await client.apply("answer", 1, server.localDescription.sdp) is None
+    finally:
+        await server.close()

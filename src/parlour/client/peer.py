@@ -105,6 +105,8 @@ class ClientPeer:
     async def apply(self, kind: str, revision: int, sdp: str | None) -> tuple[int, str] | None:
         """Apply a server description; returns our answer (revision, sdp) to an offer."""
         async with self._lock:
+            if self.pc.signalingState == "closed":
+                return None  # leaving: a description still in flight has nothing to apply to
             if kind in ("answer", "pranswer") and sdp is not None:
                 if revision != self._pending_revision:
                     return None  # an answer to an offer we no longer have
