@@ -1,0 +1,116 @@
+"""Headless Firefox ESR with the unmodified `twilio-video` SDK, beside a Chromium participant.
+
+Firefox gathers no loopback ICE candidates, so it runs in a network namespace made here (behind
+`netkit.natted_client`'s router) and the SFU binds every address but advertises the server's
+veth address. The page is served over HTTPS (self-signed), since browsers give cameras only
+to secure origins. Both participants must receive each other's audio and video (getStats),
+and Firefox's selected ICE pair must be the SFU's advertised address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from parlour.testing import ServerThread
+from tests.browser.firefox import Firefox, firefox, firefox_missing
+from tests.browser.harness import CHROMIUM, CHROMIUM_FLAGS, BrowserParticipant, open_participant
+from tests.browser.netkit import (
+    VethClient,
+    assert_media_flows,
+    namespaces_missing,
+    selected_pairs,
+    self_signed,
+    veth_client,
+)
+from tests.helpers import new_account
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def net() -> Iterator[VethClient]:
+    if reason := firefox_missing() or namespaces_missing():
+        pytest.skip(reason)
+    with veth_client() as made:
+        yield made
+
+
+@pytest.fixture
+async def fox(net: VethClient, tmp_path: Path) -> AsyncIterator[Firefox]:
+    async with firefox(tmp_path / "firefox", net.in_client()) as launched:
+        yield launched
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[*CHROMIUM_FLAGS, "--ignore-certificate-errors"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def test_firefox_and_chromium_see_and_hear_each_other(
+    net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
+) -> None:
+    tls = self_signed(tmp_path / "tls", net.server)
+    with ServerThread(
+        tmp_path / "data",
+        host=net.server,
+        tls_cert=tls.cert,
+        tls_key=tls.key,
+        media_host="0.0.0.0",
+        media_advertised_address=net.server,
+    ) as server:
+        acct = new_account(server)
+        pages: list[BrowserParticipant] = []
+        try:
+            async with asyncio.timeout(150):
+                ff = await fox.open_participant(server, "firefox")
+                pages.append(ff)
+                ch = await open_participant(chromium, server, "chromium")
+                pages.append(ch)
+                await ff.join_as_name(acct, "mixed-browsers", within=40)
+                await ch.join_as_name(acct, "mixed-browsers")
+                await asyncio.gather(
+                    assert_media_flows(ff, "chromium", within=45),
+                    assert_media_flows(ch, "firefox", within=45),
+                )
+                [pair] = await selected_pairs(ff)
+                assert (pair["remote"]["address"], pair["remote"]["type"]) == (net.server, "host")
+                # Firefox decodes Chromium's video, and Chromium Firefox's.
+                for page in (ff, ch):
+                    frames = await page.evaluate("() => window.inboundVideo()")
+                    assert frames and all(v["framesDecoded"] > 0 for v in frames.values()), (
+                        page.name,
+                        frames,
+                    )
+                # Data tracks both ways (SCTP over Firefox's DTLS association).
+                for sender, receiver in ((ff, ch), (ch, ff)):
+                    name = f"chat-{sender.name}"
+                    assert (await sender.evaluate("(n) => window.publishData(n)", name))[:2] == "MT"
+                    await receiver.wait_for_events(
+                        "trackSubscribed", participant=sender.name, kind="data", within=30
+                    )
+                    await sender.evaluate(
+                        "([n, m]) => window.sendData(n, m)", [name, [f"hello from {sender.name}"]]
+                    )
+                    await receiver.wait_for_events(
+                        "trackMessage", data=f"hello from {sender.name}", within=30
+                    )
+                for page in pages:
+                    assert not await page.events("reconnecting"), page.name
+                    assert not await page.events("disconnected"), page.name
+        finally:
+            for page in pages:
+                await page.close()
