@@ -7,7 +7,7 @@ The little BiDi client here (JSON over a WebSocket: `session.new`, `browsingCont
 Chromium helpers (`join_as_name`, `wait_for_events`, `stats`…) work unchanged.
 
 Firefox gathers no loopback ICE candidates, so it runs in a network namespace
-(`netkit.natted_client`); its remote-debugging port is on that namespace's loopback, reached
+(`netkit.veth_client`); its remote-debugging port is on that namespace's loopback, reached
 through a relay started in the namespace on a Unix socket (a file, which every namespace sees).
 Fake camera and microphone: `media.navigator.streams.fake`.
 """
@@ -30,6 +30,7 @@ import websockets
 
 from parlour.testing import ServerThread
 from tests.browser.harness import INSTRUMENTATION, SOCKETS, BrowserParticipant
+from tests.browser.netkit import free_port
 
 __all__ = ["FIREFOX", "FIREFOX_PREFS", "Firefox", "firefox", "firefox_missing"]
 
@@ -225,7 +226,7 @@ async def firefox(workdir: Path, in_namespace: list[str]) -> AsyncIterator[Firef
     (profile / "user.js").write_text(
         "".join(f'user_pref("{k}", {json.dumps(v)});\n' for k, v in FIREFOX_PREFS.items())
     )
-    port = 9222  # the namespace's own loopback: nothing else listens there
+    port = free_port()  # on the loopback Firefox runs on (its namespace's, or this one's)
     sock = workdir / "bidi.sock"
     browser, relay = _start(workdir, in_namespace, profile, port, sock)
     bidi: _Bidi | None = None

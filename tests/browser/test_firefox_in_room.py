@@ -18,7 +18,13 @@ from playwright.async_api import Browser, async_playwright
 
 from parlour.testing import ServerThread
 from tests.browser.firefox import Firefox, firefox, firefox_missing
-from tests.browser.harness import CHROMIUM, CHROMIUM_FLAGS, BrowserParticipant, open_participant
+from tests.browser.harness import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    BrowserParticipant,
+    open_participant,
+    poll,
+)
 from tests.browser.netkit import (
     VethClient,
     assert_media_flows,
@@ -60,18 +66,40 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def test_firefox_and_chromium_see_and_hear_each_other(
-    net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
-) -> None:
+def https_server(net: VethClient, tmp_path: Path) -> ServerThread:
+    """Parlour on the veth address over HTTPS; the SFU binds all and advertises that address."""
     tls = self_signed(tmp_path / "tls", net.server)
-    with ServerThread(
+    return ServerThread(
         tmp_path / "data",
         host=net.server,
         tls_cert=tls.cert,
         tls_key=tls.key,
         media_host="0.0.0.0",
         media_advertised_address=net.server,
-    ) as server:
+    )
+
+
+async def assert_video_plays(page: BrowserParticipant, track_sid: str) -> None:
+    """The `<video>` of a subscribed track has a size and keeps decoding new frames."""
+    first = await poll(
+        lambda: page.video_state(track_sid),
+        lambda s: s is not None and s["videoWidth"] > 0 and s["framesDecoded"] > 0,
+        within=30,
+        what=f"video {track_sid} to play on {page.name}",
+    )
+    assert first is not None
+    await poll(
+        lambda: page.video_state(track_sid),
+        lambda s: s is not None and s["framesDecoded"] >= first["framesDecoded"] + 10,
+        within=20,
+        what=f"video {track_sid} to keep decoding on {page.name}",
+    )
+
+
+async def test_firefox_and_chromium_see_and_hear_each_other(
+    net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
+) -> None:
+    with https_server(net, tmp_path) as server:
         acct = new_account(server)
         pages: list[BrowserParticipant] = []
         try:
@@ -111,6 +139,56 @@ async def test_firefox_and_chromium_see_and_hear_each_other(
                 for page in pages:
                     assert not await page.events("reconnecting"), page.name
                     assert not await page.events("disconnected"), page.name
+        finally:
+            for page in pages:
+                await page.close()
+
+
+async def test_firefox_changes_its_tracks_and_leaves(
+    net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
+) -> None:
+    """What Firefox publishes changes mid-call (each a renegotiation Firefox offers): Chromium
+    sees disable/enable, a second video track, its unpublishing, a new camera, and the leave."""
+    with https_server(net, tmp_path) as server:
+        acct = new_account(server)
+        pages: list[BrowserParticipant] = []
+        try:
+            async with asyncio.timeout(150):
+                ff = await fox.open_participant(server, "firefox")
+                pages.append(ff)
+                ch = await open_participant(chromium, server, "chromium")
+                pages.append(ch)
+                await ch.join_as_name(acct, "firefox-tracks")
+                await ff.join_as_name(acct, "firefox-tracks", within=40)
+                events = await ch.wait_for_events(
+                    "trackSubscribed", 2, participant="firefox", within=30
+                )
+                camera = next(e["trackSid"] for e in events if e["kind"] == "video")
+                audio = next(e["trackSid"] for e in events if e["kind"] == "audio")
+                await assert_video_plays(ch, camera)
+
+                for kind, sid in (("video", camera), ("audio", audio)):
+                    await ff.evaluate("(k) => window.setEnabled(k, false)", kind)
+                    await ch.wait_for_events("trackDisabled", trackSid=sid)
+                    await ff.evaluate("(k) => window.setEnabled(k, true)", kind)
+                    await ch.wait_for_events("trackEnabled", trackSid=sid)
+
+                screen = await ff.evaluate("() => window.publishCanvas('screen')")
+                [shared] = await ch.wait_for_events("trackSubscribed", trackSid=screen, within=30)
+                assert (shared["kind"], shared["trackName"]) == ("video", "screen")
+                await assert_video_plays(ch, screen)
+
+                await ff.evaluate("() => window.unpublish('screen')")
+                await ch.wait_for_events("trackUnpublished", trackSid=screen)
+
+                second = await ff.evaluate("() => window.publishCamera('camera-2')")
+                await ch.wait_for_events("trackSubscribed", trackSid=second, within=30)
+                await assert_video_plays(ch, second)
+
+                await ff.disconnect()
+                await ch.wait_for_events("participantDisconnected", participant="firefox")
+                assert not await ch.events("disconnected")
+                assert not await ff.events("reconnecting")
         finally:
             for page in pages:
                 await page.close()
