@@ -10,9 +10,13 @@ and Firefox's selected ICE pair must be the SFU's advertised address.
 from __future__ import annotations
 
 import asyncio
+import json
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
@@ -192,3 +196,92 @@ async def test_firefox_changes_its_tracks_and_leaves(
         finally:
             for page in pages:
                 await page.close()
+
+
+def probe_codec(path: Path) -> tuple[str, float]:
+    """ffprobe's codec name and duration (s) of the file's only stream."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    probed = json.loads(out.stdout)
+    [stream] = probed["streams"]
+    return stream["codec_name"], float(probed["format"]["duration"])
+
+
+async def test_firefox_is_recorded_and_survives_a_signaling_blip(
+    net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
+) -> None:
+    """A room recorded on connect: Firefox's signaling socket is cut, it reconnects and its
+    media still flows; after the room ends its audio and video recordings play in ffprobe."""
+    with https_server(net, tmp_path) as server:
+        acct = new_account(server)
+        pages: list[BrowserParticipant] = []
+        rest = httpx.AsyncClient(
+            base_url=server.base_url,
+            auth=(acct.sid, acct.auth_token),
+            verify=ssl.create_default_context(cafile=tmp_path / "tls" / "cert.pem"),
+        )
+        try:
+            async with asyncio.timeout(180):
+                created = await rest.post(
+                    "/v1/Rooms",
+                    data={"UniqueName": "recorded", "RecordParticipantsOnConnect": "true"},
+                )
+                assert created.status_code == 201, created.text
+                room_sid = created.json()["sid"]
+                ff = await fox.open_participant(server, "firefox")
+                pages.append(ff)
+                ch = await open_participant(chromium, server, "chromium")
+                pages.append(ch)
+                firefox_sid = (await ff.join_as_name(acct, "recorded", within=40))["participantSid"]
+                await ch.join_as_name(acct, "recorded")
+                await assert_media_flows(ch, "firefox", within=45)
+
+                assert await ff.cut_signaling() >= 1
+                await ff.wait_for_events("reconnecting", within=15)
+                await ff.wait_for_events("reconnected", within=30)
+                assert await ff.evaluate("() => window.room.state") == "connected"
+                await asyncio.gather(
+                    assert_media_flows(ch, "firefox", within=30),
+                    assert_media_flows(ff, "chromium", within=30),
+                )
+                assert not await ch.events("participantDisconnected")
+
+                await asyncio.sleep(3)
+                ended = await rest.post(f"/v1/Rooms/{room_sid}", data={"Status": "completed"})
+                assert ended.status_code == 202, ended.text
+
+                async def firefox_recordings() -> list[dict[str, object]]:
+                    r = await rest.get("/v1/Recordings", params={"GroupingSid": room_sid})
+                    return [
+                        x
+                        for x in r.json()["recordings"]
+                        if x["grouping_sids"]["participant_sid"] == firefox_sid
+                    ]
+
+                recordings = await poll(
+                    firefox_recordings,
+                    lambda rs: len(rs) == 2 and all(x["status"] == "completed" for x in rs),
+                    within=60,
+                    what="Firefox's two completed recordings",
+                )
+                probed = set()
+                for rec in recordings:
+                    media = await rest.get(f"/v1/Recordings/{rec['sid']}/Media")
+                    assert media.status_code == 302, media.text
+                    body = await rest.get(media.json()["redirect_to"])
+                    assert body.status_code == 200
+                    path = tmp_path / f"{rec['sid']}.{rec['container_format']}"
+                    path.write_bytes(body.content)
+                    codec, seconds = probe_codec(path)
+                    assert seconds >= 2, (rec, seconds)
+                    probed.add((rec["type"], codec))
+                assert probed == {("audio", "opus"), ("video", "vp8")}
+        finally:
+            for page in pages:
+                await page.close()
+            await rest.aclose()
