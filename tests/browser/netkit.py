@@ -35,6 +35,8 @@ __all__ = [
     "coturn_missing",
     "namespaces_missing",
     "natted_client",
+    "VethClient",
+    "veth_client",
     "selected_pairs",
     "turn_log",
     "doc_block",
@@ -403,3 +405,42 @@ def chromium_in(net: NattedClient, directory: Path, chromium: Path) -> Path:
     wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
+
+
+@dataclass(frozen=True)
+class VethClient:
+    """A client namespace joined to this one by one veth pair, made by `veth_client()`::
+
+    client ns  CLIENT (10.77.N.2) ── SERVER (10.77.N.1)  this namespace
+    """
+
+    client_ns: str
+    client: str
+    server: str
+
+    def in_client(self, *command: str) -> list[str]:
+        """`command` run inside the client's namespace."""
+        return [IP, "netns", "exec", self.client_ns, *command]
+
+
+@contextlib.contextmanager
+def veth_client() -> Iterator[VethClient]:
+    """A namespace on a veth pair with this one (no router, no NAT); removed after."""
+    n = 16 + os.getpid() % 200
+    tag = f"{os.getpid() % 100000}"
+    client_ns, host_if, client_if = f"plf{tag}", f"plfh{tag}", f"plfv{tag}"
+    net = VethClient(client_ns, f"10.77.{n}.2", f"10.77.{n}.1")
+    try:
+        _run(IP, "netns", "add", client_ns)
+        _run(IP, "link", "add", host_if, "type", "veth", "peer", "name", client_if)
+        _run(IP, "link", "set", client_if, "netns", client_ns)
+        _run(IP, "addr", "add", f"{net.server}/24", "dev", host_if)
+        _run(IP, "link", "set", host_if, "up")
+        in_client = (IP, "netns", "exec", client_ns)
+        _run(*in_client, IP, "addr", "add", f"{net.client}/24", "dev", client_if)
+        for link in ("lo", client_if):
+            _run(*in_client, IP, "link", "set", link, "up")
+        yield net
+    finally:
+        subprocess.run([IP, "netns", "del", client_ns], capture_output=True, timeout=30)
+        subprocess.run([IP, "link", "del", host_if], capture_output=True, timeout=30)

@@ -84,6 +84,7 @@ def steps(out: str) -> list[str]:
 def have_test_packages() -> bool:
     return (
         Path("/usr/bin/chromium").is_file()
+        and Path("/usr/bin/firefox-esr").is_file()
         and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
         and all(shutil.which(tool) for tool in ("ffprobe", "node", "openssl"))
         and all(

@@ -1,0 +1,308 @@
+"""Headless Debian Firefox ESR driven over WebDriver BiDi, as a `BrowserParticipant`.
+
+Playwright's Firefox is a patched build (its own Juggler protocol) and cannot drive Debian's
+`firefox-esr`; WebDriver BiDi, which stock Firefox speaks on `--remote-debugging-port`, can.
+The little BiDi client here (JSON over a WebSocket: `session.new`, `browsingContext.*`,
+`script.*`, `log.entryAdded`) gives `BrowserParticipant` the `page.evaluate()` it needs, so the
+Chromium helpers (`join_as_name`, `wait_for_events`, `stats`…) work unchanged.
+
+Firefox gathers no loopback ICE candidates, so it runs in a network namespace
+(`netkit.veth_client`); its remote-debugging port is on that namespace's loopback, reached
+through a relay started in the namespace on a Unix socket (a file, which every namespace sees).
+Fake camera and microphone: `media.navigator.streams.fake`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import websockets
+
+from parlour.testing import ServerThread
+from tests.browser.harness import INSTRUMENTATION, SOCKETS, BrowserParticipant
+from tests.browser.netkit import free_port
+
+__all__ = ["FIREFOX", "FIREFOX_PREFS", "Firefox", "firefox", "firefox_missing"]
+
+FIREFOX = Path(shutil.which("firefox-esr") or "/usr/bin/firefox-esr")
+
+#: user.js of the test profile: fake media devices with no permission prompt.
+FIREFOX_PREFS = {
+    "media.navigator.streams.fake": True,
+    "media.navigator.permission.disabled": True,
+    "media.autoplay.default": 0,
+    "media.autoplay.blocking_policy": 0,
+    "browser.shell.checkDefaultBrowser": False,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.reportingpolicy.firstRun": False,
+    "app.update.disabledForTesting": True,
+}
+
+#: Relays a Unix socket (argv[1]) to 127.0.0.1:argv[2]; runs inside the namespace.
+RELAY = """
+import asyncio, sys
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+async def client(reader, writer):
+    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(sys.argv[2]))
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+async def main():
+    server = await asyncio.start_unix_server(client, sys.argv[1])
+    print("ready", flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def firefox_missing() -> str | None:
+    """Why Firefox tests cannot run here (None when they can)."""
+    if not os.access(FIREFOX, os.X_OK):
+        return f"{FIREFOX} is missing (scripts/install --tests puts Debian's firefox-esr there)"
+    return None
+
+
+@dataclass(frozen=True)
+class _Console:
+    type: str
+    text: str
+
+
+class _Bidi:
+    """One WebDriver BiDi session: commands by id, events to subscribers."""
+
+    def __init__(self, socket: Any) -> None:
+        self._socket = socket
+        self._next = 0
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._socket:
+                message = json.loads(raw)
+                if "id" in message and message["id"] in self._waiting:
+                    self._waiting.pop(message["id"]).set_result(message)
+                elif message.get("type") == "event":
+                    for listener in self._listeners:
+                        listener(message["method"], message["params"])
+        finally:
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("WebDriver BiDi connection closed"))
+
+    async def send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._next += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[self._next] = future
+        await self._socket.send(json.dumps({"id": self._next, "method": method, "params": params}))
+        reply = await future
+        if reply.get("type") == "error":
+            raise AssertionError(f"BiDi {method}: {reply.get('error')}: {reply.get('message')}")
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def listen(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        self._listeners.append(listener)
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader
+        await self._socket.close()
+
+
+class _Page:
+    """What `BrowserParticipant` uses of a Playwright page, for one BiDi browsing context."""
+
+    def __init__(self, bidi: _Bidi, context: str) -> None:
+        self._bidi = bidi
+        self.context = context
+        self._handlers: dict[str, list[Callable[[Any], None]]] = {}
+        bidi.listen(self._event)
+
+    def on(self, name: str, handler: Callable[[Any], None]) -> None:
+        self._handlers.setdefault(name, []).append(handler)
+
+    def _event(self, method: str, params: dict[str, Any]) -> None:
+        if method != "log.entryAdded" or params.get("source", {}).get("context") != self.context:
+            return
+        kind = params.get("level", "log") if params.get("type") == "console" else "pageerror"
+        for handler in self._handlers.get("console", []):
+            handler(_Console(kind, str(params.get("text"))))
+
+    async def goto(self, url: str) -> None:
+        await self._bidi.send(
+            "browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"}
+        )
+
+    async def run_script(self, source: str) -> None:
+        """Run a classic script's source in the page (its globals become the page's)."""
+        await self._bidi.send(
+            "script.evaluate",
+            {
+                "expression": source,
+                "target": {"context": self.context},
+                "awaitPromise": False,
+            },
+        )
+
+    async def evaluate(self, expression: str, arg: Any = None) -> Any:
+        """Like Playwright's: a function expression gets `arg`; JSON values come back."""
+        wrapper = (
+            "async (json) => { const f = (" + expression + ");"
+            " const v = typeof f === 'function' ? await f(JSON.parse(json)) : await f;"
+            " return v === undefined ? 'null' : JSON.stringify(v); }"
+        )
+        result = await self._bidi.send(
+            "script.callFunction",
+            {
+                "functionDeclaration": wrapper,
+                "arguments": [{"type": "string", "value": json.dumps(arg)}],
+                "target": {"context": self.context},
+                "awaitPromise": True,
+                "resultOwnership": "none",
+            },
+        )
+        if result.get("type") == "exception":
+            details = result.get("exceptionDetails", {})
+            raise AssertionError(f"page error: {details.get('text')}")
+        return json.loads(result["result"]["value"])
+
+    def set_default_timeout(self, _ms: float) -> None:
+        """Timeouts are the callers' `asyncio.wait_for`s."""
+
+
+class _Context:
+    def __init__(self, bidi: _Bidi, page: _Page) -> None:
+        self._bidi = bidi
+        self._page = page
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._bidi.send("browsingContext.close", {"context": self._page.context})
+
+
+class Firefox:
+    """A running headless Firefox: `await open_participant(server, name)` opens a tab."""
+
+    def __init__(self, bidi: _Bidi) -> None:
+        self._bidi = bidi
+
+    async def open_participant(self, server: ServerThread, name: str) -> BrowserParticipant:
+        """A new tab on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
+        created = await self._bidi.send("browsingContext.create", {"type": "tab"})
+        page = _Page(self._bidi, created["context"])
+        participant = BrowserParticipant(
+            name, cast(Any, _Context(self._bidi, page)), cast(Any, page), server
+        )
+        await page.goto(server.base_url + "/sdk/")
+        if not await page.evaluate("() => !!(window.Twilio && window.Twilio.Video)"):
+            raise AssertionError("the page did not load twilio-video from Parlour's /sdk/")
+        await page.run_script(INSTRUMENTATION.read_text())
+        return participant
+
+
+@contextlib.asynccontextmanager
+async def firefox(workdir: Path, in_namespace: list[str]) -> AsyncIterator[Firefox]:
+    """Headless Firefox ESR run with the `in_namespace` command prefix (`ip netns exec NS`)."""
+    profile = workdir / "profile"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "user.js").write_text(
+        "".join(f'user_pref("{k}", {json.dumps(v)});\n' for k, v in FIREFOX_PREFS.items())
+    )
+    port = free_port()  # on the loopback Firefox runs on (its namespace's, or this one's)
+    sock = workdir / "bidi.sock"
+    browser, relay = _start(workdir, in_namespace, profile, port, sock)
+    bidi: _Bidi | None = None
+    try:
+        assert relay.stdout is not None
+        ready = await asyncio.wait_for(asyncio.to_thread(relay.stdout.readline), 30)
+        assert ready.strip() == b"ready", "the BiDi relay did not start"
+        for _ in range(300):  # Firefox takes a few seconds to listen
+            if browser.poll() is not None:
+                raise AssertionError(f"firefox exited with status {browser.returncode}")
+            try:
+                socket = await websockets.unix_connect(
+                    str(sock), f"ws://127.0.0.1:{port}/session", max_size=None
+                )
+                break
+            except (OSError, websockets.InvalidHandshake, EOFError):
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("firefox did not accept WebDriver BiDi in 30 s")
+        bidi = _Bidi(socket)
+        await bidi.send(
+            "session.new", {"capabilities": {"alwaysMatch": {"acceptInsecureCerts": True}}}
+        )
+        await bidi.send("session.subscribe", {"events": ["log.entryAdded"]})
+        await bidi.send(
+            "script.addPreloadScript",
+            {"functionDeclaration": "() => {\n" + SOCKETS.read_text() + "\n}"},
+        )
+        yield Firefox(bidi)
+    finally:
+        if bidi is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bidi.send("browser.close", {}), 10)
+            with contextlib.suppress(Exception):
+                await bidi.close()
+        await asyncio.to_thread(_stop, relay, browser)
+        sock.unlink(missing_ok=True)
+
+
+def _start(
+    workdir: Path, in_namespace: list[str], profile: Path, port: int, sock: Path
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """Firefox listening for BiDi on the namespace's 127.0.0.1:port, and the relay to it."""
+    env = {**os.environ, "HOME": str(workdir), "MOZ_HEADLESS": "1"}
+    with (workdir / "firefox.log").open("wb") as log:
+        browser = subprocess.Popen(
+            [
+                *in_namespace,
+                str(FIREFOX),
+                "--headless",
+                "--no-remote",
+                "--profile",
+                str(profile),
+                f"--remote-debugging-port={port}",
+                "about:blank",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    relay = subprocess.Popen(
+        [*in_namespace, sys.executable, "-c", RELAY, str(sock), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    return browser, relay
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
