@@ -16,8 +16,9 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from parlour.testing import ServerThread
-from tests.browser.harness import CHROMIUM, CHROMIUM_FLAGS, BrowserParticipant, open_participant
+from tests.browser.harness import CHROMIUM, BrowserParticipant, open_participant
 from tests.browser.netkit import (
+    TLS_FLAGS,
     Certificate,
     assert_media_flows,
     doc_block,
@@ -44,7 +45,7 @@ async def tls_browser() -> AsyncIterator[Browser]:
         chromium = await playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[*CHROMIUM_FLAGS, "--ignore-certificate-errors"],
+            args=TLS_FLAGS,
         )
         try:
             yield chromium
