@@ -5,6 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from parlour.domain.events import Event
+
+
+class EventLog:
+    """An EventSink that keeps every event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.events]
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
 
 class FakeStorage:
     """Recording storage in a dict: tests put objects in `objects`; `put` is not used."""

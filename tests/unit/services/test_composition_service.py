@@ -25,7 +25,6 @@ from parlour.domain.events import (
     CompositionHookFailed,
     CompositionProgress,
     CompositionStarted,
-    Event,
     RecordingCompleted,
     RoomEnded,
 )
@@ -37,24 +36,13 @@ from parlour.services.compositions import CompositionService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
 from tests.store.factories import join, make_room, new_account, publish
-from tests.unit.services.fakes import FakeStorage
+from tests.unit.services.fakes import EventLog, FakeStorage
 
 SPEC = CompositionSpec.checked(
     video_layout={"grid": {"video_sources": ["*"]}},
     audio_sources=("*",),
     format=CompositionFormat.MP4,
 )
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.events]
 
 
 class FakeComposer:
@@ -93,7 +81,7 @@ class World:
     def __init__(self) -> None:
         self.store = MemoryStore()
         self.clock = FakeClock()
-        self.sink = Sink()
+        self.sink = EventLog()
         self.storage = FakeStorage()
         self.composer = FakeComposer(self.storage)
         self.service = self.new_service()

@@ -17,7 +17,6 @@ from parlour.config import Config
 from parlour.domain import errors
 from parlour.domain.accounts import Account
 from parlour.domain.events import (
-    Event,
     ParticipantDisconnected,
     RecordingCompleted,
     RecordingEvent,
@@ -45,7 +44,7 @@ from parlour.protocol.media_urls import media_url_key
 from parlour.services.recordings import RecordingService
 from parlour.store.sql import SqlStore
 from parlour.testing import FakeClock
-from tests.unit.services.fakes import FakeStorage
+from tests.unit.services.fakes import EventLog, FakeStorage
 
 KEY = media_url_key(b"secret")
 
@@ -94,16 +93,7 @@ class FakeMedia:
         return self.recovered[recording.sid]
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.events]
-
+class Sink(EventLog):
     def recording_events(self) -> list[RecordingEvent]:
         assert all(isinstance(e, RecordingEvent) for e in self.events)
         return [e for e in self.events if isinstance(e, RecordingEvent)]
