@@ -131,6 +131,21 @@ class World:
         await self.service.emit(RoomEnded(timestamp=self.clock.now(), room=ended))
         return ended
 
+    async def composed(self, account: AccountSid, room: Room) -> Composition:
+        """A composition of `room`, once the room has ended and the composer is done."""
+        c = await self.service.create(account, room.sid, SPEC)
+        await self.finish_recordings(await self.end(room))
+        await self.service.wait_idle()
+        return await self.service.get(account, c.sid)
+
+    async def with_recording(self, **changes: object) -> tuple[AccountSid, Room, Recording]:
+        """A recorded room whose one (processing) recording has `changes`."""
+        account, room = await self.room()
+        [rec] = await self.store.recordings_with_status(RecordingStatus.PROCESSING)
+        rec = replace(rec, **changes)  # type: ignore[arg-type]
+        await self.store.update_recording(rec, expected=RecordingStatus.PROCESSING)
+        return account, room, rec
+
     async def held(self, account: AccountSid, room: Room) -> Composition:
         """A composition of `room` that the composer is holding mid-compose (its `gate`)."""
         self.composer.gate = asyncio.Event()
@@ -205,15 +220,12 @@ async def test_a_composer_error_fails_the_composition() -> None:
     w = World()
     account, room = await w.room()
     w.composer.error = "decoder exploded"
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await w.service.wait_idle()
-    failed = await w.service.get(account, c.sid)
+    failed = await w.composed(account, room)
     assert failed.status is CompositionStatus.FAILED
     assert failed.failure_reason is not None and "decoder exploded" in failed.failure_reason
     assert isinstance(w.sink.events[-1], CompositionFailed)
     with pytest.raises(errors.InvalidParameterError):
-        await w.service.delete(account, c.sid)
+        await w.service.delete(account, failed.sid)
 
 
 async def test_restart_requeues_processing_and_composes_once() -> None:
@@ -317,23 +329,11 @@ async def test_encrypted_recordings_are_not_composed_and_bucket_ones_are_located
         return bucket
 
     w.service = w.new_service(locate=locate)
-    account, room = await w.room()
-    [rec] = await w.store.recordings_with_status(RecordingStatus.PROCESSING)
-    in_bucket = replace(rec, media_credentials_sid="CR" + "1" * 32)
-    await w.store.update_recording(in_bucket, expected=RecordingStatus.PROCESSING)
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await w.service.wait_idle()
-    assert (await w.service.get(account, c.sid)).status is CompositionStatus.COMPLETED
+    account, room, rec = await w.with_recording(media_credentials_sid="CR" + "1" * 32)
+    assert (await w.composed(account, room)).status is CompositionStatus.COMPLETED
     assert located == [rec.sid] and w.composer.jobs[0].storages == {rec.sid: bucket}
 
-    account, room = await w.room()
-    [rec] = await w.store.recordings_with_status(RecordingStatus.PROCESSING)
-    sealed = replace(rec, encryption_key_sid="CR" + "2" * 32)
-    await w.store.update_recording(sealed, expected=RecordingStatus.PROCESSING)
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await w.service.wait_idle()
-    failed = await w.service.get(account, c.sid)
+    account, room, _ = await w.with_recording(encryption_key_sid="CR" + "2" * 32)
+    failed = await w.composed(account, room)
     assert failed.status is CompositionStatus.FAILED
     assert failed.failure_reason is not None and "encrypted" in failed.failure_reason
