@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext
 
 from parlour.testing import ServerThread
-from tests.browser.harness import SOCKETS, poll
+from tests.browser.harness import SOCKETS
 from tests.browser.meet import (
     SCREENSHOTS,
     PersonBrowser,
@@ -173,11 +173,11 @@ async def test_prejoin_preview_devices_and_one_session_per_join(
         assert await page.inner_text("#left-title") == "You left the meeting"
         assert "prejoin-room" in await page.inner_text("#left-detail")
         announced = await page.inner_text("#announcer")
-        await poll(
-            lambda: page.inner_text("#announcer"),
+        await ada.wait_text(
+            "#announcer",
             lambda text: "You left the meeting" in text,
+            f"the leave to be announced (was {announced!r})",
             within=5,
-            what=f"the leave to be announced (was {announced!r})",
         )
         await page.click("#rejoin")
         await page.wait_for_selector("#call:not([hidden])")
@@ -193,11 +193,8 @@ async def test_join_error_is_said_in_plain_words(
         await bob.page.click("#token-details summary")
         await bob.page.fill("#token", "not-a-token")
         await bob.page.click("#join")
-        status = await poll(
-            lambda: bob.page.inner_text("#status"),
-            lambda text: text.startswith("Could not join"),
-            within=20,
-            what="the join error",
+        status = await bob.wait_text(
+            "#status", lambda text: text.startswith("Could not join"), "the join error", within=20
         )
         assert "access token is not valid" in status, status
         assert await bob.visible("#join-form") and not await bob.visible("#call")
@@ -219,19 +216,19 @@ async def test_reconnecting_and_removed_are_said_in_plain_words(
         await cleo.join("blip-room")
         await cleo.wait_tiles(lambda tiles: playing(tiles, 1), "cleo's own tile")
         assert await cleo.page.evaluate("() => window.cutSignaling()") >= 1
-        banner = await poll(
-            lambda: cleo.page.inner_text("#banner"),
+        banner = await cleo.wait_text(
+            "#banner",
             lambda text: "Reconnecting" in text,
+            "the reconnecting banner",
             within=10,
-            what="the reconnecting banner",
             interval=0.02,
         )
         assert banner == "Your connection was lost. Reconnecting…"
-        await poll(
-            lambda: cleo.page.inner_text("#banner"),
+        await cleo.wait_text(
+            "#banner",
             lambda text: text == "Reconnected.",
+            "the reconnected banner",
             within=20,
-            what="the reconnected banner",
             interval=0.02,
         )
         # Removed through the REST API: a page that says so, not an error code.
