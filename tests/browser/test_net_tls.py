@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from parlour.testing import ServerThread
-from tests.browser.harness import CHROMIUM, BrowserParticipant, open_participant
+from tests.browser.harness import BrowserParticipant, open_participant
+from tests.browser.launcher import headless_chromium
 from tests.browser.netkit import (
-    TLS_FLAGS,
     Certificate,
     assert_media_flows,
     doc_block,
@@ -41,16 +41,8 @@ def certificate(tmp_path: Path) -> Certificate:
 @pytest.fixture
 async def tls_browser() -> AsyncIterator[Browser]:
     """Chromium that accepts the tests' self-signed certificates."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=TLS_FLAGS,
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with headless_chromium("--ignore-certificate-errors") as chromium:
+        yield chromium
 
 
 async def two_join_and_see_each_other(browser: Browser, server: ServerThread, room: str) -> None:
