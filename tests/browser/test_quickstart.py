@@ -9,7 +9,8 @@ devices, and a Join pressed twice opens one session only; the form is gone durin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import functools
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from parlour.testing import ServerThread
 from tests.browser.harness import SOCKETS
 from tests.browser.meet import (
     SCREENSHOTS,
+    MeetPage,
     PersonBrowser,
     Rect,
     compare_screenshot,
@@ -37,6 +39,15 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThrea
     data_dir: Path = tmp_path_factory.mktemp("quickstart")
     with ServerThread(data_dir, dev=True) as srv:
         yield srv
+
+
+#: `await meet("bob")`: the app on the dev server for `name` (`open_meet`'s options too).
+OpenMeet = Callable[..., Awaitable[MeetPage]]
+
+
+@pytest.fixture
+def meet(browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread) -> OpenMeet:
+    return functools.partial(open_meet, browser, contexts, dev_server)
 
 
 def dev_token(http: httpx.Client, identity: str, room: str | None = None) -> str:
@@ -185,11 +196,9 @@ async def test_prejoin_preview_devices_and_one_session_per_join(
 
 
 @pytest.mark.browser
-async def test_join_error_is_said_in_plain_words(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_join_error_is_said_in_plain_words(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        bob = await open_meet(browser, contexts, dev_server, "bob")
+        bob = await meet("bob")
         await bob.page.click("#token-details summary")
         await bob.page.fill("#token", "not-a-token")
         await bob.page.click("#join")
@@ -207,12 +216,10 @@ async def test_join_error_is_said_in_plain_words(
 
 @pytest.mark.browser
 async def test_reconnecting_and_removed_are_said_in_plain_words(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
+    meet: OpenMeet, dev_server: ServerThread
 ) -> None:
     async with asyncio.timeout(90):
-        cleo = await open_meet(
-            browser, contexts, dev_server, "cleo", init_script=SOCKETS.read_text()
-        )
+        cleo = await meet("cleo", init_script=SOCKETS.read_text())
         await cleo.join("blip-room")
         await cleo.wait_tiles(lambda tiles: playing(tiles, 1), "cleo's own tile")
         assert await cleo.page.evaluate("() => window.cutSignaling()") >= 1
@@ -274,11 +281,9 @@ STAND_INS = """(n) => {
 
 
 @pytest.mark.browser
-async def test_the_grid_fits_any_number(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_the_grid_fits_any_number(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        eve = await open_meet(browser, contexts, dev_server, "eve")
+        eve = await meet("eve")
         await eve.page.emulate_media(reduced_motion="reduce")  # no gliding: read final places
         await eve.join("crowd")
         await eve.wait_tiles(lambda tiles: playing(tiles, 1), "eve's own tile")
@@ -314,11 +319,9 @@ async def test_the_grid_fits_any_number(
 
 
 @pytest.mark.browser
-async def test_join_muted_without_camera_then_start_it(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_join_muted_without_camera_then_start_it(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        finn = await open_meet(browser, contexts, dev_server, "finn")
+        finn = await meet("finn")
         await finn.page.click("#preview-mic")
         await finn.page.click("#preview-camera")
         assert await finn.page.get_attribute("#preview-mic", "aria-label") == "Microphone off"
@@ -343,11 +346,9 @@ async def test_join_muted_without_camera_then_start_it(
 
 
 @pytest.mark.browser
-async def test_switch_microphone_during_the_call(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_switch_microphone_during_the_call(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        gil = await open_meet(browser, contexts, dev_server, "gil")
+        gil = await meet("gil")
         await gil.join("devices-room")
         await gil.page.click("#settings")
         await gil.page.wait_for_selector("#settings-dialog[open]")
