@@ -29,14 +29,14 @@ from parlour.domain.events import (
     RoomEnded,
 )
 from parlour.domain.ports import CompositionJob, CompositionOutput
-from parlour.domain.recordings import Recording, RecordingCodec, RecordingStatus
+from parlour.domain.recordings import Recording, RecordingStatus
 from parlour.domain.rooms import Room
-from parlour.domain.sids import AccountSid, RecordingSid, new_sid
+from parlour.domain.sids import AccountSid
 from parlour.services.compositions import CompositionService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
 from tests.store.factories import join, make_room, new_account, publish
-from tests.unit.services.fakes import EventLog, FakeStorage
+from tests.unit.services.fakes import EventLog, FakeStorage, opus_recording
 
 SPEC = CompositionSpec.checked(
     video_layout={"grid": {"video_sources": ["*"]}},
@@ -104,15 +104,8 @@ class World:
         if recorded:
             alice = await join(self.store, room, "alice", when=self.clock.now())
             track = await publish(self.store, alice)
-            rec = Recording.for_track(
-                sid=RecordingSid(new_sid("RT")),
-                account_sid=account,
-                room_sid=room.sid,
-                participant_sid=alice.sid,
-                source_sid=track.sid,
-                track_name="mic",
-                codec=RecordingCodec.OPUS,
-                now=self.clock.now(),
+            rec = opus_recording(
+                account, room.sid, alice.sid, self.clock.now(), source_sid=track.sid
             )
             await self.store.insert_recording(rec)
         return account, room

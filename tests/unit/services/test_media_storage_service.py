@@ -19,8 +19,8 @@ from parlour.domain import errors
 from parlour.domain.accounts import Account
 from parlour.domain.media_settings import AwsCredential, CredentialType, MediaKind, MediaSettings
 from parlour.domain.paging import PageRequest
-from parlour.domain.recordings import Recording, RecordingCodec, RecordingResult, RecordingStatus
-from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid, new_sid
+from parlour.domain.recordings import Recording, RecordingResult, RecordingStatus
+from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, new_sid
 from parlour.recording import LocalStorage
 from parlour.recording.encryption import EncryptingStorage
 from parlour.services.media_settings import (
@@ -34,7 +34,7 @@ from parlour.services.recordings import RecordingService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
 from tests.s3_support import rsa_key_pair
-from tests.unit.services.fakes import EventLog
+from tests.unit.services.fakes import EventLog, opus_recording
 
 SECRET = b"s" * 32
 
@@ -216,15 +216,8 @@ async def test_a_recovered_recording_goes_where_it_was_planned(tmp_path: Path) -
     store, clock, acct, creds, local, resolver = await media_world(tmp_path)
     private, pem = rsa_key_pair()
     key = await creds.create_public_key(acct, pem, None)
-    recording = Recording.for_track(
-        sid=RecordingSid(new_sid("RT")),
-        account_sid=acct,
-        room_sid=RoomSid(new_sid("RM")),
-        participant_sid=ParticipantSid(new_sid("PA")),
-        source_sid=TrackSid(new_sid("MT")),
-        track_name="mic",
-        codec=RecordingCodec.OPUS,
-        now=clock.now(),
+    recording = opus_recording(
+        acct, RoomSid(new_sid("RM")), ParticipantSid(new_sid("PA")), clock.now()
     )
     await store.insert_recording(replace(recording, encryption_key_sid=key.sid))
     (tmp_path / "spool").mkdir()
