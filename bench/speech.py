@@ -13,6 +13,7 @@ import av
 
 __all__ = [
     "SENTENCES",
+    "encode_opus_pcm",
     "have_espeak",
     "opus_frames",
     "rtp_packets",
@@ -81,12 +82,6 @@ def speak_wav(text: str, path: Path, *, pad_seconds: float = 0.0) -> Path:
 def opus_frames(path: Path, *, pad_seconds: float = 1.0) -> list[tuple[int, bytes]]:
     """(RTP timestamp from 0, payload) of the 20 ms Opus frames (48 kHz, mono, 32 kbit/s)
     of a WAV file, with `pad_seconds` of silence before and after it."""
-    ctx = av.CodecContext.create("libopus", "w")
-    ctx.sample_rate = 48000
-    ctx.layout = "mono"
-    ctx.format = "s16"
-    ctx.bit_rate = 32000
-    ctx.time_base = fractions.Fraction(1, 48000)
     resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
     pcm = bytearray(bytes(2 * int(48000 * pad_seconds)))
     with av.open(str(path)) as src:
@@ -95,14 +90,27 @@ def opus_frames(path: Path, *, pad_seconds: float = 1.0) -> list[tuple[int, byte
                 pcm += bytes(out.planes[0])[: out.samples * 2]
     pcm += bytes(2 * int(48000 * pad_seconds))
     pcm += bytes(-len(pcm) % 1920)
+    return encode_opus_pcm(bytes(pcm))
+
+
+def encode_opus_pcm(pcm: bytes, *, layout: str = "mono") -> list[tuple[int, bytes]]:
+    """(RTP timestamp from 0, payload) of the 20 ms Opus frames (48 kHz, 32 kbit/s) of
+    signed 16-bit PCM, interleaved for `layout` (mono or stereo); a part frame is dropped."""
+    frame_bytes = 960 * 2 * (2 if layout == "stereo" else 1)
+    ctx = av.CodecContext.create("libopus", "w")
+    ctx.sample_rate = 48000
+    ctx.layout = layout
+    ctx.format = "s16"
+    ctx.bit_rate = 32000
+    ctx.time_base = fractions.Fraction(1, 48000)
     frames: list[tuple[int, bytes]] = []
     first: int | None = None
-    count = len(pcm) // 1920
+    count = len(pcm) // frame_bytes
     for i in range(count + 1):
         frame: av.AudioFrame | None = None
         if i < count:
-            frame = av.AudioFrame(format="s16", layout="mono", samples=960)
-            frame.planes[0].update(bytes(pcm[i * 1920 : (i + 1) * 1920]))
+            frame = av.AudioFrame(format="s16", layout=layout, samples=960)
+            frame.planes[0].update(pcm[i * frame_bytes : (i + 1) * frame_bytes])
             frame.sample_rate = 48000
             frame.pts = i * 960
             frame.time_base = fractions.Fraction(1, 48000)

@@ -14,6 +14,8 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtpPacket
 
+from bench.speech import encode_opus_pcm
+
 VIDEO_RATE = 90000
 PT = {"VP8": 96, "H264": 102, "OPUS": 111}
 
@@ -70,31 +72,14 @@ def encode_video(
 
 def encode_opus(seconds: float, *, tone: float = 440.0) -> list[EncodedFrame]:
     """20 ms Opus packets of a stereo sine tone."""
-    ctx = av.CodecContext.create("libopus", "w")
-    ctx.sample_rate = 48000
-    ctx.layout = "stereo"
-    ctx.format = "s16"
-    ctx.bit_rate = 32000
-    ctx.time_base = fractions.Fraction(1, 48000)
-    out: list[EncodedFrame] = []
-    count = int(seconds * 50)
-    first: int | None = None
-    for i in range(count + 1):
-        frame: av.AudioFrame | None = None
-        if i < count:
-            samples = [
-                int(8000 * math.sin(2 * math.pi * tone * (i * 960 + n) / 48000)) for n in range(960)
-            ]
-            frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
-            frame.planes[0].update(struct.pack(f"<{1920}h", *(s for s in samples for _ in (0, 1))))
-            frame.sample_rate = 48000
-            frame.pts = i * 960
-            frame.time_base = fractions.Fraction(1, 48000)
-        for packet in ctx.encode(frame):
-            assert packet.pts is not None
-            first = packet.pts if first is None else first
-            out.append(EncodedFrame(bytes(packet), packet.pts - first, True))
-    return out
+    samples = [
+        int(8000 * math.sin(2 * math.pi * tone * k / 48000)) for k in range(int(seconds * 50) * 960)
+    ]
+    pcm = struct.pack(f"<{2 * len(samples)}h", *(s for s in samples for _ in (0, 1)))
+    return [
+        EncodedFrame(payload, timestamp, True)
+        for timestamp, payload in encode_opus_pcm(pcm, layout="stereo")
+    ]
 
 
 def payloads(codec: str, frame: EncodedFrame) -> list[bytes]:

@@ -328,6 +328,20 @@ def _recording_pairs(r: Json) -> list[tuple[str, str]]:
     ]
 
 
+#: The last columns and the actions of the media resources (recordings, compositions).
+_MEDIA_COLUMNS = (
+    Column("DURATION", field_of("duration", _duration)),
+    Column("SIZE", field_of("size", human_size)),
+    Column("CREATED", field_of("date_created", _date)),
+)
+_MEDIA_ACTIONS = ("list", "show", "download", "delete")
+
+
+def _status_filter(*statuses: str) -> Filter:
+    """`--status`, one of `statuses`."""
+    return Filter("--status", "Status", f"{', '.join(statuses[:-1])} or {statuses[-1]}", statuses)
+
+
 def _room_of(item: Json) -> str:
     return str((item.get("grouping_sids") or {}).get("room_sid", "-"))
 
@@ -395,19 +409,12 @@ RECORDINGS = Resource(
         Column("TRACK", field_of("track_name")),
         Column("TYPE", field_of("type")),
         Column("STATUS", field_of("status")),
-        Column("DURATION", field_of("duration", _duration)),
-        Column("SIZE", field_of("size", human_size)),
-        Column("CREATED", field_of("date_created", _date)),
+        *_MEDIA_COLUMNS,
     ),
     describe=_recording_pairs,
-    actions=("list", "show", "download", "delete"),
+    actions=_MEDIA_ACTIONS,
     filters=(
-        Filter(
-            "--status",
-            "Status",
-            "processing, completed, deleted or failed",
-            ("processing", "completed", "deleted", "failed"),
-        ),
+        _status_filter("processing", "completed", "deleted", "failed"),
         Filter("--source", "SourceSid", "only recordings of this track (MT…)"),
     ),
     collection=lambda args: (
@@ -445,19 +452,12 @@ COMPOSITIONS = Resource(
         Column("ROOM", field_of("room_sid")),
         Column("STATUS", field_of("status")),
         Column("FORMAT", field_of("format")),
-        Column("DURATION", field_of("duration", _duration)),
-        Column("SIZE", field_of("size", human_size)),
-        Column("CREATED", field_of("date_created", _date)),
+        *_MEDIA_COLUMNS,
     ),
     describe=_composition_pairs,
-    actions=("list", "show", "download", "delete"),
+    actions=_MEDIA_ACTIONS,
     filters=(
-        Filter(
-            "--status",
-            "Status",
-            "enqueued, processing, completed, deleted or failed",
-            ("enqueued", "processing", "completed", "deleted", "failed"),
-        ),
+        _status_filter("enqueued", "processing", "completed", "deleted", "failed"),
         Filter("--room", "RoomSid", "only the compositions of this room (RM…)"),
     ),
     collection=lambda args: "/v1/Compositions",

@@ -23,6 +23,7 @@ from tests.browser.harness import (
     missing_requirements,
     open_participant,
 )
+from tests.browser.launcher import headless_chromium
 from tests.browser.meet import LOOKS, PersonBrowser, write_camera
 from tests.helpers import Account, new_account, rest_client, server_fixture
 
@@ -56,14 +57,8 @@ async def browser_rest(
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """Headless Debian Chromium driven by Playwright (no browser download)."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_FLAGS)
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with headless_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

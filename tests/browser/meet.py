@@ -162,6 +162,23 @@ class MeetPage:
         )
         return tiles
 
+    async def wait_text(
+        self,
+        selector: str,
+        accept: Callable[[str], bool],
+        what: str,
+        within: float,
+        interval: float = 0.1,
+    ) -> str:
+        """The text of `selector` once `accept` holds for it."""
+        return await poll(
+            lambda: self.page.inner_text(selector),
+            accept,
+            within=within,
+            what=f"{what} on {self.name}'s page",
+            interval=interval,
+        )
+
     async def rect(self, selector: str) -> Rect:
         box = await self.page.locator(selector).bounding_box()
         assert box is not None, f"{selector} is not shown"

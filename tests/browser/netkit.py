@@ -7,6 +7,7 @@ nftables tables, files), and `*_missing()` says why a piece cannot run here, for
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import getpass
@@ -18,19 +19,33 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.browser.harness import BrowserParticipant, poll
+from playwright.async_api import Browser, async_playwright
+
+from parlour.testing import ServerThread
+from tests.browser.harness import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    BrowserParticipant,
+    open_participant,
+    poll,
+)
+from tests.helpers import Account
 
 __all__ = [
     "DOCS",
+    "TLS_FLAGS",
     "Certificate",
     "NattedClient",
     "assert_media_flows",
     "chromium_in",
+    "chromiums_either_side",
+    "joined_either_side",
+    "tls_server_for",
     "coturn",
     "coturn_missing",
     "namespaces_missing",
@@ -50,6 +65,8 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "deployment.md"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+#: Chromium flags for pages served over HTTPS with a certificate from `self_signed`.
+TLS_FLAGS = [*CHROMIUM_FLAGS, "--ignore-certificate-errors"]
 
 
 def doc_block(name: str) -> str:
@@ -444,3 +461,61 @@ def veth_client() -> Iterator[VethClient]:
     finally:
         subprocess.run([IP, "netns", "del", client_ns], capture_output=True, timeout=30)
         subprocess.run([IP, "link", "del", host_if], capture_output=True, timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def chromiums_either_side(
+    net: NattedClient, directory: Path
+) -> AsyncIterator[tuple[Browser, Browser]]:
+    """Chromium in the client's namespace, and Chromium on the server's own network."""
+    async with async_playwright() as playwright:
+        behind = await playwright.chromium.launch(
+            executable_path=str(chromium_in(net, directory, CHROMIUM)),
+            headless=True,
+            args=TLS_FLAGS,
+        )
+        try:
+            local = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=TLS_FLAGS
+            )
+            try:
+                yield behind, local
+            finally:
+                await local.close()
+        finally:
+            await behind.close()
+
+
+def tls_server_for(net: NattedClient, tmp_path: Path, **config: Any) -> ServerThread:
+    """A server on the server's side of `net`, over HTTPS (cameras need a secure origin)."""
+    tls = self_signed(tmp_path / "tls", net.server)
+    return ServerThread(
+        tmp_path / "data", host=net.server, tls_cert=tls.cert, tls_key=tls.key, **config
+    )
+
+
+@contextlib.asynccontextmanager
+async def joined_either_side(
+    browsers: tuple[Browser, Browser],
+    server: ServerThread,
+    acct: Account,
+    room: str,
+    within: float = 120,
+) -> AsyncIterator[tuple[BrowserParticipant, BrowserParticipant]]:
+    """alice (on the first browser) and bob (on the second) in `room`, with media flowing
+    both ways; the body runs under the same `within` seconds; the pages close after."""
+    behind, local = browsers
+    pages: list[BrowserParticipant] = []
+    try:
+        async with asyncio.timeout(within):
+            alice = await open_participant(behind, server, "alice")
+            pages.append(alice)
+            bob = await open_participant(local, server, "bob")
+            pages.append(bob)
+            await alice.join_as_name(acct, room)
+            await bob.join_as_name(acct, room)
+            await asyncio.gather(assert_media_flows(alice, "bob"), assert_media_flows(bob, "alice"))
+            yield alice, bob
+    finally:
+        for page in pages:
+            await page.close()

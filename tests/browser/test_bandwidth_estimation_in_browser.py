@@ -23,18 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from parlour.testing import ServerThread
 from tests.browser.harness import (
     CHROMIUM,
-    CHROMIUM_FLAGS,
     INSTRUMENTATION,
     SOCKETS,
     BrowserParticipant,
     OpenParticipant,
     poll,
 )
+from tests.browser.launcher import headless_chromium
 from tests.browser.test_simulcast_in_browser import render_at
 from tests.helpers import Account
 
@@ -167,14 +167,8 @@ async def ns_browser(namespace: Namespace, tmp_path: Path) -> AsyncIterator[Brow
     wrapper = tmp_path / "chromium-in-namespace"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {namespace.name} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(wrapper), headless=True, args=list(CHROMIUM_FLAGS)
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with headless_chromium(executable=wrapper) as browser:
+        yield browser
 
 
 class RelayedParticipant(BrowserParticipant):

@@ -14,25 +14,23 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-from parlour.testing import ServerThread
-from tests.browser.harness import CHROMIUM, CHROMIUM_FLAGS, BrowserParticipant, open_participant
 from tests.browser.netkit import (
     NattedClient,
     assert_media_flows,
-    chromium_in,
+    chromiums_either_side,
+    joined_either_side,
     namespaces_missing,
     natted_client,
     selected_pairs,
-    self_signed,
+    tls_server_for,
 )
 from tests.helpers import new_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 CONSENT_TIMEOUT = 10.0
-FLAGS = [*CHROMIUM_FLAGS, "--ignore-certificate-errors"]
 #: Drops what the client sends to the SFU's media port (signaling, on HTTPS, still passes).
 CUT_MEDIA = """
 table ip parlour_cut {{
@@ -56,81 +54,45 @@ def net() -> Iterator[NattedClient]:
 @pytest.fixture
 async def browsers(net: NattedClient, tmp_path: Path) -> AsyncIterator[tuple[Browser, Browser]]:
     """Chromium behind the NAT, and Chromium on the server's own network."""
-    async with async_playwright() as playwright:
-        natted = await playwright.chromium.launch(
-            executable_path=str(chromium_in(net, tmp_path / "bin", CHROMIUM)),
-            headless=True,
-            args=FLAGS,
-        )
-        try:
-            local = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=FLAGS
-            )
-            try:
-                yield natted, local
-            finally:
-                await local.close()
-        finally:
-            await natted.close()
+    async with chromiums_either_side(net, tmp_path / "bin") as both:
+        yield both
 
 
 async def test_a_client_behind_nat_joins_on_the_advertised_address(
     net: NattedClient, browsers: tuple[Browser, Browser], tmp_path: Path
 ) -> None:
-    natted, local = browsers
-    tls = self_signed(tmp_path / "tls", net.server)
-    with ServerThread(
-        tmp_path / "data",
-        host=net.server,
-        tls_cert=tls.cert,
-        tls_key=tls.key,
+    with tls_server_for(
+        net,
+        tmp_path,
         media_host="0.0.0.0",
         media_advertised_address=net.server,
         media_consent_timeout_seconds=CONSENT_TIMEOUT,
     ) as server:
         acct = new_account(server)
-        pages: list[BrowserParticipant] = []
-        try:
-            async with asyncio.timeout(120):
-                alice = await open_participant(natted, server, "alice")
-                pages.append(alice)
-                bob = await open_participant(local, server, "bob")
-                pages.append(bob)
-                await alice.join_as_name(acct, "natted")
-                await bob.join_as_name(acct, "natted")
-                await asyncio.gather(
-                    assert_media_flows(alice, "bob"), assert_media_flows(bob, "alice")
-                )
-                [pair] = await selected_pairs(alice)
-                # alice reaches the advertised address, and the SFU's answers told it the
-                # address its checks arrived from: the NAT's (a peer-reflexive candidate),
-                # not its own private one. The masquerade rule counted the packets.
-                assert (pair["remote"]["address"], pair["remote"]["type"]) == (net.server, "host")
-                local_candidate = (pair["local"]["address"], pair["local"]["type"])
-                assert local_candidate == (net.public, "prflx"), pair
-                assert net.client != net.public
-                assert re.search(r"counter packets [1-9]\d* .* masquerade", net.router_ruleset())
+        async with joined_either_side(browsers, server, acct, "natted") as (alice, bob):
+            [pair] = await selected_pairs(alice)
+            # alice reaches the advertised address, and the SFU's answers told it the
+            # address its checks arrived from: the NAT's (a peer-reflexive candidate),
+            # not its own private one. The masquerade rule counted the packets.
+            assert (pair["remote"]["address"], pair["remote"]["type"]) == (net.server, "host")
+            local_candidate = (pair["local"]["address"], pair["local"]["type"])
+            assert local_candidate == (net.public, "prflx"), pair
+            assert net.client != net.public
+            assert re.search(r"counter packets [1-9]\d* .* masquerade", net.router_ruleset())
 
-                # Consent freshness through the NAT: well past the consent timeout, both are
-                # still in the room and media still flows.
-                await asyncio.sleep(2.5 * CONSENT_TIMEOUT)
-                await asyncio.gather(
-                    assert_media_flows(alice, "bob"), assert_media_flows(bob, "alice")
-                )
-                for page in pages:
-                    assert not await page.events("disconnected"), page.name
-                    assert not await page.events("participantDisconnected"), page.name
+            # Consent freshness through the NAT: well past the consent timeout, both are
+            # still in the room and media still flows.
+            await asyncio.sleep(2.5 * CONSENT_TIMEOUT)
+            await asyncio.gather(assert_media_flows(alice, "bob"), assert_media_flows(bob, "alice"))
+            for page in (alice, bob):
+                assert not await page.events("disconnected"), page.name
+                assert not await page.events("participantDisconnected"), page.name
 
-                # The NAT stops forwarding alice's media (and her checks): the SFU's consent
-                # for her lapses and she leaves the room for bob, signaling still up.
-                net.router_nft(
-                    CUT_MEDIA.format(port=server.parlour.sfu.socket.candidate_address[1])
-                )
-                await bob.wait_for_events(
-                    "participantDisconnected", participant="alice", within=4 * CONSENT_TIMEOUT
-                )
-                [gone] = await alice.wait_for_events("disconnected", within=20)
-                assert gone["code"] == 53405, gone
-        finally:
-            for page in pages:
-                await page.close()
+            # The NAT stops forwarding alice's media (and her checks): the SFU's consent
+            # for her lapses and she leaves the room for bob, signaling still up.
+            net.router_nft(CUT_MEDIA.format(port=server.parlour.sfu.socket.candidate_address[1]))
+            await bob.wait_for_events(
+                "participantDisconnected", participant="alice", within=4 * CONSENT_TIMEOUT
+            )
+            [gone] = await alice.wait_for_events("disconnected", within=20)
+            assert gone["code"] == 53405, gone

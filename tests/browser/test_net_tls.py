@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from parlour.testing import ServerThread
-from tests.browser.harness import CHROMIUM, CHROMIUM_FLAGS, BrowserParticipant, open_participant
+from tests.browser.harness import BrowserParticipant, open_participant
+from tests.browser.launcher import headless_chromium
 from tests.browser.netkit import (
     Certificate,
     assert_media_flows,
@@ -40,16 +41,8 @@ def certificate(tmp_path: Path) -> Certificate:
 @pytest.fixture
 async def tls_browser() -> AsyncIterator[Browser]:
     """Chromium that accepts the tests' self-signed certificates."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[*CHROMIUM_FLAGS, "--ignore-certificate-errors"],
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with headless_chromium("--ignore-certificate-errors") as chromium:
+        yield chromium
 
 
 async def two_join_and_see_each_other(browser: Browser, server: ServerThread, room: str) -> None:

@@ -9,7 +9,8 @@ devices, and a Join pressed twice opens one session only; the form is gone durin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import functools
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,9 +18,10 @@ import pytest
 from playwright.async_api import Browser, BrowserContext
 
 from parlour.testing import ServerThread
-from tests.browser.harness import SOCKETS, poll
+from tests.browser.harness import SOCKETS
 from tests.browser.meet import (
     SCREENSHOTS,
+    MeetPage,
     PersonBrowser,
     Rect,
     compare_screenshot,
@@ -37,6 +39,15 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThrea
     data_dir: Path = tmp_path_factory.mktemp("quickstart")
     with ServerThread(data_dir, dev=True) as srv:
         yield srv
+
+
+#: `await meet("bob")`: the app on the dev server for `name` (`open_meet`'s options too).
+OpenMeet = Callable[..., Awaitable[MeetPage]]
+
+
+@pytest.fixture
+def meet(browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread) -> OpenMeet:
+    return functools.partial(open_meet, browser, contexts, dev_server)
 
 
 def dev_token(http: httpx.Client, identity: str, room: str | None = None) -> str:
@@ -173,11 +184,11 @@ async def test_prejoin_preview_devices_and_one_session_per_join(
         assert await page.inner_text("#left-title") == "You left the meeting"
         assert "prejoin-room" in await page.inner_text("#left-detail")
         announced = await page.inner_text("#announcer")
-        await poll(
-            lambda: page.inner_text("#announcer"),
+        await ada.wait_text(
+            "#announcer",
             lambda text: "You left the meeting" in text,
+            f"the leave to be announced (was {announced!r})",
             within=5,
-            what=f"the leave to be announced (was {announced!r})",
         )
         await page.click("#rejoin")
         await page.wait_for_selector("#call:not([hidden])")
@@ -185,19 +196,14 @@ async def test_prejoin_preview_devices_and_one_session_per_join(
 
 
 @pytest.mark.browser
-async def test_join_error_is_said_in_plain_words(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_join_error_is_said_in_plain_words(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        bob = await open_meet(browser, contexts, dev_server, "bob")
+        bob = await meet("bob")
         await bob.page.click("#token-details summary")
         await bob.page.fill("#token", "not-a-token")
         await bob.page.click("#join")
-        status = await poll(
-            lambda: bob.page.inner_text("#status"),
-            lambda text: text.startswith("Could not join"),
-            within=20,
-            what="the join error",
+        status = await bob.wait_text(
+            "#status", lambda text: text.startswith("Could not join"), "the join error", within=20
         )
         assert "access token is not valid" in status, status
         assert await bob.visible("#join-form") and not await bob.visible("#call")
@@ -210,28 +216,26 @@ async def test_join_error_is_said_in_plain_words(
 
 @pytest.mark.browser
 async def test_reconnecting_and_removed_are_said_in_plain_words(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
+    meet: OpenMeet, dev_server: ServerThread
 ) -> None:
     async with asyncio.timeout(90):
-        cleo = await open_meet(
-            browser, contexts, dev_server, "cleo", init_script=SOCKETS.read_text()
-        )
+        cleo = await meet("cleo", init_script=SOCKETS.read_text())
         await cleo.join("blip-room")
         await cleo.wait_tiles(lambda tiles: playing(tiles, 1), "cleo's own tile")
         assert await cleo.page.evaluate("() => window.cutSignaling()") >= 1
-        banner = await poll(
-            lambda: cleo.page.inner_text("#banner"),
+        banner = await cleo.wait_text(
+            "#banner",
             lambda text: "Reconnecting" in text,
+            "the reconnecting banner",
             within=10,
-            what="the reconnecting banner",
             interval=0.02,
         )
         assert banner == "Your connection was lost. Reconnecting…"
-        await poll(
-            lambda: cleo.page.inner_text("#banner"),
+        await cleo.wait_text(
+            "#banner",
             lambda text: text == "Reconnected.",
+            "the reconnected banner",
             within=20,
-            what="the reconnected banner",
             interval=0.02,
         )
         # Removed through the REST API: a page that says so, not an error code.
@@ -277,11 +281,9 @@ STAND_INS = """(n) => {
 
 
 @pytest.mark.browser
-async def test_the_grid_fits_any_number(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_the_grid_fits_any_number(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        eve = await open_meet(browser, contexts, dev_server, "eve")
+        eve = await meet("eve")
         await eve.page.emulate_media(reduced_motion="reduce")  # no gliding: read final places
         await eve.join("crowd")
         await eve.wait_tiles(lambda tiles: playing(tiles, 1), "eve's own tile")
@@ -317,11 +319,9 @@ async def test_the_grid_fits_any_number(
 
 
 @pytest.mark.browser
-async def test_join_muted_without_camera_then_start_it(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_join_muted_without_camera_then_start_it(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        finn = await open_meet(browser, contexts, dev_server, "finn")
+        finn = await meet("finn")
         await finn.page.click("#preview-mic")
         await finn.page.click("#preview-camera")
         assert await finn.page.get_attribute("#preview-mic", "aria-label") == "Microphone off"
@@ -346,11 +346,9 @@ async def test_join_muted_without_camera_then_start_it(
 
 
 @pytest.mark.browser
-async def test_switch_microphone_during_the_call(
-    browser: Browser, contexts: list[BrowserContext], dev_server: ServerThread
-) -> None:
+async def test_switch_microphone_during_the_call(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
-        gil = await open_meet(browser, contexts, dev_server, "gil")
+        gil = await meet("gil")
         await gil.join("devices-room")
         await gil.page.click("#settings")
         await gil.page.wait_for_selector("#settings-dialog[open]")

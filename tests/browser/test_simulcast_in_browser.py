@@ -26,6 +26,26 @@ async def inbound(page: BrowserParticipant, track_sid: str) -> dict[str, Any]:
     return (state or {}).get("inbound") or {}
 
 
+async def wait_for_video(
+    page: BrowserParticipant,
+    track_sid: str,
+    what: str,
+    *,
+    width: int | None = None,
+    decoded: int | None = None,
+    within: float = 40,
+) -> dict[str, Any]:
+    """`track_sid`'s inbound stats on `page` once its frames are `width` wide and more than
+    `decoded` of them were decoded (each when given)."""
+
+    def accept(s: dict[str, Any]) -> bool:
+        return (width is None or s.get("frameWidth") == width) and (
+            decoded is None or s.get("framesDecoded", 0) > decoded
+        )
+
+    return await poll(lambda: inbound(page, track_sid), accept, within=within, what=what)
+
+
 async def render_at(page: BrowserParticipant, width: int, height: int) -> None:
     """Every video element of the page is shown at this size (the SDK reports it)."""
     await page.evaluate(
@@ -70,17 +90,19 @@ async def test_small_and_large_renderers_get_different_layers(
         sizes = await poll(layer_sizes, lambda s: len(s) >= 2, within=30, what="two layers")
         assert sizes[0][0] < sizes[-1][0], sizes
 
-        low = await poll(
-            lambda: inbound(small, sub_small["trackSid"]),
-            lambda s: s.get("frameWidth") == sizes[0][0] and s.get("framesDecoded", 0) > 10,
-            within=40,
-            what="the small renderer decoding the low layer",
+        low = await wait_for_video(
+            small,
+            sub_small["trackSid"],
+            "the small renderer decoding the low layer",
+            width=sizes[0][0],
+            decoded=10,
         )
-        high = await poll(
-            lambda: inbound(large, sub_large["trackSid"]),
-            lambda s: s.get("frameWidth") == sizes[-1][0] and s.get("framesDecoded", 0) > 10,
-            within=40,
-            what="the large renderer decoding the high layer",
+        high = await wait_for_video(
+            large,
+            sub_large["trackSid"],
+            "the large renderer decoding the high layer",
+            width=sizes[-1][0],
+            decoded=10,
         )
         assert low["frameWidth"] < high["frameWidth"]
 
@@ -109,11 +131,8 @@ async def test_small_and_large_renderers_get_different_layers(
 
         # The small renderer grows: it moves up to the high layer, at a keyframe.
         await render_at(small, 640, 480)
-        await poll(
-            lambda: inbound(small, sub_small["trackSid"]),
-            lambda s: s.get("frameWidth") == sizes[-1][0],
-            within=40,
-            what="the small renderer switching up",
+        await wait_for_video(
+            small, sub_small["trackSid"], "the small renderer switching up", width=sizes[-1][0]
         )
 
         # Publisher hints: when both render small, nobody watches the high layer and the
@@ -128,11 +147,11 @@ async def test_small_and_large_renderers_get_different_layers(
             what="the publisher pausing the unwatched high layer",
         )
         await render_at(large, 640, 480)
-        await poll(
-            lambda: inbound(large, sub_large["trackSid"]),
-            lambda s: s.get("frameWidth") == sizes[-1][0],
-            within=40,
-            what="the high layer resumed for a large renderer",
+        await wait_for_video(
+            large,
+            sub_large["trackSid"],
+            "the high layer resumed for a large renderer",
+            width=sizes[-1][0],
         )
 
         # Nobody watches any more (both subscribers leave, nothing records): every layer
@@ -147,9 +166,10 @@ async def test_small_and_large_renderers_get_different_layers(
         await poll(arriving, lambda a: not any(a), within=40, what="every layer paused")
         await large.join_as_name(acct, room, audio=False, video=False, bandwidthProfile=PROFILE)
         await large.wait_for_events("trackSubscribed", 2, kind="video", within=30)
-        await poll(
-            lambda: inbound(large, sub_large["trackSid"]),
-            lambda s: s.get("framesDecoded", 0) > 10,
+        await wait_for_video(
+            large,
+            sub_large["trackSid"],
+            "video back for a new subscriber",
+            decoded=10,
             within=30,
-            what="video back for a new subscriber",
         )

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from parlour.testing import ServerThread
-from tests.browser.harness import CHROMIUM, CHROMIUM_FLAGS, BrowserParticipant, open_participant
+from tests.browser.harness import BrowserParticipant, open_participant
+from tests.browser.launcher import headless_chromium
 from tests.helpers import Account
 from tests.speech_samples import have_espeak, speak_wav, word_error_rate
 
@@ -33,16 +34,8 @@ SENTENCE = "i would like to order a pizza"
 async def speaking_browser(tmp_path: Path) -> AsyncIterator[Browser]:
     """Chromium whose fake microphone plays the spoken sentence (looped)."""
     wav = speak_wav(SENTENCE, tmp_path / "speech.wav", pad_seconds=1.5)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with headless_chromium(f"--use-file-for-fake-audio-capture={wav}") as chromium:
+        yield chromium
 
 
 async def test_the_sdk_hears_what_was_said(

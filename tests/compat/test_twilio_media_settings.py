@@ -11,6 +11,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from parlour.testing import ServerThread
+from tests.compat.twilio_client import client_for
 from tests.helpers import Account, new_account
 from tests.s3_support import ACCESS_KEY, SECRET_KEY, S3Server, rsa_key_pair, s3
 
@@ -29,18 +30,6 @@ def server(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         webhook_allow_private=True,
     ) as srv:
         yield srv
-
-
-def client_for(server: ServerThread, account: Account) -> Client:
-    client = Client(account.key_sid, account.key_secret, account_sid=account.sid)
-    client.video.base_url = server.base_url
-    client.accounts.base_url = server.base_url
-    return client
-
-
-@pytest.fixture
-def client(server: ServerThread, account: Account) -> Client:
-    return client_for(server, account)
 
 
 def rest_error(call: object) -> TwilioRestException:

@@ -21,13 +21,6 @@ from tests.helpers import Account
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def client(server: ServerThread, account: Account) -> Client:
-    client = Client(account.key_sid, account.key_secret, account_sid=account.sid)
-    client.video.base_url = server.base_url
-    return client
-
-
 class Driver:
     """Calls the services the way the signaling layer does."""
 

@@ -11,23 +11,10 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from parlour.testing import ServerThread
+from tests.compat.twilio_client import client_for
 from tests.helpers import Account, new_account
 
 pytestmark = pytest.mark.integration
-
-
-def client_for(server: ServerThread, account: Account, *, api_key: bool = True) -> Client:
-    if api_key:
-        client = Client(account.key_sid, account.key_secret, account_sid=account.sid)
-    else:
-        client = Client(account.sid, account.auth_token)
-    client.video.base_url = server.base_url
-    return client
-
-
-@pytest.fixture
-def client(server: ServerThread, account: Account) -> Client:
-    return client_for(server, account)
 
 
 def test_create_returns_every_field_typed(client: Client, server: ServerThread) -> None:

@@ -19,6 +19,7 @@ from twilio.rest import Client
 
 from parlour.protocol import signaling as sig
 from parlour.testing import ServerThread
+from tests.compat.twilio_client import client_for
 from tests.helpers import Account, access_token, new_account, server_fixture, ws_url
 
 pytestmark = pytest.mark.integration
@@ -27,12 +28,6 @@ SECRET = "a-shared-secret-for-tests"
 URLS = ("turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:443?transport=tcp")
 
 turn_server = server_fixture("nts", turn_urls=URLS, turn_secret=SECRET, turn_ttl_seconds=600)
-
-
-def client_for(server: ServerThread, account: Account) -> Client:
-    client = Client(account.key_sid, account.key_secret, account_sid=account.sid)
-    client.api.base_url = server.base_url
-    return client
 
 
 def assert_turn_credentials(username: str, password: str, account: str, ttl: int) -> None:

@@ -8,15 +8,9 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from parlour.testing import ServerThread
-from tests.compat.test_twilio_rooms import client_for
 from tests.helpers import Account
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(server: ServerThread, account: Account) -> Client:
-    return client_for(server, account)
 
 
 def test_create_fetch_update_and_list_transcriptions(

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,19 +13,18 @@ import httpx
 import jwt
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.cli_support import PARLOUR, clean_env, serving
 
-PARLOUR = [sys.executable, "-m", "parlour"]
+pytestmark = pytest.mark.integration
 
 
 def run(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
     return subprocess.run(
         [*PARLOUR, *args, "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
         check=check,
-        env=env,
+        env=clean_env(),
         timeout=60,
     )
 
@@ -117,24 +113,10 @@ async def test_token_signature_verifies_with_the_key_secret(tmp_path: Path) -> N
 
 
 def test_cli_works_while_the_server_runs(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
     data_dir = tmp_path / "var"  # serve creates it without a word
-    proc = subprocess.Popen(
-        [*PARLOUR, "serve", "--port", "0", "--data-dir", str(data_dir)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stderr is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            assert "new data dir" not in line
-            match = re.search(r"listening on (http://\S+)", line)
-            url = match.group(1) if match else None
-        assert url, "server did not report its URL"
+    with serving("--data-dir", str(data_dir), env=clean_env()) as (url, lines):
+        assert url.startswith("http://"), url
+        assert not [line for line in lines if "new data dir" in line], lines
         # The server made the data dir, so the CLI has nothing to say about it.
         assert run("account", data_dir=data_dir).stderr == ""
         account = run_json("account", data_dir=data_dir)
@@ -150,11 +132,6 @@ def test_cli_works_while_the_server_runs(tmp_path: Path) -> None:
             assert r.status_code == 404
         token = run("token", "--identity", "dave", data_dir=data_dir).stdout.strip()
         assert token.count(".") == 2
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(20)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:

@@ -6,28 +6,21 @@ Every error is one line on stderr naming the problem, with exit status 2 (usage)
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.cli_support import PARLOUR, clean_env
 
-PARLOUR = [sys.executable, "-m", "parlour"]
+pytestmark = pytest.mark.integration
 
 
 def parlour(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
     return subprocess.run(
-        [*PARLOUR, *args],
-        capture_output=True,
-        text=True,
-        env={**clean, **env},
-        timeout=30,
+        [*PARLOUR, *args], capture_output=True, text=True, env=clean_env(**env), timeout=30
     )
 
 

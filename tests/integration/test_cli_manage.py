@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +20,11 @@ import httpx
 import pytest
 
 from parlour.testing import ServerThread
+from tests.cli_support import PARLOUR, clean_env
 from tests.helpers import Account, join, new_account
 from tests.integration.recording_support import feed, media_packets, publish, wait_until
 
 pytestmark = pytest.mark.integration
-
-PARLOUR = [sys.executable, "-m", "parlour"]
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +46,6 @@ def default(manage_server: ServerThread) -> Account:
     return manage_server.call(make())
 
 
-def env(**extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
-    return clean | extra
-
-
 async def cli(
     server: ServerThread, *args: str, url: bool = True, extra_env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
@@ -64,7 +57,7 @@ async def cli(
         *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env(**(extra_env or {})),
+        env=clean_env(**(extra_env or {})),
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -190,7 +183,7 @@ async def test_recordings_list_show_download_delete(
         argv = [*PARLOUR, "recordings", "download", video["sid"], "--url", manage_server.base_url]
         argv += ["--data-dir", str(manage_server.config.data_dir)]
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=tmp_path, env=env(), stdout=asyncio.subprocess.PIPE,
+            *argv, cwd=tmp_path, env=clean_env(), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await proc.communicate()
@@ -274,7 +267,7 @@ async def test_credentials_url_and_failures(manage_server: ServerThread, tmp_pat
     empty.mkdir()
     argv = [*PARLOUR, "rooms", "list", "--url", manage_server.base_url, "--data-dir", str(empty)]
     proc = await asyncio.create_subprocess_exec(
-        *argv, env=env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *argv, env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     _, err_bytes = await proc.communicate()
     assert proc.returncode == 1 and b"no Parlour database in" in err_bytes

@@ -3,28 +3,18 @@ it serves HTTPS itself, and a bad certificate or half a setting is one line at s
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import ssl
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.browser.netkit import self_signed
+from tests.cli_support import PARLOUR, clean_env, serving
 
 pytestmark = pytest.mark.integration
-
-PARLOUR = [sys.executable, "-m", "parlour"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
-    return {**env, **extra}
 
 
 def failed_start(*args: str, **env: str) -> str:
@@ -44,39 +34,19 @@ def failed_start(*args: str, **env: str) -> str:
 
 def test_serve_speaks_https_with_a_certificate(tmp_path: Path) -> None:
     cert = self_signed(tmp_path / "tls", "127.0.0.1")
-    proc = subprocess.Popen(
-        [
-            *PARLOUR,
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "var"),
-            "--tls-cert",
-            str(cert.cert),
-            "--tls-key",
-            str(cert.key),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
+    with serving(
+        "--data-dir",
+        str(tmp_path / "var"),
+        "--tls-cert",
+        str(cert.cert),
+        "--tls-key",
+        str(cert.key),
         env=clean_env(),
-    )
-    try:
-        assert proc.stderr is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            match = re.search(r"listening on (\S+)", proc.stderr.readline())
-            url = match.group(1) if match else None
-        assert url is not None and url.startswith("https://127.0.0.1:"), url
+    ) as (url, _):
+        assert url.startswith("https://127.0.0.1:"), url
         context = ssl.create_default_context(cafile=str(cert.cert))
         with httpx.Client(verify=context) as http:
             assert http.get(url + "/healthz").json()["status"] == "ok"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(20)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_a_certificate_needs_its_key(tmp_path: Path) -> None:

@@ -13,11 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,12 +30,11 @@ from parlour.client.video import LocalTrackInfo, SignalingClientError, connect
 from parlour.protocol import signaling as sig
 from parlour.protocol.tokens import encode_token
 from parlour.testing import ServerThread
+from tests.cli_support import PARLOUR, clean_env, start_serve
 from tests.helpers import Account, access_token, new_account, ws_url
 from tests.integration.test_webhooks_delivery import Receiver, wait_for
 
 pytestmark = pytest.mark.integration
-
-PARLOUR = [sys.executable, "-m", "parlour"]
 
 
 @pytest.fixture(scope="module")
@@ -218,21 +214,8 @@ async def test_client_that_never_does_ice_is_disconnected_with_53405(
 
 
 def start_server(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [*PARLOUR, "serve", "--port", "0", "--data-dir", str(data_dir)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            return proc, match.group(1)
-    proc.kill()
-    raise AssertionError("server did not report its URL")
+    proc, url, _ = start_serve("--data-dir", str(data_dir), env=env)
+    return proc, url
 
 
 def cli_json(data_dir: Path, env: dict[str, str], *args: str) -> Any:
@@ -249,8 +232,7 @@ def cli_json(data_dir: Path, env: dict[str, str], *args: str) -> Any:
 async def test_participants_of_a_killed_server_are_disconnected_after_restart(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
-    env |= {
+    env = clean_env() | {
         "PARLOUR_WEBHOOK_ALLOW_PRIVATE": "true",
         "PARLOUR_NODE_HEARTBEAT_SECONDS": "0.2",
         "PARLOUR_NODE_STALE_SECONDS": "1.5",

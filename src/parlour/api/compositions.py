@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,12 +26,16 @@ from parlour.domain.compositions import (
     CompositionStatus,
 )
 from parlour.domain.layouts import LayoutError
+from parlour.domain.paging import Page, PageRequest
 from parlour.domain.ports import CompositionFilter, CompositionHookFilter
-from parlour.domain.sids import RoomSid
+from parlour.domain.sids import AccountSid, RoomSid
 from parlour.protocol.rest import format_date
 from parlour.services.compositions import CompositionService
 
 __all__ = ["composition_hook_json", "composition_json", "routes"]
+
+T = TypeVar("T")
+F = TypeVar("F")
 
 _ROOM_SID = re.compile(r"^RM[0-9a-fA-F]{32}$")
 _METHODS = ("GET", "POST")
@@ -154,42 +160,16 @@ async def create_composition(request: Request) -> JSONResponse:
     return JSONResponse(composition_json(ctx, composition), status_code=201)
 
 
-async def list_compositions(request: Request) -> JSONResponse:
-    account = await authenticate(request)
-    ctx = context(request)
-    p = query_params(request)
+def _composition_filter(p: Params) -> CompositionFilter:
     room_sid = p.text("RoomSid")
     if room_sid is not None and not _ROOM_SID.match(room_sid):
         raise errors.InvalidParameterError(f"RoomSid is invalid: {room_sid}")
-    flt = CompositionFilter(
+    return CompositionFilter(
         room_sid=RoomSid(room_sid) if room_sid else None,
         status=p.choice("Status", CompositionStatus),
         created_after=p.date("DateCreatedAfter"),
         created_before=p.date("DateCreatedBefore"),
     )
-    service = _service(ctx)
-    return await list_response(
-        request,
-        p,
-        key="compositions",
-        find=lambda req: service.find(account, flt, req),
-        max_size=100,
-        filters=("Status", "DateCreatedAfter", "DateCreatedBefore", "RoomSid"),
-        render=lambda c: composition_json(ctx, c),
-    )
-
-
-async def fetch_composition(request: Request) -> JSONResponse:
-    account = await authenticate(request)
-    ctx = context(request)
-    composition = await _service(ctx).get(account, request.path_params["sid"])
-    return JSONResponse(composition_json(ctx, composition))
-
-
-async def delete_composition(request: Request) -> Response:
-    account = await authenticate(request)
-    await _service(context(request)).delete(account, request.path_params["sid"])
-    return Response(status_code=204)
 
 
 async def composition_media(request: Request) -> Response:
@@ -255,50 +235,89 @@ async def update_hook(request: Request) -> JSONResponse:
     return JSONResponse(composition_hook_json(ctx, updated))
 
 
-async def list_hooks(request: Request) -> JSONResponse:
-    account = await authenticate(request)
-    ctx = context(request)
-    p = query_params(request)
-    flt = CompositionHookFilter(
+def _hook_filter(p: Params) -> CompositionHookFilter:
+    return CompositionHookFilter(
         enabled=p.flag("Enabled"),
         friendly_name=p.text("FriendlyName"),
         created_after=p.date("DateCreatedAfter"),
         created_before=p.date("DateCreatedBefore"),
     )
-    service = _service(ctx)
-    return await list_response(
-        request,
-        p,
-        key="composition_hooks",
-        find=lambda req: service.find_hooks(account, flt, req),
-        max_size=1000,
-        filters=("Enabled", "DateCreatedAfter", "DateCreatedBefore", "FriendlyName"),
-        render=lambda h: composition_hook_json(ctx, h),
-    )
 
 
-async def fetch_hook(request: Request) -> JSONResponse:
-    account = await authenticate(request)
-    ctx = context(request)
-    hook = await _service(ctx).get_hook(account, request.path_params["sid"])
-    return JSONResponse(composition_hook_json(ctx, hook))
+# -- list, fetch and delete, the same for both ----------------------------------------------
 
 
-async def delete_hook(request: Request) -> Response:
-    account = await authenticate(request)
-    await _service(context(request)).delete_hook(account, request.path_params["sid"])
-    return Response(status_code=204)
+@dataclass(frozen=True)
+class _Kind(Generic[T, F]):
+    """What the list, fetch and delete endpoints of compositions or hooks differ in."""
 
+    key: str
+    max_size: int
+    filters: tuple[str, ...]
+    filter_of: Callable[[Params], F]
+    find: Callable[[CompositionService, AccountSid, F, PageRequest], Awaitable[Page[T]]]
+    get: Callable[[CompositionService, AccountSid, str], Awaitable[T]]
+    delete: Callable[[CompositionService, AccountSid, str], Awaitable[object]]
+    render: Callable[[ApiContext, T], dict[str, Any]]
+
+    async def list(self, request: Request) -> JSONResponse:
+        account = await authenticate(request)
+        ctx = context(request)
+        p = query_params(request)
+        flt = self.filter_of(p)
+        service = _service(ctx)
+        return await list_response(
+            request,
+            p,
+            key=self.key,
+            find=lambda req: self.find(service, account, flt, req),
+            max_size=self.max_size,
+            filters=self.filters,
+            render=lambda item: self.render(ctx, item),
+        )
+
+    async def fetch(self, request: Request) -> JSONResponse:
+        account = await authenticate(request)
+        ctx = context(request)
+        item = await self.get(_service(ctx), account, request.path_params["sid"])
+        return JSONResponse(self.render(ctx, item))
+
+    async def remove(self, request: Request) -> Response:
+        account = await authenticate(request)
+        await self.delete(_service(context(request)), account, request.path_params["sid"])
+        return Response(status_code=204)
+
+
+_COMPOSITIONS = _Kind(
+    key="compositions",
+    max_size=100,
+    filters=("Status", "DateCreatedAfter", "DateCreatedBefore", "RoomSid"),
+    filter_of=_composition_filter,
+    find=CompositionService.find,
+    get=CompositionService.get,
+    delete=CompositionService.delete,
+    render=composition_json,
+)
+_HOOKS = _Kind(
+    key="composition_hooks",
+    max_size=1000,
+    filters=("Enabled", "DateCreatedAfter", "DateCreatedBefore", "FriendlyName"),
+    filter_of=_hook_filter,
+    find=CompositionService.find_hooks,
+    get=CompositionService.get_hook,
+    delete=CompositionService.delete_hook,
+    render=composition_hook_json,
+)
 
 routes = [
-    Route("/v1/Compositions", list_compositions, methods=["GET"]),
+    Route("/v1/Compositions", _COMPOSITIONS.list, methods=["GET"]),
     Route("/v1/Compositions", create_composition, methods=["POST"]),
-    Route("/v1/Compositions/{sid}", fetch_composition, methods=["GET"]),
-    Route("/v1/Compositions/{sid}", delete_composition, methods=["DELETE"]),
+    Route("/v1/Compositions/{sid}", _COMPOSITIONS.fetch, methods=["GET"]),
+    Route("/v1/Compositions/{sid}", _COMPOSITIONS.remove, methods=["DELETE"]),
     Route("/v1/Compositions/{sid}/Media", composition_media, methods=["GET"]),
-    Route("/v1/CompositionHooks", list_hooks, methods=["GET"]),
+    Route("/v1/CompositionHooks", _HOOKS.list, methods=["GET"]),
     Route("/v1/CompositionHooks", create_hook, methods=["POST"]),
-    Route("/v1/CompositionHooks/{sid}", fetch_hook, methods=["GET"]),
+    Route("/v1/CompositionHooks/{sid}", _HOOKS.fetch, methods=["GET"]),
     Route("/v1/CompositionHooks/{sid}", update_hook, methods=["POST"]),
-    Route("/v1/CompositionHooks/{sid}", delete_hook, methods=["DELETE"]),
+    Route("/v1/CompositionHooks/{sid}", _HOOKS.remove, methods=["DELETE"]),
 ]

@@ -259,6 +259,20 @@ class Operation:
 
 _op = Operation
 
+
+def _list_op(
+    name: str, key: str, filters: dict[str, Schema] | None = None, max_size: int = 1000
+) -> Operation:
+    """A top-level list (`List{name}`, items under `key`): filters and paging in the query;
+    nothing to be missing, so no 404."""
+    return _op(
+        f"List{name}",
+        query={**(filters or {}), **_paging(max_size)},
+        errors=("400", "401"),
+        schema=_page_schema(key),
+    )
+
+
 _ROOMS = "/v1/Rooms"
 _ROOM = "/v1/Rooms/{sid}"
 _PARTS = "/v1/Rooms/{room}/Participants"
@@ -333,12 +347,7 @@ def _credential_ops(
             errors=("400", "401"),
             schema=_CREDENTIAL_JSON,
         ),
-        ("GET", path): _op(
-            f"List{name}",
-            query=_paging(),
-            errors=("400", "401"),
-            schema=_page_schema("credentials"),
-        ),
+        ("GET", path): _list_op(name, "credentials"),
         ("GET", path + "/{sid}"): _op(
             f"Fetch{name}", errors=_NOT_FOUND_ONLY, schema=_CREDENTIAL_JSON
         ),
@@ -370,12 +379,7 @@ def _recording_ops(path: str, name: str) -> dict[tuple[str, str], Operation]:
 
 #: (method, Starlette path) → its description.
 OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("GET", _ROOMS): _op(
-        "ListRoom",
-        query={**_ROOM_FILTERS, **_paging()},
-        errors=("400", "401"),
-        schema=_page_schema("rooms"),
-    ),
+    ("GET", _ROOMS): _list_op("Room", "rooms", _ROOM_FILTERS),
     ("POST", _ROOMS): _op(
         "CreateRoom", ok="201", body=_CREATE_ROOM, errors=("400", "401"), schema=_ROOM_JSON
     ),
@@ -440,12 +444,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         schema=_page_schema("recordings"),
     ),
     **_recording_ops(_ROOM_RECS + "/{sid}", "RoomRecording"),
-    ("GET", _RECS): _op(
-        "ListRecording",
-        query={**_RECORDING_FILTERS, **_paging(100)},
-        errors=("400", "401"),
-        schema=_page_schema("recordings"),
-    ),
+    ("GET", _RECS): _list_op("Recording", "recordings", _RECORDING_FILTERS, 100),
     **_recording_ops(_RECS + "/{sid}", "Recording"),
     ("GET", _RETENTION): _op("FetchParlourRetention", errors=("401",), schema=_RETENTION_JSON),
     ("POST", _RETENTION): _op(
@@ -502,21 +501,21 @@ _COMPOSITION_SPEC: dict[str, Schema] = {
     "StatusCallbackMethod": {"type": "string", "enum": ["GET", "POST"]},
     "Trim": _BOOLEAN,
 }
+_HOOK_BODY: dict[str, Schema] = {"FriendlyName": _STRING, "Enabled": _BOOLEAN, **_COMPOSITION_SPEC}
 OPERATIONS.update(
     {
-        ("GET", _COMPS): _op(
-            "ListComposition",
-            query={
+        ("GET", _COMPS): _list_op(
+            "Composition",
+            "compositions",
+            {
                 "Status": {
                     "type": "string",
                     "enum": ["enqueued", "processing", "completed", "deleted", "failed"],
                 },
                 "RoomSid": _SID,
                 **_CREATED_FILTERS,
-                **_paging(100),
             },
-            errors=("400", "401"),
-            schema=_page_schema("compositions"),
+            100,
         ),
         ("POST", _COMPS): _op(
             "CreateComposition",
@@ -532,21 +531,15 @@ OPERATIONS.update(
         ("GET", _COMPS + "/{sid}/Media"): _op(
             "FetchCompositionMedia", ok="302", query=_MEDIA_QUERY, schema=_REDIRECT_JSON
         ),
-        ("GET", _HOOKS): _op(
-            "ListCompositionHook",
-            query={
-                "Enabled": _BOOLEAN,
-                "FriendlyName": _STRING,
-                **_CREATED_FILTERS,
-                **_paging(),
-            },
-            errors=("400", "401"),
-            schema=_page_schema("composition_hooks"),
+        ("GET", _HOOKS): _list_op(
+            "CompositionHook",
+            "composition_hooks",
+            {"Enabled": _BOOLEAN, "FriendlyName": _STRING, **_CREATED_FILTERS},
         ),
         ("POST", _HOOKS): _op(
             "CreateCompositionHook",
             ok="201",
-            body={"FriendlyName": _STRING, "Enabled": _BOOLEAN, **_COMPOSITION_SPEC},
+            body=_HOOK_BODY,
             required=("FriendlyName",),
             errors=("400", "401"),
             schema=_HOOK_JSON,
@@ -556,7 +549,7 @@ OPERATIONS.update(
         ),
         ("POST", _HOOKS + "/{sid}"): _op(
             "UpdateCompositionHook",
-            body={"FriendlyName": _STRING, "Enabled": _BOOLEAN, **_COMPOSITION_SPEC},
+            body=_HOOK_BODY,
             required=("FriendlyName",),
             schema=_HOOK_JSON,
         ),

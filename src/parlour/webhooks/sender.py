@@ -365,29 +365,16 @@ class WebhookSender:
                 if room is None or not room.status_callback:
                     return
                 params = status_callback(event, room).to_params()
-                now = self._clock.now()
-                delivery = await self._store.insert_callback_delivery(
-                    CallbackDelivery(
-                        account_sid=event.account_sid,
-                        resource_sid=event.room_sid,
-                        event=event.name,
-                        url=room.status_callback,
-                        method=room.status_callback_method,
-                        # The store assigns SequenceNumber; the rest is final.
-                        params={k: v for k, v in params if k != "SequenceNumber"},
-                        date_created=now,
-                        next_attempt_at=now,
-                    )
+                await self._record(
+                    event,
+                    event.room_sid,
+                    room.status_callback,
+                    room.status_callback_method,
+                    # The store assigns SequenceNumber; the rest is final.
+                    {k: v for k, v in params if k != "SequenceNumber"},
                 )
-                if self._started and not self._closed:
-                    self._enqueue(delivery)
         except Exception as exc:
-            log.error(
-                "webhook not recorded event=%s room=%s error=%s",
-                event.name,
-                event.room_sid,
-                type(exc).__name__,
-            )
+            _log_not_recorded(event, exc)
 
     async def _emit_composition(self, event: CompositionEvent | CompositionHookFailed) -> None:
         """Record a composition callback (its own queue, by composition or hook SID)."""
@@ -401,28 +388,34 @@ class WebhookSender:
                 else event.composition.sid
             )
             async with self._emit_lock(key):
-                now = self._clock.now()
-                delivery = await self._store.insert_callback_delivery(
-                    CallbackDelivery(
-                        account_sid=event.account_sid,
-                        resource_sid=key,
-                        event=event.name,
-                        url=url,
-                        method=method,
-                        params=dict(params),
-                        date_created=now,
-                        next_attempt_at=now,
-                    )
-                )
-                if self._started and not self._closed:
-                    self._enqueue(delivery)
+                await self._record(event, key, url, method, dict(params))
         except Exception as exc:
-            log.error(
-                "webhook not recorded event=%s room=%s error=%s",
-                event.name,
-                event.room_sid,
-                type(exc).__name__,
+            _log_not_recorded(event, exc)
+
+    async def _record(
+        self,
+        event: RoomEvent | RecordingEvent | CompositionEvent | CompositionHookFailed,
+        resource_sid: str,
+        url: str,
+        method: str,
+        params: dict[str, str],
+    ) -> None:
+        """Store the delivery of one callback (under its emit lock) and queue it."""
+        now = self._clock.now()
+        delivery = await self._store.insert_callback_delivery(
+            CallbackDelivery(
+                account_sid=event.account_sid,
+                resource_sid=resource_sid,
+                event=event.name,
+                url=url,
+                method=method,
+                params=params,
+                date_created=now,
+                next_attempt_at=now,
             )
+        )
+        if self._started and not self._closed:
+            self._enqueue(delivery)
 
     @contextlib.asynccontextmanager
     async def _emit_lock(self, key: str) -> AsyncIterator[None]:
@@ -588,3 +581,15 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.ConnectError | ConnectionError):
         return "connection failed"
     return f"network error: {type(exc).__name__}"
+
+
+def _log_not_recorded(
+    event: RoomEvent | RecordingEvent | CompositionEvent | CompositionHookFailed,
+    exc: Exception,
+) -> None:
+    log.error(
+        "webhook not recorded event=%s room=%s error=%s",
+        event.name,
+        event.room_sid,
+        type(exc).__name__,
+    )

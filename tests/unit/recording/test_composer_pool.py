@@ -5,7 +5,6 @@ scratch is emptied, and progress comes back from the worker."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench.compose import make_audio, make_video
@@ -13,31 +12,16 @@ from parlour.domain.compositions import CompositionFormat
 from parlour.domain.layouts import AudioSelection, Source, parse_layout, plan_composition
 from parlour.domain.ports import CompositionJob
 from parlour.recording.composer import PoolComposer
+from tests.unit.services.fakes import FakeStorage
 
 
-class ObjectStorage:
-    """Bytes by key, in memory: no `local_path`."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
+class ObjectStorage(FakeStorage):
+    """Bytes by key, in memory: no `local_path`; `put` stores (and removes) the file."""
 
     async def put(self, key: str, source: Path) -> int:
         self.objects[key] = await asyncio.to_thread(source.read_bytes)
         await asyncio.to_thread(source.unlink)
         return len(self.objects[key])
-
-    async def size(self, key: str) -> int | None:
-        data = self.objects.get(key)
-        return None if data is None else len(data)
-
-    async def open(
-        self, key: str, start: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
-        data = self.objects[key]
-        yield data[start : None if length is None else start + length]
-
-    async def delete(self, key: str) -> bool:
-        return self.objects.pop(key, None) is not None
 
 
 async def test_pool_composer_on_an_object_storage(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from parlour.domain import errors
 from parlour.domain.compositions import (
+    Composition,
     CompositionFormat,
     CompositionHook,
     CompositionSpec,
@@ -24,36 +25,24 @@ from parlour.domain.events import (
     CompositionHookFailed,
     CompositionProgress,
     CompositionStarted,
-    Event,
     RecordingCompleted,
     RoomEnded,
 )
 from parlour.domain.ports import CompositionJob, CompositionOutput
-from parlour.domain.recordings import Recording, RecordingCodec, RecordingStatus
+from parlour.domain.recordings import Recording, RecordingStatus
 from parlour.domain.rooms import Room
-from parlour.domain.sids import AccountSid, RecordingSid, new_sid
+from parlour.domain.sids import AccountSid
 from parlour.services.compositions import CompositionService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
 from tests.store.factories import join, make_room, new_account, publish
-from tests.unit.services.fakes import FakeStorage
+from tests.unit.services.fakes import EventLog, FakeStorage, opus_recording
 
 SPEC = CompositionSpec.checked(
     video_layout={"grid": {"video_sources": ["*"]}},
     audio_sources=("*",),
     format=CompositionFormat.MP4,
 )
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.events]
 
 
 class FakeComposer:
@@ -79,6 +68,11 @@ class FakeComposer:
         self.storage.objects[job.output_key] = b"mp4!"
         return CompositionOutput(duration_ms=job.plan.duration_ms, size=4, bitrate=1)
 
+    def release(self) -> None:
+        """Let the held composition (`gate`) finish."""
+        assert self.gate is not None
+        self.gate.set()
+
     async def close(self) -> None:
         self.closed = True
 
@@ -87,14 +81,20 @@ class World:
     def __init__(self) -> None:
         self.store = MemoryStore()
         self.clock = FakeClock()
-        self.sink = Sink()
+        self.sink = EventLog()
         self.storage = FakeStorage()
         self.composer = FakeComposer(self.storage)
         self.service = self.new_service()
 
-    def new_service(self) -> CompositionService:
+    def new_service(self, composer: FakeComposer | None = None, **kw: object) -> CompositionService:
         return CompositionService(
-            self.store, self.clock, self.sink, self.storage, self.composer, media_url_key=b"k"
+            self.store,
+            self.clock,
+            self.sink,
+            self.storage,
+            composer or self.composer,
+            media_url_key=b"k",
+            **kw,  # type: ignore[arg-type]
         )
 
     async def room(self, *, recorded: bool = True, **kw: object) -> tuple[AccountSid, Room]:
@@ -104,15 +104,8 @@ class World:
         if recorded:
             alice = await join(self.store, room, "alice", when=self.clock.now())
             track = await publish(self.store, alice)
-            rec = Recording.for_track(
-                sid=RecordingSid(new_sid("RT")),
-                account_sid=account,
-                room_sid=room.sid,
-                participant_sid=alice.sid,
-                source_sid=track.sid,
-                track_name="mic",
-                codec=RecordingCodec.OPUS,
-                now=self.clock.now(),
+            rec = opus_recording(
+                account, room.sid, alice.sid, self.clock.now(), source_sid=track.sid
             )
             await self.store.insert_recording(rec)
         return account, room
@@ -130,6 +123,29 @@ class World:
         assert ended is not None
         await self.service.emit(RoomEnded(timestamp=self.clock.now(), room=ended))
         return ended
+
+    async def composed(self, account: AccountSid, room: Room) -> Composition:
+        """A composition of `room`, once the room has ended and the composer is done."""
+        c = await self.service.create(account, room.sid, SPEC)
+        await self.finish_recordings(await self.end(room))
+        await self.service.wait_idle()
+        return await self.service.get(account, c.sid)
+
+    async def with_recording(self, **changes: object) -> tuple[AccountSid, Room, Recording]:
+        """A recorded room whose one (processing) recording has `changes`."""
+        account, room = await self.room()
+        [rec] = await self.store.recordings_with_status(RecordingStatus.PROCESSING)
+        rec = replace(rec, **changes)  # type: ignore[arg-type]
+        await self.store.update_recording(rec, expected=RecordingStatus.PROCESSING)
+        return account, room, rec
+
+    async def held(self, account: AccountSid, room: Room) -> Composition:
+        """A composition of `room` that the composer is holding mid-compose (its `gate`)."""
+        self.composer.gate = asyncio.Event()
+        c = await self.service.create(account, room.sid, SPEC)
+        await self.finish_recordings(await self.end(room))
+        await asyncio.sleep(0.05)
+        return c
 
     async def hook(self, account: AccountSid, name: str = "h", **kw: object) -> CompositionHook:
         return await self.service.create_hook(account, name, SPEC, enabled=True, **kw)  # type: ignore[arg-type]
@@ -197,24 +213,18 @@ async def test_a_composer_error_fails_the_composition() -> None:
     w = World()
     account, room = await w.room()
     w.composer.error = "decoder exploded"
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await w.service.wait_idle()
-    failed = await w.service.get(account, c.sid)
+    failed = await w.composed(account, room)
     assert failed.status is CompositionStatus.FAILED
     assert failed.failure_reason is not None and "decoder exploded" in failed.failure_reason
     assert isinstance(w.sink.events[-1], CompositionFailed)
     with pytest.raises(errors.InvalidParameterError):
-        await w.service.delete(account, c.sid)
+        await w.service.delete(account, failed.sid)
 
 
 async def test_restart_requeues_processing_and_composes_once() -> None:
     w = World()
     account, room = await w.room()
-    w.composer.gate = asyncio.Event()
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await asyncio.sleep(0.05)
+    c = await w.held(account, room)
     assert (await w.service.get(account, c.sid)).status is CompositionStatus.PROCESSING
     await w.service.close()  # the server stops mid-composition: it stays processing
     assert w.composer.closed
@@ -232,12 +242,9 @@ async def test_restart_requeues_processing_and_composes_once() -> None:
 async def test_an_erased_composition_leaves_no_output() -> None:
     w = World()
     account, room = await w.room()
-    w.composer.gate = asyncio.Event()
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await asyncio.sleep(0.05)
+    c = await w.held(account, room)
     w.store._compositions.pop(c.sid)  # erased while it was being composed
-    w.composer.gate.set()
+    w.composer.release()
     await w.service.wait_idle()
     assert c.media_key not in w.storage.objects
     assert not any(isinstance(e, CompositionAvailable) for e in w.sink.events)
@@ -282,28 +289,13 @@ async def test_media_urls_are_signed_and_checked() -> None:
 async def test_what_a_live_node_composes_is_left_to_it_until_it_goes_silent() -> None:
     w = World()
     account, room = await w.room()
-    w.composer.gate = asyncio.Event()
-    first = CompositionService(
-        w.store, w.clock, w.sink, w.storage, w.composer, media_url_key=b"k", node_id="node-a"
-    )
-    w.service = first
+    first = w.service = w.new_service(node_id="node-a")
     await w.store.heartbeat_node("node-a", w.clock.now())
-    c = await first.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await asyncio.sleep(0.05)
+    c = await w.held(account, room)
     claimed = await first.get(account, c.sid)
     assert claimed.status is CompositionStatus.PROCESSING and claimed.node_id == "node-a"
     other_composer = FakeComposer(w.storage)
-    other = CompositionService(
-        w.store,
-        w.clock,
-        w.sink,
-        w.storage,
-        other_composer,
-        media_url_key=b"k",
-        node_id="node-b",
-        node_stale_after=30,
-    )
+    other = w.new_service(other_composer, node_id="node-b", node_stale_after=30)
     await other.recover()
     await other.wait_idle()
     assert other_composer.jobs == []  # node-a is alive: its composition is its own
@@ -314,7 +306,7 @@ async def test_what_a_live_node_composes_is_left_to_it_until_it_goes_silent() ->
     done = await other.get(account, c.sid)
     assert done.status is CompositionStatus.COMPLETED
     # node-a wakes up and finishes too: its completion is refused, the stored file stays
-    w.composer.gate.set()
+    w.composer.release()
     await first.wait_idle()
     assert (await first.get(account, c.sid)).status is CompositionStatus.COMPLETED
     assert w.storage.objects[c.media_key] == b"mp4!"
@@ -329,27 +321,13 @@ async def test_encrypted_recordings_are_not_composed_and_bucket_ones_are_located
         located.append(recording.sid)
         return bucket
 
-    w.service = CompositionService(
-        w.store, w.clock, w.sink, w.storage, w.composer, media_url_key=b"k", locate=locate
-    )
-    account, room = await w.room()
-    [rec] = await w.store.recordings_with_status(RecordingStatus.PROCESSING)
-    in_bucket = replace(rec, media_credentials_sid="CR" + "1" * 32)
-    await w.store.update_recording(in_bucket, expected=RecordingStatus.PROCESSING)
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await w.service.wait_idle()
-    assert (await w.service.get(account, c.sid)).status is CompositionStatus.COMPLETED
+    w.service = w.new_service(locate=locate)
+    account, room, rec = await w.with_recording(media_credentials_sid="CR" + "1" * 32)
+    assert (await w.composed(account, room)).status is CompositionStatus.COMPLETED
     assert located == [rec.sid] and w.composer.jobs[0].storages == {rec.sid: bucket}
 
-    account, room = await w.room()
-    [rec] = await w.store.recordings_with_status(RecordingStatus.PROCESSING)
-    sealed = replace(rec, encryption_key_sid="CR" + "2" * 32)
-    await w.store.update_recording(sealed, expected=RecordingStatus.PROCESSING)
-    c = await w.service.create(account, room.sid, SPEC)
-    await w.finish_recordings(await w.end(room))
-    await w.service.wait_idle()
-    failed = await w.service.get(account, c.sid)
+    account, room, _ = await w.with_recording(encryption_key_sid="CR" + "2" * 32)
+    failed = await w.composed(account, room)
     assert failed.status is CompositionStatus.FAILED
     assert failed.failure_reason is not None and "encrypted" in failed.failure_reason
 

@@ -13,7 +13,6 @@ import pytest
 
 from parlour.domain import errors
 from parlour.domain.events import (
-    Event,
     ParticipantConnected,
     ParticipantDisconnected,
     RecordingCompleted,
@@ -35,17 +34,7 @@ from parlour.services.participants import ParticipantService
 from parlour.services.rooms import RoomService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[Event]) -> list[Event]:
-        return [e for e in self.events if isinstance(e, kind)]
+from tests.unit.services.fakes import EventLog
 
 
 class Channel:
@@ -140,7 +129,7 @@ class Proxy:
 class World:
     store: MemoryStore
     clock: FakeClock
-    events: Events
+    events: EventLog
     accounts: AccountService
     rooms: RoomService
     participants: ParticipantService
@@ -205,7 +194,7 @@ class World:
 async def world() -> World:
     store = MemoryStore()
     clock = FakeClock()
-    events = Events()
+    events = EventLog()
     accounts = AccountService(store, clock, b"k" * 32)
     account = (await accounts.default_account()).account_sid
     proxy = Proxy()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from cryptography.hazmat.primitives import padding, serialization
@@ -19,8 +19,8 @@ from parlour.domain import errors
 from parlour.domain.accounts import Account
 from parlour.domain.media_settings import AwsCredential, CredentialType, MediaKind, MediaSettings
 from parlour.domain.paging import PageRequest
-from parlour.domain.recordings import Recording, RecordingCodec, RecordingResult, RecordingStatus
-from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid, new_sid
+from parlour.domain.recordings import Recording, RecordingResult, RecordingStatus
+from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, new_sid
 from parlour.recording import LocalStorage
 from parlour.recording.encryption import EncryptingStorage
 from parlour.services.media_settings import (
@@ -34,6 +34,7 @@ from parlour.services.recordings import RecordingService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
 from tests.s3_support import rsa_key_pair
+from tests.unit.services.fakes import EventLog, opus_recording
 
 SECRET = b"s" * 32
 
@@ -68,6 +69,24 @@ def test_public_keys_must_be_rsa_2048() -> None:
     for bad in (ec_pem, rsa_key_pair(1024)[1], "garbage"):
         with pytest.raises(errors.InvalidParameterError):
             load_public_key(bad)
+
+
+class MediaWorld(NamedTuple):
+    store: MemoryStore
+    clock: FakeClock
+    acct: AccountSid
+    creds: CredentialService
+    local: LocalStorage
+    resolver: MediaStorageResolver
+
+
+async def media_world(tmp_path: Path) -> MediaWorld:
+    """An account, its credentials service, and a resolver over local files in tmp_path."""
+    store, clock = MemoryStore(), FakeClock()
+    acct = await account(store, clock)
+    creds = CredentialService(store, clock, SecretBox(SECRET))
+    local = LocalStorage(tmp_path / "media")
+    return MediaWorld(store, clock, acct, creds, local, MediaStorageResolver(store, creds, local))
 
 
 async def test_credentials_and_settings_checks() -> None:
@@ -132,11 +151,7 @@ def decrypt(private_key: Any, data: bytes, metadata: dict[str, str]) -> bytes:
 
 
 async def test_resolver_plans_local_encrypted_media(tmp_path: Path) -> None:
-    store, clock = MemoryStore(), FakeClock()
-    acct = await account(store, clock)
-    creds = CredentialService(store, clock, SecretBox(SECRET))
-    local = LocalStorage(tmp_path / "media")
-    resolver = MediaStorageResolver(store, creds, local)
+    store, clock, acct, creds, local, resolver = await media_world(tmp_path)
     assert await resolver.plan(acct, MediaKind.COMPOSITIONS, "compositions/CJ1.mp4") == MediaPlan()
     assert await resolver.writer(acct, MediaPlan()) is local
     private, pem = rsa_key_pair()
@@ -197,35 +212,19 @@ class RecoveringMedia:
         return RecordingResult(duration_ms=1000, size=size, frames=10)
 
 
-class Sink:
-    async def emit(self, event: object) -> None:
-        pass
-
-
 async def test_a_recovered_recording_goes_where_it_was_planned(tmp_path: Path) -> None:
-    store, clock = MemoryStore(), FakeClock()
-    acct = await account(store, clock)
-    creds = CredentialService(store, clock, SecretBox(SECRET))
-    local = LocalStorage(tmp_path / "media")
-    resolver = MediaStorageResolver(store, creds, local)
+    store, clock, acct, creds, local, resolver = await media_world(tmp_path)
     private, pem = rsa_key_pair()
     key = await creds.create_public_key(acct, pem, None)
-    recording = Recording.for_track(
-        sid=RecordingSid(new_sid("RT")),
-        account_sid=acct,
-        room_sid=RoomSid(new_sid("RM")),
-        participant_sid=ParticipantSid(new_sid("PA")),
-        source_sid=TrackSid(new_sid("MT")),
-        track_name="mic",
-        codec=RecordingCodec.OPUS,
-        now=clock.now(),
+    recording = opus_recording(
+        acct, RoomSid(new_sid("RM")), ParticipantSid(new_sid("PA")), clock.now()
     )
     await store.insert_recording(replace(recording, encryption_key_sid=key.sid))
     (tmp_path / "spool").mkdir()
     service = RecordingService(
         store,
         clock,
-        Sink(),  # type: ignore[arg-type]
+        EventLog(),
         RecoveringMedia(tmp_path / "spool"),
         local,
         media_url_key=b"k" * 32,

@@ -17,7 +17,6 @@ from parlour.config import Config
 from parlour.domain import errors
 from parlour.domain.accounts import Account
 from parlour.domain.events import (
-    Event,
     ParticipantDisconnected,
     RecordingCompleted,
     RecordingEvent,
@@ -32,20 +31,19 @@ from parlour.domain.ports import RecordingFilter
 from parlour.domain.recordings import (
     FailedOperation,
     Recording,
-    RecordingCodec,
     RecordingResult,
     RecordingStatus,
     unix_ms,
 )
 from parlour.domain.rooms import Room, RoomSpec, validate_room_spec
 from parlour.domain.rules import parse_rules
-from parlour.domain.sids import AccountSid, RecordingSid, RoomSid, TrackSid, new_sid
+from parlour.domain.sids import AccountSid, RoomSid, new_sid
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.protocol.media_urls import media_url_key
 from parlour.services.recordings import RecordingService
 from parlour.store.sql import SqlStore
 from parlour.testing import FakeClock
-from tests.unit.services.fakes import FakeStorage
+from tests.unit.services.fakes import EventLog, FakeStorage, opus_recording
 
 KEY = media_url_key(b"secret")
 
@@ -94,16 +92,7 @@ class FakeMedia:
         return self.recovered[recording.sid]
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.events]
-
+class Sink(EventLog):
     def recording_events(self) -> list[RecordingEvent]:
         assert all(isinstance(e, RecordingEvent) for e in self.events)
         return [e for e in self.events if isinstance(e, RecordingEvent)]
@@ -371,16 +360,7 @@ async def test_recover_finishes_what_a_killed_server_left(world: World) -> None:
     alice = await join(w, room, "alice")
     left = []
     for i in range(3):
-        rec = Recording.for_track(
-            sid=RecordingSid(new_sid("RT")),
-            account_sid=w.account,
-            room_sid=room.sid,
-            participant_sid=alice.sid,
-            source_sid=TrackSid(new_sid("MT")),
-            track_name=f"t{i}",
-            codec=RecordingCodec.OPUS,
-            now=w.clock.now(),
-        )
+        rec = opus_recording(w.account, room.sid, alice.sid, w.clock.now(), track_name=f"t{i}")
         await w.store.insert_recording(rec)
         left.append(rec)
     w.media.recovered = {

@@ -11,13 +11,12 @@ import pytest
 from parlour.domain import errors
 from parlour.domain.events import CallbackDelivery, DeliveryStatus
 from parlour.domain.ports import RetentionPolicy
-from parlour.domain.recordings import Recording, RecordingCodec, RecordingStatus
-from parlour.domain.sids import RecordingSid, new_sid
+from parlour.domain.recordings import RecordingStatus
 from parlour.services.retention import RetentionService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
 from tests.store.factories import join, make_room, new_account, publish
-from tests.unit.services.fakes import FakeStorage
+from tests.unit.services.fakes import FakeStorage, opus_recording
 
 DAY = 86400.0
 SECRET_ID = "carol-H8d2@private.example"
@@ -30,16 +29,7 @@ async def world(store: MemoryStore, clock: FakeClock, storage: FakeStorage) -> d
     await store.insert_room(room)
     carol = await join(store, room, SECRET_ID, when=clock.now())
     track = await publish(store, carol)
-    rec = Recording.for_track(
-        sid=RecordingSid(new_sid("RT")),
-        account_sid=account,
-        room_sid=room.sid,
-        participant_sid=carol.sid,
-        source_sid=track.sid,
-        track_name="mic",
-        codec=RecordingCodec.OPUS,
-        now=clock.now(),
-    )
+    rec = opus_recording(account, room.sid, carol.sid, clock.now(), source_sid=track.sid)
     await store.insert_recording(rec)
     await store.update_recording(
         rec.completed(clock.now(), duration_ms=1000, size=3), expected=RecordingStatus.PROCESSING

@@ -11,7 +11,6 @@ import pytest
 from parlour.domain import errors
 from parlour.domain.accounts import Account
 from parlour.domain.events import (
-    Event,
     ParticipantDisconnected,
     RoomCreated,
     RoomEnded,
@@ -26,10 +25,11 @@ from parlour.domain.ports import TrackTap
 from parlour.domain.rooms import Room, RoomSpec, validate_room_spec
 from parlour.domain.sids import AccountSid, ParticipantSid, RoomSid, TrackSid, new_sid
 from parlour.domain.tracks import PublishedTrack, TrackKind
-from parlour.domain.transcriptions import TranscriptionStatus, Utterance
+from parlour.domain.transcriptions import Transcription, TranscriptionStatus, Utterance
 from parlour.services.transcriptions import TapFanOut, TranscriptionService
 from parlour.store.memory import MemoryStore
 from parlour.testing import FakeClock
+from tests.unit.services.fakes import EventLog
 
 
 @dataclass
@@ -70,22 +70,11 @@ class FakeTranscriber:
         self.closed = True
 
 
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[Event] = []
-
-    async def emit(self, event: Event) -> None:
-        self.seen.append(event)
-
-    def names(self) -> list[str]:
-        return [e.name for e in self.seen]
-
-
 @dataclass
 class World:
     store: MemoryStore
     clock: FakeClock
-    events: Events
+    events: EventLog
     transcriber: FakeTranscriber
     service: TranscriptionService
     delivered: list[tuple[RoomSid, dict[str, object]]]
@@ -93,7 +82,7 @@ class World:
 
 @pytest.fixture
 async def world() -> World:
-    store, clock, events, transcriber = MemoryStore(), FakeClock(), Events(), FakeTranscriber()
+    store, clock, events, transcriber = MemoryStore(), FakeClock(), EventLog(), FakeTranscriber()
     service = TranscriptionService(store, clock, events, transcriber, languages=["en-US"])
     delivered: list[tuple[RoomSid, dict[str, object]]] = []
     service.deliver = lambda room, message: delivered.append((room, message))
@@ -136,6 +125,18 @@ def speaker(room: Room) -> tuple[Participant, PublishedTrack]:
     return participant, track
 
 
+async def created_transcribing(w: World, configuration: str) -> tuple[Room, Transcription]:
+    """A room that transcribes on connect (with `configuration`), created: its transcription."""
+    room = await new_room(
+        w,
+        transcribe_participants_on_connect=True,
+        transcriptions_configuration=configuration,
+    )
+    await w.service.emit(RoomCreated(timestamp=w.clock.now(), room=room))
+    (transcription,) = (await w.service.list(room, PageRequest())).items
+    return room, transcription
+
+
 async def tap_of(w: World, room: Room, kind: TrackKind = TrackKind.AUDIO) -> TrackTap | None:
     participant, track = speaker(room)
     if kind is not TrackKind.AUDIO:
@@ -168,7 +169,7 @@ async def test_a_started_room_transcribes_its_audio_and_delivers_finals(world: W
     assert str(message["participant"]).startswith("PA") and str(message["track"]).startswith("MT")
     assert message["timestamp"] == "2024-01-02T03:04:05.000000000Z"
     assert w.events.names() == ["transcription-started"]
-    assert isinstance(w.events.seen[0], TranscriptionStarted)
+    assert isinstance(w.events.events[0], TranscriptionStarted)
 
 
 async def test_partials_stop_and_restart(world: World) -> None:
@@ -210,13 +211,7 @@ async def test_partials_stop_and_restart(world: World) -> None:
 
 async def test_the_room_starts_and_ends_them(world: World) -> None:
     w = world
-    room = await new_room(
-        w,
-        transcribe_participants_on_connect=True,
-        transcriptions_configuration='{"LanguageCode": "en-US"}',
-    )
-    await w.service.emit(RoomCreated(timestamp=w.clock.now(), room=room))
-    (started,) = (await w.service.list(room, PageRequest())).items
+    room, started = await created_transcribing(w, '{"LanguageCode": "en-US"}')
     assert started.configuration == {"languageCode": "en-US"}
     tap = await tap_of(w, room)
     assert tap is not None and len(w.transcriber.streams) == 1
@@ -228,7 +223,7 @@ async def test_the_room_starts_and_ends_them(world: World) -> None:
     after = await w.service.get(room, started.ttid)
     assert after.status is TranscriptionStatus.STOPPED and after.duration == 5
     assert w.events.names() == ["transcription-started", "transcription-stopped"]
-    assert isinstance(w.events.seen[1], TranscriptionStopped)
+    assert isinstance(w.events.events[1], TranscriptionStopped)
     with pytest.raises(errors.RoomError) as err:
         await w.service.update(ended, started.ttid, "started", None)
     assert err.value.code == errors.Code.ROOM_COMPLETED
@@ -271,7 +266,7 @@ async def test_an_engine_failure_fails_the_transcriptions(world: World) -> None:
     await w.service.close()
     failed = await w.service.get(room, created.ttid)
     assert failed.status is TranscriptionStatus.FAILED
-    assert isinstance(w.events.seen[-1], TranscriptionFailed)
+    assert isinstance(w.events.events[-1], TranscriptionFailed)
     assert w.transcriber.closed
 
 
@@ -348,7 +343,7 @@ async def test_one_tap_feeds_the_recording_and_the_transcription(world: World) -
 async def test_a_track_joins_transcriptions_another_process_started(world: World) -> None:
     w = world
     room = await new_room(w)
-    elsewhere = TranscriptionService(w.store, w.clock, Events(), FakeTranscriber())
+    elsewhere = TranscriptionService(w.store, w.clock, EventLog(), FakeTranscriber())
     await elsewhere.create(room, {"partialResults": True})
     tap = await tap_of(w, room)
     assert tap is not None
@@ -359,13 +354,7 @@ async def test_a_track_joins_transcriptions_another_process_started(world: World
 
 async def test_a_language_the_engine_lacks_fails_on_connect(world: World) -> None:
     w = world
-    room = await new_room(
-        w,
-        transcribe_participants_on_connect=True,
-        transcriptions_configuration='{"languageCode": "fr-FR"}',
-    )
-    await w.service.emit(RoomCreated(timestamp=w.clock.now(), room=room))
-    (failed,) = (await w.service.list(room, PageRequest())).items
+    room, failed = await created_transcribing(w, '{"languageCode": "fr-FR"}')
     assert failed.status is TranscriptionStatus.FAILED
     assert w.events.names() == ["transcription-failed"]
     assert await tap_of(w, room) is not None and w.transcriber.streams == []
