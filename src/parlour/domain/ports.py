@@ -589,6 +589,11 @@ class MediaSession(Protocol):
         second or so; 0 if unknown."""
         ...
 
+    def dominant_speaker(self) -> ParticipantSid | None:
+        """The room's dominant speaker now (None: nobody yet), for a participant whose
+        active-speaker channel has just opened: it missed the changes before."""
+        ...
+
     def published_layers(self, track_id: str) -> Sequence[SimulcastLayer]:
         """The simulcast layers of a video track this participant publishes, lowest first
         (empty: not simulcast)."""

@@ -224,6 +224,10 @@ class Peer:
                 None if publisher_sid is None else ParticipantSid(publisher_sid)
             )
 
+    def dominant_speaker(self) -> ParticipantSid | None:
+        dominant = self.router.speakers.dominant
+        return None if dominant is None else ParticipantSid(dominant)
+
     def published_bitrate(self, track_id: str) -> int:
         producer = self._producers.get(track_id)
         return producer.bitrate if producer is not None else 0

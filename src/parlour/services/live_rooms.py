@@ -768,6 +768,10 @@ class LiveRoomService:
             return
         channel, message = received
         if message.get("type") == "ready" and channel == sig.MspChannel.ACTIVE_SPEAKER:
+            # Whoever has been speaking since before this participant came: it heard none
+            # of the changes (`dominant_speaker_changed` reaches sessions already there).
+            if session.media is not None:
+                session.dominant_speaker = session.media.dominant_speaker()
             self._send_dominant_speaker(session)
         elif channel == sig.MspChannel.NETWORK_QUALITY:
             self._network_quality(session, message)

@@ -25,7 +25,7 @@ from parlour.domain.participants import ParticipantStatus
 from parlour.domain.ports import MediaListener, TrackDescriptor
 from parlour.domain.recordings import Recording, RecordingCodec
 from parlour.domain.rooms import RoomSpec, RoomStatus
-from parlour.domain.sids import AccountSid, RecordingSid, RoomSid, TrackSid
+from parlour.domain.sids import AccountSid, ParticipantSid, RecordingSid, RoomSid, TrackSid
 from parlour.protocol import signaling as sig
 from parlour.services.accounts import AccountService
 from parlour.services.live_rooms import LiveRoomService, ParticipantSession
@@ -65,6 +65,7 @@ class FakeSession:
     closed: bool = False
     fail_descriptions: bool = False
     signaling: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    speaker: ParticipantSid | None = None
 
     async def client_description(
         self, pc_id: str, kind: str, revision: int, sdp: str, track_ids: Sequence[str]
@@ -85,6 +86,9 @@ class FakeSession:
 
     def request_keyframe(self, track_id: str) -> None:
         return None
+
+    def dominant_speaker(self) -> ParticipantSid | None:
+        return self.speaker
 
     def open_signaling_channel(self, label: str) -> None:
         self.signaling[label] = []
@@ -503,6 +507,7 @@ async def test_media_signaling_channels_are_negotiated_and_wait_for_ready(world:
     media = world.media.sessions[a.participant.sid]
     assert media.signaling == {label: []}
     listener = media.listener
+    media.speaker = a.participant.sid  # the room's speaker, as the media plane has it
     listener.dominant_speaker_changed(a.participant.sid)  # type: ignore[arg-type]
     assert media.signaling[label] == []  # not ready yet: nothing sent
     listener.signaling_message(label, "{not json")
@@ -511,6 +516,17 @@ async def test_media_signaling_channels_are_negotiated_and_wait_for_ready(world:
     assert media.signaling[label] == [{"type": "active_speaker", "participant": a.participant.sid}]
     listener.dominant_speaker_changed(None)
     assert media.signaling[label][-1] == {"type": "active_speaker", "participant": None}
+
+
+async def test_a_late_joiner_hears_who_is_speaking_when_its_channel_opens(world: World) -> None:
+    """The media plane decided the speaker before this participant's session observed it
+    (no change will come): the `ready` answer carries the current one, not null."""
+    _, b = await world.connect("bob", media_signaling=("active_speaker",))
+    label = (b.media_signaling or {})["active_speaker"].transport.label  # type: ignore[union-attr]
+    media = world.media.sessions[b.participant.sid]
+    media.speaker = ParticipantSid("PA" + "a" * 32)
+    media.listener.signaling_message(label, '{"type": "ready"}')
+    assert media.signaling[label] == [{"type": "active_speaker", "participant": media.speaker}]
 
 
 async def test_no_media_signaling_when_not_asked(world: World) -> None:
