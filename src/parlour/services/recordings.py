@@ -619,6 +619,12 @@ class RecordingService:
                 participant_identity=tap.identity,
             )
         )
+        if tap.closed:
+            # The track ended while the recording was being set up (`_tap_closed` saw no
+            # writer yet): finish it now, or it would stay `processing` for ever (the soak
+            # found two). We hold the room's lock, as `_stop_locked` would.
+            await self._stop(tap)
+            return
         if tap.request_keyframe is not None and tap.codec not in _AUDIO_CODECS:
             try:
                 tap.request_keyframe()

@@ -302,6 +302,31 @@ async def test_a_tap_closed_by_the_sfu_completes_in_the_background(world: World)
     assert await w.service.track_published(room, alice, mic, "opus") is None  # closed
 
 
+async def test_a_track_ending_while_its_recording_starts_still_completes_it(
+    world: World,
+) -> None:
+    """The SFU closes the tap while the recording is being set up (its row being written):
+    the recording is finished at once, never left `processing` (found by `make soak`)."""
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    insert = w.store.insert_recording
+
+    async def track_ends_meanwhile(recording: Recording) -> None:
+        w.service._taps[recording.source_sid].close()  # what the SFU does as a track ends
+        await insert(recording)
+
+    w.store.insert_recording = track_ends_meanwhile  # type: ignore[method-assign]
+    await w.service.track_published(room, alice, mic, "opus")
+    await w.service.close()
+    [rec] = await recordings(w)
+    assert rec.status is RecordingStatus.COMPLETED
+    assert w.media.writers[rec.sid].closed
+    assert w.sink.names() == ["recording-started", "recording-completed"]
+    assert w.service.in_progress == 0
+
+
 async def test_video_recordings_ask_for_keyframes(world: World) -> None:
     w = world
     room = await make_room(w, ALL)
