@@ -60,8 +60,8 @@ from parlour.domain.ports import (
 from parlour.domain.recordings import Recording, RecordingStatus, RecordingType, unix_ms
 from parlour.domain.rooms import Room, RoomType
 from parlour.domain.sids import AccountSid, is_sid, new_sid
-from parlour.protocol.media_urls import signed_media_url, verify_media_path
 from parlour.recording.encryption import EncryptingStorage
+from parlour.services.media_links import signed_link, verified_file
 from parlour.services.media_storage import MediaPlan, MediaStorageResolver, StorageUnavailable
 
 __all__ = ["CompositionMedia", "CompositionService"]
@@ -233,9 +233,14 @@ class CompositionService:
         )
         if presigned is not None:
             return presigned
-        expires = unix_ms(self._clock.now()) // 1000 + ttl
-        path = f"/media/{composition.account_sid}/{composition.file_name}"
-        return signed_media_url(self._url_key, path, expires, disposition)
+        return signed_link(
+            self._url_key,
+            composition.account_sid,
+            composition.file_name,
+            now=unix_ms(self._clock.now()) // 1000,
+            ttl=ttl,
+            disposition=disposition,
+        )
 
     async def open_media(
         self,
@@ -247,19 +252,15 @@ class CompositionService:
         signature: str | None,
     ) -> CompositionMedia:
         """The media behind a signed URL from `media_url`."""
-        path = f"/media/{account_sid}/{file_name}"
-        try:
-            expiry = int(expires or "")
-        except ValueError:
-            expiry = 0
-        now = unix_ms(self._clock.now()) // 1000
-        if (
-            disposition is None
-            or signature is None
-            or not verify_media_path(self._url_key, path, expiry, disposition, signature, now=now)
-        ):
-            raise errors.ForbiddenError("The media URL is invalid or has expired")
-        sid = file_name.partition(".")[0]
+        path, sid, disposition = verified_file(
+            self._url_key,
+            account_sid,
+            file_name,
+            now=unix_ms(self._clock.now()) // 1000,
+            expires=expires,
+            disposition=disposition,
+            signature=signature,
+        )
         composition = await self._store.get_composition(AccountSid(account_sid), sid)
         if composition is None or composition.file_name != file_name or not composition.has_media:
             raise errors.NotFoundError.for_path(path)

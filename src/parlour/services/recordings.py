@@ -64,9 +64,9 @@ from parlour.domain.sids import (
     new_sid,
 )
 from parlour.domain.tracks import PublishedTrack, TrackKind
-from parlour.protocol.media_urls import signed_media_url, verify_media_path
 from parlour.recording.encryption import EncryptingStorage
 from parlour.recording.s3 import S3Storage
+from parlour.services.media_links import signed_link, verified_file
 from parlour.services.media_storage import MediaPlan, MediaStorageResolver, StorageUnavailable
 
 __all__ = ["MediaFile", "RecordingService"]
@@ -413,9 +413,14 @@ class RecordingService:
                 else recording.container_format.content_type
             )
             return storage.presigned_url(recording.media_key, ttl, disposition, content_type)
-        expires = unix_ms(self._clock.now()) // 1000 + ttl
-        path = f"/media/{recording.account_sid}/{recording.file_name}"
-        return signed_media_url(self._url_key, path, expires, disposition)
+        return signed_link(
+            self._url_key,
+            recording.account_sid,
+            recording.file_name,
+            now=unix_ms(self._clock.now()) // 1000,
+            ttl=ttl,
+            disposition=disposition,
+        )
 
     async def open_media(
         self,
@@ -432,19 +437,15 @@ class RecordingService:
             ForbiddenError: 20403 missing, altered or expired signature.
             NotFoundError: 20404 the media is gone.
         """
-        path = f"/media/{account_sid}/{file_name}"
-        try:
-            expiry = int(expires or "")
-        except ValueError:
-            expiry = 0
-        now = unix_ms(self._clock.now()) // 1000
-        if (
-            disposition is None
-            or signature is None
-            or not verify_media_path(self._url_key, path, expiry, disposition, signature, now=now)
-        ):
-            raise errors.ForbiddenError("The media URL is invalid or has expired")
-        sid = file_name.partition(".")[0]
+        path, sid, disposition = verified_file(
+            self._url_key,
+            account_sid,
+            file_name,
+            now=unix_ms(self._clock.now()) // 1000,
+            expires=expires,
+            disposition=disposition,
+            signature=signature,
+        )
         recording = await self._store.get_recording(AccountSid(account_sid), sid)
         if recording is None or recording.file_name != file_name or not recording.has_media:
             raise errors.NotFoundError.for_path(path)
