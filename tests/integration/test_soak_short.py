@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration]
 
 
 async def test_two_minutes_of_churn_leave_nothing_behind(tmp_path: Path) -> None:
-    config = SoakConfig(minutes=2.0, seed=7, out=tmp_path, check_memory=False)
+    config = SoakConfig(minutes=2.0, seed=7, out=tmp_path, check_memory=False, warmup_seconds=10.0)
     result = await soak(config, progress=lambda line: None)
     assert result["failures"] == [], (result["failures"], result["leftovers"])
     counters = result["counters"]
