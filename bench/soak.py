@@ -76,10 +76,6 @@ TOLERANCES: dict[str, float] = {
     "sessions": 0,
     "recordings_in_progress": 0,
     "webhook_pending": 0,
-    "rooms_live": 0,
-    "participants_live": 0,
-    "published_live": 0,
-    "subscribed_live": 0,
     "media_rooms": 0,
     "media_participants": 0,
     "media_published": 0,
@@ -275,10 +271,6 @@ class Probe:
             p.stat().st_size for p in (db, db.with_name("parlour.db-wal")) if p.exists()
         )
         values.update(await asyncio.to_thread(_db_counts, db))
-        values["rooms_live"] = values["db_rooms_in_progress"]
-        values["participants_live"] = values["db_participants_connected"]
-        values["published_live"] = values["db_published_open"]
-        values["subscribed_live"] = values["db_subscribed_open"]
         spool = self.server.dir / "media" / "spool"
         values["spool_files"] = (
             sum(1 for p in spool.glob("*") if p.is_file()) if spool.exists() else 0
