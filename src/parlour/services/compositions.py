@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -57,38 +57,23 @@ from parlour.domain.ports import (
     StatusCallbackPolicy,
     Store,
 )
-from parlour.domain.recordings import Recording, RecordingStatus, RecordingType, unix_ms
+from parlour.domain.recordings import Recording, RecordingStatus, RecordingType
 from parlour.domain.rooms import Room, RoomType
 from parlour.domain.sids import AccountSid, is_sid, new_sid
 from parlour.recording.encryption import EncryptingStorage
-from parlour.services.media_links import signed_link, verified_file
-from parlour.services.media_storage import MediaPlan, MediaStorageResolver, StorageUnavailable
+from parlour.services.media_storage import MediaStorageResolver, StorageUnavailable
+from parlour.services.stored_media import MediaShelf, ServedMedia
 
 __all__ = ["CompositionMedia", "CompositionService"]
 
 log = logging.getLogger(__name__)
 
-TTL_RANGE = range(1, 3601)
-DEFAULT_TTL = 600
-#: What Twilio's bucket serves an encrypted file as.
-ENCRYPTED_CONTENT_TYPE = "application/octet-stream"
 _LIST_ALL = 1000
 _GROUP_TYPES = (RoomType.GROUP, RoomType.GROUP_SMALL)
 
 
-@dataclass(frozen=True)
-class CompositionMedia:
-    """A composition's media, ready to be served (like `MediaFile` of recordings)."""
-
-    composition: Composition
-    size: int
-    content_type: str
-    content_disposition: str
-    _storage: MediaStorage
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def chunks(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        return self._storage.open(self.composition.media_key, start, length)
+#: A composition's media, ready to be served.
+CompositionMedia = ServedMedia[Composition]
 
 
 class CompositionService:
@@ -118,13 +103,20 @@ class CompositionService:
         locate: Callable[[Recording], Awaitable[MediaStorage]] | None = None,
         resolver: MediaStorageResolver | None = None,
     ) -> None:
-        self._resolver = resolver
         self._store = store
         self._clock = clock
         self._events = events
         self._storage = storage
         self._composer = composer
-        self._url_key = media_url_key
+        self._shelf: MediaShelf[Composition] = MediaShelf(
+            MediaKind.COMPOSITIONS,
+            "composition",
+            storage=storage,
+            resolver=resolver,
+            media_url_key=media_url_key,
+            clock=clock,
+            content_type=lambda c: c.content_type,
+        )
         self._policy = callback_policy
         self._node_id = node_id
         self._locate = locate
@@ -168,7 +160,7 @@ class CompositionService:
             status_callback=status_callback or None,
             status_callback_method=status_callback_method,
         )
-        composition = await self._planned(composition)
+        composition = await self._shelf.planned(composition)
         await self._store.insert_composition(composition)
         log.info("composition created sid=%s room=%s", composition.sid, room.sid)
         await self._kick(room)
@@ -217,27 +209,11 @@ class CompositionService:
         ttl: int | None = None,
         disposition: str | None = None,
     ) -> str:
-        """The signed path of a completed composition's media, valid `ttl` seconds."""
-        ttl = DEFAULT_TTL if ttl is None else ttl
-        if ttl not in TTL_RANGE:
-            raise errors.InvalidParameterError("Ttl must be between 1 and 3600")
-        composition = await self.get(account_sid, sid)
-        if not composition.has_media:
-            raise errors.NotFoundError.for_path(f"/Compositions/{sid}/Media")
-        if disposition is None:
-            disposition = f'attachment; filename="{composition.file_name}"'
-        _check_disposition(disposition)
-        storage = await self._reachable(composition, f"/Compositions/{sid}/Media")
-        presigned = MediaStorageResolver.presigned(
-            storage, composition.media_key, ttl, disposition, _served_type(composition)
-        )
-        if presigned is not None:
-            return presigned
-        return signed_link(
-            self._url_key,
-            composition.account_sid,
-            composition.file_name,
-            now=unix_ms(self._clock.now()) // 1000,
+        """The signed path of a completed composition's media, valid `ttl` seconds (for
+        media in a bucket, the bucket's presigned URL)."""
+        return await self._shelf.link(
+            partial(self.get, account_sid, sid),
+            f"/Compositions/{sid}/Media",
             ttl=ttl,
             disposition=disposition,
         )
@@ -252,36 +228,19 @@ class CompositionService:
         signature: str | None,
     ) -> CompositionMedia:
         """The media behind a signed URL from `media_url`."""
-        path, sid, disposition = verified_file(
-            self._url_key,
+        return await self._shelf.serve(
             account_sid,
             file_name,
-            now=unix_ms(self._clock.now()) // 1000,
+            self._store.get_composition,
             expires=expires,
             disposition=disposition,
             signature=signature,
-        )
-        composition = await self._store.get_composition(AccountSid(account_sid), sid)
-        if composition is None or composition.file_name != file_name or not composition.has_media:
-            raise errors.NotFoundError.for_path(path)
-        storage = await self._reachable(composition, path)
-        size = await storage.size(composition.media_key)
-        if size is None:
-            raise errors.NotFoundError.for_path(path)
-        headers = composition.encryption.headers() if composition.encryption is not None else {}
-        return CompositionMedia(
-            composition, size, _served_type(composition), disposition, storage, headers
         )
 
     async def delete_media(self, composition: Composition) -> bool:
         """Remove a composition's media wherever it is (local, or its bucket); False if
         there was none or its bucket can no longer be reached (logged)."""
-        try:
-            storage = await self._storage_of(composition)
-        except StorageUnavailable as exc:
-            log.warning("composition media not deleted sid=%s reason=%s", composition.sid, exc)
-            return False
-        return await storage.delete(composition.media_key)
+        return await self._shelf.delete(composition)
 
     # -- hooks (REST) -----------------------------------------------------------------------
 
@@ -404,7 +363,7 @@ class CompositionService:
                 status_callback_method=hook.status_callback_method,
                 hook_sid=hook.sid,
             )
-            composition = await self._planned(composition)
+            composition = await self._shelf.planned(composition)
             await self._store.insert_composition(composition)
             log.info("composition enqueued by hook sid=%s hook=%s", composition.sid, hook.sid)
             await self._events.emit(
@@ -517,7 +476,7 @@ class CompositionService:
             await self._fail(composition, f"a recording cannot be read: {exc}"[:400], hook)
             return
         try:
-            output_storage = await self._writer_storage(composition)
+            output_storage = await self._shelf.writer_storage(composition)
         except StorageUnavailable as exc:  # CompositionSettings' credential or key deleted
             await self._fail(composition, f"the media cannot be stored: {exc}"[:400], hook)
             return
@@ -640,57 +599,6 @@ class CompositionService:
             output_key=composition.media_key,
         )
 
-    # -- where the media is (CompositionSettings) --------------------------------------------
-
-    async def _planned(self, composition: Composition) -> Composition:
-        """The composition with where its media will go (the account's settings now)."""
-        if self._resolver is None:
-            return composition
-        plan = await self._resolver.plan(
-            composition.account_sid, MediaKind.COMPOSITIONS, composition.media_key
-        )
-        return replace(
-            composition,
-            media_credentials_sid=plan.credentials_sid,
-            media_external_location=plan.external_location,
-            encryption_key_sid=plan.encryption_key_sid,
-        )
-
-    async def _writer_storage(self, composition: Composition) -> MediaStorage | None:
-        """The storage the composed file is put in (None: the composer's own).
-
-        Raises:
-            StorageUnavailable: the planned credential or public key is gone.
-        """
-        if self._resolver is None:
-            return None
-        return await self._resolver.writer(
-            composition.account_sid,
-            MediaPlan(
-                composition.media_credentials_sid,
-                composition.media_external_location,
-                composition.encryption_key_sid,
-            ),
-        )
-
-    async def _storage_of(self, composition: Composition) -> MediaStorage:
-        """Where a stored composition's media is.
-
-        Raises:
-            StorageUnavailable: its bucket's credential is gone.
-        """
-        if self._resolver is None:
-            return self._storage
-        return await self._resolver.of_composition(composition)
-
-    async def _reachable(self, composition: Composition, path: str) -> MediaStorage:
-        """The composition's storage; 20404 if its bucket can no longer be reached."""
-        try:
-            return await self._storage_of(composition)
-        except StorageUnavailable as exc:
-            log.warning("composition media unreachable sid=%s reason=%s", composition.sid, exc)
-            raise errors.NotFoundError.for_path(path) from None
-
     # -- helpers ----------------------------------------------------------------------------
 
     async def _room(self, account_sid: AccountSid, room_sid: str) -> Room:
@@ -739,25 +647,6 @@ def _source(r: Recording) -> Source:
     )
 
 
-def _served_type(composition: Composition) -> str:
-    """The Content-Type its download is served with (an encrypted file is opaque)."""
-    return (
-        ENCRYPTED_CONTENT_TYPE if composition.encryption is not None else composition.content_type
-    )
-
-
 def _check_friendly_name(name: str) -> None:
     if not name or len(name) > 100:
         raise errors.InvalidParameterError("FriendlyName must be 1 to 100 characters")
-
-
-def _check_disposition(value: str) -> None:
-    kind = value.split(";", 1)[0].strip().lower()
-    if (
-        kind not in ("attachment", "inline")
-        or len(value) > 512
-        or any(not 32 <= ord(ch) < 127 for ch in value)
-    ):
-        raise errors.InvalidParameterError(
-            "ContentDisposition must be 'attachment' or 'inline' (RFC 6266)"
-        )

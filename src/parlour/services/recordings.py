@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from functools import partial
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
@@ -65,35 +66,18 @@ from parlour.domain.sids import (
 )
 from parlour.domain.tracks import PublishedTrack, TrackKind
 from parlour.recording.encryption import EncryptingStorage
-from parlour.recording.s3 import S3Storage
-from parlour.services.media_links import signed_link, verified_file
-from parlour.services.media_storage import MediaPlan, MediaStorageResolver, StorageUnavailable
+from parlour.services.media_storage import MediaStorageResolver
+from parlour.services.stored_media import MediaShelf, ServedMedia
 
 __all__ = ["MediaFile", "RecordingService"]
 
 log = logging.getLogger(__name__)
 
-TTL_RANGE = range(1, 3601)
-DEFAULT_TTL = 600
 _AUDIO_CODECS = {RecordingCodec.OPUS, RecordingCodec.PCMU}
-#: What Twilio's bucket serves an encrypted file as.
-ENCRYPTED_CONTENT_TYPE = "application/octet-stream"
 
 
-@dataclass(frozen=True)
-class MediaFile:
-    """A recording's media, ready to be served: size, type, and its bytes by range."""
-
-    recording: Recording
-    size: int
-    content_type: str
-    content_disposition: str
-    _storage: MediaStorage
-    #: Twilio's `x-amz-meta-*` headers of an encrypted file (its envelope).
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def chunks(self, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        return self._storage.open(self.recording.media_key, start, length)
+#: A recording's media, ready to be served.
+MediaFile = ServedMedia[Recording]
 
 
 class _Tap:
@@ -187,13 +171,19 @@ class RecordingService:
         media_url_key: bytes,
         resolver: MediaStorageResolver | None = None,
     ) -> None:
-        self._resolver = resolver
         self._store = store
         self._clock = clock
         self._events = events
         self._media = media
-        self._storage = storage
-        self._url_key = media_url_key
+        self._shelf: MediaShelf[Recording] = MediaShelf(
+            MediaKind.RECORDINGS,
+            "recording",
+            storage=storage,
+            resolver=resolver,
+            media_url_key=media_url_key,
+            clock=clock,
+            content_type=lambda r: r.container_format.content_type,
+        )
         self._taps: dict[TrackSid, _Tap] = {}
         self._locks: dict[RoomSid, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -310,7 +300,7 @@ class RecordingService:
                 continue
             storage: MediaStorage | None = None
             try:
-                storage = await self._writer_storage(recording)
+                storage = await self._shelf.writer_storage(recording)
                 result = await self._media.recover(recording, storage=storage)
             except Exception as exc:
                 result = RecordingResult(
@@ -396,28 +386,9 @@ class RecordingService:
             NotFoundError: 20404 no such recording, or no media (processing, deleted,
                 failed, or nothing was recorded).
         """
-        ttl = DEFAULT_TTL if ttl is None else ttl
-        if ttl not in TTL_RANGE:
-            raise errors.InvalidParameterError("Ttl must be between 1 and 3600")
-        recording = await self.get(account_sid, sid, room_sid=room_sid)
-        if not recording.has_media:
-            raise errors.NotFoundError.for_path(_path(sid, room_sid) + "/Media")
-        if disposition is None:
-            disposition = f'attachment; filename="{recording.file_name}"'
-        _check_disposition(disposition)
-        storage = await self._reachable(recording, _path(sid, room_sid) + "/Media")
-        if isinstance(storage, S3Storage):
-            content_type = (
-                ENCRYPTED_CONTENT_TYPE
-                if recording.encryption is not None
-                else recording.container_format.content_type
-            )
-            return storage.presigned_url(recording.media_key, ttl, disposition, content_type)
-        return signed_link(
-            self._url_key,
-            recording.account_sid,
-            recording.file_name,
-            now=unix_ms(self._clock.now()) // 1000,
+        return await self._shelf.link(
+            partial(self.get, account_sid, sid, room_sid=room_sid),
+            _path(sid, room_sid) + "/Media",
             ttl=ttl,
             disposition=disposition,
         )
@@ -437,91 +408,21 @@ class RecordingService:
             ForbiddenError: 20403 missing, altered or expired signature.
             NotFoundError: 20404 the media is gone.
         """
-        path, sid, disposition = verified_file(
-            self._url_key,
+        return await self._shelf.serve(
             account_sid,
             file_name,
-            now=unix_ms(self._clock.now()) // 1000,
+            self._store.get_recording,
             expires=expires,
             disposition=disposition,
             signature=signature,
-        )
-        recording = await self._store.get_recording(AccountSid(account_sid), sid)
-        if recording is None or recording.file_name != file_name or not recording.has_media:
-            raise errors.NotFoundError.for_path(path)
-        storage = await self._reachable(recording, path)
-        size = await storage.size(recording.media_key)
-        if size is None:
-            raise errors.NotFoundError.for_path(path)
-        if recording.encryption is not None:
-            return MediaFile(
-                recording,
-                size,
-                ENCRYPTED_CONTENT_TYPE,
-                disposition,
-                storage,
-                recording.encryption.headers(),
-            )
-        return MediaFile(
-            recording, size, recording.container_format.content_type, disposition, storage
         )
 
     async def delete_media(self, recording: Recording) -> bool:
         """Remove a recording's media wherever it is (local, or its bucket); False if
         there was none or its bucket can no longer be reached (logged)."""
-        try:
-            storage = await self._storage_of(recording)
-        except StorageUnavailable as exc:
-            log.warning("recording media not deleted sid=%s reason=%s", recording.sid, exc)
-            return False
-        return await storage.delete(recording.media_key)
+        return await self._shelf.delete(recording)
 
     # -- internals ------------------------------------------------------------------------
-
-    async def _storage_of(self, recording: Recording) -> MediaStorage:
-        """Where a stored recording's media is.
-
-        Raises:
-            StorageUnavailable: its bucket's credential is gone.
-        """
-        if self._resolver is None:
-            return self._storage
-        return await self._resolver.of_recording(recording)
-
-    async def _reachable(self, recording: Recording, path: str) -> MediaStorage:
-        """The recording's storage; 20404 if its bucket can no longer be reached."""
-        try:
-            return await self._storage_of(recording)
-        except StorageUnavailable as exc:
-            log.warning("recording media unreachable sid=%s reason=%s", recording.sid, exc)
-            raise errors.NotFoundError.for_path(path) from None
-
-    async def _planned(self, recording: Recording) -> Recording:
-        """The recording with where its media will go (the account's settings now)."""
-        if self._resolver is None:
-            return recording
-        plan = await self._resolver.plan(
-            recording.account_sid, MediaKind.RECORDINGS, recording.media_key
-        )
-        return replace(
-            recording,
-            media_credentials_sid=plan.credentials_sid,
-            media_external_location=plan.external_location,
-            encryption_key_sid=plan.encryption_key_sid,
-        )
-
-    async def _writer_storage(self, recording: Recording) -> MediaStorage | None:
-        """The storage a recording's finished file is put in (None: the default)."""
-        if self._resolver is None:
-            return None
-        return await self._resolver.writer(
-            recording.account_sid,
-            MediaPlan(
-                recording.media_credentials_sid,
-                recording.media_external_location,
-                recording.encryption_key_sid,
-            ),
-        )
 
     def _lock(self, room_sid: RoomSid) -> asyncio.Lock:
         lock = self._locks.get(room_sid)
@@ -574,8 +475,8 @@ class RecordingService:
         )
         storage: MediaStorage | None = None
         try:
-            recording = await self._planned(recording)
-            storage = await self._writer_storage(recording)
+            recording = await self._shelf.planned(recording)
+            storage = await self._shelf.writer_storage(recording)
             writer = self._media.open_writer(
                 recording,
                 payload_types=tap.payload_types,
@@ -720,17 +621,3 @@ class RecordingService:
 
 def _path(sid: str, room_sid: RoomSid | None) -> str:
     return f"/Recordings/{sid}" if room_sid is None else f"/Rooms/{room_sid}/Recordings/{sid}"
-
-
-def _check_disposition(value: str) -> None:
-    """`attachment` or `inline` (RFC 6266), optionally with parameters; printable ASCII
-    only (it becomes a response header)."""
-    kind = value.split(";", 1)[0].strip().lower()
-    if (
-        kind not in ("attachment", "inline")
-        or len(value) > 512
-        or any(not 32 <= ord(ch) < 127 for ch in value)
-    ):
-        raise errors.InvalidParameterError(
-            "ContentDisposition must be 'attachment' or 'inline' (RFC 6266)"
-        )
