@@ -12,6 +12,7 @@
     ├── NetworkTraversal    (services/)    TURN credentials for `iced` and /2010-04-01/…/Tokens.json
     ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
+    │   or WorkerMediaPlane (media/)       the same SFU in N worker processes (--media-workers)
     ├── WebhookSender       (webhooks/)    status callbacks; an EventSink next to the logs
     ├── RetentionService    (services/)    per-account retention + its sweeper task
     ├── MediaStorageResolver (services/)   per-account media storage: local, S3, encrypted
@@ -41,6 +42,7 @@ from parlour.domain.ports import FanOutEventSink, MediaPlane
 from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.domain.turn import TurnServers
 from parlour.media.plane import SfuMediaPlane
+from parlour.media.workers import WorkerMediaPlane, WorkerSettings
 from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
 from parlour.recording.composer import PoolComposer
@@ -114,11 +116,14 @@ class Parlour:
 
     sfu: SfuMediaPlane | None = None
     metrics: CollectorRegistry | None = None
+    media_workers: WorkerMediaPlane | None = None
 
     async def close(self) -> None:
         await self.live.close()
         if self.sfu is not None:
             self.sfu.close()
+        if self.media_workers is not None:
+            await self.media_workers.close()
         await self.store.close()
 
 
@@ -235,18 +240,34 @@ async def build(
         stale_after=config.node_stale_seconds,
     )
     sfu: SfuMediaPlane | None = None
+    workers: WorkerMediaPlane | None = None
     if media is None:
         media_host = config.media_host or config.host
-        sfu = await SfuMediaPlane.start(
-            media_host,
-            config.media_port,
-            advertised_host=config.media_advertised_address
-            or (None if media_host not in ("0.0.0.0", "::", "") else "127.0.0.1"),
-            connect_timeout=config.media_connect_timeout_seconds,
-            consent_timeout=config.media_consent_timeout_seconds,
-            tcp=config.media_tcp,
+        advertised = config.media_advertised_address or (
+            None if media_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         )
-        media = sfu
+        if config.media_workers > 0:
+            media = workers = await WorkerMediaPlane.start(
+                config.media_workers,
+                WorkerSettings(
+                    host=media_host,
+                    port=config.media_port,
+                    advertised_host=advertised,
+                    connect_timeout=config.media_connect_timeout_seconds,
+                    consent_timeout=config.media_consent_timeout_seconds,
+                    tcp=config.media_tcp,
+                    log_level=config.log_level,
+                ),
+            )
+        else:
+            media = sfu = await SfuMediaPlane.start(
+                media_host,
+                config.media_port,
+                advertised_host=advertised,
+                connect_timeout=config.media_connect_timeout_seconds,
+                consent_timeout=config.media_consent_timeout_seconds,
+                tcp=config.media_tcp,
+            )
     traversal = NetworkTraversal(
         clock,
         TurnServers(config.turn_urls, config.turn_secret) if config.turn_secret else None,
@@ -308,7 +329,7 @@ async def build(
 
     metrics = metrics_registry(
         ParlourCollector(
-            media=sfu.stats if sfu is not None else None,
+            media=sfu.stats if sfu is not None else workers.stats if workers is not None else None,
             webhook_pending=lambda: webhooks.pending,
             sessions=lambda: live.session_count,
             recordings=lambda: recordings.in_progress,
@@ -325,4 +346,16 @@ async def build(
     )
     asgi.state.retention = retention  # /v1/Parlour/Retention
     asgi.state.traversal = traversal  # /2010-04-01/Accounts/{AccountSid}/Tokens.json
-    return Parlour(config, store, accounts, rooms, participants, live, nodes, asgi, sfu, metrics)
+    return Parlour(
+        config,
+        store,
+        accounts,
+        rooms,
+        participants,
+        live,
+        nodes,
+        asgi,
+        sfu,
+        metrics,
+        media_workers=workers,
+    )

@@ -1,6 +1,7 @@
 """The `parlour` command line.
 
     parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev]
+                    [--media-workers N] ...
                     [--tls-cert FILE --tls-key FILE] ...
     parlour account [--data-dir D] [--json]
     parlour account create [--data-dir D] [--friendly-name N] [--json]
@@ -42,7 +43,13 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from parlour import __version__
-from parlour.config import Config, load_metrics_token, load_server_secret, server_tls_context
+from parlour.config import (
+    MAX_MEDIA_WORKERS,
+    Config,
+    load_metrics_token,
+    load_server_secret,
+    server_tls_context,
+)
 
 __all__ = ["CliError", "main"]
 
@@ -74,6 +81,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port number from 0 to 65535")
     return port
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes") from None
+    if not 0 <= count <= MAX_MEDIA_WORKERS:
+        raise argparse.ArgumentTypeError(f"{count} is not from 0 to {MAX_MEDIA_WORKERS}")
+    return count
 
 
 def _ttl(text: str) -> int:
@@ -144,6 +161,14 @@ def _parser() -> _Parser:
     )
     serve.add_argument("--media-host", help="UDP address of the SFU (default: --host)")
     serve.add_argument("--media-port", type=_port, help="UDP port of the SFU (default 0 = any)")
+    serve.add_argument(
+        "--media-workers",
+        type=_workers,
+        metavar="N",
+        help="SFU worker processes, each with its own UDP port (--media-port + i when fixed); "
+        "a room stays on one (default: the number of cores, or $PARLOUR_MEDIA_WORKERS; "
+        "0 = in the server process)",
+    )
     serve.add_argument(
         "--advertised-address",
         help="address put in ICE candidates, for a server behind NAT (default: media host)",
@@ -267,6 +292,7 @@ def _config(args: argparse.Namespace) -> Config:
             media_host=getattr(args, "media_host", None),
             media_port=getattr(args, "media_port", None),
             media_advertised_address=getattr(args, "advertised_address", None),
+            media_workers=getattr(args, "media_workers", None),
             dev=getattr(args, "dev", None),
             tls_cert=getattr(args, "tls_cert", None),
             tls_key=getattr(args, "tls_key", None),
@@ -548,10 +574,16 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
     import uvicorn
     import uvloop
 
+    if args.media_workers is None and not os.environ.get("PARLOUR_MEDIA_WORKERS"):
+        config = dataclasses.replace(config, media_workers=os.cpu_count() or 1)
     tls = _tls_context(config)
     sock = _listen(config.host, config.port)
     try:
-        _check_media_address(config.media_host or config.host, config.media_port, config.media_tcp)
+        # Worker i binds media port + i (when the port is fixed).
+        for i in range(max(1, config.media_workers) if config.media_port else 1):
+            _check_media_address(
+                config.media_host or config.host, config.media_port + i, config.media_tcp
+            )
         _prepare_data_dir(config, announce=False)
     except BaseException:
         sock.close()

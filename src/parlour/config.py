@@ -17,6 +17,7 @@
 | media (UDP) port | `--media-port` | `PARLOUR_MEDIA_PORT` | `0` (any free port) |
 | ICE address | `--advertised-address` | `PARLOUR_MEDIA_ADVERTISED_ADDRESS` | media host |
 | ICE-TCP on the media port number | | `PARLOUR_MEDIA_TCP` | `true` |
+| SFU worker processes (0: in-process) | `--media-workers` | `PARLOUR_MEDIA_WORKERS` | cores |
 | webhooks to private addresses | | `PARLOUR_WEBHOOK_ALLOW_PRIVATE` | `false` |
 | webhook request timeout | | `PARLOUR_WEBHOOK_TIMEOUT_SECONDS` | `10` |
 | webhook attempts per callback | | `PARLOUR_WEBHOOK_MAX_ATTEMPTS` | `6` |
@@ -55,7 +56,16 @@ from pathlib import Path
 
 from parlour.domain.ports import RetentionPolicy
 
-__all__ = ["Config", "load_metrics_token", "load_server_secret", "server_tls_context"]
+__all__ = [
+    "MAX_MEDIA_WORKERS",
+    "Config",
+    "load_metrics_token",
+    "load_server_secret",
+    "server_tls_context",
+]
+
+#: The most media worker processes a server starts.
+MAX_MEDIA_WORKERS = 1024
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,10 @@ class Config:
     #: Also accept media over TCP (ICE-TCP passive candidates, RFC 6544) on the media port
     #: number, for clients whose UDP is blocked.
     media_tcp: bool = True
+    #: Worker processes running the SFU, each with its own event loop and UDP port (rooms
+    #: are pinned to one; docs/deployment.md). 0 runs it in this process (`parlour serve`
+    #: defaults to the number of cores).
+    media_workers: int = 0
     #: Let status callbacks reach loopback, private and link-local addresses (tests, closed
     #: networks). Off in production: a StatusCallback must not probe the server's network.
     webhook_allow_private: bool = False
@@ -175,6 +189,7 @@ class Config:
             ("media_port", "PARLOUR_MEDIA_PORT"),
             ("webhook_max_attempts", "PARLOUR_WEBHOOK_MAX_ATTEMPTS"),
             ("transcription_workers", "PARLOUR_TRANSCRIPTION_WORKERS"),
+            ("media_workers", "PARLOUR_MEDIA_WORKERS"),
             ("turn_ttl_seconds", "PARLOUR_TURN_TTL_SECONDS"),
         ):
             if env.get(key):
@@ -232,6 +247,11 @@ class Config:
             )
         if not 0 < self.turn_ttl_seconds <= 86400:
             raise ValueError("PARLOUR_TURN_TTL_SECONDS must be from 1 to 86400")
+        if not 0 <= self.media_workers <= MAX_MEDIA_WORKERS:
+            raise ValueError(
+                f"PARLOUR_MEDIA_WORKERS must be from 0 to {MAX_MEDIA_WORKERS}, "
+                f"not {self.media_workers}"
+            )
 
     @property
     def retention_policy(self) -> RetentionPolicy:

@@ -762,11 +762,15 @@ class TrackTap(Protocol):
     """What the SFU feeds a published track's packets into, for recording.
 
     `feed` is synchronous and cheap (a few attribute reads when the track is not being
-    recorded); it never blocks or raises. `close` says the track ended.
+    recorded); it never blocks or raises. `close` says the track ended. `active` says
+    whether `feed` uses the packets now (a recording or a transcription of the track runs):
+    a media plane in another process sends them over only while it does.
     """
 
     def feed(self, packet: bytes) -> None: ...
     def close(self) -> None: ...
+    @property
+    def active(self) -> bool: ...
 
 
 class Recorder(Protocol):

@@ -132,6 +132,10 @@ class _Tap:
         if writer is not None:
             writer.feed(packet, self.monotonic())
 
+    @property
+    def active(self) -> bool:
+        return self.writer is not None
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -104,6 +104,10 @@ class _Tap:
         if stream is not None:
             stream.feed(packet)
 
+    @property
+    def active(self) -> bool:
+        return self.stream is not None
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -475,6 +479,10 @@ class _Tee:
     def feed(self, packet: bytes) -> None:
         for tap in self._taps:
             tap.feed(packet)
+
+    @property
+    def active(self) -> bool:
+        return any(tap.active for tap in self._taps)
 
     def close(self) -> None:
         for tap in self._taps:
