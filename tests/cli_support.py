@@ -18,9 +18,10 @@ PARLOUR = [sys.executable, "-m", "parlour"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any PARLOUR_* setting, plus `extra`."""
+    """This process's environment without any PARLOUR_* setting, plus `extra`; the SFU runs
+    in the server process (`PARLOUR_MEDIA_WORKERS=0`) unless `extra` says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLOUR_")}
-    return {**env, **extra}
+    return {**env, "PARLOUR_MEDIA_WORKERS": "0", **extra}
 
 
 def start_serve(

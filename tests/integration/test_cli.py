@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -132,6 +133,28 @@ def test_cli_works_while_the_server_runs(tmp_path: Path) -> None:
             assert r.status_code == 404
         token = run("token", "--identity", "dave", data_dir=data_dir).stdout.strip()
         assert token.count(".") == 2
+
+
+def test_serve_starts_a_media_worker_per_core_and_stops_them(tmp_path: Path) -> None:
+    """Without --media-workers or PARLOUR_MEDIA_WORKERS, `serve` runs the SFU in one worker
+    process per core, each on its own port; they end with the server."""
+    env = clean_env()
+    del env["PARLOUR_MEDIA_WORKERS"]
+    with serving("--data-dir", str(tmp_path), env=env) as (url, lines):
+        ready = [re.search(r"media worker (\d+) \(pid (\d+)\) on udp \S+:(\d+)", x) for x in lines]
+        workers = {int(m[1]): (int(m[2]), int(m[3])) for m in ready if m}
+        assert sorted(workers) == list(range(os.cpu_count() or 1)), lines
+        assert len({port for _, port in workers.values()}) == len(workers)
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    for pid, _ in workers.values():
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid), pid
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]
+    except (OSError, IndexError):
+        return "zombie"
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:

@@ -63,6 +63,8 @@ def a_file(tmp_path: Path) -> Path:
         (["serve", "--port", "99999"], ["--port", "99999", "65535"]),
         (["serve", "--port", "-1"], ["--port", "-1"]),
         (["serve", "--media-port", "70000"], ["--media-port", "70000"]),
+        (["serve", "--media-workers", "-1"], ["--media-workers", "-1", "from 0"]),
+        (["serve", "--media-workers", "all"], ["--media-workers", "'all'"]),
         (["serve", "--port", "http"], ["--port", "'http'"]),
         (["token", "--identity", "a", "--ttl", "0"], ["--ttl", "86400"]),
         (["token", "--identity", "a", "--ttl", "-5"], ["--ttl", "-5"]),
@@ -135,6 +137,34 @@ def test_media_port_in_use(tmp_path: Path) -> None:
     one_error_line(
         result, 1, f"parlour: cannot listen for media on UDP 127.0.0.1:{port}: address already"
     )
+
+
+def test_media_port_of_the_second_worker_in_use(tmp_path: Path) -> None:
+    """Worker i binds media port + i: each is checked before the server starts."""
+    with socket.socket(type=socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        taken = udp.getsockname()[1]
+        with socket.socket(type=socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", taken - 1))  # free (else this test errs, loudly)
+        result = parlour(
+            "serve",
+            "--port",
+            "0",
+            "--media-workers",
+            "2",
+            "--media-port",
+            str(taken - 1),
+            "--data-dir",
+            str(tmp_path),
+        )
+    one_error_line(result, 1, f"cannot listen for media on UDP 127.0.0.1:{taken}: address already")
+
+
+def test_media_workers_from_the_environment_are_checked(tmp_path: Path) -> None:
+    result = parlour("serve", "--data-dir", str(tmp_path), PARLOUR_MEDIA_WORKERS="lots")
+    one_error_line(result, 1, "PARLOUR_MEDIA_WORKERS", "'lots'")
+    result = parlour("serve", "--data-dir", str(tmp_path), PARLOUR_MEDIA_WORKERS="-2")
+    one_error_line(result, 1, "PARLOUR_MEDIA_WORKERS", "from 0")
 
 
 def test_media_host_that_cannot_be_bound(tmp_path: Path) -> None:
