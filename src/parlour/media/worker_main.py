@@ -132,8 +132,8 @@ class WorkerHost:
                     continue
                 try:
                     await self._command(frame)
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.error("media worker: bad command %r: %r", frame.get("op"), exc)
+                except Exception:  # one bad command must not end every room of the worker
+                    log.exception("media worker: command %r failed", frame.get("op"))
         finally:
             ticker.cancel()
             for hosted in list(self._sessions.values()):

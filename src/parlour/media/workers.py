@@ -93,15 +93,19 @@ class WorkerSettings:
         )
 
 
-#: The worker imports the same Parlour as this process (a source tree in tests).
-_SOURCE_ROOT = str(Path(parlour.__file__).resolve().parents[1])
+#: Where this process imported Parlour from. A source tree (a checkout) is put on the
+#: worker's path, so that it runs the same code; an installed package is found as it is.
+_SOURCE_ROOT = Path(parlour.__file__).resolve().parents[1]
+_SOURCE_TREE = not _SOURCE_ROOT.is_relative_to(Path(sys.prefix).resolve())
 
 
 def _spawn(index: int, sock: socket.socket, settings: WorkerSettings) -> subprocess.Popen[bytes]:
     """`python -m parlour.media.worker_main` with `sock` as its channel (fork and exec only:
     the worker binds its sockets on its own time and says when it is ready)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+    if _SOURCE_TREE:
+        path = (str(_SOURCE_ROOT), env.get("PYTHONPATH"))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     return subprocess.Popen(
         [
             sys.executable,
