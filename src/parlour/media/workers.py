@@ -439,8 +439,10 @@ class MediaWorker:
             reason = "media worker channel broken"
         finally:
             channel.close()
-            await self._reap(proc)
-            self._lost(channel, reason)
+            restart = self._lost(channel, reason)
+            await self._reap(proc)  # its ports are free again only then
+            if restart and not self._plane.closing:
+                self._plane.restart_later(self)
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         event = msg["ev"]
@@ -501,10 +503,11 @@ class MediaWorker:
                 "media worker %s (pid %s) exited with %s", self.index, proc.pid, proc.returncode
             )
 
-    def _lost(self, channel: Channel, reason: str) -> None:
-        """The incarnation on `channel` is gone: fail what it held, then restart."""
+    def _lost(self, channel: Channel, reason: str) -> bool:
+        """The incarnation on `channel` is gone: fail what it held. Returns whether to
+        restart it (not a start that failed: its caller hears of it)."""
         if channel is not self._channel:
-            return
+            return False
         self._channel = None
         self.pid = None
         if self.stats is not None:
@@ -522,9 +525,7 @@ class MediaWorker:
         self._taps.clear()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(WorkerStartError(f"media worker {self.index} exited"))
-        if self._was_ready and not self._plane.closing:
-            # (a start that failed is not retried here: its caller hears it)
-            self._plane.restart_later(self)
+        return self._was_ready
 
     def restart_delay(self) -> float:
         """No delay for a worker that ran a while; a growing one if it keeps dying young."""
