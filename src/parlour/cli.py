@@ -160,14 +160,18 @@ def _parser() -> _Parser:
         "(default http://HOST:PORT)",
     )
     serve.add_argument("--media-host", help="UDP address of the SFU (default: --host)")
-    serve.add_argument("--media-port", type=_port, help="UDP port of the SFU (default 0 = any)")
+    serve.add_argument(
+        "--media-port",
+        type=_port,
+        help="UDP port of the SFU (its first worker's with --media-workers; default 0 = any)",
+    )
     serve.add_argument(
         "--media-workers",
         type=_workers,
         metavar="N",
         help="SFU worker processes, each with its own UDP port (--media-port + i when fixed); "
-        "a room stays on one (default: the number of cores, or $PARLOUR_MEDIA_WORKERS; "
-        "0 = in the server process)",
+        "a room stays on one (default $PARLOUR_MEDIA_WORKERS, else the number of cores; "
+        "0 = the SFU in the server process)",
     )
     serve.add_argument(
         "--advertised-address",
