@@ -333,6 +333,7 @@ async def build(
             webhook_pending=lambda: webhooks.pending,
             sessions=lambda: live.session_count,
             recordings=lambda: recordings.in_progress,
+            media_workers=workers.health if workers is not None else None,
         )
     )
     asgi = build_api(

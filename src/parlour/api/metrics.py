@@ -111,6 +111,8 @@ class ParlourCollector(Collector):
         sessions: how many signaling sessions the server holds (connected or waiting for
             their client to reconnect).
         recordings: how many recordings are being written.
+        media_workers: with the SFU in worker processes, how many are up and how many
+            exited without being asked to (killed, crashed; each is restarted).
     """
 
     def __init__(
@@ -120,8 +122,10 @@ class ParlourCollector(Collector):
         webhook_pending: Callable[[], int] | None = None,
         sessions: Callable[[], int] | None = None,
         recordings: Callable[[], int] | None = None,
+        media_workers: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         self._media = media
+        self._media_workers = media_workers
         self._webhook_pending = webhook_pending
         self._sessions = sessions
         self._recordings = recordings
@@ -151,6 +155,14 @@ class ParlourCollector(Collector):
         )
         if self._media is not None:
             yield from self._media_families(self._media())
+        if self._media_workers is not None:
+            up, exits = self._media_workers()
+            yield _gauge("parlour_media_workers", "Media worker processes running.", up)
+            yield _counter(
+                "parlour_media_worker_exits",
+                "Media worker processes that died unasked (killed, crashed) and were restarted.",
+                exits,
+            )
 
     def _media_families(self, stats: MediaStatsView) -> Iterable[Metric]:
         yield _gauge(

@@ -299,6 +299,7 @@ class MediaWorker:
         sessions: the live sessions it hosts, by session id.
         rooms: sessions per room pinned to it.
         restarts: how many times it was restarted after dying.
+        exits: how many times it died unasked (killed, crashed).
     """
 
     def __init__(self, plane: WorkerMediaPlane, index: int) -> None:
@@ -310,6 +311,7 @@ class MediaWorker:
         self.sessions: dict[int, RemoteSession] = {}
         self.rooms: Counter[RoomSid] = Counter()
         self.restarts = 0
+        self.exits = 0
         self.stats: MediaStats | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._channel: Channel | None = None
@@ -525,6 +527,8 @@ class MediaWorker:
         self._taps.clear()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(WorkerStartError(f"media worker {self.index} exited"))
+        if self._was_ready and not self._plane.closing:
+            self.exits += 1
         return self._was_ready
 
     def restart_delay(self) -> float:
@@ -630,6 +634,10 @@ class WorkerMediaPlane:
             subscribed_tracks={kind: subscribed[kind] for kind in kinds},
             counters=counters,
         )
+
+    def health(self) -> tuple[int, int]:
+        """For `/metrics`: how many workers are up, and how many times one died unasked."""
+        return sum(w.up for w in self.workers), sum(w.exits for w in self.workers)
 
     def restart_later(self, worker: MediaWorker) -> None:
         task = asyncio.get_running_loop().create_task(self._restart(worker))
