@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -54,7 +55,13 @@ from parlour.domain.sids import ParticipantSid, RoomSid, TrackSid
 from parlour.media.ipc import Channel, Packet, ProtocolError, SessionState, parse_stats
 from parlour.media.plane import MediaCounters, MediaStats
 
-__all__ = ["MediaWorker", "RemoteSession", "WorkerMediaPlane", "WorkerSettings"]
+__all__ = [
+    "MediaWorker",
+    "RemoteSession",
+    "WorkerMediaPlane",
+    "WorkerSettings",
+    "WorkerStartError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +87,8 @@ class WorkerSettings:
     log_level: str = "info"
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "host": self.host,
-                "port": self.port,
-                "advertised_host": self.advertised_host,
-                "connect_timeout": self.connect_timeout,
-                "consent_timeout": self.consent_timeout,
-                "tcp": self.tcp,
-                "log_level": self.log_level,
-            }
-        )
+        """The worker's `--settings` (`worker_main.serve` reads them)."""
+        return json.dumps(dataclasses.asdict(self))
 
 
 #: Where this process imported Parlour from. A source tree (a checkout) is put on the
