@@ -574,12 +574,21 @@ def _tls_context(config: Config) -> ssl.SSLContext | None:
         ) from exc
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's
+    limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
     import uvicorn
     import uvloop
 
     if args.media_workers is None and not os.environ.get("PARLOUR_MEDIA_WORKERS"):
-        config = dataclasses.replace(config, media_workers=os.cpu_count() or 1)
+        config = dataclasses.replace(config, media_workers=_cores())
     tls = _tls_context(config)
     sock = _listen(config.host, config.port)
     try:
