@@ -14,7 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.cli_support import PARLOUR, clean_env, serving
+from tests.cli_support import PARLOUR, clean_env, serving, start_serve
 
 pytestmark = pytest.mark.integration
 
@@ -148,6 +148,27 @@ def test_serve_starts_a_media_worker_per_core_and_stops_them(tmp_path: Path) -> 
         assert httpx.get(f"{url}/healthz").status_code == 200
     for pid, _ in workers.values():
         assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid), pid
+
+
+def test_no_media_worker_outlives_a_killed_server(tmp_path: Path) -> None:
+    """`kill -9` of the server: its worker reads the end of its channel and exits."""
+    proc, _, lines = start_serve(
+        "--data-dir", str(tmp_path), "--media-workers", "1", env=clean_env()
+    )
+    try:
+        [pid] = [int(m[1]) for x in lines if (m := re.search(r"media worker 0 \(pid (\d+)\)", x))]
+        assert "zombie" not in _state(pid)
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid):
+            assert time.monotonic() < deadline, "the worker outlived its server"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def _state(pid: int) -> str:
