@@ -129,7 +129,10 @@ class ParlourServer:
             "key_secret": key["secret"],
         }
         self.auth_token = account.get("auth_token", "")
-        env = dict(os.environ, PARLOUR_METRICS_TOKEN=self.metrics_token, **self.env)
+        # One process unless asked (PARLOUR_MEDIA_WORKERS=N): the figures stay comparable
+        # with earlier runs; worker scaling is measured on its own.
+        env = {"PARLOUR_MEDIA_WORKERS": "0", **os.environ}
+        env.update(PARLOUR_METRICS_TOKEN=self.metrics_token, **self.env)
         self.log = open(self.dir / "server.log", "wb")
         self.proc = subprocess.Popen(
             [

@@ -104,6 +104,8 @@ GAUGES = {
 
 SERVER_ENV = {
     "PARLOUR_WEBHOOK_ALLOW_PRIVATE": "true",
+    # The SFU in the sampled process (its sockets, tasks and memory are what is checked).
+    "PARLOUR_MEDIA_WORKERS": "0",
     "PARLOUR_SESSION_TIMEOUT_SECONDS": "5",
     "PARLOUR_IDLE_SWEEP_SECONDS": "1",
     "PARLOUR_TIMEOUT_MINUTE_SECONDS": "1",  # a room's "5 minutes" empty timeout: 5 s

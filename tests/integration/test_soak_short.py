@@ -17,11 +17,9 @@ from bench.soak import SoakConfig, soak
 pytestmark = [pytest.mark.integration]
 
 
-async def test_two_minutes_of_churn_leave_nothing_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The soak samples one process (its sockets, tasks and memory): the SFU in it.
-    monkeypatch.setenv("PARLOUR_MEDIA_WORKERS", "0")
+async def test_two_minutes_of_churn_leave_nothing_behind(tmp_path: Path) -> None:
+    # The soak samples one process (its sockets, tasks and memory): bench.soak's server
+    # keeps the SFU in it (PARLOUR_MEDIA_WORKERS=0).
     config = SoakConfig(minutes=2.0, seed=7, out=tmp_path, check_memory=False, warmup_seconds=10.0)
     result = await soak(config, progress=lambda line: None)
     assert result["failures"] == [], (result["failures"], result["leftovers"])
