@@ -18,7 +18,7 @@
 // the producers already there), createTransport {room, peer}, connectTransport {transportId,
 // dtlsParameters}, produce {transportId, kind, rtpParameters}, consume {transportId,
 // producerId, rtpCapabilities, paused}, resumeConsumer {consumerId}, closePeer {room, peer},
-// closeRoom {room}, info {}. Everything a peer made is closed when its connection closes.
+// closeRoom {room}, info {}, egress {} (RTP packets every consumer has sent). Everything a peer made is closed when its connection closes.
 //
 // At start it prints one line on stdout: {"event": "ready", "port": <control port>,
 // "workers": [<pid>, ...], "version": "3.27.1"}. It exits when stdin closes (its parent went
@@ -200,6 +200,17 @@ const methods = {
 		closePeer(room, peer);
 		conn.peers.delete(`${room}\u0000${peer}`);
 		return {};
+	},
+
+	// What every consumer has sent (RTP packets), for the benchmark's server-side egress count.
+	async egress() {
+		let packets = 0;
+		for (const consumer of consumers.values()) {
+			for (const stat of await consumer.getStats()) {
+				if (stat.type === 'outbound-rtp') packets += stat.packetCount ?? 0;
+			}
+		}
+		return { packets, consumers: consumers.size };
 	},
 
 	async closeRoom({ room }) {

@@ -243,21 +243,34 @@ class MediasoupServerAdapter:
         from bench.mediasoup import MediasoupServer
 
         self.server = MediasoupServer(workers=workers)
+        self.control: Any = None
 
     async def start(self) -> None:
+        from bench.mediasoup import MediasoupControl
+
         await self.server.start()
         self.pid = self.server.pid  # the Node process; its tree holds every worker
+        self.control = await MediasoupControl.connect(self.server.port)
 
     def loadgen_config(self, room: str) -> dict[str, Any]:
         return {"server": "mediasoup", "mediasoup_port": self.server.port, "mediasoup_room": room}
 
     async def egress_packets(self) -> int | None:
-        return None
+        """RTP packets mediasoup's consumers have sent (their stats), as Parlour's counter."""
+        from bench.mediasoup import MediasoupError
+
+        try:
+            reply = await self.control.request("egress")
+        except (MediasoupError, OSError, TimeoutError):
+            return None
+        return int(reply["packets"])
 
     async def version(self) -> str:
         return f"{self.server.version} ({len(self.server.worker_pids)} workers)"
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.close()
         await self.server.stop()
 
 

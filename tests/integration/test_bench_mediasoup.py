@@ -48,6 +48,9 @@ async def test_three_lean_participants_exchange_media_through_mediasoup() -> Non
             second.reset()
             await asyncio.sleep(2.0)
             reports = [first.report(), second.report()]
+            control = await mediasoup.MediasoupControl.connect(server.port)
+            egress = await control.request("egress")
+            await control.close()
         finally:
             await first.leave()
             await second.leave()
@@ -64,6 +67,8 @@ async def test_three_lean_participants_exchange_media_through_mediasoup() -> Non
         expected = sum(r["expected"] for r in reports)
         # 2 s of 50 audio + ~60 video packets per second per stream pair, six of them.
         assert 900 < packets <= expected < 1800
+        # mediasoup's own count (since the start, the window is 2 s of it) covers every one.
+        assert egress["consumers"] == 12 and egress["packets"] >= packets
         joins = [j for r in reports for j in r["join_ms"]]
         assert len(joins) == 2 and all(0 < j < 5000 for j in joins)
         assert mediasoup.process_running(server.pid)
