@@ -1,13 +1,16 @@
 """bench.mediasoup's ORTC ↔ SDP mapping: the load generator's SDP becomes mediasoup producer
 parameters, and mediasoup's transport and consumer parameters become SDP the lean endpoint
-accepts (it is the DTLS client, mediasoup ICE-lite on 127.0.0.1)."""
+accepts (it is the DTLS client, mediasoup ICE-lite on 127.0.0.1); and what the benchmark says
+when mediasoup cannot run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench import mediasoup
 from bench.lean import LeanEndpoint
 from bench.mediasoup import (
     ConsumerInfo,
@@ -148,3 +151,32 @@ async def test_consumers_offer_is_answered_receiving_each_ssrc() -> None:
     assert endpoint.stats.kinds == {1111: "audio", 2222: "video"}
     assert endpoint.remote is not None and endpoint.remote.setup == "actpass"
     endpoint.close()
+
+
+# -- when mediasoup cannot run ------------------------------------------------------------------
+
+
+def test_unavailable_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = tmp_path / "mediasoup-worker"
+    monkeypatch.setenv("MEDIASOUP_WORKER_BIN", str(worker))
+    monkeypatch.setenv("MEDIASOUP_NODE_MODULES", str(tmp_path / "node_modules"))
+    monkeypatch.setattr(mediasoup.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert f"no mediasoup worker build at {worker}" in str(mediasoup.unavailable())
+    worker.write_text("#!/bin/sh\n")
+    worker.chmod(0o755)
+    assert "npm ci --ignore-scripts" in str(mediasoup.unavailable())
+    package = tmp_path / "node_modules" / "mediasoup"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text("{}")
+    assert mediasoup.unavailable() is None
+    monkeypatch.setattr(mediasoup.shutil, "which", lambda name: None)
+    assert "no `node`" in str(mediasoup.unavailable())
+
+
+def test_bench_run_rejects_unknown_servers(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import run
+
+    with pytest.raises(SystemExit) as exc:
+        run.main(["--servers", "parlour,mediasop"])
+    assert exc.value.code == 2
+    assert "unknown servers mediasop" in capsys.readouterr().err
