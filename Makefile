@@ -3,7 +3,7 @@
 #   make test  installs what tests need too (chromium, ffmpeg, postgresql, nginx, coturn…)
 #              and runs lint, types and the whole suite
 #   make setup only installs what the server needs; make setup-tests adds the tests' part
-#   make bench Parlour's SFU side by side with Janus, transcriptions, compositions beside ffmpeg
+#   make bench Parlour's SFU side by side with Janus and mediasoup, transcriptions, compositions beside ffmpeg
 #              (QUICK=1: one meeting size and 15 s of composition media)
 #   make soak  an hour of churn against a real server, checking nothing leaks (SOAK_MINUTES=60)
 #   make fuzz  a long fuzzing campaign over every parser of untrusted input (docs/security.md)

@@ -83,6 +83,12 @@ class LoadGenerator:
             self.janus = janus_adapter.JanusRoomClient(
                 self.config["janus_url"], int(self.config["janus_room"])
             )
+        elif self.server == "mediasoup":
+            from bench import mediasoup_room
+
+            self.janus = mediasoup_room.MediasoupRoomClient(
+                int(self.config["mediasoup_port"]), str(self.config["mediasoup_room"])
+            )
 
     async def join(self, specs: list[dict[str, Any]]) -> dict[str, Any]:
         """Join participants one after another (as people arrive in a meeting)."""

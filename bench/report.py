@@ -9,7 +9,11 @@ the runs of one ``make bench`` invocation::
      "notes": [str, ...]}
 
 ``write_results`` writes ``<date>.json``, ``<date>.md`` and two PNG plots (``<date>-quick.*``
-for quick runs); ``headline`` is the one line ``make bench`` ends with.
+for quick runs); ``headline`` is the one line ``make bench`` ends with, ``mediasoup_line`` the
+Parlour-to-mediasoup line printed just before it.
+
+``SERVERS`` (Parlour, Janus) are always in the tables; a peer with runs in the document
+(mediasoup, see ``PEERS``) gets its own value in every cell and its own ratio.
 
 When a server has several error-free runs at the same scenario and size (repeats), every
 figure is the median over them.
@@ -38,6 +42,7 @@ __all__ = [
     "make_run",
     "markdown",
     "max_size_under",
+    "mediasoup_line",
     "new_document",
     "percentile",
     "write_results",
@@ -47,6 +52,7 @@ Run = dict[str, Any]
 Doc = dict[str, Any]
 
 SERVERS = ("parlour", "janus")
+PEERS = ("mediasoup",)  # in the tables when the document has runs of them
 SCENARIOS = ("meeting", "audio_only", "broadcast")
 RUN_KEYS = (
     "server",
@@ -121,9 +127,12 @@ def _scale(value: float | None, factor: float) -> float | None:
 
 
 def machine_info(
-    *, janus_version: str | None = None, parlour_version: str | None = None
+    *,
+    janus_version: str | None = None,
+    parlour_version: str | None = None,
+    mediasoup_version: str | None = None,
 ) -> dict[str, Any]:
-    """The ``machine`` block: CPU count and model, Python and the two servers' versions."""
+    """The ``machine`` block: CPU count and model, Python and the servers' versions."""
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -138,6 +147,7 @@ def machine_info(
         "python": platform.python_version(),
         "janus_version": janus_version,
         "parlour_version": parlour_version,
+        "mediasoup_version": mediasoup_version,
     }
 
 
@@ -249,8 +259,9 @@ def _max_meeting(doc: Doc) -> dict[str, int | None]:
 
 
 def _servers(doc: Doc) -> list[str]:
-    extra = sorted({r.get("server") for r in doc.get("runs", [])} - set(SERVERS) - {None})
-    return [*SERVERS, *extra]
+    present = {r.get("server") for r in doc.get("runs", [])} - set(SERVERS) - {None}
+    peers = [p for p in PEERS if p in present]
+    return [*SERVERS, *peers, *sorted(present - set(PEERS))]
 
 
 # -- headline -------------------------------------------------------------------------------
@@ -262,6 +273,28 @@ def _int_or_nan(value: float | None) -> str:
 
 def _fixed2_or_nan(value: float | None) -> str:
     return "nan" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
+def _pair(
+    doc: Doc, first: str, second: str
+) -> tuple[dict[str, float | None], dict[str, float | None], float | None]:
+    """(egress per CPU-s, loss %) of two servers in the meeting scenario, and their ratio,
+    at the largest size both ran without error (see `headline`)."""
+    pair = (first, second)
+    sizes = {s: _sizes(doc, s, "meeting") for s in pair}
+    common = sizes[first] & sizes[second]
+    at: dict[str, int | None] = {
+        s: max(common) if common else (max(sizes[s]) if sizes[s] else None) for s in pair
+    }
+
+    def get(server: str, key: str) -> float | None:
+        size = at[server]
+        return None if size is None else figure(doc, server, "meeting", size, key)
+
+    eff = {s: get(s, "egress_pkts_per_cpu_s") for s in pair}
+    loss = {s: get(s, "loss_pct") for s in pair}
+    ratio = _ratio(eff[first], eff[second]) if common else None
+    return eff, loss, ratio
 
 
 def headline(doc: Doc) -> str:
@@ -276,25 +309,32 @@ def headline(doc: Doc) -> str:
     but no size in common, each is taken at its own largest size and the ratio is ``nan``
     (figures from different sizes are not compared). A figure that was not measured is ``nan``.
     """
-    sizes = {s: _sizes(doc, s, "meeting") for s in SERVERS}
-    common = sizes["parlour"] & sizes["janus"]
-    at: dict[str, int | None] = {
-        s: max(common) if common else (max(sizes[s]) if sizes[s] else None) for s in SERVERS
-    }
-
-    def get(server: str, key: str) -> float | None:
-        size = at[server]
-        return None if size is None else figure(doc, server, "meeting", size, key)
-
-    eff = {s: get(s, "egress_pkts_per_cpu_s") for s in SERVERS}
-    loss = {s: get(s, "loss_pct") for s in SERVERS}
-    ratio = _ratio(eff["parlour"], eff["janus"]) if common else None
+    eff, loss, ratio = _pair(doc, "parlour", "janus")
     return (
         "meeting egress_pkts_per_cpu_s"
         f" parlour={_int_or_nan(eff['parlour'])} janus={_int_or_nan(eff['janus'])}"
         f" ratio={_fixed2_or_nan(ratio)}"
         f" loss_pct parlour={_fixed2_or_nan(loss['parlour'])}"
         f" janus={_fixed2_or_nan(loss['janus'])}"
+    )
+
+
+def mediasoup_line(doc: Doc) -> str:
+    """Parlour beside mediasoup, printed with the headline (in quick runs too)::
+
+        meeting_vs_mediasoup egress_pkts_per_cpu_s parlour=<n> mediasoup=<n> ratio=<p/m>
+        loss_pct parlour=<x> mediasoup=<x>
+
+    (one line), chosen as in `headline`: at the largest meeting size both ran without error,
+    ``nan`` for what was not measured (mediasoup skipped: every mediasoup figure is ``nan``).
+    """
+    eff, loss, ratio = _pair(doc, "parlour", "mediasoup")
+    return (
+        "meeting_vs_mediasoup egress_pkts_per_cpu_s"
+        f" parlour={_int_or_nan(eff['parlour'])} mediasoup={_int_or_nan(eff['mediasoup'])}"
+        f" ratio={_fixed2_or_nan(ratio)}"
+        f" loss_pct parlour={_fixed2_or_nan(loss['parlour'])}"
+        f" mediasoup={_fixed2_or_nan(loss['mediasoup'])}"
     )
 
 
@@ -336,20 +376,27 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _cell(values: Mapping[str, float | None], state: Mapping[str, str], col: _Column) -> str:
-    """``parlour / janus (ratio×)``; a server whose runs all failed shows ``error``."""
+    """``parlour / janus (ratio×)``, with a peer ``parlour / janus / mediasoup (p÷j× / p÷m×)``;
+    a server whose runs all failed shows ``error``. ``values`` and ``state`` hold the table's
+    servers, Parlour first."""
     _title, _key, spec, with_ratio = col
-    if all(values[s] is None for s in SERVERS) and "error" not in state.values():
+    servers = list(values)
+    if all(values[s] is None for s in servers) and "error" not in state.values():
         return "–"
     texts = [
         "error"
         if state[s] == "error"
         else _fmt(values[s], spec) + ("*" if state[s] == "saturated" and values[s] else "")
-        for s in SERVERS
+        for s in servers
     ]
     text = " / ".join(texts)
-    p, j = (values[s] for s in SERVERS)
-    ratio = _ratio(p, j) if with_ratio and p else None
-    return text + (f" ({ratio:.2f}×)" if ratio is not None else "")
+    p = values[servers[0]]
+    if not (with_ratio and p):
+        return text
+    ratios = [_ratio(p, values[s]) for s in servers[1:]]
+    if all(r is None for r in ratios):
+        return text
+    return text + " (" + " / ".join("–" if r is None else f"{r:.2f}×" for r in ratios) + ")"
 
 
 def _scenarios(doc: Doc) -> list[str]:
@@ -371,8 +418,9 @@ def _row_label(doc: Doc, scenario: str, size: int) -> str:
 def _scenario_table(doc: Doc, scenario: str) -> list[str]:
     runs = [r for r in doc.get("runs", []) if r.get("scenario") == scenario]
     sizes = sorted({int(r["size"]) for r in runs if r.get("size") is not None})
-    ok_sizes = {s: _sizes(doc, s, scenario) for s in SERVERS}
-    shown_sizes = {s: _sizes(doc, s, scenario, include_saturated=True) for s in SERVERS}
+    servers = _servers(doc)
+    ok_sizes = {s: _sizes(doc, s, scenario) for s in servers}
+    shown_sizes = {s: _sizes(doc, s, scenario, include_saturated=True) for s in servers}
     saturated: list[str] = []
     header = ["Size (pub/sub)", *(c[0] for c in _COLUMNS)]
     lines = [
@@ -382,7 +430,7 @@ def _scenario_table(doc: Doc, scenario: str) -> list[str]:
     errors: list[str] = []
     for size in sizes:
         state: dict[str, str] = {}
-        for server in SERVERS:
+        for server in servers:
             failed = [
                 r
                 for r in runs
@@ -402,7 +450,7 @@ def _scenario_table(doc: Doc, scenario: str) -> list[str]:
                 state[server] = "error" if failed else "missing"
         cells = [_row_label(doc, scenario, size)]
         for col in _COLUMNS:
-            values = {s: _cell_value(doc, s, scenario, size, col[1]) for s in SERVERS}
+            values = {s: _cell_value(doc, s, scenario, size, col[1]) for s in servers}
             cells.append(_cell(values, state, col))
         lines.append("| " + " | ".join(cells) + " |")
     if saturated:
@@ -422,6 +470,8 @@ def _one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_NAMES = {"parlour": "Parlour", "janus": "Janus", "mediasoup": "mediasoup"}
+
 _SCENARIO_TITLES = {
     "meeting": "Meeting",
     "audio_only": "Audio-only meeting",
@@ -432,11 +482,15 @@ _SCENARIO_TITLES = {
 def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
     """The Markdown report: machine, one table per scenario, the 1% loss limit and the notes.
 
-    Each cell reads ``parlour / janus (parlour ÷ janus)``; ``plots`` maps captions to image
-    paths (relative to the Markdown file) to embed at the end.
+    Each cell reads ``parlour / janus (parlour ÷ janus)``, with mediasoup runs in the document
+    ``parlour / janus / mediasoup (parlour ÷ janus / parlour ÷ mediasoup)``; ``plots`` maps
+    captions to image paths (relative to the Markdown file) to embed at the end.
     """
     machine = doc.get("machine") or {}
-    title = f"# Parlour SFU vs Janus VideoRoom — {doc.get('date', '?')}"
+    servers = _servers(doc)
+    peers = [_NAMES.get(s, s) for s in servers[len(SERVERS) :]]
+    versus = "Janus VideoRoom" + "".join(f" and {p}" for p in peers)
+    title = f"# Parlour SFU vs {versus} — {doc.get('date', '?')}"
     out = [title + (" (quick run)" if doc.get("quick") else ""), ""]
     facts = [
         f"{machine.get('cpus', '?')} × {machine.get('model', '?')}",
@@ -444,6 +498,10 @@ def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
         f"Parlour {machine.get('parlour_version') or '?'}",
         f"Janus {machine.get('janus_version') or '?'}",
     ]
+    if machine.get("mediasoup_version") or "mediasoup" in servers:
+        facts.append(f"mediasoup {machine.get('mediasoup_version') or '?'}")
+    names = " / ".join(_NAMES.get(s, s) for s in servers)
+    ratios = " / ".join(f"Parlour ÷ {_NAMES.get(s, s)}" for s in servers[1:])
     out += [
         "Machine: " + ", ".join(facts) + f". Started {doc.get('started_at', '?')}.",
         "",
@@ -452,7 +510,7 @@ def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
     if settings:
         out += ["Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + ".", ""]
     out += [
-        "Each cell is **Parlour / Janus (Parlour ÷ Janus)**; – means not measured. Higher is"
+        f"Each cell is **{names} ({ratios})**; – means not measured. Higher is"
         " better for egress; lower is better for CPU, loss, delay, join time and memory. Server"
         " CPU % is CPU-seconds per wall-second over the steady window (100 % = one core);"
         " loss ratios are not shown (they are dominated by noise near zero).",
@@ -460,6 +518,8 @@ def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
         "Headline: `" + headline(doc) + "`",
         "",
     ]
+    if "mediasoup" in servers:
+        out += ["Beside mediasoup: `" + mediasoup_line(doc) + "`", ""]
     limits = _max_meeting(doc)
     out += ["## Largest meeting with under 1 % loss", ""]
     out += [f"- {s}: {limits[s] if limits[s] is not None else '–'}" for s in limits]

@@ -1,6 +1,6 @@
-"""`make bench`: Parlour's SFU and Janus VideoRoom, side by side, with the same load.
+"""`make bench`: Parlour's SFU, Janus VideoRoom and mediasoup, side by side, with the same load.
 
-    .venv/bin/python -m bench.run [--quick] [--servers parlour,janus] [--sizes 2,4,8,...]
+    .venv/bin/python -m bench.run [--quick] [--servers parlour,janus,mediasoup] [--sizes 2,4,8,...]
 
 For each server (started here, on loopback, with its own config) and each scenario and
 room size, load-generator processes (`bench.loadgen`, separate from the server's processes)
@@ -9,7 +9,10 @@ window: the server's CPU seconds (its whole process tree, from /proc), what ever
 received (packets, bytes, loss from sequence gaps, keyframes, one-way delay from timestamps in
 the payloads), the server's own egress counter (Parlour's /metrics), time from `connect()` to
 the first keyframe, and server memory. Results go to `bench/results/<date>.json`, a Markdown
-table and PNG plots; the last line printed is the headline (`bench.report.headline`).
+table and PNG plots; the last line printed is the headline (`bench.report.headline`), the
+line before it Parlour beside mediasoup (`bench.report.mediasoup_line`). mediasoup
+(`bench.mediasoup`: its Node adapter and the worker build of ../shared/peers/mediasoup/) is
+skipped, with the reason printed and noted in the results, where it cannot run.
 """
 
 from __future__ import annotations
@@ -234,6 +237,65 @@ class JanusServerAdapter:
         await self.server.stop()
 
 
+class MediasoupServerAdapter:
+    """mediasoup as mediasoup apps run it: one worker per core, a router per meeting."""
+
+    name = "mediasoup"
+
+    def __init__(self, workers: int | None = None) -> None:
+        from bench.mediasoup import MediasoupServer
+
+        self.server = MediasoupServer(workers=workers)
+        self.control: Any = None
+
+    async def start(self) -> None:
+        from bench.mediasoup import MediasoupControl
+
+        await self.server.start()
+        self.pid = self.server.pid  # the Node process; its tree holds every worker
+        self.control = await MediasoupControl.connect(self.server.port)
+
+    def loadgen_config(self, room: str) -> dict[str, Any]:
+        return {"server": "mediasoup", "mediasoup_port": self.server.port, "mediasoup_room": room}
+
+    async def egress_packets(self) -> int | None:
+        """RTP packets mediasoup's consumers have sent (their stats), as Parlour's counter."""
+        from bench.mediasoup import MediasoupError
+
+        try:
+            reply = await self.control.request("egress")
+        except (MediasoupError, OSError, TimeoutError):
+            return None
+        return int(reply["packets"])
+
+    async def version(self) -> str:
+        return f"{self.server.version} ({len(self.server.worker_pids)} workers)"
+
+    async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.close()
+        await self.server.stop()
+
+
+def make_server(name: str, args: argparse.Namespace) -> Any:
+    if name == "parlour":
+        return ParlourServer()
+    if name == "janus":
+        return JanusServerAdapter()
+    if name == "mediasoup":
+        return MediasoupServerAdapter(args.mediasoup_workers)
+    raise ValueError(f"unknown server {name!r}: parlour, janus or mediasoup")
+
+
+def skip_reason(name: str) -> str | None:
+    """Why a server cannot run on this machine (only mediasoup's peer build may be absent)."""
+    if name == "mediasoup":
+        from bench import mediasoup
+
+        return mediasoup.unavailable()
+    return None
+
+
 class LoadGen:
     """One load-generator process and its pipe."""
 
@@ -407,14 +469,30 @@ def plan(args: argparse.Namespace) -> list[Case]:
 
 async def amain(args: argparse.Namespace) -> int:
     cases = plan(args)
-    servers = args.servers
+    notes: list[str] = []
+    servers = []
+    for name in args.servers:
+        reason = skip_reason(name)
+        if reason is None:
+            servers.append(name)
+        else:
+            print(f"skipping {name}: {reason}", flush=True)
+            notes.append(f"{name} not measured: {reason}")
     progress = Progress(total_steps=len(cases) * len(servers))
     runs: list[dict[str, Any]] = []
     versions: dict[str, str] = {}
     for name in servers:
-        server: Any = ParlourServer() if name == "parlour" else JanusServerAdapter()
+        server: Any = make_server(name, args)
         progress.log(f"starting {name}")
-        await server.start()
+        try:
+            await server.start()
+        except Exception as exc:
+            if name != "mediasoup":
+                raise
+            # A peer that does not start is reported, not fatal: Parlour and Janus still count.
+            progress.log(f"mediasoup did not start: {exc}")
+            notes.append(f"mediasoup not measured: it did not start ({_first_line(exc)})")
+            continue
         versions[name] = await server.version()
         try:
             stop_growing = False
@@ -449,6 +527,7 @@ async def amain(args: argparse.Namespace) -> int:
             "python": platform.python_version(),
             "janus_version": versions.get("janus"),
             "parlour_version": versions.get("parlour"),
+            "mediasoup_version": versions.get("mediasoup"),
         },
         "quick": args.quick,
         "settings": {
@@ -457,7 +536,7 @@ async def amain(args: argparse.Namespace) -> int:
             "loadgen_procs": args.loadgen_procs,
         },
         "runs": runs,
-        "notes": [],
+        "notes": notes,
     }
     doc["max_meeting_under_1pct"] = {
         s: report.max_size_under(doc, s, "meeting", 1.0) for s in servers
@@ -466,8 +545,14 @@ async def amain(args: argparse.Namespace) -> int:
     print(report.markdown(doc))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    print(report.mediasoup_line(doc))
     print(report.headline(doc))
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _cpu_model() -> str:
@@ -480,8 +565,17 @@ def _cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one meeting size, both servers")
-    parser.add_argument("--servers", default="parlour,janus")
+    parser.add_argument("--quick", action="store_true", help="one meeting size, every server")
+    parser.add_argument(
+        "--servers",
+        default="parlour,janus,mediasoup",
+        help="servers to measure, in order (mediasoup is skipped where it cannot run)",
+    )
+    parser.add_argument(
+        "--mediasoup-workers",
+        type=int,
+        help="mediasoup workers (default: one per core, as mediasoup apps run it)",
+    )
     parser.add_argument("--sizes", help="meeting sizes, e.g. 2,4,8")
     parser.add_argument("--scenarios", default="meeting,audio_only,broadcast")
     parser.add_argument("--duration", type=float, help="steady window in seconds")
@@ -490,6 +584,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
+    unknown = sorted(set(args.servers) - {"parlour", "janus", "mediasoup"})
+    if unknown:
+        parser.error(f"unknown servers {', '.join(unknown)}: parlour, janus or mediasoup")
+    if args.mediasoup_workers is not None and args.mediasoup_workers < 1:
+        parser.error("--mediasoup-workers must be at least 1")
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     if args.sizes:
         args.sizes = [int(s) for s in args.sizes.split(",")]

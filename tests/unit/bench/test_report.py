@@ -403,3 +403,63 @@ def test_saturated_runs_are_shown_marked_but_never_counted() -> None:
     table = report.markdown(doc)
     assert "90,000* / 95,000* (0.95×)" in table
     assert "parlour size 16: the machine ran out of cores" in table
+
+
+# -- mediasoup beside Parlour and Janus ---------------------------------------------------------
+
+MEDIASOUP_LINE = re.compile(
+    r"^meeting_vs_mediasoup egress_pkts_per_cpu_s parlour=(\d+|nan) mediasoup=(\d+|nan)"
+    r" ratio=(\d+\.\d\d|nan) loss_pct parlour=(\d+\.\d\d|nan) mediasoup=(\d+\.\d\d|nan)$"
+)
+
+
+def test_mediasoup_line_at_the_largest_size_both_ran(full_doc: dict[str, Any]) -> None:
+    full_doc["runs"] += [
+        run("mediasoup", 4, egress_pkts_per_cpu_s=40_000.0, loss_pct=0.0),
+        run("mediasoup", 8, egress_pkts_per_cpu_s=50_000.0, loss_pct=0.01),
+        make_run("mediasoup", "meeting", 16, error="worker died"),
+    ]
+    line = report.mediasoup_line(full_doc)
+    assert MEDIASOUP_LINE.match(line), line
+    assert line == (
+        "meeting_vs_mediasoup egress_pkts_per_cpu_s parlour=29992 mediasoup=50000 ratio=0.60"
+        " loss_pct parlour=0.05 mediasoup=0.01"
+    )
+    # The headline is untouched by a third server.
+    assert headline(full_doc) == (
+        "meeting egress_pkts_per_cpu_s parlour=29984 janus=12016 ratio=2.50"
+        " loss_pct parlour=0.05 janus=0.20"
+    )
+
+
+def test_mediasoup_line_when_mediasoup_did_not_run(full_doc: dict[str, Any]) -> None:
+    line = report.mediasoup_line(full_doc)
+    assert MEDIASOUP_LINE.match(line), line
+    assert "parlour=29984 mediasoup=nan ratio=nan loss_pct parlour=0.05 mediasoup=nan" in line
+    assert "mediasoup" not in markdown(full_doc)  # no third column without its runs
+
+
+def test_markdown_tables_and_plots_include_mediasoup(
+    full_doc: dict[str, Any], tmp_path: Path
+) -> None:
+    full_doc["machine"]["mediasoup_version"] = "3.27.1"
+    full_doc["runs"] += [
+        run("mediasoup", size, egress_pkts_per_cpu_s=60_000.0, loss_pct=0.0) for size in (4, 8, 16)
+    ]
+    md = markdown(full_doc)
+    assert "# Parlour SFU vs Janus VideoRoom and mediasoup" in md
+    assert "mediasoup 3.27.1" in md
+    assert "**Parlour / Janus / mediasoup (Parlour ÷ Janus / Parlour ÷ mediasoup)**" in md
+    assert "29,984 / 12,016 / 60,000 (2.50× / 0.50×)" in md  # egress per CPU-s at 16
+    assert "0.05 / 0.20 / 0.00 |" in md  # loss, without ratios
+    assert "- mediasoup: 16" in md
+    assert "Beside mediasoup: `" + report.mediasoup_line(full_doc) + "`" in md
+    # Broadcast: Janus failed, mediasoup did not run it: "error" and "–" in their places.
+    assert "/ error / – (" in md or "/ error / – |" in md
+    for line in md.splitlines():
+        if line.startswith("| "):
+            assert line.count(" | ") == 9
+    paths = write_results(full_doc, tmp_path)
+    saved = json.loads(paths["json"].read_text())
+    assert saved["max_meeting_under_1pct"] == {"parlour": 16, "janus": 16, "mediasoup": 16}
+    assert paths["egress_png"].read_bytes().startswith(PNG_SIGNATURE)
