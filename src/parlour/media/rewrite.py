@@ -237,6 +237,32 @@ class ExtensionRewriter:
             size,
         )
 
+    def byte_plan(
+        self, pkt: Packet, start: int, end: int
+    ) -> tuple[int, bytes, bytes, bytes, bytes, int] | None:
+        """The plan for blocks shaped like ``pkt[start:end]``, as bytes (for the C fast path).
+
+        Returns ``(n, mask, shape, keep, const, size)``: a block of ``n`` bytes with
+        ``block & mask == shape`` (bytewise) becomes the ``size`` bytes
+        ``(block[i] & keep[i] if i < n else 0) | const[i]``; that is ``_rewrite``'s big-int
+        arithmetic done a byte at a time. None: blocks like this one take the general path
+        (``_rewrite`` itself).
+
+        Raises:
+            RtpError: an element is truncated.
+        """
+        if self.identity or self._general or pkt[start] != 0xBE or pkt[start + 1] != 0xDE:
+            return None
+        n, mask, shape, keep, _shift, const, size = self._make_plan(pkt, start, end)
+        return (
+            n,
+            mask.to_bytes(n, "big"),
+            shape.to_bytes(n, "big"),
+            keep.to_bytes(n, "big"),
+            const.to_bytes(size, "big"),
+            size,
+        )
+
     def _rewrite_general(self, pkt: Packet, start: int, end: int, profile: int) -> bytes:
         if profile != _ONE_BYTE and (profile & 0xFFF0) != _TWO_BYTE:
             return b""  # unknown profile: nothing the subscriber negotiated
@@ -467,6 +493,45 @@ class RtpRewriter:
     def last_timestamp(self) -> int | None:
         """The timestamp of the packet with `last_seq`, or None before the first packet."""
         return (self._hi_ts + self._ts_off) & _MASK32 if self._started else None
+
+    def _dump(self) -> tuple[int, int, int, int, int, int, int | None, bool, int, int, int, int, int]:
+        """The state a C `Lane` takes over (`_fastpath.Lane.load`) and hands back (`_load`)."""
+        return (
+            self.ssrc,
+            self.payload_type,
+            self._seq_off,
+            self._ts_off,
+            self._src,
+            self._cur,
+            self._next_delta,
+            self._started,
+            self._hi_seq,
+            self._hi_ts,
+            self.packets,
+            self.octets,
+            self._step,
+        )
+
+    def _load(
+        self, state: tuple[int, int, int, int, int, int, int | None, bool, int, int, int, int, int]
+    ) -> None:
+        """Take back the state `_dump` gave (from a `Lane`, which rewrote meanwhile)."""
+        (
+            self.ssrc,
+            self.payload_type,
+            self._seq_off,
+            self._ts_off,
+            self._src,
+            self._cur,
+            self._next_delta,
+            started,
+            self._hi_seq,
+            self._hi_ts,
+            self.packets,
+            self.octets,
+            self._step,
+        ) = state
+        self._started = bool(started)
 
     def switch_source(self, ts_delta: int | None = None) -> None:
         """Resynchronise on the next packet: output seq continues at ``last_seq + 1``.

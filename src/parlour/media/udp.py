@@ -312,6 +312,21 @@ class MediaSocket(asyncio.DatagramProtocol):
             return None
         return endpoint.path.send
 
+    def udp_target(self, local_ufrag: str) -> tuple[socket.socket, Address] | None:
+        """The bound socket and the endpoint's selected address, when that is a UDP path.
+
+        For senders that write to the kernel themselves (`fastpath`'s `sendmmsg`, one call
+        for a packet's whole fan-out). None over ICE-TCP, before an address is selected, or
+        once closed. Like `connected_sender`, it changes when the selected address does.
+        """
+        endpoint = self._endpoints.get(local_ufrag)
+        raw = self._raw
+        if endpoint is None or endpoint.selected is None or raw is None:
+            return None
+        if endpoint.selected in self._tcp:
+            return None
+        return raw, endpoint.selected
+
     def _open_path(self, endpoint: _Endpoint, addr: Address) -> None:
         """Connect a socket on our port to `addr`: the kernel then delivers that address's
         datagrams to it (a connected socket is the better match) and sends to it cheaply."""
