@@ -34,8 +34,9 @@ def _load() -> ModuleType | None:
     if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     try:
-        from parlour.media import _fastpath  # type: ignore[attr-defined]
         from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
+
+        from parlour.media import _fastpath  # type: ignore[attr-defined]
 
         protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
         _fastpath.configure(protect, RtpError)

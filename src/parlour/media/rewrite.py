@@ -494,7 +494,9 @@ class RtpRewriter:
         """The timestamp of the packet with `last_seq`, or None before the first packet."""
         return (self._hi_ts + self._ts_off) & _MASK32 if self._started else None
 
-    def _dump(self) -> tuple[int, int, int, int, int, int, int | None, bool, int, int, int, int, int]:
+    def _dump(
+        self,
+    ) -> tuple[int, int, int, int, int, int, int | None, bool, int, int, int, int, int]:
         """The state a C `Lane` takes over (`_fastpath.Lane.load`) and hands back (`_load`)."""
         return (
             self.ssrc,
