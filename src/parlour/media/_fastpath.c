@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define MAX_PACKET 1500                /* srtp.MAX_PACKET */
 #define BUF_SIZE (MAX_PACKET + 160)    /* room for the SRTP tag */
@@ -39,6 +40,7 @@
 typedef int (*srtp_protect_fn)(void *ctx, void *hdr, int *len);
 
 static srtp_protect_fn g_protect = NULL;
+static srtp_protect_fn g_unprotect = NULL;  /* same signature: srtp_unprotect */
 static PyObject *g_rtp_error = NULL;   /* parlour.media.rtp.RtpError */
 static PyObject *s_fileno, *s_rewrite, *s_byte_plan;
 static int g_busy = 0;                  /* FanOut.forward is not re-entrant */
@@ -980,16 +982,123 @@ static PyTypeObject FanOutType = {
 };
 
 /* ------------------------------------------------------------------------------------ */
+/* recv_batch: recvmmsg, with SRTP unprotect of the RTP (a load generator's receive side)  */
+
+#define RECV_MAX 64
+#define RECV_SIZE 2048
+
+static uint8_t r_bufs[RECV_MAX][RECV_SIZE];
+static struct mmsghdr r_msgs[RECV_MAX];
+static struct iovec r_iovs[RECV_MAX];
+static struct sockaddr_storage r_addrs[RECV_MAX];
+static union {
+    char buf[CMSG_SPACE(sizeof(struct timespec))];
+    struct cmsghdr align;
+} r_ctrl[RECV_MAX];
+
+static PyObject *sockaddr_tuple(const struct sockaddr_storage *ss) {
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+        return Py_BuildValue("(si)", host, ntohs(sin->sin_port));
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        return Py_BuildValue("(siII)", host, ntohs(sin6->sin6_port),
+                             (unsigned int)ntohl(sin6->sin6_flowinfo),
+                             (unsigned int)sin6->sin6_scope_id);
+    }
+    return Py_NewRef(Py_None);
+}
+
+/* recv_batch(sock, count, ctx=0) -> list of (kind, data, ns, addr)
+ *
+ * Reads up to `count` datagrams that are waiting (never blocks). kind 1: an SRTP packet
+ * unprotected with libsrtp context `ctx` (its address; 0: none) into plain RTP; kind -1:
+ * SRTP that failed to unprotect (`data` as received); kind 0: anything else (STUN, DTLS,
+ * SRTCP), as received. `ns`: the kernel's receive time (SO_TIMESTAMPNS, CLOCK_REALTIME
+ * nanoseconds) or 0 if the socket does not report it. `addr` is the source address. */
+static PyObject *recv_batch(PyObject *module, PyObject *args) {
+    PyObject *sock;
+    int count;
+    unsigned long long ctx = 0;
+    if (!PyArg_ParseTuple(args, "Oi|K", &sock, &count, &ctx)) return NULL;
+    if (count < 1) count = 1;
+    if (count > RECV_MAX) count = RECV_MAX;
+    if (ctx != 0 && g_unprotect == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no srtp_unprotect configured");
+        return NULL;
+    }
+    int fd = sock_fd(sock);
+    if (fd < 0) return PyList_New(0);
+    for (int i = 0; i < count; i++) {
+        r_iovs[i].iov_base = r_bufs[i];
+        r_iovs[i].iov_len = RECV_SIZE;
+        memset(&r_msgs[i].msg_hdr, 0, sizeof r_msgs[i].msg_hdr);
+        r_msgs[i].msg_hdr.msg_iov = &r_iovs[i];
+        r_msgs[i].msg_hdr.msg_iovlen = 1;
+        r_msgs[i].msg_hdr.msg_name = &r_addrs[i];
+        r_msgs[i].msg_hdr.msg_namelen = sizeof r_addrs[i];
+        r_msgs[i].msg_hdr.msg_control = r_ctrl[i].buf;
+        r_msgs[i].msg_hdr.msg_controllen = sizeof r_ctrl[i].buf;
+    }
+    int got;
+    do {
+        got = recvmmsg(fd, r_msgs, (unsigned int)count, MSG_DONTWAIT, NULL);
+    } while (got < 0 && errno == EINTR);
+    PyObject *list = PyList_New(0);
+    if (list == NULL || got <= 0) return list;  /* EAGAIN and errors: nothing to read */
+    for (int i = 0; i < got; i++) {
+        int len = (int)r_msgs[i].msg_len;
+        long long ns = 0;
+        struct msghdr *h = &r_msgs[i].msg_hdr;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+            }
+        }
+        int kind = 0;
+        uint8_t *b = r_bufs[i];
+        if (ctx != 0 && len >= 12 && b[0] > 127 && b[0] < 192 &&
+            !((b[1] & 0x7F) > 63 && (b[1] & 0x7F) < 96)) {
+            int n = len;
+            if (g_unprotect((void *)(uintptr_t)ctx, b, &n) == 0) {
+                kind = 1;
+                len = n;
+            } else {
+                kind = -1;
+            }
+        }
+        PyObject *addr = kind == 1 ? Py_NewRef(Py_None) : sockaddr_tuple(&r_addrs[i]);
+        PyObject *item = addr == NULL ? NULL
+                                      : Py_BuildValue("(iy#LN)", kind, (const char *)b,
+                                                      (Py_ssize_t)len, ns, addr);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
+/* ------------------------------------------------------------------------------------ */
 
 static PyObject *configure(PyObject *module, PyObject *args) {
-    unsigned long long protect;
+    unsigned long long protect, unprotect = 0;
     PyObject *rtp_error;
-    if (!PyArg_ParseTuple(args, "KO", &protect, &rtp_error)) return NULL;
+    if (!PyArg_ParseTuple(args, "KO|K", &protect, &rtp_error, &unprotect)) return NULL;
     if (protect == 0 || !PyExceptionClass_Check(rtp_error)) {
         PyErr_SetString(PyExc_ValueError, "configure(srtp_protect address, RtpError class)");
         return NULL;
     }
     g_protect = (srtp_protect_fn)(uintptr_t)protect;
+    g_unprotect = (srtp_protect_fn)(uintptr_t)unprotect;
     Py_INCREF(rtp_error);
     Py_XSETREF(g_rtp_error, rtp_error);
     Py_RETURN_NONE;
@@ -997,8 +1106,11 @@ static PyObject *configure(PyObject *module, PyObject *args) {
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(srtp_protect, rtp_error): libsrtp's srtp_protect (an address) and the "
-     "exception class that means a malformed packet"},
+     "configure(srtp_protect, rtp_error, srtp_unprotect=0): libsrtp's srtp_protect and "
+     "srtp_unprotect (addresses) and the exception class that means a malformed packet"},
+    {"recv_batch", recv_batch, METH_VARARGS,
+     "recv_batch(sock, count, ctx=0) -> [(kind, data, ns, addr)]: recvmmsg, SRTP "
+     "unprotected with context `ctx` (kind 1; -1: failed; 0: not SRTP RTP)"},
     {NULL}};
 
 static struct PyModuleDef module_def = {
@@ -1010,6 +1122,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         PyType_Ready(&FanOutType) < 0)
         return NULL;
     s_fileno = PyUnicode_InternFromString("fileno");
+    (void)s_rewrite;
+    (void)s_byte_plan;
     s_rewrite = PyUnicode_InternFromString("_rewrite");
     s_byte_plan = PyUnicode_InternFromString("byte_plan");
     if (!s_fileno || !s_rewrite || !s_byte_plan) return NULL;

@@ -287,6 +287,14 @@ class DtlsSrtpTransport:
         return self._egress
 
     @property
+    def receive_context(self) -> int:
+        """The address of the receiving SRTP context (libsrtp's ``srtp_t``) for code that
+        unprotects in C (`_fastpath.recv_batch`), 0 before keying or without the fast path.
+        Valid while the transport is connected."""
+        rx = self._rx
+        return fastpath.srtp_context(rx) if rx is not None and self._egress is not None else 0
+
+    @property
     def send_dropped(self) -> int:
         egress = self._egress
         return self._send_dropped + (egress.dropped if egress is not None else 0)

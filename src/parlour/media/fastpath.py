@@ -38,8 +38,10 @@ def _load() -> ModuleType | None:
 
         from parlour.media import _fastpath  # type: ignore[attr-defined]
 
-        protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
-        _fastpath.configure(protect, RtpError)
+        def address(name: str) -> int:
+            return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+
+        _fastpath.configure(address("srtp_protect"), RtpError, address("srtp_unprotect"))
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         log.info("media fast path unavailable (%s): forwarding in Python", exc)
         return None
