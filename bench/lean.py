@@ -23,8 +23,8 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from aioice import stun
 
@@ -207,7 +207,7 @@ class LeanEndpoint:
         ctx = dtls.receive_context if dtls is not None else 0
         offset = self._rt_offset
         on_rtp = self._on_rtp
-        for kind, data, ns, addr in native.recv_batch(sock, READ_BATCH, ctx):
+        for kind, data, ns, addr, _size in native.recv_batch(sock, READ_BATCH, ctx):
             self._rx_ns = ns - offset if ns else time.monotonic_ns()
             if kind == 1:
                 on_rtp(data)

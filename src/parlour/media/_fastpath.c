@@ -1013,13 +1013,14 @@ static PyObject *sockaddr_tuple(const struct sockaddr_storage *ss) {
     return Py_NewRef(Py_None);
 }
 
-/* recv_batch(sock, count, ctx=0) -> list of (kind, data, ns, addr)
+/* recv_batch(sock, count, ctx=0) -> list of (kind, data, ns, addr, size)
  *
  * Reads up to `count` datagrams that are waiting (never blocks). kind 1: an SRTP packet
  * unprotected with libsrtp context `ctx` (its address; 0: none) into plain RTP; kind -1:
  * SRTP that failed to unprotect (`data` as received); kind 0: anything else (STUN, DTLS,
  * SRTCP), as received. `ns`: the kernel's receive time (SO_TIMESTAMPNS, CLOCK_REALTIME
- * nanoseconds) or 0 if the socket does not report it. `addr` is the source address. */
+ * nanoseconds) or 0 if the socket does not report it. `addr`: the source address (None
+ * for kind 1); `size`: the datagram's size as received. */
 static PyObject *recv_batch(PyObject *module, PyObject *args) {
     PyObject *sock;
     int count;
@@ -1052,6 +1053,7 @@ static PyObject *recv_batch(PyObject *module, PyObject *args) {
     if (list == NULL || got <= 0) return list;  /* EAGAIN and errors: nothing to read */
     for (int i = 0; i < got; i++) {
         int len = (int)r_msgs[i].msg_len;
+        int size = len;
         long long ns = 0;
         struct msghdr *h = &r_msgs[i].msg_hdr;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
@@ -1065,9 +1067,14 @@ static PyObject *recv_batch(PyObject *module, PyObject *args) {
         uint8_t *b = r_bufs[i];
         if (ctx != 0 && len >= 12 && b[0] > 127 && b[0] < 192 &&
             !((b[1] & 0x7F) > 63 && (b[1] & 0x7F) < 96)) {
+            /* libsrtp works in place and may leave a refused packet half-decrypted: work on
+             * a copy, so that what failed is handed on as it was received */
+            static uint8_t plain[RECV_SIZE];
             int n = len;
-            if (g_unprotect((void *)(uintptr_t)ctx, b, &n) == 0) {
+            memcpy(plain, b, (size_t)len);
+            if (g_unprotect((void *)(uintptr_t)ctx, plain, &n) == 0) {
                 kind = 1;
+                b = plain;
                 len = n;
             } else {
                 kind = -1;
@@ -1075,8 +1082,8 @@ static PyObject *recv_batch(PyObject *module, PyObject *args) {
         }
         PyObject *addr = kind == 1 ? Py_NewRef(Py_None) : sockaddr_tuple(&r_addrs[i]);
         PyObject *item = addr == NULL ? NULL
-                                      : Py_BuildValue("(iy#LN)", kind, (const char *)b,
-                                                      (Py_ssize_t)len, ns, addr);
+                                      : Py_BuildValue("(iy#LNi)", kind, (const char *)b,
+                                                      (Py_ssize_t)len, ns, addr, size);
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(list);
@@ -1109,7 +1116,7 @@ static PyMethodDef module_methods[] = {
      "configure(srtp_protect, rtp_error, srtp_unprotect=0): libsrtp's srtp_protect and "
      "srtp_unprotect (addresses) and the exception class that means a malformed packet"},
     {"recv_batch", recv_batch, METH_VARARGS,
-     "recv_batch(sock, count, ctx=0) -> [(kind, data, ns, addr)]: recvmmsg, SRTP "
+     "recv_batch(sock, count, ctx=0) -> [(kind, data, ns, addr, size)]: recvmmsg, SRTP "
      "unprotected with context `ctx` (kind 1; -1: failed; 0: not SRTP RTP)"},
     {NULL}};
 

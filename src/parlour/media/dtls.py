@@ -265,6 +265,7 @@ class DtlsSrtpTransport:
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._rx: SrtpSession | None = None
+        self._rx_context = 0  # `receive_context`
         self._tx: SrtpSession | None = None
         self._srtp_profile: str | None = None
         self.srtp_errors = 0
@@ -291,8 +292,7 @@ class DtlsSrtpTransport:
         """The address of the receiving SRTP context (libsrtp's ``srtp_t``) for code that
         unprotects in C (`_fastpath.recv_batch`), 0 before keying or without the fast path.
         Valid while the transport is connected."""
-        rx = self._rx
-        return fastpath.srtp_context(rx) if rx is not None and self._egress is not None else 0
+        return self._rx_context
 
     @property
     def send_dropped(self) -> int:
@@ -376,6 +376,13 @@ class DtlsSrtpTransport:
             self._dtls_received(data)
         else:
             self.dropped += 1
+
+    def rtp_received(self, packet: bytes, size: int) -> None:
+        """An RTP packet that arrived as ``size`` bytes of SRTP and was unprotected elsewhere
+        (in C, with `receive_context`): counted and passed to `on_rtp` like the others."""
+        self.rtp_packets_received += 1
+        self.rtp_bytes_received += size
+        self._on_rtp(packet)
 
     def send_rtp(self, packet: bytes | bytearray) -> None:
         """SRTP-protect one RTP packet and send it; dropped (and counted) if not connected."""
@@ -543,6 +550,7 @@ class DtlsSrtpTransport:
         self._rx = _srtp_session(remote, profile, pylibsrtp.Policy.SSRC_ANY_INBOUND)
         if self._egress is not None:
             self._egress.set_srtp(self._tx, fastpath.srtp_context(self._tx))
+            self._rx_context = fastpath.srtp_context(self._rx)
         self._srtp_profile = name
         if self._deadline is not None:
             self._deadline.cancel()
@@ -640,6 +648,7 @@ class DtlsSrtpTransport:
                 handle.cancel()
         self._timer = self._deadline = None
         self._rx = self._tx = None
+        self._rx_context = 0
         if self._egress is not None:
             self._egress.set_srtp(None, 0)
         self._ssl = None

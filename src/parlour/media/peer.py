@@ -386,6 +386,15 @@ class Peer:
         """The fastest way to the selected address: its connected socket, else `_send`."""
         return self._socket.connected_sender(self.local.ice_ufrag) or self._send
 
+    def srtp_receiver(self) -> tuple[int, Callable[[bytes, int], None]] | None:
+        """For a socket that unprotects SRTP itself (`MediaSocket` with the C fast path):
+        the receiving libsrtp context and where the RTP goes, or None (not keyed yet)."""
+        dtls = self.dtls
+        if dtls is None:
+            return None
+        context = dtls.receive_context
+        return (context, dtls.rtp_received) if context else None
+
     def datagram_received(self, data: bytes, addr: Address) -> None:
         dtls = self.dtls
         if dtls is not None:
