@@ -341,11 +341,102 @@ static PyTypeObject EgressType = {
 };
 
 /* ------------------------------------------------------------------------------------ */
+/* Tcc: one subscriber transport's transport-wide sequence numbers (rewrite.TransportCc)  */
+
+#define TCC_LOG 4096  /* sends noted between two drains (a feedback every ~100 ms) */
+
+typedef struct {
+    PyObject_HEAD
+    int ext_id;
+    uint8_t hdr;
+    long seq, cluster;
+    size_t head, count;  /* the log: a ring, oldest overwritten */
+    uint16_t lseq[TCC_LOG];
+    int32_t lsize[TCC_LOG];
+    int32_t lcluster[TCC_LOG];
+    double ltime[TCC_LOG];
+} Tcc;
+
+static PyTypeObject TccType;
+
+static int Tcc_init(Tcc *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"ext_id", NULL};
+    int ext_id;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i", kwlist, &ext_id)) return -1;
+    if (ext_id < 1 || ext_id > 14) {
+        PyErr_SetString(PyExc_ValueError, "transport-wide-cc id must be 1-14");
+        return -1;
+    }
+    self->ext_id = ext_id;
+    self->hdr = (uint8_t)((ext_id << 4) | 1);
+    self->seq = self->cluster = 0;
+    self->head = self->count = 0;
+    return 0;
+}
+
+static void tcc_note(Tcc *t, uint16_t seq, int32_t size) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);  /* time.monotonic() */
+    size_t i = (t->head + t->count) % TCC_LOG;
+    if (t->count == TCC_LOG) {
+        t->head = (t->head + 1) % TCC_LOG;
+    } else {
+        t->count++;
+    }
+    t->lseq[i] = seq;
+    t->lsize[i] = size;
+    t->lcluster[i] = (int32_t)t->cluster;
+    t->ltime[i] = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* drain() -> [(seq, time, size, cluster)]: what lanes sent since the last drain. */
+static PyObject *Tcc_drain(Tcc *self, PyObject *unused) {
+    PyObject *list = PyList_New((Py_ssize_t)self->count);
+    if (list == NULL) return NULL;
+    for (size_t k = 0; k < self->count; k++) {
+        size_t i = (self->head + k) % TCC_LOG;
+        PyObject *item = Py_BuildValue("(idii)", (int)self->lseq[i], self->ltime[i],
+                                       (int)self->lsize[i], (int)self->lcluster[i]);
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)k, item);
+    }
+    self->head = self->count = 0;
+    return list;
+}
+
+static PyMemberDef Tcc_members[] = {
+    {"ext_id", T_INT, offsetof(Tcc, ext_id), READONLY, "the extension id (1-14)"},
+    {"seq", T_LONG, offsetof(Tcc, seq), 0, "the next transport-wide sequence number"},
+    {"cluster", T_LONG, offsetof(Tcc, cluster), 0, "the probe cluster of sends now (0: none)"},
+    {NULL}};
+
+static PyMethodDef Tcc_methods[] = {
+    {"drain", (PyCFunction)Tcc_drain, METH_NOARGS,
+     "drain() -> [(seq, monotonic time, size, cluster)] stamped by lanes since the last call"},
+    {NULL}};
+
+static PyTypeObject TccType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "parlour.media._fastpath.Tcc",
+    .tp_basicsize = sizeof(Tcc),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Tcc(ext_id): transport-wide sequence numbering shared by a subscriber's lanes",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Tcc_init,
+    .tp_methods = Tcc_methods,
+    .tp_members = Tcc_members,
+};
+
+/* ------------------------------------------------------------------------------------ */
 /* Lane: one consumer's rewrite state and its egress                                    */
 
 typedef struct {
     PyObject_HEAD
     Egress *egress;
+    Tcc *tcc;               /* transport-wide CC stamping, or NULL */
     PyObject *ext;          /* ExtensionRewriter, or NULL */
     PyObject *insert;       /* bytes: the block added to packets without one */
     int ext_identity, ext_general;
@@ -366,6 +457,7 @@ static PyTypeObject LaneType;
 
 static int Lane_traverse(Lane *self, visitproc visit, void *arg) {
     Py_VISIT(self->egress);
+    Py_VISIT(self->tcc);
     Py_VISIT(self->ext);
     Py_VISIT(self->insert);
     Py_VISIT(self->plan_mask);
@@ -377,6 +469,7 @@ static int Lane_traverse(Lane *self, visitproc visit, void *arg) {
 
 static int Lane_clear(Lane *self) {
     Py_CLEAR(self->egress);
+    Py_CLEAR(self->tcc);
     Py_CLEAR(self->ext);
     Py_CLEAR(self->insert);
     Py_CLEAR(self->plan_mask);
@@ -392,14 +485,19 @@ static void Lane_dealloc(Lane *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Lane(egress, pt_map: bytes[128], extensions: ExtensionRewriter | None) */
+/* Lane(egress, pt_map: bytes[128], extensions: ExtensionRewriter | None, tcc: Tcc | None) */
 static int Lane_init(Lane *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"egress", "pt_map", "extensions", NULL};
-    PyObject *egress, *ext = Py_None;
+    static char *kwlist[] = {"egress", "pt_map", "extensions", "tcc", NULL};
+    PyObject *egress, *ext = Py_None, *tcc = Py_None;
     Py_buffer pt;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!y*|O", kwlist, &EgressType, &egress, &pt,
-                                     &ext))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!y*|OO", kwlist, &EgressType, &egress, &pt,
+                                     &ext, &tcc))
         return -1;
+    if (tcc != Py_None && !PyObject_TypeCheck(tcc, &TccType)) {
+        PyBuffer_Release(&pt);
+        PyErr_SetString(PyExc_TypeError, "tcc must be a Tcc or None");
+        return -1;
+    }
     if (pt.len != 128) {
         PyBuffer_Release(&pt);
         PyErr_SetString(PyExc_ValueError, "pt_map must be 128 bytes");
@@ -410,6 +508,10 @@ static int Lane_init(Lane *self, PyObject *args, PyObject *kwds) {
     Lane_clear(self);
     Py_INCREF(egress);
     self->egress = (Egress *)egress;
+    if (tcc != Py_None) {
+        Py_INCREF(tcc);
+        self->tcc = (Tcc *)tcc;
+    }
     self->ext_identity = 0;
     self->ext_general = 0;
     self->plan_n = -1;
@@ -493,6 +595,8 @@ typedef struct {
     Py_ssize_t plan_at;
     Py_ssize_t start;           /* payload start */
     Py_ssize_t octets;
+    int tcc_mode;               /* 0: not stamped; 1: a new block; 2: appended to the block */
+    uint16_t tcc_seq;
 } Layout;
 
 static void layout_release(Layout *l) {
@@ -679,7 +783,8 @@ static void lane_advance(Lane *lane, const uint8_t *pkt, Py_ssize_t octets, uint
 }
 
 static Py_ssize_t layout_size(const Layout *l, Py_ssize_t n) {
-    return 12 + l->csrc_len + l->block_len + (n - l->start);
+    return 12 + l->csrc_len + l->block_len + (n - l->start) +
+           (l->tcc_mode == 1 ? 8 : l->tcc_mode == 2 ? 4 : 0);
 }
 
 /* Everything after the 12-byte header, into out + 12. */
@@ -702,6 +807,25 @@ static void layout_write(Lane *lane, const Layout *l, const uint8_t *pkt, Py_ssi
         memcpy(p, l->block, (size_t)l->block_len);
         p += l->block_len;
     }
+    if (l->tcc_mode) {
+        if (l->tcc_mode == 1) {  /* a new block of one word */
+            p[0] = 0xBE;
+            p[1] = 0xDE;
+            p[2] = 0;
+            p[3] = 1;
+            p += 4;
+        } else {  /* one more word in the block just written */
+            uint8_t *words = p - l->block_len + 2;
+            unsigned w = ((unsigned)words[0] << 8 | words[1]) + 1;
+            words[0] = (uint8_t)(w >> 8);
+            words[1] = (uint8_t)w;
+        }
+        p[0] = lane->tcc->hdr;
+        p[1] = (uint8_t)(l->tcc_seq >> 8);
+        p[2] = (uint8_t)l->tcc_seq;
+        p[3] = 0;
+        p += 4;
+    }
     memcpy(p, pkt + l->start, (size_t)(n - l->start));
 }
 
@@ -718,8 +842,25 @@ static Py_ssize_t lane_prepare(Lane *lane, PyObject *pkt_obj, const uint8_t *pkt
     int r = lane_layout(lane, pkt_obj, pkt, n, l);
     if (r < 0) return r;
     lane_advance(lane, pkt, l->octets, hdr);
+    Tcc *tcc = lane->tcc;
+    if (tcc != NULL) {  /* TransportCc.extend: a one-byte element with the next number */
+        if (l->block_len == 0) {
+            l->tcc_mode = 1;
+            l->b0 |= 0x10;
+        } else {
+            const uint8_t *first = l->plan ? (const uint8_t *)PyBytes_AS_STRING(lane->plan_const)
+                                           : l->block;
+            l->tcc_mode = first[0] == 0xBE && first[1] == 0xDE ? 2 : 0;
+        }
+        l->tcc_seq = (uint16_t)tcc->seq;
+    }
     hdr[0] = l->b0;
-    return layout_size(l, n);
+    Py_ssize_t size = layout_size(l, n);
+    if (l->tcc_mode) {  /* TransportCc.commit */
+        tcc->seq = (l->tcc_seq + 1) & 0xFFFF;
+        tcc_note(tcc, l->tcc_seq, (int32_t)size);
+    }
+    return size;
 }
 
 /* rewrite(packet) -> bytes | None: what the Python path would hand to send_rtp (None:
@@ -1126,6 +1267,7 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
     if (PyType_Ready(&EgressType) < 0 || PyType_Ready(&LaneType) < 0 ||
+        PyType_Ready(&TccType) < 0 ||
         PyType_Ready(&FanOutType) < 0)
         return NULL;
     s_fileno = PyUnicode_InternFromString("fileno");
@@ -1139,6 +1281,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     if (PyModule_AddIntConstant(m, "MAX_PACKET", MAX_PACKET) < 0 ||
         PyModule_AddObjectRef(m, "Egress", (PyObject *)&EgressType) < 0 ||
         PyModule_AddObjectRef(m, "Lane", (PyObject *)&LaneType) < 0 ||
+        PyModule_AddObjectRef(m, "Tcc", (PyObject *)&TccType) < 0 ||
         PyModule_AddObjectRef(m, "FanOut", (PyObject *)&FanOutType) < 0) {
         Py_DECREF(m);
         return NULL;

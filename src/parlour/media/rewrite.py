@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from parlour.media.rtcp import SenderReport
 from parlour.media.rtp import (
@@ -334,13 +334,14 @@ class TransportCc:
         clock: monotonic seconds.
     """
 
-    __slots__ = ("_hdr", "_pending", "clock", "cluster", "ext_id", "record", "seq")
+    __slots__ = ("_cluster", "_hdr", "_pending", "_seq", "clock", "ext_id", "record", "state")
 
     def __init__(
         self,
         ext_id: int,
         record: Callable[[int, float, int, int], None],
         clock: Callable[[], float],
+        state: Any = None,
     ) -> None:
         if not 0 < ext_id < 15:
             raise RtpError(f"transport-wide-cc id {ext_id} needs the two-byte form")
@@ -348,9 +349,47 @@ class TransportCc:
         self._hdr = (ext_id << 4) | 1
         self.record = record
         self.clock = clock
-        self.seq = 0
-        self.cluster = 0  # the probe cluster packets sent now belong to (0: none)
+        #: The C fast path's numbering (`_fastpath.Tcc`), shared with the lanes that stamp
+        #: from C; None: numbered here only. With it, `seq` and `cluster` live there and
+        #: what lanes sent is recorded on `drain()`.
+        self.state = state
+        self._seq = 0
+        self._cluster = 0
         self._pending = -1
+
+    @property
+    def seq(self) -> int:
+        """The next transport-wide sequence number."""
+        state = self.state
+        return int(state.seq) if state is not None else self._seq
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        if self.state is not None:
+            self.state.seq = value
+        else:
+            self._seq = value
+
+    @property
+    def cluster(self) -> int:
+        """The probe cluster packets sent now belong to (0: none)."""
+        state = self.state
+        return int(state.cluster) if state is not None else self._cluster
+
+    @cluster.setter
+    def cluster(self, value: int) -> None:
+        if self.state is not None:
+            self.state.cluster = value
+        else:
+            self._cluster = value
+
+    def drain(self) -> None:
+        """Record what lanes stamped in C since the last call (before reading the record)."""
+        state = self.state
+        if state is not None:
+            record = self.record
+            for seq, when, size, cluster in state.drain():
+                record(seq, when, size, cluster)
 
     def extend(self, b0: int, prefix: bytes | bytearray) -> tuple[int, bytes | bytearray]:
         """(first byte, CSRCs + extension block) with the next number's element added."""

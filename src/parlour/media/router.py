@@ -167,24 +167,27 @@ class Consumer:
     def lane(self) -> Any:
         """This consumer's `_fastpath.Lane` (its producer's `FanOut` forwards through it), or
         None: forwarded in Python (fast path off or not built, simulcast, transport-wide CC
-        stamping, or a sink without a C send side)."""
+        numbered in Python only, or a sink without a C send side)."""
         return self._lane
 
     def _make_lane(self) -> None:
         native = fastpath.native
         egress = getattr(self.sink, "egress", None)
+        tcc = self.rewriter.transport_cc
         if (
             native is None
             or egress is None
             or self.closed
             or self.switch is not None
-            or self.rewriter.transport_cc is not None
+            or (tcc is not None and tcc.state is None)
         ):
             return
         table = bytearray(b"\xff" * 128)
         for publisher_pt, our_pt in self.pt_map.items():
             table[publisher_pt & 0x7F] = our_pt
-        lane = native.Lane(egress, bytes(table), self.rewriter.extensions)
+        lane = native.Lane(
+            egress, bytes(table), self.rewriter.extensions, tcc.state if tcc is not None else None
+        )
         lane.load(self.rewriter._dump())
         self._lane = lane
 
@@ -213,8 +216,8 @@ class Consumer:
             return rewriter
 
     def set_transport_cc(self, tcc: rewrite.TransportCc | None) -> None:
-        """Stamp transport-wide sequence numbers with ``tcc`` (None: do not). Stamped
-        consumers are forwarded in Python (the send history is Python's)."""
+        """Stamp transport-wide sequence numbers with ``tcc`` (None: do not). The lane (if
+        any) is rebuilt: it stamps in C when ``tcc`` has C state (`TransportCc.state`)."""
         if tcc is self.rewriter.transport_cc:
             return
         self._drop_lane()

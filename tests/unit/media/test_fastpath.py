@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import pylibsrtp
 import pytest
 
 from parlour.media import fastpath, rtp
-from parlour.media.rewrite import ExtensionRewriter, RtpRewriter
+from parlour.media.rewrite import ExtensionRewriter, RtpRewriter, TransportCc
 from tests.unit.media.rtp_packets import AIORTC, CHROME, build
 
 native = fastpath.native
@@ -165,3 +166,54 @@ def test_lane_state_round_trips_through_the_python_rewriter() -> None:
         lane.load(("not", "a", "state"))
     with pytest.raises(ValueError):
         native.Lane(native.Egress(), b"\xff" * 10, None)
+
+
+@pytest.mark.parametrize("name", list(EXTENSION_PAIRS))
+def test_lane_stamps_transport_wide_numbers_like_python(name: str) -> None:
+    """With transport-wide CC: the same stamped packets, and the same sends recorded (the
+    lanes' log, drained, against `TransportCc.record`), numbering shared with Python."""
+    publisher, subscriber, mid = EXTENSION_PAIRS[name]
+    pt_map = {96: 100, 111: 101}
+    recorded: list[tuple[int, float, int, int]] = []
+    reference = RtpRewriter(9, 100, extensions=ExtensionRewriter(publisher, subscriber, mid=mid))
+    reference.transport_cc = TransportCc(5, lambda *a: recorded.append(a), lambda: 0.0)
+    drained: list[tuple[int, float, int, int]] = []
+    state = native.Tcc(5)
+    shared = TransportCc(5, lambda *a: drained.append(a), time.monotonic, state)
+    twin = RtpRewriter(9, 100, extensions=ExtensionRewriter(publisher, subscriber, mid=mid))
+    twin.transport_cc = shared
+    lane = native.Lane(native.Egress(), pt_table(pt_map), twin.extensions, state)
+    lane.load(twin._dump())
+    before = time.monotonic()
+    for i, packet in enumerate(recorded_sequence(7, 600)):
+        if i % 50 == 10:  # the probe cluster set while probing
+            reference.transport_cc.cluster = shared.cluster = i
+        expected = python_forward(reference, pt_map, packet)
+        if i % 40 == 39:  # a packet sent by Python (a repair): numbering stays shared
+            twin._load(lane.dump())
+            got = python_forward(twin, pt_map, packet)
+            lane.load(twin._dump())
+        else:
+            got = lane.rewrite(packet)
+        assert got == expected, f"packet {i}: {packet.hex()}"
+    shared.drain()
+    assert [(s, n, c) for s, _, n, c in sorted(drained)] == [
+        (s, n, c) for s, _, n, c in sorted(recorded)
+    ]
+    assert all(before <= t <= time.monotonic() for _, t, _, _ in drained)
+    assert shared.seq == reference.transport_cc.seq == len(recorded) & 0xFFFF
+    assert state.drain() == []
+
+
+def test_tcc_log_keeps_the_latest_sends() -> None:
+    state = native.Tcc(3)
+    lane = native.Lane(native.Egress(), pt_table({96: 100}), None, state)
+    for seq in range(5000):
+        assert lane.rewrite(build(seq=seq)) is not None
+    log = state.drain()
+    assert len(log) == 4096 and log[0][0] == 5000 - 4096 and log[-1][0] == 4999
+    assert state.seq == 5000
+    with pytest.raises(ValueError):
+        native.Tcc(15)
+    with pytest.raises(TypeError):
+        native.Lane(native.Egress(), pt_table({}), None, "not a Tcc")
