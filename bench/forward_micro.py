@@ -39,7 +39,9 @@ class _Sink:
     """A subscriber's SRTP send side, as `DtlsSrtpTransport.send_rtp` does it (Python), or
     its C `Egress` (fast)."""
 
-    def __init__(self, key: bytes, fast: bool, target: socket.socket | None) -> None:
+    def __init__(
+        self, key: bytes, fast: bool, target: socket.socket | None, shared: socket.socket | None
+    ) -> None:
         policy = pylibsrtp.Policy(
             key=key,
             ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
@@ -50,15 +52,15 @@ class _Sink:
         self.sent = 0
         self.sock: socket.socket | None = None
         self.egress: Any = None
-        if target is not None:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
-        if fast:
+        if fast:  # as the server: the media socket, shared (sendmmsg), and an address
             self.egress = fastpath.native.Egress()
             self.egress.set_srtp(self.tx, fastpath.srtp_context(self.tx))
             if target is not None:  # else: protected, then counted as not sent
-                self.egress.set_sender(None, self.sock, target.getsockname())
-        elif self.sock is not None and target is not None:
+                self.sock = shared
+                self.egress.set_sender(None, shared, target.getsockname())
+        elif target is not None:  # as the server: a socket connected to the subscriber
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
             self.sock.connect(target.getsockname())
 
     @property
@@ -81,16 +83,19 @@ class _Sink:
         pass
 
     def close(self) -> None:
-        if self.sock is not None:
+        if self.sock is not None and self.egress is None:
             self.sock.close()
 
 
 def run(fanout: int, packets: int, *, fast: bool = False, udp: bool = False) -> dict[str, float]:
     key = os.urandom(28)
     target: socket.socket | None = None
+    shared: socket.socket | None = None
     if udp:
         target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         target.bind(("127.0.0.1", 0))
+        shared = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        shared.bind(("127.0.0.1", 0))
     publisher_ssrc = 0x1234
     info = PublishedTrackInfo("1", "track", "stream", "video", (VP8,), (publisher_ssrc,), (), ())
     router = Router("RM")
@@ -98,7 +103,7 @@ def run(fanout: int, packets: int, *, fast: bool = False, udp: bool = False) -> 
     sinks = []
     for i in range(fanout):
         sent = SentTrackInfo(str(i), "track", "stream", "video", 1000 + i, None, VP8, None, ())
-        sink = _Sink(key, fast, target)
+        sink = _Sink(key, fast, target, shared)
         sinks.append(sink)
         consumer = router.consume(producer, sent, sink)
         assert (consumer.lane is not None) == fast
@@ -137,8 +142,9 @@ def run(fanout: int, packets: int, *, fast: bool = False, udp: bool = False) -> 
     egress = sum(s.count for s in sinks)
     for sink in sinks:
         sink.close()
-    if target is not None:
-        target.close()
+    for sock in (target, shared):
+        if sock is not None:
+            sock.close()
     return {
         "fanout": fanout,
         "ingress_packets": packets,
