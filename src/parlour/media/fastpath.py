@@ -36,7 +36,7 @@ def _load() -> ModuleType | None:
     try:
         from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
 
-        from parlour.media import _fastpath  # type: ignore[attr-defined]
+        from parlour.media import _fastpath
 
         def address(name: str) -> int:
             return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
@@ -45,7 +45,7 @@ def _load() -> ModuleType | None:
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         log.info("media fast path unavailable (%s): forwarding in Python", exc)
         return None
-    return _fastpath  # type: ignore[no-any-return]
+    return _fastpath
 
 
 native: Any = _load()
