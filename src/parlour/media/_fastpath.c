@@ -1023,16 +1023,14 @@ static void flush(int k) {
 
 /* forward(packet): rewrite, protect and send one publisher packet to every lane. */
 static PyObject *FanOut_forward(FanOut *self, PyObject *arg) {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "packet must be bytes");
-        return NULL;
-    }
     if (g_busy) {
         PyErr_SetString(PyExc_RuntimeError, "FanOut.forward is not re-entrant");
         return NULL;
     }
-    const uint8_t *pkt = (const uint8_t *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *pkt = (const uint8_t *)view.buf;
+    Py_ssize_t n = view.len;
     PyObject *lanes = Py_NewRef(self->lanes);  /* a snapshot, as the Python loop keeps */
     Py_ssize_t count = PyTuple_GET_SIZE(lanes);
     PyObject *last_sock = NULL;
@@ -1095,6 +1093,7 @@ static PyObject *FanOut_forward(FanOut *self, PyObject *arg) {
     flush(k);  /* what was queued goes out even if a later lane raised */
     g_busy = 0;
     Py_DECREF(lanes);
+    PyBuffer_Release(&view);
     return result == NULL ? NULL : Py_NewRef(Py_None);
 }
 

@@ -217,3 +217,22 @@ def test_tcc_log_keeps_the_latest_sends() -> None:
         native.Tcc(15)
     with pytest.raises(TypeError):
         native.Lane(native.Egress(), pt_table({}), None, "not a Tcc")
+
+
+def test_fanout_takes_any_buffer_and_drops_what_it_cannot_protect() -> None:
+    egress = native.Egress()  # not keyed: every packet is rewritten, then dropped and counted
+    lanes = [native.Lane(egress, pt_table({96: 100}), None) for _ in range(3)]
+    fan = native.FanOut(lanes)
+    packet = build(seq=7)
+    fan.forward(packet)
+    fan.forward(bytearray(packet))
+    fan.forward(memoryview(packet))
+    fan.forward(build(pt=111))  # a payload type nobody forwards
+    assert egress.dropped == 9 and egress.packets == 0
+    assert all(lane.packets == 3 for lane in lanes)
+    with pytest.raises(TypeError):
+        fan.forward(5)
+    with pytest.raises(TypeError):
+        native.FanOut(["not a lane"])
+    fan.lanes = lanes[:1]
+    assert fan.lanes == (lanes[0],)
