@@ -428,14 +428,15 @@ class DtlsSrtpTransport:
     def use_sender(
         self,
         send: Callable[[bytes], object],
-        udp: tuple[socket.socket, tuple[str, int]] | None = None,
+        udp: tuple[socket.socket, tuple[str, int] | None] | None = None,
     ) -> None:
         """Write datagrams with `send` from now on (e.g. a socket connected to the peer's
         selected address). It may raise `OSError` for a datagram the kernel refuses: RTP and
         RTCP are then dropped and counted in `send_dropped`.
 
-        ``udp``: the same destination as a UDP socket and address, which the C send side
-        (`egress`) writes to directly (batched with `sendmmsg`) instead of calling `send`.
+        ``udp``: the same destination as a UDP socket and address (None: the socket is
+        connected), which the C send side (`egress`) writes to directly (`sendmmsg` batches
+        what goes through one socket) instead of calling `send`.
         """
         self._send = send
         if self._egress is not None:

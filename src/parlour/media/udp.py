@@ -315,12 +315,12 @@ class MediaSocket(asyncio.DatagramProtocol):
             return None
         return endpoint.path.send
 
-    def udp_target(self, local_ufrag: str) -> tuple[socket.socket, Address] | None:
-        """The bound socket and the endpoint's selected address, when that is a UDP path.
-
-        For senders that write to the kernel themselves (`fastpath`'s `sendmmsg`, one call
-        for a packet's whole fan-out). None over ICE-TCP, before an address is selected, or
-        once closed. Like `connected_sender`, it changes when the selected address does.
+    def udp_target(self, local_ufrag: str) -> tuple[socket.socket, Address | None] | None:
+        """Where the endpoint's datagrams go, for senders that write to the kernel themselves
+        (`fastpath`): its connected socket and None (see `connected_sender`), else the bound
+        socket and the selected address. None over ICE-TCP, before an address is selected,
+        or once closed. It changes when the selected address does (`ice_connected`); a
+        connected socket closed since (the address forgotten) drops what is sent to it.
         """
         endpoint = self._endpoints.get(local_ufrag)
         raw = self._raw
@@ -328,6 +328,8 @@ class MediaSocket(asyncio.DatagramProtocol):
             return None
         if endpoint.selected in self._tcp:
             return None
+        if endpoint.path is not None:
+            return endpoint.path, None
         return raw, endpoint.selected
 
     def _open_path(self, endpoint: _Endpoint, addr: Address) -> None:
