@@ -4,6 +4,10 @@ Named after mediasoup's objects. The forwarding path is synchronous and allocati
 
     Peer._on_rtp(pkt) → Producer.forward(pkt) → history → for each Consumer: rewrite → send
 
+With the C fast path (`fastpath`), the consumers of a plain producer each have a `Lane`
+that owns their rewriter's state, and the producer's `FanOut` rewrites, protects and sends
+to all of them in one call; `Consumer.forward` stays the Python reference for the others.
+
 A consumer rewrites SSRC, payload type, sequence number, timestamp and header-extension ids
 (`rewrite.RtpRewriter`). The producer keeps the packets it received, once for all its consumers;
 a consumer answers a NACK by mapping the sequence number back and rewriting that packet
