@@ -52,13 +52,13 @@ class _Sink:
         self.sent = 0
         self.sock: socket.socket | None = None
         self.egress: Any = None
-        if fast:  # as the server: the media socket, shared (sendmmsg), and an address
+        if fast:  # one shared socket and an address each: the fan-out in one sendmmsg
             self.egress = fastpath.native.Egress()
             self.egress.set_srtp(self.tx, fastpath.srtp_context(self.tx))
             if target is not None:  # else: protected, then counted as not sent
                 self.sock = shared
                 self.egress.set_sender(None, shared, target.getsockname())
-        elif target is not None:  # as the server: a socket connected to the subscriber
+        elif target is not None:  # as the server does: a socket connected to the subscriber
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.bind(("127.0.0.1", 0))
             self.sock.connect(target.getsockname())
