@@ -167,7 +167,7 @@ static PyObject *Egress_set_sender(Egress *self, PyObject *args, PyObject *kwds)
         strncpy(buf, host, sizeof buf - 1);
         buf[sizeof buf - 1] = 0;
         char *pct = strchr(buf, '%');
-        if (pct) *pct = 0;  /* scope id: not needed on the paths we take */
+        if (pct) *pct = 0;  /* "%scope" in the text: the tuple's scope_id says it */
         if (fam == AF_INET) {
             struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
             sin->sin_family = AF_INET;
@@ -182,6 +182,11 @@ static PyObject *Egress_set_sender(Egress *self, PyObject *args, PyObject *kwds)
                 char mapped[INET6_ADDRSTRLEN + 16];
                 snprintf(mapped, sizeof mapped, "::ffff:%s", buf);
                 if (inet_pton(AF_INET6, mapped, &sin6->sin6_addr) != 1) goto no_fast;
+            }
+            if (PyTuple_GET_SIZE(addr) >= 4 && PyLong_Check(PyTuple_GET_ITEM(addr, 3))) {
+                unsigned long scope = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(addr, 3));
+                if (scope == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+                sin6->sin6_scope_id = (uint32_t)scope;  /* asyncio's (host, port, flow, scope) */
             }
             sslen = sizeof *sin6;
         } else {

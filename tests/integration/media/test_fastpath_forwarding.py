@@ -285,3 +285,27 @@ def test_env_turns_the_fast_path_off() -> None:
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
         assert result.stdout.strip() == off
+
+
+def test_egress_sends_to_ipv6_and_mapped_addresses() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        receiver = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        receiver.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    receiver.settimeout(2)
+    sender = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    session = _srtp(GCM, os.urandom(28))
+    egress = native.Egress()
+    egress.set_srtp(session, fastpath.srtp_context(session))
+    host, port = receiver.getsockname()[:2]
+    assert egress.set_sender(None, sender, (host, port, 0, 0)) is True  # asyncio's 4-tuple
+    egress.send_rtp(build(seq=1))
+    assert receiver.recv(2048) and egress.packets == 1
+    # an IPv4 address on an IPv6 socket is written as IPv4-mapped
+    assert egress.set_sender(None, sender, ("127.0.0.1", 9)) is True
+    assert egress.set_sender(None, sender, ("fe80::1%lo", 9, 0, 1)) is True  # scope from the tuple
+    receiver.close()
+    sender.close()
