@@ -22,11 +22,13 @@ setup: $(STAMP)
 
 setup-tests: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml package.json package-lock.json scripts/install
+NATIVE := setup.py src/parlour/media/_fastpath.c   # the media fast path (C), built by pip
+
+$(STAMP): pyproject.toml package.json package-lock.json scripts/install $(NATIVE)
 	scripts/install
 	@touch $(STAMP)
 
-$(TEST_STAMP): pyproject.toml package.json package-lock.json scripts/install
+$(TEST_STAMP): pyproject.toml package.json package-lock.json scripts/install $(NATIVE)
 	scripts/install --tests
 	@touch $(STAMP) $(TEST_STAMP)
 

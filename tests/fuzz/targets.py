@@ -31,7 +31,7 @@ from aioice import stun
 from parlour.api.forms import Params
 from parlour.domain import errors
 from parlour.domain.rules import TrackRef, evaluate, parse_rules, rules_to_json
-from parlour.media import rtcp, rtp, sdp, simulcast
+from parlour.media import fastpath, rtcp, rtp, sdp, simulcast
 from parlour.media.codecs import NegotiationError
 from parlour.media.dtls import (
     _SRTP_PROFILES,
@@ -43,7 +43,7 @@ from parlour.media.dtls import (
     parse_fingerprint,
 )
 from parlour.media.negotiation import LocalTransport, PeerNegotiator
-from parlour.media.rewrite import ExtensionRewriter, RtpRewriter
+from parlour.media.rewrite import ExtensionRewriter, RtpRewriter, TransportCc
 from parlour.media.sdp import SdpError
 from parlour.media.udp import MediaSocket, _TcpConnection
 from parlour.protocol import tokens
@@ -229,6 +229,31 @@ def run_rewrite(data: bytes) -> bool:
     assert rtp.seq(out) == rtp.seq(data) and rtp.ssrc(out) == 0xABCD
     rtp.payload_bounds(out)  # what we send is valid RTP
     return True
+
+
+def run_rewrite_fastpath(data: bytes) -> bool:
+    """Differential: the C lane (`parlour.media._fastpath`, when built) gives the bytes and
+    state the Python rewriter gives, with and without transport-wide CC stamping."""
+    native = fastpath.native
+    accepted = False
+    for stamped in (False, True):
+        rewriter = RtpRewriter(0xABCD, 111, extensions=ExtensionRewriter(_PUB, _SUB, mid="1"))
+        if stamped:
+            rewriter.transport_cc = TransportCc(5, lambda *sent: None, lambda: 0.0)
+        state = rewriter._dump()
+        try:
+            expected: bytes | None = rewriter.rewrite(data)
+        except rtp.RtpError:
+            expected = None
+        accepted = accepted or expected is not None
+        if native is None:
+            continue
+        twin = ExtensionRewriter(_PUB, _SUB, mid="1")
+        lane = native.Lane(native.Egress(), b"\x6f" * 128, twin, native.Tcc(5) if stamped else None)
+        lane.load(state)
+        assert lane.rewrite(data) == expected
+        assert lane.dump() == tuple(int(v) if isinstance(v, bool) else v for v in rewriter._dump())
+    return accepted
 
 
 def _rtcp_seeds() -> list[bytes]:
@@ -569,6 +594,7 @@ TARGETS: tuple[Target, ...] = (
     Target("negotiation", run_negotiation, _sdp_seeds, weight=0.5),
     Target("rtp", run_rtp, _rtp_seeds, max_size=1500),
     Target("rewrite", run_rewrite, _rtp_seeds, max_size=1500),
+    Target("rewrite-fastpath", run_rewrite_fastpath, _rtp_seeds, max_size=1500),
     Target("rtcp", run_rtcp, _rtcp_seeds, max_size=1500),
     Target("stun", run_stun, _stun_seeds, max_size=1500),
     Target("ice-tcp", run_ice_tcp, _ice_tcp_seeds, max_size=4000),

@@ -105,7 +105,7 @@ def test_installed_means_only_checks(tmp_path: Path) -> None:
     assert "chromium" not in out.split("[3/6]")[0].split("all there:")[1]
     out = run(tree, env, "--tests")
     assert steps(out) == STEPS, out
-    assert "all there: python3-venv nodejs npm chromium ffmpeg postgresql openssl" in out
+    assert "all there: python3-venv gcc python3-dev nodejs npm chromium ffmpeg postgresql" in out
     assert "for the tests: " in out
     assert calls(tmp_path) == [], "an installed checkout ran a package manager"
 
@@ -143,3 +143,31 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
         cwd=tree, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "usage: scripts/install [--tests]" in done.stderr
+
+
+def test_changed_c_sources_rebuild_the_python_packages(tmp_path: Path) -> None:
+    """The media fast path (a C extension) is built by pip: a newer setup.py or C source
+    than the last pip run means pip runs again; the summary says whether it was built."""
+    tree, env = checkout(tmp_path)
+    native = tree / "src" / "parlour" / "media"
+    native.mkdir(parents=True)
+    shutil.copy(ROOT / "setup.py", tree / "setup.py")
+    (native / "_fastpath.c").write_text("/* stand-in */\n")
+    stamp = tree / ".venv" / ".parlour-pip-stamp"
+    earlier = time.time() - 100
+    os.utime(stamp, (earlier, earlier))  # pip ran, then the C source changed
+    for source in (tree / "pyproject.toml", tree / "setup.py", native / "_fastpath.c"):
+        os.utime(source, (earlier - 10, earlier - 10))
+    os.utime(native / "_fastpath.c", (earlier + 50, earlier + 50))
+    out = run(tree, env)
+    pip = [c for c in calls(tmp_path) if c.startswith("venv-python -m pip")]
+    assert [c.split(" install ")[1] for c in pip] == [
+        "--upgrade pip",
+        "-e .[server,client,postgres,dev]",
+    ]
+    assert "media fast path: not built" in out
+    (native / "_fastpath.cpython-311-x86_64-linux-gnu.so").touch()
+    before = len(calls(tmp_path))
+    out = run(tree, env)
+    assert "media fast path: built" in out
+    assert [c for c in calls(tmp_path)[before:] if not c.startswith("apt-get")] == []

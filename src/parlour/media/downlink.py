@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from parlour.media import fastpath
 from parlour.media.bwe import BandwidthEstimator, SendHistory
 from parlour.media.rewrite import TransportCc
 from parlour.media.rtcp import TransportFeedback
@@ -71,11 +72,18 @@ class Downlink:
         if ext_id is None or not 0 < ext_id < 15:
             self.transport_cc = None
         elif self.transport_cc is None or self.transport_cc.ext_id != ext_id:
-            self.transport_cc = TransportCc(ext_id, self.history.sent, self._clock)
+            # Numbered in C too (for consumers forwarded by the fast path) when the clock is
+            # the monotonic clock the C code reads.
+            native = fastpath.native
+            state = (
+                native.Tcc(ext_id) if native is not None and self._clock is time.monotonic else None
+            )
+            self.transport_cc = TransportCc(ext_id, self.history.sent, self._clock, state)
         return self.transport_cc
 
     def on_feedback(self, feedback: TransportFeedback) -> None:
         if self.transport_cc is not None:
+            self.transport_cc.drain()  # what the C fast path sent, into `history`
             self.estimator.on_feedback(feedback, self.history, self._clock())
 
     def limit(self, now: float) -> tuple[int | None, bool]:

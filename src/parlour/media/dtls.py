@@ -11,7 +11,8 @@ Nothing here does socket I/O: datagrams come in through `datagram_received` and 
 the `send` callback, so the transport runs the same over a `udp.MediaSocket` or in memory.
 The handshake retransmission timer runs on the event loop (`loop.call_later`).
 
-May import: the standard library, `parlour.domain.clock`, `parlour.media.srtp`, pyOpenSSL,
+May import: the standard library, `parlour.domain.clock`, `parlour.media.srtp`,
+`parlour.media.fastpath`, pyOpenSSL,
 cryptography, pylibsrtp.
 """
 
@@ -21,9 +22,10 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import pylibsrtp
 from cryptography import x509
@@ -33,6 +35,7 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 
 from parlour.domain.clock import SystemClock
+from parlour.media import fastpath
 from parlour.media.srtp import SrtpSession
 
 __all__ = [
@@ -262,17 +265,49 @@ class DtlsSrtpTransport:
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._rx: SrtpSession | None = None
+        self._rx_context = 0  # `receive_context`
         self._tx: SrtpSession | None = None
         self._srtp_profile: str | None = None
         self.srtp_errors = 0
         self.dropped = 0
-        self.send_dropped = 0
+        self._send_dropped = 0
         self.rtp_packets_received = 0
         self.rtp_bytes_received = 0
-        self.rtp_packets_sent = 0
-        self.rtp_bytes_sent = 0
+        self._rtp_packets_sent = 0
+        self._rtp_bytes_sent = 0
+        # The C send side (`fastpath`): SRTP-protected RTP goes out through it, from
+        # `send_rtp` and from the forwarding lanes of the consumers sending to us.
+        native = fastpath.native
+        self._egress: Any = native.Egress(send) if native is not None else None
 
     # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def egress(self) -> Any:
+        """The C send side (`_fastpath.Egress`) RTP goes out through, or None (Python path)."""
+        return self._egress
+
+    @property
+    def receive_context(self) -> int:
+        """The address of the receiving SRTP context (libsrtp's ``srtp_t``) for code that
+        unprotects in C (`_fastpath.recv_batch`), 0 before keying or without the fast path.
+        Valid while the transport is connected."""
+        return self._rx_context
+
+    @property
+    def send_dropped(self) -> int:
+        egress = self._egress
+        return self._send_dropped + (egress.dropped if egress is not None else 0)
+
+    @property
+    def rtp_packets_sent(self) -> int:
+        egress = self._egress
+        return self._rtp_packets_sent + (egress.packets if egress is not None else 0)
+
+    @property
+    def rtp_bytes_sent(self) -> int:
+        egress = self._egress
+        return self._rtp_bytes_sent + (egress.octets if egress is not None else 0)
 
     @property
     def state(self) -> DtlsState:
@@ -342,33 +377,44 @@ class DtlsSrtpTransport:
         else:
             self.dropped += 1
 
+    def rtp_received(self, packet: bytes, size: int) -> None:
+        """An RTP packet that arrived as ``size`` bytes of SRTP and was unprotected elsewhere
+        (in C, with `receive_context`): counted and passed to `on_rtp` like the others."""
+        self.rtp_packets_received += 1
+        self.rtp_bytes_received += size
+        self._on_rtp(packet)
+
     def send_rtp(self, packet: bytes | bytearray) -> None:
         """SRTP-protect one RTP packet and send it; dropped (and counted) if not connected."""
+        egress = self._egress
+        if egress is not None:
+            egress.send_rtp(packet)  # the same steps, in C
+            return
         tx = self._tx
         if tx is None:
-            self.send_dropped += 1
+            self._send_dropped += 1
             return
         data = tx.protect(packet if type(packet) is bytes else bytes(packet))
         if data is None:
-            self.send_dropped += 1
+            self._send_dropped += 1
             return
         try:  # `_write` inlined: this runs once per forwarded packet
             self._send(data)
         except OSError:  # a direct socket send refused by the kernel: drop, never queue
-            self.send_dropped += 1
+            self._send_dropped += 1
             return
-        self.rtp_packets_sent += 1
-        self.rtp_bytes_sent += len(data)
+        self._rtp_packets_sent += 1
+        self._rtp_bytes_sent += len(data)
 
     def send_rtcp(self, packet: bytes | bytearray) -> None:
         """SRTCP-protect one (compound) RTCP packet and send it; dropped if not connected."""
         tx = self._tx
         if tx is None:
-            self.send_dropped += 1
+            self._send_dropped += 1
             return
         data = tx.protect_rtcp(packet if type(packet) is bytes else bytes(packet))
         if data is None:
-            self.send_dropped += 1
+            self._send_dropped += 1
             return
         self._write(data)
 
@@ -377,24 +423,36 @@ class DtlsSrtpTransport:
         try:
             self._send(data)
         except OSError:
-            self.send_dropped += 1
+            self._send_dropped += 1
 
-    def use_sender(self, send: Callable[[bytes], object]) -> None:
+    def use_sender(
+        self,
+        send: Callable[[bytes], object],
+        udp: tuple[socket.socket, tuple[str, int] | None] | None = None,
+    ) -> None:
         """Write datagrams with `send` from now on (e.g. a socket connected to the peer's
         selected address). It may raise `OSError` for a datagram the kernel refuses: RTP and
-        RTCP are then dropped and counted in `send_dropped`."""
+        RTCP are then dropped and counted in `send_dropped`.
+
+        ``udp``: the same destination as a UDP socket and address (None: the socket is
+        connected), which the C send side (`egress`) writes to directly (`sendmmsg` batches
+        what goes through one socket) instead of calling `send`.
+        """
         self._send = send
+        if self._egress is not None:
+            sock, addr = udp if udp is not None else (None, None)
+            self._egress.set_sender(send, sock, addr)
 
     def send_data(self, data: bytes) -> None:
         """Send one DTLS application data record (an SCTP packet); dropped if not connected."""
         ssl = self._ssl
         if ssl is None or self._state != "connected":
-            self.send_dropped += 1
+            self._send_dropped += 1
             return
         try:
             ssl.send(data)
         except SSL.Error as exc:
-            self.send_dropped += 1
+            self._send_dropped += 1
             self._debug("send failed: %s", exc)
             return
         self._flush()
@@ -491,6 +549,9 @@ class DtlsSrtpTransport:
         local, remote = (server, client) if self._is_server else (client, server)
         self._tx = _srtp_session(local, profile, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
         self._rx = _srtp_session(remote, profile, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        if self._egress is not None:
+            self._egress.set_srtp(self._tx, fastpath.srtp_context(self._tx))
+            self._rx_context = fastpath.srtp_context(self._rx)
         self._srtp_profile = name
         if self._deadline is not None:
             self._deadline.cancel()
@@ -588,6 +649,9 @@ class DtlsSrtpTransport:
                 handle.cancel()
         self._timer = self._deadline = None
         self._rx = self._tx = None
+        self._rx_context = 0
+        if self._egress is not None:
+            self._egress.set_srtp(None, 0)
         self._ssl = None
 
     def _set_state(self, state: DtlsState) -> None:

@@ -279,7 +279,7 @@ class Peer:
         numbers those packets took as lost."""
         sent = next((s for s in self.negotiator.sending if s.mid == consumer.info.mid), None)
         negotiated = sent is not None and sent.extension_id(URI_TRANSPORT_CC) is not None
-        consumer.rewriter.transport_cc = tcc if negotiated else None
+        consumer.set_transport_cc(tcc if negotiated else None)
 
     def switch_off(self, track_ids: Collection[str]) -> None:
         self._switched_off = frozenset(track_ids)
@@ -380,11 +380,20 @@ class Peer:
     def ice_connected(self, addr: Address) -> None:
         self.addr = addr
         if self.dtls is not None:
-            self.dtls.use_sender(self._sender())
+            self.dtls.use_sender(self._sender(), self._socket.udp_target(self.local.ice_ufrag))
 
     def _sender(self) -> Callable[[bytes], object]:
         """The fastest way to the selected address: its connected socket, else `_send`."""
         return self._socket.connected_sender(self.local.ice_ufrag) or self._send
+
+    def srtp_receiver(self) -> tuple[int, Callable[[bytes, int], None]] | None:
+        """For a socket that unprotects SRTP itself (`MediaSocket` with the C fast path):
+        the receiving libsrtp context and where the RTP goes, or None (not keyed yet)."""
+        dtls = self.dtls
+        if dtls is None:
+            return None
+        context = dtls.receive_context
+        return (context, dtls.rtp_received) if context else None
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         dtls = self.dtls
@@ -411,6 +420,7 @@ class Peer:
             on_state=self._on_dtls_state,
             label=self.participant_sid,
         )
+        self.dtls.use_sender(self._sender(), self._socket.udp_target(self.local.ice_ufrag))
         self.dtls.start()
 
     def _on_dtls_state(self, state: str) -> None:

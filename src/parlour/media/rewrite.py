@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from parlour.media.rtcp import SenderReport
 from parlour.media.rtp import (
@@ -237,6 +237,32 @@ class ExtensionRewriter:
             size,
         )
 
+    def byte_plan(
+        self, pkt: Packet, start: int, end: int
+    ) -> tuple[int, bytes, bytes, bytes, bytes, int] | None:
+        """The plan for blocks shaped like ``pkt[start:end]``, as bytes (for the C fast path).
+
+        Returns ``(n, mask, shape, keep, const, size)``: a block of ``n`` bytes with
+        ``block & mask == shape`` (bytewise) becomes the ``size`` bytes
+        ``(block[i] & keep[i] if i < n else 0) | const[i]``; that is ``_rewrite``'s big-int
+        arithmetic done a byte at a time. None: blocks like this one take the general path
+        (``_rewrite`` itself).
+
+        Raises:
+            RtpError: an element is truncated.
+        """
+        if self.identity or self._general or pkt[start] != 0xBE or pkt[start + 1] != 0xDE:
+            return None
+        n, mask, shape, keep, _shift, const, size = self._make_plan(pkt, start, end)
+        return (
+            n,
+            mask.to_bytes(n, "big"),
+            shape.to_bytes(n, "big"),
+            keep.to_bytes(n, "big"),
+            const.to_bytes(size, "big"),
+            size,
+        )
+
     def _rewrite_general(self, pkt: Packet, start: int, end: int, profile: int) -> bytes:
         if profile != _ONE_BYTE and (profile & 0xFFF0) != _TWO_BYTE:
             return b""  # unknown profile: nothing the subscriber negotiated
@@ -308,13 +334,14 @@ class TransportCc:
         clock: monotonic seconds.
     """
 
-    __slots__ = ("_hdr", "_pending", "clock", "cluster", "ext_id", "record", "seq")
+    __slots__ = ("_cluster", "_hdr", "_pending", "_seq", "clock", "ext_id", "record", "state")
 
     def __init__(
         self,
         ext_id: int,
         record: Callable[[int, float, int, int], None],
         clock: Callable[[], float],
+        state: Any = None,
     ) -> None:
         if not 0 < ext_id < 15:
             raise RtpError(f"transport-wide-cc id {ext_id} needs the two-byte form")
@@ -322,9 +349,47 @@ class TransportCc:
         self._hdr = (ext_id << 4) | 1
         self.record = record
         self.clock = clock
-        self.seq = 0
-        self.cluster = 0  # the probe cluster packets sent now belong to (0: none)
+        #: The C fast path's numbering (`_fastpath.Tcc`), shared with the lanes that stamp
+        #: from C; None: numbered here only. With it, `seq` and `cluster` live there and
+        #: what lanes sent is recorded on `drain()`.
+        self.state = state
+        self._seq = 0
+        self._cluster = 0
         self._pending = -1
+
+    @property
+    def seq(self) -> int:
+        """The next transport-wide sequence number."""
+        state = self.state
+        return int(state.seq) if state is not None else self._seq
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        if self.state is not None:
+            self.state.seq = value
+        else:
+            self._seq = value
+
+    @property
+    def cluster(self) -> int:
+        """The probe cluster packets sent now belong to (0: none)."""
+        state = self.state
+        return int(state.cluster) if state is not None else self._cluster
+
+    @cluster.setter
+    def cluster(self, value: int) -> None:
+        if self.state is not None:
+            self.state.cluster = value
+        else:
+            self._cluster = value
+
+    def drain(self) -> None:
+        """Record what lanes stamped in C since the last call (before reading the record)."""
+        state = self.state
+        if state is not None:
+            record = self.record
+            for seq, when, size, cluster in state.drain():
+                record(seq, when, size, cluster)
 
     def extend(self, b0: int, prefix: bytes | bytearray) -> tuple[int, bytes | bytearray]:
         """(first byte, CSRCs + extension block) with the next number's element added."""
@@ -467,6 +532,47 @@ class RtpRewriter:
     def last_timestamp(self) -> int | None:
         """The timestamp of the packet with `last_seq`, or None before the first packet."""
         return (self._hi_ts + self._ts_off) & _MASK32 if self._started else None
+
+    def _dump(
+        self,
+    ) -> tuple[int, int, int, int, int, int, int | None, bool, int, int, int, int, int]:
+        """The state a C `Lane` takes over (`_fastpath.Lane.load`) and hands back (`_load`)."""
+        return (
+            self.ssrc,
+            self.payload_type,
+            self._seq_off,
+            self._ts_off,
+            self._src,
+            self._cur,
+            self._next_delta,
+            self._started,
+            self._hi_seq,
+            self._hi_ts,
+            self.packets,
+            self.octets,
+            self._step,
+        )
+
+    def _load(
+        self, state: tuple[int, int, int, int, int, int, int | None, bool, int, int, int, int, int]
+    ) -> None:
+        """Take back the state `_dump` gave (from a `Lane`, which rewrote meanwhile)."""
+        (
+            self.ssrc,
+            self.payload_type,
+            self._seq_off,
+            self._ts_off,
+            self._src,
+            self._cur,
+            self._next_delta,
+            started,
+            self._hi_seq,
+            self._hi_ts,
+            self.packets,
+            self.octets,
+            self._step,
+        ) = state
+        self._started = bool(started)
 
     def switch_source(self, ts_delta: int | None = None) -> None:
         """Resynchronise on the next packet: output seq continues at ``last_seq + 1``.

@@ -4,6 +4,10 @@ Named after mediasoup's objects. The forwarding path is synchronous and allocati
 
     Peer._on_rtp(pkt) → Producer.forward(pkt) → history → for each Consumer: rewrite → send
 
+With the C fast path (`fastpath`), the consumers of a plain producer each have a `Lane`
+that owns their rewriter's state, and the producer's `FanOut` rewrites, protects and sends
+to all of them in one call; `Consumer.forward` stays the Python reference for the others.
+
 A consumer rewrites SSRC, payload type, sequence number, timestamp and header-extension ids
 (`rewrite.RtpRewriter`). The producer keeps the packets it received, once for all its consumers;
 a consumer answers a NACK by mapping the sequence number back and rewriting that packet
@@ -25,10 +29,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from parlour.domain.ports import TrackTap
-from parlour.media import rewrite, rtcp, rtp, simulcast, stats
+from parlour.media import fastpath, rewrite, rtcp, rtp, simulcast, stats
 from parlour.media.active_speaker import ActiveSpeakerObserver
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
 from parlour.media.speakers import audio_level
@@ -102,6 +106,7 @@ class Consumer:
     """
 
     __slots__ = (
+        "_lane",
         "_layer",
         "_on_producer_closed",
         "_paused_at",
@@ -156,6 +161,73 @@ class Consumer:
             self.switch = simulcast.LayerSwitch(producer.best_layer(len(producer.layers) - 1))
             if producer.codec_name == "vp8":
                 self.vp8 = simulcast.Vp8Rewriter()
+        # The C forwarding lane (`fastpath`), which then owns the rewriter's state.
+        self._lane: Any = None
+        self._make_lane()
+
+    # -- the C fast path ------------------------------------------------------------------
+
+    @property
+    def lane(self) -> Any:
+        """This consumer's `_fastpath.Lane` (its producer's `FanOut` forwards through it), or
+        None: forwarded in Python (fast path off or not built, simulcast, transport-wide CC
+        numbered in Python only, or a sink without a C send side)."""
+        return self._lane
+
+    def _make_lane(self) -> None:
+        native = fastpath.native
+        egress = getattr(self.sink, "egress", None)
+        tcc = self.rewriter.transport_cc
+        if (
+            native is None
+            or egress is None
+            or self.closed
+            or self.switch is not None
+            or (tcc is not None and tcc.state is None)
+        ):
+            return
+        table = bytearray(b"\xff" * 128)
+        for publisher_pt, our_pt in self.pt_map.items():
+            table[publisher_pt & 0x7F] = our_pt
+        lane = native.Lane(
+            egress, bytes(table), self.rewriter.extensions, tcc.state if tcc is not None else None
+        )
+        lane.load(self.rewriter._dump())
+        self._lane = lane
+
+    def _drop_lane(self) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            self.rewriter._load(lane.dump())
+
+    @contextmanager
+    def _rewriter_state(self) -> Iterator[rewrite.RtpRewriter]:
+        """The rewriter, up to date (a lane's state is handed to it and back)."""
+        lane = self._lane
+        if lane is None:
+            yield self.rewriter
+            return
+        self.rewriter._load(lane.dump())
+        try:
+            yield self.rewriter
+        finally:
+            lane.load(self.rewriter._dump())
+
+    def rewriter_state(self) -> rewrite.RtpRewriter:
+        """The rewriter with the state of what was sent so far (a copy of a lane's state,
+        for reading: sequence numbers, counters)."""
+        with self._rewriter_state() as rewriter:
+            return rewriter
+
+    def set_transport_cc(self, tcc: rewrite.TransportCc | None) -> None:
+        """Stamp transport-wide sequence numbers with ``tcc`` (None: do not). The lane (if
+        any) is rebuilt: it stamps in C when ``tcc`` has C state (`TransportCc.state`)."""
+        if tcc is self.rewriter.transport_cc:
+            return
+        self._drop_lane()
+        self.rewriter.transport_cc = tcc
+        self._make_lane()
+        self.producer._regroup()
 
     @property
     def layer(self) -> int:
@@ -210,6 +282,7 @@ class Consumer:
             return
         self.closed = True
         self.producer._detach(self)
+        self._drop_lane()
 
     def pause(self) -> None:
         """Stop forwarding (switched off): detached from the producer's fan-out, so a paused
@@ -232,12 +305,19 @@ class Consumer:
 
     def _producer_closed(self) -> None:
         self.closed = True
+        self._drop_lane()
         callback, self._on_producer_closed = self._on_producer_closed, None
         if callback is not None:
             callback(self)
 
     def forward(self, packet: bytes, payload_type: int) -> None:
         """Send one publisher packet to this subscriber (hot path)."""
+        lane = self._lane
+        if lane is not None:  # normally its producer's FanOut does this, for all lanes
+            out = lane.rewrite(packet)
+            if out is not None:
+                self.sink.send_rtp(out)
+            return
         out_pt = self.pt_map.get(payload_type)
         if out_pt is None:
             return
@@ -321,16 +401,18 @@ class Consumer:
         lands on the number asked for (not after a source switch moved the offset).
         """
         send = self.sink.send_rtp
-        for packet in self._repairs(seqs):
-            send(packet)
+        with self._rewriter_state():
+            for packet in self._repairs(seqs):
+                send(packet)
 
     def probe_packets(self, count: int) -> list[bytes]:
         """Retransmissions (RTX) of up to ``count`` packets sent last, as bandwidth-probe
         padding the subscriber discards (none without RTX)."""
-        last = self.rewriter.last_seq
-        if self.info.rtx_ssrc is None or last is None or self.paused or count <= 0:
-            return []
-        return list(self._repairs([(last - i) & 0xFFFF for i in range(count - 1, -1, -1)]))
+        with self._rewriter_state() as rewriter:
+            last = rewriter.last_seq
+            if self.info.rtx_ssrc is None or last is None or self.paused or count <= 0:
+                return []
+            return list(self._repairs([(last - i) & 0xFFFF for i in range(count - 1, -1, -1)]))
 
     def _repairs(self, seqs: list[int]) -> Iterator[bytes]:
         info = self.info
@@ -365,7 +447,8 @@ class Consumer:
 
     def sender_report(self, report: rtcp.SenderReport) -> None:
         """Relay the publisher's SR, translated, so the subscriber can sync audio and video."""
-        translated = self.rewriter.translate_sr(report)
+        with self._rewriter_state() as rewriter:
+            translated = rewriter.translate_sr(report)
         if translated is not None:
             self.sink.send_rtcp(bytes(translated))
 
@@ -379,7 +462,9 @@ class Producer:
     """
 
     __slots__ = (
+        "_fan",
         "_router",
+        "_slow",
         "_tap_layer",
         "audio_level_id",
         "bitrate",
@@ -417,6 +502,10 @@ class Producer:
         self._router = router
         self.closed = False
         self.consumers: list[Consumer] = []
+        # The fan-out of `consumers`: those with a C lane all at once (`_fan`), the others
+        # one by one (`_slow`). Rebuilt by `_regroup` whenever `consumers` changes.
+        self._fan: Any = None
+        self._slow: list[Consumer] = []
         self.tap: TrackTap | None = None  # the recording tap, if the track has one
         self.request_keyframe_cb = request_keyframe
         self.last_keyframe_request = -1e9
@@ -498,6 +587,7 @@ class Producer:
             return
         self.closed = True
         consumers, self.consumers = self.consumers, []
+        self._regroup()
         tap, self.tap = self.tap, None
         for consumer in consumers:
             consumer._producer_closed()
@@ -510,12 +600,26 @@ class Producer:
 
     def _attach(self, consumer: Consumer) -> None:
         self.consumers = [*self.consumers, consumer]
+        self._regroup()
         self._place(consumer)
 
     def _detach(self, consumer: Consumer) -> None:
         # A new list rather than remove(): a fan-out loop running now keeps its snapshot.
         self.consumers = [c for c in self.consumers if c is not consumer]
+        self._regroup()
         self._place(consumer)
+
+    def _regroup(self) -> None:
+        """Split `consumers` into the C fan-out (those with a lane) and the Python loop."""
+        lanes = [c.lane for c in self.consumers if c.lane is not None]
+        self._slow = [c for c in self.consumers if c.lane is None]
+        native = fastpath.native
+        if not lanes or native is None:
+            self._fan = None
+        elif self._fan is None:
+            self._fan = native.FanOut(lanes)
+        else:
+            self._fan.lanes = lanes
 
     def _place(self, consumer: Consumer) -> None:
         """Put a simulcast consumer in the per-layer lists its state calls for."""
@@ -550,8 +654,11 @@ class Producer:
             heard = audio_level(packet, self.audio_level_id)
             if heard is not None and self._router is not None:
                 self._router.speakers.level(self.publisher_sid, heard[0])
+        fan = self._fan
+        if fan is not None:
+            fan.forward(packet)  # rewrite, protect and send to every lane, in C
         payload_type = packet[1] & 0x7F
-        for consumer in self.consumers:
+        for consumer in self._slow:
             consumer.forward(packet, payload_type)
 
     def _forward_simulcast(self, packet: bytes) -> None:

@@ -21,8 +21,9 @@ connection's peer address as their source; what is sent to that address is frame
 the connection. A connection that passes no valid check within `_TCP_AUTH_SECONDS` is
 closed; a closed connection invalidates its address.
 
-May import: the standard library and `aioice.stun` (STUN message codec). Must not import other
-`parlour` modules except `parlour.domain`; `peer.py` and `plane.py` use this module.
+May import: the standard library, `aioice.stun` (STUN message codec) and
+`parlour.media.fastpath` (batched receive in C). Must not import other `parlour` modules
+except `parlour.domain`; `peer.py` and `plane.py` use this module.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
 from aioice import stun
+
+from parlour.media import fastpath
 
 __all__ = ["Address", "EndpointHandler", "MediaSocket"]
 
@@ -312,6 +315,23 @@ class MediaSocket(asyncio.DatagramProtocol):
             return None
         return endpoint.path.send
 
+    def udp_target(self, local_ufrag: str) -> tuple[socket.socket, Address | None] | None:
+        """Where the endpoint's datagrams go, for senders that write to the kernel themselves
+        (`fastpath`): its connected socket and None (see `connected_sender`), else the bound
+        socket and the selected address. None over ICE-TCP, before an address is selected,
+        or once closed. It changes when the selected address does (`ice_connected`); a
+        connected socket closed since (the address forgotten) drops what is sent to it.
+        """
+        endpoint = self._endpoints.get(local_ufrag)
+        raw = self._raw
+        if endpoint is None or endpoint.selected is None or raw is None:
+            return None
+        if endpoint.selected in self._tcp:
+            return None
+        if endpoint.path is not None:
+            return endpoint.path, None
+        return raw, endpoint.selected
+
     def _open_path(self, endpoint: _Endpoint, addr: Address) -> None:
         """Connect a socket on our port to `addr`: the kernel then delivers that address's
         datagrams to it (a connected socket is the better match) and sends to it cheaply."""
@@ -326,7 +346,9 @@ class MediaSocket(asyncio.DatagramProtocol):
                 path.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
             path.bind(self._local)
             path.connect(addr)
-            asyncio.get_running_loop().add_reader(path.fileno(), self._read_path, path, addr)
+            asyncio.get_running_loop().add_reader(
+                path.fileno(), self._read_path, path, addr, endpoint
+            )
         except (OSError, RuntimeError) as exc:
             path.close()
             self.paths_failed += 1
@@ -342,8 +364,24 @@ class MediaSocket(asyncio.DatagramProtocol):
             asyncio.get_running_loop().remove_reader(path.fileno())
         path.close()
 
-    def _read_path(self, path: socket.socket, addr: Address) -> None:
+    def _read_path(self, path: socket.socket, addr: Address, endpoint: _Endpoint) -> None:
         # Level-triggered: read what is there (a bounded batch), the loop calls again if more.
+        native = fastpath.native
+        receiver = getattr(endpoint.handler, "srtp_receiver", None) if native is not None else None
+        fast = receiver() if receiver is not None else None
+        if fast is not None:
+            # The C fast path: one recvmmsg for the batch, SRTP unprotected in C; only the
+            # plain RTP reaches Python (`on_rtp`). The rest takes the usual demultiplexing.
+            context, on_rtp = fast
+            for kind, data, _ns, _source, size in native.recv_batch(path, _PATH_BATCH, context):
+                if kind != 1:  # STUN, DTLS, SRTCP; SRTP that failed (counted again there)
+                    self.datagram_received(data, addr)
+                    continue
+                try:
+                    on_rtp(data, size)
+                except Exception as exc:  # as in datagram_received: never out of the loop
+                    self._handler_failed(exc)
+            return
         recv = path.recv
         for _ in range(_PATH_BATCH):
             try:
@@ -468,11 +506,15 @@ class MediaSocket(asyncio.DatagramProtocol):
                 self._stun_received(data, addr)
             else:
                 self.dropped += 1
-        except Exception:
-            self.handler_errors += 1
-            n = self.handler_errors
-            if n & (n - 1) == 0:  # log the 1st, 2nd, 4th, 8th… failure, not a flood
-                logger.exception("media socket: datagram handling failed (%d so far)", n)
+        except Exception as exc:
+            self._handler_failed(exc)
+
+    def _handler_failed(self, exc: Exception) -> None:
+        """Count (and log, rate-limited) an exception from datagram handling."""
+        self.handler_errors += 1
+        n = self.handler_errors
+        if n & (n - 1) == 0:  # log the 1st, 2nd, 4th, 8th… failure, not a flood
+            logger.error("media socket: datagram handling failed (%d so far)", n, exc_info=exc)
 
     # -- ICE-lite responder -------------------------------------------------------------------
 

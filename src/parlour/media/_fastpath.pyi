@@ -1,0 +1,56 @@
+"""Types of the C extension `_fastpath.c` (see `parlour.media.fastpath`)."""
+
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MAX_PACKET: int
+
+def configure(
+    srtp_protect: int, rtp_error: type[BaseException], srtp_unprotect: int = 0
+) -> None: ...
+def recv_batch(
+    sock: socket.socket, count: int, ctx: int = 0
+) -> list[tuple[int, bytes, int, tuple[Any, ...] | None, int]]: ...
+
+class Egress:
+    packets: int
+    octets: int
+    dropped: int
+    @property
+    def keyed(self) -> bool: ...
+    @property
+    def direct(self) -> bool: ...
+    def __init__(self, send: Callable[[bytes], object] | None = None) -> None: ...
+    def set_srtp(self, session: object, ctx: int) -> None: ...
+    def set_sender(
+        self,
+        send: Callable[[bytes], object] | None,
+        sock: socket.socket | None = None,
+        addr: tuple[Any, ...] | None = None,
+    ) -> bool: ...
+    def send_rtp(self, packet: bytes | bytearray) -> None: ...
+
+class Tcc:
+    ext_id: int
+    seq: int
+    cluster: int
+    def __init__(self, ext_id: int) -> None: ...
+    def drain(self) -> list[tuple[int, float, int, int]]: ...
+
+class Lane:
+    packets: int
+    octets: int
+    @property
+    def egress(self) -> Egress: ...
+    def __init__(
+        self, egress: Egress, pt_map: bytes, extensions: Any = None, tcc: Tcc | None = None
+    ) -> None: ...
+    def dump(self) -> tuple[Any, ...]: ...
+    def load(self, state: tuple[Any, ...]) -> None: ...
+    def rewrite(self, packet: bytes) -> bytes | None: ...
+
+class FanOut:
+    lanes: tuple[Lane, ...]
+    def __init__(self, lanes: Iterable[Lane] = ()) -> None: ...
+    def forward(self, packet: bytes) -> None: ...
