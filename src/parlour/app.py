@@ -9,6 +9,8 @@
     ├── ParticipantService  (services/)
     ├── LiveRoomService     (services/)    live sessions; implements SessionControl
     ├── NodeMonitor         (services/)    this node's heartbeat; recovers gone nodes
+    ├── ClusterService      (services/)    several nodes (PARLOUR_REDIS_URL): placement, routing,
+    │   └── RedisRegistry   (cluster/)     REST actions across nodes, crash rule; live-room registry
     ├── NetworkTraversal    (services/)    TURN credentials for `iced` and /2010-04-01/…/Tokens.json
     ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,10 +38,11 @@ from parlour import __version__
 from parlour.api.app import build_api
 from parlour.api.context import ApiContext
 from parlour.api.metrics import ParlourCollector, metrics_registry, metrics_routes
+from parlour.cluster import RedisRegistry
 from parlour.config import Config, load_metrics_token, load_server_secret
 from parlour.domain.clock import Clock, SystemClock
 from parlour.domain.events import Event
-from parlour.domain.ports import FanOutEventSink, MediaPlane
+from parlour.domain.ports import FanOutEventSink, MediaPlane, SessionControl
 from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.domain.turn import TurnServers
 from parlour.media.plane import SfuMediaPlane
@@ -45,6 +50,7 @@ from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
 from parlour.recording.composer import PoolComposer
 from parlour.services.accounts import AccountService
+from parlour.services.cluster import ClusterService
 from parlour.services.compositions import CompositionService
 from parlour.services.live_rooms import LiveRoomService
 from parlour.services.media_settings import CredentialService, MediaSettingsService, SecretBox
@@ -81,10 +87,11 @@ class LoggingEventSink:
 
 class SessionsProxy:
     """The `SessionControl` port for the room and participant services, bound to the
-    live-rooms service once it exists (it needs those services itself)."""
+    live-rooms service once it exists (it needs those services itself), or, with several
+    nodes, to the cluster service that reaches the room's node."""
 
     def __init__(self) -> None:
-        self.live: LiveRoomService | None = None
+        self.live: SessionControl | None = None
 
     async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
         if self.live is not None:
@@ -114,12 +121,18 @@ class Parlour:
 
     sfu: SfuMediaPlane | None = None
     metrics: CollectorRegistry | None = None
+    cluster: ClusterService | None = None
 
     async def close(self) -> None:
         await self.live.close()
         if self.sfu is not None:
             self.sfu.close()
         await self.store.close()
+
+
+def relay_token(secret: bytes) -> str:
+    """What a node relaying a client's signaling to another shows it (same on every node)."""
+    return hmac.new(secret, b"parlour/relay-token/v1", hashlib.sha256).hexdigest()
 
 
 async def open_store(config: Config) -> SqlStore:
@@ -261,12 +274,26 @@ async def build(
         auto_create_rooms=config.auto_create_rooms,
         recorder=TapFanOut(recordings, transcriptions),
         traversal=traversal,
+        session_tag=node_id if config.redis_url else "",
     )
     transcriptions.deliver = live.send_transcription
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
     # Compositions start when their room has ended and its recordings are finished.
     callbacks.add(compositions)
+    cluster: ClusterService | None = None
+    if config.redis_url:  # several nodes (docs/deployment.md, "Several nodes")
+        cluster = ClusterService(
+            await RedisRegistry.connect(config.redis_url),
+            live,
+            nodes,
+            node_id=node_id,
+            url=config.node_url,
+            heartbeat=config.node_heartbeat_seconds,
+            stale_after=config.node_stale_seconds,
+        )
+        sessions.live = cluster
+        callbacks.add(cluster)  # rooms claimed as they go live, released as they end
     await accounts.default_account()
     await nodes.beat()
     ctx = ApiContext(
@@ -286,6 +313,8 @@ async def build(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await webhooks.start()
         await compositions.recover()
+        if cluster is not None:
+            await cluster.start()
         reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
         heartbeat = asyncio.create_task(nodes.run())
         # Retention: every account's policy, applied now and every sweep interval.
@@ -296,6 +325,8 @@ async def build(
             yield
         finally:
             await live.close()  # participants here leave, with their callbacks
+            if cluster is not None:
+                await cluster.stop()
             for task in (reaper, heartbeat, sweeper, composer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -318,11 +349,17 @@ async def build(
         ctx,
         lifespan=lifespan,
         extra_routes=[
-            *signaling_routes(live),
+            *signaling_routes(
+                live,
+                router=cluster,
+                relay_token=relay_token(secret) if cluster is not None else None,
+            ),
             *metrics_routes(metrics, load_metrics_token(config, secret)),
         ],
         dev=config.dev,
     )
     asgi.state.retention = retention  # /v1/Parlour/Retention
     asgi.state.traversal = traversal  # /2010-04-01/Accounts/{AccountSid}/Tokens.json
-    return Parlour(config, store, accounts, rooms, participants, live, nodes, asgi, sfu, metrics)
+    return Parlour(
+        config, store, accounts, rooms, participants, live, nodes, asgi, sfu, metrics, cluster
+    )

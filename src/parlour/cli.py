@@ -156,6 +156,24 @@ def _parser() -> _Parser:
     )
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     serve.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="database (default: SQLite in the data dir, or $PARLOUR_DATABASE_URL); several "
+        "nodes share one postgresql://user:password@host/db",
+    )
+    serve.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="several nodes: the Redis holding the live-room registry, redis://host:6379/0 "
+        "(or $PARLOUR_REDIS_URL; needs a shared PostgreSQL and PARLOUR_SECRET_KEY)",
+    )
+    serve.add_argument(
+        "--internal-url",
+        metavar="URL",
+        help="several nodes: this node's base URL for the others (default http://HOST:PORT, "
+        "or $PARLOUR_INTERNAL_URL)",
+    )
+    serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default)"
     )
     serve.add_argument(
@@ -270,6 +288,9 @@ def _config(args: argparse.Namespace) -> Config:
             dev=getattr(args, "dev", None),
             tls_cert=getattr(args, "tls_cert", None),
             tls_key=getattr(args, "tls_key", None),
+            database_url=getattr(args, "database_url", None),
+            redis_url=getattr(args, "redis_url", None),
+            internal_url=getattr(args, "internal_url", None),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
