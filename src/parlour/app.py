@@ -282,9 +282,11 @@ async def build(
     # Compositions start when their room has ended and its recordings are finished.
     callbacks.add(compositions)
     cluster: ClusterService | None = None
+    registry: RedisRegistry | None = None
     if config.redis_url:  # several nodes (docs/deployment.md, "Several nodes")
+        registry = await RedisRegistry.connect(config.redis_url)
         cluster = ClusterService(
-            await RedisRegistry.connect(config.redis_url),
+            registry,
             live,
             nodes,
             node_id=node_id,
@@ -325,8 +327,9 @@ async def build(
             yield
         finally:
             await live.close()  # participants here leave, with their callbacks
-            if cluster is not None:
+            if cluster is not None and registry is not None:
                 await cluster.stop()
+                await registry.close()
             for task in (reaper, heartbeat, sweeper, composer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

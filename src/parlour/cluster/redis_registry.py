@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -186,9 +186,13 @@ class RedisRegistry:
     async def publish(self, node_id: str, message: str) -> None:
         await self._redis.publish(self._key("control", node_id), message)
 
-    async def messages(self, node_id: str) -> AsyncIterator[str]:
+    async def messages(
+        self, node_id: str, subscribed: Callable[[], None] | None = None
+    ) -> AsyncIterator[str]:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self._key("control", node_id))
+        if subscribed is not None:
+            subscribed()
         try:
             while True:
                 message = await pubsub.get_message(timeout=None)

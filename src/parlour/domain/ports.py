@@ -561,8 +561,11 @@ class LiveRoomRegistry(Protocol):
         """Send a message to a node (at most once: a gone node misses it)."""
         ...
 
-    def messages(self, node_id: str) -> AsyncIterator[str]:
-        """The messages sent to `node_id`, until cancelled."""
+    def messages(
+        self, node_id: str, subscribed: Callable[[], None] | None = None
+    ) -> AsyncIterator[str]:
+        """The messages sent to `node_id`, until cancelled; `subscribed` is called once
+        nothing sent from then on can be missed."""
         ...
 
     async def close(self) -> None: ...

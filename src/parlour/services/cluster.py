@@ -98,6 +98,7 @@ class ClusterService:
         self.heartbeat = heartbeat
         self.stale_after = stale_after
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
 
     @property
     def me(self) -> NodeInfo:
@@ -106,12 +107,12 @@ class ClusterService:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """First heartbeat, then the heartbeat and control loops in the background."""
+        """Listen on this node's channel, then beat (so that no message sent to a live node
+        is missed); the heartbeat and control loops run in the background."""
+        self._tasks = [asyncio.create_task(self._control_loop())]
+        await asyncio.wait_for(self._subscribed.wait(), 30)
         await self._registry.beat(self.me, self.stale_after)
-        self._tasks = [
-            asyncio.create_task(self._beat_loop()),
-            asyncio.create_task(self._control_loop()),
-        ]
+        self._tasks.append(asyncio.create_task(self._beat_loop()))
         log.info("cluster node %s at %s", self.node_id, self.url)
 
     async def stop(self) -> None:
@@ -127,7 +128,6 @@ class ClusterService:
             await self._registry.forget_node(self.node_id)
         except Exception:
             log.exception("cluster: leaving the registry failed node=%s", self.node_id)
-        await self._registry.close()
 
     async def _beat_loop(self) -> None:
         while True:
@@ -248,7 +248,7 @@ class ClusterService:
         """Apply the messages sent to this node; resubscribe after a Redis outage."""
         while True:
             try:
-                async for raw in self._registry.messages(self.node_id):
+                async for raw in self._registry.messages(self.node_id, self._subscribed.set):
                     await self.apply(raw)
             except asyncio.CancelledError:
                 raise
