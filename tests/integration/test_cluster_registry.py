@@ -134,6 +134,9 @@ class FakeLive:
     def holds_participant(self, sid: str) -> bool:
         return sid in self.held
 
+    def live_room_sids(self) -> list[RoomSid]:
+        return [ROOM] if self.held else []
+
     async def disconnect_participant(self, sid: str, code: int) -> None:
         self.calls.append(("disconnect", sid))
 
@@ -223,3 +226,21 @@ def test_session_tokens_name_their_node() -> None:
     assert node_of_session("SEND12") is None
     assert signaling_url("http://10.0.0.1:8080/") == "ws://10.0.0.1:8080/signaling"
     assert signaling_url("https://node-1.internal") == "wss://node-1.internal/signaling"
+
+
+async def test_a_node_claims_back_its_live_rooms(reg: RedisRegistry) -> None:
+    """After a Redis that restarted empty (here: a released claim), the node holding a
+    room's sessions claims it again at its next heartbeat."""
+    node = service(reg, N1, FakeLive(held=("PA1",)))
+    await node.reclaim()
+    assert await reg.room_host(ROOM) == N1
+    await reg.release_room(ROOM)
+    await node.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while await reg.room_host(ROOM) != N1:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        await node.stop()
+    assert await reg.room_host(ROOM) is None  # a clean stop releases it

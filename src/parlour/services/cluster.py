@@ -134,6 +134,7 @@ class ClusterService:
             await asyncio.sleep(self.heartbeat)
             try:
                 await self._registry.beat(self.me, self.stale_after)
+                await self.reclaim()
                 await self.recover_gone()
             except Exception:
                 log.exception("cluster heartbeat failed node=%s", self.node_id)
@@ -162,6 +163,17 @@ class ClusterService:
                 log.info("cluster: room=%s placed on node=%s", room_sid, host)
                 return target
         raise errors.TwilioError(code=errors.Code.SIGNALING_CONNECTION_ERROR)
+
+    async def reclaim(self) -> None:
+        """Claim again every room with sessions here that no node claims (a Redis that
+        restarted empty, or a claim released while a participant was joining), so that the
+        next `connect` to it comes here rather than splitting it."""
+        for room_sid in self._live.live_room_sids():
+            host = await self._registry.claim_room(room_sid, self.node_id, None)
+            if host != self.node_id:
+                log.warning(
+                    "cluster: room=%s has sessions here but node=%s hosts it", room_sid, host
+                )
 
     # -- signaling routing ----------------------------------------------------------------
 

@@ -304,6 +304,10 @@ class LiveRoomService:
         """Whether this node holds the participant's session."""
         return participant_sid in self._by_participant
 
+    def live_room_sids(self) -> list[RoomSid]:
+        """The rooms with sessions on this node."""
+        return list(self._live)
+
     def live_room(self, room_sid: RoomSid) -> LiveRoom | None:
         return self._live.get(room_sid)
 
