@@ -182,16 +182,20 @@ async def build(
         probe=storage_resolver.probe,
         s3_endpoints=(config.s3_endpoints or "").split(","),
     )
+    recorder = MatroskaRecorder(media_storage, config.data_dir / "media" / "spool")
     recordings = RecordingService(
         store,
         clock,
         callbacks,
-        MatroskaRecorder(media_storage, config.data_dir / "media" / "spool"),
+        recorder,
         media_storage,
         media_url_key=media_url_key(secret),
         resolver=storage_resolver,
     )
-    await recordings.recover()
+    # Several nodes share the records: a node finishes only what its own data dir holds.
+    await recordings.recover(
+        (lambda r: recorder.spool_path(r).exists()) if config.redis_url else None
+    )
     node_id = new_node_id()
     compositions = CompositionService(
         store,
