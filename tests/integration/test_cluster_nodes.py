@@ -168,6 +168,13 @@ async def join(node: Node, account: Account, identity: str, room: str, **options
     return await connect(node.ws, access_token(account, identity), name=room, **options)
 
 
+async def events_until(room: Room, name: str) -> list[str]:
+    seen = []
+    while not seen or seen[-1] != name:
+        seen.append((await room.next_event(10)).name)
+    return seen
+
+
 async def host_of(cluster: Cluster, room_sid: str) -> Node:
     async with registry(cluster) as reg:
         host = await reg.room_host(RoomSid(room_sid))
@@ -216,6 +223,15 @@ async def test_rest_actions_on_another_node_reach_the_room(
     try:
         host = await host_of(cluster, carol.sid)
         other = next(n for n in cluster.nodes.values() if n is not host)
+        # A relayed client's socket drops: it resumes through the node it reached, which
+        # relays the `sync` to the host named in its session token.
+        relayed, direct = (dave, carol) if host.name == "a" else (carol, dave)
+        await relayed.drop_connection()
+        assert "reconnecting" in await events_until(relayed, "reconnected")
+        assert "participantReconnecting" in await events_until(direct, "participantReconnected")
+        async with rest(other, account) as http:
+            listed = (await http.get(f"/v1/Rooms/{carol.sid}/Participants")).json()
+            assert {p["status"] for p in listed["participants"]} == {"connected"}
         async with rest(other, account) as http:
             r = await http.post(
                 "/v1/Rooms/rest/Participants/carol", data={"Status": "disconnected"}

@@ -244,3 +244,24 @@ async def test_a_node_claims_back_its_live_rooms(reg: RedisRegistry) -> None:
     finally:
         await node.stop()
     assert await reg.room_host(ROOM) is None  # a clean stop releases it
+
+
+async def test_an_unreachable_host_is_a_relay_error() -> None:
+    from parlour.signaling.relay import RelayError, relay
+
+    async def never() -> str:
+        raise AssertionError("nothing is read from the client before the node answers")
+
+    async def nothing(_: object) -> None:
+        raise AssertionError("nothing is sent to the client")
+
+    with pytest.raises(RelayError):
+        await relay(
+            "ws://127.0.0.1:1/signaling",
+            "{}",
+            headers={},
+            receive=never,
+            send=nothing,
+            close=nothing,
+            client_code=lambda exc: None,
+        )
