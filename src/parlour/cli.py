@@ -584,6 +584,13 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
 
         # Open (and migrate) the database first, so that a bad one is told as such.
         await (await _open_store(config)).close()
+        if config.redis_url:  # and the cluster's Redis (its password is never printed)
+            from parlour.cluster import RedisRegistry
+
+            try:
+                await (await RedisRegistry.connect(config.redis_url)).close()
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
         parlour = await build(config)
         server = uvicorn.Server(
             uvicorn.Config(
