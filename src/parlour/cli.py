@@ -1,7 +1,8 @@
 """The `parlour` command line.
 
     parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev]
-                    [--tls-cert FILE --tls-key FILE] ...
+                    [--tls-cert FILE --tls-key FILE]
+                    [--database-url URL] [--redis-url URL] [--internal-url URL] ...
     parlour account [--data-dir D] [--json]
     parlour account create [--data-dir D] [--friendly-name N] [--json]
     parlour keys create [--data-dir D] [--friendly-name N] [--json]
