@@ -41,7 +41,7 @@ from tests.redis_support import missing_reason as redis_missing
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
 SECRET = "cluster-test-secret-" + "0" * 44
-STALE = 1.5
+STALE = 2.0
 
 
 @dataclass
@@ -114,7 +114,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             PARLOUR_SECRET_KEY=SECRET,
             PARLOUR_NODE_HEARTBEAT_SECONDS="0.25",
             PARLOUR_NODE_STALE_SECONDS=str(STALE),
-            PARLOUR_TIMEOUT_MINUTE_SECONDS="0.2",  # empty rooms end a second after
+            # A "minute" of room timeouts is a second: an ad-hoc room nobody joins ends
+            # after 5 s; the test's doomed room (EmptyRoomTimeout=1) a second after it empties.
+            PARLOUR_TIMEOUT_MINUTE_SECONDS="1",
             PARLOUR_IDLE_SWEEP_SECONDS="0.2",
             PARLOUR_WEBHOOK_ALLOW_PRIVATE="true",
             PARLOUR_WEBHOOK_RETRY_INITIAL_SECONDS="0.1",
@@ -259,7 +261,8 @@ async def test_a_killed_node_is_recovered_once_and_the_others_keep_serving(
     with Receiver(account.auth_token) as hooks:
         async with rest(a, account) as http:
             r = await http.post(
-                "/v1/Rooms", data={"UniqueName": "doomed", "StatusCallback": hooks.url}
+                "/v1/Rooms",
+                data={"UniqueName": "doomed", "StatusCallback": hooks.url, "EmptyRoomTimeout": 1},
             )
             room_sid = r.json()["sid"]
         async with registry(cluster) as reg:  # the room goes live on c
@@ -287,17 +290,21 @@ async def test_a_killed_node_is_recovered_once_and_the_others_keep_serving(
             ).json()["participants"]
             assert {p["identity"] for p in listed} == {"erin", "frank"}
 
+        def events() -> list[str]:
+            return [p.get("StatusCallbackEvent", repr(p)) for p, _ in hooks.received]
+
         def callbacks_in() -> str | None:
-            got = [e["StatusCallbackEvent"] for e in hooks.events("")]
+            got = events()
             if got.count("room-ended") < 1 or got.count("participant-disconnected") < 2:
                 return f"callbacks so far: {got}"
             return None
 
         await wait_for(callbacks_in, 10)
         await asyncio.sleep(1)  # a second recovery would have sent its callbacks by now
-        got = [e["StatusCallbackEvent"] for e in hooks.events("")]
-        assert got.count("participant-disconnected") == 2
-        assert got.count("room-ended") == 1
+        got = events()
+        assert got.count("participant-disconnected") == 2, got
+        assert got.count("room-ended") == 1, got
+        assert all(valid for _, valid in hooks.received)  # signed with the account's token
     recoveries = [line for n in (a, b) for line in n.lines() if f"node={c.node_id} gone" in line]
     assert len(recoveries) == 1, recoveries  # one survivor won the recovery claim
     async with registry(cluster) as reg:
