@@ -153,6 +153,7 @@ async def build(
     secret = load_server_secret(config)
     sessions = SessionsProxy()
     accounts = AccountService(store, clock, secret)
+    node_id = new_node_id()
     bind_host = f"[{config.host}]" if ":" in config.host else config.host
     callback_policy = TargetPolicy(
         allow_private=config.webhook_allow_private,
@@ -170,6 +171,9 @@ async def build(
             retry_max=config.webhook_retry_max_seconds,
             user_agent=f"Parlour/{__version__}",
         ),
+        # Several nodes: each delivers its own callbacks and takes over a gone node's.
+        node_id=node_id,
+        stale_after=config.node_stale_seconds if config.redis_url else None,
     )
     callbacks = FanOutEventSink(LoggingEventSink(), webhooks)
     media_storage = LocalStorage(config.data_dir / "media")
@@ -196,7 +200,6 @@ async def build(
     await recordings.recover(
         (lambda r: recorder.spool_path(r).exists()) if config.redis_url else None
     )
-    node_id = new_node_id()
     compositions = CompositionService(
         store,
         clock,
@@ -327,6 +330,9 @@ async def build(
         sweeper = asyncio.create_task(retention.run(config.retention_sweep_seconds))
         # What a server that died was composing is taken over (by the stale-node rule).
         composer = asyncio.create_task(compositions.run(config.node_stale_seconds))
+        background = [reaper, heartbeat, sweeper, composer]
+        if cluster is not None:  # a gone node's pending callbacks are taken over
+            background.append(asyncio.create_task(webhooks.run_adoption()))
         try:
             yield
         finally:
@@ -334,7 +340,7 @@ async def build(
             if cluster is not None and registry is not None:
                 await cluster.stop()
                 await registry.close()
-            for task in (reaper, heartbeat, sweeper, composer):
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

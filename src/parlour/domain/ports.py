@@ -319,6 +319,14 @@ class Store(Protocol):
         ...
 
     async def update_callback_delivery(self, delivery: CallbackDelivery) -> None: ...
+    async def adopt_callback_deliveries(
+        self, node_id: str, *, alive_since: dt.datetime | None = None
+    ) -> list[CallbackDelivery]:
+        """Make `node_id` deliver other nodes' pending callbacks, each taken by one caller:
+        all of them (`alive_since` None: a single server restarted), or those of nodes not
+        beating since `alive_since` (gone, or forgotten) and of no node. In sequence order."""
+        ...
+
     async def pending_callback_deliveries(self) -> list[CallbackDelivery]:
         """Every pending callback, by resource and then sequence number."""
         ...
