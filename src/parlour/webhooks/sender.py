@@ -513,10 +513,13 @@ class WebhookSender:
                     log.error("webhook not recorded room=%s error=%s", key, type(exc).__name__)
                     await self._sleep(max(self.settings.retry_initial, 0.1))
                     continue
+                # By id, not position: a gone node's older callbacks taken over meanwhile
+                # (`adopt_orphans`) may have been queued in front of this one.
+                index = next(i for i, d in enumerate(queue.items) if d.id == head.id)
                 if done.status is DeliveryStatus.PENDING:
-                    queue.items[0] = done
+                    queue.items[index] = done
                 else:
-                    queue.items.popleft()
+                    del queue.items[index]
                     assert done.id is not None
                     queue.ids.discard(done.id)
         finally:

@@ -475,6 +475,41 @@ async def test_nodes_deliver_their_own_callbacks_and_take_over_a_gone_nodes(
     assert record.status is DeliveryStatus.DELIVERED and record.node_id == b
 
 
+async def test_callbacks_taken_over_while_one_is_in_flight_are_each_sent_once(
+    h: Harness,
+) -> None:
+    room = await h.room("https://hooks.example.com/cb")
+    a, b = "ND" + "a" * 32, "ND" + "b" * 32
+    for node_id in (a, b):
+        await h.store.heartbeat_node(node_id, h.clock.now())
+    dead = h.sender()
+    dead.node_id = a
+    await dead.emit(created(room, h.clock))  # seq 0, a's: a dies before sending it
+    entered, gate = asyncio.Event(), asyncio.Event()
+    deliver = h.handler
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await gate.wait()
+        return await deliver(request)
+
+    h.handler = slow  # type: ignore[method-assign]
+    live = h.sender()
+    live.node_id, live.stale_after = b, 30.0
+    await live.start()
+    await live.emit(room_ended(room, h.clock))  # seq 1, b's, now in flight
+    await entered.wait()
+    h.clock.advance(31)
+    await h.store.heartbeat_node(b, h.clock.now())
+    assert await live.adopt_orphans() == 1  # seq 0 queued in front of the one in flight
+    gate.set()
+    await settle(live)
+    await live.close()
+    assert sorted(h.seqs()) == [("room-created", "0"), ("room-ended", "1")]
+    records = await h.store.list_callback_deliveries(room.sid)
+    assert [r.status for r in records] == [DeliveryStatus.DELIVERED] * 2
+
+
 async def test_emits_after_close_are_kept_for_the_next_start(h: Harness) -> None:
     room = await h.room("https://hooks.example.com/cb")
     sender = h.sender()
