@@ -318,10 +318,12 @@ class WebhookSender:
             trust_env=False,
         )
         self._started = True
-        if self.node_id is None:
-            pending = await self._store.pending_callback_deliveries()
-        else:
-            pending = await self._store.adopt_callback_deliveries(
+        pending = await self._store.pending_callback_deliveries()
+        if self.node_id is not None:
+            # Its own (emitted before start, e.g. by recordings recovered at start-up), and
+            # those it takes over: all others' for a single server, gone nodes' in a cluster.
+            pending = [d for d in pending if d.node_id == self.node_id]
+            pending += await self._store.adopt_callback_deliveries(
                 self.node_id, alive_since=self._alive_since()
             )
         for delivery in pending:

@@ -475,6 +475,19 @@ async def test_nodes_deliver_their_own_callbacks_and_take_over_a_gone_nodes(
     assert record.status is DeliveryStatus.DELIVERED and record.node_id == b
 
 
+async def test_a_nodes_own_callbacks_emitted_before_start_are_sent(h: Harness) -> None:
+    room = await h.room("https://hooks.example.com/cb")
+    for stale_after in (None, 30.0):  # a single server, a node of a cluster
+        sender = h.sender()
+        sender.node_id, sender.stale_after = "ND" + "c" * 32, stale_after
+        await h.store.heartbeat_node(sender.node_id, h.clock.now())
+        await sender.emit(created(room, h.clock))  # e.g. a recording recovered at start-up
+        await sender.start()
+        await settle(sender)
+        await sender.close()
+    assert h.seqs() == [("room-created", "0"), ("room-created", "1")]
+
+
 async def test_callbacks_taken_over_while_one_is_in_flight_are_each_sent_once(
     h: Harness,
 ) -> None:
