@@ -9,6 +9,8 @@
     ├── ParticipantService  (services/)
     ├── LiveRoomService     (services/)    live sessions; implements SessionControl
     ├── NodeMonitor         (services/)    this node's heartbeat; recovers gone nodes
+    ├── ClusterService      (services/)    several nodes (PARLOUR_REDIS_URL): placement, routing,
+    │   └── RedisRegistry   (cluster/)     REST actions across nodes, crash rule; live-room registry
     ├── NetworkTraversal    (services/)    TURN credentials for `iced` and /2010-04-01/…/Tokens.json
     ├── signaling routes    (signaling/)   /signaling: frames ↔ LiveRoomService calls
     ├── SfuMediaPlane       (media/)       ICE-lite/DTLS-SRTP/RTP forwarding/data channels
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,10 +39,11 @@ from parlour import __version__
 from parlour.api.app import build_api
 from parlour.api.context import ApiContext
 from parlour.api.metrics import ParlourCollector, metrics_registry, metrics_routes
+from parlour.cluster import RedisRegistry
 from parlour.config import Config, load_metrics_token, load_server_secret
 from parlour.domain.clock import Clock, SystemClock
 from parlour.domain.events import Event
-from parlour.domain.ports import FanOutEventSink, MediaPlane
+from parlour.domain.ports import FanOutEventSink, MediaPlane, SessionControl
 from parlour.domain.sids import ParticipantSid, RoomSid
 from parlour.domain.turn import TurnServers
 from parlour.media.plane import SfuMediaPlane
@@ -47,6 +52,7 @@ from parlour.protocol.media_urls import media_url_key
 from parlour.recording import LocalStorage, MatroskaRecorder
 from parlour.recording.composer import PoolComposer
 from parlour.services.accounts import AccountService
+from parlour.services.cluster import ClusterService
 from parlour.services.compositions import CompositionService
 from parlour.services.live_rooms import LiveRoomService
 from parlour.services.media_settings import CredentialService, MediaSettingsService, SecretBox
@@ -83,10 +89,11 @@ class LoggingEventSink:
 
 class SessionsProxy:
     """The `SessionControl` port for the room and participant services, bound to the
-    live-rooms service once it exists (it needs those services itself)."""
+    live-rooms service once it exists (it needs those services itself), or, with several
+    nodes, to the cluster service that reaches the room's node."""
 
     def __init__(self) -> None:
-        self.live: LiveRoomService | None = None
+        self.live: SessionControl | None = None
 
     async def disconnect_participant(self, participant_sid: ParticipantSid, code: int) -> None:
         if self.live is not None:
@@ -117,6 +124,7 @@ class Parlour:
     sfu: SfuMediaPlane | None = None
     metrics: CollectorRegistry | None = None
     media_workers: WorkerMediaPlane | None = None
+    cluster: ClusterService | None = None
 
     async def close(self) -> None:
         await self.live.close()
@@ -125,6 +133,11 @@ class Parlour:
         if self.media_workers is not None:
             await self.media_workers.close()
         await self.store.close()
+
+
+def relay_token(secret: bytes) -> str:
+    """What a node relaying a client's signaling to another shows it (same on every node)."""
+    return hmac.new(secret, b"parlour/relay-token/v1", hashlib.sha256).hexdigest()
 
 
 async def open_store(config: Config) -> SqlStore:
@@ -145,6 +158,7 @@ async def build(
     secret = load_server_secret(config)
     sessions = SessionsProxy()
     accounts = AccountService(store, clock, secret)
+    node_id = new_node_id()
     bind_host = f"[{config.host}]" if ":" in config.host else config.host
     callback_policy = TargetPolicy(
         allow_private=config.webhook_allow_private,
@@ -162,6 +176,9 @@ async def build(
             retry_max=config.webhook_retry_max_seconds,
             user_agent=f"Parlour/{__version__}",
         ),
+        # Several nodes: each delivers its own callbacks and takes over a gone node's.
+        node_id=node_id,
+        stale_after=config.node_stale_seconds if config.redis_url else None,
     )
     callbacks = FanOutEventSink(LoggingEventSink(), webhooks)
     media_storage = LocalStorage(config.data_dir / "media")
@@ -174,17 +191,20 @@ async def build(
         probe=storage_resolver.probe,
         s3_endpoints=(config.s3_endpoints or "").split(","),
     )
+    recorder = MatroskaRecorder(media_storage, config.data_dir / "media" / "spool")
     recordings = RecordingService(
         store,
         clock,
         callbacks,
-        MatroskaRecorder(media_storage, config.data_dir / "media" / "spool"),
+        recorder,
         media_storage,
         media_url_key=media_url_key(secret),
         resolver=storage_resolver,
     )
-    await recordings.recover()
-    node_id = new_node_id()
+    # Several nodes share the records: a node finishes only what its own data dir holds.
+    await recordings.recover(
+        (lambda r: recorder.spool_path(r).exists()) if config.redis_url else None
+    )
     compositions = CompositionService(
         store,
         clock,
@@ -282,12 +302,28 @@ async def build(
         auto_create_rooms=config.auto_create_rooms,
         recorder=TapFanOut(recordings, transcriptions),
         traversal=traversal,
+        session_tag=node_id if config.redis_url else "",
     )
     transcriptions.deliver = live.send_transcription
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
     # Compositions start when their room has ended and its recordings are finished.
     callbacks.add(compositions)
+    cluster: ClusterService | None = None
+    registry: RedisRegistry | None = None
+    if config.redis_url:  # several nodes (docs/deployment.md, "Several nodes")
+        registry = await RedisRegistry.connect(config.redis_url)
+        cluster = ClusterService(
+            registry,
+            live,
+            nodes,
+            node_id=node_id,
+            url=config.node_url,
+            heartbeat=config.node_heartbeat_seconds,
+            stale_after=config.node_stale_seconds,
+        )
+        sessions.live = cluster
+        callbacks.add(cluster)  # rooms claimed as they go live, released as they end
     await accounts.default_account()
     await nodes.beat()
     ctx = ApiContext(
@@ -307,17 +343,25 @@ async def build(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await webhooks.start()
         await compositions.recover()
+        if cluster is not None:
+            await cluster.start()
         reaper = asyncio.create_task(rooms.run_reaper(config.idle_sweep_seconds))
         heartbeat = asyncio.create_task(nodes.run())
         # Retention: every account's policy, applied now and every sweep interval.
         sweeper = asyncio.create_task(retention.run(config.retention_sweep_seconds))
         # What a server that died was composing is taken over (by the stale-node rule).
         composer = asyncio.create_task(compositions.run(config.node_stale_seconds))
+        background = [reaper, heartbeat, sweeper, composer]
+        if cluster is not None:  # a gone node's pending callbacks are taken over
+            background.append(asyncio.create_task(webhooks.run_adoption()))
         try:
             yield
         finally:
             await live.close()  # participants here leave, with their callbacks
-            for task in (reaper, heartbeat, sweeper, composer):
+            if cluster is not None and registry is not None:
+                await cluster.stop()
+                await registry.close()
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -340,7 +384,11 @@ async def build(
         ctx,
         lifespan=lifespan,
         extra_routes=[
-            *signaling_routes(live),
+            *signaling_routes(
+                live,
+                router=cluster,
+                relay_token=relay_token(secret) if cluster is not None else None,
+            ),
             *metrics_routes(metrics, load_metrics_token(config, secret)),
         ],
         dev=config.dev,
@@ -359,4 +407,5 @@ async def build(
         sfu,
         metrics,
         media_workers=workers,
+        cluster=cluster,
     )

@@ -1,8 +1,8 @@
 """The `parlour` command line.
 
     parlour serve   [--host H] [--port P] [--data-dir D] [--public-url URL] [--dev]
-                    [--media-workers N] ...
-                    [--tls-cert FILE --tls-key FILE] ...
+                    [--media-workers N] [--tls-cert FILE --tls-key FILE]
+                    [--database-url URL] [--redis-url URL] [--internal-url URL] ...
     parlour account [--data-dir D] [--json]
     parlour account create [--data-dir D] [--friendly-name N] [--json]
     parlour keys create [--data-dir D] [--friendly-name N] [--json]
@@ -185,6 +185,24 @@ def _parser() -> _Parser:
     )
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     serve.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="database (default: SQLite in the data dir, or $PARLOUR_DATABASE_URL); several "
+        "nodes share one postgresql://user:password@host/db",
+    )
+    serve.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="several nodes: the Redis holding the live-room registry, redis://host:6379/0 "
+        "(or $PARLOUR_REDIS_URL; needs a shared PostgreSQL and PARLOUR_SECRET_KEY)",
+    )
+    serve.add_argument(
+        "--internal-url",
+        metavar="URL",
+        help="several nodes: this node's base URL for the others (default http://HOST:PORT, "
+        "or $PARLOUR_INTERNAL_URL)",
+    )
+    serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default)"
     )
     serve.add_argument(
@@ -300,6 +318,9 @@ def _config(args: argparse.Namespace) -> Config:
             dev=getattr(args, "dev", None),
             tls_cert=getattr(args, "tls_cert", None),
             tls_key=getattr(args, "tls_key", None),
+            database_url=getattr(args, "database_url", None),
+            redis_url=getattr(args, "redis_url", None),
+            internal_url=getattr(args, "internal_url", None),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
@@ -608,6 +629,13 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
 
         # Open (and migrate) the database first, so that a bad one is told as such.
         await (await _open_store(config)).close()
+        if config.redis_url:  # and the cluster's Redis (its password is never printed)
+            from parlour.cluster import RedisRegistry
+
+            try:
+                await (await RedisRegistry.connect(config.redis_url)).close()
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
         parlour = await build(config)
         server = uvicorn.Server(
             uvicorn.Config(

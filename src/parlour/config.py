@@ -6,7 +6,7 @@
 | host | `--host` | `PARLOUR_HOST` | `127.0.0.1` |
 | port | `--port` | `PARLOUR_PORT` | `8080` |
 | public URL | `--public-url` | `PARLOUR_PUBLIC_URL` | `http://HOST:PORT` |
-| database | | `PARLOUR_DATABASE_URL` | SQLite file `DATA_DIR/parlour.db` |
+| database | `--database-url` | `PARLOUR_DATABASE_URL` | SQLite file `DATA_DIR/parlour.db` |
 | server secret | | `PARLOUR_SECRET_KEY` | random, kept in `DATA_DIR/secret.key` |
 | log level | `--log-level` | `PARLOUR_LOG_LEVEL` | `info` |
 | timeout minute | | `PARLOUR_TIMEOUT_MINUTE_SECONDS` | `60` |
@@ -40,6 +40,8 @@
 | TURN REST API shared secret (coturn `static-auth-secret`) | | `PARLOUR_TURN_SECRET` | none |
 | lifetime of TURN credentials in `iced` (seconds) | | `PARLOUR_TURN_TTL_SECONDS` | `86400` |
 | S3-compatible endpoints accepted in `AwsS3Url` | | `PARLOUR_S3_ENDPOINTS` | none (AWS only) |
+| Redis of a cluster of nodes | `--redis-url` | `PARLOUR_REDIS_URL` | none (a single node) |
+| this node's URL for other nodes | `--internal-url` | `PARLOUR_INTERNAL_URL` | `http://HOST:PORT` |
 """
 
 from __future__ import annotations
@@ -157,6 +159,13 @@ class Config:
     #: accounts may name in `AwsS3Url`; AWS's own hosts are always accepted. None: AWS only,
     #: so that an account cannot make the server send requests into its own network.
     s3_endpoints: str | None = None
+    #: Several nodes (docs/deployment.md, "Several nodes"): the Redis that holds the
+    #: live-room registry (`redis://[:password@]host:6379/0`, `rediss://…`, `unix://…`).
+    #: Needs a shared PostgreSQL (`database_url`) and a shared `secret_key`.
+    redis_url: str | None = field(default=None, repr=False)
+    #: Where the other nodes reach this one (HTTP base URL on the private network); by
+    #: default `http://HOST:PORT`, which needs a specific `host`.
+    internal_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -181,6 +190,8 @@ class Config:
             ("tls_key", "PARLOUR_TLS_KEY"),
             ("turn_secret", "PARLOUR_TURN_SECRET"),
             ("s3_endpoints", "PARLOUR_S3_ENDPOINTS"),
+            ("redis_url", "PARLOUR_REDIS_URL"),
+            ("internal_url", "PARLOUR_INTERNAL_URL"),
         ):
             if env.get(key):
                 values[name] = env[key]
@@ -252,6 +263,40 @@ class Config:
                 f"PARLOUR_MEDIA_WORKERS must be from 0 to {MAX_MEDIA_WORKERS}, "
                 f"not {self.media_workers}"
             )
+        if self.redis_url:
+            self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        """Several nodes share one PostgreSQL, one secret, and reach each other."""
+        if not (self.database_url or "").startswith(
+            ("postgresql://", "postgres://", "postgresql+")
+        ):
+            raise ValueError(
+                "PARLOUR_REDIS_URL (several nodes) needs PARLOUR_DATABASE_URL=postgresql://… "
+                "that every node shares"
+            )
+        if not self.secret_key:
+            raise ValueError(
+                "PARLOUR_REDIS_URL (several nodes) needs PARLOUR_SECRET_KEY, the same on every node"
+            )
+        if not self.internal_url and self.host in ("0.0.0.0", "::", ""):
+            raise ValueError(
+                "PARLOUR_REDIS_URL with a wildcard --host needs PARLOUR_INTERNAL_URL "
+                "(--internal-url): the URL other nodes reach this one on"
+            )
+        if self.internal_url and not self.internal_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"PARLOUR_INTERNAL_URL {self.internal_url!r} is not an http:// or https:// URL"
+            )
+
+    @property
+    def node_url(self) -> str:
+        """This node's base URL for the other nodes (`internal_url`, or `http://HOST:PORT`)."""
+        if self.internal_url:
+            return self.internal_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def retention_policy(self) -> RetentionPolicy:

@@ -86,7 +86,7 @@ def have_test_packages() -> bool:
         Path("/usr/bin/chromium").is_file()
         and Path("/usr/bin/firefox-esr").is_file()
         and any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-        and all(shutil.which(tool) for tool in ("ffprobe", "node", "openssl"))
+        and all(shutil.which(tool) for tool in ("ffprobe", "node", "openssl", "redis-server"))
         and all(
             Path(path).is_file()
             for path in ("/usr/sbin/nginx", "/usr/bin/turnserver", "/usr/sbin/nft")

@@ -89,3 +89,39 @@ async def test_concurrent_inserts_of_different_rooms(store: Store) -> None:
     stored = await asyncio.gather(*(store.insert_callback_delivery(delivery(r)) for r in rooms))
     assert [d.sequence_number for d in stored] == [0] * 5
     assert len({d.id for d in stored}) == 5
+
+
+async def test_a_gone_nodes_pending_callbacks_are_taken_over_once(store: Store) -> None:
+    """Several nodes: each delivers its own callbacks; a gone node's (and those of no node)
+    are taken over, each by one node, in sequence order."""
+    room = new_sid("RM")
+    live, gone, other = "ND" + "1" * 32, "ND" + "2" * 32, "ND" + "3" * 32
+    for node in (live, other):
+        await store.heartbeat_node(node, T0 + dt.timedelta(seconds=60))
+    await store.heartbeat_node(gone, T0)
+    mine = await store.insert_callback_delivery(replace(delivery(room), node_id=live))
+    orphaned = [
+        await store.insert_callback_delivery(replace(delivery(room, e), node_id=gone))
+        for e in ("participant-connected", "participant-disconnected")
+    ]
+    legacy = await store.insert_callback_delivery(delivery(room, "room-ended"))
+    done = await store.insert_callback_delivery(replace(delivery(room), node_id=gone))
+    await store.update_callback_delivery(replace(done, status=DeliveryStatus.DELIVERED))
+    assert mine.node_id == live and legacy.node_id is None
+
+    alive_since = T0 + dt.timedelta(seconds=30)
+    taken = await store.adopt_callback_deliveries(other, alive_since=alive_since)
+    assert [(d.id, d.node_id) for d in taken] == [
+        (orphaned[0].id, other),
+        (orphaned[1].id, other),
+        (legacy.id, other),
+    ]
+    # Nothing is taken twice, and a live node's own callbacks are never taken.
+    assert await store.adopt_callback_deliveries(live, alive_since=alive_since) == []
+    listed = {d.id: d.node_id for d in await store.list_callback_deliveries(room)}
+    assert listed[mine.id] == live and listed[done.id] == gone
+
+    # A single server that restarted (no liveness): every other pending callback is its.
+    restarted = "ND" + "4" * 32
+    everything = await store.adopt_callback_deliveries(restarted)
+    assert [d.id for d in everything] == [mine.id, orphaned[0].id, orphaned[1].id, legacy.id]

@@ -342,3 +342,5 @@ class CallbackDelivery:
     last_status: int | None = None
     last_error: str | None = None
     date_updated: dt.datetime | None = None
+    #: The server node delivering it (several nodes: a gone node's are taken over).
+    node_id: str | None = None

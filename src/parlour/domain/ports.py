@@ -42,10 +42,12 @@ __all__ = [
     "EventSink",
     "FanOutEventSink",
     "LinkReport",
+    "LiveRoomRegistry",
     "MediaListener",
     "MediaPlane",
     "MediaSession",
     "MediaStorage",
+    "NodeInfo",
     "PersonalData",
     "RetentionPolicy",
     "RetentionSettings",
@@ -317,6 +319,14 @@ class Store(Protocol):
         ...
 
     async def update_callback_delivery(self, delivery: CallbackDelivery) -> None: ...
+    async def adopt_callback_deliveries(
+        self, node_id: str, *, alive_since: dt.datetime | None = None
+    ) -> list[CallbackDelivery]:
+        """Make `node_id` deliver other nodes' pending callbacks, each taken by one caller:
+        all of them (`alive_since` None: a single server restarted), or those of nodes not
+        beating since `alive_since` (gone, or forgotten) and of no node. In sequence order."""
+        ...
+
     async def pending_callback_deliveries(self) -> list[CallbackDelivery]:
         """Every pending callback, by resource and then sequence number."""
         ...
@@ -496,6 +506,77 @@ class SessionControl(Protocol):
     async def subscribe_rules_changed(self, participant_sid: ParticipantSid) -> None:
         """Re-evaluate a participant's subscriptions."""
         ...
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One live server node of a cluster, as its last heartbeat described it.
+
+    `url` is where the other nodes reach it (its internal HTTP base URL); `load` the
+    signaling sessions it holds; `rooms` the live rooms it hosts.
+    """
+
+    node_id: str
+    url: str
+    load: int = 0
+    rooms: int = 0
+
+
+class LiveRoomRegistry(Protocol):
+    """The live-room registry that the nodes of a cluster share (`cluster.RedisRegistry`):
+    node heartbeats, which node hosts which room, and a message channel per node.
+
+    Every change is atomic on the registry's side, so that two nodes racing for a room, or
+    for the recovery of a gone node, end with one winner.
+    """
+
+    async def beat(self, node: NodeInfo, ttl: float) -> None:
+        """`node` is alive for `ttl` seconds more (registers it on its first beat)."""
+        ...
+
+    async def live_nodes(self) -> list[NodeInfo]:
+        """Every node whose heartbeat has not run out."""
+        ...
+
+    async def gone_nodes(self) -> list[str]:
+        """Registered nodes whose heartbeat ran out (not yet forgotten)."""
+        ...
+
+    async def room_host(self, room_sid: RoomSid) -> str | None:
+        """The node id that hosts the room, if any claims it."""
+        ...
+
+    async def claim_room(self, room_sid: RoomSid, node_id: str, expected: str | None) -> str | None:
+        """Make `node_id` the room's host if its host is still `expected` (None: unclaimed).
+
+        Returns the room's host after the attempt (the winner of a race).
+        """
+        ...
+
+    async def release_room(self, room_sid: RoomSid) -> None:
+        """The room ended: no node hosts it."""
+        ...
+
+    async def claim_recovery(self, node_id: str, by: str, ttl: float) -> bool:
+        """True for exactly one caller per gone node (until `ttl` runs out)."""
+        ...
+
+    async def forget_node(self, node_id: str) -> list[RoomSid]:
+        """Release every room the node hosts and unregister it; returns those rooms."""
+        ...
+
+    async def publish(self, node_id: str, message: str) -> None:
+        """Send a message to a node (at most once: a gone node misses it)."""
+        ...
+
+    def messages(
+        self, node_id: str, subscribed: Callable[[], None] | None = None
+    ) -> AsyncIterator[str]:
+        """The messages sent to `node_id`, until cancelled; `subscribed` is called once
+        nothing sent from then on can be missed."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -258,6 +258,8 @@ class LiveRoomService:
         session_timeout: seconds a session survives a dropped socket (sent to clients too).
         auto_create_rooms: create a room on first connect, as Twilio does by default.
         recorder: gives each published audio/video track its recording tap.
+        session_tag: put in every session token after `SE` (a cluster node's id, so that a
+            resuming client's `sync` can be routed to the node that holds its session).
     """
 
     def __init__(
@@ -271,8 +273,10 @@ class LiveRoomService:
         auto_create_rooms: bool = True,
         recorder: Recorder | None = None,
         traversal: NetworkTraversal | None = None,
+        session_tag: str = "",
     ) -> None:
         self._accounts = accounts
+        self._session_tag = session_tag
         self._traversal = traversal
         self._rooms = rooms
         self._participants = participants
@@ -295,6 +299,14 @@ class LiveRoomService:
     def session_count(self) -> int:
         """Sessions held: connected, or waiting for their client to resume."""
         return len(self._sessions)
+
+    def holds_participant(self, participant_sid: ParticipantSid) -> bool:
+        """Whether this node holds the participant's session."""
+        return participant_sid in self._by_participant
+
+    def live_room_sids(self) -> list[RoomSid]:
+        """The rooms with sessions on this node."""
+        return list(self._live)
 
     def live_room(self, room_sid: RoomSid) -> LiveRoom | None:
         return self._live.get(room_sid)
@@ -351,23 +363,7 @@ class LiveRoomService:
         Raises:
             TwilioError: the code to send back (20101–20107, 531xx, 532xx, 53403).
         """
-        claims = await self.verify(msg.token)
-        account = AccountSid(claims.account_sid)
-        grant_room = claims.video.room if claims.video else None
-        name = msg.name or grant_room
-        identity = claims.identity or ""
-        validate_identity(identity)
-        if grant_room is not None and name is not None and grant_room != name:
-            existing = await self._rooms.lookup(account, name)
-            if existing is None or grant_room not in (existing.unique_name, existing.sid):
-                raise errors.TwilioError(
-                    "Access Token does not grant access to this Room",
-                    code=errors.Code.ACCESS_TOKEN_GRANTS_INVALID,
-                )
-        if name is None:  # no name anywhere: a new room, named by its SID (as on Twilio)
-            room = await self._rooms.for_join_unnamed(account, auto_create=self._auto_create)
-        else:
-            room = await self._rooms.for_join(account, name, auto_create=self._auto_create)
+        room, identity = await self.room_for(msg)
         live = self._live.get(room.sid)
         if live is None:
             live = self._live[room.sid] = LiveRoom(room)
@@ -400,6 +396,32 @@ class LiveRoomService:
         session.release(connected)
         return connected
 
+    async def room_for(self, msg: sig.Connect) -> tuple[Room, str]:
+        """The room a `connect` joins (created if allowed) and the token's identity, after
+        the token, its grant and the identity are checked.
+
+        Raises:
+            TwilioError: 20101–20107, 53106, 53118, 53200/53201, 53100–53102.
+        """
+        claims = await self.verify(msg.token)
+        account = AccountSid(claims.account_sid)
+        grant_room = claims.video.room if claims.video else None
+        name = msg.name or grant_room
+        identity = claims.identity or ""
+        validate_identity(identity)
+        if grant_room is not None and name is not None and grant_room != name:
+            existing = await self._rooms.lookup(account, name)
+            if existing is None or grant_room not in (existing.unique_name, existing.sid):
+                raise errors.TwilioError(
+                    "Access Token does not grant access to this Room",
+                    code=errors.Code.ACCESS_TOKEN_GRANTS_INVALID,
+                )
+        if name is None:  # no name anywhere: a new room, named by its SID (as on Twilio)
+            room = await self._rooms.for_join_unnamed(account, auto_create=self._auto_create)
+        else:
+            room = await self._rooms.for_join(account, name, auto_create=self._auto_create)
+        return room, identity
+
     async def _join(
         self, live: LiveRoom, channel: ClientChannel, msg: sig.Connect, identity: str
     ) -> tuple[ParticipantSession, list[ParticipantSession], tuple[sig.PeerConnectionState, ...]]:
@@ -409,7 +431,7 @@ class LiveRoomService:
         participant = await self._participants.join(room, identity)
         events = _MediaEvents(self)
         session = ParticipantSession(
-            token="SE" + secrets.token_hex(16),
+            token="SE" + self._session_tag + secrets.token_hex(16),
             room=room,
             participant=participant,
             media=None,

@@ -68,16 +68,23 @@ class NodeMonitor:
         before = self._clock.now() - dt.timedelta(seconds=self.stale_after)
         count = 0
         for node in await self._store.stale_nodes(before):
-            if node == self.node_id:
+            if node != self.node_id:
+                count += await self.recover_node(node)
+        return count
+
+    async def recover_node(self, node: str) -> int:
+        """The crash rule for one gone node: disconnect its active participants (with their
+        callbacks), then forget it. Returns how many were disconnected here; safe to run
+        on several nodes at once, as `recover`."""
+        count = 0
+        for participant in await self._store.active_participants_of_node(node):
+            room = await self._store.get_room(participant.account_sid, participant.room_sid)
+            if room is None:  # pragma: no cover - the room's account was deleted
                 continue
-            for participant in await self._store.active_participants_of_node(node):
-                room = await self._store.get_room(participant.account_sid, participant.room_sid)
-                if room is None:  # pragma: no cover - the room's account was deleted
-                    continue
-                left = await self._participants.leave(room, participant)
-                count += left is not participant
-            await self._store.delete_node(node)
-            log.info("node gone node=%s participants disconnected=%s", node, count)
+            left = await self._participants.leave(room, participant)
+            count += left is not participant
+        await self._store.delete_node(node)
+        log.info("node gone node=%s participants disconnected=%s", node, count)
         return count
 
     async def run(self) -> None:

@@ -293,14 +293,20 @@ class RecordingService:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def recover(self) -> list[Recording]:
+    async def recover(self, only: Callable[[Recording], bool] | None = None) -> list[Recording]:
         """Finish every recording a stopped server left `processing` (call at startup):
         completed if its file is playable, else failed with the reason. Never left
-        processing."""
+        processing.
+
+        Args:
+            only: which recordings are this server's to finish (several nodes: those
+                whose spool file is in this node's data dir; the others are being written
+                by other nodes, or wait for their own node's data dir).
+        """
         active = {t.recording.sid for t in self._taps.values() if t.recording is not None}
         finished = []
         for recording in await self._store.recordings_with_status(RecordingStatus.PROCESSING):
-            if recording.sid in active:
+            if recording.sid in active or (only is not None and not only(recording)):
                 continue
             storage: MediaStorage | None = None
             try:

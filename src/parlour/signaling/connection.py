@@ -17,19 +17,40 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from parlour.domain import errors
 from parlour.protocol import signaling as sig
 from parlour.services.live_rooms import LiveRoomService, ParticipantSession, error_message
+from parlour.signaling.relay import RelayError, relay
 
-__all__ = ["SignalingConnection"]
+__all__ = ["Router", "SignalingConnection", "SocketClosed"]
 
 log = logging.getLogger(__name__)
 
 MIN_HEARTBEAT_MS = 1000
 MAX_HEARTBEAT_MS = 30000
 INVALID_MESSAGE = errors.Code.SIGNALING_OUTGOING_MESSAGE_INVALID
+#: Queued for the writer instead of a close code: flush, then leave the socket open (relay).
+_HANDOFF = 0
+
+
+class SocketClosed(ConnectionError):
+    """The client closed its socket, with this close code (1005: none given)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"closed with {code}")
+        self.code = code
+
+
+class Router(Protocol):
+    """Several nodes (`services.cluster.ClusterService`): which node a `connect` or `sync`
+    belongs to; None is this one, a URL another node's signaling endpoint."""
+
+    async def route_connect(self, msg: sig.Connect) -> str | None: ...
+
+    async def route_sync(self, msg: sig.Sync) -> str | None: ...
 
 
 class SignalingConnection:
@@ -39,6 +60,8 @@ class SignalingConnection:
         receive: returns the next text frame; raises `ConnectionError` when the peer is gone.
         send: sends one text frame.
         close: closes the socket with a code.
+        router: in a cluster, where each `connect`/`sync` belongs; the socket is relayed
+            (`relay.relay`, with `relay_headers`) when it belongs to another node.
     """
 
     def __init__(
@@ -47,8 +70,14 @@ class SignalingConnection:
         receive: Callable[[], Awaitable[str]],
         send: Callable[[str], Awaitable[None]],
         close: Callable[[int], Awaitable[None]],
+        *,
+        router: Router | None = None,
+        relay_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._rooms = rooms
+        self._router = router
+        self._relay_headers = relay_headers or {}
+        self._handoff: tuple[str, sig.Connect | sig.Sync] | None = None
         self._receive = receive
         self._send = send
         self._close = close
@@ -96,19 +125,47 @@ class SignalingConnection:
                 heartbeat.cancel()
             if self._session is not None:
                 await self._rooms.connection_lost(self._session, self)
-            self.close(1001)
+            if self._handoff is None:
+                self.close(1001)
+            elif not self._closing:
+                self._closing = True
+                self._queue.put_nowait(_HANDOFF)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, 5)
             if not writer.done():
                 writer.cancel()
+        if self._handoff is not None:
+            await self._relay(*self._handoff)
+
+    async def _relay(self, url: str, body: sig.Connect | sig.Sync) -> None:
+        """Hand the socket to the node that hosts the room (see `relay.py`)."""
+        hello = sig.Hello(id=uuid.uuid4().hex, timeout=self._timeout_ms, body=body)
+        log.info("signaling socket %s relayed to %s", self.id, url)
+        try:
+            await relay(
+                url,
+                sig.encode_message(hello),
+                headers=self._relay_headers,
+                receive=self._receive,
+                send=self._send,
+                close=self._close,
+                client_code=lambda exc: exc.code if isinstance(exc, SocketClosed) else None,
+            )
+        except RelayError as exc:
+            log.warning("signaling socket %s: relay failed: %s", self.id, exc)
+            error = error_message(errors.Code.SIGNALING_CONNECTION_ERROR)
+            with contextlib.suppress(Exception):
+                await self._send(sig.encode_message(sig.Msg(body=error)))
+                await self._close(1011)
 
     async def _write_loop(self) -> None:
         try:
             while True:
                 item = await self._queue.get()
                 if isinstance(item, int):
-                    with contextlib.suppress(Exception):
-                        await self._close(item)
+                    if item != _HANDOFF:
+                        with contextlib.suppress(Exception):
+                            await self._close(item)
                     return
                 await self._send(item)
         except Exception:  # the socket is gone; the reader notices too
@@ -168,9 +225,23 @@ class SignalingConnection:
             elif isinstance(body, sig.Connect):
                 if self._session is not None:
                     raise errors.TwilioError("already connected", code=INVALID_MESSAGE)
+                if self._router is not None:
+                    target = await self._router.route_connect(body)
+                    if target is not None:
+                        self._handoff = (target, body)
+                        return False
                 connected = await self._rooms.connect(self, body)  # sent by the service
                 self._session = self._rooms.session(connected.session)
             elif isinstance(body, sig.Sync):
+                if (
+                    self._router is not None
+                    and self._session is None
+                    and self._rooms.session(body.session) is None
+                ):
+                    target = await self._router.route_sync(body)
+                    if target is not None:
+                        self._handoff = (target, body)
+                        return False
                 self._session, _ = await self._rooms.sync(self, body)  # `synced` sent
             elif isinstance(body, sig.ClientUpdate):
                 if self._session is not None and body.session == self._session.token:

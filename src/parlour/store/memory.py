@@ -546,6 +546,28 @@ class MemoryStore:
         pending.sort(key=lambda d: (d.resource_sid, d.sequence_number or 0))
         return [_delivery_copy(d) for d in pending]
 
+    async def adopt_callback_deliveries(
+        self, node_id: str, *, alive_since: dt.datetime | None = None
+    ) -> list[CallbackDelivery]:
+        alive = (
+            {k for k, n in self._nodes.items() if n.heartbeat_at >= alive_since}
+            if alive_since is not None
+            else None
+        )
+
+        def orphan(d: CallbackDelivery) -> bool:
+            if d.status is not DeliveryStatus.PENDING or d.node_id == node_id:
+                return False
+            return alive is None or d.node_id is None or d.node_id not in alive
+
+        taken = []
+        for d in self._deliveries.items_where(orphan):
+            adopted = replace(d, node_id=node_id)
+            self._deliveries.put(str(d.id), adopted)
+            taken.append(_delivery_copy(adopted))
+        taken.sort(key=lambda d: (d.resource_sid, d.sequence_number or 0))
+        return taken
+
     async def list_callback_deliveries(self, resource_sid: str) -> list[CallbackDelivery]:
         mine = self._deliveries.items_where(lambda d: d.resource_sid == resource_sid)
         mine.sort(key=lambda d: d.sequence_number or 0)

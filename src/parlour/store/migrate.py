@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +27,15 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
+#: PostgreSQL advisory lock held while migrating, so that several nodes starting at once
+#: migrate one after the other (the later ones find the schema current).
+MIGRATION_LOCK = 0x7061726C6F7572  # "parlour"
+
+
 async def upgrade(engine: AsyncEngine) -> None:
-    """Apply every pending migration (a no-op when the schema is current)."""
+    """Apply every pending migration (a no-op when the schema is current); on PostgreSQL
+    one process at a time."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(_upgrade)

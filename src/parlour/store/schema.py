@@ -210,6 +210,8 @@ callback_deliveries = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("date_created", UTCDateTime, nullable=False),
     sa.Column("date_updated", UTCDateTime, nullable=False),
+    # The node delivering it; NULL for rows written before nodes owned their callbacks.
+    sa.Column("node_id", sa.String(64), nullable=True),
     sa.Index(
         "ix_callback_deliveries_resource_sequence",
         "resource_sid",

@@ -288,6 +288,7 @@ def _delivery(row: Row[Any]) -> CallbackDelivery:
         next_attempt_at=row.next_attempt_at,
         date_created=row.date_created,
         date_updated=row.date_updated,
+        node_id=row.node_id,
     )
 
 
@@ -1189,6 +1190,7 @@ class SqlStore:
             "next_attempt_at": delivery.next_attempt_at,
             "date_created": delivery.date_created,
             "date_updated": updated,
+            "node_id": delivery.node_id,
         }
         async with self.engine.begin() as conn:
             result = await conn.execute(
@@ -1225,6 +1227,25 @@ class SqlStore:
         )
         async with self.engine.connect() as conn:
             return [_delivery(r) for r in (await conn.execute(query)).all()]
+
+    async def adopt_callback_deliveries(
+        self, node_id: str, *, alive_since: dt.datetime | None = None
+    ) -> list[CallbackDelivery]:
+        """Take over other nodes' pending callbacks, in one conditional update: all of
+        them (`alive_since` None), or only those of nodes that have not beaten since
+        `alive_since` or are forgotten (and those of no node). In sequence order."""
+        t = callback_deliveries
+        conditions = [
+            t.c.status == DeliveryStatus.PENDING.value,
+            sa.or_(t.c.node_id.is_(None), t.c.node_id != node_id),
+        ]
+        if alive_since is not None:
+            alive = sa.select(nodes.c.node_id).where(nodes.c.heartbeat_at >= alive_since)
+            conditions.append(sa.or_(t.c.node_id.is_(None), t.c.node_id.not_in(alive)))
+        query = sa.update(t).where(*conditions).values(node_id=node_id).returning(*t.c)
+        async with self.engine.begin() as conn:
+            taken = [_delivery(r) for r in (await conn.execute(query)).all()]
+        return sorted(taken, key=lambda d: (d.resource_sid, d.sequence_number or 0))
 
     async def list_callback_deliveries(self, resource_sid: str) -> list[CallbackDelivery]:
         """Every callback of one resource (room), in sequence order."""

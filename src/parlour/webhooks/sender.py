@@ -18,7 +18,10 @@ only adds `SequenceNumber` and puts them in Twilio's order.
 
 `emit` never waits for the network: it writes one row and returns, so signaling and media
 are never held up by a slow receiver. Rows outlive the process: `start()` picks up every
-pending callback, so callbacks pending at shutdown are delivered after a restart. Delivery
+pending callback, so callbacks pending at shutdown are delivered after a restart. With
+several nodes (`stale_after`), each row names the node delivering it: a node starting, and
+every `stale_after` seconds after, takes over only the pending callbacks of nodes that are
+gone, each in one conditional update, so no callback is sent by two live nodes. Delivery
 is at least once (a callback in flight at shutdown is sent again); receivers can
 de-duplicate on `RoomSid` + `SequenceNumber`, or on `I-Twilio-Idempotency-Token`.
 
@@ -281,8 +284,12 @@ class WebhookSender:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        node_id: str | None = None,
+        stale_after: float | None = None,
     ) -> None:
         self._store = store
+        self.node_id = node_id
+        self.stale_after = stale_after
         self._clock = clock
         self._auth_token = auth_token
         self._policy = policy
@@ -312,11 +319,47 @@ class WebhookSender:
         )
         self._started = True
         pending = await self._store.pending_callback_deliveries()
+        if self.node_id is not None:
+            # Its own (emitted before start, e.g. by recordings recovered at start-up), and
+            # those it takes over: all others' for a single server, gone nodes' in a cluster.
+            pending = [d for d in pending if d.node_id == self.node_id]
+            pending += await self._store.adopt_callback_deliveries(
+                self.node_id, alive_since=self._alive_since()
+            )
         for delivery in pending:
             self._enqueue(delivery)
         self._ready.set()
         if pending:
             log.info("webhooks resumed pending=%d rooms=%d", len(pending), len(self._queues))
+
+    def _alive_since(self) -> dt.datetime | None:
+        """Nodes not beating since then are gone (None: a single node takes over all)."""
+        if self.stale_after is None:
+            return None
+        return self._clock.now() - dt.timedelta(seconds=self.stale_after)
+
+    async def adopt_orphans(self) -> int:
+        """Several nodes: take over the pending callbacks of gone nodes and queue them.
+        Returns how many were taken here."""
+        if not self._started or self._closed or self.node_id is None or self.stale_after is None:
+            return 0
+        taken = await self._store.adopt_callback_deliveries(
+            self.node_id, alive_since=self._alive_since()
+        )
+        for delivery in taken:
+            self._enqueue(delivery)
+        if taken:
+            log.info("webhooks taken over from gone nodes pending=%d", len(taken))
+        return len(taken)
+
+    async def run_adoption(self) -> None:
+        """`adopt_orphans` every `stale_after` seconds until cancelled; errors are logged."""
+        while True:
+            await self._sleep(self.stale_after or 30.0)
+            try:
+                await self.adopt_orphans()
+            except Exception:
+                log.exception("webhooks: taking over gone nodes' callbacks failed")
 
     async def close(self) -> None:
         """Stop delivering (pending callbacks stay in the store) and close the client.
@@ -412,6 +455,7 @@ class WebhookSender:
                 params=params,
                 date_created=now,
                 next_attempt_at=now,
+                node_id=self.node_id,
             )
         )
         if self._started and not self._closed:
@@ -471,10 +515,13 @@ class WebhookSender:
                     log.error("webhook not recorded room=%s error=%s", key, type(exc).__name__)
                     await self._sleep(max(self.settings.retry_initial, 0.1))
                     continue
+                # By id, not position: a gone node's older callbacks taken over meanwhile
+                # (`adopt_orphans`) may have been queued in front of this one.
+                index = next(i for i, d in enumerate(queue.items) if d.id == head.id)
                 if done.status is DeliveryStatus.PENDING:
-                    queue.items[0] = done
+                    queue.items[index] = done
                 else:
-                    queue.items.popleft()
+                    del queue.items[index]
                     assert done.id is not None
                     queue.ids.discard(done.id)
         finally:

@@ -412,6 +412,25 @@ async def test_recover_finishes_what_a_killed_server_left(world: World) -> None:
     ]
 
 
+async def test_recover_leaves_other_nodes_recordings_alone(world: World) -> None:
+    """Several nodes: a node finishes only the recordings it holds the files of; another
+    node's recording in progress stays `processing`."""
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mine, theirs = (
+        opus_recording(w.account, room.sid, alice.sid, w.clock.now(), track_name=name)
+        for name in ("mine", "theirs")
+    )
+    for rec in (mine, theirs):
+        await w.store.insert_recording(rec)
+    w.media.recovered = {mine.sid: RecordingResult(duration_ms=1000, size=10, frames=50)}
+    done = await w.service.recover(lambda r: r.sid == mine.sid)
+    assert [(r.sid, r.status) for r in done] == [(mine.sid, RecordingStatus.COMPLETED)]
+    left = await w.store.recordings_with_status(RecordingStatus.PROCESSING)
+    assert [r.sid for r in left] == [theirs.sid]
+
+
 async def completed_recording(w: World) -> Recording:
     room = await make_room(w, ALL)
     alice = await join(w, room, "alice")

@@ -440,6 +440,89 @@ async def test_pending_callbacks_survive_a_restart_in_order(h: Harness) -> None:
     assert records[0].attempts >= 3  # an attempt cut short by close() is not recorded
 
 
+async def test_nodes_deliver_their_own_callbacks_and_take_over_a_gone_nodes(
+    h: Harness,
+) -> None:
+    """Several nodes on one database: a node records the callbacks it delivers; one that
+    starts takes over none of a live node's, and a gone node's only once it is stale."""
+
+    def node(node_id: str) -> WebhookSender:
+        sender = h.sender(WebhookSettings(max_attempts=100, retry_initial=1.0))
+        sender.node_id, sender.stale_after = node_id, 30.0
+        return sender
+
+    room = await h.room("https://hooks.example.com/cb")
+    a, b = "ND" + "a" * 32, "ND" + "b" * 32
+    await h.store.heartbeat_node(a, h.clock.now())
+    first = node(a)
+    await first.emit(created(room, h.clock))  # recorded by a, never sent: a dies
+    [pending] = await h.store.pending_callback_deliveries()
+    assert pending.node_id == a
+
+    await h.store.heartbeat_node(b, h.clock.now())
+    second = node(b)
+    await second.start()
+    await settle(second)
+    assert h.requests == []  # a is alive: its callback is its own
+    h.clock.advance(31)  # a is silent past the stale time
+    await h.store.heartbeat_node(b, h.clock.now())
+    assert await second.adopt_orphans() == 1
+    await settle(second)
+    assert await second.adopt_orphans() == 0
+    await second.close()
+    assert h.seqs() == [("room-created", "0")]
+    [record] = await h.store.list_callback_deliveries(room.sid)
+    assert record.status is DeliveryStatus.DELIVERED and record.node_id == b
+
+
+async def test_a_nodes_own_callbacks_emitted_before_start_are_sent(h: Harness) -> None:
+    room = await h.room("https://hooks.example.com/cb")
+    for stale_after in (None, 30.0):  # a single server, a node of a cluster
+        sender = h.sender()
+        sender.node_id, sender.stale_after = "ND" + "c" * 32, stale_after
+        await h.store.heartbeat_node(sender.node_id, h.clock.now())
+        await sender.emit(created(room, h.clock))  # e.g. a recording recovered at start-up
+        await sender.start()
+        await settle(sender)
+        await sender.close()
+    assert h.seqs() == [("room-created", "0"), ("room-created", "1")]
+
+
+async def test_callbacks_taken_over_while_one_is_in_flight_are_each_sent_once(
+    h: Harness,
+) -> None:
+    room = await h.room("https://hooks.example.com/cb")
+    a, b = "ND" + "a" * 32, "ND" + "b" * 32
+    for node_id in (a, b):
+        await h.store.heartbeat_node(node_id, h.clock.now())
+    dead = h.sender()
+    dead.node_id = a
+    await dead.emit(created(room, h.clock))  # seq 0, a's: a dies before sending it
+    entered, gate = asyncio.Event(), asyncio.Event()
+    deliver = h.handler
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await gate.wait()
+        return await deliver(request)
+
+    h.handler = slow  # type: ignore[method-assign]
+    live = h.sender()
+    live.node_id, live.stale_after = b, 30.0
+    await live.start()
+    await live.emit(room_ended(room, h.clock))  # seq 1, b's, now in flight
+    await entered.wait()
+    h.clock.advance(31)
+    await h.store.heartbeat_node(b, h.clock.now())
+    assert await live.adopt_orphans() == 1  # seq 0 queued in front of the one in flight
+    gate.set()
+    await settle(live)
+    await live.close()
+    assert sorted(h.seqs()) == [("room-created", "0"), ("room-ended", "1")]
+    records = await h.store.list_callback_deliveries(room.sid)
+    assert [r.status for r in records] == [DeliveryStatus.DELIVERED] * 2
+
+
 async def test_emits_after_close_are_kept_for_the_next_start(h: Harness) -> None:
     room = await h.room("https://hooks.example.com/cb")
     sender = h.sender()
