@@ -303,6 +303,9 @@ class Counters:
 
     def error(self, what: str, exc: BaseException) -> None:
         key = f"{what}: {type(exc).__name__}"
+        code = getattr(exc, "code", None)  # a Twilio error code says why the server refused
+        if isinstance(code, int):
+            key += f" {code}"
         self.errors[key] = self.errors.get(key, 0) + 1
 
 

@@ -305,6 +305,7 @@ async def build(
         session_tag=node_id if config.redis_url else "",
     )
     transcriptions.deliver = live.send_transcription
+    recordings.on_stopped = live.recording_state_changed
     sessions.live = live
     callbacks.add(live)  # the room's recording state follows the recording events
     # Compositions start when their room has ended and its recordings are finished.

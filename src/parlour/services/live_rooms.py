@@ -956,9 +956,13 @@ class LiveRoomService:
         """Recordings started or ended: the room's `recording` state follows (the SDK's
         `room.isRecording`, `recordingStarted`, `recordingStopped`)."""
         if isinstance(event, RecordingEvent):
-            live = self._live.get(event.room_sid)
-            if live is not None:
-                self._refresh_recording(live)
+            self.recording_state_changed(event.room_sid)
+
+    def recording_state_changed(self, room_sid: RoomSid) -> None:
+        """A room's recordings started or stopped being written (`RecordingService`)."""
+        live = self._live.get(room_sid)
+        if live is not None:
+            self._refresh_recording(live)
 
     def _refresh_recording(self, live: LiveRoom) -> None:
         now = self._recorder is not None and self._recorder.is_recording(live.room.sid)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from parlour.domain import errors
 from parlour.domain.clock import Clock
@@ -192,6 +193,9 @@ class RecordingService:
         self._locks: dict[RoomSid, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Told the moment a room's recordings stop being written, before their files are
+        # finished (which may take a while): the room's `isRecording` follows at once.
+        self.on_stopped: Callable[[RoomSid], None] | None = None
 
     @property
     def in_progress(self) -> int:
@@ -450,9 +454,7 @@ class RecordingService:
             del self._taps[tap.track.sid]
         if tap.writer is None:
             return
-        task = asyncio.get_running_loop().create_task(self._stop_locked(tap))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(self._stop_locked(tap))
 
     def _keyframe_requester(self, tap: _Tap) -> Callable[[], None] | None:
         """`request_keyframe` made callable from the writer's thread."""
@@ -509,8 +511,13 @@ class RecordingService:
                 )
             )
             return
+        insert = asyncio.ensure_future(self._store.insert_recording(recording))
         try:
-            await self._store.insert_recording(recording)
+            await asyncio.shield(insert)
+        except asyncio.CancelledError:
+            # The row may be written anyway: finish it (and the file) in the background.
+            self._background(self._abandon(insert, writer, recording, storage))
+            raise
         except BaseException:
             await writer.close()
             raise
@@ -552,6 +559,23 @@ class RecordingService:
         if writer is None or recording is None:
             return
         tap.writer = tap.recording = tap.storage = None
+        if self.on_stopped is not None:
+            self.on_stopped(tap.room_sid)
+        # Finishing is shielded: the caller is often a signaling connection's task, cancelled
+        # when its client goes away mid-leave; cancelled here, the file would be closed and
+        # its recording left `processing` for ever (the soak found two).
+        await asyncio.shield(
+            self._background(self._complete(writer, recording, storage, tap.started, tap.identity))
+        )
+
+    async def _complete(
+        self,
+        writer: TrackWriter,
+        recording: Recording,
+        storage: MediaStorage | None,
+        started: tuple[float, float] | None,
+        identity: str | None,
+    ) -> None:
         try:
             result = await writer.close()
         except Exception as exc:
@@ -559,9 +583,34 @@ class RecordingService:
                 error=f"the recording could not be finished: {exc}"[:400],
                 failed_operation=FailedOperation.COMPLETE,
             )
-        await self._finish(
-            recording, result, started=tap.started, identity=tap.identity, storage=storage
-        )
+        try:
+            await self._finish(
+                recording, result, started=started, identity=identity, storage=storage
+            )
+        except Exception:
+            log.exception("recording sid=%s not finished", recording.sid)
+
+    async def _abandon(
+        self,
+        insert: asyncio.Future[None],
+        writer: TrackWriter,
+        recording: Recording,
+        storage: MediaStorage | None,
+    ) -> None:
+        """A start cancelled while its row was being inserted: complete it once inserted."""
+        try:
+            await insert
+        except Exception:
+            await writer.close()
+            return
+        await self._complete(writer, recording, storage, None, None)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task that `close` waits for."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _finish(
         self,

@@ -3,6 +3,7 @@ adapter: rules, lifecycle, events, recovery, deletion and signed media URLs."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable, Collection
@@ -55,12 +56,15 @@ class FakeWriter:
     packets: list[tuple[bytes, float]] = field(default_factory=list)
     closed: bool = False
     keyframe: Callable[[], None] | None = None
+    gate: asyncio.Event | None = None  # set: close waits for it (a slow file finish)
 
     def feed(self, packet: bytes, arrival: float) -> None:
         self.packets.append((packet, arrival))
 
     async def close(self) -> RecordingResult:
         self.closed = True
+        if self.gate is not None:
+            await self.gate.wait()
         first = self.packets[0][1] if self.packets else None
         return replace(self.result, first_arrival=first)
 
@@ -250,6 +254,51 @@ async def test_rules_changes_start_and_stop_recordings_live(world: World) -> Non
     assert again[0].status is RecordingStatus.PROCESSING
     names = w.sink.names()
     assert names.count("recording-started") == 4 and names.count("recording-completed") == 3
+
+
+async def test_the_room_stops_recording_before_its_files_are_finished(world: World) -> None:
+    """`on_stopped` is told, with `is_recording` already false, before the writer's slow
+    close: the SDK's `recordingStopped` does not wait for the files."""
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    assert await w.service.track_published(room, alice, mic, "opus") is not None
+    [rec] = await recordings(w)
+    writer = w.media.writers[rec.sid]
+    seen: list[tuple[RoomSid, bool, bool]] = []
+    w.service.on_stopped = lambda sid: seen.append(
+        (sid, w.service.is_recording(sid), writer.closed)
+    )
+    assert w.service.is_recording(room.sid)
+    await set_rules(w, room, [{"type": "exclude", "all": True}])
+    assert seen == [(room.sid, False, False)]
+    assert writer.closed and w.sink.names() == ["recording-started", "recording-completed"]
+
+
+async def test_a_leave_cancelled_mid_finish_still_completes_the_recording(world: World) -> None:
+    """The caller of `track_unpublished` (a signaling connection's task) is cancelled while
+    the file is being finished: the recording still completes, with its callback."""
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    assert await w.service.track_published(room, alice, mic, "opus") is not None
+    [rec] = await recordings(w)
+    writer = w.media.writers[rec.sid]
+    writer.gate = asyncio.Event()
+    leave = asyncio.create_task(w.service.track_unpublished(mic.sid))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert writer.closed and not leave.done()
+    leave.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leave
+    writer.gate.set()
+    await w.service.close()  # waits for what is finishing in the background
+    [done] = await recordings(w)
+    assert done.status is RecordingStatus.COMPLETED
+    assert w.sink.names() == ["recording-started", "recording-completed"]
 
 
 async def test_republishing_makes_a_new_recording(world: World) -> None:
