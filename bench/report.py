@@ -9,8 +9,13 @@ the runs of one ``make bench`` invocation::
      "notes": [str, ...]}
 
 ``write_results`` writes ``<date>.json``, ``<date>.md`` and two PNG plots (``<date>-quick.*``
-for quick runs); ``headline`` is the one line ``make bench`` ends with, ``mediasoup_line`` the
-Parlour-to-mediasoup line printed just before it.
+for quick runs), and a third for media workers; ``headline`` is the one line ``make bench``
+ends with, ``mediasoup_line`` the Parlour-to-mediasoup line printed just before it,
+``workers_line`` the media-worker scaling line before that.
+
+The document's ``workers`` list holds Parlour runs of one load (one meeting per core, at
+once) with its SFU in the server process (``media_workers`` 0), in one worker, and in one
+worker per core.
 
 ``SERVERS`` (Parlour, Janus) are always in the tables; a peer with runs in the document
 (mediasoup, see ``PEERS``) gets its own value in every cell and its own ratio.
@@ -44,6 +49,7 @@ __all__ = [
     "max_size_under",
     "mediasoup_line",
     "new_document",
+    "workers_line",
     "percentile",
     "write_results",
 ]
@@ -77,6 +83,9 @@ RUN_KEYS = (
     "join_ms_p95",
     "server_rss_bytes",
     "rss_per_participant_bytes",
+    "server_busiest_cpu_pct",
+    "rooms",
+    "media_workers",
     "saturated",
     "error",
 )
@@ -338,6 +347,74 @@ def mediasoup_line(doc: Doc) -> str:
     )
 
 
+def _worker_runs(doc: Doc) -> dict[int, Run]:
+    """The media-worker runs without error, by worker count."""
+    return {
+        int(r["media_workers"]): r
+        for r in doc.get("workers") or []
+        if not r.get("error") and r.get("media_workers") is not None
+    }
+
+
+def workers_line(doc: Doc) -> str:
+    """Parlour's SFU in 0 (in the server process), 1 and N media workers, one line::
+
+        media_workers rooms=<R>x<size> egress_pkts_per_s w0=<n> w1=<n> w<N>=<n>
+        scaling=<wN/w1> egress_pkts_per_cpu_s w0=<n> w1=<n> w<N>=<n> efficiency=<wN/w1>
+        busiest_cpu_pct w0=<x> … loss_pct w0=<x> …
+
+    ``scaling`` is the egress rate of N workers over one worker's (the same offered load:
+    above 1 only where one worker was the ceiling), ``efficiency`` the same for packets per
+    CPU-second (below 1: the cost of more processes). ``nan`` for what was not measured.
+    """
+    by = _worker_runs(doc)
+    counts = sorted({int(r["media_workers"]) for r in doc.get("workers") or []})
+    some = next(iter(by.values()), None) or next(iter(doc.get("workers") or []), {})
+    top = max(counts) if counts else 0
+
+    def each(key: str, fmt: Callable[[float | None], str]) -> str:
+        return " ".join(f"w{n}={fmt(by[n].get(key) if n in by else None)}" for n in counts)
+
+    def ratio(key: str) -> str:
+        if 1 not in by or top not in by:
+            return "nan"
+        return _fixed2_or_nan(_ratio(by[top].get(key), by[1].get(key)))
+
+    return (
+        f"media_workers rooms={some.get('rooms', 1)}x{some.get('size', '?')}"
+        f" egress_pkts_per_s {each('egress_pkts_per_s', _int_or_nan)}"
+        f" scaling={ratio('egress_pkts_per_s')}"
+        f" egress_pkts_per_cpu_s {each('egress_pkts_per_cpu_s', _int_or_nan)}"
+        f" efficiency={ratio('egress_pkts_per_cpu_s')}"
+        f" busiest_cpu_pct {each('server_busiest_cpu_pct', _int_or_nan)}"
+        f" loss_pct {each('loss_pct', _fixed2_or_nan)}"
+    )
+
+
+def _workers_table(doc: Doc) -> list[str]:
+    runs = sorted(doc.get("workers") or [], key=lambda r: int(r.get("media_workers") or 0))
+    out = [
+        "| Media workers | Egress pkt/s | Egress pkt / CPU-s | Server CPU % | Busiest process"
+        " CPU % | Loss % | Delay p99 ms | Note |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in runs:
+        cpu = _ratio(r.get("server_cpu_s"), r.get("duration_s"))
+        note = r.get("error") or (f"saturated: {r['saturated']}" if r.get("saturated") else "")
+        workers = int(r.get("media_workers") or 0)
+        out.append(
+            f"| {workers if workers else '0 (in the server process)'}"
+            f" | {_fmt(r.get('egress_pkts_per_s'), '{:,.0f}')}"
+            f" | {_fmt(r.get('egress_pkts_per_cpu_s'), '{:,.0f}')}"
+            f" | {_fmt(None if cpu is None else 100 * cpu, '{:,.0f}')}"
+            f" | {_fmt(r.get('server_busiest_cpu_pct'), '{:,.0f}')}"
+            f" | {_fmt(r.get('loss_pct'), '{:.2f}')}"
+            f" | {_fmt(r.get('delay_ms_p99'), '{:,.1f}')}"
+            f" | {_one_line(str(note), 120)} |"
+        )
+    return out
+
+
 # -- markdown -------------------------------------------------------------------------------
 
 # (column title, figure key for _cell_value, number format, show the Parlour/Janus ratio)
@@ -528,6 +605,22 @@ def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
         out += [f"## {_SCENARIO_TITLES.get(scenario, scenario)}", ""]
         out += _scenario_table(doc, scenario)
         out.append("")
+    if doc.get("workers"):
+        some = doc["workers"][0]
+        out += [
+            "## Media workers",
+            "",
+            f"Parlour alone, the same load each time: {some.get('rooms', 1)} meetings of"
+            f" {some.get('size', '?')} at once (one per core), with the SFU in the server"
+            " process, in one media worker, and in one worker per core (each room pinned to"
+            " one worker). Server CPU counts every process (main and workers); the busiest"
+            " process shows whether one core was the ceiling.",
+            "",
+            "`" + workers_line(doc) + "`",
+            "",
+            *_workers_table(doc),
+            "",
+        ]
     notes = doc.get("notes") or []
     if notes:
         out += ["## Notes", "", *(f"- {n}" for n in notes), ""]
@@ -599,6 +692,25 @@ def _plot(
     fig.savefig(path, format="png")
 
 
+def _plot_workers(doc: Doc, path: Path) -> None:
+    """Bars: egress packets per second and per server CPU-second by media-worker count."""
+    from matplotlib.figure import Figure
+
+    runs = sorted(doc.get("workers") or [], key=lambda r: int(r.get("media_workers") or 0))
+    fig = Figure(figsize=(7, 4.2), dpi=110, layout="constrained")
+    rate, eff = fig.subplots(1, 2)
+    labels = [str(int(r.get("media_workers") or 0)) for r in runs]
+    rate.bar(labels, [r.get("egress_pkts_per_s") or 0 for r in runs], color="tab:blue")
+    eff.bar(labels, [r.get("egress_pkts_per_cpu_s") or 0 for r in runs], color="tab:orange")
+    rate.set_title("egress packets / s")
+    eff.set_title("egress packets / server CPU-s")
+    for ax in (rate, eff):
+        ax.set_xlabel("media workers (0: in the server process)")
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle("Media workers: the same load on 0, 1 and N workers")
+    fig.savefig(path, format="png")
+
+
 def write_results(doc: Doc, out_dir: Path) -> dict[str, Path]:
     """Write the JSON document, the Markdown report and the two meeting plots into ``out_dir``.
 
@@ -626,6 +738,9 @@ def write_results(doc: Doc, out_dir: Path) -> dict[str, Path]:
         "Egress packets per server CPU-second": paths["egress_png"].name,
         "Packet loss": paths["loss_png"].name,
     }
+    if doc.get("workers"):
+        paths["workers_png"] = out_dir / f"{stem}-workers.png"
+        plots["Media workers"] = paths["workers_png"].name
     paths["md"].write_text(markdown(full, plots=plots))
     _plot(
         doc,
@@ -645,4 +760,6 @@ def write_results(doc: Doc, out_dir: Path) -> dict[str, Path]:
         limit=1.0,
         fmt="{x:g}",
     )
+    if "workers_png" in paths:
+        _plot_workers(doc, paths["workers_png"])
     return paths

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from bench import loadgen, report
-from bench.procstat import ProcessTree
+from bench.procstat import CLK_TCK, ProcessTree, read_stat
 from bench.progress import Progress
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,11 +52,15 @@ AUDIO_ONLY = (4, 40)  # (audio publishers, room size)
 BROADCAST = 33  # 1 publisher, 32 subscribers
 
 
+WORKER_MEETING = 16  # the media-worker scaling runs: one meeting of 16 per core, at once
+
+
 @dataclass
 class Case:
     scenario: str
     size: int
     publishers: int
+    rooms: int = 1  # that many such rooms at once, each with its own load generators
 
     @property
     def subscribers(self) -> int:
@@ -358,8 +362,6 @@ async def run_case(
     server: Any, case: Case, args: argparse.Namespace, progress: Progress, index: int
 ) -> dict[str, Any]:
     room = f"bench-{case.scenario}-{case.size}-{index}"
-    config = server.loadgen_config(room)
-    config["loop"] = {"seconds": 4.0}
     result: dict[str, Any] = {
         "server": server.name,
         "scenario": case.scenario,
@@ -368,18 +370,30 @@ async def run_case(
         "subscribers": case.subscribers,
         "error": None,
     }
+    if case.rooms > 1:
+        result["rooms"] = case.rooms
     tree = ProcessTree(server.pid)
     rss_idle = tree.rss_bytes()
-    participants = case.participants()
-    n = max(1, min(args.loadgen_procs, len(participants)))
-    gens = [LoadGen(config) for _ in range(n)]
+    gens: list[LoadGen] = []
+    joins: list[tuple[LoadGen, dict[str, Any]]] = []  # in join order, room after room
+    for r in range(case.rooms):
+        config = server.loadgen_config(room if case.rooms == 1 else f"{room}-r{r}")
+        config["loop"] = {"seconds": 4.0}
+        participants = case.participants()
+        if case.rooms > 1:
+            for spec in participants:
+                spec["identity"] = f"r{r}-{spec['identity']}"
+        n = max(1, min(args.loadgen_procs, len(participants)))
+        room_gens = [LoadGen(config) for _ in range(n)]
+        gens += room_gens
+        joins += [(room_gens[i % n], spec) for i, spec in enumerate(participants)]
     try:
         progress.status("starting load generators")
         await asyncio.gather(*(g.request(timeout=60) for g in gens))
-        progress.status(f"joining {len(participants)} participants")
+        progress.status(f"joining {len(joins)} participants")
         errors: list[str] = []
-        for i, spec in enumerate(participants):
-            joined = await gens[i % n].request("join", [spec], timeout=60)
+        for gen, spec in joins:
+            joined = await gen.request("join", [spec], timeout=60)
             errors.extend(joined["errors"])
         if errors:
             result["error"] = "; ".join(errors[:3])
@@ -387,6 +401,7 @@ async def run_case(
         await asyncio.sleep(args.warmup)
         lg_trees = [ProcessTree(g.proc.pid) for g in gens]
         cpu0 = tree.cpu_seconds()
+        per_pid0 = _cpu_by_pid(tree)
         lg0 = sum(t.cpu_seconds() for t in lg_trees)
         egress0 = await server.egress_packets()
         await asyncio.gather(*(g.request("reset") for g in gens))
@@ -396,6 +411,7 @@ async def run_case(
         reports = await asyncio.gather(*(g.request("report") for g in gens))
         t1 = time.monotonic()
         cpu1 = tree.cpu_seconds()
+        per_pid1 = _cpu_by_pid(tree)
         lg1 = sum(t.cpu_seconds() for t in lg_trees)
         egress1 = await server.egress_packets()
         rss = tree.rss_bytes()
@@ -405,7 +421,7 @@ async def run_case(
         expected = sum(r["expected"] for r in reports)
         lost = sum(r["lost"] for r in reports)
         delays = [d / 1e6 for r in reports for d in r["delays_ns"]]
-        joins = [j for r in reports for j in r["join_ms"]]
+        join_ms = [j for r in reports for j in r["join_ms"]]
         no_media = [x for r in reports for x in r["no_media"]]
         server_cpu = cpu1 - cpu0
         result.update(
@@ -425,8 +441,13 @@ async def run_case(
                 "loss_pct": 100.0 * lost / expected if expected else None,
                 "delay_ms_p50": _pct(delays, 50),
                 "delay_ms_p99": _pct(delays, 99),
-                "join_ms_p50": _pct(joins, 50),
-                "join_ms_p95": _pct(joins, 95),
+                "join_ms_p50": _pct(join_ms, 50),
+                "join_ms_p95": _pct(join_ms, 95),
+                # the busiest server process (one SFU worker, or the server itself): a figure
+                # near 100 % means one core was that process's ceiling
+                "server_busiest_cpu_pct": 100.0
+                * max((per_pid1[p] - per_pid0.get(p, 0.0) for p in per_pid1), default=0.0)
+                / wall,
                 "server_rss_bytes": rss,
                 "rss_per_participant_bytes": max(0, rss - rss_idle) / case.size,
                 "keyframes": sum(r["keyframes"] for r in reports),
@@ -457,6 +478,45 @@ async def run_case(
     return result
 
 
+def _cpu_by_pid(tree: ProcessTree) -> dict[int, float]:
+    """CPU seconds of each live process of the tree (children not reaped: their own)."""
+    out: dict[int, float] = {}
+    for pid in tree.pids():
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            st = read_stat(pid)
+            out[pid] = (st.utime + st.stime) / CLK_TCK
+    return out
+
+
+def worker_counts() -> list[int]:
+    """The media-worker configurations measured: in the server process (0), one worker, and
+    one per core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return sorted({0, 1, max(1, cores or 1)})
+
+
+async def run_workers(
+    args: argparse.Namespace, progress: Progress
+) -> tuple[list[dict[str, Any]], str]:
+    """The same load (one meeting of `WORKER_MEETING` per core) on 0, 1 and N media workers."""
+    counts = worker_counts()
+    case = Case("meeting", WORKER_MEETING, WORKER_MEETING, rooms=max(counts))
+    runs = []
+    version = ""
+    for i, workers in enumerate(counts):
+        progress.step(f"parlour media workers={workers}: {case.rooms} meetings of {case.size}")
+        server = ParlourServer(env={"PARLOUR_MEDIA_WORKERS": str(workers)})
+        await server.start()
+        try:
+            version = version or await server.version()
+            result = await run_case(server, case, args, progress, 100 + i)
+        finally:
+            await server.stop()
+        result["media_workers"] = workers
+        runs.append(result)
+    return runs, version
+
+
 def plan(args: argparse.Namespace) -> list[Case]:
     cases = [Case("meeting", size, size) for size in args.sizes]
     if not args.quick:
@@ -478,7 +538,10 @@ async def amain(args: argparse.Namespace) -> int:
         else:
             print(f"skipping {name}: {reason}", flush=True)
             notes.append(f"{name} not measured: {reason}")
-    progress = Progress(total_steps=len(cases) * len(servers))
+    measure_workers = "workers" in args.scenarios and "parlour" in servers
+    progress = Progress(
+        total_steps=len(cases) * len(servers) + (len(worker_counts()) if measure_workers else 0)
+    )
     runs: list[dict[str, Any]] = []
     versions: dict[str, str] = {}
     for name in servers:
@@ -517,6 +580,9 @@ async def amain(args: argparse.Namespace) -> int:
                     stop_growing = True
         finally:
             await server.stop()
+    worker_runs: list[dict[str, Any]] = []
+    if measure_workers:
+        worker_runs, _ = await run_workers(args, progress)
     progress.done()
     doc: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
@@ -536,6 +602,7 @@ async def amain(args: argparse.Namespace) -> int:
             "loadgen_procs": args.loadgen_procs,
         },
         "runs": runs,
+        "workers": worker_runs,
         "notes": notes,
     }
     doc["max_meeting_under_1pct"] = {
@@ -545,6 +612,8 @@ async def amain(args: argparse.Namespace) -> int:
     print(report.markdown(doc))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    if worker_runs:
+        print(report.workers_line(doc))
     print(report.mediasoup_line(doc))
     print(report.headline(doc))
     return 0
@@ -577,7 +646,12 @@ def main(argv: list[str] | None = None) -> int:
         help="mediasoup workers (default: one per core, as mediasoup apps run it)",
     )
     parser.add_argument("--sizes", help="meeting sizes, e.g. 2,4,8")
-    parser.add_argument("--scenarios", default="meeting,audio_only,broadcast")
+    parser.add_argument(
+        "--scenarios",
+        default="meeting,audio_only,broadcast,workers",
+        help="meeting, audio_only, broadcast (not in quick runs), workers (Parlour on 0, 1 "
+        "and one media worker per core, a meeting of 16 per core)",
+    )
     parser.add_argument("--duration", type=float, help="steady window in seconds")
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--loadgen-procs", type=int, default=1)

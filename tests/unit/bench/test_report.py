@@ -463,3 +463,55 @@ def test_markdown_tables_and_plots_include_mediasoup(
     saved = json.loads(paths["json"].read_text())
     assert saved["max_meeting_under_1pct"] == {"parlour": 16, "janus": 16, "mediasoup": 16}
     assert paths["egress_png"].read_bytes().startswith(PNG_SIGNATURE)
+
+
+# -- media workers -----------------------------------------------------------------------------
+
+
+def worker_run(workers: int, pkts_s: float, per_cpu: float, **fields: Any) -> dict[str, Any]:
+    return run(
+        "parlour",
+        16,
+        rooms=2,
+        media_workers=workers,
+        egress_pkts_per_s=pkts_s,
+        egress_pkts_per_cpu_s=per_cpu,
+        server_busiest_cpu_pct=fields.pop("busiest", 50.0),
+        **fields,
+    )
+
+
+def test_workers_line_scaling_and_efficiency(full_doc: dict[str, Any], tmp_path: Path) -> None:
+    full_doc["workers"] = [
+        worker_run(0, 50_000.0, 40_000.0),
+        worker_run(1, 45_000.0, 36_000.0, busiest=99.0, loss_pct=3.0),
+        worker_run(2, 63_000.0, 33_000.0),
+    ]
+    line = report.workers_line(full_doc)
+    assert line == (
+        "media_workers rooms=2x16 egress_pkts_per_s w0=50000 w1=45000 w2=63000 scaling=1.40"
+        " egress_pkts_per_cpu_s w0=40000 w1=36000 w2=33000 efficiency=0.92"
+        " busiest_cpu_pct w0=50 w1=99 w2=50 loss_pct w0=0.10 w1=3.00 w2=0.10"
+    )
+    md = markdown(full_doc)
+    assert "## Media workers" in md and "`" + line + "`" in md
+    assert "| 0 (in the server process) | 50,000 | 40,000 | 50 | 50 | 0.10 | 12.5 |  |" in md
+    assert "| 1 | 45,000 | 36,000 | 50 | 99 | 3.00 | 12.5 |  |" in md
+    paths = write_results(full_doc, tmp_path)
+    assert paths["workers_png"].read_bytes().startswith(PNG_SIGNATURE)
+    assert "![Media workers](" in paths["md"].read_text()
+
+
+def test_workers_line_when_a_configuration_failed(full_doc: dict[str, Any]) -> None:
+    full_doc["workers"] = [
+        worker_run(0, 50_000.0, 40_000.0),
+        worker_run(1, 45_000.0, 36_000.0, error="no media at 3 subscribers"),
+        worker_run(2, 63_000.0, 33_000.0),
+    ]
+    line = report.workers_line(full_doc)
+    assert "w1=nan" in line and "scaling=nan" in line and "efficiency=nan" in line
+    assert "| 1 | 45,000 |" in markdown(full_doc) and "no media at 3 subscribers" in markdown(
+        full_doc
+    )
+    del full_doc["workers"]
+    assert "## Media workers" not in markdown(full_doc)
