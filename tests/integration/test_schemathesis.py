@@ -46,7 +46,7 @@ from tests.integration.recording_support import feed, media_packets, publish, wa
 
 pytestmark = [pytest.mark.integration]
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15
 SEED = 20_240_512
 CHECKS = [
     not_a_server_error,
