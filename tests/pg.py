@@ -64,7 +64,8 @@ def missing_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server the tests start)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -107,7 +108,7 @@ class PostgresCluster:
         if os.geteuid() == 0:
             user = pwd.getpwnam(SUPERUSER)
             os.chown(root, user.pw_uid, user.pw_gid)
-        cluster = cls(root=root, bindir=bindir, port=_free_port())
+        cluster = cls(root=root, bindir=bindir, port=free_port())
         try:
             cluster._bin(
                 "initdb",

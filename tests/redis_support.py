@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.pg import free_port
+
 __all__ = ["RedisServer", "missing_reason"]
 
 
@@ -24,13 +26,6 @@ def missing_reason() -> str | None:
     if shutil.which("redis-server") is None:
         return "redis-server not found: run scripts/install --tests"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -47,7 +42,7 @@ class RedisServer:
     def start(cls) -> RedisServer:
         """Start a server with no persistence; raises RuntimeError if it does not answer."""
         root = Path(tempfile.mkdtemp(prefix="parlour-redis-"))
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
              "--save", "", "--appendonly", "no", "--logfile", str(root / "log")],
