@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,7 @@ async def test_levels_for_local_and_remote_participants_and_their_fall(
             if lossy.random() >= 0.2:
                 send_rtp(packet)
 
-        browser_server.call(_patch(peer.dtls, drop_some))
+        browser_server.call(_patch(peer, drop_some))
         for _ in range(80):
             levels = [e["level"] for e in await bob.events("networkQuality") if e["local"]]
             if levels and levels[-1] <= 2:
@@ -54,5 +55,12 @@ async def test_levels_for_local_and_remote_participants_and_their_fall(
         assert levels and levels[-1] <= 2, levels
 
 
-async def _patch(dtls: object, send_rtp: object) -> None:
-    dtls.send_rtp = send_rtp  # type: ignore[attr-defined]
+async def _patch(peer: Any, send_rtp: object) -> None:
+    """Everything sent to `peer` through `send_rtp`: its transport's C send side and its
+    consumers' C lanes (the fast path) are set aside, so the Python path carries it all."""
+    dtls = peer.dtls
+    dtls._egress = None
+    for consumer in peer._consumers.values():
+        consumer._drop_lane()
+        consumer.producer._regroup()
+    dtls.send_rtp = send_rtp
