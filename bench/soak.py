@@ -559,6 +559,11 @@ def leftovers(data_dir: Path) -> list[dict[str, Any]]:
                 "SELECT sid, room_sid, status FROM participants WHERE status = 'connected'"
             ),
             "room": "SELECT sid, status FROM rooms WHERE status = 'in-progress'",
+            "recording": (
+                "SELECT r.sid, r.room_sid, r.source_sid, r.date_created, p.status AS"
+                " participant_status FROM recordings r LEFT JOIN participants p"
+                " ON p.sid = r.participant_sid WHERE r.status = 'processing'"
+            ),
         }
         return [
             {"kind": kind, **dict(row)}

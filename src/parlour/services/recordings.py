@@ -242,7 +242,9 @@ class RecordingService:
             current = await self._store.get_room(room.account_sid, room.sid) or room
             if not current.in_progress:
                 tap.closed = True
-            elif not tap.closed and self._selected(current, [tap]):
+                await self._stop(tap)  # if a rules change started it meanwhile
+            elif not tap.closed and tap.writer is None and self._selected(current, [tap]):
+                # (A rules change that held the lock first may have started it already.)
                 await self._start(tap, current)
         if tap.closed:
             if self._taps.get(track.sid) is tap:
@@ -471,6 +473,8 @@ class RecordingService:
         return ask
 
     async def _start(self, tap: _Tap, room: Room) -> None:
+        if tap.writer is not None:  # one recording at a time per tap: a second would orphan it
+            return
         now = self._clock.now()
         started = (self._clock.monotonic(), unix_ms(now) / 1000)
         recording = Recording.for_track(

@@ -301,6 +301,31 @@ async def test_a_leave_cancelled_mid_finish_still_completes_the_recording(world:
     assert w.sink.names() == ["recording-started", "recording-completed"]
 
 
+async def test_a_rules_change_queued_before_a_publish_does_not_start_it_twice(
+    world: World,
+) -> None:
+    """A rules change waiting for the room's lock when a track is published sees the new tap
+    first and starts its recording; the publish must not start a second one over it (the
+    first would be left `processing` for ever, its writer thread running: the soak's two)."""
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    async with w.service._lock(room.sid):  # someone holds the room's lock
+        rules = asyncio.create_task(set_rules(w, room, ALL))
+        await asyncio.sleep(0)  # the rules change waits for the lock first
+        published = asyncio.create_task(w.service.track_published(room, alice, mic, "opus"))
+        await asyncio.sleep(0)  # then the publish, its tap registered
+    await rules
+    assert await published is not None
+    [rec] = await recordings(w)
+    assert len(w.media.writers) == 1
+    await w.service.track_unpublished(mic.sid)
+    [done] = await recordings(w)
+    assert done.sid == rec.sid and done.status is RecordingStatus.COMPLETED
+    assert all(writer.closed for writer in w.media.writers.values())
+
+
 async def test_republishing_makes_a_new_recording(world: World) -> None:
     w = world
     room = await make_room(w, ALL)
