@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page
+from playwright.async_api import Error as PlaywrightError
 
 from parlour.testing import ServerThread
 from tests.helpers import Account, access_token, ws_url
@@ -205,6 +206,20 @@ class BrowserParticipant:
 OpenParticipant = Callable[[str], Awaitable["BrowserParticipant"]]
 
 
+async def goto(page: Page, url: str, attempts: int = 3) -> None:
+    """`page.goto`, again after Chromium's ERR_NETWORK_CHANGED: a browser in a network
+    namespace the tests have just rewired (addresses, routes) sees the change a moment
+    later and aborts the navigation in flight, as a real browser would once."""
+    for attempt in range(attempts):
+        try:
+            await page.goto(url)
+            return
+        except PlaywrightError as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def open_participant(browser: Browser, server: ServerThread, name: str) -> BrowserParticipant:
     """A new browser context on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
     context = await browser.new_context()
@@ -212,7 +227,7 @@ async def open_participant(browser: Browser, server: ServerThread, name: str) ->
     page = await context.new_page()
     page.set_default_timeout(20_000)
     participant = BrowserParticipant(name, context, page, server)
-    await page.goto(server.base_url + "/sdk/")
+    await goto(page, server.base_url + "/sdk/")
     loaded = await page.evaluate("() => !!(window.Twilio && window.Twilio.Video)")
     if not loaded:
         raise AssertionError("the page did not load twilio-video from Parlour's /sdk/")

@@ -32,6 +32,7 @@ from tests.browser.harness import (
     SOCKETS,
     BrowserParticipant,
     OpenParticipant,
+    goto,
     poll,
 )
 from tests.browser.launcher import headless_chromium
@@ -190,7 +191,7 @@ async def open_in_namespace(
     page.set_default_timeout(20_000)
     participant = RelayedParticipant(name, context, page, server)
     participant.base = base
-    await page.goto(base + "/sdk/")
+    await goto(page, base + "/sdk/")
     assert await page.evaluate("() => !!(window.Twilio && window.Twilio.Video)")
     await page.add_script_tag(path=INSTRUMENTATION)
     return participant
