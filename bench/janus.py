@@ -799,6 +799,17 @@ class VideoRoomHandle:
                 return self._take_offer(data, jsep)
             return None
 
+    async def configure_substream(self, substream: int) -> None:
+        """Simulcast: receive layer ``substream`` (0 the smallest) of every video stream of
+        this subscription (``configure`` with ``streams: [{mid, substream}]``)."""
+        streams = [
+            {"mid": str(s["mid"]), "substream": substream}
+            for s in self.streams
+            if s.get("type") == "video" and s.get("active", True) and "mid" in s
+        ]
+        if streams:
+            await self.message({"request": "configure", "streams": streams})
+
     async def detach(self) -> None:
         """Detach the handle (hangs up its PeerConnection)."""
         with contextlib.suppress(JanusError):

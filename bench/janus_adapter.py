@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.janus import JanusError, JanusSession, VideoRoomHandle
 from bench.lean import LeanEndpoint
+from bench.loadgen import RENDER_LAYER
 from bench.media_loop import EncodedLoop
 from parlour.media.dtls import Certificate
 
@@ -33,6 +34,7 @@ class _Member:
         self.sub_endpoint: LeanEndpoint | None = None
         self.task: asyncio.Task[None] | None = None
         self.subscribed: set[int] = set()
+        self.substream: int | None = None  # simulcast: the layer this subscriber receives
 
 
 class JanusRoomClient:
@@ -61,10 +63,13 @@ class JanusRoomClient:
         certificate: Certificate,
         send_audio: bool,
         send_video: bool,
+        layers: tuple[EncodedLoop, ...] = (),
     ) -> None:
         session = await JanusSession.create(self.url)
         pub = await session.attach_videoroom()
         member = _Member(session, pub)
+        if layers and p.render:
+            member.substream = RENDER_LAYER[p.render]
         self.members[p.identity] = member
         p.room = member
         await self._ensure_room(pub)
@@ -75,6 +80,7 @@ class JanusRoomClient:
                 certificate,
                 send_audio=send_audio,
                 send_video=send_video,
+                simulcast=layers if send_video else (),
                 label=p.identity,
             )
             await endpoint.open()
@@ -135,6 +141,8 @@ class JanusRoomClient:
                 if offer is not None:
                     assert member.sub is not None
                     await member.sub.start(endpoint.answer(offer))
+                if member.substream is not None and member.sub is not None:
+                    await member.sub.configure_substream(member.substream)
                 member.subscribed.update(feeds)
                 break
             except JanusError as exc:

@@ -49,6 +49,8 @@ class SendTrack:
     track_id: str
     ssrc: int
     mid: str | None = None
+    #: Simulcast: the SSRC of each layer, smallest first (``ssrc`` is the first); () if not.
+    layers: tuple[int, ...] = ()
 
 
 @dataclass
@@ -105,9 +107,13 @@ class LeanEndpoint:
         *,
         send_audio: bool = False,
         send_video: bool = False,
+        simulcast: tuple[EncodedLoop, ...] = (),
         label: str = "",
     ) -> None:
         self.media = media
+        #: Simulcast layers of the video track (smallest first), each its own encoding; ()
+        #: sends ``media``'s video as one stream.
+        self.simulcast = simulcast
         self.certificate = certificate
         self.label = label
         self.ufrag = _rand_id(8)
@@ -117,7 +123,9 @@ class LeanEndpoint:
         if send_audio:
             self.tracks.append(SendTrack("audio", _rand_id(32), random.getrandbits(32) | 1))
         if send_video:
-            self.tracks.append(SendTrack("video", _rand_id(32), random.getrandbits(32) | 1))
+            layers = tuple(random.getrandbits(32) | 1 for _ in simulcast)
+            first = layers[0] if layers else random.getrandbits(32) | 1
+            self.tracks.append(SendTrack("video", _rand_id(32), first, layers=layers))
         self.recv: dict[int, RecvInfo] = {}  # remote SSRC → what it is
         self.stats = EndpointStats()
         self.sock: socket.socket | None = None
@@ -136,6 +144,7 @@ class LeanEndpoint:
         self._timers: list[asyncio.TimerHandle] = []
         self._audio: AudioSender | None = None
         self._video: VideoSender | None = None
+        self._layers: dict[int, VideoSender] = {}  # simulcast: SSRC → its layer's sender
         self._closed = False
         self._sending = False
         self.sent_packets = 0
@@ -262,12 +271,19 @@ class LeanEndpoint:
         ]
 
     def _send_lines(self, track: SendTrack) -> list[str]:
+        """msid and SSRC lines; a simulcast track's layers as Chrome (and twilio-video's SDP
+        munging) write them: one ``a=ssrc-group:SIM`` of the layers' SSRCs, smallest first."""
         cname = self.stream_id[:16]
-        return [
-            f"a=msid:{self.stream_id} {track.track_id}",
-            f"a=ssrc:{track.ssrc} cname:{cname}",
-            f"a=ssrc:{track.ssrc} msid:{self.stream_id} {track.track_id}",
-        ]
+        lines = [f"a=msid:{self.stream_id} {track.track_id}"]
+        ssrcs = track.layers or (track.ssrc,)
+        if track.layers:
+            lines.append(f"a=ssrc-group:SIM {' '.join(str(s) for s in track.layers)}")
+        for ssrc in ssrcs:
+            lines += [
+                f"a=ssrc:{ssrc} cname:{cname}",
+                f"a=ssrc:{ssrc} msid:{self.stream_id} {track.track_id}",
+            ]
+        return lines
 
     def offer(self, *, direction: str = "sendrecv", recv_kinds: tuple[str, ...] = ()) -> str:
         """Our first offer: one section per track we send (`direction`), plus recvonly
@@ -532,9 +548,20 @@ class LeanEndpoint:
             fmt = packet[offset] & 0x1F
             pt = packet[offset + 1]
             length = (int.from_bytes(packet[offset + 2 : offset + 4], "big") + 1) * 4
-            if (pt == 206 and fmt in (1, 4)) and self._video is not None:
-                self._video.request_keyframe()
+            if pt == 206 and fmt in (1, 4):
+                self._keyframe_requested(packet, offset, fmt)
             offset += length
+
+    def _keyframe_requested(self, packet: bytes, offset: int, fmt: int) -> None:
+        """PLI (media SSRC in the header) or FIR (SSRC in the FCI): that layer's encoder
+        makes a keyframe; the only video sender does whatever SSRC was named."""
+        if self._video is not None:
+            self._video.request_keyframe()
+            return
+        at = offset + 8 if fmt == 1 else offset + 12
+        sender = self._layers.get(int.from_bytes(packet[at : at + 4], "big"))
+        if sender is not None:
+            sender.request_keyframe()
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -548,6 +575,12 @@ class LeanEndpoint:
             if track.kind == "audio":
                 self._audio = AudioSender(self.media, track.ssrc, AUDIO_PT)
                 self._schedule(self._tick_audio, now + random.random() * 0.02, 0.02)
+            elif track.layers:
+                self._layers = {
+                    ssrc: VideoSender(loop, ssrc, VIDEO_PT)
+                    for ssrc, loop in zip(track.layers, self.simulcast, strict=True)
+                }
+                self._schedule(self._tick_layers, now + random.random() / 30, 1 / 30)
             else:
                 self._video = VideoSender(self.media, track.ssrc, VIDEO_PT)
                 self._schedule(self._tick_video, now + random.random() / 30, 1 / 30)
@@ -586,6 +619,18 @@ class LeanEndpoint:
         for packet in packets:
             dtls.send_rtp(packet)
         self.sent_packets += len(packets)
+
+    def _tick_layers(self) -> None:
+        """One frame of every simulcast layer (captured at the same instant)."""
+        dtls = self.dtls
+        if dtls is None:
+            return
+        now = time.monotonic_ns()
+        for sender in self._layers.values():
+            packets = sender.next_frame(now)
+            for packet in packets:
+                dtls.send_rtp(packet)
+            self.sent_packets += len(packets)
 
 
 def set_process_name(name: str) -> None:

@@ -10,8 +10,16 @@ and driven over a pipe with small commands:
     ("stop",)                     → process exits
 
 A participant is a dict: identity, publish ("av", "audio" or ""), subscribe (bool),
-expect_media (bool: others already publish when it joins, so its join time is measured).
+expect_media (bool: others already publish when it joins, so its join time is measured),
+and optionally render ("small", "medium" or "large": the size it shows others' video at).
 All media is pre-encoded once per process (`EncodedLoop`) and replayed; receivers never decode.
+
+With ``config["simulcast"]`` (the layers' loops, `build_layers`) publishers send VP8
+simulcast as Chrome does (three SSRCs in an ``a=ssrc-group:SIM``, `SIMULCAST_LAYERS`), and
+each subscriber asks every server for the layer that fits its render size, the way an
+application does on each: Parlour through the ``bandwidthProfile`` render dimensions of
+`connect`, Janus with ``substream``, mediasoup with ``preferredLayers``. Reports then add
+the video each render size received (`render_bytes`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from bench.lean import LeanEndpoint, set_process_name
@@ -35,6 +44,20 @@ log = logging.getLogger(__name__)
 
 MAX_DELAY_SAMPLES = 40_000  # per process and report
 
+#: Simulcast layers, smallest first: (width, height, kbps), Chrome's for a 720p camera.
+SIMULCAST_LAYERS = ((320, 180, 150), (640, 360, 500), (1280, 720, 1500))
+#: Render sizes of subscribers in a simulcast meeting → the layer that fits each.
+RENDER_SIZES = {"small": (320, 180), "medium": (640, 360), "large": (1280, 720)}
+RENDER_LAYER = {"small": 0, "medium": 1, "large": 2}
+
+
+def render_profile(render: str) -> dict[str, Any]:
+    """The ``bandwidth_profile`` twilio-video sends for ``bandwidthProfile: {video:
+    {renderDimensions}}`` with every priority shown at this render size."""
+    width, height = RENDER_SIZES[render]
+    dims = {"width": width, "height": height}
+    return {"video": {"render_dimensions": {p: dims for p in ("low", "standard", "high")}}}
+
 
 @dataclass
 class Participant:
@@ -42,6 +65,7 @@ class Participant:
     publish: str
     subscribe: bool
     expect_media: bool
+    render: str | None = None  # simulcast: "small", "medium" or "large"
     endpoints: list[LeanEndpoint] = field(default_factory=list)
     connect_ns: int = 0
     joined_ns: int = 0
@@ -65,18 +89,47 @@ class Participant:
         return min(audio) if audio else None
 
 
+def build_layers(
+    directory: Path,
+    seconds: float = 4.0,
+    layers: tuple[tuple[int, int, int], ...] = SIMULCAST_LAYERS,
+) -> list[str]:
+    """Encode the loops of ``layers`` ((width, height, kbps), smallest first) into
+    ``directory``; returns their paths. Once per
+    benchmark run, so every server gets the same media. The realtime encoder misses its rate
+    now and then on a busy machine (refused by `EncodedLoop.build`): a few seeds are tried."""
+    paths: list[str] = []
+    for width, height, kbps in layers:
+        for seed in range(1, 5):
+            try:
+                loop = EncodedLoop.build(
+                    seconds=seconds, width=width, height=height, video_kbps=kbps, seed=seed
+                )
+                break
+            except RuntimeError:
+                if seed == 4:
+                    raise
+        path = directory / f"layer-{width}x{height}.loop"
+        loop.save(path)
+        paths.append(str(path))
+    return paths
+
+
 class LoadGenerator:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.server = config["server"]
         self.participants: list[Participant] = []
         self.media: EncodedLoop | None = None
+        self.layers: tuple[EncodedLoop, ...] = ()  # simulcast layers, smallest first
         self.certificate = Certificate.generate()
         self.janus: Any = None
         self.window_start = time.monotonic()
 
     async def setup(self) -> None:
         self.media = EncodedLoop.build(**self.config.get("loop", {}))
+        # Simulcast: the layers' loops, encoded once by the orchestrator (`build_layers`).
+        self.layers = tuple(EncodedLoop.load(path) for path in self.config.get("simulcast", ()))
         if self.server == "janus":
             from bench import janus_adapter
 
@@ -96,7 +149,11 @@ class LoadGenerator:
         ok = 0
         for spec in specs:
             p = Participant(
-                spec["identity"], spec["publish"], spec["subscribe"], spec["expect_media"]
+                spec["identity"],
+                spec["publish"],
+                spec["subscribe"],
+                spec["expect_media"],
+                spec.get("render"),
             )
             self.participants.append(p)
             try:
@@ -121,6 +178,7 @@ class LoadGenerator:
                 self.certificate,
                 send_audio=send_audio,
                 send_video=send_video,
+                simulcast=self.layers if send_video else (),
                 label=p.identity,
             )
             await endpoint.open()
@@ -133,10 +191,13 @@ class LoadGenerator:
                 self.config["room"],
                 endpoint,
                 subscribe=p.subscribe,
+                bandwidth_profile=render_profile(p.render) if p.render else None,
             )
             await asyncio.wait_for(endpoint.dtls_connected.wait(), 20)
         else:
-            await self.janus.join(p, self.media, self.certificate, send_audio, send_video)
+            await self.janus.join(
+                p, self.media, self.certificate, send_audio, send_video, self.layers
+            )
         p.joined_ns = time.monotonic_ns()
 
     def reset(self) -> None:
@@ -151,6 +212,7 @@ class LoadGenerator:
         packets = bytes_ = expected = lost = keyframes = sent = 0
         delays: list[int] = []
         streams = 0
+        render: dict[str, list[int]] = {}  # render size → [video bytes, video streams]
         joins: list[float] = []
         missing_media: list[str] = []
         for p in self.participants:
@@ -168,6 +230,10 @@ class LoadGenerator:
                     if s["packets"]:
                         got_any = True
                     delays.extend(stream.delays_ns.tolist())
+                    if p.render and stream.kind == "video":
+                        entry = render.setdefault(p.render, [0, 0])
+                        entry[0] += s["bytes"]
+                        entry[1] += 1
             if p.subscribe and p.expect_media:
                 first = p.first_media_ns()
                 if first is not None:
@@ -186,6 +252,7 @@ class LoadGenerator:
             # What the publishers should have sent since the reset, by this process's clock.
             "nominal_sent": self._nominal_send_pps() * (time.monotonic() - self.window_start),
             "streams": streams,
+            "render_bytes": render,
             "delays_ns": delays,
             "join_ms": joins,
             "no_media": missing_media,
@@ -200,6 +267,8 @@ class LoadGenerator:
         rates): what `sent` falls short of when this process cannot keep up."""
         assert self.media is not None
         video = self.media.video_packets_per_second()
+        if self.layers:
+            video = sum(layer.video_packets_per_second() for layer in self.layers)
         audio = 1e9 / 20_000_000  # one Opus packet per 20 ms
         total = 0.0
         for p in self.participants:

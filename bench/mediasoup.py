@@ -330,7 +330,8 @@ def _codec_value(value: str | None) -> int | str:
 
 def producer_parameters(media: sdplib.MediaSection) -> Json:
     """A producer's ``rtpParameters`` from one section of the endpoint's offer: its mid, its
-    (first) codec with its fmtp and rtcp-fb, its SSRC and CNAME."""
+    (first) codec with its fmtp and rtcp-fb, its SSRC and CNAME; with an ``a=ssrc-group:SIM``,
+    one encoding per simulcast layer (smallest first, as mediasoup-client sends them)."""
     if not media.codecs:
         raise ValueError(f"section {media.mid!r} has no codec")
     if not media.ssrc_ids:
@@ -354,9 +355,16 @@ def producer_parameters(media: sdplib.MediaSection) -> Json:
         "mid": media.mid,
         "codecs": [rtp_codec],
         "headerExtensions": [],
-        "encodings": [{"ssrc": ssrc}],
+        "encodings": [{"ssrc": s} for s in _layers(media) or (ssrc,)],
         "rtcp": {"cname": media.ssrc_attribute(ssrc, "cname") or "", "reducedSize": True},
     }
+
+
+def _layers(media: sdplib.MediaSection) -> tuple[int, ...]:
+    for group in media.ssrc_groups:
+        if group.semantics == "SIM":
+            return tuple(group.ssrcs)
+    return ()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@
 // Methods: join {room} (subscribe this connection to the room's newProducer events; returns
 // the producers already there), createTransport {room, peer}, connectTransport {transportId,
 // dtlsParameters}, produce {transportId, kind, rtpParameters}, consume {transportId,
-// producerId, rtpCapabilities, paused}, resumeConsumer {consumerId}, closePeer {room, peer},
+// producerId, rtpCapabilities, paused, preferredLayers?}, resumeConsumer {consumerId}, closePeer {room, peer},
 // closeRoom {room}, info {}, egress {} (RTP packets every consumer has sent). Everything a peer made is closed when its connection closes.
 //
 // At start it prints one line on stdout: {"event": "ready", "port": <control port>,
@@ -177,13 +177,13 @@ const methods = {
 		return { id: producer.id };
 	},
 
-	async consume({ transportId, producerId, rtpCapabilities, paused = true }) {
+	async consume({ transportId, producerId, rtpCapabilities, paused = true, preferredLayers }) {
 		const { transport, room: name } = transportOf(transportId);
 		const { router } = rooms.get(name);
 		if (!router.canConsume({ producerId, rtpCapabilities })) {
 			throw new Error(`cannot consume producer ${producerId} with these capabilities`);
 		}
-		const consumer = await transport.consume({ producerId, rtpCapabilities, paused });
+		const consumer = await transport.consume({ producerId, rtpCapabilities, paused, preferredLayers });
 		consumers.set(consumer.id, consumer);
 		consumer.observer.on('close', () => consumers.delete(consumer.id));
 		return { id: consumer.id, kind: consumer.kind, rtpParameters: consumer.rtpParameters };

@@ -8,6 +8,11 @@ has their description, as mediasoup's demo does (resuming a video consumer asks 
 for a keyframe). Each transport is one `LeanEndpoint`, the same media, pacing and receive
 statistics as against Parlour and Janus; the SDP it needs is made by `bench.mediasoup`.
 
+With simulcast (``layers``), each producer has one encoding per layer and each consumer is
+made with the ``preferredLayers`` of its subscriber's render size. Consumers then offer no
+``goog-remb``: the endpoints send no REMB, and mediasoup would otherwise hold every subscriber
+to its initial estimate (600 kbps) instead of the layer asked for.
+
 One `MediasoupRoomClient` per load-generator process and room, one control connection each.
 """
 
@@ -19,6 +24,7 @@ import logging
 from typing import Any
 
 from bench.lean import LeanEndpoint
+from bench.loadgen import RENDER_LAYER
 from bench.media_loop import EncodedLoop
 from bench.mediasoup import (
     RTP_CAPABILITIES,
@@ -46,6 +52,15 @@ class _Member:
         self.consumers: list[ConsumerInfo] = []
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()  # (producer id, peer)
         self.task: asyncio.Task[None] | None = None
+        self.layer: int | None = None  # simulcast: the spatial layer this subscriber wants
+
+
+def _without_remb(capabilities: dict[str, Any]) -> dict[str, Any]:
+    codecs = [
+        {**c, "rtcpFeedback": [f for f in c["rtcpFeedback"] if f["type"] != "goog-remb"]}
+        for c in capabilities["codecs"]
+    ]
+    return {**capabilities, "codecs": codecs}
 
 
 class MediasoupRoomClient:
@@ -98,13 +113,21 @@ class MediasoupRoomClient:
         certificate: Certificate,
         send_audio: bool,
         send_video: bool,
+        layers: tuple[EncodedLoop, ...] = (),
     ) -> None:
         control = await self._ensure()
         member = _Member(p.identity)
+        if layers and p.render:
+            member.layer = RENDER_LAYER[p.render]
         p.room = member
         if send_audio or send_video:
             endpoint = LeanEndpoint(
-                media, certificate, send_audio=send_audio, send_video=send_video, label=p.identity
+                media,
+                certificate,
+                send_audio=send_audio,
+                send_video=send_video,
+                simulcast=layers if send_video else (),
+                label=p.identity,
             )
             await endpoint.open()
             p.endpoints.append(endpoint)
@@ -155,13 +178,15 @@ class MediasoupRoomClient:
         endpoint, transport = member.sub_endpoint, member.sub_transport
         assert endpoint is not None and transport is not None
         added: list[ConsumerInfo] = []
+        extra: dict[str, Any] = {"rtpCapabilities": RTP_CAPABILITIES}
+        if member.layer is not None:
+            extra = {
+                "rtpCapabilities": _without_remb(RTP_CAPABILITIES),
+                "preferredLayers": {"spatialLayer": member.layer},
+            }
         for producer, peer in batch:
             data = await control.request(
-                "consume",
-                transportId=transport.id,
-                producerId=producer,
-                rtpCapabilities=RTP_CAPABILITIES,
-                paused=True,
+                "consume", transportId=transport.id, producerId=producer, paused=True, **extra
             )
             added.append(ConsumerInfo(data["id"], data["kind"], peer, data["rtpParameters"]))
         member.consumers.extend(added)

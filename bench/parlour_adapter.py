@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from types import SimpleNamespace
+from typing import Any
 
 from bench.lean import LeanEndpoint
 from parlour.client.video import LocalTrackInfo, Room
@@ -89,12 +90,15 @@ async def join(
     endpoint: LeanEndpoint,
     *,
     subscribe: bool = True,
+    bandwidth_profile: dict[str, Any] | None = None,
 ) -> Room:
-    """Connect `endpoint` as participant `identity` of `room_name`; returns the Room."""
+    """Connect `endpoint` as participant `identity` of `room_name` (with twilio-video's
+    ``bandwidthProfile``, in its wire form, if given); returns the Room."""
     token = creds.token(identity, room_name)
     room = Room(ws_url, token, 5000)
     room.name = room_name
     room.subscribe_all = subscribe
+    room.bandwidth_profile = bandwidth_profile
     room.peer = LeanPeer(f"pc-{identity}", endpoint, recv_only=not endpoint.tracks)  # type: ignore[assignment]
     for track in endpoint.tracks:
         info = LocalTrackInfo(name=track.kind, kind=track.kind, id=track.track_id)

@@ -59,7 +59,7 @@ Doc = dict[str, Any]
 
 SERVERS = ("parlour", "janus")
 PEERS = ("mediasoup",)  # in the tables when the document has runs of them
-SCENARIOS = ("meeting", "audio_only", "broadcast")
+SCENARIOS = ("meeting", "audio_only", "broadcast", "simulcast")
 RUN_KEYS = (
     "server",
     "scenario",
@@ -86,6 +86,7 @@ RUN_KEYS = (
     "server_busiest_cpu_pct",
     "rooms",
     "media_workers",
+    "render_kbps",
     "saturated",
     "error",
 )
@@ -553,7 +554,59 @@ _SCENARIO_TITLES = {
     "meeting": "Meeting",
     "audio_only": "Audio-only meeting",
     "broadcast": "Broadcast",
+    "simulcast": "Simulcast meeting",
 }
+
+RENDERS = ("small", "medium", "large")
+
+
+def simulcast_line(doc: Doc) -> str:
+    """The simulcast meeting beside the peers, printed when the scenario ran::
+
+        simulcast egress_pkts_per_cpu_s parlour=<n> janus=<n> mediasoup=<n> loss_pct
+        parlour=<x> janus=<x> mediasoup=<x> size=<n>
+
+    (one line) at the largest simulcast size every measured server ran without error (else
+    each at its own largest); ``nan`` for what was not measured.
+    """
+    servers = ("parlour", "janus", "mediasoup")
+    sizes = {s: _sizes(doc, s, "simulcast") for s in servers}
+    measured = [sizes[s] for s in servers if sizes[s]]
+    common = set.intersection(*measured) if measured else set()
+    at = {s: max(common) if common else (max(sizes[s]) if sizes[s] else None) for s in servers}
+
+    def get(server: str, key: str) -> float | None:
+        size = at[server]
+        return None if size is None else figure(doc, server, "simulcast", size, key)
+
+    size = max(common) if common else None
+    return (
+        "simulcast egress_pkts_per_cpu_s "
+        + " ".join(f"{s}={_int_or_nan(get(s, 'egress_pkts_per_cpu_s'))}" for s in servers)
+        + " loss_pct "
+        + " ".join(f"{s}={_fixed2_or_nan(get(s, 'loss_pct'))}" for s in servers)
+        + f" size={size if size is not None else 'nan'}"
+    )
+
+
+def _render_table(doc: Doc) -> list[str]:
+    """Video received per stream by subscribers of each render size (kbit/s): which layer
+    each server forwarded (small ≈ 150, medium ≈ 500, large ≈ 1,500 as sent)."""
+    runs = [r for r in doc.get("runs", []) if r.get("scenario") == "simulcast"]
+    if not any(r.get("render_kbps") for r in runs):
+        return []
+    out = [
+        "Video received per stream, kbit/s, by the subscriber's render size (the layers sent:"
+        " 320×180 at 150, 640×360 at 500, 1280×720 at 1,500):",
+        "",
+        "| Server | Size | " + " | ".join(RENDERS) + " |",
+        "|---|---:|" + "---:|" * len(RENDERS),
+    ]
+    for r in sorted(runs, key=lambda r: (_servers(doc).index(r["server"]), r["size"])):
+        kbps = r.get("render_kbps") or {}
+        cells = [_fmt(kbps.get(size), "{:,.0f}") for size in RENDERS]
+        out.append(f"| {r['server']} | {r['size']} | " + " | ".join(cells) + " |")
+    return out
 
 
 def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
@@ -605,6 +658,8 @@ def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
         out += [f"## {_SCENARIO_TITLES.get(scenario, scenario)}", ""]
         out += _scenario_table(doc, scenario)
         out.append("")
+        if scenario == "simulcast":
+            out += ["`" + simulcast_line(doc) + "`", "", *_render_table(doc), ""]
     if doc.get("workers"):
         some = doc["workers"][0]
         out += [

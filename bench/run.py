@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -48,10 +49,12 @@ VENV_BIN = Path(sys.executable).parent
 
 FULL_SIZES = (2, 4, 8, 12, 16, 20, 24, 28, 32)
 QUICK_SIZES = (8,)
+SIMULCAST_SIZES = (8, 16)  # simulcast meetings (not in quick runs)
 AUDIO_ONLY = (4, 40)  # (audio publishers, room size)
 BROADCAST = 33  # 1 publisher, 32 subscribers
 
 
+RENDERS = tuple(loadgen.RENDER_SIZES)
 WORKER_MEETING = 16  # the media-worker scaling runs: one meeting of 16 per core, at once
 
 
@@ -64,27 +67,29 @@ class Case:
 
     @property
     def subscribers(self) -> int:
-        if self.scenario == "meeting":
+        if self.scenario in ("meeting", "simulcast"):
             return self.size
         return self.size - self.publishers if self.scenario == "broadcast" else self.size
 
     def participants(self) -> list[dict[str, Any]]:
         out = []
         for i in range(self.size):
-            if self.scenario == "meeting":
+            if self.scenario in ("meeting", "simulcast"):
                 publish, subscribe = "av", True
             elif self.scenario == "audio_only":
                 publish, subscribe = ("audio" if i < self.publishers else ""), True
             else:  # broadcast
                 publish, subscribe = ("av" if i < self.publishers else ""), i >= self.publishers
-            out.append(
-                {
-                    "identity": f"{self.scenario[:1]}{self.size}-{i}",
-                    "publish": publish,
-                    "subscribe": subscribe,
-                    "expect_media": i >= self.publishers or (i > 0 and self.scenario == "meeting"),
-                }
-            )
+            spec = {
+                "identity": f"{self.scenario[:1]}{self.size}-{i}",
+                "publish": publish,
+                "subscribe": subscribe,
+                "expect_media": i >= self.publishers
+                or (i > 0 and self.scenario in ("meeting", "simulcast")),
+            }
+            if self.scenario == "simulcast":  # render sizes mixed: a third each
+                spec["render"] = RENDERS[i % len(RENDERS)]
+            out.append(spec)
         return out
 
 
@@ -379,6 +384,8 @@ async def run_case(
     for r in range(case.rooms):
         config = server.loadgen_config(room if case.rooms == 1 else f"{room}-r{r}")
         config["loop"] = {"seconds": 4.0}
+        if case.scenario == "simulcast":
+            config["simulcast"] = simulcast_loops(args)
         participants = case.participants()
         if case.rooms > 1:
             for spec in participants:
@@ -423,6 +430,12 @@ async def run_case(
         delays = [d / 1e6 for r in reports for d in r["delays_ns"]]
         join_ms = [j for r in reports for j in r["join_ms"]]
         no_media = [x for r in reports for x in r["no_media"]]
+        render_bytes: dict[str, list[int]] = {}
+        for r in reports:
+            for size, (nbytes, nstreams) in r["render_bytes"].items():
+                entry = render_bytes.setdefault(size, [0, 0])
+                entry[0] += nbytes
+                entry[1] += nstreams
         server_cpu = cpu1 - cpu0
         result.update(
             {
@@ -458,6 +471,12 @@ async def run_case(
                 "streams": sum(r["streams"] for r in reports),
             }
         )
+        if render_bytes:
+            # Video each render size received, per stream: the layer each server forwarded.
+            result["render_kbps"] = {
+                size: nbytes * 8 / wall / nstreams / 1000 if nstreams else None
+                for size, (nbytes, nstreams) in render_bytes.items()
+            }
         if no_media and not result["error"]:
             result["error"] = f"no media at {len(no_media)} subscribers"
         result["saturated"] = _saturation(result, wall)
@@ -517,6 +536,17 @@ async def run_workers(
     return runs, version
 
 
+def simulcast_loops(args: argparse.Namespace) -> list[str]:
+    """The simulcast layers' encoded loops, made once per run (the same media for every
+    server) in a directory removed at exit."""
+    paths: list[str] | None = getattr(args, "simulcast_paths", None)
+    if paths is None:
+        directory = Path(tempfile.mkdtemp(prefix="parlour-bench-layers-"))
+        atexit.register(shutil.rmtree, directory, True)
+        paths = args.simulcast_paths = loadgen.build_layers(directory)
+    return paths
+
+
 def plan(args: argparse.Namespace) -> list[Case]:
     cases = [Case("meeting", size, size) for size in args.sizes]
     if not args.quick:
@@ -524,6 +554,8 @@ def plan(args: argparse.Namespace) -> list[Case]:
             cases.append(Case("audio_only", AUDIO_ONLY[1], AUDIO_ONLY[0]))
         if "broadcast" in args.scenarios:
             cases.append(Case("broadcast", BROADCAST, 1))
+        if "simulcast" in args.scenarios:
+            cases += [Case("simulcast", size, size) for size in SIMULCAST_SIZES]
     return cases
 
 
@@ -648,9 +680,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="meeting sizes, e.g. 2,4,8")
     parser.add_argument(
         "--scenarios",
-        default="meeting,audio_only,broadcast,workers",
-        help="meeting, audio_only, broadcast (not in quick runs), workers (Parlour on 0, 1 "
-        "and one media worker per core, a meeting of 16 per core)",
+        default="meeting,audio_only,broadcast,simulcast,workers",
+        help="meeting, audio_only, broadcast, simulcast (meetings of 8 and 16 publishing three "
+        "VP8 layers, subscribers rendering small, medium or large; none of these three in "
+        "quick runs), workers (Parlour on 0, 1 and one media worker per core, a meeting of 16 "
+        "per core)",
     )
     parser.add_argument("--duration", type=float, help="steady window in seconds")
     parser.add_argument("--warmup", type=float, default=4.0)

@@ -5,11 +5,12 @@ receive statistics see every packet, the keyframes and the join time."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from bench.lean import LeanEndpoint
-from bench.loadgen import LoadGenerator
+from bench.loadgen import LoadGenerator, build_layers
 from parlour.media.dtls import Certificate
 from parlour.media.negotiation import LocalTransport, PeerNegotiator
 from parlour.testing import ServerThread
@@ -83,6 +84,52 @@ async def test_two_lean_participants_exchange_media_through_the_sfu(
     assert report["keyframes"] >= 1
     assert len(report["join_ms"]) == 1 and 0 < report["join_ms"][0] < 5000
     assert report["delays_ns"] and max(report["delays_ns"]) < 1e9
+
+
+async def test_simulcast_subscribers_get_the_layer_their_render_size_fits(
+    server: ServerThread, account: Account, tmp_path: Path
+) -> None:
+    """A lean publisher sends three VP8 layers (``a=ssrc-group:SIM``); two subscribers with
+    no media-signaling channels, one rendering small and one large (``bandwidthProfile``
+    render dimensions of `connect`), receive different layers."""
+    layers = build_layers(tmp_path, 2.0, ((160, 90, 60), (320, 180, 150), (640, 360, 500)))
+    generator = LoadGenerator(
+        {
+            "server": "parlour",
+            "ws_url": ws_url(server),
+            "creds": {
+                "account_sid": account.sid,
+                "key_sid": account.key_sid,
+                "key_secret": account.key_secret,
+            },
+            "room": "bench-simulcast-test",
+            "loop": {"seconds": 2.0, "width": 320, "height": 180, "video_kbps": 150},
+            "simulcast": layers,
+        }
+    )
+    await generator.setup()
+    try:
+        specs = [
+            {"identity": "pub", "publish": "av", "subscribe": False, "expect_media": False},
+            *(
+                {"identity": r, "publish": "", "subscribe": True, "expect_media": True, "render": r}
+                for r in ("small", "large")
+            ),
+        ]
+        joined = await generator.join(specs)
+        assert joined == {"ok": 3, "errors": []}
+        await asyncio.sleep(3.0)  # layers measured, keyframes seen, allocation made
+        generator.reset()
+        await asyncio.sleep(3.0)
+        report = generator.report()
+    finally:
+        await generator.leave()
+    assert report["errors"] == [] and report["no_media"] == []
+    kbps = {r: b * 8 / 3.0 / 1000 for r, (b, n) in report["render_bytes"].items() if n == 1}
+    # Small (320x180) fits the middle layer (~150 kbit/s); large fits none: the top (~500).
+    assert 80 < kbps["small"] < 260, kbps
+    assert kbps["large"] > 350, kbps
+    assert report["lost"] == 0
 
 
 async def test_a_client_that_refuses_data_channels_is_not_offered_them_again() -> None:

@@ -199,6 +199,9 @@ class Room:
         self._signaling_labels: dict[str, str] = {}  # media-signaling channel → label
         self.network_quality_level: int | None = None
         self.receive_transcriptions = False
+        #: ``bandwidth_profile`` of `connect` (twilio-video's ``bandwidthProfile``, in its
+        #: wire form: ``{"video": {"mode": …, "render_dimensions": {…}, …}}``); None: none.
+        self.bandwidth_profile: dict[str, Any] | None = None
         self._quality_timer: asyncio.TimerHandle | None = None
         self._revision = 1
         self._published_revision = 0
@@ -344,6 +347,7 @@ class Room:
                 )
             ),
             format="unified",
+            bandwidth_profile=self.bandwidth_profile,
         )
 
     def _local_state(self) -> sig.LocalParticipantState:
@@ -802,9 +806,12 @@ async def connect(
     subscribe_all: bool = True,
     media: bool = True,
     receive_transcriptions: bool = False,
+    bandwidth_profile: dict[str, Any] | None = None,
 ) -> Room:
     """Join a room, as `Video.connect(token, {name, tracks, wsServer: url})` does
-    (`receive_transcriptions` is twilio-video's `receiveTranscriptions`).
+    (`receive_transcriptions` is twilio-video's `receiveTranscriptions`, `bandwidth_profile`
+    its ``bandwidthProfile`` as the SDK sends it: snake_case, e.g. ``{"video": {"mode":
+    "collaboration", "render_dimensions": {"standard": {"width": 640, "height": 360}}}}``).
 
     Raises:
         SignalingClientError: the server's Twilio error (bad token, room full, …).
@@ -813,6 +820,7 @@ async def connect(
     room.name = name or ""
     room.subscribe_all = subscribe_all
     room.receive_transcriptions = receive_transcriptions
+    room.bandwidth_profile = bandwidth_profile
     if media:
         room.peer = ClientPeer(str(uuid.uuid4()), room._remote_track, room._remote_channel)
     for track in tracks:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parlour.domain import errors
+from parlour.domain.bandwidth import choose_layer
 from parlour.domain.events import Event, RecordingEvent
 from parlour.domain.participants import Participant, ParticipantStatus, validate_identity
 from parlour.domain.ports import MediaPlane, MediaSession, Recorder, TrackDescriptor
@@ -811,8 +812,7 @@ class LiveRoomService:
                 self._publisher_hints(live)
         elif channel == sig.MspChannel.TRACK_SWITCH_OFF and message.get("type") == "ready":
             self._reallocate(session)
-            if self._allocator is None:  # bitrates move: decide again every second
-                self._allocator = asyncio.get_running_loop().create_task(self._reallocate_all())
+            self._keep_allocating()  # bitrates move: decide again every second
 
     def send_transcription(self, room_sid: RoomSid, message: Mapping[str, Any]) -> None:
         """A transcription result (services/transcriptions.py) to every participant of the
@@ -823,16 +823,19 @@ class LiveRoomService:
         for member in live.active():
             member.signaling.send(member.media, sig.MspChannel.EXTENSION_TRANSCRIPTIONS, message)
 
+    def _keep_allocating(self) -> None:
+        """Start `_reallocate_all` if it is not running."""
+        if self._allocator is None:
+            self._allocator = asyncio.get_running_loop().create_task(self._reallocate_all())
+
     async def _reallocate_all(self) -> None:
-        """Every `ALLOCATION_INTERVAL`, the switch-off allocation of every subscriber that
-        has one; ends when none is left."""
+        """Every `ALLOCATION_INTERVAL`, the allocation of every subscriber with media
+        (bitrates, layers and link estimates move); ends when none is left."""
         try:
             while True:
                 await asyncio.sleep(ALLOCATION_INTERVAL)
                 sessions = [
-                    s
-                    for s in self._sessions.values()
-                    if s.signaling.ready(sig.MspChannel.TRACK_SWITCH_OFF)
+                    s for s in self._sessions.values() if s.media is not None and not s.ended
                 ]
                 if not sessions:
                     return
@@ -855,11 +858,17 @@ class LiveRoomService:
         session.signaling.send(session.media, sig.MspChannel.NETWORK_QUALITY, reply.to_json())
 
     def _reallocate(self, session: ParticipantSession) -> None:
-        """Decide which subscribed video tracks are on for `session`, stop forwarding the
-        others, and tell the client what changed (only once it can hear it)."""
+        """Decide which subscribed video tracks are on for `session` and at which simulcast
+        layer, stop forwarding the others, and tell the client what changed.
+
+        A client that cannot be told of switch-offs (no ``track_switch_off`` channel, or not
+        ready yet: the Python SDK, a bot) keeps every track on; it still gets the layer its
+        bandwidth profile and its link fit, and the smallest one for a track the allocation
+        would switch off."""
         media = session.media
-        if media is None or not session.signaling.ready(sig.MspChannel.TRACK_SWITCH_OFF):
+        if media is None:
             return
+        tell = session.signaling.ready(sig.MspChannel.TRACK_SWITCH_OFF)
         live = self._live.get(session.room.sid)
         if live is None:
             return
@@ -893,9 +902,15 @@ class LiveRoomService:
         wire: dict[str, str] = {
             sid: published[sid][1].id for sid in session.subscribed if sid in published
         }
-        media.select_layers(
-            {wire[sid]: choice for sid, choice in session.switch.layers.items() if sid in wire}
-        )
+        chosen = dict(session.switch.layers)
+        if not tell:
+            for track in tracks:
+                if track.layers and track.sid not in chosen:
+                    chosen[track.sid] = choose_layer(track.layers, render_area=None, bitrate=0)
+        media.select_layers({wire[sid]: choice for sid, choice in chosen.items() if sid in wire})
+        if not tell:
+            self._publisher_hints(live)
+            return
         media.switch_off([wire[sid] for sid in session.switch.off if sid in wire])
         if off or on:
             message = {"type": "track_switch_off", "off": list(off), "on": list(on)}
@@ -1066,6 +1081,7 @@ class LiveRoomService:
         session.subscribed_revision += 1
         update = sig.ServerUpdate(subscribed=session.subscribed_message())
         self._reallocate(session)
+        self._keep_allocating()
         live = self._live.get(session.room.sid)
         if live is not None and removed:
             self._publisher_hints(live)  # an unsubscribed track may be watched by nobody now

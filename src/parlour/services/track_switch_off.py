@@ -86,6 +86,10 @@ def profile_of(raw: Mapping[str, Any] | None) -> Profile:
             if video.track_switch_off is not None
             else SwitchOffMode.PREDICTED
         ),
+        render_areas={
+            Priority.of(priority.value): max(0, dims.width) * max(0, dims.height)
+            for priority, dims in (video.render_dimensions or {}).items()
+        },
     )
 
 

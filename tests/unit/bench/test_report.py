@@ -515,3 +515,48 @@ def test_workers_line_when_a_configuration_failed(full_doc: dict[str, Any]) -> N
     )
     del full_doc["workers"]
     assert "## Media workers" not in markdown(full_doc)
+
+
+def test_simulcast_line_and_layer_table() -> None:
+    kbps = {"small": 151.0, "medium": 498.4, "large": 1502.6}
+    doc = document(
+        [
+            run(
+                "parlour",
+                8,
+                scenario="simulcast",
+                egress_pkts_per_cpu_s=40_000.0,
+                loss_pct=0.0,
+                render_kbps=kbps,
+            ),
+            run(
+                "parlour",
+                16,
+                scenario="simulcast",
+                egress_pkts_per_cpu_s=45_000.0,
+                loss_pct=0.0,
+                render_kbps=kbps,
+            ),
+            run(
+                "janus",
+                8,
+                scenario="simulcast",
+                egress_pkts_per_cpu_s=20_000.0,
+                loss_pct=0.5,
+                render_kbps={**kbps, "large": 1400.0},
+            ),
+            make_run("janus", "simulcast", 16, error="saturated"),
+        ]
+    )
+    # The largest size every measured server ran; mediasoup not measured: nan.
+    assert report.simulcast_line(doc) == (
+        "simulcast egress_pkts_per_cpu_s parlour=40000 janus=20000 mediasoup=nan"
+        " loss_pct parlour=0.00 janus=0.50 mediasoup=nan size=8"
+    )
+    text = markdown(doc)
+    assert "## Simulcast meeting" in text
+    assert "| parlour | 8 | 151 | 498 | 1,503 |" in text
+    assert "| janus | 8 | 151 | 498 | 1,400 |" in text
+    assert "| janus | 16 | – | – | – |" in text
+    # Without simulcast runs: no line, no table.
+    assert "simulcast" not in markdown(document([run("parlour", 8)]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -66,6 +66,8 @@ class FakeSession:
     fail_descriptions: bool = False
     signaling: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     speaker: ParticipantSid | None = None
+    layers: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+    off: list[str] = field(default_factory=list)
 
     async def client_description(
         self, pc_id: str, kind: str, revision: int, sdp: str, track_ids: Sequence[str]
@@ -89,6 +91,21 @@ class FakeSession:
 
     def dominant_speaker(self) -> ParticipantSid | None:
         return self.speaker
+
+    def published_bitrate(self, track_id: str) -> int:
+        return 0
+
+    def published_layers(self, track_id: str) -> Sequence[object]:
+        return ()
+
+    def select_layers(self, layers: Mapping[str, tuple[int | None, int]]) -> None:
+        self.layers = dict(layers)
+
+    def downlink_estimate(self) -> tuple[int | None, bool]:
+        return None, False
+
+    def switch_off(self, track_ids: Collection[str]) -> None:
+        self.off = list(track_ids)
 
     def open_signaling_channel(self, label: str) -> None:
         self.signaling[label] = []

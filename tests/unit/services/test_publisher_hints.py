@@ -94,6 +94,22 @@ def test_switch_off_chooses_layers_by_render_size() -> None:
     assert tracks[3].best_bitrate == 300_000 and tracks[3].lowest_bitrate is None
 
 
+def test_the_profiles_render_dimensions_choose_layers_without_hints() -> None:
+    """The deprecated ``bandwidthProfile.video.renderDimensions`` (per priority) is the render
+    size of tracks with no render hint: a small one gets the low layer, a large one the top."""
+    tracks = [
+        VideoTrack("MT1", "PA1", "cam", "standard", 750_000, (LOW, HIGH)),
+        VideoTrack("MT2", "PA2", "cam", "low", 750_000, (LOW, HIGH)),
+    ]
+    dims = {"standard": {"width": 176, "height": 144}, "low": {"width": 640, "height": 480}}
+    small = SwitchOff({"video": {"render_dimensions": dims}})
+    small.allocate(tracks, None)
+    assert small.layers == {"MT1": (0, 2), "MT2": (1, 2)}
+    default = SwitchOff({"video": {}})  # standard 640x480, low 176x144
+    default.allocate(tracks, None)
+    assert default.layers == {"MT1": (1, 2), "MT2": (0, 2)}
+
+
 def test_a_bitrate_cap_lowers_the_layer() -> None:
     switch = SwitchOff({"video": {"max_subscription_bandwidth": 400_000}})
     tracks = [VideoTrack("MT1", "PA1", "cam", "high", 750_000, (LOW, HIGH))]
