@@ -555,7 +555,7 @@ def plan(args: argparse.Namespace) -> list[Case]:
         if "broadcast" in args.scenarios:
             cases.append(Case("broadcast", BROADCAST, 1))
         if "simulcast" in args.scenarios:
-            cases += [Case("simulcast", size, size) for size in SIMULCAST_SIZES]
+            cases += [Case("simulcast", size, size) for size in args.simulcast_sizes]
     return cases
 
 
@@ -686,6 +686,11 @@ def main(argv: list[str] | None = None) -> int:
         "quick runs), workers (Parlour on 0, 1 and one media worker per core, a meeting of 16 "
         "per core)",
     )
+    parser.add_argument(
+        "--simulcast-sizes",
+        default=",".join(map(str, SIMULCAST_SIZES)),
+        help="sizes of the simulcast meetings (default %(default)s)",
+    )
     parser.add_argument("--duration", type=float, help="steady window in seconds")
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--loadgen-procs", type=int, default=1)
@@ -698,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mediasoup_workers is not None and args.mediasoup_workers < 1:
         parser.error("--mediasoup-workers must be at least 1")
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.simulcast_sizes = [int(s) for s in args.simulcast_sizes.split(",") if s]
     if args.sizes:
         args.sizes = [int(s) for s in args.sizes.split(",")]
     else:
