@@ -35,6 +35,21 @@ class InstantSession:
     def published_codec(self, track_id: str) -> None:
         return None
 
+    def published_bitrate(self, track_id: str) -> int:
+        return 0
+
+    def published_layers(self, track_id: str) -> tuple[()]:
+        return ()
+
+    def select_layers(self, layers: object) -> None:
+        return None
+
+    def downlink_estimate(self) -> tuple[int | None, bool]:
+        return None, False
+
+    def dominant_speaker(self) -> None:
+        return None
+
     def open_signaling_channel(self, label: str) -> None:
         return None
 
