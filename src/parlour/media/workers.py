@@ -144,6 +144,7 @@ class RemoteSession:
         self.participant_sid = participant_sid
         self.listener = listener
         self.state = SessionState()
+        self._layers_sent: dict[str, list[int | None]] | None = None
         self.closed = False
         self._failed = False
         self._taps: dict[str, int] = {}  # track id → tap id
@@ -210,7 +211,11 @@ class RemoteSession:
         return self.state.layers.get(track_id, ())
 
     def select_layers(self, layers: Mapping[str, tuple[int | None, int]]) -> None:
-        self._send("layers", layers={k: list(v) for k, v in layers.items()})
+        # Asked every second per subscriber (the allocation): only changes cross the IPC.
+        message = {k: list(v) for k, v in layers.items()}
+        if message != self._layers_sent:
+            self._layers_sent = message
+            self._send("layers", layers=message)
 
     def downlink_estimate(self) -> tuple[int | None, bool]:
         return self.state.downlink
