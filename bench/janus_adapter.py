@@ -151,6 +151,15 @@ class JanusRoomClient:
                     return
                 await asyncio.sleep(0.1)
 
+    async def set_render(self, p: Any, render: str) -> None:
+        """Simulcast: `p` now shows others at ``render`` size: its layer changes."""
+        member = self.members.get(p.identity)
+        if member is None:
+            return
+        member.substream = RENDER_LAYER[render]
+        if member.sub is not None:
+            await member.sub.configure_substream(member.substream)
+
     async def leave(self, p: Any) -> None:
         member = self.members.pop(p.identity, None)
         if member is None:

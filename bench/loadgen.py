@@ -4,6 +4,8 @@ Started by `bench.run` with `multiprocessing` (spawn), separate from the server'
 and driven over a pipe with small commands:
 
     ("join", [participant, ...])  → ("joined", {"ok": n, "errors": [...]})
+    ("switch", seconds)           → ("switching", None) simulcast: every subscriber changes
+                                                        its render size every `seconds`
     ("reset",)                    → ("reset", None)     start of the steady window
     ("report",)                   → ("report", {...})   counts since the reset
     ("leave",)                    → ("left", None)
@@ -125,6 +127,8 @@ class LoadGenerator:
         self.certificate = Certificate.generate()
         self.janus: Any = None
         self.window_start = time.monotonic()
+        self.switches = 0  # render-size changes asked since the reset
+        self._switching: list[asyncio.Task[None]] = []
 
     async def setup(self) -> None:
         self.media = EncodedLoop.build(**self.config.get("loop", {}))
@@ -200,7 +204,33 @@ class LoadGenerator:
             )
         p.joined_ns = time.monotonic_ns()
 
+    def start_switching(self, period: float) -> None:
+        """Every subscriber with a render size moves to the next one (small, medium, large,
+        small…) every ``period`` seconds, staggered so that a third show each size at any
+        time, as in the steady simulcast meeting."""
+        viewers = [p for p in self.participants if p.render and p.error is None]
+        for i, p in enumerate(viewers):
+            delay = period * (i + 1) / (len(viewers) + 1)
+            self._switching.append(asyncio.create_task(self._switch_loop(p, period, delay)))
+
+    async def _switch_loop(self, p: Participant, period: float, delay: float) -> None:
+        renders = list(RENDER_SIZES)
+        await asyncio.sleep(delay)
+        while True:
+            assert p.render is not None
+            p.render = renders[(renders.index(p.render) + 1) % len(renders)]
+            try:
+                if self.server == "parlour":
+                    await p.room.set_bandwidth_profile(render_profile(p.render))
+                else:
+                    await self.janus.set_render(p, p.render)
+                self.switches += 1
+            except Exception:  # counted only when asked for; the next one tries again
+                log.debug("switch failed: %s", traceback.format_exc())
+            await asyncio.sleep(period)
+
     def reset(self) -> None:
+        self.switches = 0
         self.window_start = time.monotonic()
         for p in self.participants:
             for endpoint in p.endpoints:
@@ -253,6 +283,7 @@ class LoadGenerator:
             "nominal_sent": self._nominal_send_pps() * (time.monotonic() - self.window_start),
             "streams": streams,
             "render_bytes": render,
+            "switches": self.switches,
             "delays_ns": delays,
             "join_ms": joins,
             "no_media": missing_media,
@@ -277,6 +308,9 @@ class LoadGenerator:
         return total
 
     async def leave(self) -> None:
+        for task in self._switching:
+            task.cancel()
+        self._switching.clear()
         for p in self.participants:
             with contextlib.suppress(Exception):
                 if self.server == "parlour" and p.room is not None:
@@ -329,6 +363,9 @@ async def _serve(conn: Connection, config: dict[str, Any]) -> None:
         try:
             if name == "join":
                 conn.send(("joined", await gen.join(command[1])))
+            elif name == "switch":
+                gen.start_switching(float(command[1]))
+                conn.send(("switching", None))
             elif name == "reset":
                 gen.reset()
                 conn.send(("reset", None))

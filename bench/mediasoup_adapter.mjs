@@ -17,7 +17,8 @@
 // Methods: join {room} (subscribe this connection to the room's newProducer events; returns
 // the producers already there), createTransport {room, peer}, connectTransport {transportId,
 // dtlsParameters}, produce {transportId, kind, rtpParameters}, consume {transportId,
-// producerId, rtpCapabilities, paused, preferredLayers?}, resumeConsumer {consumerId}, closePeer {room, peer},
+// producerId, rtpCapabilities, paused, preferredLayers?}, setPreferredLayers {consumerId,
+// spatialLayer}, resumeConsumer {consumerId}, closePeer {room, peer},
 // closeRoom {room}, info {}, egress {} (RTP packets every consumer has sent). Everything a peer made is closed when its connection closes.
 //
 // At start it prints one line on stdout: {"event": "ready", "port": <control port>,
@@ -187,6 +188,13 @@ const methods = {
 		consumers.set(consumer.id, consumer);
 		consumer.observer.on('close', () => consumers.delete(consumer.id));
 		return { id: consumer.id, kind: consumer.kind, rtpParameters: consumer.rtpParameters };
+	},
+
+	async setPreferredLayers({ consumerId, spatialLayer }) {
+		const consumer = consumers.get(consumerId);
+		if (consumer === undefined) throw new Error(`no consumer ${consumerId}`);
+		if (consumer.type === 'simulcast') await consumer.setPreferredLayers({ spatialLayer });
+		return {};
 	},
 
 	async resumeConsumer({ consumerId }) {

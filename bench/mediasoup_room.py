@@ -194,6 +194,18 @@ class MediasoupRoomClient:
         for consumer in added:
             await control.request("resumeConsumer", consumerId=consumer.id)
 
+    async def set_render(self, p: Any, render: str) -> None:
+        """Simulcast: `p` now shows others at ``render`` size: its consumers' layer changes."""
+        member = self.members.get(p.identity)
+        if member is None or self.control is None:
+            return
+        member.layer = RENDER_LAYER[render]
+        for consumer in list(member.consumers):
+            if consumer.kind == "video":
+                await self.control.request(
+                    "setPreferredLayers", consumerId=consumer.id, spatialLayer=member.layer
+                )
+
     async def leave(self, p: Any) -> None:
         member = self.members.pop(p.identity, None)
         if member is not None and member.task is not None:

@@ -59,7 +59,7 @@ Doc = dict[str, Any]
 
 SERVERS = ("parlour", "janus")
 PEERS = ("mediasoup",)  # in the tables when the document has runs of them
-SCENARIOS = ("meeting", "audio_only", "broadcast", "simulcast")
+SCENARIOS = ("meeting", "audio_only", "broadcast", "simulcast", "simulcast_switching")
 RUN_KEYS = (
     "server",
     "scenario",
@@ -87,6 +87,7 @@ RUN_KEYS = (
     "rooms",
     "media_workers",
     "render_kbps",
+    "switches_per_s",
     "saturated",
     "error",
 )
@@ -555,6 +556,7 @@ _SCENARIO_TITLES = {
     "audio_only": "Audio-only meeting",
     "broadcast": "Broadcast",
     "simulcast": "Simulcast meeting",
+    "simulcast_switching": "Simulcast meeting, layers switching",
 }
 
 RENDERS = ("small", "medium", "large")
@@ -587,6 +589,43 @@ def simulcast_line(doc: Doc) -> str:
         + " ".join(f"{s}={_fixed2_or_nan(get(s, 'loss_pct'))}" for s in servers)
         + f" size={size if size is not None else 'nan'}"
     )
+
+
+def switch_cost_us(doc: Doc, server: str, size: int) -> float | None:
+    """Server CPU per layer switch (µs): the CPU per second of the switching meeting over the
+    steady one, divided by the switches per second (None without both runs)."""
+
+    def cpu_per_s(scenario: str) -> float | None:
+        cpu = figure(doc, server, scenario, size, "server_cpu_s")
+        duration = figure(doc, server, scenario, size, "duration_s")
+        return cpu / duration if cpu is not None and duration else None
+
+    steady, switching = cpu_per_s("simulcast"), cpu_per_s("simulcast_switching")
+    rate = figure(doc, server, "simulcast_switching", size, "switches_per_s")
+    if steady is None or switching is None or not rate:
+        return None
+    return (switching - steady) / rate * 1e6
+
+
+def _switch_table(doc: Doc) -> list[str]:
+    runs = [r for r in doc.get("runs", []) if r.get("scenario") == "simulcast_switching"]
+    if not runs:
+        return []
+    out = [
+        "Layer switches: every subscriber changes render size every 2 s (small, medium, large,"
+        " staggered); the cost is the extra server CPU over the steady simulcast meeting of the"
+        " same size, per switch asked (noisy: a difference of two CPU figures).",
+        "",
+        "| Server | Size | Switches / s | Server CPU per switch, µs |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in sorted(runs, key=lambda r: (_servers(doc).index(r["server"]), r["size"])):
+        rate = r.get("switches_per_s")
+        cost = switch_cost_us(doc, r["server"], r["size"])
+        out.append(
+            f"| {r['server']} | {r['size']} | {_fmt(rate, '{:.1f}')} | {_fmt(cost, '{:,.0f}')} |"
+        )
+    return out
 
 
 def _render_table(doc: Doc) -> list[str]:
@@ -660,6 +699,8 @@ def markdown(doc: Doc, *, plots: Mapping[str, str] | None = None) -> str:
         out.append("")
         if scenario == "simulcast":
             out += ["`" + simulcast_line(doc) + "`", "", *_render_table(doc), ""]
+        if scenario == "simulcast_switching":
+            out += [*_switch_table(doc), ""]
     if doc.get("workers"):
         some = doc["workers"][0]
         out += [

@@ -55,6 +55,9 @@ BROADCAST = 33  # 1 publisher, 32 subscribers
 
 
 RENDERS = tuple(loadgen.RENDER_SIZES)
+SIMULCAST = ("simulcast", "simulcast_switching")
+MEETINGS = ("meeting", *SIMULCAST)  # everyone publishes and subscribes
+SWITCH_PERIOD = 2.0  # simulcast_switching: each subscriber changes render size this often
 WORKER_MEETING = 16  # the media-worker scaling runs: one meeting of 16 per core, at once
 
 
@@ -67,14 +70,14 @@ class Case:
 
     @property
     def subscribers(self) -> int:
-        if self.scenario in ("meeting", "simulcast"):
+        if self.scenario in MEETINGS:
             return self.size
         return self.size - self.publishers if self.scenario == "broadcast" else self.size
 
     def participants(self) -> list[dict[str, Any]]:
         out = []
         for i in range(self.size):
-            if self.scenario in ("meeting", "simulcast"):
+            if self.scenario in MEETINGS:
                 publish, subscribe = "av", True
             elif self.scenario == "audio_only":
                 publish, subscribe = ("audio" if i < self.publishers else ""), True
@@ -84,10 +87,9 @@ class Case:
                 "identity": f"{self.scenario[:1]}{self.size}-{i}",
                 "publish": publish,
                 "subscribe": subscribe,
-                "expect_media": i >= self.publishers
-                or (i > 0 and self.scenario in ("meeting", "simulcast")),
+                "expect_media": i >= self.publishers or (i > 0 and self.scenario in MEETINGS),
             }
-            if self.scenario == "simulcast":  # render sizes mixed: a third each
+            if self.scenario in SIMULCAST:  # render sizes mixed: a third each
                 spec["render"] = RENDERS[i % len(RENDERS)]
             out.append(spec)
         return out
@@ -384,7 +386,7 @@ async def run_case(
     for r in range(case.rooms):
         config = server.loadgen_config(room if case.rooms == 1 else f"{room}-r{r}")
         config["loop"] = {"seconds": 4.0}
-        if case.scenario == "simulcast":
+        if case.scenario in SIMULCAST:
             config["simulcast"] = simulcast_loops(args)
         participants = case.participants()
         if case.rooms > 1:
@@ -404,6 +406,8 @@ async def run_case(
             errors.extend(joined["errors"])
         if errors:
             result["error"] = "; ".join(errors[:3])
+        if case.scenario == "simulcast_switching":
+            await asyncio.gather(*(g.request("switch", SWITCH_PERIOD) for g in gens))
         progress.status(f"warming up {args.warmup:.0f} s")
         await asyncio.sleep(args.warmup)
         lg_trees = [ProcessTree(g.proc.pid) for g in gens]
@@ -471,7 +475,9 @@ async def run_case(
                 "streams": sum(r["streams"] for r in reports),
             }
         )
-        if render_bytes:
+        if case.scenario == "simulcast_switching":
+            result["switches_per_s"] = sum(r["switches"] for r in reports) / wall
+        elif render_bytes:
             # Video each render size received, per stream: the layer each server forwarded.
             result["render_kbps"] = {
                 size: nbytes * 8 / wall / nstreams / 1000 if nstreams else None
@@ -556,6 +562,7 @@ def plan(args: argparse.Namespace) -> list[Case]:
             cases.append(Case("broadcast", BROADCAST, 1))
         if "simulcast" in args.scenarios:
             cases += [Case("simulcast", size, size) for size in args.simulcast_sizes]
+            cases += [Case("simulcast_switching", size, size) for size in args.simulcast_sizes]
     return cases
 
 
@@ -682,9 +689,9 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios",
         default="meeting,audio_only,broadcast,simulcast,workers",
         help="meeting, audio_only, broadcast, simulcast (meetings of 8 and 16 publishing three "
-        "VP8 layers, subscribers rendering small, medium or large; none of these three in "
-        "quick runs), workers (Parlour on 0, 1 and one media worker per core, a meeting of 16 "
-        "per core)",
+        "VP8 layers, subscribers rendering small, medium or large; then the same with each "
+        "subscriber changing size every 2 s; none of these in quick runs), workers (Parlour "
+        "on 0, 1 and one media worker per core, a meeting of 16 per core)",
     )
     parser.add_argument(
         "--simulcast-sizes",

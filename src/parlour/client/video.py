@@ -355,6 +355,13 @@ class Room:
             revision=self._revision, tracks=tuple(t.state() for t in self.local_tracks.values())
         )
 
+    async def set_bandwidth_profile(self, profile: dict[str, Any] | None) -> None:
+        """Change the ``bandwidth_profile`` mid-call: an ``update`` that carries it (the
+        protocol allows it; the server allocates again at once)."""
+        self.bandwidth_profile = profile
+        if self.state == "connected" and profile is not None:
+            await self._send_msg(sig.ClientUpdate(session=self.session, bandwidth_profile=profile))
+
     async def _send_state(self, renegotiate: bool = False) -> None:
         self._revision += 1
         if self.state == "connected":
