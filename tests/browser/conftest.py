@@ -134,21 +134,23 @@ def browser_account(browser_server: ServerThread) -> Account:
 
 
 @pytest.fixture
+def browser_verify(request: pytest.FixtureRequest, browser_kind: str) -> ssl.SSLContext | bool:
+    """httpx's `verify` for `browser_server`: its self-signed certificate for Firefox's."""
+    if browser_kind != "firefox":
+        return True
+    tls: Certificate = request.getfixturevalue("firefox_net").tls
+    return ssl.create_default_context(cafile=tls.cert)
+
+
+@pytest.fixture
 async def browser_rest(
-    request: pytest.FixtureRequest,
-    browser_kind: str,
-    browser_server: ServerThread,
-    browser_account: Account,
+    browser_server: ServerThread, browser_account: Account, browser_verify: ssl.SSLContext | bool
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An async REST client for the browser tests' server, as `browser_account`."""
-    verify: ssl.SSLContext | bool = True
-    if browser_kind == "firefox":
-        tls: Certificate = request.getfixturevalue("firefox_net").tls
-        verify = ssl.create_default_context(cafile=tls.cert)
     async with httpx.AsyncClient(
         base_url=browser_server.base_url,
         auth=(browser_account.sid, browser_account.auth_token),
-        verify=verify,
+        verify=browser_verify,
     ) as rest:
         yield rest
 

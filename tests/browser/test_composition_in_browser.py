@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -77,6 +78,7 @@ async def test_two_browsers_hook_composition_plays_with_both_tiles(
     open_page: OpenParticipant,
     browser_account: Account,
     browser_rest: httpx.AsyncClient,
+    browser_verify: ssl.SSLContext | bool,
     tmp_path: Path,
 ) -> None:
     rest = browser_rest
@@ -126,7 +128,7 @@ async def test_two_browsers_hook_composition_plays_with_both_tiles(
         assert composition["status"] == "completed", composition
         media = await rest.get(f"/v1/Compositions/{composition['sid']}/Media")
         assert media.status_code == 302
-        async with httpx.AsyncClient() as plain:
+        async with httpx.AsyncClient(verify=browser_verify) as plain:
             body = await plain.get(media.headers["location"])
         assert body.status_code == 200 and body.headers["content-type"] == "video/mp4"
         path = tmp_path / "composition.mp4"
