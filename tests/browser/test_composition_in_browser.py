@@ -1,10 +1,9 @@
 """Done-when of compositions: two real browsers (the unmodified `twilio-video` SDK in
-headless Chromium or Firefox, fake camera and microphone) in a room recorded on connect; the room ends;
-an enabled CompositionHook's composition becomes `available`; ffprobe plays its file with the
-expected duration, resolution and streams; and a frame from the middle shows both
-participants' tiles where the grid puts them (Chromium's fake camera is a moving pattern,
-Firefox's a solid colour; the letterbox around each tile is black). It runs with Chromium
-pages and with Firefox pages (`browser_kind`)."""
+headless Chromium or Firefox, fake camera and microphone) in a room recorded on connect; the
+room ends; an enabled CompositionHook's composition becomes `available`; ffprobe plays its
+file with the expected duration, resolution and streams; and a frame from the middle shows
+both participants' tiles where the grid puts them (Chromium's fake camera is a moving
+pattern, Firefox's a solid colour; the letterbox around each tile is black)."""
 
 from __future__ import annotations
 
