@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,7 +25,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
-from tests.browser.firefox import Firefox, FirefoxProcess, bidi_session, firefox_missing
+from tests.browser.firefox import Firefox, FirefoxNet, bidi_session, firefox_missing
 from tests.browser.firefox import firefox_process as start_firefox
 from tests.browser.harness import (
     CHROMIUM,
@@ -38,7 +37,7 @@ from tests.browser.harness import (
 )
 from tests.browser.launcher import headless_chromium
 from tests.browser.meet import LOOKS, PersonBrowser, write_camera
-from tests.browser.netkit import Certificate, VethClient, namespaces_missing, self_signed
+from tests.browser.netkit import Certificate, namespaces_missing, self_signed
 from tests.browser.netkit import veth_client as make_veth_client
 from tests.helpers import Account, new_account, server_fixture
 
@@ -81,15 +80,6 @@ def browser_kind(request: pytest.FixtureRequest) -> str:
 
 
 chromium_server = server_fixture("browser")
-
-
-@dataclass(frozen=True)
-class FirefoxNet:
-    """The session's Firefox: its namespace, the server's certificate, the process."""
-
-    net: VethClient
-    tls: Certificate
-    process: FirefoxProcess
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,10 @@ Firefox gathers no loopback ICE candidates, so it runs in a network namespace
 (`netkit.veth_client`); its remote-debugging port is on that namespace's loopback, reached
 through a relay started in the namespace on a Unix socket (a file, which every namespace sees).
 Fake camera and microphone: `media.navigator.streams.fake`.
+
+One Firefox process (`firefox_process`) serves a whole test session: each test drives it over
+a WebDriver BiDi session of its own (`bidi_session`), one tab per participant, all closed and
+the session ended after the test.
 """
 
 from __future__ import annotations
@@ -30,15 +34,15 @@ import websockets
 
 from parlour.testing import ServerThread
 from tests.browser.harness import INSTRUMENTATION, SOCKETS, BrowserParticipant
-from tests.browser.netkit import free_port
+from tests.browser.netkit import Certificate, VethClient, free_port
 
 __all__ = [
     "FIREFOX",
     "FIREFOX_PREFS",
     "Firefox",
+    "FirefoxNet",
     "FirefoxProcess",
     "bidi_session",
-    "firefox",
     "firefox_missing",
     "firefox_process",
 ]
@@ -243,6 +247,16 @@ class FirefoxProcess:
     sock: Path
 
 
+@dataclass(frozen=True)
+class FirefoxNet:
+    """The test session's Firefox (`conftest.firefox_net`): the namespace it runs in, the
+    certificate of the servers it is shown, and the process."""
+
+    net: VethClient
+    tls: Certificate
+    process: FirefoxProcess
+
+
 @contextlib.contextmanager
 def firefox_process(workdir: Path, in_namespace: list[str]) -> Iterator[FirefoxProcess]:
     """Headless Firefox ESR run with the `in_namespace` command prefix (`ip netns exec NS`),
@@ -301,21 +315,6 @@ async def bidi_session(process: FirefoxProcess) -> AsyncIterator[Firefox]:
             await asyncio.wait_for(bidi.send("session.end", {}), 10)
         with contextlib.suppress(Exception):
             await bidi.close()
-
-
-@contextlib.asynccontextmanager
-async def firefox(workdir: Path, in_namespace: list[str]) -> AsyncIterator[Firefox]:
-    """Headless Firefox ESR run with the `in_namespace` command prefix (`ip netns exec NS`),
-    with one BiDi session, for one test."""
-    with contextlib.ExitStack() as stack:
-        process = await asyncio.to_thread(
-            stack.enter_context, firefox_process(workdir, in_namespace)
-        )
-        try:
-            async with bidi_session(process) as fox:
-                yield fox
-        finally:
-            await asyncio.to_thread(stack.close)
 
 
 def _start(
