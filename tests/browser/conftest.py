@@ -10,7 +10,7 @@ Firefox ESR. Firefox gathers no loopback ICE candidates, so for it the module's 
 (`browser_server`) listens on a veth address, over HTTPS (cameras need a secure origin), and
 its SFU advertises that address; Firefox runs in the namespace at the other end of the veth
 pair. The namespace and one Firefox process serve the whole session (one WebDriver BiDi
-session and new tabs per test). A test that cannot run in Firefox says why with
+session and new windows per test). A test that cannot run in Firefox says why with
 `@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that reason.
 """
 
@@ -164,7 +164,7 @@ def launch_page(
     request: pytest.FixtureRequest, browser_kind: str, browser_server: ServerThread
 ) -> OpenParticipant:
     """Opens one participant page in `browser_kind`: a Chromium browser context, or a Firefox
-    tab. (A sync fixture: it picks the async browser fixture it needs by name.)"""
+    window. (A sync fixture: it picks the async browser fixture it needs by name.)"""
     if browser_kind == "firefox":
         fox: Firefox = request.getfixturevalue("firefox_browser")
 

@@ -12,8 +12,9 @@ through a relay started in the namespace on a Unix socket (a file, which every n
 Fake camera and microphone: `media.navigator.streams.fake`.
 
 One Firefox process (`firefox_process`) serves a whole test session: each test drives it over
-a WebDriver BiDi session of its own (`bidi_session`), one tab per participant, all closed and
-the session ended after the test.
+a WebDriver BiDi session of its own (`bidi_session`), one window per participant (a window, not
+a tab: Firefox throttles background tabs' timers to one a second, which slows what a page
+draws, such as a canvas track), all closed and the session ended after the test.
 """
 
 from __future__ import annotations
@@ -215,16 +216,16 @@ class _Context:
 
 
 class Firefox:
-    """A running headless Firefox: `await open_participant(server, name)` opens a tab."""
+    """A running headless Firefox: `await open_participant(server, name)` opens a window."""
 
     def __init__(self, bidi: _Bidi) -> None:
         self._bidi = bidi
-        #: The browsing contexts (tabs) opened in this session.
+        #: The browsing contexts (windows) opened in this session.
         self.opened: list[str] = []
 
     async def open_participant(self, server: ServerThread, name: str) -> BrowserParticipant:
-        """A new tab on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
-        created = await self._bidi.send("browsingContext.create", {"type": "tab"})
+        """A new window on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
+        created = await self._bidi.send("browsingContext.create", {"type": "window"})
         page = _Page(self._bidi, created["context"])
         self.opened.append(page.context)
         participant = BrowserParticipant(
@@ -281,7 +282,7 @@ def firefox_process(workdir: Path, in_namespace: list[str]) -> Iterator[FirefoxP
 
 @contextlib.asynccontextmanager
 async def bidi_session(process: FirefoxProcess) -> AsyncIterator[Firefox]:
-    """A WebDriver BiDi session with a running Firefox; the tabs it opened are closed after,
+    """A WebDriver BiDi session with a running Firefox; the windows it opened are closed after,
     and the session ended, so that the next test may start its own."""
     for _ in range(300):  # Firefox takes a few seconds to listen
         if process.browser.poll() is not None:
