@@ -1,13 +1,23 @@
-"""Fixtures for browser tests: a Parlour server, headless Chromium, and participant pages.
+"""Fixtures for browser tests: a Parlour server, headless browsers, and participant pages.
 
 Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` (both put
 there by `scripts/install --tests`, which `make test` runs); without them they are skipped
 with the reason.
+
+Every test that opens its pages with `open_page` runs twice, `[chromium]` and `[firefox]`
+(`browser_kind`): the same test body with pages from headless Chromium, then from headless
+Firefox ESR. Firefox gathers no loopback ICE candidates, so for it the module's server
+(`browser_server`) listens on a veth address, over HTTPS (cameras need a secure origin), and
+its SFU advertises that address; Firefox runs in the namespace at the other end of the veth
+pair. The namespace and one Firefox process serve the whole session (one WebDriver BiDi
+session and new windows per test). A test that cannot run in Firefox says why with
+`@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,6 +25,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
+from tests.browser.firefox import Firefox, FirefoxNet, bidi_session, firefox_missing
+from tests.browser.firefox import firefox_process as start_firefox
 from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -25,7 +37,30 @@ from tests.browser.harness import (
 )
 from tests.browser.launcher import headless_chromium
 from tests.browser.meet import LOOKS, PersonBrowser, write_camera
-from tests.helpers import Account, new_account, rest_client, server_fixture
+from tests.browser.netkit import Certificate, namespaces_missing, self_signed
+from tests.browser.netkit import veth_client as make_veth_client
+from tests.helpers import Account, new_account, server_fixture
+
+#: The browsers each `open_page` test runs in (`browser_kind`).
+BROWSER_KINDS = ("chromium", "firefox")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`[chromium]` and `[firefox]` variants of each test that opens pages with `open_page`
+    (or says why it is Chromium's only); module scope, so a module's server is made once
+    for each browser."""
+    only = metafunc.definition.get_closest_marker("chromium_only")
+    if "open_page" not in metafunc.fixturenames and only is None:
+        return
+    if "browser_kind" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("browser_kind")
+    firefox_variant: object = "firefox"
+    if only is not None:
+        reason = only.args[0] if only.args else only.kwargs["reason"]
+        firefox_variant = pytest.param("firefox", marks=pytest.mark.skip(reason=reason))
+    metafunc.parametrize(
+        "browser_kind", ["chromium", firefox_variant], indirect=True, scope="module"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -37,7 +72,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"browser test: {reason}"))
 
 
-browser_server = server_fixture("browser")
+@pytest.fixture(scope="module")
+def browser_kind(request: pytest.FixtureRequest) -> str:
+    """The browser this test's pages run in: "chromium" (unless parametrised) or "firefox"."""
+    kind: str = getattr(request, "param", "chromium")
+    return kind
+
+
+chromium_server = server_fixture("browser")
+
+
+@pytest.fixture(scope="session")
+def firefox_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirefoxNet]:
+    """One namespace on a veth pair, and headless Firefox ESR running in it, for the session."""
+    if reason := firefox_missing() or namespaces_missing():
+        pytest.skip(reason)
+    workdir = tmp_path_factory.mktemp("firefox")
+    with make_veth_client() as net:
+        tls = self_signed(workdir / "tls", net.server)
+        with start_firefox(workdir / "firefox", net.in_client()) as process:
+            yield FirefoxNet(net, tls, process)
+
+
+@pytest.fixture(scope="module")
+def firefox_server(
+    firefox_net: FirefoxNet, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    """Parlour on the veth address over HTTPS; the SFU binds all and advertises that address."""
+    net, tls = firefox_net.net, firefox_net.tls
+    with ServerThread(
+        tmp_path_factory.mktemp("browser-firefox"),
+        host=net.server,
+        tls_cert=tls.cert,
+        tls_key=tls.key,
+        media_host="0.0.0.0",
+        media_advertised_address=net.server,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser_server(request: pytest.FixtureRequest, browser_kind: str) -> ServerThread:
+    """The module's Parlour server, where `browser_kind`'s pages reach it."""
+    server: ServerThread = request.getfixturevalue(f"{browser_kind}_server")
+    return server
 
 
 @pytest.fixture
@@ -46,11 +124,24 @@ def browser_account(browser_server: ServerThread) -> Account:
 
 
 @pytest.fixture
+def browser_verify(request: pytest.FixtureRequest, browser_kind: str) -> ssl.SSLContext | bool:
+    """httpx's `verify` for `browser_server`: its self-signed certificate for Firefox's."""
+    if browser_kind != "firefox":
+        return True
+    tls: Certificate = request.getfixturevalue("firefox_net").tls
+    return ssl.create_default_context(cafile=tls.cert)
+
+
+@pytest.fixture
 async def browser_rest(
-    browser_server: ServerThread, browser_account: Account
+    browser_server: ServerThread, browser_account: Account, browser_verify: ssl.SSLContext | bool
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An async REST client for the browser tests' server, as `browser_account`."""
-    async with rest_client(browser_server, browser_account) as rest:
+    async with httpx.AsyncClient(
+        base_url=browser_server.base_url,
+        auth=(browser_account.sid, browser_account.auth_token),
+        verify=browser_verify,
+    ) as rest:
         yield rest
 
 
@@ -62,14 +153,40 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def open_page(
-    browser: Browser, browser_server: ServerThread
-) -> AsyncIterator[OpenParticipant]:
+async def firefox_browser(firefox_net: FirefoxNet) -> AsyncIterator[Firefox]:
+    """The session's Firefox, driven over a WebDriver BiDi session of this test's own."""
+    async with bidi_session(firefox_net.process) as fox:
+        yield fox
+
+
+@pytest.fixture
+def launch_page(
+    request: pytest.FixtureRequest, browser_kind: str, browser_server: ServerThread
+) -> OpenParticipant:
+    """Opens one participant page in `browser_kind`: a Chromium browser context, or a Firefox
+    window. (A sync fixture: it picks the async browser fixture it needs by name.)"""
+    if browser_kind == "firefox":
+        fox: Firefox = request.getfixturevalue("firefox_browser")
+
+        async def in_firefox(name: str) -> BrowserParticipant:
+            return await fox.open_participant(browser_server, name)
+
+        return in_firefox
+    chromium: Browser = request.getfixturevalue("browser")
+
+    async def in_chromium(name: str) -> BrowserParticipant:
+        return await open_participant(chromium, browser_server, name)
+
+    return in_chromium
+
+
+@pytest.fixture
+async def open_page(launch_page: OpenParticipant) -> AsyncIterator[OpenParticipant]:
     """`await open_page("alice")`: a new participant page with the SDK loaded from Parlour."""
     opened: list[BrowserParticipant] = []
 
     async def open_one(name: str) -> BrowserParticipant:
-        participant = await open_participant(browser, browser_server, name)
+        participant = await launch_page(name)
         opened.append(participant)
         return participant
 

@@ -10,6 +10,11 @@ Firefox gathers no loopback ICE candidates, so it runs in a network namespace
 (`netkit.veth_client`); its remote-debugging port is on that namespace's loopback, reached
 through a relay started in the namespace on a Unix socket (a file, which every namespace sees).
 Fake camera and microphone: `media.navigator.streams.fake`.
+
+One Firefox process (`firefox_process`) serves a whole test session: each test drives it over
+a WebDriver BiDi session of its own (`bidi_session`), one window per participant (a window, not
+a tab: Firefox throttles background tabs' timers to one a second, which slows what a page
+draws, such as a canvas track), all closed and the session ended after the test.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -30,9 +35,18 @@ import websockets
 
 from parlour.testing import ServerThread
 from tests.browser.harness import INSTRUMENTATION, SOCKETS, BrowserParticipant
-from tests.browser.netkit import free_port
+from tests.browser.netkit import Certificate, VethClient, free_port
 
-__all__ = ["FIREFOX", "FIREFOX_PREFS", "Firefox", "firefox", "firefox_missing"]
+__all__ = [
+    "FIREFOX",
+    "FIREFOX_PREFS",
+    "Firefox",
+    "FirefoxNet",
+    "FirefoxProcess",
+    "bidi_session",
+    "firefox_missing",
+    "firefox_process",
+]
 
 FIREFOX = Path(shutil.which("firefox-esr") or "/usr/bin/firefox-esr")
 
@@ -189,27 +203,33 @@ class _Page:
 
 
 class _Context:
-    def __init__(self, bidi: _Bidi, page: _Page) -> None:
+    def __init__(self, bidi: _Bidi, page: _Page, opened: list[str]) -> None:
         self._bidi = bidi
         self._page = page
+        self._opened = opened
 
     async def close(self) -> None:
+        if self._page.context in self._opened:
+            self._opened.remove(self._page.context)
         with contextlib.suppress(Exception):
             await self._bidi.send("browsingContext.close", {"context": self._page.context})
 
 
 class Firefox:
-    """A running headless Firefox: `await open_participant(server, name)` opens a tab."""
+    """A running headless Firefox: `await open_participant(server, name)` opens a window."""
 
     def __init__(self, bidi: _Bidi) -> None:
         self._bidi = bidi
+        #: The browsing contexts (windows) opened in this session.
+        self.opened: list[str] = []
 
     async def open_participant(self, server: ServerThread, name: str) -> BrowserParticipant:
-        """A new tab on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
-        created = await self._bidi.send("browsingContext.create", {"type": "tab"})
+        """A new window on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
+        created = await self._bidi.send("browsingContext.create", {"type": "window"})
         page = _Page(self._bidi, created["context"])
+        self.opened.append(page.context)
         participant = BrowserParticipant(
-            name, cast(Any, _Context(self._bidi, page)), cast(Any, page), server
+            name, cast(Any, _Context(self._bidi, page, self.opened)), cast(Any, page), server
         )
         await page.goto(server.base_url + "/sdk/")
         if not await page.evaluate("() => !!(window.Twilio && window.Twilio.Video)"):
@@ -218,9 +238,30 @@ class Firefox:
         return participant
 
 
-@contextlib.asynccontextmanager
-async def firefox(workdir: Path, in_namespace: list[str]) -> AsyncIterator[Firefox]:
-    """Headless Firefox ESR run with the `in_namespace` command prefix (`ip netns exec NS`)."""
+@dataclass
+class FirefoxProcess:
+    """Headless Firefox running (`firefox_process()`), its BiDi port reached through `sock`."""
+
+    browser: subprocess.Popen[bytes]
+    relay: subprocess.Popen[bytes]
+    port: int
+    sock: Path
+
+
+@dataclass(frozen=True)
+class FirefoxNet:
+    """The test session's Firefox (`conftest.firefox_net`): the namespace it runs in, the
+    certificate of the servers it is shown, and the process."""
+
+    net: VethClient
+    tls: Certificate
+    process: FirefoxProcess
+
+
+@contextlib.contextmanager
+def firefox_process(workdir: Path, in_namespace: list[str]) -> Iterator[FirefoxProcess]:
+    """Headless Firefox ESR run with the `in_namespace` command prefix (`ip netns exec NS`),
+    stopped after; `bidi_session()` drives it, one WebDriver BiDi session after another."""
     profile = workdir / "profile"
     profile.mkdir(parents=True, exist_ok=True)
     (profile / "user.js").write_text(
@@ -229,24 +270,35 @@ async def firefox(workdir: Path, in_namespace: list[str]) -> AsyncIterator[Firef
     port = free_port()  # on the loopback Firefox runs on (its namespace's, or this one's)
     sock = workdir / "bidi.sock"
     browser, relay = _start(workdir, in_namespace, profile, port, sock)
-    bidi: _Bidi | None = None
     try:
         assert relay.stdout is not None
-        ready = await asyncio.wait_for(asyncio.to_thread(relay.stdout.readline), 30)
+        ready = relay.stdout.readline()
         assert ready.strip() == b"ready", "the BiDi relay did not start"
-        for _ in range(300):  # Firefox takes a few seconds to listen
-            if browser.poll() is not None:
-                raise AssertionError(f"firefox exited with status {browser.returncode}")
-            try:
-                socket = await websockets.unix_connect(
-                    str(sock), f"ws://127.0.0.1:{port}/session", max_size=None
-                )
-                break
-            except (OSError, websockets.InvalidHandshake, EOFError):
-                await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("firefox did not accept WebDriver BiDi in 30 s")
-        bidi = _Bidi(socket)
+        yield FirefoxProcess(browser, relay, port, sock)
+    finally:
+        _stop(relay, browser)
+        sock.unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def bidi_session(process: FirefoxProcess) -> AsyncIterator[Firefox]:
+    """A WebDriver BiDi session with a running Firefox; the windows it opened are closed after,
+    and the session ended, so that the next test may start its own."""
+    for _ in range(300):  # Firefox takes a few seconds to listen
+        if process.browser.poll() is not None:
+            raise AssertionError(f"firefox exited with status {process.browser.returncode}")
+        try:
+            socket = await websockets.unix_connect(
+                str(process.sock), f"ws://127.0.0.1:{process.port}/session", max_size=None
+            )
+            break
+        except (OSError, websockets.InvalidHandshake, EOFError):
+            await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("firefox did not accept WebDriver BiDi in 30 s")
+    bidi = _Bidi(socket)
+    fox = Firefox(bidi)
+    try:
         await bidi.send(
             "session.new", {"capabilities": {"alwaysMatch": {"acceptInsecureCerts": True}}}
         )
@@ -255,15 +307,15 @@ async def firefox(workdir: Path, in_namespace: list[str]) -> AsyncIterator[Firef
             "script.addPreloadScript",
             {"functionDeclaration": "() => {\n" + SOCKETS.read_text() + "\n}"},
         )
-        yield Firefox(bidi)
+        yield fox
     finally:
-        if bidi is not None:
+        for context in list(fox.opened):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(bidi.send("browser.close", {}), 10)
-            with contextlib.suppress(Exception):
-                await bidi.close()
-        await asyncio.to_thread(_stop, relay, browser)
-        sock.unlink(missing_ok=True)
+                await asyncio.wait_for(bidi.send("browsingContext.close", {"context": context}), 10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(bidi.send("session.end", {}), 10)
+        with contextlib.suppress(Exception):
+            await bidi.close()
 
 
 def _start(

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import getpass
 import ipaddress
+import itertools
 import os
 import re
 import shutil
@@ -424,6 +425,9 @@ def chromium_in(net: NattedClient, directory: Path, chromium: Path) -> Path:
     return wrapper
 
 
+_veth_count = itertools.count()
+
+
 @dataclass(frozen=True)
 class VethClient:
     """A client namespace joined to this one by one veth pair, made by `veth_client()`::
@@ -442,9 +446,11 @@ class VethClient:
 
 @contextlib.contextmanager
 def veth_client() -> Iterator[VethClient]:
-    """A namespace on a veth pair with this one (no router, no NAT); removed after."""
-    n = 16 + os.getpid() % 200
-    tag = f"{os.getpid() % 100000}"
+    """A namespace on a veth pair with this one (no router, no NAT); removed after. Several
+    may exist at once (a session's shared one and a test's own): each has its own subnet."""
+    made = next(_veth_count)
+    n = 16 + (os.getpid() + made) % 200
+    tag = f"{os.getpid() % 100000}{'' if made == 0 else chr(ord('a') + made % 26)}"
     client_ns, host_if, client_if = f"plf{tag}", f"plfh{tag}", f"plfv{tag}"
     net = VethClient(client_ns, f"10.77.{n}.2", f"10.77.{n}.1")
     try:

@@ -202,6 +202,10 @@ async def inbound(page: BrowserParticipant, track_sid: str) -> dict[str, Any]:
     return (state or {}).get("inbound") or {}
 
 
+@pytest.mark.chromium_only(
+    "the squeezed subscriber is a Chromium in a tc-shaped namespace of this test's own, and"
+    " this module's server is its own (a relay to its veth address), not the Firefox one"
+)
 async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
     open_page: OpenParticipant,
     browser_server: ServerThread,

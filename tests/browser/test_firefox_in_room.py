@@ -1,10 +1,11 @@
 """Headless Firefox ESR with the unmodified `twilio-video` SDK, beside a Chromium participant.
 
-Firefox gathers no loopback ICE candidates, so it runs in a network namespace made here (behind
-`netkit.natted_client`'s router) and the SFU binds every address but advertises the server's
-veth address. The page is served over HTTPS (self-signed), since browsers give cameras only
-to secure origins. Both participants must receive each other's audio and video (getStats),
-and Firefox's selected ICE pair must be the SFU's advertised address.
+Firefox gathers no loopback ICE candidates, so it runs in a network namespace on a veth pair
+(the test session's Firefox, `conftest.firefox_net`) and the SFU binds every address but
+advertises the server's veth address. The page is served over HTTPS (self-signed), since
+browsers give cameras only to secure origins. Both participants must receive each other's
+audio and video (getStats), and Firefox's selected ICE pair must be the SFU's advertised
+address.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import json
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from parlour.testing import ServerThread
-from tests.browser.firefox import Firefox, firefox, firefox_missing
+from tests.browser.firefox import Firefox, FirefoxNet
 from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -29,31 +30,22 @@ from tests.browser.harness import (
     open_participant,
     poll,
 )
-from tests.browser.netkit import (
-    VethClient,
-    assert_media_flows,
-    namespaces_missing,
-    selected_pairs,
-    self_signed,
-    veth_client,
-)
+from tests.browser.netkit import VethClient, assert_media_flows, selected_pairs, self_signed
 from tests.helpers import new_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def net() -> Iterator[VethClient]:
-    if reason := firefox_missing() or namespaces_missing():
-        pytest.skip(reason)
-    with veth_client() as made:
-        yield made
+def net(firefox_net: FirefoxNet) -> VethClient:
+    """The session's namespace, where its Firefox runs (`conftest.firefox_net`)."""
+    return firefox_net.net
 
 
 @pytest.fixture
-async def fox(net: VethClient, tmp_path: Path) -> AsyncIterator[Firefox]:
-    async with firefox(tmp_path / "firefox", net.in_client()) as launched:
-        yield launched
+def fox(firefox_browser: Firefox) -> Firefox:
+    """The session's Firefox, over a WebDriver BiDi session of this test's own."""
+    return firefox_browser
 
 
 @pytest.fixture

@@ -28,7 +28,16 @@ from tests.browser.meet import (
     playing,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.chromium_only(
+        "each person is a Chromium whose camera is a .y4m file of its own"
+        " (--use-file-for-fake-video-capture) so that screenshots tell tiles apart, driven"
+        " through Playwright's page API (clicks, screenshots, viewports), which the Firefox"
+        " BiDi driver lacks"
+    ),
+]
 
 PEOPLE = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson")
 

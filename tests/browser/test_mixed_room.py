@@ -21,11 +21,18 @@ ROOM = "mixed"
 
 
 @pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice never gathers 127.0.0.1 by itself; the server's candidate is on loopback here.
+def python_side(
+    monkeypatch: pytest.MonkeyPatch, browser_kind: str, browser_server: ServerThread
+) -> None:
+    """Where the Python participant's ICE candidate is: the server's own address (aioice never
+    gathers 127.0.0.1 by itself), the veth one for Firefox's server; and for that server,
+    served over HTTPS, its self-signed certificate is the one the Python SDK trusts."""
+    address = browser_server.config.host
     monkeypatch.setattr(
-        aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
+        aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: [address]
     )
+    if browser_kind == "firefox":
+        monkeypatch.setenv("SSL_CERT_FILE", str(browser_server.config.tls_cert))
 
 
 async def test_browser_and_python_participants_exchange_media(

@@ -25,7 +25,15 @@ from tests.browser.netkit import (
 )
 from tests.helpers import new_account
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.chromium_only(
+        "Chromium either side of the UDP firewall this test makes (chromiums_either_side);"
+        " Firefox in that client namespace is not done yet"
+    ),
+]
 
 NO_UDP = """
 table inet parlour_no_udp {

@@ -28,7 +28,15 @@ from tests.browser.netkit import (
 )
 from tests.helpers import new_account
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.chromium_only(
+        "Chromium either side of the NAT router this test makes (chromiums_either_side);"
+        " Firefox in that client namespace is not done yet"
+    ),
+]
 
 CONSENT_TIMEOUT = 10.0
 #: Drops what the client sends to the SFU's media port (signaling, on HTTPS, still passes).

@@ -30,7 +30,14 @@ from tests.browser.netkit import (
 )
 from tests.helpers import new_account
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.chromium_only(
+        "Chromium against Parlour's own HTTPS and nginx's; Firefox's pages are served"
+        " over HTTPS in every [firefox] variant (its server is HTTPS)"
+    ),
+]
 
 
 @pytest.fixture

@@ -27,7 +27,14 @@ from tests.browser.netkit import (
 )
 from tests.helpers import new_account
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.chromium_only(
+        "coturn and Parlour listen on 127.0.0.1, which Firefox never uses for ICE;"
+        " a relayed Firefox in a namespace is not done yet"
+    ),
+]
 
 SECRET = "test-turn-secret-0123456789"
 

@@ -33,6 +33,12 @@ from tests.browser.meet import (
 # The HTTP-only tests run without Chromium; the app tests need it.
 pytestmark = pytest.mark.integration
 
+#: The app tests' Firefox variants are skipped, with this reason.
+CHROMIUM_ONLY = pytest.mark.chromium_only(
+    "the app is driven through Playwright's page API (clicks, screenshots, viewports, device"
+    " lists), which the small WebDriver BiDi driver for Firefox (tests/browser/firefox.py) lacks"
+)
+
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
@@ -118,6 +124,7 @@ def test_recording_switch_refuses_who_is_not_in_the_room(dev_server: ServerThrea
         assert rules.json()["rules"] == [], "a refused switch changed the rules"
 
 
+@CHROMIUM_ONLY
 @pytest.mark.browser
 async def test_prejoin_preview_devices_and_one_session_per_join(
     person_browser: PersonBrowser,
@@ -195,6 +202,7 @@ async def test_prejoin_preview_devices_and_one_session_per_join(
         await ada.wait_tiles(lambda tiles: playing(tiles, 1), "ada's tile after rejoining")
 
 
+@CHROMIUM_ONLY
 @pytest.mark.browser
 async def test_join_error_is_said_in_plain_words(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
@@ -214,6 +222,7 @@ async def test_join_error_is_said_in_plain_words(meet: OpenMeet) -> None:
         assert await bob.page.evaluate("() => document.activeElement.id") == "identity"
 
 
+@CHROMIUM_ONLY
 @pytest.mark.browser
 async def test_reconnecting_and_removed_are_said_in_plain_words(
     meet: OpenMeet, dev_server: ServerThread
@@ -280,6 +289,7 @@ STAND_INS = """(n) => {
 }"""
 
 
+@CHROMIUM_ONLY
 @pytest.mark.browser
 async def test_the_grid_fits_any_number(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
@@ -318,6 +328,7 @@ async def test_the_grid_fits_any_number(meet: OpenMeet) -> None:
         assert all(big.w > 3 * Rect.of(t["rect"]).w for t in shown)
 
 
+@CHROMIUM_ONLY
 @pytest.mark.browser
 async def test_join_muted_without_camera_then_start_it(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
@@ -345,6 +356,7 @@ async def test_join_muted_without_camera_then_start_it(meet: OpenMeet) -> None:
         assert not tile["audioOff"] and "microphone on" in tile["label"]
 
 
+@CHROMIUM_ONLY
 @pytest.mark.browser
 async def test_switch_microphone_during_the_call(meet: OpenMeet) -> None:
     async with asyncio.timeout(60):
