@@ -213,6 +213,9 @@ class Peer:
         return codec.name, types
 
     def attach_tap(self, track_id: str, tap: TrackTap) -> None:
+        if self._closed:
+            tap.close()  # nothing will ever feed it: its recording is finished now
+            return
         self._taps[track_id] = tap
         producer = self._producers.get(track_id)
         if producer is not None:
@@ -365,6 +368,9 @@ class Peer:
             for data_producer in self._data_producers.values():
                 data_producer.close()
             self._data_producers.clear()
+        for tap in self._taps.values():
+            tap.close()  # one whose track never produced: finished too (closing is idempotent)
+        self._taps.clear()
         if self._rtcp_task is not None:
             self._rtcp_task.cancel()
         self._cancel_timer()

@@ -535,9 +535,11 @@ class LiveRoomService:
         media = session.media
         if self._recorder is None or media is None:
             return
-        for track in session.tracks.values():
-            if track.tapped:
-                continue
+        for track in list(session.tracks.values()):
+            if session.ended:
+                return  # left meanwhile: its taps would never be closed
+            if track.tapped or session.tracks.get(track.id) is not track:
+                continue  # tapped, or unpublished while another track's tap was made
             negotiated = media.published_codec(track.id)
             if negotiated is None:
                 continue  # data track, or media not negotiated yet
@@ -551,8 +553,15 @@ class LiveRoomService:
                 payload_types=payload_types,
                 request_keyframe=functools.partial(media.request_keyframe, track.id),
             )
-            if tap is not None and not session.ended:
-                media.attach_tap(track.id, tap)
+            if tap is None:
+                continue
+            if session.ended or session.tracks.get(track.id) is not track:
+                # The participant left (or the track went) while its recording was being set
+                # up: nothing will ever feed or close this tap, so close it now (its
+                # recording is finished), or the recording stays `processing` for ever.
+                tap.close()
+                continue
+            media.attach_tap(track.id, tap)
 
     async def _apply_tracks(
         self, session: ParticipantSession, state: sig.LocalParticipantState

@@ -67,6 +67,8 @@ class FakeSession:
     signaling: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     speaker: ParticipantSid | None = None
     layers: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+    codecs: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
+    taps: dict[str, object] = field(default_factory=dict)
     off: list[str] = field(default_factory=list)
 
     async def client_description(
@@ -81,10 +83,10 @@ class FakeSession:
         self.listener.subscriptions_changed([(t.sid, t.id) for t in tracks])
 
     def published_codec(self, track_id: str) -> tuple[str, tuple[int, ...]] | None:
-        return None
+        return self.codecs.get(track_id)
 
     def attach_tap(self, track_id: str, tap: object) -> None:
-        return None
+        self.taps[track_id] = tap
 
     def request_keyframe(self, track_id: str) -> None:
         return None
@@ -550,3 +552,48 @@ async def test_no_media_signaling_when_not_asked(world: World) -> None:
     _, a = await world.connect("alice")
     assert a.media_signaling == {}
     assert world.media.sessions[a.participant.sid].signaling == {}
+
+
+class _Tap:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class SlowRecorder(Recorder):
+    """Records every track; the first `track_published` waits for `gate`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.taps: dict[str, _Tap] = {}
+
+    async def track_published(self, *args: object, **kwargs: object) -> _Tap:  # type: ignore[override]
+        track = args[2]
+        if not self.taps:
+            await self.gate.wait()
+        tap = self.taps[track.sid] = _Tap()  # type: ignore[attr-defined]
+        return tap
+
+
+async def test_a_tap_made_while_its_participant_left_is_closed(world: World) -> None:
+    """A participant leaving while its tracks' recordings are being set up: the tap made
+    meanwhile is closed (its recording finished) and no other track is tapped any more.
+    Before, such a tap was neither attached nor closed: its recording stayed `processing`
+    for ever (the soak's last two)."""
+    recorder = SlowRecorder()
+    world.live._recorder = recorder  # type: ignore[assignment]
+    _, a = await world.connect("alice", tracks=[("mic", "audio"), ("cam", "video")])
+    session = world.session(a)
+    fake = world.media.sessions[a.participant.sid]
+    fake.codecs = {t: ("opus", (111,)) for t in session.tracks}
+    attaching = asyncio.create_task(world.live._attach_taps(session))
+    await asyncio.sleep(0.01)
+    await world.live.disconnect(session)
+    recorder.gate.set()
+    await attaching
+    assert len(recorder.taps) == 1  # the second track, reached after the leave: no tap
+    [tap] = recorder.taps.values()
+    assert tap.closed and fake.taps == {}
