@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.janus import JanusError, JanusSession, VideoRoomHandle
 from bench.lean import LeanEndpoint
-from bench.loadgen import RENDER_LAYER
+from bench.loadgen import RENDER_LAYER, open_publisher
 from bench.media_loop import EncodedLoop
 from parlour.media.dtls import Certificate
 
@@ -75,16 +75,7 @@ class JanusRoomClient:
         await self._ensure_room(pub)
         await pub.join_publisher(self.room_id, p.identity)
         if send_audio or send_video:
-            endpoint = LeanEndpoint(
-                media,
-                certificate,
-                send_audio=send_audio,
-                send_video=send_video,
-                simulcast=layers if send_video else (),
-                label=p.identity,
-            )
-            await endpoint.open()
-            p.endpoints.append(endpoint)
+            endpoint = await open_publisher(p, media, certificate, send_audio, send_video, layers)
             answer = await pub.publish(endpoint.offer(direction="sendonly"))
             endpoint.apply_answer(answer)
             await asyncio.wait_for(endpoint.dtls_connected.wait(), 20)

@@ -91,6 +91,29 @@ class Participant:
         return min(audio) if audio else None
 
 
+async def open_publisher(
+    p: Any,
+    media: EncodedLoop,
+    certificate: Certificate,
+    send_audio: bool,
+    send_video: bool,
+    layers: tuple[EncodedLoop, ...] = (),
+) -> LeanEndpoint:
+    """A publishing endpoint of participant `p` (its video simulcast when ``layers``),
+    opened and added to ``p.endpoints``."""
+    endpoint = LeanEndpoint(
+        media,
+        certificate,
+        send_audio=send_audio,
+        send_video=send_video,
+        simulcast=layers if send_video else (),
+        label=p.identity,
+    )
+    await endpoint.open()
+    p.endpoints.append(endpoint)
+    return endpoint
+
+
 def build_layers(
     directory: Path,
     seconds: float = 4.0,
@@ -177,16 +200,9 @@ class LoadGenerator:
         if self.server == "parlour":
             from bench import parlour_adapter
 
-            endpoint = LeanEndpoint(
-                self.media,
-                self.certificate,
-                send_audio=send_audio,
-                send_video=send_video,
-                simulcast=self.layers if send_video else (),
-                label=p.identity,
+            endpoint = await open_publisher(
+                p, self.media, self.certificate, send_audio, send_video, self.layers
             )
-            await endpoint.open()
-            p.endpoints.append(endpoint)
             creds = parlour_adapter.ParlourCredentials(**self.config["creds"])
             p.room = await parlour_adapter.join(
                 self.config["ws_url"],

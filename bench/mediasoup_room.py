@@ -24,7 +24,7 @@ import logging
 from typing import Any
 
 from bench.lean import LeanEndpoint
-from bench.loadgen import RENDER_LAYER
+from bench.loadgen import RENDER_LAYER, open_publisher
 from bench.media_loop import EncodedLoop
 from bench.mediasoup import (
     RTP_CAPABILITIES,
@@ -121,16 +121,7 @@ class MediasoupRoomClient:
             member.layer = RENDER_LAYER[p.render]
         p.room = member
         if send_audio or send_video:
-            endpoint = LeanEndpoint(
-                media,
-                certificate,
-                send_audio=send_audio,
-                send_video=send_video,
-                simulcast=layers if send_video else (),
-                label=p.identity,
-            )
-            await endpoint.open()
-            p.endpoints.append(endpoint)
+            endpoint = await open_publisher(p, media, certificate, send_audio, send_video, layers)
             transport = await self._transport(control, p.identity, certificate)
             offer = sdplib.parse(endpoint.offer(direction="sendonly"))
             produced: dict[str, dict[str, Any]] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,23 @@ from parlour.testing import ServerThread
 from tests.helpers import Account, ws_url
 
 pytestmark = pytest.mark.integration
+
+
+def parlour_config(
+    server: ServerThread, account: Account, room: str, *, video_kbps: int
+) -> dict[str, Any]:
+    """A load generator's configuration for `server` (2 s loops of 320x180 video)."""
+    return {
+        "server": "parlour",
+        "ws_url": ws_url(server),
+        "creds": {
+            "account_sid": account.sid,
+            "key_sid": account.key_sid,
+            "key_secret": account.key_secret,
+        },
+        "room": room,
+        "loop": {"seconds": 2.0, "width": 320, "height": 180, "video_kbps": video_kbps},
+    }
 
 
 async def test_lean_sdp_is_what_the_sfu_negotiates() -> None:
@@ -49,19 +67,7 @@ async def test_lean_sdp_is_what_the_sfu_negotiates() -> None:
 async def test_two_lean_participants_exchange_media_through_the_sfu(
     server: ServerThread, account: Account
 ) -> None:
-    generator = LoadGenerator(
-        {
-            "server": "parlour",
-            "ws_url": ws_url(server),
-            "creds": {
-                "account_sid": account.sid,
-                "key_sid": account.key_sid,
-                "key_secret": account.key_secret,
-            },
-            "room": "bench-loadgen-test",
-            "loop": {"seconds": 2.0, "width": 320, "height": 180, "video_kbps": 300},
-        }
-    )
+    generator = LoadGenerator(parlour_config(server, account, "bench-loadgen-test", video_kbps=300))
     await generator.setup()
     try:
         specs = [
@@ -95,15 +101,7 @@ async def test_simulcast_subscribers_get_the_layer_their_render_size_fits(
     layers = build_layers(tmp_path, 2.0, ((160, 90, 60), (320, 180, 150), (640, 360, 500)))
     generator = LoadGenerator(
         {
-            "server": "parlour",
-            "ws_url": ws_url(server),
-            "creds": {
-                "account_sid": account.sid,
-                "key_sid": account.key_sid,
-                "key_secret": account.key_secret,
-            },
-            "room": "bench-simulcast-test",
-            "loop": {"seconds": 2.0, "width": 320, "height": 180, "video_kbps": 150},
+            **parlour_config(server, account, "bench-simulcast-test", video_kbps=150),
             "simulcast": layers,
         }
     )
