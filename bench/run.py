@@ -567,6 +567,7 @@ def plan(args: argparse.Namespace) -> list[Case]:
 
 
 async def amain(args: argparse.Namespace) -> int:
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     cases = plan(args)
     notes: list[str] = []
     servers = []
@@ -625,7 +626,7 @@ async def amain(args: argparse.Namespace) -> int:
     progress.done()
     doc: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
-        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "started_at": started_at,
         "machine": {
             "cpus": os.cpu_count(),
             "model": _cpu_model(),
