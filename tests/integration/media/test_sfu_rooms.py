@@ -119,14 +119,16 @@ async def test_three_participants_then_a_late_fourth(
         await eventually(lambda: all(len(box) == 30 for box in inbox.values()))
         assert inbox["ben"] == inbox["cat"] == [f"m{i}" for i in range(30)]
 
-        # A late joiner decodes ann's video within a second: the SFU asked for a keyframe.
+        # A late joiner decodes ann's video within seconds: the SFU asked for a keyframe
+        # (aiortc's encoder makes one by itself only every 3,000 frames, 100 s). The bound
+        # leaves room for a loaded machine (2 s seen beside a soak), not for a missing PLI.
         late = await join(server, account, "dan", "trio")
         await late.wait_for(lambda: len(late.remote_media) == 6, 10)
         subscribed_at = time.monotonic()
         first = await decoded_video(late, "ann")
         elapsed = time.monotonic() - subscribed_at
         assert first[0].width == WIDTH
-        assert elapsed < 1.0, f"first decoded frame {elapsed:.2f} s after subscribing"
+        assert elapsed < 5.0, f"first decoded frame {elapsed:.2f} s after subscribing"
 
         # REST shows the four participants and each one's published tracks.
         with httpx.Client(base_url=server.base_url, auth=(account.sid, account.auth_token)) as rest:
