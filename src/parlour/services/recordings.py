@@ -534,19 +534,24 @@ class RecordingService:
             tap.track.sid,
             tap.codec,
         )
-        await self._events.emit(
-            RecordingStarted(
-                timestamp=self._clock.now(),
-                recording=recording,
-                room=room,
-                participant_identity=tap.identity,
+        try:
+            await self._events.emit(
+                RecordingStarted(
+                    timestamp=self._clock.now(),
+                    recording=recording,
+                    room=room,
+                    participant_identity=tap.identity,
+                )
             )
-        )
+        finally:
+            # Even when the caller is cancelled while the start is announced (its client
+            # went away): if the track ended while the recording was being set up
+            # (`_tap_closed` saw no writer yet), finish it now, or it stays `processing` for
+            # ever (the soak found three). We hold the room's lock, as `_stop_locked` would;
+            # `_stop` shields the completion itself.
+            if tap.closed and tap.writer is writer:
+                await self._stop(tap)
         if tap.closed:
-            # The track ended while the recording was being set up (`_tap_closed` saw no
-            # writer yet): finish it now, or it would stay `processing` for ever (the soak
-            # found two). We hold the room's lock, as `_stop_locked` would.
-            await self._stop(tap)
             return
         if tap.request_keyframe is not None and tap.codec not in _AUDIO_CODECS:
             try:

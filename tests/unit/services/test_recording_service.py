@@ -18,6 +18,7 @@ from parlour.config import Config
 from parlour.domain import errors
 from parlour.domain.accounts import Account
 from parlour.domain.events import (
+    Event,
     ParticipantDisconnected,
     RecordingCompleted,
     RecordingEvent,
@@ -398,6 +399,43 @@ async def test_a_track_ending_while_its_recording_starts_still_completes_it(
     assert rec.status is RecordingStatus.COMPLETED
     assert w.media.writers[rec.sid].closed
     assert w.sink.names() == ["recording-started", "recording-completed"]
+    assert w.service.in_progress == 0
+
+
+async def test_a_start_cancelled_after_its_track_ended_still_completes_it(
+    world: World,
+) -> None:
+    """The SFU closes the tap while the recording is set up, and the publish that started it
+    is cancelled (its client went away) while the start is announced: the recording is
+    finished all the same (the soak's last one: a writer thread and a `processing` row that
+    nobody would ever finish)."""
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    insert, emit = w.store.insert_recording, w.service._events.emit
+    announcing = asyncio.Event()
+
+    async def track_ends_meanwhile(recording: Recording) -> None:
+        w.service._taps[recording.source_sid].close()  # what the SFU does as a track ends
+        await insert(recording)
+
+    async def slow_emit(event: Event) -> None:
+        await emit(event)
+        announcing.set()
+        await asyncio.sleep(10)  # cancelled here
+
+    w.store.insert_recording = track_ends_meanwhile  # type: ignore[method-assign]
+    w.service._events.emit = slow_emit  # type: ignore[method-assign]
+    publishing = asyncio.create_task(w.service.track_published(room, alice, mic, "opus"))
+    await announcing.wait()
+    publishing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await publishing
+    await w.service.close()
+    [rec] = await recordings(w)
+    assert rec.status is RecordingStatus.COMPLETED
+    assert w.media.writers[rec.sid].closed
     assert w.service.in_progress == 0
 
 
