@@ -1,10 +1,11 @@
 /* The SFU's per-packet forwarding loop in C (`parlour.media.fastpath` wraps it).
  *
  * Python decides *what* is forwarded (subscriptions, layers, switch-off, NACKs, RTCP);
- * this module does *the forwarding* of a plain (non-simulcast) producer's packets:
+ * this module does *the forwarding* of a producer's packets (of a simulcast producer, one
+ * FanOut per layer, of the consumers that forward that layer steadily):
  *
  *   FanOut.forward(packet) → for each Lane: rewrite (as rewrite.RtpRewriter does, byte for
- *   byte) → SRTP protect (libsrtp, through the function pointer of pylibsrtp's own cffi
+ *   byte, and simulcast.Vp8Rewriter's PictureID/TL0PICIDX shift) → SRTP protect (libsrtp, through the function pointer of pylibsrtp's own cffi
  *   binding: one libsrtp in the process) → sendmmsg, one system call per socket per packet.
  *
  * A Lane owns one consumer's rewrite state while it exists (`dump`/`load` hand it to the
@@ -456,6 +457,9 @@ typedef struct {
     int64_t seq_off, ts_off, src, cur, hi_seq, hi_ts, step, next_delta;
     int started, has_delta;
     unsigned long long packets, octets;
+    /* VP8 numbering of a simulcast consumer (simulcast.Vp8Rewriter's offsets): PictureID
+     * and TL0PICIDX shifted in every packet sent; 0 and 0: passed through */
+    int vp8_pic_off, vp8_tl0_off;
 } Lane;
 
 static PyTypeObject LaneType;
@@ -834,6 +838,51 @@ static void layout_write(Lane *lane, const Layout *l, const uint8_t *pkt, Py_ssi
     memcpy(p, pkt + l->start, (size_t)(n - l->start));
 }
 
+/* Shift the VP8 PictureID and TL0PICIDX of an outgoing packet (simulcast.Vp8Rewriter.rewrite:
+ * the payload descriptor of RFC 7741 §4.2, after the header, CSRCs and extensions). */
+static void lane_vp8(const Lane *lane, uint8_t *out, Py_ssize_t n) {
+    int pic_off = lane->vp8_pic_off, tl0_off = lane->vp8_tl0_off;
+    if (!(pic_off | tl0_off) || n < 12) return;
+    Py_ssize_t pos = 12 + ((out[0] & 0x0F) << 2);
+    if (out[0] & 0x10) {
+        if (pos + 4 > n) return;
+        pos += 4 + (((Py_ssize_t)out[pos + 2] << 8 | out[pos + 3]) << 2);
+    }
+    if (pos >= n || !(out[pos] & 0x80)) return;
+    pos++;
+    if (pos >= n) return;
+    uint8_t x = out[pos++];
+    Py_ssize_t pic_at = -1, tl0_at = -1;
+    int bits15 = 0;
+    if (x & 0x80) {
+        if (pos >= n) return;
+        pic_at = pos;
+        if (out[pos] & 0x80) {
+            if (pos + 1 >= n) return;
+            bits15 = 1;
+            pos += 2;
+        } else {
+            pos += 1;
+        }
+    }
+    if (x & 0x40) {
+        if (pos >= n) return;
+        tl0_at = pos++;
+    }
+    if ((x & 0x30) && pos >= n) return;
+    if (pic_at >= 0 && pic_off) {
+        if (bits15) {
+            unsigned pic = ((unsigned)(out[pic_at] & 0x7F) << 8 | out[pic_at + 1]);
+            pic = (pic + (unsigned)pic_off) & 0x7FFF;
+            out[pic_at] = (uint8_t)(0x80 | (pic >> 8));
+            out[pic_at + 1] = (uint8_t)pic;
+        } else {
+            out[pic_at] = (uint8_t)((out[pic_at] + (unsigned)pic_off) & 0x7F);
+        }
+    }
+    if (tl0_at >= 0 && tl0_off) out[tl0_at] = (uint8_t)((out[tl0_at] + (unsigned)tl0_off) & 0xFF);
+}
+
 /* Rewrite one packet (Consumer.forward up to the send): validate, lay it out, advance the
  * state and fill the 12-byte header. Returns the output size, 0 when the payload type is
  * not forwarded, -1 when dropped as malformed, -2 on an exception. With a size > 0 the
@@ -887,6 +936,7 @@ static PyObject *Lane_rewrite(Lane *self, PyObject *arg) {
             uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
             memcpy(out, hdr, 12);
             layout_write(self, &l, view.buf, view.len, out);
+            lane_vp8(self, out, size);
         }
         layout_release(&l);
     }
@@ -901,6 +951,9 @@ static PyObject *Lane_get_egress(Lane *self, void *closure) {
 static PyMemberDef Lane_members[] = {
     {"packets", T_ULONGLONG, offsetof(Lane, packets), READONLY, "packets rewritten"},
     {"octets", T_ULONGLONG, offsetof(Lane, octets), READONLY, "payload octets rewritten"},
+    {"vp8_pic_off", T_INT, offsetof(Lane, vp8_pic_off), 0,
+     "added to the VP8 PictureID of every packet (7 or 15 bits, as the packet has it)"},
+    {"vp8_tl0_off", T_INT, offsetof(Lane, vp8_tl0_off), 0, "added to the VP8 TL0PICIDX"},
     {NULL}};
 
 static PyGetSetDef Lane_getset[] = {
@@ -1062,6 +1115,7 @@ static PyObject *FanOut_forward(FanOut *self, PyObject *arg) {
         memcpy(g_bufs[k], hdr, 12);
         layout_write(lane, &l, pkt, n, g_bufs[k]);
         layout_release(&l);
+        lane_vp8(lane, g_bufs[k], size);
         int len = (int)size;
         if (egress_protect(e, g_bufs[k], &len) < 0) continue;
         if (e->sock == NULL) {

@@ -1,10 +1,12 @@
 """The forwarding hot path below the interpreter: `parlour.media._fastpath`, if built.
 
 The C extension (`_fastpath.c`, built from source by `make setup`) rewrites, protects and
-sends a plain producer's packets to all its consumers in one call (`FanOut.forward`), with
-`sendmmsg`. Python keeps deciding what is forwarded: `router.Producer` lists the lanes of its
-consumers; everything rarer (NACK repairs, Sender Reports, simulcast, transport-wide CC
-stamping, recording taps) stays on the Python path, which is the reference implementation.
+sends a producer's packets to all its consumers in one call (`FanOut.forward`), with
+`sendmmsg`; of a simulcast producer, each layer's steady forwarders in one call, VP8
+PictureID/TL0PICIDX shifted. Python keeps deciding what is forwarded: `router.Producer` lists
+the lanes of its consumers (per layer); everything rarer (layer switches, VP8 temporal-layer
+dropping, NACK repairs, Sender Reports, recording taps) stays on the Python path, which is
+the reference implementation.
 
 `native` is the extension module, configured with libsrtp's `srtp_protect` from pylibsrtp's
 own cffi binding (one libsrtp in the process), or None: not built, failed to load, or

@@ -170,19 +170,22 @@ class Consumer:
     @property
     def lane(self) -> Any:
         """This consumer's `_fastpath.Lane` (its producer's `FanOut` forwards through it), or
-        None: forwarded in Python (fast path off or not built, simulcast, transport-wide CC
-        numbered in Python only, or a sink without a C send side)."""
+        None: forwarded in Python (fast path off or not built, VP8 temporal layers being
+        dropped, transport-wide CC numbered in Python only, or a sink without a C send
+        side). A simulcast consumer's lane is in the `FanOut` of the layer it forwards;
+        switches between layers are decided in Python (`forward_layer`)."""
         return self._lane
 
     def _make_lane(self) -> None:
         native = fastpath.native
         egress = getattr(self.sink, "egress", None)
         tcc = self.rewriter.transport_cc
+        vp8 = self.vp8
         if (
             native is None
             or egress is None
             or self.closed
-            or self.switch is not None
+            or (vp8 is not None and vp8.filtering)
             or (tcc is not None and tcc.state is None)
         ):
             return
@@ -193,7 +196,25 @@ class Consumer:
             egress, bytes(table), self.rewriter.extensions, tcc.state if tcc is not None else None
         )
         lane.load(self.rewriter._dump())
+        if vp8 is not None:
+            lane.vp8_pic_off, lane.vp8_tl0_off = vp8.offsets
         self._lane = lane
+
+    def _sync_lane(self) -> None:
+        """Make or drop the lane as the VP8 temporal limit now calls for (temporal layers
+        are dropped in Python only), and regroup the producer's fan-out if it changed."""
+        vp8 = self.vp8
+        if vp8 is None or fastpath.native is None:
+            return
+        if self._lane is not None and vp8.filtering:
+            self._drop_lane()
+        elif self._lane is None and not vp8.filtering:
+            self._make_lane()
+            if self._lane is None:
+                return
+        else:
+            return
+        self.producer._regroup()
 
     def _drop_lane(self) -> None:
         lane, self._lane = self._lane, None
@@ -249,6 +270,7 @@ class Consumer:
         self.preferred_layer = spatial
         if self.vp8 is not None:
             self.vp8.set_max_temporal(temporal)
+            self._sync_lane()
         self.retarget(now)
 
     def retarget(self, now: float) -> None:
@@ -263,6 +285,7 @@ class Consumer:
             wanted = len(producer.layers) - 1
         target = producer.best_layer(wanted, now)
         switch.set_target(target)
+        self._sync_lane()  # a raised temporal limit took effect meanwhile: back to C
         producer._place(self)
         if switch.waiting and not self.paused:
             producer.request_keyframe(now, producer.layers[target])
@@ -336,12 +359,21 @@ class Consumer:
         path of simulcast consumers); switch layers at the target's keyframe."""
         switch = self.switch
         assert switch is not None
+        lane = self._lane
         if layer.index != switch.current:
             if layer.index != switch.target or not keyframe:
                 return
-            self._switch_to(layer, packet, offset)
+            with self._rewriter_state():
+                self._switch_to(layer, packet, offset)
+            if lane is not None and self.vp8 is not None:
+                lane.vp8_pic_off, lane.vp8_tl0_off = self.vp8.offsets
             switch.accept(layer.index, keyframe)
             self.producer._place(self)
+        if lane is not None:  # normally the layer's FanOut does this, for all lanes
+            out = lane.rewrite(packet)
+            if out is not None:
+                self.sink.send_rtp(out)
+            return
         out_pt = self.pt_map.get(payload_type)
         if out_pt is None:
             return
@@ -463,6 +495,8 @@ class Producer:
 
     __slots__ = (
         "_fan",
+        "_layer_fans",
+        "_layer_slow",
         "_router",
         "_slow",
         "_tap_layer",
@@ -527,6 +561,10 @@ class Producer:
         # mutated, like `consumers`.
         self.by_layer: list[list[Consumer]] = [[] for _ in self.layers]
         self.waiting: list[list[Consumer]] = [[] for _ in self.layers]
+        # `by_layer` split as `consumers` is: per layer, the C fan-out of the consumers with
+        # a lane, and the others (forwarded in Python). Rebuilt by `_regroup_layer`.
+        self._layer_fans: list[Any] = [None for _ in self.layers]
+        self._layer_slow: list[list[Consumer]] = [[] for _ in self.layers]
         self.top_layer = 0  # the highest layer seen so far
         self._tap_layer: Layer | None = None  # the one layer the recording tap gets
         # What was received, by the publisher's sequence number: consumers answer NACKs from
@@ -610,16 +648,31 @@ class Producer:
         self._place(consumer)
 
     def _regroup(self) -> None:
-        """Split `consumers` into the C fan-out (those with a lane) and the Python loop."""
-        lanes = [c.lane for c in self.consumers if c.lane is not None]
-        self._slow = [c for c in self.consumers if c.lane is None]
+        """Split `consumers` into the C fan-out (those with a lane) and the Python loop (of
+        a simulcast producer: each layer's forwarders)."""
+        if self.layers:
+            for index in range(len(self.layers)):
+                self._regroup_layer(index)
+            return
+        self._fan, self._slow = self._split(self._fan, self.consumers)
+
+    def _regroup_layer(self, index: int) -> None:
+        self._layer_fans[index], self._layer_slow[index] = self._split(
+            self._layer_fans[index], self.by_layer[index]
+        )
+
+    @staticmethod
+    def _split(fan: Any, consumers: list[Consumer]) -> tuple[Any, list[Consumer]]:
+        """(a `FanOut` of the lanes of ``consumers`` or None, those without a lane)."""
+        lanes = [c.lane for c in consumers if c.lane is not None]
+        slow = [c for c in consumers if c.lane is None]
         native = fastpath.native
         if not lanes or native is None:
-            self._fan = None
-        elif self._fan is None:
-            self._fan = native.FanOut(lanes)
-        else:
-            self._fan.lanes = lanes
+            return None, slow
+        if fan is None:
+            return native.FanOut(lanes), slow
+        fan.lanes = lanes
+        return fan, slow
 
     def _place(self, consumer: Consumer) -> None:
         """Put a simulcast consumer in the per-layer lists its state calls for."""
@@ -639,6 +692,8 @@ class Producer:
                         if wanted
                         else [c for c in members if c is not consumer]
                     )
+                    if lists is self.by_layer:
+                        self._regroup_layer(index)
 
     def forward(self, packet: bytes) -> None:
         """Fan one publisher packet out to every consumer (hot path)."""
@@ -691,7 +746,10 @@ class Producer:
                 tap.feed(packet)
         payload_type = packet[1] & 0x7F
         index = layer.index
-        for consumer in self.by_layer[index]:
+        fan = self._layer_fans[index]
+        if fan is not None:
+            fan.forward(packet)  # the steady forwarders of this layer, in C
+        for consumer in self._layer_slow[index]:
             consumer.forward_layer(packet, payload_type, layer, keyframe, offset)
         if keyframe:
             for consumer in self.waiting[index]:

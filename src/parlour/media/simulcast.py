@@ -236,6 +236,12 @@ class Vp8Rewriter:
         )
 
     @property
+    def filtering(self) -> bool:
+        """Whether temporal layers are being dropped, or are about to be (a limit is set or
+        a raised one waits for a base-layer frame): packets must go through `keep`."""
+        return self.max_temporal < _MAX_TEMPORAL or self._pending_temporal < _MAX_TEMPORAL
+
+    @property
     def offsets(self) -> tuple[int, int]:
         """(PictureID offset, TL0PICIDX offset)."""
         return self._pic_off, self._tl0_off

@@ -848,8 +848,13 @@ class LiveRoomService:
                 ]
                 if not sessions:
                     return
+                rooms: dict[RoomSid, LiveRoom] = {}
                 for session in sessions:
-                    self._reallocate(session)
+                    live = self._reallocate(session, hints=False)
+                    if live is not None:
+                        rooms[live.room.sid] = live
+                for live in rooms.values():  # once per room, not once per subscriber
+                    self._publisher_hints(live)
         finally:
             self._allocator = None
 
@@ -866,9 +871,11 @@ class LiveRoomService:
         reply = session.network.reply(now, others)
         session.signaling.send(session.media, sig.MspChannel.NETWORK_QUALITY, reply.to_json())
 
-    def _reallocate(self, session: ParticipantSession) -> None:
+    def _reallocate(self, session: ParticipantSession, *, hints: bool = True) -> LiveRoom | None:
         """Decide which subscribed video tracks are on for `session` and at which simulcast
-        layer, stop forwarding the others, and tell the client what changed.
+        layer, stop forwarding the others, and tell the client what changed; then (with
+        ``hints``) the room's publishers which layers are watched. Returns the live room
+        (None: no media or no room).
 
         A client that cannot be told of switch-offs (no ``track_switch_off`` channel, or not
         ready yet: the Python SDK, a bot) keeps every track on; it still gets the layer its
@@ -876,11 +883,11 @@ class LiveRoomService:
         would switch off."""
         media = session.media
         if media is None:
-            return
+            return None
         tell = session.signaling.ready(sig.MspChannel.TRACK_SWITCH_OFF)
         live = self._live.get(session.room.sid)
         if live is None:
-            return
+            return None
         published = {
             t.record.sid: (m, t)
             for m in live.active()
@@ -917,15 +924,15 @@ class LiveRoomService:
                 if track.layers and track.sid not in chosen:
                     chosen[track.sid] = choose_layer(track.layers, render_area=None, bitrate=0)
         media.select_layers({wire[sid]: choice for sid, choice in chosen.items() if sid in wire})
-        if not tell:
+        if tell:
+            media.switch_off([wire[sid] for sid in session.switch.off if sid in wire])
+            if off or on:
+                message = {"type": "track_switch_off", "off": list(off), "on": list(on)}
+                if session.signaling.send(media, sig.MspChannel.TRACK_SWITCH_OFF, message):
+                    session.switch.reported()
+        if hints:
             self._publisher_hints(live)
-            return
-        media.switch_off([wire[sid] for sid in session.switch.off if sid in wire])
-        if off or on:
-            message = {"type": "track_switch_off", "off": list(off), "on": list(on)}
-            if session.signaling.send(media, sig.MspChannel.TRACK_SWITCH_OFF, message):
-                session.switch.reported()
-        self._publisher_hints(live)
+        return live
 
     def _publisher_hints(self, live: LiveRoom) -> None:
         """Tell each publisher that asked for hints which simulcast layers of its video
@@ -1072,7 +1079,7 @@ class LiveRoomService:
             member.media.set_subscriptions(
                 [descriptors[sid] for sid in descriptors if sid in chosen]
             )
-            self._reallocate(member)  # publishers' priorities may have changed
+            self._reallocate(member, hints=False)  # publishers' priorities may have changed
         # Who watches what may have changed without any allocation (the last subscriber
         # left, or rules dropped a track): publishers hear it.
         self._publisher_hints(live)

@@ -236,3 +236,36 @@ def test_fanout_takes_any_buffer_and_drops_what_it_cannot_protect() -> None:
         native.FanOut(["not a lane"])
     fan.lanes = lanes[:1]
     assert fan.lanes == (lanes[0],)
+
+
+def test_lane_shifts_vp8_numbering_like_the_python_rewriter() -> None:
+    """`Lane.vp8_pic_off`/`vp8_tl0_off` against `simulcast.Vp8Rewriter.rewrite`: 7- and
+    15-bit PictureIDs, with and without TL0PICIDX, extensions and CSRCs, every truncation."""
+    from parlour.media import simulcast
+
+    descriptors = [
+        bytes([0x90, 0xE0, 0x80 | 0x7F, 0xF0, 0xFE, 0x40]),  # 15-bit PictureID, L, T
+        bytes([0x90, 0xC0, 0x7E, 0x09]),  # 7-bit PictureID, L
+        bytes([0x90, 0x80, 0x05]),  # 7-bit PictureID only
+        bytes([0x90, 0x40, 0xFF]),  # TL0PICIDX only
+        bytes([0x90, 0x20, 0x80]),  # T only
+        bytes([0x10]),  # no X
+    ]
+    vp8 = simulcast.Vp8Rewriter()
+    last = build(payload=bytes([0x90, 0xC0, 0x7E, 0x10, 0x40]))
+    first = build(payload=bytes([0x90, 0xE0, 0x80, 0x03, 0x20, 0x40]))
+    vp8.switched(first, 12, last, 12)  # 7 → 15 bits: offsets from the descriptors
+    for pic_off, tl0_off in [vp8.offsets, (0x7FFF, 0xFF), (1, 0), (0, 1), (300, 200)]:
+        vp8._pic_off, vp8._tl0_off = pic_off, tl0_off
+        for kwargs in [{}, {"ext": [(1, b"\x01\x02")]}, {"csrcs": (1, 2)}]:
+            for descriptor in descriptors:
+                payload = descriptor + b"\x9d\x01\x2a"
+                for cut in range(len(payload) + 1):
+                    packet = build(seq=cut, payload=payload[:cut], **kwargs)
+                    lane = native.Lane(native.Egress(), pt_table({96: 100}), None)
+                    lane.vp8_pic_off, lane.vp8_tl0_off = pic_off, tl0_off
+                    plain = RtpRewriter(0xABCD0001, 100)
+                    lane.load(plain._dump())
+                    expected = plain.rewrite(packet)
+                    expected = vp8.rewrite(expected, simulcast.payload_offset(expected))
+                    assert lane.rewrite(packet) == expected, (packet.hex(), pic_off, tl0_off)

@@ -1,19 +1,28 @@
 """Simulcast forwarding against constructed VP8 simulcast streams: one layer per consumer,
 switches only at keyframes, one seamless output stream (seq, timestamp, SSRC, PictureID,
-TL0PICIDX), temporal-layer dropping, NACK answers from the right layer."""
+TL0PICIDX), temporal-layer dropping, NACK answers from the right layer.
+
+Every router-level test runs twice: subscribers forwarded in Python (the reference) and
+subscribers with a C send side (`_fastpath` lanes in each layer's fan-out, SRTP-protected,
+decrypted again here); `test_the_c_fan_out_sends_what_python_sends` compares them packet by
+packet on one recorded sequence of switches, pauses and temporal limits."""
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import pylibsrtp
 import pytest
 
-from parlour.media import rtp, simulcast
+from parlour.media import fastpath, rtp, simulcast
 from parlour.media.negotiation import PublishedTrackInfo, SentTrackInfo
 from parlour.media.rewrite import RtpRewriter
 from parlour.media.router import Consumer, Producer, Router
 from parlour.media.sdp import Codec
+from parlour.media.srtp import SrtpSession
 from tests.unit.media.rtp_packets import build
 
 VP8 = Codec(96, "VP8", 90000)
@@ -92,6 +101,57 @@ class Sink:
         pass
 
 
+class LaneSink(Sink):
+    """A subscriber transport with a C send side, as `dtls.DtlsSrtpTransport` has: what its
+    `Egress` protects is decrypted back into ``rtp`` (a repeat, which libsrtp's replay check
+    refuses, is the same ciphertext as the first time: looked up)."""
+
+    PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+
+    def __init__(self) -> None:
+        super().__init__()
+        key = os.urandom(30)
+        tx = pylibsrtp.Policy(
+            key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=self.PROFILE
+        )
+        tx.allow_repeat_tx = True
+        self._tx = SrtpSession(tx)
+        rx = pylibsrtp.Policy(
+            key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=self.PROFILE
+        )
+        self._rx = pylibsrtp.Session(rx)
+        self._seen: dict[bytes, bytes] = {}
+        self.egress = fastpath.native.Egress(self._received)
+        self.egress.set_srtp(self._tx, fastpath.srtp_context(self._tx))
+
+    def _received(self, datagram: bytes) -> None:
+        plain = self._seen.get(datagram)
+        if plain is None:
+            plain = self._rx.unprotect(datagram)
+            self._seen[datagram] = plain
+        self.rtp.append(plain)
+
+    def send_rtp(self, packet: bytes) -> None:
+        self.egress.send_rtp(packet)
+
+
+SINK_KINDS = ["python"] + (["c"] if fastpath.native is not None else [])
+_sink_kind = "python"
+
+
+@pytest.fixture(autouse=True, params=SINK_KINDS)
+def sink_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run each test with Python-forwarded subscribers and with C lanes."""
+    global _sink_kind
+    _sink_kind = request.param
+    yield request.param
+    _sink_kind = "python"
+
+
+def make_sink(kind: str | None = None) -> Sink:
+    return LaneSink() if (kind or _sink_kind) == "c" else Sink()
+
+
 def setup() -> tuple[Producer, list[int], list[LayerStream]]:
     info = PublishedTrackInfo("1", "t", "s", "video", (VP8,), SSRCS, (), ())
     plis: list[int] = []
@@ -106,8 +166,10 @@ def setup() -> tuple[Producer, list[int], list[LayerStream]]:
 
 def consume(producer: Producer, ssrc: int = 0xAAAA) -> tuple[Consumer, Sink]:
     info = SentTrackInfo("0", "t", "s", "video", ssrc, None, SUB_VP8, None, ())
-    sink = Sink()
-    return Router("RM").consume(producer, info, sink), sink
+    sink = make_sink()
+    consumer = Router("RM").consume(producer, info, sink)
+    assert (consumer.lane is not None) == (_sink_kind == "c")
+    return consumer, sink
 
 
 def feed(producer: Producer, streams: list[LayerStream], frames: int, *, key: bool = False) -> None:
@@ -403,7 +465,7 @@ def test_probe_packets_are_retransmissions_of_the_last_packets_sent() -> None:
     producer, _, streams = setup()
     feed(producer, streams, 1)
     info = SentTrackInfo("0", "t", "s", "video", 0xAAAA, 0xBBBB, SUB_VP8, 101, ())
-    sink = Sink()
+    sink = make_sink()
     consumer = Router("RM").consume(producer, info, sink)
     assert consumer.probe_packets(3) == []  # nothing sent yet
     consumer.set_layers(0, 2, now=100.0)
@@ -454,3 +516,68 @@ def test_h264_simulcast_switches_at_idr_frames_without_vp8_rewriting() -> None:
     seqs_out = [rtp.seq(p) for p in sink.rtp]
     assert seqs_out == [seqs_out[0] + i for i in range(4)]
     assert [p[12] & 0x1F for p in sink.rtp] == [5, 1, 5, 1]
+
+
+@pytest.mark.skipif(fastpath.native is None, reason="the C fast path is not built")
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_c_fan_out_sends_what_python_sends(seed: int) -> None:
+    """Two subscribers of one producer, one forwarded in Python, one through the layers'
+    C fan-outs, through a seeded run of layer switches, temporal limits (which move the C
+    one to Python and back), pauses, NACKs and keyframes: the same bytes, packet by packet."""
+    import random
+
+    rng = random.Random(seed)
+    producer, _, streams = setup()
+    feed(producer, streams, 1)
+    info = SentTrackInfo("0", "t", "s", "video", 0xAAAA, 0xBBBB, SUB_VP8, 101, ())
+    python_sink, c_sink = make_sink("python"), make_sink("c")
+    router = Router("RM")
+    reference = router.consume(producer, info, python_sink)
+    fast = router.consume(producer, info, c_sink)
+    assert reference.lane is None and fast.lane is not None
+    now = 100.0
+    in_c = 0
+    for step in range(120):
+        now += 0.5
+        action = rng.random()
+        if action < 0.25:
+            spatial, temporal = rng.choice([None, 0, 1, 2]), rng.choice([0, 1, 2, 2, 2])
+            for consumer in (reference, fast):
+                consumer.set_layers(spatial, temporal, now)
+        elif action < 0.3 and not fast.paused:
+            reference.pause()
+            fast.pause()
+            fast._paused_at = reference._paused_at  # one clock reading for both
+        elif action < 0.4 and fast.paused:
+            reference.resume(now)
+            fast.resume(now)
+        elif action < 0.5 and python_sink.rtp:
+            seqs = [rtp.seq(p) for p in python_sink.rtp[-rng.randrange(1, 8) :]]
+            reference.retransmit(seqs)
+            fast.retransmit(seqs)
+        elif action < 0.6:
+            for consumer in (reference, fast):
+                consumer.retarget(now)
+        key = rng.random() < 0.2
+        layer = rng.randrange(3)
+        for packet in streams[layer].frame_packets(key=key, packets=rng.randrange(1, 4)):
+            producer.forward(packet)
+        feed(producer, streams, rng.randrange(1, 4))
+        in_c += fast.lane is not None and fast in producer.by_layer[max(fast.layer, 0)]
+        assert c_sink.rtp == python_sink.rtp, f"step {step}"
+    assert len(python_sink.rtp) > 100
+    assert in_c > 20  # the C fan-out did forward for a good part of the run
+    lane = fast.lane
+    for _ in range(3):  # end on a stretch in C, whatever the run left
+        for consumer in (reference, fast):
+            consumer.set_layers(1, 2, now)
+        for packet in streams[1].frame_packets(key=True):
+            producer.forward(packet)
+        feed(producer, streams, 4)
+        now += 1
+        for consumer in (reference, fast):
+            consumer.retarget(now)
+    lane = fast.lane
+    assert lane is not None and lane.packets > 0
+    assert c_sink.rtp == python_sink.rtp
+    assert reference.rewriter_state()._dump() == fast.rewriter_state()._dump()
