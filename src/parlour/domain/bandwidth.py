@@ -181,20 +181,33 @@ class Allocation:
     decisions: tuple[Decision, ...]
     budget: int | None
     """The bitrate the tracks had to fit in (None: unlimited)."""
+    # Indexes of `decisions`, made once: the allocation runs for every subscriber every
+    # second, and looking decisions up by scanning made it quadratic in the room's size.
+    _by_sid: dict[str, Decision] = field(init=False, repr=False, compare=False)
+    _on: frozenset[str] = field(init=False, repr=False, compare=False)
+    _off: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_sid: dict[str, Decision] = {}
+        for d in self.decisions:
+            by_sid.setdefault(d.track_sid, d)
+        object.__setattr__(self, "_by_sid", by_sid)
+        object.__setattr__(self, "_on", frozenset(d.track_sid for d in self.decisions if d.on))
+        object.__setattr__(self, "_off", frozenset(d.track_sid for d in self.decisions if not d.on))
 
     @property
     def on(self) -> frozenset[str]:
         """SIDs of the tracks switched on."""
-        return frozenset(d.track_sid for d in self.decisions if d.on)
+        return self._on
 
     @property
     def off(self) -> frozenset[str]:
         """SIDs of the tracks switched off."""
-        return frozenset(d.track_sid for d in self.decisions if not d.on)
+        return self._off
 
     def decision(self, track_sid: str) -> Decision | None:
         """The decision about one track, if it was a candidate."""
-        return next((d for d in self.decisions if d.track_sid == track_sid), None)
+        return self._by_sid.get(track_sid)
 
 
 def _effective_priority(c: Candidate, profile: Profile, dominant_speaker: str | None) -> Priority:
