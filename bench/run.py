@@ -117,8 +117,9 @@ async def _wait_http(url: str, timeout: float = 30.0) -> None:
 class ParlourServer:
     name = "parlour"
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, log_level: str = "warning") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="parlour-bench-"))
+        self.log_level = log_level
         self.port = _free_port()
         self.metrics_token = secrets.token_hex(16)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -157,7 +158,7 @@ class ParlourServer:
                 "--port",
                 str(self.port),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             env=env,
             stdout=self.log,

@@ -560,7 +560,8 @@ def leftovers(data_dir: Path) -> list[dict[str, Any]]:
             ),
             "room": "SELECT sid, status FROM rooms WHERE status = 'in-progress'",
             "recording": (
-                "SELECT r.sid, r.room_sid, r.source_sid, r.date_created, p.status AS"
+                "SELECT r.sid, r.room_sid, r.source_sid, r.participant_sid, r.date_created,"
+                " p.status AS"
                 " participant_status FROM recordings r LEFT JOIN participants p"
                 " ON p.sid = r.participant_sid WHERE r.status = 'processing'"
             ),
@@ -572,6 +573,27 @@ def leftovers(data_dir: Path) -> list[dict[str, Any]]:
         ]
     finally:
         conn.close()
+
+
+def leftover_log(log: Path, rows: list[dict[str, Any]], limit: int = 400) -> list[str]:
+    """The server's log lines about what was left over (its SIDs: the recording, its track
+    and participant), to tell how it came to be left; at most ``limit`` lines."""
+    ids = {
+        str(row[key])
+        for row in rows
+        for key in ("sid", "source_sid", "participant_sid", "participant")
+        if row.get(key)
+    }
+    if not ids or not log.exists():
+        return []
+    lines: list[str] = []
+    with log.open(errors="replace") as f:
+        for line in f:
+            if any(i in line for i in ids):
+                lines.append(line.rstrip()[:500])
+                if len(lines) >= limit:
+                    break
+    return lines
 
 
 def verdict(
@@ -601,7 +623,8 @@ def _slope_per_hour(samples: list[dict[str, Any]], key: str) -> float | None:
 
 
 async def soak(config: SoakConfig, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    server = ParlourServer(env=SERVER_ENV)
+    # INFO: the lines about anything left over go with the results (`leftover_log`).
+    server = ParlourServer(env=SERVER_ENV, log_level="info")
     await server.start()
     receiver = CallbackReceiver(server.auth_token)
     probe = Probe(server)
@@ -621,8 +644,10 @@ async def soak(config: SoakConfig, progress: Callable[[str], None] = print) -> d
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_sampling.wait(), config.sample_seconds)
 
-    async def settle(limit: float) -> dict[str, float]:
-        """Samples until the checked series are still for three samples in a row."""
+    async def settle(limit: float, baseline: dict[str, float] | None = None) -> dict[str, float]:
+        """Samples until the checked series are still for three samples in a row and, with
+        a ``baseline``, back at it (what is still finishing, such as recordings completing
+        after a mass leave, gets up to ``limit`` seconds; what leaked is still there then)."""
         deadline = time.monotonic() + limit
         last: list[dict[str, float]] = []
         while True:
@@ -634,7 +659,8 @@ async def soak(config: SoakConfig, progress: Callable[[str], None] = print) -> d
             steady = len(last) == 3 and all(
                 last[0][k] == v[k] for v in last[1:] for k in TOLERANCES if k != "rss_mib"
             )
-            if (quiet and steady) or time.monotonic() > deadline:
+            back = baseline is None or not verdict(baseline, values, check_memory=False)
+            if (quiet and steady and back) or time.monotonic() > deadline:
                 return values
 
     sampling = asyncio.create_task(sampler())
@@ -665,7 +691,7 @@ async def soak(config: SoakConfig, progress: Callable[[str], None] = print) -> d
         await churn.run(config.minutes * 60)
         phase = "settle"
         progress("soak: everyone left; waiting for the timeouts")
-        final = await settle(config.settle_limit_seconds)
+        final = await settle(config.settle_limit_seconds, baseline)
         phase = "final"
         stop_sampling.set()
         await sampling
@@ -686,6 +712,7 @@ async def soak(config: SoakConfig, progress: Callable[[str], None] = print) -> d
             failures.append(f"{recordings['statuses']['failed']} failed recordings")
         if churn.counters.joins == 0:
             failures.append("nobody joined: the churn did not run")
+        left = await asyncio.to_thread(leftovers, server.dir)
         result = {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()},
@@ -701,7 +728,8 @@ async def soak(config: SoakConfig, progress: Callable[[str], None] = print) -> d
                 "events": receiver.events,
             },  # fmt: skip
             "recordings": recordings,
-            "leftovers": await asyncio.to_thread(leftovers, server.dir),
+            "leftovers": left,
+            "leftover_log": await asyncio.to_thread(leftover_log, server.dir / "server.log", left),
             "failures": failures,
             "samples": samples,
         }
@@ -753,6 +781,13 @@ def write_results(result: dict[str, Any], out: Path) -> Path:
         f"Recordings: {result['recordings']['statuses']}, "
         f"unplayable: {result['recordings']['unplayable'] or 'none'}.",
     ]
+    if result.get("leftovers"):
+        lines += ["", "## Left over", ""]
+        lines += [f"- {json.dumps(row)}" for row in result["leftovers"]]
+        if result.get("leftover_log"):
+            lines += ["", "The server's log lines about them:", "", "```"]
+            lines += result["leftover_log"]
+            lines += ["```"]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     plot(result, stem.with_suffix(".png"))
     return stem

@@ -22,7 +22,11 @@ async def test_two_minutes_of_churn_leave_nothing_behind(tmp_path: Path) -> None
     # keeps the SFU in it (PARLOUR_MEDIA_WORKERS=0).
     config = SoakConfig(minutes=2.0, seed=7, out=tmp_path, check_memory=False, warmup_seconds=10.0)
     result = await soak(config, progress=lambda line: None)
-    assert result["failures"] == [], (result["failures"], result["leftovers"])
+    assert result["failures"] == [], (
+        result["failures"],
+        result["leftovers"],
+        result["leftover_log"],
+    )
     counters = result["counters"]
     assert counters["joins"] >= 40 and counters["vanished"] + counters["no_ice"] > 0
     assert counters["mutes"] and counters["unpublishes"] and counters["rule_changes"]
