@@ -16,6 +16,7 @@ session and new windows per test). A test that cannot run in Firefox says why wi
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +26,13 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
-from tests.browser.firefox import Firefox, FirefoxNet, bidi_session, firefox_missing
+from tests.browser.firefox import (
+    Firefox,
+    FirefoxNet,
+    NattedFirefox,
+    bidi_session,
+    firefox_missing,
+)
 from tests.browser.firefox import firefox_process as start_firefox
 from tests.browser.harness import (
     CHROMIUM,
@@ -37,20 +44,30 @@ from tests.browser.harness import (
 )
 from tests.browser.launcher import headless_chromium
 from tests.browser.meet import LOOKS, PersonBrowser, write_camera
-from tests.browser.netkit import Certificate, namespaces_missing, self_signed
+from tests.browser.netkit import (
+    Certificate,
+    NattedClient,
+    OpenOn,
+    chromiums_either_side,
+    namespaces_missing,
+    natted_client,
+    self_signed,
+)
 from tests.browser.netkit import veth_client as make_veth_client
 from tests.helpers import Account, new_account, server_fixture
 
 #: The browsers each `open_page` test runs in (`browser_kind`).
 BROWSER_KINDS = ("chromium", "firefox")
+#: Fixtures whose pages are `browser_kind`'s: a test that uses one runs in each browser.
+BROWSER_FIXTURES = frozenset({"open_page", "either_side"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`[chromium]` and `[firefox]` variants of each test that opens pages with `open_page`
-    (or says why it is Chromium's only); module scope, so a module's server is made once
-    for each browser."""
+    """`[chromium]` and `[firefox]` variants of each test that opens pages with one of
+    `BROWSER_FIXTURES` (or says why it is Chromium's only); module scope, so a module's server
+    is made once for each browser."""
     only = metafunc.definition.get_closest_marker("chromium_only")
-    if "open_page" not in metafunc.fixturenames and only is None:
+    if not BROWSER_FIXTURES.intersection(metafunc.fixturenames) and only is None:
         return
     if "browser_kind" not in metafunc.fixturenames:
         metafunc.fixturenames.append("browser_kind")
@@ -92,6 +109,57 @@ def firefox_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirefoxNet
         tls = self_signed(workdir / "tls", net.server)
         with start_firefox(workdir / "firefox", net.in_client()) as process:
             yield FirefoxNet(net, tls, process)
+
+
+@pytest.fixture(scope="session")
+def natted_firefox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NattedFirefox]:
+    """Headless Firefox ESR in a client network behind a NAT router (`natted_client`), for the
+    session: made when a test first needs it (the NAT and ICE-TCP tests' Firefox variants)."""
+    if reason := firefox_missing() or namespaces_missing():
+        pytest.skip(reason)
+    workdir = tmp_path_factory.mktemp("firefox-natted")
+    with natted_client() as net, start_firefox(workdir, net.in_client()) as process:
+        yield NattedFirefox(net, process)
+
+
+@pytest.fixture
+def natted(request: pytest.FixtureRequest, browser_kind: str) -> Iterator[NattedClient]:
+    """A client network behind a NAT router (`netkit.natted_client`), where `either_side`'s
+    first browser runs: the test's own for Chromium; for Firefox the session's, where its
+    Firefox runs, the router's rules put back as made before and after the test."""
+    if reason := namespaces_missing():
+        pytest.skip(reason)
+    if browser_kind != "firefox":
+        with natted_client() as net:
+            yield net
+        return
+    shared: NattedFirefox = request.getfixturevalue("natted_firefox")
+    shared.net.reset_router()
+    try:
+        yield shared.net
+    finally:
+        shared.net.reset_router()
+
+
+@pytest.fixture
+async def either_side(
+    request: pytest.FixtureRequest, browser_kind: str, natted: NattedClient, tmp_path: Path
+) -> AsyncIterator[tuple[OpenOn, OpenOn]]:
+    """Page openers for `browser_kind` behind `natted`'s router, and for Chromium on the
+    server's own network (both accept the tests' self-signed certificates)."""
+    if browser_kind == "firefox":
+        shared: NattedFirefox = request.getfixturevalue("natted_firefox")
+        async with (
+            bidi_session(shared.process) as fox,
+            headless_chromium("--ignore-certificate-errors") as local,
+        ):
+            yield fox.open_participant, functools.partial(open_participant, local)
+        return
+    async with chromiums_either_side(natted, tmp_path / "bin") as (behind, local):
+        yield (
+            functools.partial(open_participant, behind),
+            functools.partial(open_participant, local),
+        )
 
 
 @pytest.fixture(scope="module")

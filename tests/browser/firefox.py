@@ -35,7 +35,7 @@ import websockets
 
 from parlour.testing import ServerThread
 from tests.browser.harness import INSTRUMENTATION, SOCKETS, BrowserParticipant
-from tests.browser.netkit import Certificate, VethClient, free_port
+from tests.browser.netkit import Certificate, NattedClient, VethClient, free_port
 
 __all__ = [
     "FIREFOX",
@@ -43,6 +43,7 @@ __all__ = [
     "Firefox",
     "FirefoxNet",
     "FirefoxProcess",
+    "NattedFirefox",
     "bidi_session",
     "firefox_missing",
     "firefox_process",
@@ -255,6 +256,15 @@ class FirefoxNet:
 
     net: VethClient
     tls: Certificate
+    process: FirefoxProcess
+
+
+@dataclass(frozen=True)
+class NattedFirefox:
+    """Headless Firefox behind a NAT router (`conftest.natted_firefox`): the network it runs
+    in (`netkit.natted_client`) and the process."""
+
+    net: NattedClient
     process: FirefoxProcess
 
 

@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_FLAGS,
     BrowserParticipant,
-    open_participant,
     poll,
 )
 from tests.helpers import Account
@@ -42,6 +41,7 @@ __all__ = [
     "TLS_FLAGS",
     "Certificate",
     "NattedClient",
+    "OpenOn",
     "assert_media_flows",
     "chromium_in",
     "chromiums_either_side",
@@ -54,6 +54,7 @@ __all__ = [
     "VethClient",
     "veth_client",
     "selected_pairs",
+    "sfu_ufrags",
     "turn_log",
     "doc_block",
     "free_port",
@@ -233,6 +234,17 @@ async def selected_pairs(page: BrowserParticipant) -> list[dict[str, Any]]:
     return pairs
 
 
+async def sfu_ufrags(page: BrowserParticipant) -> list[str]:
+    """The SFU's ICE ufrag in each of the page's live peer connections (its answer's
+    `a=ice-ufrag`): what the server's media socket knows the page's endpoint by."""
+    ufrags: list[str] = await page.evaluate(
+        """() => window.peerConnections
+          .filter((pc) => pc.connectionState !== 'closed' && pc.remoteDescription)
+          .map((pc) => /a=ice-ufrag:(\\S+)/.exec(pc.remoteDescription.sdp)[1])"""
+    )
+    return ufrags
+
+
 async def assert_media_flows(page: BrowserParticipant, sender: str, within: float = 30) -> None:
     """`page` subscribed to `sender`'s audio and video and keeps receiving both (getStats)."""
     events = await page.wait_for_events("trackSubscribed", 2, participant=sender, within=within)
@@ -352,6 +364,8 @@ class NattedClient:
     client: str
     public: str
     server: str
+    #: The router's interface towards the server (what the masquerade rule names).
+    outside_if: str
 
     def in_client(self, *command: str) -> list[str]:
         """`command` run inside the client's namespace."""
@@ -364,15 +378,35 @@ class NattedClient:
     def router_ruleset(self) -> str:
         return _run(IP, "netns", "exec", self.router_ns, NFT, "list", "ruleset")
 
+    def reset_router(self) -> None:
+        """The router's rules as made: only the masquerade, its counter at zero (a test that
+        shares the network with others starts from there, and leaves no firewall behind)."""
+        _run(IP, "netns", "exec", self.router_ns, NFT, "flush", "ruleset")
+        self.router_nft(
+            "table ip parlour_nat {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            f'    oifname "{self.outside_if}" counter masquerade\n'
+            "  }\n"
+            "}\n"
+        )
+
+
+_natted_count = itertools.count()
+
 
 @contextlib.contextmanager
 def natted_client() -> Iterator[NattedClient]:
-    """Namespaces, veth pairs and a masquerading router for one test; all removed after."""
-    n = 16 + os.getpid() % 200
-    tag = f"{os.getpid() % 100000}"
+    """Namespaces, veth pairs and a masquerading router; all removed after. Several may exist
+    at once (a session's, where its Firefox runs, and a test's own): each has its own subnets."""
+    made = next(_natted_count)
+    n = 16 + (os.getpid() + made) % 200
+    tag = f"{os.getpid() % 100000}{'' if made == 0 else chr(ord('a') + made % 26)}"
     client_ns, router_ns = f"plc{tag}", f"plr{tag}"
     host_if, router_out, router_in, client_if = f"plh{tag}", f"plo{tag}", f"pli{tag}", f"plv{tag}"
-    net = NattedClient(client_ns, router_ns, f"10.{n}.1.2", f"100.64.{n}.2", f"100.64.{n}.1")
+    net = NattedClient(
+        client_ns, router_ns, f"10.{n}.1.2", f"100.64.{n}.2", f"100.64.{n}.1", router_out
+    )
     try:
         _run(IP, "netns", "add", client_ns)
         _run(IP, "netns", "add", router_ns)
@@ -396,14 +430,7 @@ def natted_client() -> Iterator[NattedClient]:
         for link in ("lo", client_if):
             _run(*in_client, IP, "link", "set", link, "up")
         _run(*in_client, IP, "route", "add", "default", "via", f"10.{n}.1.1")
-        net.router_nft(
-            "table ip parlour_nat {\n"
-            "  chain postrouting {\n"
-            "    type nat hook postrouting priority srcnat; policy accept;\n"
-            f'    oifname "{router_out}" counter masquerade\n'
-            "  }\n"
-            "}\n"
-        )
+        net.reset_router()
         yield net
     finally:
         for ns in (router_ns, client_ns):
@@ -500,23 +527,28 @@ def tls_server_for(net: NattedClient, tmp_path: Path, **config: Any) -> ServerTh
     )
 
 
+#: Opens a participant page on a server: `await open_on(server, "alice")` (`either_side`).
+OpenOn = Callable[[ServerThread, str], Awaitable[BrowserParticipant]]
+
+
 @contextlib.asynccontextmanager
 async def joined_either_side(
-    browsers: tuple[Browser, Browser],
+    either_side: tuple[OpenOn, OpenOn],
     server: ServerThread,
     acct: Account,
     room: str,
     within: float = 120,
 ) -> AsyncIterator[tuple[BrowserParticipant, BrowserParticipant]]:
-    """alice (on the first browser) and bob (on the second) in `room`, with media flowing
-    both ways; the body runs under the same `within` seconds; the pages close after."""
-    behind, local = browsers
+    """alice (opened by the first of `either_side`: behind the router) and bob (by the second)
+    in `room`, with media flowing both ways; the body runs under the same `within` seconds;
+    the pages close after."""
+    open_behind, open_local = either_side
     pages: list[BrowserParticipant] = []
     try:
         async with asyncio.timeout(within):
-            alice = await open_participant(behind, server, "alice")
+            alice = await open_behind(server, "alice")
             pages.append(alice)
-            bob = await open_participant(local, server, "bob")
+            bob = await open_local(server, "bob")
             pages.append(bob)
             await alice.join_as_name(acct, room)
             await bob.join_as_name(acct, room)
