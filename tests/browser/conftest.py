@@ -20,6 +20,7 @@ import functools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -59,7 +60,7 @@ from tests.helpers import Account, new_account, server_fixture
 #: The browsers each `open_page` test runs in (`browser_kind`).
 BROWSER_KINDS = ("chromium", "firefox")
 #: Fixtures whose pages are `browser_kind`'s: a test that uses one runs in each browser.
-BROWSER_FIXTURES = frozenset({"open_page", "either_side"})
+BROWSER_FIXTURES = frozenset({"open_page", "open_on", "either_side"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -162,21 +163,37 @@ async def either_side(
         )
 
 
+def firefox_server_options(firefox_net: FirefoxNet) -> dict[str, Any]:
+    """`ServerThread` options for a server the session's Firefox reaches: on the veth address
+    over HTTPS; the SFU binds all and advertises that address."""
+    net, tls = firefox_net.net, firefox_net.tls
+    return {
+        "host": net.server,
+        "tls_cert": tls.cert,
+        "tls_key": tls.key,
+        "media_host": "0.0.0.0",
+        "media_advertised_address": net.server,
+    }
+
+
 @pytest.fixture(scope="module")
 def firefox_server(
     firefox_net: FirefoxNet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
     """Parlour on the veth address over HTTPS; the SFU binds all and advertises that address."""
-    net, tls = firefox_net.net, firefox_net.tls
     with ServerThread(
-        tmp_path_factory.mktemp("browser-firefox"),
-        host=net.server,
-        tls_cert=tls.cert,
-        tls_key=tls.key,
-        media_host="0.0.0.0",
-        media_advertised_address=net.server,
+        tmp_path_factory.mktemp("browser-firefox"), **firefox_server_options(firefox_net)
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser_server_options(request: pytest.FixtureRequest, browser_kind: str) -> dict[str, Any]:
+    """`ServerThread` options for a server of a test's own that `open_on`'s pages reach (none
+    for Chromium: 127.0.0.1 over plain HTTP)."""
+    if browser_kind != "firefox":
+        return {}
+    return firefox_server_options(request.getfixturevalue("firefox_net"))
 
 
 @pytest.fixture(scope="module")
@@ -228,24 +245,21 @@ async def firefox_browser(firefox_net: FirefoxNet) -> AsyncIterator[Firefox]:
 
 
 @pytest.fixture
-def launch_page(
-    request: pytest.FixtureRequest, browser_kind: str, browser_server: ServerThread
-) -> OpenParticipant:
-    """Opens one participant page in `browser_kind`: a Chromium browser context, or a Firefox
-    window. (A sync fixture: it picks the async browser fixture it needs by name.)"""
+def open_on(request: pytest.FixtureRequest, browser_kind: str) -> OpenOn:
+    """`await open_on(server, "alice")`: a participant page in `browser_kind` on a server of
+    the test's own (made with `browser_server_options`); the test closes it."""
     if browser_kind == "firefox":
         fox: Firefox = request.getfixturevalue("firefox_browser")
-
-        async def in_firefox(name: str) -> BrowserParticipant:
-            return await fox.open_participant(browser_server, name)
-
-        return in_firefox
+        return fox.open_participant
     chromium: Browser = request.getfixturevalue("browser")
+    return functools.partial(open_participant, chromium)
 
-    async def in_chromium(name: str) -> BrowserParticipant:
-        return await open_participant(chromium, browser_server, name)
 
-    return in_chromium
+@pytest.fixture
+def launch_page(open_on: OpenOn, browser_server: ServerThread) -> OpenParticipant:
+    """Opens one participant page in `browser_kind` on the module's server: a Chromium
+    browser context, or a Firefox window."""
+    return functools.partial(open_on, browser_server)
 
 
 @pytest.fixture

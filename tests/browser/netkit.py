@@ -88,14 +88,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def wait_for_port(
-    port: int, process: subprocess.Popen[bytes], what: str, within: float = 20
+    port: int,
+    process: subprocess.Popen[bytes],
+    what: str,
+    within: float = 20,
+    host: str = "127.0.0.1",
 ) -> None:
-    """Until something accepts TCP connections on 127.0.0.1:port (or `process` died)."""
+    """Until something accepts TCP connections on host:port (or `process` died)."""
     deadline = time.monotonic() + within
     while True:
         if process.poll() is not None:
             raise AssertionError(f"{what} exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not listen on port {port} in {within} s")
@@ -285,15 +289,18 @@ def coturn_missing() -> str | None:
 
 
 @contextlib.contextmanager
-def coturn(workdir: Path, config_text: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Debian's coturn on 127.0.0.1:port with `config_text`, relaying on loopback."""
+def coturn(
+    workdir: Path, config_text: str, port: int, host: str = "127.0.0.1"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Debian's coturn on host:port with `config_text`, relaying from `host` (loopback peers
+    allowed)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "turnserver.conf"
     config_text = re.sub(r"(?m)^listening-port=.*$", f"listening-port={port}", config_text)
     config_text = re.sub(r"(?m)^external-ip=.*\n", "", config_text)
     config.write_text(
         config_text
-        + "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nallow-loopback-peers\n"
+        + f"listening-ip={host}\nrelay-ip={host}\nallow-loopback-peers\n"
         + f"pidfile={workdir / 'turnserver.pid'}\nlog-file={workdir / 'turn.log'}\n"
         + "simple-log\nno-stdout-log\nno-tls\nno-dtls\n"
         + f"userdb={workdir / 'turndb'}\n"  # not the system's /var/lib/turn
@@ -302,7 +309,7 @@ def coturn(workdir: Path, config_text: str, port: int) -> Iterator[subprocess.Po
         [TURNSERVER, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for_port(port, process, "turnserver")
+        wait_for_port(port, process, "turnserver", host=host)
         yield process
     finally:
         stop(process)
