@@ -17,6 +17,7 @@ session and new windows per test). A test that cannot run in Firefox says why wi
 from __future__ import annotations
 
 import functools
+import inspect
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -65,10 +66,11 @@ BROWSER_FIXTURES = frozenset({"open_page", "open_on", "either_side"})
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`[chromium]` and `[firefox]` variants of each test that opens pages with one of
-    `BROWSER_FIXTURES` (or says why it is Chromium's only); module scope, so a module's server
-    is made once for each browser."""
+    `BROWSER_FIXTURES` or asks for `browser_kind` itself (or says why it is Chromium's only);
+    module scope, so a module's server is made once for each browser."""
     only = metafunc.definition.get_closest_marker("chromium_only")
-    if not BROWSER_FIXTURES.intersection(metafunc.fixturenames) and only is None:
+    asks = "browser_kind" in inspect.signature(metafunc.function).parameters
+    if not BROWSER_FIXTURES.intersection(metafunc.fixturenames) and not asks and only is None:
         return
     if "browser_kind" not in metafunc.fixturenames:
         metafunc.fixturenames.append("browser_kind")

@@ -472,6 +472,8 @@ class VethClient:
     client_ns: str
     client: str
     server: str
+    #: This namespace's end of the veth pair (what `tc` shapes to limit the client's downlink).
+    host_if: str
 
     def in_client(self, *command: str) -> list[str]:
         """`command` run inside the client's namespace."""
@@ -486,7 +488,7 @@ def veth_client() -> Iterator[VethClient]:
     n = 16 + (os.getpid() + made) % 200
     tag = f"{os.getpid() % 100000}{'' if made == 0 else chr(ord('a') + made % 26)}"
     client_ns, host_if, client_if = f"plf{tag}", f"plfh{tag}", f"plfv{tag}"
-    net = VethClient(client_ns, f"10.77.{n}.2", f"10.77.{n}.1")
+    net = VethClient(client_ns, f"10.77.{n}.2", f"10.77.{n}.1", host_if)
     try:
         _run(IP, "netns", "add", client_ns)
         _run(IP, "link", "add", host_if, "type", "veth", "peer", "name", client_if)
