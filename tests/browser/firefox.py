@@ -51,10 +51,12 @@ __all__ = [
 
 FIREFOX = Path(shutil.which("firefox-esr") or "/usr/bin/firefox-esr")
 
-#: user.js of the test profile: fake media devices with no permission prompt.
+#: user.js of the test profile: fake media devices with no permission prompt, and tab capture
+#: (`mediaSource: 'browser'`), the only display capture headless Firefox can do.
 FIREFOX_PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
+    "media.getusermedia.browser.enabled": True,
     "media.autoplay.default": 0,
     "media.autoplay.blocking_policy": 0,
     "browser.shell.checkDefaultBrowser": False,
@@ -178,7 +180,9 @@ class _Page:
         )
 
     async def evaluate(self, expression: str, arg: Any = None) -> Any:
-        """Like Playwright's: a function expression gets `arg`; JSON values come back."""
+        """Like Playwright's: a function expression gets `arg`; JSON values come back; it runs
+        as if from a user gesture (as Playwright's does in Chromium), which display capture
+        needs."""
         wrapper = (
             "async (json) => { const f = (" + expression + ");"
             " const v = typeof f === 'function' ? await f(JSON.parse(json)) : await f;"
@@ -192,6 +196,7 @@ class _Page:
                 "target": {"context": self.context},
                 "awaitPromise": True,
                 "resultOwnership": "none",
+                "userActivation": True,
             },
         )
         if result.get("type") == "exception":

@@ -144,7 +144,8 @@ async def test_firefox_changes_its_tracks_and_leaves(
     net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
 ) -> None:
     """What Firefox publishes changes mid-call (each a renegotiation Firefox offers): Chromium
-    sees disable/enable, a second video track, its unpublishing, a new camera, and the leave."""
+    sees disable/enable, a shared tab (a second video track, a display capture), its
+    unpublishing, a new camera, and the leave."""
     with https_server(net, tmp_path) as server:
         acct = new_account(server)
         pages: list[BrowserParticipant] = []
@@ -169,7 +170,11 @@ async def test_firefox_changes_its_tracks_and_leaves(
                     await ff.evaluate("(k) => window.setEnabled(k, true)", kind)
                     await ch.wait_for_events("trackEnabled", trackSid=sid)
 
-                screen = await ff.evaluate("() => window.publishCanvas('screen')")
+                # A display capture: what headless Firefox can share is its own tab (its
+                # getDisplayMedia finds no screen or window there: docs/compatibility.md).
+                tab = await ff.evaluate("() => window.publishTab('screen')")
+                screen = tab["trackSid"]
+                assert tab["settings"]["width"] > 640, tab  # the tab's size, not a camera's
                 [shared] = await ch.wait_for_events("trackSubscribed", trackSid=screen, within=30)
                 assert (shared["kind"], shared["trackName"]) == ("video", "screen")
                 await assert_video_plays(ch, screen)
