@@ -68,7 +68,7 @@ async def test_without_ice_tcp_the_same_client_gets_no_media(
         tmp_path,
         media_host=firewalled.server,
         media_tcp=False,
-        media_connect_timeout_seconds=8.0,
+        media_connect_timeout_seconds=5.0,
     ) as server:
         acct = new_account(server)
         alice = await open_behind(server, "alice")

@@ -78,6 +78,10 @@ async def test_relayed_media_through_coturn(
         client.http_client.session.trust_env = False  # REQUESTS_CA_BUNDLE would win
         client.http_client.session.verify = str(server.config.tls_cert)
     token = await asyncio.to_thread(client.tokens.create, ttl=600)
+    if isinstance(client.http_client, TwilioHttpClient) and client.http_client.session:
+        # Not left idle on a keep-alive connection: over TLS the server's shutdown would
+        # wait out asyncio's TLS shutdown timeout (30 s) for its close_notify.
+        client.http_client.session.close()
     ice_servers: list[dict[str, Any]] = token.ice_servers  # type: ignore[assignment]
     assert ice_servers
 
