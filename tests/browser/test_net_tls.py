@@ -1,10 +1,10 @@
 """HTTPS and WSS: Parlour serving TLS itself (`parlour serve --tls-cert/--tls-key`), and
 behind nginx as docs/deployment.md configures it; the real SDK joins through `wss://` either
-way and media flows, in Chromium (`[chromium]`: everything on 127.0.0.1) and in Firefox
-(`[firefox]`: Parlour, or nginx, on the veth address of the session's Firefox namespace, the
-SFU advertising it, since Firefox never uses loopback for ICE). Certificates are self-signed,
-made here; both browsers are told to accept them (`--ignore-certificate-errors`, WebDriver
-BiDi's `acceptInsecureCerts`)."""
+way and media flows, in Chromium (`[chromium]`: everything on 127.0.0.1) and, behind nginx,
+in Firefox (`[firefox]`: nginx on the veth address of the session's Firefox namespace, the
+SFU advertising it, since Firefox never uses loopback for ICE; every Firefox variant joins
+over Parlour's own HTTPS and WSS). Certificates are self-signed, made here; both browsers are
+told to accept them (`--ignore-certificate-errors`, WebDriver BiDi's `acceptInsecureCerts`)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,10 @@ def client_context(certificate: Certificate) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(certificate.cert))
 
 
+@pytest.mark.chromium_only(
+    "every [firefox] variant joins over Parlour's own HTTPS and WSS (conftest.firefox_server);"
+    " the rest of this test (TLS versions, REST over HTTPS) is the server's, whatever the browser"
+)
 async def test_parlour_serves_https_and_wss(
     tmp_path: Path,
     certificate: Certificate,
