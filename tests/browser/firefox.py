@@ -42,6 +42,7 @@ __all__ = [
     "FIREFOX_PREFS",
     "Firefox",
     "FirefoxNet",
+    "FirefoxPage",
     "FirefoxProcess",
     "NattedFirefox",
     "bidi_session",
@@ -144,7 +145,7 @@ class _Bidi:
         await self._socket.close()
 
 
-class _Page:
+class FirefoxPage:
     """What `BrowserParticipant` uses of a Playwright page, for one BiDi browsing context."""
 
     def __init__(self, bidi: _Bidi, context: str) -> None:
@@ -209,7 +210,7 @@ class _Page:
 
 
 class _Context:
-    def __init__(self, bidi: _Bidi, page: _Page, opened: list[str]) -> None:
+    def __init__(self, bidi: _Bidi, page: FirefoxPage, opened: list[str]) -> None:
         self._bidi = bidi
         self._page = page
         self._opened = opened
@@ -229,10 +230,18 @@ class Firefox:
         #: The browsing contexts (windows) opened in this session.
         self.opened: list[str] = []
 
+    async def open_window(self, url: str) -> FirefoxPage:
+        """A new window at `url` (closed with the session): `evaluate()` drives it."""
+        created = await self._bidi.send("browsingContext.create", {"type": "window"})
+        page = FirefoxPage(self._bidi, created["context"])
+        self.opened.append(page.context)
+        await page.goto(url)
+        return page
+
     async def open_participant(self, server: ServerThread, name: str) -> BrowserParticipant:
         """A new window on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
         created = await self._bidi.send("browsingContext.create", {"type": "window"})
-        page = _Page(self._bidi, created["context"])
+        page = FirefoxPage(self._bidi, created["context"])
         self.opened.append(page.context)
         participant = BrowserParticipant(
             name, cast(Any, _Context(self._bidi, page, self.opened)), cast(Any, page), server
