@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ async def test_a_client_behind_nat_joins_on_the_advertised_address(
         media_consent_timeout_seconds=CONSENT_TIMEOUT,
     ) as server:
         acct = new_account(server)
+        before_any_check = time.monotonic()
         async with joined_either_side(either_side, server, acct, "natted") as (alice, bob):
             [pair] = await selected_pairs(alice)
             # alice reaches the advertised address, and the SFU's answers told it the
@@ -69,11 +71,13 @@ async def test_a_client_behind_nat_joins_on_the_advertised_address(
             selected = server.parlour.sfu.socket.selected_address(ufrag)
             assert selected is not None and selected[0] == net.public, selected
 
-            # Consent freshness through the NAT: past the consent timeout counted from when
-            # media first flowed (so consent was renewed through the NAT), both are still in
-            # the room and media still flows.
-            await asyncio.sleep(1.5 * CONSENT_TIMEOUT)
+            # Consent freshness through the NAT: well past the consent timeout counted from
+            # before her first check, both are still in the room and media still flows; the
+            # SFU saw her consent renewed (through the NAT) meanwhile.
+            first_consent = server.parlour.sfu.socket.last_consent(ufrag)
+            await asyncio.sleep(before_any_check + 1.5 * CONSENT_TIMEOUT - time.monotonic())
             await asyncio.gather(assert_media_flows(alice, "bob"), assert_media_flows(bob, "alice"))
+            assert server.parlour.sfu.socket.last_consent(ufrag) > first_consent
             for page in (alice, bob):
                 assert not await page.events("disconnected"), page.name
                 assert not await page.events("participantDisconnected"), page.name
