@@ -299,6 +299,8 @@ async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
         alice = await squeeze.open_local("alice")
         steady = await squeeze.open_local("steady")
         squeezed = await squeeze.open_squeezed("squeezed")
+        agent = await squeezed.evaluate("() => navigator.userAgent")
+        assert ("Firefox/" in agent) == (browser_kind == "firefox"), agent
         try:
             # Audio too: only video is stamped with transport-wide numbers (audio does not
             # negotiate them), so the subscriber's feedback shows no false loss.
