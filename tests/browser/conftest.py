@@ -4,14 +4,17 @@ Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` 
 there by `scripts/install --tests`, which `make test` runs); without them they are skipped
 with the reason.
 
-Every test that opens its pages with `open_page` runs twice, `[chromium]` and `[firefox]`
-(`browser_kind`): the same test body with pages from headless Chromium, then from headless
-Firefox ESR. Firefox gathers no loopback ICE candidates, so for it the module's server
-(`browser_server`) listens on a veth address, over HTTPS (cameras need a secure origin), and
-its SFU advertises that address; Firefox runs in the namespace at the other end of the veth
-pair. The namespace and one Firefox process serve the whole session (one WebDriver BiDi
-session and new windows per test). A test that cannot run in Firefox says why with
-`@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that reason.
+Every test that opens its pages with `open_page` (or `open_on`, `either_side`, or asks for
+`browser_kind`) runs twice, `[chromium]` and `[firefox]` (`browser_kind`): the same test body
+with pages from headless Chromium, then from headless Firefox ESR. Firefox gathers no
+loopback ICE candidates, so for it the module's server (`browser_server`) listens on a veth
+address, over HTTPS (cameras need a secure origin), and its SFU advertises that address;
+Firefox runs in the namespace at the other end of the veth pair. The namespace and one
+Firefox process serve the whole session (one WebDriver BiDi session and new windows per
+test). The tests of a client behind a router (`natted`, `either_side`) get a second Firefox,
+behind a masquerading router, also for the session. A test that cannot run in Firefox says
+why with `@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that
+reason.
 """
 
 from __future__ import annotations
