@@ -52,12 +52,16 @@ __all__ = [
 
 FIREFOX = Path(shutil.which("firefox-esr") or "/usr/bin/firefox-esr")
 
-#: user.js of the test profile: fake media devices with no permission prompt, and tab capture
-#: (`mediaSource: 'browser'`), the only display capture headless Firefox can do.
+#: user.js of the test profile: fake media devices with no permission prompt, tab capture
+#: (`mediaSource: 'browser'`), the only display capture headless Firefox can do, and no idle
+#: keep-alive connections: Firefox outlives each test's server, and an idle TLS connection
+#: that a stopping server closes is still waiting for Firefox's close_notify when the server's
+#: event loop ends (an unclosed transport, or a store connection dropped mid-request).
 FIREFOX_PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
     "media.getusermedia.browser.enabled": True,
+    "network.http.keep-alive.timeout": 0,
     "media.autoplay.default": 0,
     "media.autoplay.blocking_policy": 0,
     "browser.shell.checkDefaultBrowser": False,
@@ -207,6 +211,11 @@ class FirefoxPage:
 
     def set_default_timeout(self, _ms: float) -> None:
         """Timeouts are the callers' `asyncio.wait_for`s."""
+
+    async def close(self) -> None:
+        """Close the window (its page's connections with it)."""
+        with contextlib.suppress(Exception):
+            await self._bidi.send("browsingContext.close", {"context": self.context})
 
 
 class _Context:

@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
-from tests.browser.firefox import Firefox, FirefoxNet
+from tests.browser.firefox import Firefox, FirefoxNet, FirefoxPage
 from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -307,12 +307,14 @@ async def test_parlour_meet_in_firefox_beside_chromium(
     both cameras play, Firefox's mute on its tile, chat both ways, Firefox's leave."""
     with https_server(net, tmp_path, dev=True) as server:
         contexts: list[BrowserContext] = []
+        windows: list[FirefoxPage] = []
         try:
             async with asyncio.timeout(120):
                 page, chris = await asyncio.gather(
                     fox.open_window(server.base_url + "/"),
                     open_meet(chromium, contexts, server, "Chris"),
                 )
+                windows.append(page)
                 fiona = MeetPage("Fiona", cast(Any, page))
                 await page.evaluate(FILL, ["#identity", "Fiona"])
                 await poll(
@@ -373,5 +375,7 @@ async def test_parlour_meet_in_firefox_beside_chromium(
                 assert await page.evaluate(TEXT, "#left-title") == "You left the meeting"
                 await chris.wait_tiles(lambda t: len(t) == 1, "one tile after Fiona left")
         finally:
+            for window in windows:  # before the server stops: nothing of it left open
+                await window.close()
             for context in contexts:
                 await context.close()
