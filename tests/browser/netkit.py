@@ -44,6 +44,7 @@ __all__ = [
     "OpenOn",
     "assert_media_flows",
     "chromium_in",
+    "clients_gone",
     "chromiums_either_side",
     "joined_either_side",
     "tls_server_for",
@@ -275,6 +276,25 @@ async def assert_media_flows(page: BrowserParticipant, sender: str, within: floa
         within=within,
         what=f"media from {sender} to keep arriving on {page.name}",
     )
+
+
+async def clients_gone(server: ServerThread, within: float = 10) -> None:
+    """Until no client holds a TCP connection to the server's HTTP port. A server stopped while
+    a client's WebSocket is closing fails its shutdown (uvicorn's sans-I/O WebSocket sends a
+    second close frame: `InvalidState`), leaving a request's store connection unclosed."""
+    port = server.config.port
+
+    async def connections() -> int:
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            ["ss", "-Htn", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return len([line for line in listed.stdout.splitlines() if line.strip()])
+
+    await poll(connections, lambda n: n == 0, within=within, what=f"no client on port {port}")
 
 
 # -- coturn ------------------------------------------------------------------------------------

@@ -32,7 +32,13 @@ from tests.browser.harness import (
     poll,
 )
 from tests.browser.meet import MeetPage, open_meet, playing
-from tests.browser.netkit import VethClient, assert_media_flows, selected_pairs, self_signed
+from tests.browser.netkit import (
+    VethClient,
+    assert_media_flows,
+    clients_gone,
+    selected_pairs,
+    self_signed,
+)
 from tests.helpers import new_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -374,8 +380,11 @@ async def test_parlour_meet_in_firefox_beside_chromium(
                 )
                 assert await page.evaluate(TEXT, "#left-title") == "You left the meeting"
                 await chris.wait_tiles(lambda t: len(t) == 1, "one tile after Fiona left")
+                await chris.page.click("#leave")
+                await chris.page.wait_for_selector("#left:not([hidden])")
         finally:
             for window in windows:  # before the server stops: nothing of it left open
                 await window.close()
             for context in contexts:
                 await context.close()
+            await clients_gone(server)
