@@ -4,28 +4,40 @@ Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` 
 there by `scripts/install --tests`, which `make test` runs); without them they are skipped
 with the reason.
 
-Every test that opens its pages with `open_page` runs twice, `[chromium]` and `[firefox]`
-(`browser_kind`): the same test body with pages from headless Chromium, then from headless
-Firefox ESR. Firefox gathers no loopback ICE candidates, so for it the module's server
-(`browser_server`) listens on a veth address, over HTTPS (cameras need a secure origin), and
-its SFU advertises that address; Firefox runs in the namespace at the other end of the veth
-pair. The namespace and one Firefox process serve the whole session (one WebDriver BiDi
-session and new windows per test). A test that cannot run in Firefox says why with
-`@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that reason.
+Every test that opens its pages with `open_page` (or `open_on`, `either_side`, or asks for
+`browser_kind`) runs twice, `[chromium]` and `[firefox]` (`browser_kind`): the same test body
+with pages from headless Chromium, then from headless Firefox ESR. Firefox gathers no
+loopback ICE candidates, so for it the module's server (`browser_server`) listens on a veth
+address, over HTTPS (cameras need a secure origin), and its SFU advertises that address;
+Firefox runs in the namespace at the other end of the veth pair. The namespace and one
+Firefox process serve the whole session (one WebDriver BiDi session and new windows per
+test). The tests of a client behind a router (`natted`, `either_side`) get a second Firefox,
+behind a masquerading router, also for the session. A test that cannot run in Firefox says
+why with `@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that
+reason.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
-from tests.browser.firefox import Firefox, FirefoxNet, bidi_session, firefox_missing
+from tests.browser.firefox import (
+    Firefox,
+    FirefoxNet,
+    NattedFirefox,
+    bidi_session,
+    firefox_missing,
+)
 from tests.browser.firefox import firefox_process as start_firefox
 from tests.browser.harness import (
     CHROMIUM,
@@ -37,20 +49,31 @@ from tests.browser.harness import (
 )
 from tests.browser.launcher import headless_chromium
 from tests.browser.meet import LOOKS, PersonBrowser, write_camera
-from tests.browser.netkit import Certificate, namespaces_missing, self_signed
+from tests.browser.netkit import (
+    Certificate,
+    NattedClient,
+    OpenOn,
+    chromiums_either_side,
+    namespaces_missing,
+    natted_client,
+    self_signed,
+)
 from tests.browser.netkit import veth_client as make_veth_client
 from tests.helpers import Account, new_account, server_fixture
 
 #: The browsers each `open_page` test runs in (`browser_kind`).
 BROWSER_KINDS = ("chromium", "firefox")
+#: Fixtures whose pages are `browser_kind`'s: a test that uses one runs in each browser.
+BROWSER_FIXTURES = frozenset({"open_page", "open_on", "either_side"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`[chromium]` and `[firefox]` variants of each test that opens pages with `open_page`
-    (or says why it is Chromium's only); module scope, so a module's server is made once
-    for each browser."""
+    """`[chromium]` and `[firefox]` variants of each test that opens pages with one of
+    `BROWSER_FIXTURES` or asks for `browser_kind` itself (or says why it is Chromium's only);
+    module scope, so a module's server is made once for each browser."""
     only = metafunc.definition.get_closest_marker("chromium_only")
-    if "open_page" not in metafunc.fixturenames and only is None:
+    asks = "browser_kind" in inspect.signature(metafunc.function).parameters
+    if not BROWSER_FIXTURES.intersection(metafunc.fixturenames) and not asks and only is None:
         return
     if "browser_kind" not in metafunc.fixturenames:
         metafunc.fixturenames.append("browser_kind")
@@ -94,21 +117,88 @@ def firefox_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirefoxNet
             yield FirefoxNet(net, tls, process)
 
 
+@pytest.fixture(scope="session")
+def natted_firefox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NattedFirefox]:
+    """Headless Firefox ESR in a client network behind a NAT router (`natted_client`), for the
+    session: made when a test first needs it (the NAT and ICE-TCP tests' Firefox variants)."""
+    if reason := firefox_missing() or namespaces_missing():
+        pytest.skip(reason)
+    workdir = tmp_path_factory.mktemp("firefox-natted")
+    with natted_client() as net, start_firefox(workdir, net.in_client()) as process:
+        yield NattedFirefox(net, process)
+
+
+@pytest.fixture
+def natted(request: pytest.FixtureRequest, browser_kind: str) -> Iterator[NattedClient]:
+    """A client network behind a NAT router (`netkit.natted_client`), where `either_side`'s
+    first browser runs: the test's own for Chromium; for Firefox the session's, where its
+    Firefox runs, the router's rules put back as made before and after the test."""
+    if reason := namespaces_missing():
+        pytest.skip(reason)
+    if browser_kind != "firefox":
+        with natted_client() as net:
+            yield net
+        return
+    shared: NattedFirefox = request.getfixturevalue("natted_firefox")
+    shared.net.reset_router()
+    try:
+        yield shared.net
+    finally:
+        shared.net.reset_router()
+
+
+@pytest.fixture
+async def either_side(
+    request: pytest.FixtureRequest, browser_kind: str, natted: NattedClient, tmp_path: Path
+) -> AsyncIterator[tuple[OpenOn, OpenOn]]:
+    """Page openers for `browser_kind` behind `natted`'s router, and for Chromium on the
+    server's own network (both accept the tests' self-signed certificates)."""
+    if browser_kind == "firefox":
+        shared: NattedFirefox = request.getfixturevalue("natted_firefox")
+        async with (
+            bidi_session(shared.process) as fox,
+            headless_chromium("--ignore-certificate-errors") as local,
+        ):
+            yield fox.open_participant, functools.partial(open_participant, local)
+        return
+    async with chromiums_either_side(natted, tmp_path / "bin") as (behind, local):
+        yield (
+            functools.partial(open_participant, behind),
+            functools.partial(open_participant, local),
+        )
+
+
+def firefox_server_options(firefox_net: FirefoxNet) -> dict[str, Any]:
+    """`ServerThread` options for a server the session's Firefox reaches: on the veth address
+    over HTTPS; the SFU binds all and advertises that address."""
+    net, tls = firefox_net.net, firefox_net.tls
+    return {
+        "host": net.server,
+        "tls_cert": tls.cert,
+        "tls_key": tls.key,
+        "media_host": "0.0.0.0",
+        "media_advertised_address": net.server,
+    }
+
+
 @pytest.fixture(scope="module")
 def firefox_server(
     firefox_net: FirefoxNet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
     """Parlour on the veth address over HTTPS; the SFU binds all and advertises that address."""
-    net, tls = firefox_net.net, firefox_net.tls
     with ServerThread(
-        tmp_path_factory.mktemp("browser-firefox"),
-        host=net.server,
-        tls_cert=tls.cert,
-        tls_key=tls.key,
-        media_host="0.0.0.0",
-        media_advertised_address=net.server,
+        tmp_path_factory.mktemp("browser-firefox"), **firefox_server_options(firefox_net)
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser_server_options(request: pytest.FixtureRequest, browser_kind: str) -> dict[str, Any]:
+    """`ServerThread` options for a server of a test's own that `open_on`'s pages reach (none
+    for Chromium: 127.0.0.1 over plain HTTP)."""
+    if browser_kind != "firefox":
+        return {}
+    return firefox_server_options(request.getfixturevalue("firefox_net"))
 
 
 @pytest.fixture(scope="module")
@@ -160,24 +250,21 @@ async def firefox_browser(firefox_net: FirefoxNet) -> AsyncIterator[Firefox]:
 
 
 @pytest.fixture
-def launch_page(
-    request: pytest.FixtureRequest, browser_kind: str, browser_server: ServerThread
-) -> OpenParticipant:
-    """Opens one participant page in `browser_kind`: a Chromium browser context, or a Firefox
-    window. (A sync fixture: it picks the async browser fixture it needs by name.)"""
+def open_on(request: pytest.FixtureRequest, browser_kind: str) -> OpenOn:
+    """`await open_on(server, "alice")`: a participant page in `browser_kind` on a server of
+    the test's own (made with `browser_server_options`); the test closes it."""
     if browser_kind == "firefox":
         fox: Firefox = request.getfixturevalue("firefox_browser")
-
-        async def in_firefox(name: str) -> BrowserParticipant:
-            return await fox.open_participant(browser_server, name)
-
-        return in_firefox
+        return fox.open_participant
     chromium: Browser = request.getfixturevalue("browser")
+    return functools.partial(open_participant, chromium)
 
-    async def in_chromium(name: str) -> BrowserParticipant:
-        return await open_participant(chromium, browser_server, name)
 
-    return in_chromium
+@pytest.fixture
+def launch_page(open_on: OpenOn, browser_server: ServerThread) -> OpenParticipant:
+    """Opens one participant page in `browser_kind` on the module's server: a Chromium
+    browser context, or a Firefox window."""
+    return functools.partial(open_on, browser_server)
 
 
 @pytest.fixture

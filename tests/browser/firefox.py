@@ -35,14 +35,16 @@ import websockets
 
 from parlour.testing import ServerThread
 from tests.browser.harness import INSTRUMENTATION, SOCKETS, BrowserParticipant
-from tests.browser.netkit import Certificate, VethClient, free_port
+from tests.browser.netkit import Certificate, NattedClient, VethClient, free_port
 
 __all__ = [
     "FIREFOX",
     "FIREFOX_PREFS",
     "Firefox",
     "FirefoxNet",
+    "FirefoxPage",
     "FirefoxProcess",
+    "NattedFirefox",
     "bidi_session",
     "firefox_missing",
     "firefox_process",
@@ -50,10 +52,16 @@ __all__ = [
 
 FIREFOX = Path(shutil.which("firefox-esr") or "/usr/bin/firefox-esr")
 
-#: user.js of the test profile: fake media devices with no permission prompt.
+#: user.js of the test profile: fake media devices with no permission prompt, tab capture
+#: (`mediaSource: 'browser'`), the only display capture headless Firefox can do, and no idle
+#: keep-alive connections: Firefox outlives each test's server, and an idle TLS connection
+#: that a stopping server closes is still waiting for Firefox's close_notify when the server's
+#: event loop ends (an unclosed transport, or a store connection dropped mid-request).
 FIREFOX_PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
+    "media.getusermedia.browser.enabled": True,
+    "network.http.keep-alive.timeout": 0,
     "media.autoplay.default": 0,
     "media.autoplay.blocking_policy": 0,
     "browser.shell.checkDefaultBrowser": False,
@@ -141,7 +149,7 @@ class _Bidi:
         await self._socket.close()
 
 
-class _Page:
+class FirefoxPage:
     """What `BrowserParticipant` uses of a Playwright page, for one BiDi browsing context."""
 
     def __init__(self, bidi: _Bidi, context: str) -> None:
@@ -177,7 +185,9 @@ class _Page:
         )
 
     async def evaluate(self, expression: str, arg: Any = None) -> Any:
-        """Like Playwright's: a function expression gets `arg`; JSON values come back."""
+        """Like Playwright's: a function expression gets `arg`; JSON values come back; it runs
+        as if from a user gesture (as Playwright's does in Chromium), which display capture
+        needs."""
         wrapper = (
             "async (json) => { const f = (" + expression + ");"
             " const v = typeof f === 'function' ? await f(JSON.parse(json)) : await f;"
@@ -191,6 +201,7 @@ class _Page:
                 "target": {"context": self.context},
                 "awaitPromise": True,
                 "resultOwnership": "none",
+                "userActivation": True,
             },
         )
         if result.get("type") == "exception":
@@ -201,9 +212,14 @@ class _Page:
     def set_default_timeout(self, _ms: float) -> None:
         """Timeouts are the callers' `asyncio.wait_for`s."""
 
+    async def close(self) -> None:
+        """Close the window (its page's connections with it)."""
+        with contextlib.suppress(Exception):
+            await self._bidi.send("browsingContext.close", {"context": self.context})
+
 
 class _Context:
-    def __init__(self, bidi: _Bidi, page: _Page, opened: list[str]) -> None:
+    def __init__(self, bidi: _Bidi, page: FirefoxPage, opened: list[str]) -> None:
         self._bidi = bidi
         self._page = page
         self._opened = opened
@@ -223,10 +239,18 @@ class Firefox:
         #: The browsing contexts (windows) opened in this session.
         self.opened: list[str] = []
 
+    async def open_window(self, url: str) -> FirefoxPage:
+        """A new window at `url` (closed with the session): `evaluate()` drives it."""
+        created = await self._bidi.send("browsingContext.create", {"type": "window"})
+        page = FirefoxPage(self._bidi, created["context"])
+        self.opened.append(page.context)
+        await page.goto(url)
+        return page
+
     async def open_participant(self, server: ServerThread, name: str) -> BrowserParticipant:
         """A new window on Parlour's `/sdk/` page, the SDK loaded and instrumented."""
         created = await self._bidi.send("browsingContext.create", {"type": "window"})
-        page = _Page(self._bidi, created["context"])
+        page = FirefoxPage(self._bidi, created["context"])
         self.opened.append(page.context)
         participant = BrowserParticipant(
             name, cast(Any, _Context(self._bidi, page, self.opened)), cast(Any, page), server
@@ -255,6 +279,15 @@ class FirefoxNet:
 
     net: VethClient
     tls: Certificate
+    process: FirefoxProcess
+
+
+@dataclass(frozen=True)
+class NattedFirefox:
+    """Headless Firefox behind a NAT router (`conftest.natted_firefox`): the network it runs
+    in (`netkit.natted_client`) and the process."""
+
+    net: NattedClient
     process: FirefoxProcess
 
 

@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_FLAGS,
     BrowserParticipant,
-    open_participant,
     poll,
 )
 from tests.helpers import Account
@@ -42,8 +41,10 @@ __all__ = [
     "TLS_FLAGS",
     "Certificate",
     "NattedClient",
+    "OpenOn",
     "assert_media_flows",
     "chromium_in",
+    "clients_gone",
     "chromiums_either_side",
     "joined_either_side",
     "tls_server_for",
@@ -54,6 +55,7 @@ __all__ = [
     "VethClient",
     "veth_client",
     "selected_pairs",
+    "sfu_ufrags",
     "turn_log",
     "doc_block",
     "free_port",
@@ -87,14 +89,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def wait_for_port(
-    port: int, process: subprocess.Popen[bytes], what: str, within: float = 20
+    port: int,
+    process: subprocess.Popen[bytes],
+    what: str,
+    within: float = 20,
+    host: str = "127.0.0.1",
 ) -> None:
-    """Until something accepts TCP connections on 127.0.0.1:port (or `process` died)."""
+    """Until something accepts TCP connections on host:port (or `process` died)."""
     deadline = time.monotonic() + within
     while True:
         if process.poll() is not None:
             raise AssertionError(f"{what} exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not listen on port {port} in {within} s")
@@ -233,6 +239,17 @@ async def selected_pairs(page: BrowserParticipant) -> list[dict[str, Any]]:
     return pairs
 
 
+async def sfu_ufrags(page: BrowserParticipant) -> list[str]:
+    """The SFU's ICE ufrag in each of the page's live peer connections (its answer's
+    `a=ice-ufrag`): what the server's media socket knows the page's endpoint by."""
+    ufrags: list[str] = await page.evaluate(
+        """() => window.peerConnections
+          .filter((pc) => pc.connectionState !== 'closed' && pc.remoteDescription)
+          .map((pc) => /a=ice-ufrag:(\\S+)/.exec(pc.remoteDescription.sdp)[1])"""
+    )
+    return ufrags
+
+
 async def assert_media_flows(page: BrowserParticipant, sender: str, within: float = 30) -> None:
     """`page` subscribed to `sender`'s audio and video and keeps receiving both (getStats)."""
     events = await page.wait_for_events("trackSubscribed", 2, participant=sender, within=within)
@@ -261,6 +278,25 @@ async def assert_media_flows(page: BrowserParticipant, sender: str, within: floa
     )
 
 
+async def clients_gone(server: ServerThread, within: float = 10) -> None:
+    """Until no client holds a TCP connection to the server's HTTP port. A server stopped while
+    a client's WebSocket is closing fails its shutdown (uvicorn's sans-I/O WebSocket sends a
+    second close frame: `InvalidState`), leaving a request's store connection unclosed."""
+    port = server.config.port
+
+    async def connections() -> int:
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            ["ss", "-Htn", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return len([line for line in listed.stdout.splitlines() if line.strip()])
+
+    await poll(connections, lambda n: n == 0, within=within, what=f"no client on port {port}")
+
+
 # -- coturn ------------------------------------------------------------------------------------
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
@@ -273,15 +309,18 @@ def coturn_missing() -> str | None:
 
 
 @contextlib.contextmanager
-def coturn(workdir: Path, config_text: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Debian's coturn on 127.0.0.1:port with `config_text`, relaying on loopback."""
+def coturn(
+    workdir: Path, config_text: str, port: int, host: str = "127.0.0.1"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Debian's coturn on host:port with `config_text`, relaying from `host` (loopback peers
+    allowed)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "turnserver.conf"
     config_text = re.sub(r"(?m)^listening-port=.*$", f"listening-port={port}", config_text)
     config_text = re.sub(r"(?m)^external-ip=.*\n", "", config_text)
     config.write_text(
         config_text
-        + "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nallow-loopback-peers\n"
+        + f"listening-ip={host}\nrelay-ip={host}\nallow-loopback-peers\n"
         + f"pidfile={workdir / 'turnserver.pid'}\nlog-file={workdir / 'turn.log'}\n"
         + "simple-log\nno-stdout-log\nno-tls\nno-dtls\n"
         + f"userdb={workdir / 'turndb'}\n"  # not the system's /var/lib/turn
@@ -290,7 +329,7 @@ def coturn(workdir: Path, config_text: str, port: int) -> Iterator[subprocess.Po
         [TURNSERVER, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for_port(port, process, "turnserver")
+        wait_for_port(port, process, "turnserver", host=host)
         yield process
     finally:
         stop(process)
@@ -352,6 +391,8 @@ class NattedClient:
     client: str
     public: str
     server: str
+    #: The router's interface towards the server (what the masquerade rule names).
+    outside_if: str
 
     def in_client(self, *command: str) -> list[str]:
         """`command` run inside the client's namespace."""
@@ -364,15 +405,35 @@ class NattedClient:
     def router_ruleset(self) -> str:
         return _run(IP, "netns", "exec", self.router_ns, NFT, "list", "ruleset")
 
+    def reset_router(self) -> None:
+        """The router's rules as made: only the masquerade, its counter at zero (a test that
+        shares the network with others starts from there, and leaves no firewall behind)."""
+        _run(IP, "netns", "exec", self.router_ns, NFT, "flush", "ruleset")
+        self.router_nft(
+            "table ip parlour_nat {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            f'    oifname "{self.outside_if}" counter masquerade\n'
+            "  }\n"
+            "}\n"
+        )
+
+
+_natted_count = itertools.count()
+
 
 @contextlib.contextmanager
 def natted_client() -> Iterator[NattedClient]:
-    """Namespaces, veth pairs and a masquerading router for one test; all removed after."""
-    n = 16 + os.getpid() % 200
-    tag = f"{os.getpid() % 100000}"
+    """Namespaces, veth pairs and a masquerading router; all removed after. Several may exist
+    at once (a session's, where its Firefox runs, and a test's own): each has its own subnets."""
+    made = next(_natted_count)
+    n = 16 + (os.getpid() + made) % 200
+    tag = f"{os.getpid() % 100000}{'' if made == 0 else chr(ord('a') + made % 26)}"
     client_ns, router_ns = f"plc{tag}", f"plr{tag}"
     host_if, router_out, router_in, client_if = f"plh{tag}", f"plo{tag}", f"pli{tag}", f"plv{tag}"
-    net = NattedClient(client_ns, router_ns, f"10.{n}.1.2", f"100.64.{n}.2", f"100.64.{n}.1")
+    net = NattedClient(
+        client_ns, router_ns, f"10.{n}.1.2", f"100.64.{n}.2", f"100.64.{n}.1", router_out
+    )
     try:
         _run(IP, "netns", "add", client_ns)
         _run(IP, "netns", "add", router_ns)
@@ -396,14 +457,7 @@ def natted_client() -> Iterator[NattedClient]:
         for link in ("lo", client_if):
             _run(*in_client, IP, "link", "set", link, "up")
         _run(*in_client, IP, "route", "add", "default", "via", f"10.{n}.1.1")
-        net.router_nft(
-            "table ip parlour_nat {\n"
-            "  chain postrouting {\n"
-            "    type nat hook postrouting priority srcnat; policy accept;\n"
-            f'    oifname "{router_out}" counter masquerade\n'
-            "  }\n"
-            "}\n"
-        )
+        net.reset_router()
         yield net
     finally:
         for ns in (router_ns, client_ns):
@@ -438,6 +492,8 @@ class VethClient:
     client_ns: str
     client: str
     server: str
+    #: This namespace's end of the veth pair (what `tc` shapes to limit the client's downlink).
+    host_if: str
 
     def in_client(self, *command: str) -> list[str]:
         """`command` run inside the client's namespace."""
@@ -452,7 +508,7 @@ def veth_client() -> Iterator[VethClient]:
     n = 16 + (os.getpid() + made) % 200
     tag = f"{os.getpid() % 100000}{'' if made == 0 else chr(ord('a') + made % 26)}"
     client_ns, host_if, client_if = f"plf{tag}", f"plfh{tag}", f"plfv{tag}"
-    net = VethClient(client_ns, f"10.77.{n}.2", f"10.77.{n}.1")
+    net = VethClient(client_ns, f"10.77.{n}.2", f"10.77.{n}.1", host_if)
     try:
         _run(IP, "netns", "add", client_ns)
         _run(IP, "link", "add", host_if, "type", "veth", "peer", "name", client_if)
@@ -500,23 +556,28 @@ def tls_server_for(net: NattedClient, tmp_path: Path, **config: Any) -> ServerTh
     )
 
 
+#: Opens a participant page on a server: `await open_on(server, "alice")` (`either_side`).
+OpenOn = Callable[[ServerThread, str], Awaitable[BrowserParticipant]]
+
+
 @contextlib.asynccontextmanager
 async def joined_either_side(
-    browsers: tuple[Browser, Browser],
+    either_side: tuple[OpenOn, OpenOn],
     server: ServerThread,
     acct: Account,
     room: str,
     within: float = 120,
 ) -> AsyncIterator[tuple[BrowserParticipant, BrowserParticipant]]:
-    """alice (on the first browser) and bob (on the second) in `room`, with media flowing
-    both ways; the body runs under the same `within` seconds; the pages close after."""
-    behind, local = browsers
+    """alice (opened by the first of `either_side`: behind the router) and bob (by the second)
+    in `room`, with media flowing both ways; the body runs under the same `within` seconds;
+    the pages close after."""
+    open_behind, open_local = either_side
     pages: list[BrowserParticipant] = []
     try:
         async with asyncio.timeout(within):
-            alice = await open_participant(behind, server, "alice")
+            alice = await open_behind(server, "alice")
             pages.append(alice)
-            bob = await open_participant(local, server, "bob")
+            bob = await open_local(server, "bob")
             pages.append(bob)
             await alice.join_as_name(acct, room)
             await bob.join_as_name(acct, room)

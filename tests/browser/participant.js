@@ -204,6 +204,19 @@ window.publishCanvas = async function (name) {
   return pub.trackSid;
 };
 
+// Firefox only: publish a capture of this tab (`getUserMedia` with `mediaSource: 'browser'`,
+// behind `media.getusermedia.browser.enabled`): the display capture headless Firefox has, since
+// its `getDisplayMedia` finds no screen or window there. Returns the SID and the capture's
+// settings (its size is the tab's).
+window.publishTab = async function (name) {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { mediaSource: 'browser' } });
+  const media = stream.getVideoTracks()[0];
+  const track = new window.Twilio.Video.LocalVideoTrack(media, { name });
+  window.localTracks[name] = track;
+  const pub = await window.room.localParticipant.publishTrack(track);
+  return { trackSid: pub.trackSid, settings: media.getSettings() };
+};
+
 // Publish a fresh camera track called `name`.
 window.publishCamera = async function (name) {
   const track = await window.Twilio.Video.createLocalVideoTrack({ name, width: 640, height: 480 });

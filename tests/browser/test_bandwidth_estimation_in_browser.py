@@ -2,17 +2,21 @@
 falls to the low simulcast layer within seconds and comes back after, while another
 subscriber of the same video keeps the high layer throughout.
 
-The squeezed subscriber's Chromium runs in a network namespace this test makes (a veth pair
-to the host; `tc tbf` on the host end limits what reaches it). Parlour's signaling is
-forwarded to the veth address by a small TCP relay here, and its media socket listens on all
-addresses, advertising the veth address. Without the rights to make namespaces (root,
-`ip`, `tc`) the test is skipped with the reason.
+The squeezed subscriber runs in a network namespace on a veth pair to the host, and `tc tbf`
+on the host end limits what reaches it; the publisher and the steady subscriber are Chromium
+on the host (twilio-video simulcasts only in Chrome and Safari). In `[chromium]` the squeezed
+one is a Chromium in a namespace this module makes: Parlour's signaling is forwarded to the
+veth address by a small TCP relay here, and its media socket listens on all addresses,
+advertising the veth address. In `[firefox]` it is the session's Firefox in its namespace
+(`conftest.firefox_net`), against the Firefox modules' server on that veth address. Without
+the rights to make namespaces (root, `ip`, `tc`) the test is skipped with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -26,6 +30,7 @@ import pytest
 from playwright.async_api import Browser
 
 from parlour.testing import ServerThread
+from tests.browser.firefox import Firefox
 from tests.browser.harness import (
     CHROMIUM,
     INSTRUMENTATION,
@@ -33,6 +38,7 @@ from tests.browser.harness import (
     BrowserParticipant,
     OpenParticipant,
     goto,
+    open_participant,
     poll,
 )
 from tests.browser.launcher import headless_chromium
@@ -112,9 +118,15 @@ def namespace() -> Iterator[Namespace]:
 
 @pytest.fixture(scope="module")
 def browser_server(
-    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, browser_kind: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
-    """This module's server: media on every address, advertised on the veth address."""
+    """This module's server. For Chromium: media on every address, advertised on the veth
+    address of this module's namespace. For Firefox: the Firefox modules' own
+    (`conftest.firefox_server`), on the veth address of the session's Firefox namespace."""
+    if browser_kind == "firefox":
+        yield request.getfixturevalue("firefox_server")
+        return
+    namespace: Namespace = request.getfixturevalue("namespace")
     with ServerThread(
         tmp_path_factory.mktemp("bwe"),
         media_host="0.0.0.0",
@@ -202,24 +214,93 @@ async def inbound(page: BrowserParticipant, track_sid: str) -> dict[str, Any]:
     return (state or {}).get("inbound") or {}
 
 
-@pytest.mark.chromium_only(
-    "the squeezed subscriber is a Chromium in a tc-shaped namespace of this test's own, and"
-    " this module's server is its own (a relay to its veth address), not the Firefox one"
-)
+@dataclass
+class Squeeze:
+    """The test's pages (`squeeze`): the publisher and a steady subscriber in Chromium on the
+    server's own network, and the squeezed subscriber in `browser_kind` behind `link`, whose
+    host end `tc` shapes. All are closed after the test."""
+
+    open_local: OpenParticipant
+    open_squeezed: OpenParticipant
+    link: Namespace
+
+
+@pytest.fixture
+async def tls_chromium() -> AsyncIterator[Browser]:
+    """Chromium on the host that accepts the Firefox server's self-signed certificate."""
+    async with headless_chromium("--ignore-certificate-errors") as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def squeeze_openers(
+    request: pytest.FixtureRequest, browser_kind: str, browser_server: ServerThread
+) -> Squeeze:
+    """`squeeze`'s openers (a sync fixture: it picks the async browser fixtures it needs by
+    name)."""
+    if browser_kind == "firefox":
+        # The session's Firefox is the squeezed one; its namespace's veth is the link.
+        net = request.getfixturevalue("firefox_net").net
+        fox: Firefox = request.getfixturevalue("firefox_browser")
+        local: Browser = request.getfixturevalue("tls_chromium")
+        return Squeeze(
+            functools.partial(open_participant, local, browser_server),
+            functools.partial(fox.open_participant, browser_server),
+            Namespace(net.client_ns, net.host_if, net.server, net.client),
+        )
+    namespace: Namespace = request.getfixturevalue("namespace")
+    relay: str = request.getfixturevalue("relay")
+    ns_browser: Browser = request.getfixturevalue("ns_browser")
+    local_browser: Browser = request.getfixturevalue("browser")
+    return Squeeze(
+        functools.partial(open_participant, local_browser, browser_server),
+        functools.partial(open_in_namespace, ns_browser, browser_server, relay),
+        namespace,
+    )
+
+
+@pytest.fixture
+async def squeeze(squeeze_openers: Squeeze) -> AsyncIterator[Squeeze]:
+    """The test's pages, closed after it, and its link, unshaped after it."""
+    opened: list[BrowserParticipant] = []
+
+    def keep(opener: OpenParticipant) -> OpenParticipant:
+        async def open_one(name: str) -> BrowserParticipant:
+            opened.append(await opener(name))
+            return opened[-1]
+
+        return open_one
+
+    try:
+        yield Squeeze(
+            keep(squeeze_openers.open_local),
+            keep(squeeze_openers.open_squeezed),
+            squeeze_openers.link,
+        )
+    finally:
+        squeeze_openers.link.unshape()
+        for page in opened:
+            await page.close()
+
+
 async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
-    open_page: OpenParticipant,
+    squeeze: Squeeze,
+    browser_kind: str,
     browser_server: ServerThread,
     browser_account: Account,
-    namespace: Namespace,
-    relay: str,
-    ns_browser: Browser,
 ) -> None:
+    """The squeezed subscriber is `browser_kind` (Firefox negotiates transport-wide CC on what
+    it receives, and sends its feedback, as Chromium does); the publisher is Chromium, whose
+    SDK simulcasts (in Firefox twilio-video 2.36 publishes one layer)."""
     acct = browser_account
     room = "bwe-squeeze"
+    namespace = squeeze.link
     async with asyncio.timeout(240):
-        alice = await open_page("alice")
-        steady = await open_page("steady")
-        squeezed = await open_in_namespace(ns_browser, browser_server, relay, "squeezed")
+        alice = await squeeze.open_local("alice")
+        steady = await squeeze.open_local("steady")
+        squeezed = await squeeze.open_squeezed("squeezed")
+        agent = await squeezed.evaluate("() => navigator.userAgent")
+        assert ("Firefox/" in agent) == (browser_kind == "firefox"), agent
         try:
             # Audio too: only video is stamped with transport-wide numbers (audio does not
             # negotiate them), so the subscriber's feedback shows no false loss.
@@ -228,7 +309,7 @@ async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
             for page in (steady, squeezed):
                 await render_at(page, 640, 480)
                 joined[page.name] = await page.join_as_name(
-                    acct, room, audio=False, video=False, bandwidthProfile=PROFILE
+                    acct, room, audio=False, video=False, bandwidthProfile=PROFILE, within=40
                 )
             [sub] = await squeezed.wait_for_events("trackSubscribed", kind="video", within=40)
             [steady_sub] = await steady.wait_for_events("trackSubscribed", kind="video", within=30)
@@ -281,4 +362,3 @@ async def test_a_squeezed_subscriber_falls_to_the_low_layer_and_recovers(
             assert steady_state.get("frameWidth") == high["frameWidth"]
         finally:
             namespace.unshape()
-            await squeezed.close()

@@ -5,7 +5,7 @@ Firefox gathers no loopback ICE candidates, so it runs in a network namespace on
 advertises the server's veth address. The page is served over HTTPS (self-signed), since
 browsers give cameras only to secure origins. Both participants must receive each other's
 audio and video (getStats), and Firefox's selected ICE pair must be the SFU's advertised
-address.
+address. Parlour Meet (the app at `/`) is used in Firefox too, through its own elements.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, BrowserContext, async_playwright
 
 from parlour.testing import ServerThread
-from tests.browser.firefox import Firefox, FirefoxNet
+from tests.browser.firefox import Firefox, FirefoxNet, FirefoxPage
 from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -30,7 +31,14 @@ from tests.browser.harness import (
     open_participant,
     poll,
 )
-from tests.browser.netkit import VethClient, assert_media_flows, selected_pairs, self_signed
+from tests.browser.meet import MeetPage, open_meet, playing
+from tests.browser.netkit import (
+    VethClient,
+    assert_media_flows,
+    clients_gone,
+    selected_pairs,
+    self_signed,
+)
 from tests.helpers import new_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -62,7 +70,7 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-def https_server(net: VethClient, tmp_path: Path) -> ServerThread:
+def https_server(net: VethClient, tmp_path: Path, **config: Any) -> ServerThread:
     """Parlour on the veth address over HTTPS; the SFU binds all and advertises that address."""
     tls = self_signed(tmp_path / "tls", net.server)
     return ServerThread(
@@ -72,6 +80,7 @@ def https_server(net: VethClient, tmp_path: Path) -> ServerThread:
         tls_key=tls.key,
         media_host="0.0.0.0",
         media_advertised_address=net.server,
+        **config,
     )
 
 
@@ -144,7 +153,8 @@ async def test_firefox_changes_its_tracks_and_leaves(
     net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
 ) -> None:
     """What Firefox publishes changes mid-call (each a renegotiation Firefox offers): Chromium
-    sees disable/enable, a second video track, its unpublishing, a new camera, and the leave."""
+    sees disable/enable, a shared tab (a second video track, a display capture), its
+    unpublishing, a new camera, and the leave."""
     with https_server(net, tmp_path) as server:
         acct = new_account(server)
         pages: list[BrowserParticipant] = []
@@ -169,7 +179,11 @@ async def test_firefox_changes_its_tracks_and_leaves(
                     await ff.evaluate("(k) => window.setEnabled(k, true)", kind)
                     await ch.wait_for_events("trackEnabled", trackSid=sid)
 
-                screen = await ff.evaluate("() => window.publishCanvas('screen')")
+                # A display capture: what headless Firefox can share is its own tab (its
+                # getDisplayMedia finds no screen or window there: docs/compatibility.md).
+                tab = await ff.evaluate("() => window.publishTab('screen')")
+                screen = tab["trackSid"]
+                assert tab["settings"]["width"] > 640, tab  # the tab's size, not a camera's
                 [shared] = await ch.wait_for_events("trackSubscribed", trackSid=screen, within=30)
                 assert (shared["kind"], shared["trackName"]) == ("video", "screen")
                 await assert_video_plays(ch, screen)
@@ -277,3 +291,100 @@ async def test_firefox_is_recorded_and_survives_a_signaling_blip(
             for page in pages:
                 await page.close()
             await rest.aclose()
+
+
+#: Parlour Meet driven as a person would, through the page's own elements.
+FILL = """([selector, value]) => {
+  const input = document.querySelector(selector);
+  input.value = value;
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+}"""
+CLICK = "(selector) => document.querySelector(selector).click()"
+SHOWN = "(selector) => !document.querySelector(selector).closest('[hidden]')"
+TEXT = "(selector) => document.querySelector(selector).textContent.trim()"
+PREVIEW_PLAYS = """() => { const v = document.querySelector('#preview video');
+  return !!v && v.videoWidth > 0 && v.currentTime > 0.3; }"""
+
+
+async def test_parlour_meet_in_firefox_beside_chromium(
+    net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
+) -> None:
+    """The meeting app at `/` (`--dev` tokens) in Firefox, with a Chromium person: each sees
+    both cameras play, Firefox's mute on its tile, chat both ways, Firefox's leave."""
+    with https_server(net, tmp_path, dev=True) as server:
+        contexts: list[BrowserContext] = []
+        windows: list[FirefoxPage] = []
+        try:
+            async with asyncio.timeout(120):
+                page, chris = await asyncio.gather(
+                    fox.open_window(server.base_url + "/"),
+                    open_meet(chromium, contexts, server, "Chris"),
+                )
+                windows.append(page)
+                fiona = MeetPage("Fiona", cast(Any, page))
+                await page.evaluate(FILL, ["#identity", "Fiona"])
+                await poll(
+                    lambda: page.evaluate(PREVIEW_PLAYS),
+                    bool,
+                    within=30,
+                    what="the camera preview in Firefox",
+                )
+                await page.evaluate(FILL, ["#room", "fox-meet"])
+                await page.evaluate(CLICK, "#join")
+                await asyncio.gather(
+                    poll(
+                        lambda: page.evaluate(SHOWN, "#call"),
+                        bool,
+                        within=40,
+                        what="Firefox in the call",
+                    ),
+                    chris.join("fox-meet"),
+                )
+                for person in (fiona, chris):
+                    await person.wait_tiles(lambda t: playing(t, 2), "both cameras", within=45)
+
+                await page.evaluate(CLICK, "#mute")
+                await poll(
+                    lambda: chris.tile("Fiona"),
+                    lambda tile: tile["audioOff"] and not tile["videoOff"],
+                    within=20,
+                    what="Fiona muted on Chris's page",
+                )
+
+                # Chat over the data track, both ways.
+                await page.evaluate(CLICK, "#chat-toggle")
+                await page.evaluate(FILL, ["#chat-input", "Hello from Firefox"])
+                await page.evaluate("() => document.getElementById('chat-form').requestSubmit()")
+                await chris.page.wait_for_selector("#unread:not([hidden])")
+                await chris.page.click("#chat-toggle")
+                theirs = chris.page.locator("#messages li.theirs .text").last
+                assert await theirs.inner_text() == "Hello from Firefox"
+                await chris.page.fill("#chat-input", "Hello from Chromium")
+                await chris.page.press("#chat-input", "Enter")
+                await poll(
+                    lambda: page.evaluate(
+                        "() => [...document.querySelectorAll('#messages li.theirs .text')]"
+                        ".map((m) => m.textContent)"
+                    ),
+                    lambda texts: texts == ["Hello from Chromium"],
+                    within=20,
+                    what="Chris's message on Fiona's page",
+                )
+
+                await page.evaluate(CLICK, "#leave")
+                await poll(
+                    lambda: page.evaluate(SHOWN, "#left"),
+                    bool,
+                    within=20,
+                    what="Firefox's leave page",
+                )
+                assert await page.evaluate(TEXT, "#left-title") == "You left the meeting"
+                await chris.wait_tiles(lambda t: len(t) == 1, "one tile after Fiona left")
+                await chris.page.click("#leave")
+                await chris.page.wait_for_selector("#left:not([hidden])")
+        finally:
+            for window in windows:  # before the server stops: nothing of it left open
+                await window.close()
+            for context in contexts:
+                await context.close()
+            await clients_gone(server)

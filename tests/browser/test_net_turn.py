@@ -1,7 +1,10 @@
-"""TURN: the real SDK in Chromium, forced to relay (`iceTransportPolicy: 'relay'`), reaches
-the SFU only through a real coturn on loopback, configured as docs/deployment.md says, with
-the credentials Parlour mints: alice's from the signaling `iced` message, bob's from the
-back end's `client.tokens.create()` (twilio-python). Media flows both ways."""
+"""TURN: the real SDK, forced to relay (`iceTransportPolicy: 'relay'`), reaches the SFU only
+through a real coturn, configured as docs/deployment.md says, with the credentials Parlour
+mints: alice's from the signaling `iced` message, bob's from the back end's
+`client.tokens.create()` (twilio-python). Media flows both ways. In Chromium (`[chromium]`)
+coturn and Parlour are on 127.0.0.1; Firefox (`[firefox]`) never uses loopback for ICE, so
+there both are on the veth address of the session's Firefox namespace, which coturn must be
+told it may relay to (`allowed-peer-ip`, as docs/deployment.md says for a private SFU)."""
 
 from __future__ import annotations
 
@@ -11,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from parlour.testing import ServerThread
-from tests.browser.harness import BrowserParticipant, open_participant
+from tests.browser.harness import BrowserParticipant
 from tests.browser.netkit import (
+    OpenOn,
     assert_media_flows,
     coturn,
     coturn_missing,
@@ -27,32 +31,32 @@ from tests.browser.netkit import (
 )
 from tests.helpers import new_account
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.integration,
-    pytest.mark.chromium_only(
-        "coturn and Parlour listen on 127.0.0.1, which Firefox never uses for ICE;"
-        " a relayed Firefox in a namespace is not done yet"
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SECRET = "test-turn-secret-0123456789"
 
 
 @pytest.fixture
-async def turn_and_server(tmp_path: Path) -> AsyncIterator[tuple[ServerThread, Path]]:
-    """coturn on 127.0.0.1 (the documented configuration) and a Parlour that points to it."""
+async def turn_and_server(
+    tmp_path: Path, browser_server_options: dict[str, Any]
+) -> AsyncIterator[tuple[ServerThread, Path]]:
+    """coturn (the documented configuration) and a Parlour that points to it, both where
+    `open_on`'s pages reach them."""
     if reason := coturn_missing():
         pytest.skip(reason)
+    host = browser_server_options.get("host", "127.0.0.1")
     port = free_port()
     config = doc_block("coturn").replace("REPLACE-WITH-A-LONG-RANDOM-SECRET", SECRET)
+    if host != "127.0.0.1":  # a private address, denied by the documented configuration
+        config += f"allowed-peer-ip={host}\n"
     workdir = tmp_path / "coturn"
     with (
-        coturn(workdir, config, port),
+        coturn(workdir, config, port, host=host),
         ServerThread(
             tmp_path / "data",
-            turn_urls=(f"turn:127.0.0.1:{port}?transport=udp",),
+            turn_urls=(f"turn:{host}:{port}?transport=udp",),
             turn_secret=SECRET,
+            **browser_server_options,
         ) as server,
     ):
         try:
@@ -62,13 +66,22 @@ async def turn_and_server(tmp_path: Path) -> AsyncIterator[tuple[ServerThread, P
 
 
 async def test_relayed_media_through_coturn(
-    turn_and_server: tuple[ServerThread, Path], browser: Browser
+    turn_and_server: tuple[ServerThread, Path], open_on: OpenOn
 ) -> None:
     server, _ = turn_and_server
     acct = new_account(server)
     client = Client(acct.key_sid, acct.key_secret, account_sid=acct.sid)
     client.api.base_url = server.base_url
+    if server.config.tls_cert is not None:  # Firefox's server: its self-signed certificate
+        assert isinstance(client.http_client, TwilioHttpClient)
+        assert client.http_client.session is not None
+        client.http_client.session.trust_env = False  # REQUESTS_CA_BUNDLE would win
+        client.http_client.session.verify = str(server.config.tls_cert)
     token = await asyncio.to_thread(client.tokens.create, ttl=600)
+    if isinstance(client.http_client, TwilioHttpClient) and client.http_client.session:
+        # Not left idle on a keep-alive connection: over TLS the server's shutdown would
+        # wait out asyncio's TLS shutdown timeout (30 s) for its close_notify.
+        client.http_client.session.close()
     ice_servers: list[dict[str, Any]] = token.ice_servers  # type: ignore[assignment]
     assert ice_servers
 
@@ -76,7 +89,7 @@ async def test_relayed_media_through_coturn(
     try:
         async with asyncio.timeout(120):
             for name in ("alice", "bob"):
-                pages.append(await open_participant(browser, server, name))
+                pages.append(await open_on(server, name))
             alice, bob = pages
             # alice's SDK asks signaling for ICE servers (`ice` → `iced`); bob's app passes
             # the back end's NTS token, as apps do that fetch TURN from Twilio themselves.
