@@ -76,6 +76,10 @@ log = logging.getLogger(__name__)
 
 _AUDIO_CODECS = {RecordingCodec.OPUS, RecordingCodec.PCMU}
 
+FINISH_RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+"""Seconds between attempts to record a finished recording when the store fails (about a
+minute in all); the last failure is logged as an error."""
+
 
 #: A recording's media, ready to be served.
 MediaFile = ServedMedia[Recording]
@@ -592,12 +596,26 @@ class RecordingService:
                 error=f"the recording could not be finished: {exc}"[:400],
                 failed_operation=FailedOperation.COMPLETE,
             )
-        try:
-            await self._finish(
-                recording, result, started=started, identity=identity, storage=storage
-            )
-        except Exception:
-            log.exception("recording sid=%s not finished", recording.sid)
+        # The file is written; its row must say so. A store busy for longer than its own
+        # timeout (SQLite's lock, under load) would otherwise leave the recording
+        # `processing` until the next restart (the soak found two): try again, a while.
+        for delay in (*FINISH_RETRY_DELAYS, None):
+            try:
+                await self._finish(
+                    recording, result, started=started, identity=identity, storage=storage
+                )
+                return
+            except Exception:
+                if delay is None:
+                    log.exception("recording sid=%s not finished", recording.sid)
+                    return
+                log.warning(
+                    "recording sid=%s not finished yet, trying again in %g s",
+                    recording.sid,
+                    delay,
+                    exc_info=True,
+                )
+                await asyncio.sleep(delay)
 
     async def _abandon(
         self,

@@ -658,3 +658,61 @@ async def test_publishing_twice_keeps_the_recording_and_ended_rooms_get_no_tap(
     assert await w.service.track_published(ended, bob, cam, "VP8") is None
     await w.service.emit(RoomEnded(timestamp=w.clock.now(), room=room.completed(w.clock.now())))
     assert {r.status for r in await recordings(w)} == {RecordingStatus.COMPLETED}
+
+
+async def test_a_store_failing_at_the_finish_is_tried_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is written but recording it fails (SQLite busy past its timeout, under
+    load): the finish is tried again, and the recording ends `completed`, not `processing`
+    (the soak's last two)."""
+    import parlour.services.recordings as recordings_module
+
+    monkeypatch.setattr(recordings_module, "FINISH_RETRY_DELAYS", (0.01, 0.01, 0.01))
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    update = w.store.update_recording
+    failures = [RuntimeError("database is locked"), RuntimeError("database is locked")]
+
+    async def busy(recording: Recording, *, expected: RecordingStatus | None = None) -> bool:
+        if failures:
+            raise failures.pop(0)
+        return await update(recording, expected=expected)
+
+    w.store.update_recording = busy  # type: ignore[method-assign]
+    tap = await w.service.track_published(room, alice, mic, "opus")
+    assert tap is not None
+    await w.service.track_unpublished(mic.sid)
+    await w.service.close()
+    [rec] = await recordings(w)
+    assert rec.status is RecordingStatus.COMPLETED
+    assert failures == []
+    assert w.sink.names() == ["recording-started", "recording-completed"]
+
+
+async def test_a_store_that_keeps_failing_leaves_it_to_recovery(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import parlour.services.recordings as recordings_module
+
+    monkeypatch.setattr(recordings_module, "FINISH_RETRY_DELAYS", (0.01,))
+    w = world
+    room = await make_room(w, ALL)
+    alice = await join(w, room, "alice")
+    mic = await publish(w, alice, "mic", TrackKind.AUDIO)
+    calls = 0
+
+    async def broken(recording: Recording, *, expected: RecordingStatus | None = None) -> bool:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("database is locked")
+
+    w.store.update_recording = broken  # type: ignore[method-assign]
+    await w.service.track_published(room, alice, mic, "opus")
+    await w.service.track_unpublished(mic.sid)
+    await w.service.close()
+    assert calls == 2  # once, then once more after the one delay
+    [rec] = await recordings(w)
+    assert rec.status is RecordingStatus.PROCESSING  # `recover()` finishes it at the next start
