@@ -611,6 +611,8 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
     import uvicorn
     import uvloop
 
+    from parlour.serving import uvicorn_config
+
     if args.media_workers is None and not os.environ.get("PARLOUR_MEDIA_WORKERS"):
         config = dataclasses.replace(config, media_workers=_cores())
     tls = _tls_context(config)
@@ -641,15 +643,12 @@ def _cmd_serve(args: argparse.Namespace, config: Config) -> None:
                 raise CliError(str(exc)) from None
         parlour = await build(config)
         server = uvicorn.Server(
-            uvicorn.Config(
+            uvicorn_config(
                 parlour.asgi,
                 loop="uvloop",
-                http="httptools",
-                lifespan="on",
                 access_log=bool(args.access_log),
                 log_level=config.log_level,
-                server_header=False,
-                ssl_context_factory=None if tls is None else (lambda *_: tls),
+                tls=tls,
             )
         )
         log.info(

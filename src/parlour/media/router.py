@@ -337,9 +337,7 @@ class Consumer:
         """Send one publisher packet to this subscriber (hot path)."""
         lane = self._lane
         if lane is not None:  # normally its producer's FanOut does this, for all lanes
-            out = lane.rewrite(packet)
-            if out is not None:
-                self.sink.send_rtp(out)
+            self._send_on_lane(lane, packet)
             return
         out_pt = self.pt_map.get(payload_type)
         if out_pt is None:
@@ -351,6 +349,13 @@ class Consumer:
         except rtp.RtpError:
             return
         self.sink.send_rtp(out)
+
+    def _send_on_lane(self, lane: Any, packet: bytes) -> None:
+        """Rewrite ``packet`` with the lane's numbering (in C) and send it, as the fan-out
+        would (a consumer forwarded one by one: a NACK-driven or test path)."""
+        out = lane.rewrite(packet)
+        if out is not None:
+            self.sink.send_rtp(out)
 
     def forward_layer(
         self, packet: bytes, payload_type: int, layer: Layer, keyframe: bool, offset: int
@@ -370,9 +375,7 @@ class Consumer:
             switch.accept(layer.index, keyframe)
             self.producer._place(self)
         if lane is not None:  # normally the layer's FanOut does this, for all lanes
-            out = lane.rewrite(packet)
-            if out is not None:
-                self.sink.send_rtp(out)
+            self._send_on_lane(lane, packet)
             return
         out_pt = self.pt_map.get(payload_type)
         if out_pt is None:

@@ -92,6 +92,8 @@ class ServerThread:
         import uvicorn
         import uvloop
 
+        from parlour.serving import uvicorn_config
+
         async def main() -> None:
             from parlour.app import build
 
@@ -100,14 +102,7 @@ class ServerThread:
                 self.parlour = await build(self.config, media=self._media)
                 tls = server_tls_context(self.config)  # HTTPS/WSS with tls_cert, tls_key
                 self._server = uvicorn.Server(
-                    uvicorn.Config(
-                        self.parlour.asgi,
-                        lifespan="on",
-                        access_log=False,
-                        log_level="warning",
-                        http="httptools",
-                        ssl_context_factory=None if tls is None else (lambda *_: tls),
-                    )
+                    uvicorn_config(self.parlour.asgi, log_level="warning", tls=tls)
                 )
                 serve = asyncio.create_task(self._server.serve(sockets=[self._sock]))
                 # uvicorn offers no "started" event to await.
