@@ -28,12 +28,16 @@ covers the adapter contract):
 - Incoming packets go to the registered receiver's `async _handle_data(packet)`, one at a time,
   in arrival order (a worker task); protocol violations inside it (aiortc `assert`s, `struct`
   errors on short chunks) are caught and counted.
-- `RTCDataChannel(sctp, RTCDataChannelParameters(...))` queues the DCEP OPEN; stream ids are
-  assigned once the association is up. Events used: "datachannel" on the transport, "open",
+- `RTCDataChannel(sctp, RTCDataChannelParameters(...))` queues the DCEP OPEN (sent once the
+  association is up). Events used: "datachannel" on the transport, "open",
   "message" and "close" on channels (pyee, called synchronously). `RTCDataChannel.send` only
   works when "open", so messages for a channel that is not open yet are queued here (RFC 8832
   §6 also forbids unordered user data before the DATA_CHANNEL_ACK).
 - aiortc treats `maxPacketLifeTime=0` like "no lifetime" (it tests the value for truth).
+- `RTCSctpTransport._data_channels` (stream id → channel, until both directions of its stream
+  are reset) and `_outbound_streams_count` (the ids the peer allows) are read to pick our
+  channels' stream ids (`_free_stream_id`), given to `RTCDataChannelParameters.id` with
+  `negotiated` false: aiortc then registers that id and sends the DCEP OPEN on it.
 
 May import: the standard library, aiortc's SCTP/data channel modules and `parlour.media.dtls`.
 """
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +62,7 @@ __all__ = [
     "DEFAULT_REMOTE_MAX_MESSAGE_SIZE",
     "MAX_MESSAGE_SIZE",
     "SCTP_PORT",
+    "STREAM_ID_QUARANTINE",
     "ChannelInfo",
     "DataChannels",
     "DataChannelsState",
@@ -79,6 +85,8 @@ MAX_MESSAGE_SIZE: Final = 262144
 DEFAULT_REMOTE_MAX_MESSAGE_SIZE: Final = 65536
 """The peer's limit when its SDP has no `a=max-message-size` (RFC 8841 §6)."""
 
+#: Seconds a closed channel's stream id rests before one of our channels takes it again.
+STREAM_ID_QUARANTINE: Final = 30.0
 _MAX_INBOUND: Final = 1024  # SCTP packets waiting for the worker; beyond that SCTP retransmits
 _MAX_LABEL_BYTES: Final = 0xFFFF  # DCEP label/protocol length fields are 16 bits (RFC 8832 §5.1)
 _MAX_RELIABILITY: Final = 0xFFFF  # W3C: maxRetransmits/maxPacketLifeTime are unsigned short
@@ -232,6 +240,7 @@ class DataChannels:
         self._label = label
         self._sctp: RTCSctpTransport | None = None
         self._channels: dict[str, _Channel] = {}
+        self._released: dict[int, float] = {}  # stream id → when it closed (`_free_stream_id`)
         self._inbound: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -464,8 +473,34 @@ class DataChannels:
             maxPacketLifeTime=info.max_packet_life_time,
             protocol=info.protocol,
         )
+        parameters.id = self._free_stream_id(sctp)
         ch.rtc = RTCDataChannel(sctp, parameters)
         self._listen(ch, ch.rtc)
+
+    def _free_stream_id(self, sctp: RTCSctpTransport) -> int:
+        """The lowest stream id of our parity (RFC 8832 §6: odd for the DTLS server) that
+        is neither in use nor closed less than `STREAM_ID_QUARANTINE` seconds ago.
+
+        aiortc hands out the lowest id not in use, and frees an id as soon as both
+        directions of its stream are reset on our side; the peer frees it only when our
+        answer to its own reset request arrives, which may be a retransmission later (an
+        answer lost, or "in progress" while data was in flight). A DATA_CHANNEL_OPEN on an id
+        the peer still holds breaks its SCTP (aiortc asserts; RFC 8831 §6.7 forbids the
+        reuse), so a closed id rests before it is used again."""
+        now = time.monotonic()
+        released = self._released
+        for stream_id, at in list(released.items()):
+            if now - at >= STREAM_ID_QUARANTINE:
+                del released[stream_id]
+        in_use = sctp._data_channels
+        stream_id = 1 if self._dtls.is_server else 0
+        while stream_id in in_use or stream_id in released:
+            stream_id += 2
+        if stream_id >= sctp._outbound_streams_count and released:
+            # Every id the peer allows is in use or resting: the one closed longest ago.
+            stream_id = min(released, key=released.__getitem__)
+            del released[stream_id]
+        return stream_id
 
     def _listen(self, ch: _Channel, rtc: RTCDataChannel) -> None:
         rtc.on("open", lambda: self._opened(ch))
@@ -519,6 +554,9 @@ class DataChannels:
             self._call(self._on_message, ch.label, message)
 
     def _rtc_closed(self, ch: _Channel) -> None:
+        rtc = ch.rtc
+        if rtc is not None and rtc.id is not None:
+            self._released[rtc.id] = time.monotonic()
         ch.pending.clear()
         ch.pending_bytes = 0
         if self._channels.get(ch.label) is ch:

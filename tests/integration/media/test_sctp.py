@@ -455,3 +455,84 @@ async def test_client_close_reaches_server(media_socket: MediaSocket, clean_loop
         finally:
             await client.pc.close()
             await endpoint.close()
+
+
+def _reconfig_answer(packet: bytes) -> bool:
+    """Whether an SCTP packet carries a RE-CONFIG chunk with a Re-configuration Response
+    parameter (RFC 6525 §4.4: chunk type 130, parameter type 16)."""
+    pos = 12  # the common header
+    while pos + 4 <= len(packet):
+        kind = packet[pos]
+        length = int.from_bytes(packet[pos + 2 : pos + 4], "big")
+        if length < 4:
+            return False
+        if kind == 130:
+            param = pos + 4
+            while param + 4 <= pos + length:
+                if int.from_bytes(packet[param : param + 2], "big") == 16:
+                    return True
+                param += (int.from_bytes(packet[param + 2 : param + 4], "big") + 3) & ~3 or 4
+        pos += (length + 3) & ~3
+    return False
+
+
+async def test_a_closed_stream_id_rests_before_it_is_used_again(
+    media_socket: MediaSocket, clean_loop: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server closes a channel and its answer to the client's own stream reset is lost:
+    the server has freed the stream id, the client holds it until it asks again (a
+    retransmission, a second or more later). A channel the server opens meanwhile takes
+    another id: a DATA_CHANNEL_OPEN on the one the client holds would break the client's
+    SCTP (aiortc asserts; RFC 8831 §6.7), as a churning soak once saw."""
+    async with asyncio.timeout(TIMEOUT):
+        certificate = Certificate.generate()
+        client = Client(always_negotiate=True)
+        endpoint = await connect(media_socket, certificate, client)
+        try:
+            endpoint.dc.open_channel("MT1")
+            await wait_for(lambda: None if "MT1" in client.remote else "no MT1")
+            first = client.remote["MT1"].id
+            assert first is not None
+
+            adapter = endpoint.dc._adapter
+            send = type(adapter)._send_data
+            lost: list[bytes] = []
+
+            async def lossy(self: object, data: bytes) -> None:
+                if self is adapter and not lost and _reconfig_answer(data):
+                    lost.append(data)
+                    return
+                await send(self, data)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(type(adapter), "_send_data", lossy)
+            endpoint.dc.close_channel("MT1")
+            server = endpoint.dc._sctp
+            peer = client.pc.sctp
+            assert server is not None and peer is not None
+            await wait_for(
+                lambda: None if lost and first not in server._data_channels else "not reset yet"
+            )
+            assert first in peer._data_channels  # the client still holds it
+
+            endpoint.dc.open_channel("MT2")
+            await wait_for(lambda: None if "MT2" in client.remote else "no MT2")
+            second = client.remote["MT2"].id
+            assert second is not None and second != first and second % 2 == 1
+            assert endpoint.dc.send("MT2", "after the reset")
+            await wait_for(count(client.messages, "MT2", 1))
+            client.remote["MT2"].send("answer")
+            await wait_for(count(endpoint.messages, "MT2", 1))
+            # The client asks again and is answered: MT1 closes on its side too.
+            await wait_for(lambda: None if "MT1" in client.closed else f"{client.closed}")
+            # Were every id the peer allows in use or resting, the one closed longest ago
+            # would be taken (here the peer allows only the two ids used so far).
+            server._outbound_streams_count = max(first, second) + 1
+            endpoint.dc.open_channel("MT3")
+            await wait_for(lambda: None if "MT3" in client.remote else "no MT3")
+            assert client.remote["MT3"].id == first
+            assert endpoint.dc.send("MT3", "again")
+            await wait_for(count(client.messages, "MT3", 1))
+            assert endpoint.dc.errors == 0
+        finally:
+            await client.pc.close()
+            await endpoint.close()
