@@ -4,8 +4,8 @@ Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` 
 there by `scripts/install --tests`, which `make test` runs); without them they are skipped
 with the reason.
 
-Every test that opens its pages with `open_page` (or `open_on`, `either_side`, or asks for
-`browser_kind`) runs twice, `[chromium]` and `[firefox]` (`browser_kind`): the same test body
+Every test that opens its pages with `open_page` (or `open_on`, `either_side`, `meet`, or asks
+for `browser_kind`) runs twice, `[chromium]` and `[firefox]` (`browser_kind`): the same test body
 with pages from headless Chromium, then from headless Firefox ESR. Firefox gathers no
 loopback ICE candidates, so for it the module's server (`browser_server`) listens on a veth
 address, over HTTPS (cameras need a secure origin), and its SFU advertises that address;
@@ -63,8 +63,9 @@ from tests.helpers import Account, new_account, server_fixture
 
 #: The browsers each `open_page` test runs in (`browser_kind`).
 BROWSER_KINDS = ("chromium", "firefox")
-#: Fixtures whose pages are `browser_kind`'s: a test that uses one runs in each browser.
-BROWSER_FIXTURES = frozenset({"open_page", "open_on", "either_side"})
+#: Fixtures whose pages are `browser_kind`'s: a test that uses one runs in each browser
+#: (`meet`: Parlour Meet's pages, test_quickstart.py's).
+BROWSER_FIXTURES = frozenset({"open_page", "open_on", "either_side", "meet"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,5 +1,10 @@
-"""Drive Parlour Meet (the app at `/`) in headless Chromium, as people use it: fill the
-pre-join form, press buttons, read what the page shows (tiles, indicators, chat).
+"""Drive Parlour Meet (the app at `/`) in headless Chromium or Firefox, as people use it: fill
+the pre-join form, press buttons, read what the page shows (tiles, indicators, chat).
+
+A `MeetPage` drives a Playwright page (Chromium) or a `firefox.FirefoxPage` (WebDriver BiDi),
+which has the part of Playwright's page API used here (`click`, `fill`, `keyboard.press`,
+`select_option`, `wait_for_selector`, `screenshot`…), so a test body runs in either browser;
+what it reads off the page (tiles, boxes, visibility, texts) goes through `evaluate`.
 
 Screenshots of key states are compared with the ones committed under `docs/screenshots/`,
 tolerantly: the same size, and the same coarse picture (a 16×10 grid of mean grey levels,
@@ -10,6 +15,7 @@ which the moving fake camera and the clock in it do not change much). Run the te
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +26,8 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page
 
 from parlour.testing import ServerThread
-from tests.browser.harness import REPO, poll
+from tests.browser.firefox import VISIBLE, Firefox, FirefoxPage
+from tests.browser.harness import REPO, SOCKETS, poll
 
 __all__ = [
     "LOOKS",
@@ -32,6 +39,7 @@ __all__ = [
     "compare_screenshot",
     "dev_rest",
     "open_meet",
+    "open_meet_in_firefox",
     "write_camera",
 ]
 
@@ -98,6 +106,15 @@ TILES = """() => [...document.querySelectorAll('#main-tiles > .tile')].map((tile
 })"""
 
 
+#: The box of the element a selector matches, [x, y, width, height], or null when it has none.
+RECT = """(selector) => {
+  const el = document.querySelector(selector);
+  if (!el || !el.getClientRects().length) return null;
+  const box = el.getBoundingClientRect();
+  return [box.left, box.top, box.width, box.height];
+}"""
+
+
 @dataclass(frozen=True)
 class Rect:
     x: float
@@ -140,11 +157,17 @@ PersonBrowser = Callable[[str], Awaitable[Browser]]
 
 
 class MeetPage:
-    """One person using the app in a browser context of their own."""
+    """One person using the app in a browser context (Chromium) or window (Firefox) of their
+    own."""
 
-    def __init__(self, name: str, page: Page) -> None:
+    def __init__(self, name: str, page: Page | FirefoxPage) -> None:
         self.name = name
         self.page = page
+
+    @property
+    def browser(self) -> str:
+        """ "chromium" or "firefox"."""
+        return "firefox" if isinstance(self.page, FirefoxPage) else "chromium"
 
     async def tiles(self) -> list[dict[str, Any]]:
         tiles: list[dict[str, Any]] = await self.page.evaluate(TILES)
@@ -180,12 +203,28 @@ class MeetPage:
         )
 
     async def rect(self, selector: str) -> Rect:
-        box = await self.page.locator(selector).bounding_box()
+        """The box of `selector` in the viewport (CSS pixels)."""
+        box = await self.page.evaluate(RECT, selector)
         assert box is not None, f"{selector} is not shown"
-        return Rect(box["x"], box["y"], box["width"], box["height"])
+        return Rect.of(box)
 
     async def visible(self, selector: str) -> bool:
-        return await self.page.locator(selector).is_visible()
+        """Whether `selector` is shown (Playwright's `is_visible`)."""
+        shown: bool = await self.page.evaluate(
+            f"(selector) => ({VISIBLE})(document.querySelector(selector))", selector
+        )
+        return shown
+
+    async def texts(self, selector: str) -> list[str]:
+        """The `innerText` of every element `selector` matches."""
+        texts: list[str] = await self.page.evaluate(
+            "(s) => [...document.querySelectorAll(s)].map((el) => el.innerText)", selector
+        )
+        return texts
+
+    async def screenshot(self, path: Path) -> None:
+        """The viewport as PNG."""
+        await self.page.screenshot(path=str(path))
 
     async def join(self, room: str) -> None:
         await self.page.fill("#room", room)
@@ -213,6 +252,28 @@ async def open_meet(
     if init_script is not None:
         await context.add_init_script(script=init_script)
     page = await context.new_page()
+    return await _ready(MeetPage(name, page), server)
+
+
+async def open_meet_in_firefox(
+    fox: Firefox,
+    server: ServerThread,
+    name: str,
+    *,
+    viewport: dict[str, int] | None = None,
+    init_script: str | None = None,
+) -> MeetPage:
+    """`open_meet` in a window of the test's Firefox (closed with its BiDi session); every
+    page there has `sockets.js` already (`firefox.bidi_session`)."""
+    page = await fox.open_window("about:blank")
+    await page.set_viewport_size(viewport or DESKTOP)
+    if init_script is not None and init_script != SOCKETS.read_text():
+        await page.add_init_script(init_script)
+    return await _ready(MeetPage(name, page), server)
+
+
+async def _ready(meet: MeetPage, server: ServerThread) -> MeetPage:
+    page, name = meet.page, meet.name
     page.set_default_timeout(30_000)
     page.on("console", lambda m: print(f"[{name}] {m.type}: {m.text}"))
     page.on("pageerror", lambda e: print(f"[{name}] pageerror: {e}"))
@@ -222,13 +283,16 @@ async def open_meet(
         "() => { const v = document.querySelector('#preview video');"
         " return v && v.videoWidth > 0 && v.currentTime > 0.3; }"
     )
-    return MeetPage(name, page)
+    return meet
 
 
-def dev_rest(server: ServerThread) -> httpx.AsyncClient:
-    """A REST client with the credentials of the server's default account."""
+def dev_rest(server: ServerThread, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """A REST client with the credentials of the server's default account (`verify`: the
+    server's certificate, for a server over HTTPS)."""
     creds = server.call(server.parlour.accounts.default_account())
-    return httpx.AsyncClient(base_url=server.base_url, auth=(creds.account_sid, creds.auth_token))
+    return httpx.AsyncClient(
+        base_url=server.base_url, auth=(creds.account_sid, creds.auth_token), verify=verify
+    )
 
 
 def _coarse(png: Path) -> tuple[int, int, bytes]:
@@ -245,7 +309,7 @@ def compare_screenshot(shot: Path, name: str) -> None:
     """Check `shot` against `docs/screenshots/<name>` (or replace it when updating)."""
     committed = SCREENSHOTS / name
     if os.environ.get("PARLOUR_UPDATE_SCREENSHOTS") or not committed.exists():
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        committed.parent.mkdir(parents=True, exist_ok=True)
         committed.write_bytes(shot.read_bytes())
         return
     new_w, new_h, new_cells = _coarse(shot)
