@@ -106,6 +106,16 @@ TILES = """() => [...document.querySelectorAll('#main-tiles > .tile')].map((tile
 })"""
 
 
+#: Records each new text of the element a selector matches in `window.seenTexts[selector]`.
+WATCH_TEXT = """(selector) => {
+  const el = document.querySelector(selector);
+  const seen = [el.textContent];
+  (window.seenTexts = window.seenTexts || {})[selector] = seen;
+  new MutationObserver(() => {
+    if (el.textContent !== seen[seen.length - 1]) seen.push(el.textContent);
+  }).observe(el, {childList: true, characterData: true, subtree: true});
+}"""
+
 #: The box of the element a selector matches, [x, y, width, height], or null when it has none.
 RECT = """(selector) => {
   const el = document.querySelector(selector);
@@ -200,6 +210,22 @@ class MeetPage:
             within=within,
             what=f"{what} on {self.name}'s page",
             interval=interval,
+        )
+
+    async def watch_text(self, selector: str) -> None:
+        """Keep every text `selector` shows from now on (`wait_seen`), however briefly: a
+        poll, one round trip to the browser after another, can miss a short one."""
+        await self.page.evaluate(WATCH_TEXT, selector)
+
+    async def wait_seen(
+        self, selector: str, accept: Callable[[list[str]], bool], what: str, within: float
+    ) -> list[str]:
+        """The texts `selector` showed since `watch_text`, once `accept` holds for them."""
+        return await poll(
+            lambda: self.page.evaluate("(s) => window.seenTexts[s]", selector),
+            accept,
+            within=within,
+            what=f"{what} on {self.name}'s page",
         )
 
     async def rect(self, selector: str) -> Rect:
