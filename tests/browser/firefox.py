@@ -1,10 +1,13 @@
-"""Headless Debian Firefox ESR driven over WebDriver BiDi, as a `BrowserParticipant`.
+"""Headless Debian Firefox ESR driven over WebDriver BiDi, as a `BrowserParticipant` or a
+Parlour Meet person (`meet.MeetPage`).
 
 Playwright's Firefox is a patched build (its own Juggler protocol) and cannot drive Debian's
 `firefox-esr`; WebDriver BiDi, which stock Firefox speaks on `--remote-debugging-port`, can.
 The little BiDi client here (JSON over a WebSocket: `session.new`, `browsingContext.*`,
-`script.*`, `log.entryAdded`) gives `BrowserParticipant` the `page.evaluate()` it needs, so the
-Chromium helpers (`join_as_name`, `wait_for_events`, `stats`…) work unchanged.
+`script.*`, `input.performActions`, `log.entryAdded`) gives `BrowserParticipant` the
+`page.evaluate()` it needs, so the Chromium helpers (`join_as_name`, `wait_for_events`,
+`stats`…) work unchanged, and `MeetPage` the rest of Playwright's page API it uses: real clicks
+and typing, waits for elements, the viewport, screenshots.
 
 Firefox gathers no loopback ICE candidates, so it runs in a network namespace
 (`netkit.veth_client`); its remote-debugging port is on that namespace's loopback, reached
@@ -242,7 +245,8 @@ class _Keyboard:
 
 
 class FirefoxPage:
-    """What `BrowserParticipant` uses of a Playwright page, for one BiDi browsing context."""
+    """What `BrowserParticipant` and `MeetPage` use of a Playwright page, for one BiDi browsing
+    context: the same names and arguments, so a test body drives either."""
 
     def __init__(self, bidi: _Bidi, context: str) -> None:
         self._bidi = bidi

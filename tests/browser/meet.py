@@ -8,7 +8,8 @@ what it reads off the page (tiles, boxes, visibility, texts) goes through `evalu
 
 Screenshots of key states are compared with the ones committed under `docs/screenshots/`,
 tolerantly: the same size, and the same coarse picture (a 16×10 grid of mean grey levels,
-which the moving fake camera and the clock in it do not change much). Run the tests with
+which the moving fake camera and the clock in it do not change much); Firefox's with its own,
+under `docs/screenshots/firefox/` (`MeetPage.check_screenshot`). Run the tests with
 `PARLOUR_UPDATE_SCREENSHOTS=1` to write new ones after a deliberate change of the design.
 """
 
@@ -181,7 +182,7 @@ class MeetPage:
 
     @property
     def browser(self) -> str:
-        """ "chromium" or "firefox"."""
+        """The browser the page is in: "chromium" or "firefox"."""
         return "firefox" if isinstance(self.page, FirefoxPage) else "chromium"
 
     async def tiles(self) -> list[dict[str, Any]]:

@@ -49,8 +49,8 @@ def dev_server(
         yield srv
 
 
-#: How many microphones each browser's fake devices are: Chromium's default and two more;
-#: Firefox's one ("Default Audio Device", `media.navigator.streams.fake`).
+#: How many microphones each browser's fake devices are at least: Chromium has several;
+#: Firefox one ("Default Audio Device", `media.navigator.streams.fake`).
 FAKE_MICROPHONES = {"chromium": 2, "firefox": 1}
 
 
