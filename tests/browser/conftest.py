@@ -4,17 +4,17 @@ Browser tests need Debian's `/usr/bin/chromium` and `node_modules/twilio-video` 
 there by `scripts/install --tests`, which `make test` runs); without them they are skipped
 with the reason.
 
-Every test that opens its pages with `open_page` (or `open_on`, `either_side`, or asks for
-`browser_kind`) runs twice, `[chromium]` and `[firefox]` (`browser_kind`): the same test body
-with pages from headless Chromium, then from headless Firefox ESR. Firefox gathers no
-loopback ICE candidates, so for it the module's server (`browser_server`) listens on a veth
-address, over HTTPS (cameras need a secure origin), and its SFU advertises that address;
-Firefox runs in the namespace at the other end of the veth pair. The namespace and one
-Firefox process serve the whole session (one WebDriver BiDi session and new windows per
-test). The tests of a client behind a router (`natted`, `either_side`) get a second Firefox,
-behind a masquerading router, also for the session. A test that cannot run in Firefox says
-why with `@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that
-reason.
+Every test that opens its pages with `open_page` (or `open_on`, `either_side`, `meet`,
+`meet_person`, or asks for `browser_kind`) runs twice, `[chromium]` and `[firefox]`
+(`browser_kind`): the same test body with pages from headless Chromium, then from headless
+Firefox ESR. Firefox gathers no loopback ICE candidates, so for it the module's server
+(`browser_server`, or `dev_server` for `meet`) listens on a veth address, over HTTPS
+(cameras need a secure origin), and its SFU advertises that address; Firefox runs in the
+namespace at the other end of the veth pair. The namespace and one Firefox process serve the
+whole session (one WebDriver BiDi session and new windows per test). The tests of a client
+behind a router (`natted`, `either_side`) get a second Firefox, behind a masquerading
+router, also for the session. A test that cannot run in Firefox says why with
+`@pytest.mark.chromium_only("reason")`: its Firefox variant is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -48,7 +48,15 @@ from tests.browser.harness import (
     open_participant,
 )
 from tests.browser.launcher import headless_chromium
-from tests.browser.meet import LOOKS, PersonBrowser, write_camera
+from tests.browser.meet import (
+    LOOKS,
+    MeetPage,
+    OpenMeet,
+    PersonBrowser,
+    open_meet,
+    open_meet_in_firefox,
+    write_camera,
+)
 from tests.browser.netkit import (
     Certificate,
     NattedClient,
@@ -63,8 +71,9 @@ from tests.helpers import Account, new_account, server_fixture
 
 #: The browsers each `open_page` test runs in (`browser_kind`).
 BROWSER_KINDS = ("chromium", "firefox")
-#: Fixtures whose pages are `browser_kind`'s: a test that uses one runs in each browser.
-BROWSER_FIXTURES = frozenset({"open_page", "open_on", "either_side"})
+#: Fixtures whose pages are `browser_kind`'s: a test that uses one runs in each browser
+#: (`meet`, `meet_person`: Parlour Meet's pages).
+BROWSER_FIXTURES = frozenset({"open_page", "open_on", "either_side", "meet", "meet_person"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -312,3 +321,35 @@ async def person_browser(tmp_path: Path) -> AsyncIterator[PersonBrowser]:
         finally:
             for chromium in launched:
                 await chromium.close()
+
+
+@pytest.fixture
+def meet(request: pytest.FixtureRequest, browser_kind: str, dev_server: ServerThread) -> OpenMeet:
+    """`await meet("bob")`: Parlour Meet on the module's `dev_server` (`parlour serve --dev`,
+    made with `browser_server_options`) for a person: a Chromium context of their own, or a
+    window of the session's Firefox; closed after the test."""
+    if browser_kind == "firefox":
+        fox: Firefox = request.getfixturevalue("firefox_browser")
+        return functools.partial(open_meet_in_firefox, fox, dev_server)
+    chromium: Browser = request.getfixturevalue("browser")
+    opened: list[BrowserContext] = request.getfixturevalue("contexts")
+    return functools.partial(open_meet, chromium, opened, dev_server)
+
+
+@pytest.fixture
+def meet_person(
+    request: pytest.FixtureRequest, browser_kind: str, dev_server: ServerThread
+) -> OpenMeet:
+    """`meet`, for one of `meet.LOOKS`: in Chromium a browser of their own whose camera shows
+    them, for screenshots; Firefox has its own fake camera (`media.navigator.streams.fake`)."""
+    if browser_kind == "firefox":
+        meet: OpenMeet = request.getfixturevalue("meet")
+        return meet
+    # Its browsers closed after their contexts are.
+    person_browser: PersonBrowser = request.getfixturevalue("person_browser")
+    opened: list[BrowserContext] = request.getfixturevalue("contexts")
+
+    async def open_person(name: str, **options: Any) -> MeetPage:
+        return await open_meet(await person_browser(name), opened, dev_server, name, **options)
+
+    return open_person

@@ -1,10 +1,13 @@
-"""Headless Debian Firefox ESR driven over WebDriver BiDi, as a `BrowserParticipant`.
+"""Headless Debian Firefox ESR driven over WebDriver BiDi, as a `BrowserParticipant` or a
+Parlour Meet person (`meet.MeetPage`).
 
 Playwright's Firefox is a patched build (its own Juggler protocol) and cannot drive Debian's
 `firefox-esr`; WebDriver BiDi, which stock Firefox speaks on `--remote-debugging-port`, can.
 The little BiDi client here (JSON over a WebSocket: `session.new`, `browsingContext.*`,
-`script.*`, `log.entryAdded`) gives `BrowserParticipant` the `page.evaluate()` it needs, so the
-Chromium helpers (`join_as_name`, `wait_for_events`, `stats`…) work unchanged.
+`script.*`, `input.performActions`, `log.entryAdded`) gives `BrowserParticipant` the
+`page.evaluate()` it needs, so the Chromium helpers (`join_as_name`, `wait_for_events`,
+`stats`…) work unchanged, and `MeetPage` the rest of Playwright's page API it uses: real clicks
+and typing, waits for elements, the viewport, screenshots.
 
 Firefox gathers no loopback ICE candidates, so it runs in a network namespace
 (`netkit.veth_client`); its remote-debugging port is on that namespace's loopback, reached
@@ -20,6 +23,7 @@ draws, such as a canvas track), all closed and the session ended after the test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -149,12 +153,105 @@ class _Bidi:
         await self._socket.close()
 
 
+#: WebDriver's codes of the keys Playwright names (`keyboard.press("Escape")`).
+KEYS = {"Enter": "\ue007", "Escape": "\ue00c", "Backspace": "\ue003", "Tab": "\ue004"}
+
+#: Playwright's idea of a visible element: a box of some size, and not `visibility: hidden`.
+VISIBLE = """(el) => {
+  if (!el || !el.isConnected) return false;
+  if (getComputedStyle(el).visibility !== 'visible') return false;
+  const box = el.getBoundingClientRect();
+  return box.width > 0 && box.height > 0;
+}"""
+
+#: Waits (JSON arguments) for `selector` to be attached, visible, hidden or actionable
+#: (visible and enabled; then scrolled into view if it is not), and returns the element.
+WAIT_FOR = (
+    """async (selectorJson, stateJson, msJson) => {
+  const [selector, state, ms] = [selectorJson, stateJson, msJson].map(JSON.parse);
+  const visible = """
+    + VISIBLE
+    + """;
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const el = document.querySelector(selector);
+    const ok = state === 'attached' ? !!el
+      : state === 'hidden' ? !visible(el)
+      : state === 'visible' ? visible(el)
+      : visible(el) && !el.disabled;
+    if (ok) {
+      if (state === 'actionable') {
+        const box = el.getBoundingClientRect();
+        if (box.top < 0 || box.left < 0 || box.bottom > innerHeight || box.right > innerWidth) {
+          el.scrollIntoView({block: 'center', inline: 'center'});
+        }
+      }
+      return el;
+    }
+    if (performance.now() > deadline) {
+      throw new Error(`waiting for ${selector} to be ${state}: not within ${ms} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}"""
+)
+
+#: Waits (JSON arguments) until `predicate` (put in for `PREDICATE`) returns something truthy
+#: for `arg`.
+WAIT_UNTIL = """async (argJson, msJson) => {
+  const [arg, ms] = [argJson, msJson].map(JSON.parse);
+  const predicate = (PREDICATE);
+  const deadline = performance.now() + ms;
+  for (;;) {
+    if (await predicate(arg)) return true;
+    if (performance.now() > deadline) {
+      throw new Error(`waiting for ${predicate}: not within ${ms} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}"""
+
+FOCUS_AND_SELECT = """(selectorJson) => {
+  const el = document.querySelector(JSON.parse(selectorJson));
+  el.focus();
+  el.select();
+}"""
+
+SELECT = """([selector, value]) => {
+  const select = document.querySelector(selector);
+  if (![...select.options].some((o) => o.value === value)) {
+    throw new Error(`${selector} has no option ${value}`);
+  }
+  select.value = value;
+  select.dispatchEvent(new Event('input', {bubbles: true}));
+  select.dispatchEvent(new Event('change', {bubbles: true}));
+}"""
+
+
+class _Keyboard:
+    """`page.keyboard` of a `FirefoxPage`: keys as `input.performActions` key actions."""
+
+    def __init__(self, page: FirefoxPage) -> None:
+        self._page = page
+
+    async def press(self, key: str) -> None:
+        await self.type(KEYS[key])
+
+    async def type(self, text: str) -> None:
+        actions: list[dict[str, str]] = []
+        for char in text:
+            actions += [{"type": "keyDown", "value": char}, {"type": "keyUp", "value": char}]
+        await self._page._actions({"type": "key", "id": "keyboard", "actions": actions})
+
+
 class FirefoxPage:
-    """What `BrowserParticipant` uses of a Playwright page, for one BiDi browsing context."""
+    """What `BrowserParticipant` and `MeetPage` use of a Playwright page, for one BiDi browsing
+    context: the same names and arguments, so a test body drives either."""
 
     def __init__(self, bidi: _Bidi, context: str) -> None:
         self._bidi = bidi
         self.context = context
+        self._timeout: float = 30_000
         self._handlers: dict[str, list[Callable[[Any], None]]] = {}
         bidi.listen(self._event)
 
@@ -209,8 +306,130 @@ class FirefoxPage:
             raise AssertionError(f"page error: {details.get('text')}")
         return json.loads(result["result"]["value"])
 
-    def set_default_timeout(self, _ms: float) -> None:
-        """Timeouts are the callers' `asyncio.wait_for`s."""
+    def set_default_timeout(self, ms: float) -> None:
+        """How long `wait_for_selector`, `click` and the like wait, as Playwright's."""
+        self._timeout = ms
+
+    # -- the part of Playwright's page API that Parlour Meet's tests use (`meet.MeetPage`) --
+
+    async def _call(self, function: str, *args: Any) -> dict[str, Any]:
+        """`function(...args)` (JSON arguments) in the page; its remote value, unserialised
+        (a node comes back as a reference that `input.performActions` can aim at)."""
+        result = await self._bidi.send(
+            "script.callFunction",
+            {
+                "functionDeclaration": function,
+                "arguments": [{"type": "string", "value": json.dumps(a)} for a in args],
+                "target": {"context": self.context},
+                "awaitPromise": True,
+                "resultOwnership": "none",
+                "userActivation": True,
+            },
+        )
+        if result.get("type") == "exception":
+            details = result.get("exceptionDetails", {})
+            raise AssertionError(f"page error: {details.get('text')}")
+        value: dict[str, Any] = result["result"]
+        return value
+
+    async def _element(self, selector: str, state: str, ms: float | None = None) -> dict[str, Any]:
+        """The element `selector` once it is in `state` (see `WAIT_FOR`), as a node reference;
+        an AssertionError, as Playwright's TimeoutError, when it is not within `ms` (the
+        default timeout unless given)."""
+        return await self._call(WAIT_FOR, selector, state, self._timeout if ms is None else ms)
+
+    async def wait_for_selector(
+        self,
+        selector: str,
+        *,
+        state: str = "visible",
+        timeout: float | None = None,  # noqa: ASYNC109 (Playwright's: milliseconds, in the page)
+    ) -> None:
+        await self._element(selector, state, timeout)
+
+    async def wait_for_function(self, expression: str, arg: Any = None) -> None:
+        await self._call(WAIT_UNTIL.replace("PREDICATE", expression), arg, self._timeout)
+
+    async def click(self, selector: str) -> None:
+        """A real click: the mouse moved to the middle of the element (scrolled into view once
+        it is visible and enabled), pressed and released, through `input.performActions`."""
+        node = await self._element(selector, "actionable")
+        origin = {"type": "element", "element": {"sharedId": node["sharedId"]}}
+        await self._actions(
+            {
+                "type": "pointer",
+                "id": "mouse",
+                "parameters": {"pointerType": "mouse"},
+                "actions": [
+                    {"type": "pointerMove", "x": 0, "y": 0, "origin": origin},
+                    {"type": "pointerDown", "button": 0},
+                    {"type": "pointerUp", "button": 0},
+                ],
+            }
+        )
+
+    async def fill(self, selector: str, value: str) -> None:
+        """Typed as a person would: the field focused and its text selected, deleted, then
+        `value` key by key (each a keydown, an input event, a keyup)."""
+        await self._element(selector, "actionable")
+        await self._call(FOCUS_AND_SELECT, selector)
+        await self.keyboard.type(KEYS["Backspace"] + value)
+
+    async def select_option(self, selector: str, value: str) -> list[str]:
+        """As Playwright's: the option chosen, then `input` and `change` dispatched."""
+        await self._element(selector, "actionable")
+        await self.evaluate(SELECT, [selector, value])
+        return [value]
+
+    async def inner_text(self, selector: str) -> str:
+        await self._element(selector, "attached")
+        text: str = await self.evaluate("(s) => document.querySelector(s).innerText", selector)
+        return text
+
+    async def input_value(self, selector: str) -> str:
+        await self._element(selector, "attached")
+        value: str = await self.evaluate("(s) => document.querySelector(s).value", selector)
+        return value
+
+    async def get_attribute(self, selector: str, name: str) -> str | None:
+        await self._element(selector, "attached")
+        value: str | None = await self.evaluate(
+            "([s, name]) => document.querySelector(s).getAttribute(name)", [selector, name]
+        )
+        return value
+
+    @property
+    def keyboard(self) -> _Keyboard:
+        return _Keyboard(self)
+
+    async def _actions(self, *sources: dict[str, Any]) -> None:
+        await self._bidi.send(
+            "input.performActions", {"context": self.context, "actions": list(sources)}
+        )
+
+    async def screenshot(self, *, path: str) -> None:
+        """The viewport as PNG (`browsingContext.captureScreenshot`)."""
+        shot = await self._bidi.send("browsingContext.captureScreenshot", {"context": self.context})
+        await asyncio.to_thread(Path(path).write_bytes, base64.b64decode(shot["data"]))
+
+    async def set_viewport_size(self, size: dict[str, int]) -> None:
+        """The page's viewport in CSS pixels, one device pixel each (`setViewport`)."""
+        await self._bidi.send(
+            "browsingContext.setViewport",
+            {
+                "context": self.context,
+                "viewport": {"width": size["width"], "height": size["height"]},
+                "devicePixelRatio": 1,
+            },
+        )
+
+    async def add_init_script(self, source: str) -> None:
+        """`source` run in this window's pages before their own scripts, from the next one
+        loaded on (`script.addPreloadScript` for this browsing context)."""
+        await self._bidi.send(
+            "script.addPreloadScript",
+            {"functionDeclaration": "() => {\n" + source + "\n}", "contexts": [self.context]},
+        )
 
     async def close(self) -> None:
         """Close the window (its page's connections with it)."""

@@ -1,16 +1,23 @@
-"""Drive Parlour Meet (the app at `/`) in headless Chromium, as people use it: fill the
-pre-join form, press buttons, read what the page shows (tiles, indicators, chat).
+"""Drive Parlour Meet (the app at `/`) in headless Chromium or Firefox, as people use it: fill
+the pre-join form, press buttons, read what the page shows (tiles, indicators, chat).
+
+A `MeetPage` drives a Playwright page (Chromium) or a `firefox.FirefoxPage` (WebDriver BiDi),
+which has the part of Playwright's page API used here (`click`, `fill`, `keyboard.press`,
+`select_option`, `wait_for_selector`, `screenshot`…), so a test body runs in either browser;
+what it reads off the page (tiles, boxes, visibility, texts) goes through `evaluate`.
 
 Screenshots of key states are compared with the ones committed under `docs/screenshots/`,
 tolerantly: the same size, and the same coarse picture (a 16×10 grid of mean grey levels,
-which the moving fake camera and the clock in it do not change much). Run the tests with
+which the moving fake camera and the clock in it do not change much); Firefox's with its own,
+under `docs/screenshots/firefox/` (`MeetPage.check_screenshot`). Run the tests with
 `PARLOUR_UPDATE_SCREENSHOTS=1` to write new ones after a deliberate change of the design.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,18 +27,21 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page
 
 from parlour.testing import ServerThread
-from tests.browser.harness import REPO, poll
+from tests.browser.firefox import VISIBLE, Firefox, FirefoxPage
+from tests.browser.harness import REPO, SOCKETS, poll
 
 __all__ = [
     "LOOKS",
     "SCREENSHOTS",
     "Look",
     "MeetPage",
+    "OpenMeet",
     "PersonBrowser",
     "Rect",
     "compare_screenshot",
     "dev_rest",
     "open_meet",
+    "open_meet_in_firefox",
     "write_camera",
 ]
 
@@ -98,6 +108,25 @@ TILES = """() => [...document.querySelectorAll('#main-tiles > .tile')].map((tile
 })"""
 
 
+#: Records each new text of the element a selector matches in `window.seenTexts[selector]`.
+WATCH_TEXT = """(selector) => {
+  const el = document.querySelector(selector);
+  const seen = [el.textContent];
+  (window.seenTexts = window.seenTexts || {})[selector] = seen;
+  new MutationObserver(() => {
+    if (el.textContent !== seen[seen.length - 1]) seen.push(el.textContent);
+  }).observe(el, {childList: true, characterData: true, subtree: true});
+}"""
+
+#: The box of the element a selector matches, [x, y, width, height], or null when it has none.
+RECT = """(selector) => {
+  const el = document.querySelector(selector);
+  if (!el || !el.getClientRects().length) return null;
+  const box = el.getBoundingClientRect();
+  return [box.left, box.top, box.width, box.height];
+}"""
+
+
 @dataclass(frozen=True)
 class Rect:
     x: float
@@ -138,13 +167,23 @@ class Rect:
 #: whose fake camera shows that person (`LOOKS`).
 PersonBrowser = Callable[[str], Awaitable[Browser]]
 
+#: The `meet` fixture: `await meet("bob")` opens the app on the module's `dev_server` for
+#: `name` in the test's browser (`open_meet`'s options too).
+OpenMeet = Callable[..., Awaitable["MeetPage"]]
+
 
 class MeetPage:
-    """One person using the app in a browser context of their own."""
+    """One person using the app in a browser context (Chromium) or window (Firefox) of their
+    own."""
 
-    def __init__(self, name: str, page: Page) -> None:
+    def __init__(self, name: str, page: Page | FirefoxPage) -> None:
         self.name = name
         self.page = page
+
+    @property
+    def browser(self) -> str:
+        """The browser the page is in: "chromium" or "firefox"."""
+        return "firefox" if isinstance(self.page, FirefoxPage) else "chromium"
 
     async def tiles(self) -> list[dict[str, Any]]:
         tiles: list[dict[str, Any]] = await self.page.evaluate(TILES)
@@ -179,13 +218,62 @@ class MeetPage:
             interval=interval,
         )
 
+    async def watch_text(self, selector: str) -> None:
+        """Keep every text `selector` shows from now on (`wait_seen`), however briefly: a
+        poll, one round trip to the browser after another, can miss a short one."""
+        await self.page.evaluate(WATCH_TEXT, selector)
+
+    async def wait_seen(
+        self, selector: str, accept: Callable[[list[str]], bool], what: str, within: float
+    ) -> list[str]:
+        """The texts `selector` showed since `watch_text`, once `accept` holds for them."""
+        return await poll(
+            lambda: self.page.evaluate("(s) => window.seenTexts[s]", selector),
+            accept,
+            within=within,
+            what=f"{what} on {self.name}'s page",
+        )
+
     async def rect(self, selector: str) -> Rect:
-        box = await self.page.locator(selector).bounding_box()
+        """The box of `selector` in the viewport (CSS pixels)."""
+        box = await self.page.evaluate(RECT, selector)
         assert box is not None, f"{selector} is not shown"
-        return Rect(box["x"], box["y"], box["width"], box["height"])
+        return Rect.of(box)
 
     async def visible(self, selector: str) -> bool:
-        return await self.page.locator(selector).is_visible()
+        """Whether `selector` is shown (Playwright's `is_visible`)."""
+        shown: bool = await self.page.evaluate(
+            f"(selector) => ({VISIBLE})(document.querySelector(selector))", selector
+        )
+        return shown
+
+    async def texts(self, selector: str) -> list[str]:
+        """The `innerText` of every element `selector` matches."""
+        texts: list[str] = await self.page.evaluate(
+            "(s) => [...document.querySelectorAll(s)].map((el) => el.innerText)", selector
+        )
+        return texts
+
+    async def screenshot(self, path: Path) -> None:
+        """The viewport as PNG."""
+        await self.page.screenshot(path=str(path))
+
+    async def check_screenshot(self, workdir: Path, name: str) -> None:
+        """A screenshot compared with `docs/screenshots/<name>` (`compare_screenshot`), or in
+        Firefox with `docs/screenshots/firefox/<name>`: its fonts and fake camera are its own.
+        Its fake camera is one colour for the whole picture, which cycles through hues whose
+        grey levels (105 to 150 here) are as far apart as the comparison's tolerance, so there
+        the boxes of the page's videos are left out (where tiles are is asserted on boxes)."""
+        shot = workdir / name.replace("/", "-")
+        await self.screenshot(shot)
+        if self.browser == "chromium":
+            compare_screenshot(shot, name)
+            return
+        boxes = await self.page.evaluate(
+            "() => [...document.querySelectorAll('video')].map((v) => v.getBoundingClientRect())"
+            ".map((b) => [b.left, b.top, b.width, b.height])"
+        )
+        compare_screenshot(shot, f"firefox/{name}", ignore=[Rect.of(box) for box in boxes])
 
     async def join(self, room: str) -> None:
         await self.page.fill("#room", room)
@@ -213,6 +301,28 @@ async def open_meet(
     if init_script is not None:
         await context.add_init_script(script=init_script)
     page = await context.new_page()
+    return await _ready(MeetPage(name, page), server)
+
+
+async def open_meet_in_firefox(
+    fox: Firefox,
+    server: ServerThread,
+    name: str,
+    *,
+    viewport: dict[str, int] | None = None,
+    init_script: str | None = None,
+) -> MeetPage:
+    """`open_meet` in a window of the test's Firefox (closed with its BiDi session); every
+    page there has `sockets.js` already (`firefox.bidi_session`)."""
+    page = await fox.open_window("about:blank")
+    await page.set_viewport_size(viewport or DESKTOP)
+    if init_script is not None and init_script != SOCKETS.read_text():
+        await page.add_init_script(init_script)
+    return await _ready(MeetPage(name, page), server)
+
+
+async def _ready(meet: MeetPage, server: ServerThread) -> MeetPage:
+    page, name = meet.page, meet.name
     page.set_default_timeout(30_000)
     page.on("console", lambda m: print(f"[{name}] {m.type}: {m.text}"))
     page.on("pageerror", lambda e: print(f"[{name}] pageerror: {e}"))
@@ -222,13 +332,16 @@ async def open_meet(
         "() => { const v = document.querySelector('#preview video');"
         " return v && v.videoWidth > 0 && v.currentTime > 0.3; }"
     )
-    return MeetPage(name, page)
+    return meet
 
 
-def dev_rest(server: ServerThread) -> httpx.AsyncClient:
-    """A REST client with the credentials of the server's default account."""
+def dev_rest(server: ServerThread, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """A REST client with the credentials of the server's default account (`verify`: the
+    server's certificate, for a server over HTTPS)."""
     creds = server.call(server.parlour.accounts.default_account())
-    return httpx.AsyncClient(base_url=server.base_url, auth=(creds.account_sid, creds.auth_token))
+    return httpx.AsyncClient(
+        base_url=server.base_url, auth=(creds.account_sid, creds.auth_token), verify=verify
+    )
 
 
 def _coarse(png: Path) -> tuple[int, int, bytes]:
@@ -241,19 +354,30 @@ def _coarse(png: Path) -> tuple[int, int, bytes]:
     return size[0], size[1], b"".join(rows)
 
 
-def compare_screenshot(shot: Path, name: str) -> None:
-    """Check `shot` against `docs/screenshots/<name>` (or replace it when updating)."""
+def compare_screenshot(shot: Path, name: str, *, ignore: Sequence[Rect] = ()) -> None:
+    """Check `shot` against `docs/screenshots/<name>` (or replace it when updating), leaving
+    out the coarse cells whose middle is in one of the `ignore` boxes (image pixels)."""
     committed = SCREENSHOTS / name
     if os.environ.get("PARLOUR_UPDATE_SCREENSHOTS") or not committed.exists():
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        committed.parent.mkdir(parents=True, exist_ok=True)
         committed.write_bytes(shot.read_bytes())
         return
     new_w, new_h, new_cells = _coarse(shot)
     old_w, old_h, old_cells = _coarse(committed)
     assert (new_w, new_h) == (old_w, old_h), f"{name}: {new_w}×{new_h}, not {old_w}×{old_h}"
-    differ = sum(abs(a - b) > CELL_TOLERANCE for a, b in zip(new_cells, old_cells, strict=True))
-    assert differ <= CELLS_MAY_DIFFER * len(new_cells), (
-        f"{name} looks different from docs/screenshots/{name} ({differ} of {len(new_cells)} "
+    kept = [
+        i
+        for i in range(len(new_cells))
+        if not any(
+            box.x <= (i % 16 + 0.5) * new_w / 16 <= box.right
+            and box.y <= (i // 16 + 0.5) * new_h / 10 <= box.bottom
+            for box in ignore
+        )
+    ]
+    assert kept, f"{name}: every region left out, nothing to compare"
+    differ = sum(abs(new_cells[i] - old_cells[i]) > CELL_TOLERANCE for i in kept)
+    assert differ <= CELLS_MAY_DIFFER * len(kept), (
+        f"{name} looks different from docs/screenshots/{name} ({differ} of {len(kept)} "
         "regions); if the design changed on purpose, run with PARLOUR_UPDATE_SCREENSHOTS=1"
     )
 

@@ -5,7 +5,8 @@ Firefox gathers no loopback ICE candidates, so it runs in a network namespace on
 advertises the server's veth address. The page is served over HTTPS (self-signed), since
 browsers give cameras only to secure origins. Both participants must receive each other's
 audio and video (getStats), and Firefox's selected ICE pair must be the SFU's advertised
-address. Parlour Meet (the app at `/`) is used in Firefox too, through its own elements.
+address. Parlour Meet (the app at `/`) is used in Firefox too, clicked and typed into
+(`meet.MeetPage` over WebDriver BiDi).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.browser.harness import (
     open_participant,
     poll,
 )
-from tests.browser.meet import MeetPage, open_meet, playing
+from tests.browser.meet import open_meet, open_meet_in_firefox, playing
 from tests.browser.netkit import (
     VethClient,
     assert_media_flows,
@@ -293,19 +294,6 @@ async def test_firefox_is_recorded_and_survives_a_signaling_blip(
             await rest.aclose()
 
 
-#: Parlour Meet driven as a person would, through the page's own elements.
-FILL = """([selector, value]) => {
-  const input = document.querySelector(selector);
-  input.value = value;
-  input.dispatchEvent(new Event('input', {bubbles: true}));
-}"""
-CLICK = "(selector) => document.querySelector(selector).click()"
-SHOWN = "(selector) => !document.querySelector(selector).closest('[hidden]')"
-TEXT = "(selector) => document.querySelector(selector).textContent.trim()"
-PREVIEW_PLAYS = """() => { const v = document.querySelector('#preview video');
-  return !!v && v.videoWidth > 0 && v.currentTime > 0.3; }"""
-
-
 async def test_parlour_meet_in_firefox_beside_chromium(
     net: VethClient, fox: Firefox, chromium: Browser, tmp_path: Path
 ) -> None:
@@ -316,34 +304,17 @@ async def test_parlour_meet_in_firefox_beside_chromium(
         windows: list[FirefoxPage] = []
         try:
             async with asyncio.timeout(120):
-                page, chris = await asyncio.gather(
-                    fox.open_window(server.base_url + "/"),
+                fiona, chris = await asyncio.gather(
+                    open_meet_in_firefox(fox, server, "Fiona"),
                     open_meet(chromium, contexts, server, "Chris"),
                 )
+                page = cast(FirefoxPage, fiona.page)
                 windows.append(page)
-                fiona = MeetPage("Fiona", cast(Any, page))
-                await page.evaluate(FILL, ["#identity", "Fiona"])
-                await poll(
-                    lambda: page.evaluate(PREVIEW_PLAYS),
-                    bool,
-                    within=30,
-                    what="the camera preview in Firefox",
-                )
-                await page.evaluate(FILL, ["#room", "fox-meet"])
-                await page.evaluate(CLICK, "#join")
-                await asyncio.gather(
-                    poll(
-                        lambda: page.evaluate(SHOWN, "#call"),
-                        bool,
-                        within=40,
-                        what="Firefox in the call",
-                    ),
-                    chris.join("fox-meet"),
-                )
+                await asyncio.gather(fiona.join("fox-meet"), chris.join("fox-meet"))
                 for person in (fiona, chris):
                     await person.wait_tiles(lambda t: playing(t, 2), "both cameras", within=45)
 
-                await page.evaluate(CLICK, "#mute")
+                await page.click("#mute")
                 await poll(
                     lambda: chris.tile("Fiona"),
                     lambda tile: tile["audioOff"] and not tile["videoOff"],
@@ -352,9 +323,9 @@ async def test_parlour_meet_in_firefox_beside_chromium(
                 )
 
                 # Chat over the data track, both ways.
-                await page.evaluate(CLICK, "#chat-toggle")
-                await page.evaluate(FILL, ["#chat-input", "Hello from Firefox"])
-                await page.evaluate("() => document.getElementById('chat-form').requestSubmit()")
+                await page.click("#chat-toggle")
+                await page.fill("#chat-input", "Hello from Firefox")
+                await page.keyboard.press("Enter")
                 await chris.page.wait_for_selector("#unread:not([hidden])")
                 await chris.page.click("#chat-toggle")
                 theirs = chris.page.locator("#messages li.theirs .text").last
@@ -362,23 +333,15 @@ async def test_parlour_meet_in_firefox_beside_chromium(
                 await chris.page.fill("#chat-input", "Hello from Chromium")
                 await chris.page.press("#chat-input", "Enter")
                 await poll(
-                    lambda: page.evaluate(
-                        "() => [...document.querySelectorAll('#messages li.theirs .text')]"
-                        ".map((m) => m.textContent)"
-                    ),
+                    lambda: fiona.texts("#messages li.theirs .text"),
                     lambda texts: texts == ["Hello from Chromium"],
                     within=20,
                     what="Chris's message on Fiona's page",
                 )
 
-                await page.evaluate(CLICK, "#leave")
-                await poll(
-                    lambda: page.evaluate(SHOWN, "#left"),
-                    bool,
-                    within=20,
-                    what="Firefox's leave page",
-                )
-                assert await page.evaluate(TEXT, "#left-title") == "You left the meeting"
+                await page.click("#leave")
+                await page.wait_for_selector("#left:not([hidden])", timeout=20_000)
+                assert await page.inner_text("#left-title") == "You left the meeting"
                 await chris.wait_tiles(lambda t: len(t) == 1, "one tile after Fiona left")
                 await chris.page.click("#leave")
                 await chris.page.wait_for_selector("#left:not([hidden])")
