@@ -1211,7 +1211,8 @@ static PyObject *s_slow, *s_fan, *s_tap, *s_feed, *s_octets, *s_packets, *s_seqs
 typedef struct {
     PyObject_HEAD
     PyObject *producer;  /* router.Producer */
-    PyObject *update;    /* its LossTracker's bound `update`, or NULL */
+    PyObject *tracker;   /* its stats.LossTracker, or NULL */
+    PyObject *update;    /* the tracker's bound `update` */
     PyObject *history;   /* its rtp.PacketHistory */
     long long clock_rate;
     Py_ssize_t mask;
@@ -1222,6 +1223,7 @@ static PyTypeObject RouteType;
 
 static int Route_traverse(Route *self, visitproc visit, void *arg) {
     Py_VISIT(self->producer);
+    Py_VISIT(self->tracker);
     Py_VISIT(self->update);
     Py_VISIT(self->history);
     return 0;
@@ -1229,6 +1231,7 @@ static int Route_traverse(Route *self, visitproc visit, void *arg) {
 
 static int Route_clear(Route *self) {
     Py_CLEAR(self->producer);
+    Py_CLEAR(self->tracker);
     Py_CLEAR(self->update);
     Py_CLEAR(self->history);
     return 0;
@@ -1267,6 +1270,7 @@ static int Route_init(Route *self, PyObject *args, PyObject *kwds) {
     }
     Route_clear(self);
     self->producer = Py_NewRef(producer);
+    self->tracker = tracker == Py_None ? NULL : Py_NewRef(tracker);
     self->update = update;
     self->history = Py_NewRef(history);
     self->clock_rate = clock_rate;
@@ -1443,6 +1447,103 @@ static int history_put(Route *r, PyObject *packet, long seq) {
     return rc;
 }
 
+/* The next packet in order, as LossTracker.update does it (stats.py), on the tracker's own
+ * attributes: 1 done; 0 anything else (first packet, gap, reordering, duplicate, numbers
+ * past 2^62), left to the Python method, nothing written; -1 an exception. */
+static PyObject *s_unwrapper, *s_highest, *s_received, *s_highest_seq, *s_jitter16,
+    *s_transit;
+
+static int get_ll(PyObject *obj, PyObject *name, long long *out) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    if (!PyLong_CheckExact(v)) {
+        Py_DECREF(v);
+        return 0;
+    }
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    Py_DECREF(v);
+    if (*out == -1 && PyErr_Occurred()) return -1;
+    return overflow || *out > (1LL << 62) || *out < -(1LL << 62) ? 0 : 1;
+}
+
+static int set_ll(PyObject *obj, PyObject *name, long long value) {
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL) return -1;
+    int rc = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int loss_update_in_order(PyObject *tracker, long seq, unsigned long ts,
+                                long long arrival) {
+    PyObject *unwrapper = PyObject_GetAttr(tracker, s_unwrapper);
+    if (unwrapper == NULL) return -1;
+    long long h, received, highest, jitter16, last_transit;
+    int rc = get_ll(unwrapper, s_highest, &h);  /* None (no packet yet): 0 */
+    if (rc > 0) rc = get_ll(tracker, s_received, &received);
+    if (rc > 0) rc = get_ll(tracker, s_highest_seq, &highest);
+    if (rc > 0) rc = get_ll(tracker, s_jitter16, &jitter16);
+    if (rc > 0) rc = get_ll(tracker, s_transit, &last_transit);
+    if (rc <= 0) {
+        Py_DECREF(unwrapper);
+        return rc;
+    }
+    long long ext = h + (((seq - h + 0x8000) & 0xFFFF) - 0x8000);  /* SeqUnwrapper.unwrap */
+    if (received < 1 || ext != highest + 1 || ext <= h) {
+        Py_DECREF(unwrapper);
+        return 0;
+    }
+    long long transit = arrival - (long long)ts;
+    long long d = ((transit - last_transit + 0x80000000LL) & 0xFFFFFFFFLL) - 0x80000000LL;
+    jitter16 += (d < 0 ? -d : d) - ((jitter16 + 8) >> 4);
+    rc = set_ll(unwrapper, s_highest, ext);
+    Py_DECREF(unwrapper);
+    if (rc < 0 || set_ll(tracker, s_received, received + 1) < 0 ||
+        set_ll(tracker, s_highest_seq, ext) < 0 || set_ll(tracker, s_jitter16, jitter16) < 0 ||
+        set_ll(tracker, s_transit, transit) < 0)
+        return -1;
+    return 1;
+}
+
+/* LossTracker.update(seq, timestamp, arrival): the next packet in order in C, the rest by
+ * the Python method (`update`, the tracker's bound method). 1: in C, 0: in Python, -1. */
+static int loss_update(PyObject *tracker, PyObject *update, long seq, unsigned long ts,
+                       long long arrival) {
+    int fast = loss_update_in_order(tracker, seq, ts, arrival);
+    if (fast != 0) return fast;
+    PyObject *argv[3] = {PyLong_FromLong(seq), PyLong_FromUnsignedLong(ts),
+                         PyLong_FromLongLong(arrival)};
+    PyObject *res = NULL;
+    if (argv[0] && argv[1] && argv[2]) res = PyObject_Vectorcall(update, argv, 3, NULL);
+    Py_XDECREF(argv[0]);
+    Py_XDECREF(argv[1]);
+    Py_XDECREF(argv[2]);
+    if (res == NULL) return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* loss_update(tracker, seq, timestamp, arrival) -> bool: what a route does for
+ * LossTracker.update (True: the in-order case, done in C) */
+static PyObject *py_loss_update(PyObject *module, PyObject *args) {
+    PyObject *tracker;
+    long seq;
+    unsigned long ts;
+    long long arrival;
+    if (!PyArg_ParseTuple(args, "OlkL", &tracker, &seq, &ts, &arrival)) return NULL;
+    if (seq < 0 || seq > 0xFFFF || ts > 0xFFFFFFFFUL) {
+        PyErr_SetString(PyExc_ValueError, "seq must be 16 bits, timestamp 32");
+        return NULL;
+    }
+    PyObject *update = PyObject_GetAttr(tracker, s_update);
+    if (update == NULL) return NULL;
+    int rc = loss_update(tracker, update, seq, ts, arrival);
+    Py_DECREF(update);
+    if (rc < 0) return NULL;
+    return PyBool_FromLong(rc);
+}
+
 /* One unprotected RTP packet (`size` bytes as received) of route r: 0 forwarded, 1 left to
  * Python (nothing done), -1 an exception from Python code it called (set). */
 static int route_packet(Ingress *in, Route *r, const uint8_t *b, int len, int size) {
@@ -1464,16 +1565,7 @@ static int route_packet(Ingress *in, Route *r, const uint8_t *b, int len, int si
     /* Peer._on_rtp: the receive statistics */
     if (r->update != NULL) {
         long long arrival = (long long)(monotonic_seconds() * (double)r->clock_rate);
-        PyObject *argv[3] = {PyLong_FromLong(seq), PyLong_FromUnsignedLong(be32(b + 4)),
-                             PyLong_FromLongLong(arrival)};
-        PyObject *res = NULL;
-        if (argv[0] && argv[1] && argv[2])
-            res = PyObject_Vectorcall(r->update, argv, 3, NULL);
-        Py_XDECREF(argv[0]);
-        Py_XDECREF(argv[1]);
-        Py_XDECREF(argv[2]);
-        if (res == NULL) goto done;
-        Py_DECREF(res);
+        if (loss_update(r->tracker, r->update, seq, be32(b + 4), arrival) < 0) goto done;
     }
     /* Producer.forward: the recording tap, the history, the octets, the fan-out */
     PyObject *tap = PyObject_GetAttr(producer, s_tap);
@@ -1771,6 +1863,9 @@ static PyMethodDef module_methods[] = {
      "recv_batch(sock, count, ctx=0, ingress=None) -> [(kind, data, ns, addr, size)]: "
      "recvmmsg, SRTP unprotected with context `ctx` (kind 1; -1: failed; 0: not SRTP RTP); "
      "RTP with a route in `ingress` is forwarded in C (kind 2: what a route raised)"},
+    {"loss_update", py_loss_update, METH_VARARGS,
+     "loss_update(tracker, seq, timestamp, arrival) -> bool: LossTracker.update as routes "
+     "do it (True: the next packet in order, in C; False: by the Python method)"},
     {"set_clock", set_clock, METH_O,
      "set_clock(seconds | None): tests only: the time.monotonic() routes use, frozen (None: "
      "the real clock)"},
@@ -1802,6 +1897,15 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     s_update = PyUnicode_InternFromString("update");
     s_forward = PyUnicode_InternFromString("forward");
     s_size = PyUnicode_InternFromString("size");
+    s_unwrapper = PyUnicode_InternFromString("_unwrapper");
+    s_highest = PyUnicode_InternFromString("_highest");
+    s_received = PyUnicode_InternFromString("received");
+    s_highest_seq = PyUnicode_InternFromString("highest_seq");
+    s_jitter16 = PyUnicode_InternFromString("_jitter16");
+    s_transit = PyUnicode_InternFromString("_transit");
+    if (!s_unwrapper || !s_highest || !s_received || !s_highest_seq || !s_jitter16 ||
+        !s_transit)
+        return NULL;
     if (!s_slow || !s_fan || !s_tap || !s_feed || !s_octets || !s_packets || !s_seqs ||
         !s_update || !s_forward || !s_size)
         return NULL;
