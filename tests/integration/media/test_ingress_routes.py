@@ -260,12 +260,20 @@ async def run(batches: list[list[bytes]], routes: bool, monkeypatch: Any) -> dic
             for producer in publisher.producers.values()
             for ssrc, t in producer.tracker.items()
         }
+        # The routes follow the SSRC table: a producer re-created for an updated track has
+        # its own route, a removed one has none.
+        info = video.info
+        publisher._remove_producer(VIDEO_ID, ended=False)
+        assert dtls.ingress.routes == {}
+        publisher._add_producer(info)
+        again = publisher.producers[VIDEO_ID]
+        assert again is not video and dtls.ingress.routes == {VIDEO_SSRC: again.route}
         return {
             "out": out,
             "trackers": trackers,
             "history": (list(video.history._packets), list(video.history._seqs)),
             "audio_history": list(publisher.producers[AUDIO_ID].history._packets),
-            "octets": {k: p.octets for k, p in publisher.producers.items()},
+            "octets": (video.octets, publisher.producers[AUDIO_ID].octets),
             "tap": tap.fed,
             "counters": (dtls.rtp_packets_received, dtls.rtp_bytes_received, media.dropped),
             "handler_errors": media.handler_errors,
