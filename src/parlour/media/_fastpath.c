@@ -1181,12 +1181,506 @@ static PyTypeObject FanOutType = {
 };
 
 /* ------------------------------------------------------------------------------------ */
+/* Route and Ingress: a publisher's packets taken from the receive batch to the fan-out     */
+/*
+ * What `DtlsSrtpTransport.rtp_received` → `Peer._on_rtp` → `Producer.forward` do for one
+ * RTP packet of a plain (one SSRC, not simulcast) video producer, in the same order, without
+ * returning the packet to Python: the transport's counters (`Ingress.packets`/`octets`,
+ * added by its Python properties), `LossTracker.update(seq, timestamp, arrival)` (the Python
+ * method, called), the recording tap (`tap.feed`, called), `PacketHistory.put` (its two
+ * lists), `Producer.octets`, then the producer's `FanOut`. The producer's state is read
+ * live (`tap`, `_fan`, `_slow`, `octets`, the history's lists), so Python stays the one
+ * owner of it; a producer with consumers that have no lane (`_slow`) is left to Python.
+ */
+
+static double g_clock = 0.0;  /* tests: a frozen time.monotonic() (0: the real clock) */
+
+/* time.monotonic(), computed as CPython computes it (float seconds of CLOCK_MONOTONIC) */
+static double monotonic_seconds(void) {
+    if (g_clock != 0.0) return g_clock;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long t = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    if (t % 1000000000LL == 0) return (double)(t / 1000000000LL);
+    return (double)t / 1e9;
+}
+
+static PyObject *s_slow, *s_fan, *s_tap, *s_feed, *s_octets, *s_packets, *s_seqs, *s_update,
+    *s_forward, *s_size;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *producer;  /* router.Producer */
+    PyObject *tracker;   /* its stats.LossTracker, or NULL */
+    PyObject *update;    /* the tracker's bound `update` */
+    PyObject *history;   /* its rtp.PacketHistory */
+    long long clock_rate;
+    Py_ssize_t mask;
+    unsigned long long packets;  /* packets this route forwarded */
+} Route;
+
+static PyTypeObject RouteType;
+
+static int Route_traverse(Route *self, visitproc visit, void *arg) {
+    Py_VISIT(self->producer);
+    Py_VISIT(self->tracker);
+    Py_VISIT(self->update);
+    Py_VISIT(self->history);
+    return 0;
+}
+
+static int Route_clear(Route *self) {
+    Py_CLEAR(self->producer);
+    Py_CLEAR(self->tracker);
+    Py_CLEAR(self->update);
+    Py_CLEAR(self->history);
+    return 0;
+}
+
+static void Route_dealloc(Route *self) {
+    PyObject_GC_UnTrack(self);
+    Route_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Route_init(Route *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"producer", "tracker", "history", "clock_rate", NULL};
+    PyObject *producer, *tracker, *history;
+    long long clock_rate;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOL", kwlist, &producer, &tracker, &history,
+                                     &clock_rate))
+        return -1;
+    if (clock_rate <= 0) {
+        PyErr_SetString(PyExc_ValueError, "clock_rate must be positive");
+        return -1;
+    }
+    PyObject *size = PyObject_GetAttr(history, s_size);
+    if (size == NULL) return -1;
+    Py_ssize_t n = PyLong_AsSsize_t(size);
+    Py_DECREF(size);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    if (n <= 0 || (n & (n - 1))) {
+        PyErr_SetString(PyExc_ValueError, "history size must be a power of two");
+        return -1;
+    }
+    PyObject *update = NULL;
+    if (tracker != Py_None) {
+        update = PyObject_GetAttr(tracker, s_update);
+        if (update == NULL) return -1;
+    }
+    Route_clear(self);
+    self->producer = Py_NewRef(producer);
+    self->tracker = tracker == Py_None ? NULL : Py_NewRef(tracker);
+    self->update = update;
+    self->history = Py_NewRef(history);
+    self->clock_rate = clock_rate;
+    self->mask = n - 1;
+    self->packets = 0;
+    return 0;
+}
+
+static PyObject *Route_get_producer(Route *self, void *closure) {
+    if (self->producer == NULL) Py_RETURN_NONE;
+    return Py_NewRef(self->producer);
+}
+
+static PyMemberDef Route_members[] = {
+    {"packets", T_ULONGLONG, offsetof(Route, packets), READONLY,
+     "packets this route forwarded (without Python)"},
+    {"clock_rate", T_LONGLONG, offsetof(Route, clock_rate), READONLY, "the RTP clock rate"},
+    {NULL}};
+
+static PyGetSetDef Route_getset[] = {
+    {"producer", (getter)Route_get_producer, NULL, "the producer", NULL},
+    {NULL}};
+
+static PyTypeObject RouteType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "parlour.media._fastpath.Route",
+    .tp_basicsize = sizeof(Route),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Route(producer, tracker, history, clock_rate): one publisher SSRC's packets "
+              "forwarded from the receive batch",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Route_init,
+    .tp_dealloc = (destructor)Route_dealloc,
+    .tp_traverse = (traverseproc)Route_traverse,
+    .tp_clear = (inquiry)Route_clear,
+    .tp_members = Route_members,
+    .tp_getset = Route_getset,
+};
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n;
+    uint32_t *ssrcs;
+    PyObject **routes;  /* Route, owned */
+    unsigned long long packets, octets;
+} Ingress;
+
+static PyTypeObject IngressType;
+
+static int Ingress_traverse(Ingress *self, visitproc visit, void *arg) {
+    for (Py_ssize_t i = 0; i < self->n; i++) Py_VISIT(self->routes[i]);
+    return 0;
+}
+
+static void ingress_drop(Ingress *self) {
+    Py_ssize_t n = self->n;
+    PyObject **routes = self->routes;
+    uint32_t *ssrcs = self->ssrcs;
+    self->n = 0;
+    self->routes = NULL;
+    self->ssrcs = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(routes[i]);
+    PyMem_Free(routes);
+    PyMem_Free(ssrcs);
+}
+
+static int Ingress_clear(Ingress *self) {
+    ingress_drop(self);
+    return 0;
+}
+
+static void Ingress_dealloc(Ingress *self) {
+    PyObject_GC_UnTrack(self);
+    ingress_drop(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Ingress_init(Ingress *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist)) return -1;
+    ingress_drop(self);
+    self->packets = self->octets = 0;
+    return 0;
+}
+
+/* set_routes({ssrc: Route}): the routes from now on (replacing all) */
+static PyObject *Ingress_set_routes(Ingress *self, PyObject *mapping) {
+    if (!PyDict_Check(mapping)) {
+        PyErr_SetString(PyExc_TypeError, "routes must be a dict {ssrc: Route}");
+        return NULL;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(mapping), pos = 0, i = 0;
+    uint32_t *ssrcs = PyMem_Malloc(sizeof(uint32_t) * (size_t)(n ? n : 1));
+    PyObject **routes = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
+    if (ssrcs == NULL || routes == NULL) {
+        PyMem_Free(ssrcs);
+        PyMem_Free(routes);
+        return PyErr_NoMemory();
+    }
+    PyObject *key, *value;
+    while (PyDict_Next(mapping, &pos, &key, &value)) {
+        unsigned long long ssrc = PyLong_Check(key) ? PyLong_AsUnsignedLongLong(key) : ~0ULL;
+        if (ssrc > 0xFFFFFFFFULL || !PyObject_TypeCheck(value, &RouteType)) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_TypeError, "routes must be a dict {ssrc: Route}");
+            }
+            for (Py_ssize_t j = 0; j < i; j++) Py_DECREF(routes[j]);
+            PyMem_Free(ssrcs);
+            PyMem_Free(routes);
+            return NULL;
+        }
+        ssrcs[i] = (uint32_t)ssrc;
+        routes[i] = Py_NewRef(value);
+        i++;
+    }
+    ingress_drop(self);
+    self->ssrcs = ssrcs;
+    self->routes = routes;
+    self->n = i;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ingress_get_routes(Ingress *self, void *closure) {
+    PyObject *d = PyDict_New();
+    if (d == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        PyObject *k = PyLong_FromUnsignedLong(self->ssrcs[i]);
+        if (k == NULL || PyDict_SetItem(d, k, self->routes[i]) < 0) {
+            Py_XDECREF(k);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(k);
+    }
+    return d;
+}
+
+static Route *ingress_find(Ingress *self, uint32_t ssrc) {
+    for (Py_ssize_t i = 0; i < self->n; i++)
+        if (self->ssrcs[i] == ssrc) return (Route *)self->routes[i];
+    return NULL;
+}
+
+
+/* lst[i] = value (a new reference to value taken); -1 with an exception */
+static int set_index(PyObject *lst, Py_ssize_t i, PyObject *value) {
+    if (PyList_CheckExact(lst) && i < PyList_GET_SIZE(lst)) {
+        PyList_SetItem(lst, i, Py_NewRef(value));  /* steals; releases the old item */
+        return 0;
+    }
+    PyObject *index = PyLong_FromSsize_t(i);
+    if (index == NULL) return -1;
+    int rc = PyObject_SetItem(lst, index, value);
+    Py_DECREF(index);
+    return rc;
+}
+
+/* history.put(packet): `_packets[i] = packet; _seqs[i] = seq` (PacketHistory.put); its
+ * lists are read each time (`clear()` replaces them) */
+static int history_put(Route *r, PyObject *packet, long seq) {
+    Py_ssize_t i = seq & r->mask;
+    PyObject *packets = PyObject_GetAttr(r->history, s_packets);
+    if (packets == NULL) return -1;
+    int rc = set_index(packets, i, packet);
+    Py_DECREF(packets);
+    if (rc < 0) return -1;
+    PyObject *seqs = PyObject_GetAttr(r->history, s_seqs);
+    if (seqs == NULL) return -1;
+    PyObject *s = PyLong_FromLong(seq);
+    rc = s == NULL ? -1 : set_index(seqs, i, s);
+    Py_XDECREF(s);
+    Py_DECREF(seqs);
+    return rc;
+}
+
+/* The next packet in order, as LossTracker.update does it (stats.py), on the tracker's own
+ * attributes: 1 done; 0 anything else (first packet, gap, reordering, duplicate, numbers
+ * past 2^62), left to the Python method, nothing written; -1 an exception. */
+static PyObject *s_unwrapper, *s_highest, *s_received, *s_highest_seq, *s_jitter16,
+    *s_transit;
+
+static int get_ll(PyObject *obj, PyObject *name, long long *out) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    if (!PyLong_CheckExact(v)) {
+        Py_DECREF(v);
+        return 0;
+    }
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    Py_DECREF(v);
+    if (*out == -1 && PyErr_Occurred()) return -1;
+    return overflow || *out > (1LL << 62) || *out < -(1LL << 62) ? 0 : 1;
+}
+
+static int set_ll(PyObject *obj, PyObject *name, long long value) {
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL) return -1;
+    int rc = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int loss_update_in_order(PyObject *tracker, long seq, unsigned long ts,
+                                long long arrival) {
+    PyObject *unwrapper = PyObject_GetAttr(tracker, s_unwrapper);
+    if (unwrapper == NULL) return -1;
+    long long h, received, highest, jitter16, last_transit;
+    int rc = get_ll(unwrapper, s_highest, &h);  /* None (no packet yet): 0 */
+    if (rc > 0) rc = get_ll(tracker, s_received, &received);
+    if (rc > 0) rc = get_ll(tracker, s_highest_seq, &highest);
+    if (rc > 0) rc = get_ll(tracker, s_jitter16, &jitter16);
+    if (rc > 0) rc = get_ll(tracker, s_transit, &last_transit);
+    if (rc <= 0) {
+        Py_DECREF(unwrapper);
+        return rc;
+    }
+    long long ext = h + (((seq - h + 0x8000) & 0xFFFF) - 0x8000);  /* SeqUnwrapper.unwrap */
+    if (received < 1 || ext != highest + 1 || ext <= h) {
+        Py_DECREF(unwrapper);
+        return 0;
+    }
+    long long transit = arrival - (long long)ts;
+    long long d = ((transit - last_transit + 0x80000000LL) & 0xFFFFFFFFLL) - 0x80000000LL;
+    jitter16 += (d < 0 ? -d : d) - ((jitter16 + 8) >> 4);
+    rc = set_ll(unwrapper, s_highest, ext);
+    Py_DECREF(unwrapper);
+    if (rc < 0 || set_ll(tracker, s_received, received + 1) < 0 ||
+        set_ll(tracker, s_highest_seq, ext) < 0 || set_ll(tracker, s_jitter16, jitter16) < 0 ||
+        set_ll(tracker, s_transit, transit) < 0)
+        return -1;
+    return 1;
+}
+
+/* LossTracker.update(seq, timestamp, arrival): the next packet in order in C, the rest by
+ * the Python method (`update`, the tracker's bound method). 1: in C, 0: in Python, -1. */
+static int loss_update(PyObject *tracker, PyObject *update, long seq, unsigned long ts,
+                       long long arrival) {
+    int fast = loss_update_in_order(tracker, seq, ts, arrival);
+    if (fast != 0) return fast;
+    PyObject *argv[3] = {PyLong_FromLong(seq), PyLong_FromUnsignedLong(ts),
+                         PyLong_FromLongLong(arrival)};
+    PyObject *res = NULL;
+    if (argv[0] && argv[1] && argv[2]) res = PyObject_Vectorcall(update, argv, 3, NULL);
+    Py_XDECREF(argv[0]);
+    Py_XDECREF(argv[1]);
+    Py_XDECREF(argv[2]);
+    if (res == NULL) return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* loss_update(tracker, seq, timestamp, arrival) -> bool: what a route does for
+ * LossTracker.update (True: the in-order case, done in C) */
+static PyObject *py_loss_update(PyObject *module, PyObject *args) {
+    PyObject *tracker;
+    long seq;
+    unsigned long ts;
+    long long arrival;
+    if (!PyArg_ParseTuple(args, "OlkL", &tracker, &seq, &ts, &arrival)) return NULL;
+    if (seq < 0 || seq > 0xFFFF || ts > 0xFFFFFFFFUL) {
+        PyErr_SetString(PyExc_ValueError, "seq must be 16 bits, timestamp 32");
+        return NULL;
+    }
+    PyObject *update = PyObject_GetAttr(tracker, s_update);
+    if (update == NULL) return NULL;
+    int rc = loss_update(tracker, update, seq, ts, arrival);
+    Py_DECREF(update);
+    if (rc < 0) return NULL;
+    return PyBool_FromLong(rc);
+}
+
+/* One unprotected RTP packet (`size` bytes as received) of route r: 0 forwarded, 1 left to
+ * Python (nothing done), -1 an exception from Python code it called (set). */
+static int route_packet(Ingress *in, Route *r, const uint8_t *b, int len, int size) {
+    PyObject *producer = r->producer;
+    if (producer == NULL) return 1;
+    PyObject *slow = PyObject_GetAttr(producer, s_slow);
+    if (slow == NULL) return -1;
+    int has_slow = PyObject_IsTrue(slow);
+    Py_DECREF(slow);
+    if (has_slow != 0) return has_slow < 0 ? -1 : 1;  /* consumers without a lane: Python */
+    PyObject *packet = PyBytes_FromStringAndSize((const char *)b, len);
+    if (packet == NULL) return -1;
+    Py_INCREF(producer);
+    int rc = -1;
+    long seq = be16(b + 2);
+    /* DtlsSrtpTransport.rtp_received */
+    in->packets++;
+    in->octets += (unsigned long long)size;
+    /* Peer._on_rtp: the receive statistics */
+    if (r->update != NULL) {
+        long long arrival = (long long)(monotonic_seconds() * (double)r->clock_rate);
+        if (loss_update(r->tracker, r->update, seq, be32(b + 4), arrival) < 0) goto done;
+    }
+    /* Producer.forward: the recording tap, the history, the octets, the fan-out */
+    PyObject *tap = PyObject_GetAttr(producer, s_tap);
+    if (tap == NULL) goto done;
+    if (tap != Py_None) {
+        PyObject *res = PyObject_CallMethodOneArg(tap, s_feed, packet);
+        if (res == NULL) {
+            Py_DECREF(tap);
+            goto done;
+        }
+        Py_DECREF(res);
+    }
+    Py_DECREF(tap);
+    if (history_put(r, packet, seq) < 0) goto done;
+    PyObject *octets = PyObject_GetAttr(producer, s_octets);
+    if (octets == NULL) goto done;
+    PyObject *n = PyLong_FromLong(len);
+    PyObject *sum = n == NULL ? NULL : PyNumber_Add(octets, n);
+    Py_DECREF(octets);
+    Py_XDECREF(n);
+    if (sum == NULL) goto done;
+    int set = PyObject_SetAttr(producer, s_octets, sum);
+    Py_DECREF(sum);
+    if (set < 0) goto done;
+    PyObject *fan = PyObject_GetAttr(producer, s_fan);
+    if (fan == NULL) goto done;
+    if (fan != Py_None) {
+        PyObject *res = Py_IS_TYPE(fan, &FanOutType) ? FanOut_forward((FanOut *)fan, packet)
+                                                     : PyObject_CallMethodOneArg(fan, s_forward, packet);
+        Py_DECREF(fan);
+        if (res == NULL) goto done;
+        Py_DECREF(res);
+    } else {
+        Py_DECREF(fan);
+    }
+    /* consumers without a lane that Python code called above added: as Producer.forward */
+    slow = PyObject_GetAttr(producer, s_slow);
+    if (slow == NULL) goto done;
+    PyObject *seq_slow = PySequence_Fast(slow, "Producer._slow is not a sequence");
+    Py_DECREF(slow);
+    if (seq_slow == NULL) goto done;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq_slow);
+    if (count > 0) {
+        PyObject *pt = PyLong_FromLong(b[1] & 0x7F);
+        for (Py_ssize_t i = 0; pt != NULL && i < count; i++) {
+            PyObject *res = PyObject_CallMethodObjArgs(PySequence_Fast_GET_ITEM(seq_slow, i),
+                                                       s_forward, packet, pt, NULL);
+            if (res == NULL) {
+                Py_CLEAR(pt);
+                break;
+            }
+            Py_DECREF(res);
+        }
+        if (pt == NULL) {
+            Py_DECREF(seq_slow);
+            goto done;
+        }
+        Py_DECREF(pt);
+    }
+    Py_DECREF(seq_slow);
+    r->packets++;
+    rc = 0;
+done:
+    Py_DECREF(producer);
+    Py_DECREF(packet);
+    return rc;
+}
+
+static PyMemberDef Ingress_members[] = {
+    {"packets", T_ULONGLONG, offsetof(Ingress, packets), READONLY,
+     "RTP packets the routes took (DtlsSrtpTransport.rtp_packets_received adds them)"},
+    {"octets", T_ULONGLONG, offsetof(Ingress, octets), READONLY,
+     "their SRTP size as received (DtlsSrtpTransport.rtp_bytes_received adds them)"},
+    {NULL}};
+
+static PyGetSetDef Ingress_getset[] = {
+    {"routes", (getter)Ingress_get_routes, NULL, "the routes, {ssrc: Route} (a copy)", NULL},
+    {NULL}};
+
+static PyMethodDef Ingress_methods[] = {
+    {"set_routes", (PyCFunction)Ingress_set_routes, METH_O,
+     "set_routes({ssrc: Route}): the routes from now on"},
+    {NULL}};
+
+static PyTypeObject IngressType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "parlour.media._fastpath.Ingress",
+    .tp_basicsize = sizeof(Ingress),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Ingress(): one transport's receive side: the routes `recv_batch` forwards by",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Ingress_init,
+    .tp_dealloc = (destructor)Ingress_dealloc,
+    .tp_traverse = (traverseproc)Ingress_traverse,
+    .tp_clear = (inquiry)Ingress_clear,
+    .tp_methods = Ingress_methods,
+    .tp_members = Ingress_members,
+    .tp_getset = Ingress_getset,
+};
+
+static PyObject *set_clock(PyObject *module, PyObject *arg) {
+    double v = arg == Py_None ? 0.0 : PyFloat_AsDouble(arg);
+    if (v == -1.0 && PyErr_Occurred()) return NULL;
+    g_clock = v;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* recv_batch: recvmmsg, with SRTP unprotect of the RTP (a load generator's receive side)  */
 
 #define RECV_MAX 64
 #define RECV_SIZE 2048
 
 static uint8_t r_bufs[RECV_MAX][RECV_SIZE];
+static int r_busy = 0;
 static struct mmsghdr r_msgs[RECV_MAX];
 static struct iovec r_iovs[RECV_MAX];
 static struct sockaddr_storage r_addrs[RECV_MAX];
@@ -1212,19 +1706,36 @@ static PyObject *sockaddr_tuple(const struct sockaddr_storage *ss) {
     return Py_NewRef(Py_None);
 }
 
-/* recv_batch(sock, count, ctx=0) -> list of (kind, data, ns, addr, size)
+/* recv_batch(sock, count, ctx=0, ingress=None) -> list of (kind, data, ns, addr, size)
  *
  * Reads up to `count` datagrams that are waiting (never blocks). kind 1: an SRTP packet
  * unprotected with libsrtp context `ctx` (its address; 0: none) into plain RTP; kind -1:
  * SRTP that failed to unprotect (`data` as received); kind 0: anything else (STUN, DTLS,
  * SRTCP), as received. `ns`: the kernel's receive time (SO_TIMESTAMPNS, CLOCK_REALTIME
  * nanoseconds) or 0 if the socket does not report it. `addr`: the source address (None
- * for kind 1); `size`: the datagram's size as received. */
+ * for kind 1); `size`: the datagram's size as received.
+ *
+ * With an `ingress`, an RTP packet whose SSRC has a route there is forwarded in C
+ * (`route_packet`) and not returned; an exception raised by Python code a route called is
+ * returned in its place as kind 2 (`data`: the exception), and the batch goes on. */
 static PyObject *recv_batch(PyObject *module, PyObject *args) {
     PyObject *sock;
     int count;
     unsigned long long ctx = 0;
-    if (!PyArg_ParseTuple(args, "Oi|K", &sock, &count, &ctx)) return NULL;
+    PyObject *ingress_arg = Py_None;
+    if (!PyArg_ParseTuple(args, "Oi|KO", &sock, &count, &ctx, &ingress_arg)) return NULL;
+    Ingress *ingress = NULL;
+    if (ingress_arg != Py_None) {
+        if (!PyObject_TypeCheck(ingress_arg, &IngressType)) {
+            PyErr_SetString(PyExc_TypeError, "ingress must be an Ingress or None");
+            return NULL;
+        }
+        ingress = (Ingress *)ingress_arg;
+    }
+    if (r_busy) {
+        PyErr_SetString(PyExc_RuntimeError, "recv_batch is not re-entrant");
+        return NULL;
+    }
     if (count < 1) count = 1;
     if (count > RECV_MAX) count = RECV_MAX;
     if (ctx != 0 && g_unprotect == NULL) {
@@ -1250,6 +1761,8 @@ static PyObject *recv_batch(PyObject *module, PyObject *args) {
     } while (got < 0 && errno == EINTR);
     PyObject *list = PyList_New(0);
     if (list == NULL || got <= 0) return list;  /* EAGAIN and errors: nothing to read */
+    r_busy = 1;  /* routes call Python code, which must not read into these buffers */
+    if (ingress != NULL) Py_INCREF(ingress);
     for (int i = 0; i < got; i++) {
         int len = (int)r_msgs[i].msg_len;
         int size = len;
@@ -1279,18 +1792,50 @@ static PyObject *recv_batch(PyObject *module, PyObject *args) {
                 kind = -1;
             }
         }
-        PyObject *addr = kind == 1 ? Py_NewRef(Py_None) : sockaddr_tuple(&r_addrs[i]);
-        PyObject *item = addr == NULL ? NULL
-                                      : Py_BuildValue("(iy#LNi)", kind, (const char *)b,
-                                                      (Py_ssize_t)len, ns, addr, size);
+        PyObject *item = NULL;
+        if (kind == 1 && ingress != NULL && ingress->n > 0) {
+            Route *route = ingress_find(ingress, be32(b + 8));
+            if (route != NULL) {
+                Py_INCREF(route);  /* Python code it calls may change the routes */
+                int rc = route_packet(ingress, route, b, len, size);
+                Py_DECREF(route);
+                if (rc == 0) continue;
+                if (rc < 0) {
+                    /* as `_read_path` does with what `on_rtp` raises: Exceptions are
+                     * handed back (kind 2), anything else propagates */
+                    if (!PyErr_ExceptionMatches(PyExc_Exception)) goto failed;
+                    PyObject *type, *value, *tb;
+                    PyErr_Fetch(&type, &value, &tb);
+                    PyErr_NormalizeException(&type, &value, &tb);
+                    if (tb != NULL && value != NULL) PyException_SetTraceback(value, tb);
+                    Py_XDECREF(type);
+                    Py_XDECREF(tb);
+                    if (value == NULL) goto failed;
+                    item = Py_BuildValue("(iNLOi)", 2, value, ns, Py_None, size);
+                    if (item == NULL) goto failed;
+                }
+            }
+        }
+        if (item == NULL) {
+            PyObject *addr = kind == 1 ? Py_NewRef(Py_None) : sockaddr_tuple(&r_addrs[i]);
+            item = addr == NULL ? NULL
+                                : Py_BuildValue("(iy#LNi)", kind, (const char *)b,
+                                                (Py_ssize_t)len, ns, addr, size);
+        }
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
-            Py_DECREF(list);
-            return NULL;
+            goto failed;
         }
         Py_DECREF(item);
     }
+    r_busy = 0;
+    Py_XDECREF(ingress);
     return list;
+failed:
+    r_busy = 0;
+    Py_XDECREF(ingress);
+    Py_DECREF(list);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -1315,8 +1860,15 @@ static PyMethodDef module_methods[] = {
      "configure(srtp_protect, rtp_error, srtp_unprotect=0): libsrtp's srtp_protect and "
      "srtp_unprotect (addresses) and the exception class that means a malformed packet"},
     {"recv_batch", recv_batch, METH_VARARGS,
-     "recv_batch(sock, count, ctx=0) -> [(kind, data, ns, addr, size)]: recvmmsg, SRTP "
-     "unprotected with context `ctx` (kind 1; -1: failed; 0: not SRTP RTP)"},
+     "recv_batch(sock, count, ctx=0, ingress=None) -> [(kind, data, ns, addr, size)]: "
+     "recvmmsg, SRTP unprotected with context `ctx` (kind 1; -1: failed; 0: not SRTP RTP); "
+     "RTP with a route in `ingress` is forwarded in C (kind 2: what a route raised)"},
+    {"loss_update", py_loss_update, METH_VARARGS,
+     "loss_update(tracker, seq, timestamp, arrival) -> bool: LossTracker.update as routes "
+     "do it (True: the next packet in order, in C; False: by the Python method)"},
+    {"set_clock", set_clock, METH_O,
+     "set_clock(seconds | None): tests only: the time.monotonic() routes use, frozen (None: "
+     "the real clock)"},
     {NULL}};
 
 static struct PyModuleDef module_def = {
@@ -1326,7 +1878,8 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__fastpath(void) {
     if (PyType_Ready(&EgressType) < 0 || PyType_Ready(&LaneType) < 0 ||
         PyType_Ready(&TccType) < 0 ||
-        PyType_Ready(&FanOutType) < 0)
+        PyType_Ready(&FanOutType) < 0 || PyType_Ready(&RouteType) < 0 ||
+        PyType_Ready(&IngressType) < 0)
         return NULL;
     s_fileno = PyUnicode_InternFromString("fileno");
     (void)s_rewrite;
@@ -1334,13 +1887,37 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     s_rewrite = PyUnicode_InternFromString("_rewrite");
     s_byte_plan = PyUnicode_InternFromString("byte_plan");
     if (!s_fileno || !s_rewrite || !s_byte_plan) return NULL;
+    s_slow = PyUnicode_InternFromString("_slow");
+    s_fan = PyUnicode_InternFromString("_fan");
+    s_tap = PyUnicode_InternFromString("tap");
+    s_feed = PyUnicode_InternFromString("feed");
+    s_octets = PyUnicode_InternFromString("octets");
+    s_packets = PyUnicode_InternFromString("_packets");
+    s_seqs = PyUnicode_InternFromString("_seqs");
+    s_update = PyUnicode_InternFromString("update");
+    s_forward = PyUnicode_InternFromString("forward");
+    s_size = PyUnicode_InternFromString("size");
+    s_unwrapper = PyUnicode_InternFromString("_unwrapper");
+    s_highest = PyUnicode_InternFromString("_highest");
+    s_received = PyUnicode_InternFromString("received");
+    s_highest_seq = PyUnicode_InternFromString("highest_seq");
+    s_jitter16 = PyUnicode_InternFromString("_jitter16");
+    s_transit = PyUnicode_InternFromString("_transit");
+    if (!s_unwrapper || !s_highest || !s_received || !s_highest_seq || !s_jitter16 ||
+        !s_transit)
+        return NULL;
+    if (!s_slow || !s_fan || !s_tap || !s_feed || !s_octets || !s_packets || !s_seqs ||
+        !s_update || !s_forward || !s_size)
+        return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "MAX_PACKET", MAX_PACKET) < 0 ||
         PyModule_AddObjectRef(m, "Egress", (PyObject *)&EgressType) < 0 ||
         PyModule_AddObjectRef(m, "Lane", (PyObject *)&LaneType) < 0 ||
         PyModule_AddObjectRef(m, "Tcc", (PyObject *)&TccType) < 0 ||
-        PyModule_AddObjectRef(m, "FanOut", (PyObject *)&FanOutType) < 0) {
+        PyModule_AddObjectRef(m, "FanOut", (PyObject *)&FanOutType) < 0 ||
+        PyModule_AddObjectRef(m, "Route", (PyObject *)&RouteType) < 0 ||
+        PyModule_AddObjectRef(m, "Ingress", (PyObject *)&IngressType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

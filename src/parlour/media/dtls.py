@@ -200,7 +200,8 @@ class DtlsSrtpTransport:
             too short to be SRTP.
         send_dropped: outgoing packets dropped (not connected, or protect failed).
         rtp_packets_received, rtp_bytes_received: SRTP packets unprotected (RTCP excluded)
-            and their size as received (SRTP header, payload and tag; no UDP/IP headers).
+            and their size as received (SRTP header, payload and tag; no UDP/IP headers),
+            those forwarded in C by the `ingress` routes included.
         rtp_packets_sent, rtp_bytes_sent: RTP packets protected and handed to `send`, and
             their SRTP size. Read at scrape time (metrics); one increment each per packet.
     """
@@ -271,14 +272,17 @@ class DtlsSrtpTransport:
         self.srtp_errors = 0
         self.dropped = 0
         self._send_dropped = 0
-        self.rtp_packets_received = 0
-        self.rtp_bytes_received = 0
+        self._rtp_packets_received = 0
+        self._rtp_bytes_received = 0
         self._rtp_packets_sent = 0
         self._rtp_bytes_sent = 0
         # The C send side (`fastpath`): SRTP-protected RTP goes out through it, from
         # `send_rtp` and from the forwarding lanes of the consumers sending to us.
         native = fastpath.native
         self._egress: Any = native.Egress(send) if native is not None else None
+        # The C receive side: what `recv_batch` forwards without Python (`Peer` sets the
+        # routes); it counts the packets it takes, which the counters below add.
+        self._ingress: Any = native.Ingress() if native is not None else None
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -286,6 +290,32 @@ class DtlsSrtpTransport:
     def egress(self) -> Any:
         """The C send side (`_fastpath.Egress`) RTP goes out through, or None (Python path)."""
         return self._egress
+
+    @property
+    def ingress(self) -> Any:
+        """The C receive side (`_fastpath.Ingress`): the publisher SSRCs whose packets
+        `recv_batch` forwards without returning them (`Peer` keeps its routes), or None."""
+        return self._ingress
+
+    @property
+    def rtp_packets_received(self) -> int:
+        ingress = self._ingress
+        return self._rtp_packets_received + (ingress.packets if ingress is not None else 0)
+
+    @rtp_packets_received.setter
+    def rtp_packets_received(self, value: int) -> None:
+        ingress = self._ingress
+        self._rtp_packets_received = value - (ingress.packets if ingress is not None else 0)
+
+    @property
+    def rtp_bytes_received(self) -> int:
+        ingress = self._ingress
+        return self._rtp_bytes_received + (ingress.octets if ingress is not None else 0)
+
+    @rtp_bytes_received.setter
+    def rtp_bytes_received(self, value: int) -> None:
+        ingress = self._ingress
+        self._rtp_bytes_received = value - (ingress.octets if ingress is not None else 0)
 
     @property
     def receive_context(self) -> int:
@@ -369,8 +399,8 @@ class DtlsSrtpTransport:
                 if packet is None:
                     self.srtp_errors += 1
                     return
-                self.rtp_packets_received += 1
-                self.rtp_bytes_received += len(data)
+                self._rtp_packets_received += 1
+                self._rtp_bytes_received += len(data)
                 self._on_rtp(packet)
         elif 19 < first < 64:
             self._dtls_received(data)
@@ -380,8 +410,8 @@ class DtlsSrtpTransport:
     def rtp_received(self, packet: bytes, size: int) -> None:
         """An RTP packet that arrived as ``size`` bytes of SRTP and was unprotected elsewhere
         (in C, with `receive_context`): counted and passed to `on_rtp` like the others."""
-        self.rtp_packets_received += 1
-        self.rtp_bytes_received += size
+        self._rtp_packets_received += 1
+        self._rtp_bytes_received += size
         self._on_rtp(packet)
 
     def send_rtp(self, packet: bytes | bytearray) -> None:

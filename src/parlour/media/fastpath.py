@@ -5,8 +5,12 @@ sends a producer's packets to all its consumers in one call (`FanOut.forward`), 
 `sendmmsg`; of a simulcast producer, each layer's steady forwarders in one call, VP8
 PictureID/TL0PICIDX shifted. Python keeps deciding what is forwarded: `router.Producer` lists
 the lanes of its consumers (per layer); everything rarer (layer switches, VP8 temporal-layer
-dropping, NACK repairs, Sender Reports, recording taps) stays on the Python path, which is
-the reference implementation.
+dropping, NACK repairs, Sender Reports) stays on the Python path, which is the reference
+implementation. On the receive side, `recv_batch` reads a connected path with `recvmmsg`
+and unprotects SRTP; the packets of a plain video producer's SSRC (`Route`, in the
+transport's `Ingress`) go from there through the receive statistics, the recording tap, the
+history and the producer's `FanOut` without returning to Python (`Peer._on_rtp` and
+`Producer.forward` are the reference).
 
 `native` is the extension module, configured with libsrtp's `srtp_protect` from pylibsrtp's
 own cffi binding (one libsrtp in the process), or None: not built, failed to load, or

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from parlour.domain import errors
 from parlour.domain.bandwidth import SimulcastLayer
@@ -392,14 +392,16 @@ class Peer:
         """The fastest way to the selected address: its connected socket, else `_send`."""
         return self._socket.connected_sender(self.local.ice_ufrag) or self._send
 
-    def srtp_receiver(self) -> tuple[int, Callable[[bytes, int], None]] | None:
+    def srtp_receiver(self) -> tuple[int, Callable[[bytes, int], None], Any] | None:
         """For a socket that unprotects SRTP itself (`MediaSocket` with the C fast path):
-        the receiving libsrtp context and where the RTP goes, or None (not keyed yet)."""
+        the receiving libsrtp context, where the RTP goes and the transport's C receive
+        side (`DtlsSrtpTransport.ingress`, whose routes forward the packets of plain video
+        producers without Python), or None (not keyed yet)."""
         dtls = self.dtls
         if dtls is None:
             return None
         context = dtls.receive_context
-        return (context, dtls.rtp_received) if context else None
+        return (context, dtls.rtp_received, dtls.ingress) if context else None
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         dtls = self.dtls
@@ -427,6 +429,7 @@ class Peer:
             label=self.participant_sid,
         )
         self.dtls.use_sender(self._sender(), self._socket.udp_target(self.local.ice_ufrag))
+        self._sync_routes()
         self.dtls.start()
 
     def _on_dtls_state(self, state: str) -> None:
@@ -517,6 +520,7 @@ class Peer:
             self._by_ssrc[ssrc] = producer
         for _media, rtx_ssrc in info.rtx_ssrcs:
             self._by_rtx[rtx_ssrc] = producer
+        self._sync_routes()
 
     def _remove_producer(self, track_id: str, ended: bool = True) -> None:
         """Close a producer: for good (`ended`: its recording tap is closed too) or to
@@ -529,14 +533,26 @@ class Peer:
             self._by_ssrc.pop(ssrc, None)
         for _media, rtx_ssrc in producer.info.rtx_ssrcs:
             self._by_rtx.pop(rtx_ssrc, None)
+        self._sync_routes()
         if ended:
             self._taps.pop(track_id, None)
         else:
             producer.set_tap(None)
         producer.close()  # closes the tap it still has
 
+    def _sync_routes(self) -> None:
+        """Give the transport's C receive side the routes of `_by_ssrc` as it is now: the
+        SSRCs of plain video producers (`Producer.route`), whose packets `recv_batch` then
+        forwards as `_on_rtp` would, without Python. Call whenever `_by_ssrc` changes."""
+        ingress = self.dtls.ingress if self.dtls is not None else None
+        if ingress is not None:
+            ingress.set_routes(
+                {ssrc: p.route for ssrc, p in self._by_ssrc.items() if p.route is not None}
+            )
+
     def _on_rtp(self, packet: bytes) -> None:
-        """Hot path: a decrypted RTP packet from this participant."""
+        """Hot path: a decrypted RTP packet from this participant (`Producer.route` does the
+        same in C for the packets of plain video producers read with `recv_batch`)."""
         ssrc = int.from_bytes(packet[8:12], "big")
         producer = self._by_ssrc.get(ssrc)
         if producer is not None:

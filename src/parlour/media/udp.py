@@ -370,17 +370,21 @@ class MediaSocket(asyncio.DatagramProtocol):
         receiver = getattr(endpoint.handler, "srtp_receiver", None) if native is not None else None
         fast = receiver() if receiver is not None else None
         if fast is not None:
-            # The C fast path: one recvmmsg for the batch, SRTP unprotected in C; only the
-            # plain RTP reaches Python (`on_rtp`). The rest takes the usual demultiplexing.
-            context, on_rtp = fast
-            for kind, data, _ns, _source, size in native.recv_batch(path, _PATH_BATCH, context):
-                if kind != 1:  # STUN, DTLS, SRTCP; SRTP that failed (counted again there)
+            # The C fast path: one recvmmsg for the batch, SRTP unprotected in C; the RTP of
+            # the SSRCs routed in `ingress` is forwarded there, the other plain RTP reaches
+            # Python (`on_rtp`). The rest takes the usual demultiplexing.
+            context, on_rtp, ingress = fast
+            batch = native.recv_batch(path, _PATH_BATCH, context, ingress)
+            for kind, data, _ns, _source, size in batch:
+                if kind == 1:
+                    try:
+                        on_rtp(data, size)
+                    except Exception as exc:  # as in datagram_received: never out of the loop
+                        self._handler_failed(exc)
+                elif kind == 2:  # what a route's Python calls (tap, statistics) raised
+                    self._handler_failed(data)
+                else:  # STUN, DTLS, SRTCP; SRTP that failed (counted again there)
                     self.datagram_received(data, addr)
-                    continue
-                try:
-                    on_rtp(data, size)
-                except Exception as exc:  # as in datagram_received: never out of the loop
-                    self._handler_failed(exc)
             return
         recv = path.recv
         for _ in range(_PATH_BATCH):

@@ -21,6 +21,7 @@ import pytest
 
 from parlour.media import fastpath, rtp
 from parlour.media.rewrite import ExtensionRewriter, RtpRewriter, TransportCc
+from parlour.media.stats import LossTracker
 from tests.unit.media.rtp_packets import AIORTC, CHROME, build
 
 native = fastpath.native
@@ -269,3 +270,49 @@ def test_lane_shifts_vp8_numbering_like_the_python_rewriter() -> None:
                     expected = plain.rewrite(packet)
                     expected = vp8.rewrite(expected, simulcast.payload_offset(expected))
                     assert lane.rewrite(packet) == expected, (packet.hex(), pic_off, tl0_off)
+
+
+def _tracker_state(tracker: LossTracker) -> tuple[Any, ...]:
+    return (
+        tracker._unwrapper.highest,
+        tracker.received,
+        tracker.base_seq,
+        tracker.highest_seq,
+        dict(tracker._missing),
+        tracker._keyframe,
+        tracker._jitter16,
+        tracker._transit,
+        tracker.lost,
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_loss_update_in_c_keeps_the_trackers_state_like_python(seed: int) -> None:
+    """`_fastpath.loss_update` (what a receive route does: the next packet in order in C,
+    on the tracker's own attributes, the rest by `LossTracker.update`) against the Python
+    method alone, state compared after every packet: runs in order, gaps, reordering,
+    duplicates, wrap-arounds, jumps past the missing limit, timestamps wrapping."""
+    r = random.Random(seed)
+    python, c = LossTracker(1, max_missing=32), LossTracker(1, max_missing=32)
+    seq, ts, arrival = r.randrange(0x10000), r.randrange(1 << 32), r.randrange(1 << 40)
+    in_c = 0
+    for _ in range(5000):
+        roll = r.random()
+        if roll < 0.05:
+            step = r.randrange(2, 5)  # a gap
+        elif roll < 0.08:
+            step = -r.randrange(0, 6)  # reordered or duplicated
+        elif roll < 0.085:
+            step = r.randrange(40, 30000)  # a jump: past the missing limit
+        else:
+            step = 1
+        seq = (seq + step) & 0xFFFF
+        if r.random() < 0.4:
+            ts = (ts + r.choice((3000, 2970, -3000, 1 << 31))) & 0xFFFFFFFF
+        arrival += r.randrange(0, 6000)
+        want = python.update(seq, ts, arrival)
+        in_c += native.loss_update(c, seq, ts, arrival)
+        assert _tracker_state(c) == _tracker_state(python)
+        assert c._unwrapper.highest is None or want <= c._unwrapper.highest
+    assert 3000 < in_c < 5000  # both ways were taken
+    assert python.missing == c.missing and python.nacks() == c.nacks()
