@@ -1184,11 +1184,12 @@ static PyTypeObject FanOutType = {
 /* Route and Ingress: a publisher's packets taken from the receive batch to the fan-out     */
 /*
  * What `DtlsSrtpTransport.rtp_received` → `Peer._on_rtp` → `Producer.forward` do for one
- * RTP packet of a plain (one SSRC, not simulcast) video producer, in the same order, without
+ * RTP packet of a plain (one SSRC, not simulcast) producer, in the same order, without
  * returning the packet to Python: the transport's counters (`Ingress.packets`/`octets`,
  * added by its Python properties), `LossTracker.update(seq, timestamp, arrival)` (the Python
  * method, called), the recording tap (`tap.feed`, called), `PacketHistory.put` (its two
- * lists), `Producer.octets`, then the producer's `FanOut`. The producer's state is read
+ * lists), `Producer.octets`, the audio level (`speakers.level`, called, for audio with the
+ * ssrc-audio-level extension), then the producer's `FanOut`. The producer's state is read
  * live (`tap`, `_fan`, `_slow`, `octets`, the history's lists), so Python stays the one
  * owner of it; a producer with consumers that have no lane (`_slow`) is left to Python.
  */
@@ -1206,7 +1207,7 @@ static double monotonic_seconds(void) {
 }
 
 static PyObject *s_slow, *s_fan, *s_tap, *s_feed, *s_octets, *s_packets, *s_seqs, *s_update,
-    *s_forward, *s_size;
+    *s_forward, *s_size, *s_audio_level_id, *s_router, *s_speakers, *s_publisher_sid, *s_level;
 
 typedef struct {
     PyObject_HEAD
@@ -1544,6 +1545,103 @@ static PyObject *py_loss_update(PyObject *module, PyObject *args) {
     return PyBool_FromLong(rc);
 }
 
+/* The ssrc-audio-level element of an RTP packet (RFC 6464 in RFC 8285's one- or two-byte
+ * form): its level (0 loudest … 127 silence) or -1 (no such element, or not well formed), as
+ * `speakers.audio_level` reads it. */
+static int audio_level_of(const uint8_t *p, int n, long ext_id) {
+    if (n < 12) return -1;
+    uint8_t b0 = p[0];
+    if ((b0 & 0xD0) != 0x90 || ext_id <= 0) return -1;  /* version 2 with the X bit */
+    int pos = 12 + ((b0 & 0x0F) << 2);
+    if (pos + 4 > n) return -1;
+    int profile = (p[pos] << 8) | p[pos + 1];
+    int end = pos + 4 + (((p[pos + 2] << 8) | p[pos + 3]) << 2);
+    if (b0 & 0x20) {  /* padding: its count must fit after the header */
+        int pad = p[n - 1];
+        if (pad == 0 || end + pad > n) return -1;
+    } else if (end > n) {
+        return -1;
+    }
+    pos += 4;
+    if (profile == 0xBEDE) {  /* one-byte form */
+        if (ext_id > 14) return -1;
+        while (pos < end) {
+            int h = p[pos];
+            if (h < 0x10) {  /* id 0: one padding byte */
+                pos++;
+                continue;
+            }
+            if (h >= 0xF0) return -1;  /* id 15: stop parsing */
+            if ((h >> 4) == ext_id) {
+                if (pos + 2 + (h & 0x0F) > end) return -1;
+                return p[pos + 1] & 0x7F;
+            }
+            pos += 2 + (h & 0x0F);
+        }
+        return -1;
+    }
+    if ((profile & 0xFFF0) == 0x1000) {  /* two-byte form */
+        while (pos < end) {
+            int id = p[pos];
+            if (id == 0) {
+                pos++;
+                continue;
+            }
+            if (pos + 1 >= end) return -1;
+            int size = p[pos + 1];
+            if (id == ext_id) {
+                if (size == 0 || pos + 2 + size > end) return -1;
+                return p[pos + 2] & 0x7F;
+            }
+            pos += 2 + size;
+        }
+    }
+    return -1;
+}
+
+/* audio_level(packet, ext_id) -> int | None: `audio_level_of` (tests: against
+ * speakers.audio_level) */
+static PyObject *py_audio_level(PyObject *module, PyObject *args) {
+    Py_buffer buf;
+    long ext_id;
+    if (!PyArg_ParseTuple(args, "y*l", &buf, &ext_id)) return NULL;
+    int level = buf.len > 0x7FFFFFFF ? -1 : audio_level_of(buf.buf, (int)buf.len, ext_id);
+    PyBuffer_Release(&buf);
+    if (level < 0) Py_RETURN_NONE;
+    return PyLong_FromLong(level);
+}
+
+/* Producer.forward's audio level: `_router.speakers.level(publisher_sid, level)` when the
+ * producer has an audio-level id and the packet carries one. 0 or -1 (an exception). */
+static int feed_audio_level(PyObject *producer, const uint8_t *b, int len) {
+    PyObject *lid = PyObject_GetAttr(producer, s_audio_level_id);
+    if (lid == NULL) return -1;
+    long ext_id = PyLong_AsLong(lid);
+    Py_DECREF(lid);
+    if (ext_id == -1 && PyErr_Occurred()) return -1;
+    if (ext_id == 0) return 0;
+    int level = audio_level_of(b, len, ext_id);
+    if (level < 0) return 0;
+    PyObject *router = PyObject_GetAttr(producer, s_router);
+    if (router == NULL) return -1;
+    int rc = 0;
+    if (router != Py_None) {
+        PyObject *speakers = PyObject_GetAttr(router, s_speakers);
+        PyObject *sid = speakers == NULL ? NULL : PyObject_GetAttr(producer, s_publisher_sid);
+        PyObject *value = sid == NULL ? NULL : PyLong_FromLong(level);
+        PyObject *res = value == NULL
+                            ? NULL
+                            : PyObject_CallMethodObjArgs(speakers, s_level, sid, value, NULL);
+        rc = res == NULL ? -1 : 0;
+        Py_XDECREF(res);
+        Py_XDECREF(value);
+        Py_XDECREF(sid);
+        Py_XDECREF(speakers);
+    }
+    Py_DECREF(router);
+    return rc;
+}
+
 /* One unprotected RTP packet (`size` bytes as received) of route r: 0 forwarded, 1 left to
  * Python (nothing done), -1 an exception from Python code it called (set). */
 static int route_packet(Ingress *in, Route *r, const uint8_t *b, int len, int size) {
@@ -1567,7 +1665,8 @@ static int route_packet(Ingress *in, Route *r, const uint8_t *b, int len, int si
         long long arrival = (long long)(monotonic_seconds() * (double)r->clock_rate);
         if (loss_update(r->tracker, r->update, seq, be32(b + 4), arrival) < 0) goto done;
     }
-    /* Producer.forward: the recording tap, the history, the octets, the fan-out */
+    /* Producer.forward: the recording tap, the history, the octets, the audio level, the
+     * fan-out */
     PyObject *tap = PyObject_GetAttr(producer, s_tap);
     if (tap == NULL) goto done;
     if (tap != Py_None) {
@@ -1590,6 +1689,7 @@ static int route_packet(Ingress *in, Route *r, const uint8_t *b, int len, int si
     int set = PyObject_SetAttr(producer, s_octets, sum);
     Py_DECREF(sum);
     if (set < 0) goto done;
+    if (feed_audio_level(producer, b, len) < 0) goto done;
     PyObject *fan = PyObject_GetAttr(producer, s_fan);
     if (fan == NULL) goto done;
     if (fan != Py_None) {
@@ -1866,6 +1966,9 @@ static PyMethodDef module_methods[] = {
     {"loss_update", py_loss_update, METH_VARARGS,
      "loss_update(tracker, seq, timestamp, arrival) -> bool: LossTracker.update as routes "
      "do it (True: the next packet in order, in C; False: by the Python method)"},
+    {"audio_level", py_audio_level, METH_VARARGS,
+     "audio_level(packet, ext_id) -> int | None: the ssrc-audio-level a route reads "
+     "(speakers.audio_level's level)"},
     {"set_clock", set_clock, METH_O,
      "set_clock(seconds | None): tests only: the time.monotonic() routes use, frozen (None: "
      "the real clock)"},
@@ -1897,6 +2000,13 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     s_update = PyUnicode_InternFromString("update");
     s_forward = PyUnicode_InternFromString("forward");
     s_size = PyUnicode_InternFromString("size");
+    s_audio_level_id = PyUnicode_InternFromString("audio_level_id");
+    s_router = PyUnicode_InternFromString("_router");
+    s_speakers = PyUnicode_InternFromString("speakers");
+    s_publisher_sid = PyUnicode_InternFromString("publisher_sid");
+    s_level = PyUnicode_InternFromString("level");
+    if (!s_audio_level_id || !s_router || !s_speakers || !s_publisher_sid || !s_level)
+        return NULL;
     s_unwrapper = PyUnicode_InternFromString("_unwrapper");
     s_highest = PyUnicode_InternFromString("_highest");
     s_received = PyUnicode_InternFromString("received");

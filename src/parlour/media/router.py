@@ -577,15 +577,15 @@ class Producer:
         self.history = rtp.PacketHistory(size)
         self.octets = 0  # RTP bytes received, for `bitrate`
         self.bitrate = 0  # bps over the last measurement interval (`Peer`'s RTCP loop)
-        # The C route of a plain video producer's SSRC (`_fastpath.Route`): its owner's
+        # The C route of a plain (one-SSRC) producer's SSRC (`_fastpath.Route`): its owner's
         # receive side (`Peer`, through `DtlsSrtpTransport.ingress`) does for its packets
         # what `Peer._on_rtp` and `forward` do, without Python, while no consumer lacks a
-        # lane (`_slow`); it reads this producer's state (tap, history, octets, `_fan`)
-        # as it is. None: everything goes through `forward` (audio: the audio level;
-        # simulcast; no fast path).
+        # lane (`_slow`); it reads this producer's state (tap, history, octets, `_fan`,
+        # the audio-level id) as it is. None: everything goes through `forward`
+        # (simulcast; no fast path).
         self.route: Any = None
         native = fastpath.native
-        if native is not None and info.kind == "video" and len(info.ssrcs) == 1:
+        if native is not None and len(info.ssrcs) == 1:
             ssrc = info.ssrcs[0]
             self.route = native.Route(self, self.tracker.get(ssrc), self.history, self.clock_rate)
         # The audio-level extension's id, for the room's active-speaker observer (audio only).

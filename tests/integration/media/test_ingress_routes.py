@@ -3,14 +3,16 @@
 A publisher `Peer` (the real Chrome offer: audio, plain VP8 video with RTX) receives one
 seeded, recorded SRTP packet sequence on a connected UDP path, read by the real
 `MediaSocket._read_path` (`recv_batch`): once with the routes its transport's `Ingress` got
-from `Peer._sync_routes` (the video SSRC forwarded in C), once with no route (every packet
-through `DtlsSrtpTransport.rtp_received` → `Peer._on_rtp` → `Producer.forward`). The
+from `Peer._sync_routes` (the video and audio SSRCs forwarded in C), once with no route
+(every packet through `DtlsSrtpTransport.rtp_received` → `Peer._on_rtp` →
+`Producer.forward`). The
 sequence has reordering, gaps, a replayed datagram, padding-only packets, an unknown SSRC,
 audio, RTX repairs, a recording tap set midway that raises once, and a subscriber without
 a lane added midway (the route then leaves the packets to Python). Both runs must give the
 same datagrams to each subscriber (and the same after unprotect), the same receive
 statistics (received, highest, missing/NACKs, jitter), history, octets, tap feeds,
-transport counters and handler errors. `time.monotonic()` is frozen per batch (the same
+transport counters and handler errors, and the same audio levels given to the speaker
+observer. `time.monotonic()` is frozen per batch (the same
 value for both paths: `_fastpath.set_clock`, `peer.time`), so jitter compares exactly.
 """
 
@@ -88,7 +90,10 @@ def recorded_batches(seed: int) -> list[list[bytes]]:
             batch.append(packet)
             if r.random() < 0.15:  # audio, interleaved
                 audio_seq += 1
-                batch.append(build(pt=OPUS, seq=audio_seq, ts=960 * audio_seq, ssrc=AUDIO_SSRC))
+                level = [(1, bytes([r.randrange(256)]))] if r.random() < 0.7 else None
+                batch.append(
+                    build(pt=OPUS, seq=audio_seq, ts=960 * audio_seq, ssrc=AUDIO_SSRC, ext=level)
+                )
             if r.random() < 0.05:  # a stream nobody published
                 batch.append(build(pt=VP8, seq=seq, ts=ts, ssrc=0x0BADF00D, payload=payload(50)))
         if len(batch) > 1 and r.random() < 0.3:  # reordered on the way
@@ -209,15 +214,18 @@ async def run(batches: list[list[bytes]], routes: bool, monkeypatch: Any) -> dic
         dtls = publisher.dtls
         assert dtls is not None and dtls.ingress is not None
         video: Producer = publisher.producers[VIDEO_ID]
-        assert video.route is not None and publisher.producers[AUDIO_ID].route is None
-        assert dtls.ingress.routes == {VIDEO_SSRC: video.route}  # Peer._sync_routes
+        audio: Producer = publisher.producers[AUDIO_ID]
+        assert video.route is not None and audio.route is not None
+        assert audio.audio_level_id == 1  # Chrome's ssrc-audio-level
+        routed = {VIDEO_SSRC: video.route, AUDIO_SSRC: audio.route}
+        assert dtls.ingress.routes == routed  # Peer._sync_routes
         if not routes:
             dtls.ingress.set_routes({})  # every packet through Peer._on_rtp
         # Keyed as DTLS would key it: the context `recv_batch` unprotects with.
         rx = _srtp(pylibsrtp.Policy.SSRC_ANY_INBOUND)
         dtls._rx, dtls._rx_context = rx, fastpath.srtp_context(rx)
         sender = _udp()
-        receivers = [_udp() for _ in range(3)]
+        receivers = [_udp() for _ in range(4)]
         path, client = _udp(), _udp()
         path.connect(client.getsockname())
         client.connect(path.getsockname())
@@ -228,6 +236,15 @@ async def run(batches: list[list[bytes]], routes: bool, monkeypatch: Any) -> dic
             _sent("2", 5002, (Extmap(2, ABS_SEND_TIME_URI),)),
             EgressSink(sender, receivers[1]),
         )
+        publisher.router.consume(  # audio to a socket of its own (ordered per stream)
+            audio,
+            SentTrackInfo(
+                "4", "a", "s", "audio", 5004, None, Codec(OPUS, "opus", 48000, 2), None, ()
+            ),
+            EgressSink(sender, receivers[3]),
+        )
+        levels: list[tuple[str, int]] = []
+        publisher.router.speakers.level = lambda sid, level: levels.append((sid, level))  # type: ignore[method-assign]
         endpoint = types.SimpleNamespace(handler=publisher)
         clock = types.SimpleNamespace(now=1000.0)
         monkeypatch.setattr(peer_module, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
@@ -248,7 +265,7 @@ async def run(batches: list[list[bytes]], routes: bool, monkeypatch: Any) -> dic
             if number == 5:
                 client.send(data)  # replayed: fails to unprotect
             media._read_path(path, ("127.0.0.1", client.getsockname()[1]), endpoint)  # type: ignore[arg-type]
-            route_packets.append(video.route.packets)
+            route_packets.append((video.route.packets, audio.route.packets))
         native.set_clock(None)
         out = []
         for receiver in receivers:
@@ -264,10 +281,11 @@ async def run(batches: list[list[bytes]], routes: bool, monkeypatch: Any) -> dic
         # its own route, a removed one has none.
         info = video.info
         publisher._remove_producer(VIDEO_ID, ended=False)
-        assert dtls.ingress.routes == {}
+        assert dtls.ingress.routes == {AUDIO_SSRC: audio.route}
         publisher._add_producer(info)
         again = publisher.producers[VIDEO_ID]
-        assert again is not video and dtls.ingress.routes == {VIDEO_SSRC: again.route}
+        assert again is not video
+        assert dtls.ingress.routes == {VIDEO_SSRC: again.route, AUDIO_SSRC: audio.route}
         return {
             "out": out,
             "trackers": trackers,
@@ -277,6 +295,7 @@ async def run(batches: list[list[bytes]], routes: bool, monkeypatch: Any) -> dic
             "tap": tap.fed,
             "counters": (dtls.rtp_packets_received, dtls.rtp_bytes_received, media.dropped),
             "handler_errors": media.handler_errors,
+            "levels": levels,
             "route_packets": route_packets,
         }
     finally:
@@ -296,11 +315,14 @@ async def test_routes_forward_what_the_python_path_forwards(seed: int, monkeypat
     fast = await run(batches, routes=True, monkeypatch=monkeypatch)
     # The C run forwarded the video in C until the Python-only subscriber came; the other
     # run never did.
-    assert python["route_packets"][-1] == 0
-    taken = fast["route_packets"]
+    assert python["route_packets"][-1] == (0, 0)
+    taken = [video for video, _audio in fast["route_packets"]]
     third = 2 * len(batches) // 3
     assert taken[third - 1] > 100 and taken[-1] == taken[third - 1]
-    for key in ("trackers", "history", "audio_history", "octets", "tap", "counters"):
+    audio_taken = fast["route_packets"][-1][1]
+    assert audio_taken > 20  # audio kept its route throughout
+    assert len(fast["levels"]) > 10  # the audio levels reached the speaker observer
+    for key in ("trackers", "history", "audio_history", "octets", "tap", "counters", "levels"):
         assert fast[key] == python[key], key
     assert fast["handler_errors"] == python["handler_errors"] == 1  # the tap's failure
     for (wire_fast, plain_fast), (wire_python, plain_python) in zip(

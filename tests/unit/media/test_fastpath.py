@@ -316,3 +316,49 @@ def test_loss_update_in_c_keeps_the_trackers_state_like_python(seed: int) -> Non
         assert c._unwrapper.highest is None or want <= c._unwrapper.highest
     assert 3000 < in_c < 5000  # both ways were taken
     assert python.missing == c.missing and python.nacks() == c.nacks()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_audio_level_in_c_reads_what_python_reads(seed: int) -> None:
+    """`_fastpath.audio_level` (what an audio route feeds the speaker observer) against
+    `speakers.audio_level` on well-formed packets of both extension forms, with CSRCs and
+    padding, then on every truncation and on random corruptions of them."""
+    from parlour.media.speakers import audio_level
+
+    r = random.Random(seed)
+    packets = []
+    for _ in range(60):
+        ext = [(r.randrange(1, 15), r.randbytes(r.randrange(1, 4))) for _ in range(r.randrange(4))]
+        packets.append(
+            build(
+                pt=111,
+                ext=ext or None,
+                csrcs=tuple(range(r.randrange(3))),
+                padding=r.choice((0, 0, 1, 4)),
+                payload=r.randbytes(r.randrange(0, 40)),
+            )
+        )
+    for _ in range(30):  # the two-byte form (RFC 8285 §4.3), with padding bytes between
+        body = b""
+        for _ in range(r.randrange(1, 4)):
+            value = r.randbytes(r.randrange(0, 3))
+            body += bytes(r.randrange(2)) + bytes([r.choice((1, 5, 20, 255)), len(value)]) + value
+        body += bytes(-len(body) % 4)
+        block = struct.pack("!HH", 0x1000 | r.randrange(16), len(body) // 4) + body
+        packets.append(struct.pack("!BBHII", 0x90, 111, 1, 2, 3) + block + r.randbytes(20))
+    corpus = list(packets)
+    for packet in packets:
+        corpus += [packet[:n] for n in range(0, len(packet), 3)]
+        for _ in range(5):
+            broken = bytearray(packet)
+            broken[r.randrange(len(broken))] = r.randrange(256)
+            corpus.append(bytes(broken))
+    corpus += [r.randbytes(r.randrange(40)) for _ in range(100)]
+    found = 0
+    for packet in corpus:
+        for ext_id in (-1, 0, 1, 2, 5, 9, 14, 15, 20, 255):
+            heard = audio_level(packet, ext_id)
+            want = None if heard is None else heard[0]
+            assert native.audio_level(packet, ext_id) == want, (packet.hex(), ext_id)
+            found += want is not None
+    assert found > 50  # the corpus had levels to read, not only misses
